@@ -1,0 +1,35 @@
+// Every limit cairn enforces, as a named constant. An error that enforces one quotes it.
+// Storage limits follow Cloudflare Durable Objects' documented values.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+namespace cairn::limits {
+
+// Actor names and bindings.
+inline constexpr std::size_t max_actor_name_bytes = 256;
+inline constexpr std::size_t max_binding_name_bytes = 64;
+
+// SQL (set with sqlite3_limit on every actor database).
+inline constexpr int max_sql_bound_parameters = 100;
+inline constexpr int max_sql_statement_bytes = 100'000;
+inline constexpr int max_sql_value_bytes = 2'000'000;
+inline constexpr int max_sql_columns = 100;
+
+// Events: how many queued events may share one commit (group commit).
+inline constexpr std::size_t max_events_per_commit = 64;
+
+// WebSockets.
+inline constexpr std::size_t max_websocket_tags = 10;
+inline constexpr std::size_t max_websocket_tag_bytes = 256;
+inline constexpr std::size_t max_websocket_message_bytes = 1 << 20;
+inline constexpr std::size_t max_websocket_outbound_bytes = 1 << 20;
+
+// HTTP.
+inline constexpr std::size_t max_http_body_bytes = 64 * 1024;
+inline constexpr std::size_t max_http_header_bytes = 16 * 1024;
+inline constexpr std::chrono::seconds http_read_timeout{30};
+inline constexpr std::chrono::seconds actor_reply_timeout{30};
+
+}  // namespace cairn::limits

@@ -1,0 +1,141 @@
+// The SQL surface an actor sees (Durable Objects' ctx.storage.sql): synchronous statements
+// on the actor's own SQLite database, inside the transaction of the current event.
+// Used only on the actor's thread, during an event; never stored past it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+struct sqlite3;
+
+namespace cairn {
+
+using Blob = std::vector<std::uint8_t>;
+using SqlValue = std::variant<std::nullptr_t, std::int64_t, double, std::string, Blob>;
+
+// A statement failed, was rejected (BEGIN, ATTACH, a write pragma, a `_cairn_` table), or
+// broke a limit. Carries SQLite's extended result code and the SQL text. Thrown; the host
+// rolls the event back when it escapes a handler.
+class SqlError : public std::runtime_error {
+ public:
+  SqlError(int code, const std::string& message, std::string sql)
+      : std::runtime_error(message), code_(code), sql_(std::move(sql)) {}
+  int code() const noexcept { return code_; }
+  const std::string& sql() const noexcept { return sql_; }
+
+ private:
+  int code_;
+  std::string sql_;
+};
+
+// One result row. Columns are looked up by name or position.
+class Row {
+ public:
+  Row(std::shared_ptr<const std::vector<std::string>> names, std::vector<SqlValue> values)
+      : names_(std::move(names)), values_(std::move(values)) {}
+  const SqlValue& operator[](std::size_t i) const { return values_.at(i); }
+  // Throws std::out_of_range for an unknown column.
+  const SqlValue& operator[](std::string_view column) const;
+  const std::vector<SqlValue>& values() const noexcept { return values_; }
+  // {"column": value, ...}; a blob becomes an array of byte values.
+  nlohmann::json to_json() const;
+
+ private:
+  std::shared_ptr<const std::vector<std::string>> names_;
+  std::vector<SqlValue> values_;
+};
+
+// The result of exec(): every row of the (last) statement, read when exec() returned.
+class Cursor {
+ public:
+  Cursor() = default;
+  Cursor(std::shared_ptr<const std::vector<std::string>> names, std::vector<Row> rows,
+         std::int64_t rows_read, std::int64_t rows_written)
+      : names_(std::move(names)), rows_(std::move(rows)), rows_read_(rows_read),
+        rows_written_(rows_written) {}
+
+  auto begin() const { return rows_.begin(); }
+  auto end() const { return rows_.end(); }
+  std::size_t size() const noexcept { return rows_.size(); }
+  // All rows as a JSON array of objects.
+  nlohmann::json to_array() const;
+  // The only row; throws std::logic_error unless there is exactly one.
+  const Row& one() const;
+  // Rows as arrays of values, without column names.
+  std::vector<std::vector<SqlValue>> raw() const;
+  const std::vector<std::string>& column_names() const;
+  // Rows returned plus rows visited by full table scans (SQLite's FULLSCAN_STEP counter).
+  std::int64_t rows_read() const noexcept { return rows_read_; }
+  // Rows inserted, updated or deleted.
+  std::int64_t rows_written() const noexcept { return rows_written_; }
+
+ private:
+  std::shared_ptr<const std::vector<std::string>> names_;
+  std::vector<Row> rows_;
+  std::int64_t rows_read_ = 0;
+  std::int64_t rows_written_ = 0;
+};
+
+namespace detail {
+inline SqlValue to_sql_value(std::nullptr_t) { return nullptr; }
+inline SqlValue to_sql_value(bool v) { return std::int64_t{v ? 1 : 0}; }
+template <class T>
+  requires std::is_integral_v<T>
+SqlValue to_sql_value(T v) { return static_cast<std::int64_t>(v); }
+inline SqlValue to_sql_value(double v) { return v; }
+inline SqlValue to_sql_value(std::string_view v) { return std::string(v); }
+inline SqlValue to_sql_value(const char* v) { return std::string(v); }
+inline SqlValue to_sql_value(std::string v) { return v; }
+inline SqlValue to_sql_value(Blob v) { return v; }
+inline SqlValue to_sql_value(SqlValue v) { return v; }
+}  // namespace detail
+
+// The actor's database handle. Not thread-safe: used on the actor's thread only.
+class Database;
+
+class Sql {
+ public:
+  explicit Sql(sqlite3* db) : db_(db) {}
+
+  // Runs one or more `;`-separated statements; `params` bind to the last one's `?`s.
+  // Throws SqlError on any failure or rejection.
+  Cursor exec(std::string_view sql, const std::vector<SqlValue>& params);
+  template <class... Ts>
+    requires(!std::is_same_v<std::decay_t<Ts>, std::vector<SqlValue>> && ...)
+  Cursor exec(std::string_view sql, Ts&&... params) {
+    return exec(sql, std::vector<SqlValue>{detail::to_sql_value(std::forward<Ts>(params))...});
+  }
+
+  // Runs fn as a nested atomic unit (a savepoint): all of it or, if it throws, none of it;
+  // the exception propagates.
+  void transaction_sync(const std::function<void()>& fn);
+
+  // Bytes the database uses (page_count * page_size).
+  std::int64_t database_size();
+
+ private:
+  friend class Database;
+  // Runs `sql` (no parameters, no rows) past the authorizer: the runtime's own statements.
+  void run_internal(const char* sql);
+  void install_authorizer();
+  static int authorize(void* self, int action, const char* a, const char* b, const char* db,
+                       const char* trigger);
+  [[noreturn]] void throw_error(int rc, std::string_view sql);
+
+  sqlite3* db_;
+  int savepoint_depth_ = 0;
+  bool internal_ = false;   // true while the runtime's own statement is prepared
+  std::string denial_;      // why the authorizer refused the last statement
+};
+
+}  // namespace cairn

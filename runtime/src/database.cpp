@@ -1,0 +1,68 @@
+// Database: open with pragmas and limits; the host's transaction statements.
+#include "database.hpp"
+
+#include <sqlite3.h>
+
+#include "cairn/limits.hpp"
+
+namespace cairn {
+namespace {
+
+sqlite3* open_connection(const std::filesystem::path& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    int code = db ? sqlite3_extended_errcode(db) : rc;
+    sqlite3_close(db);
+    throw SqlError(code, "cannot open " + path.string() + ": " + message, "");
+  }
+  sqlite3_extended_result_codes(db, 1);
+  return db;
+}
+
+}  // namespace
+
+Database::Database(const std::filesystem::path& path, Durability durability)
+    : db_(open_connection(path)), sql_(db_) {
+  try {
+    // One process owns each file: exclusive locking keeps the WAL index in heap memory
+    // (no -shm file), so an open database holds 2 descriptors instead of 3.
+    sql_.run_internal("PRAGMA locking_mode=EXCLUSIVE");
+    sql_.run_internal("PRAGMA journal_mode=WAL");
+    sql_.run_internal(durability == Durability::full ? "PRAGMA synchronous=FULL"
+                                                     : "PRAGMA synchronous=NORMAL");
+    sqlite3_limit(db_, SQLITE_LIMIT_VARIABLE_NUMBER, limits::max_sql_bound_parameters);
+    sqlite3_limit(db_, SQLITE_LIMIT_SQL_LENGTH, limits::max_sql_statement_bytes);
+    sqlite3_limit(db_, SQLITE_LIMIT_LENGTH, limits::max_sql_value_bytes);
+    sqlite3_limit(db_, SQLITE_LIMIT_COLUMN, limits::max_sql_columns);
+    sqlite3_limit(db_, SQLITE_LIMIT_ATTACHED, 0);
+    sql_.install_authorizer();
+  } catch (...) {
+    sqlite3_close(db_);
+    throw;
+  }
+}
+
+Database::~Database() { sqlite3_close(db_); }
+
+void Database::begin() { sql_.run_internal("BEGIN"); }
+void Database::commit() { sql_.run_internal("COMMIT"); }
+void Database::rollback() noexcept {
+  if (sqlite3_get_autocommit(db_)) return;
+  try {
+    sql_.run_internal("ROLLBACK");
+  } catch (const SqlError&) {
+    // SQLite rolls back by itself when ROLLBACK fails; nothing else to undo.
+  }
+}
+void Database::savepoint() { sql_.run_internal("SAVEPOINT cairn_event"); }
+void Database::release() { sql_.run_internal("RELEASE cairn_event"); }
+void Database::rollback_to_savepoint() {
+  sql_.run_internal("ROLLBACK TO cairn_event");
+  sql_.run_internal("RELEASE cairn_event");
+}
+
+}  // namespace cairn

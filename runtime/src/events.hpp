@@ -1,0 +1,65 @@
+// Event: one unit of work for an actor (HTTP fetch, RPC call, socket event), as sent to its
+// host. The payloads are plain values; the reply path is a local callback that answers
+// exactly once: if the event is dropped unanswered (CAF 0.17 sends no error for a message
+// that dies in a mailbox), its destructor answers "unavailable", so no caller ever hangs.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <variant>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include "cairn/http.hpp"
+#include "cairn/stub.hpp"
+#include "cairn/websocket.hpp"
+
+namespace cairn {
+
+class PendingReply {
+ public:
+  explicit PendingReply(Stub::FetchCallback cb) : callback_(std::move(cb)) {}
+  explicit PendingReply(Stub::CallCallback cb) : callback_(std::move(cb)) {}
+  PendingReply(const PendingReply&) = delete;
+  PendingReply& operator=(const PendingReply&) = delete;
+  ~PendingReply() {
+    if (!done_) fail(Error{Code::unavailable, "the actor stopped before answering"});
+  }
+
+  // Answers a fetch with `response`, or a call with its JSON body (or its error).
+  void answer(Response response);
+  // Answers a call with `result`, or a fetch with the result as JSON.
+  void answer(Result<nlohmann::json> result);
+  void fail(const Error& error);
+
+ private:
+  std::variant<Stub::FetchCallback, Stub::CallCallback> callback_;
+  bool done_ = false;
+};
+
+struct FetchEvent {
+  Request request;
+};
+struct CallEvent {
+  std::string method;
+  nlohmann::json args;
+};
+struct SocketEvent {
+  enum class Kind { message, close, error };
+  SocketId socket = 0;
+  Kind kind = Kind::message;
+  std::string data;  // the message, the close reason, or the error
+  bool binary = false;
+  int code = 0;      // close code
+};
+
+struct Event {
+  std::variant<FetchEvent, CallEvent, SocketEvent> body;
+  std::shared_ptr<PendingReply> reply;  // null for socket events
+};
+
+}  // namespace cairn
+
+// Local-only until the directory spans nodes (then Event gets an inspect() and the reply
+// becomes a response promise relayed by the caller's node).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::Event)

@@ -1,0 +1,38 @@
+// Error codes and their HTTP statuses.
+#include "cairn/result.hpp"
+
+namespace cairn {
+
+int http_status(Code code) noexcept {
+  switch (code) {
+    case Code::invalid_argument: return 400;
+    case Code::not_found: return 404;
+    case Code::method_not_allowed: return 405;
+    case Code::conflict: return 409;
+    case Code::too_large: return 413;
+    case Code::resource_exhausted: return 429;
+    case Code::internal: return 500;
+    case Code::unavailable: return 503;
+  }
+  return 500;
+}
+
+const char* code_name(Code code) noexcept {
+  switch (code) {
+    case Code::invalid_argument: return "invalid_argument";
+    case Code::not_found: return "not_found";
+    case Code::method_not_allowed: return "method_not_allowed";
+    case Code::conflict: return "conflict";
+    case Code::too_large: return "too_large";
+    case Code::resource_exhausted: return "resource_exhausted";
+    case Code::internal: return "internal";
+    case Code::unavailable: return "unavailable";
+  }
+  return "internal";
+}
+
+nlohmann::json Error::to_json() const {
+  return nlohmann::json{{"error", message}, {"status", http_status(code)}};
+}
+
+}  // namespace cairn

@@ -1,0 +1,52 @@
+// Runtime and Stub: the public face of RuntimeCore.
+#include "cairn/runtime.hpp"
+
+#include "runtime_core.hpp"
+
+namespace cairn {
+
+Runtime::Runtime(Registry registry, RuntimeOptions options)
+    : core_(std::make_shared<detail::RuntimeCore>(std::move(registry), std::move(options))) {}
+
+Runtime::~Runtime() { shutdown(); }
+
+Result<Stub> Runtime::get(std::string_view binding, std::string_view name) const {
+  if (core_->registry.find(binding) == nullptr) {
+    return fail(Code::not_found, "no actor class is bound to '" + std::string(binding) + "'");
+  }
+  auto id = ActorId::make(binding, name);
+  if (!id) return id.error();
+  return Stub(core_, std::move(*id));
+}
+
+SocketId Runtime::reserve_socket(std::shared_ptr<SocketSink> sink) {
+  return core_->sockets.reserve(std::move(sink));
+}
+
+void Runtime::release_socket(SocketId id) { core_->sockets.remove(id); }
+
+void Runtime::socket_message(SocketId id, std::string message, bool binary) {
+  core_->deliver_socket_event(SocketEvent{id, SocketEvent::Kind::message, std::move(message), binary, 0});
+}
+
+void Runtime::socket_closed(SocketId id, int code, std::string reason) {
+  core_->deliver_socket_event(SocketEvent{id, SocketEvent::Kind::close, std::move(reason), false, code});
+}
+
+void Runtime::socket_error(SocketId id, std::string error) {
+  core_->deliver_socket_event(SocketEvent{id, SocketEvent::Kind::error, std::move(error), false, 0});
+}
+
+void Runtime::shutdown() { core_->shutdown(); }
+
+void Stub::fetch(Request request, FetchCallback done) const {
+  core_->deliver(id_, Event{FetchEvent{std::move(request)},
+                            std::make_shared<PendingReply>(std::move(done))});
+}
+
+void Stub::call(std::string method, nlohmann::json args, CallCallback done) const {
+  core_->deliver(id_, Event{CallEvent{std::move(method), std::move(args)},
+                            std::make_shared<PendingReply>(std::move(done))});
+}
+
+}  // namespace cairn

@@ -1,0 +1,288 @@
+// The SQL surface: exec with bound parameters, cursors, savepoints, and the authorizer that
+// keeps user SQL out of the runtime's transaction control and `_cairn_` tables.
+#include "cairn/sql.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <cstring>
+#include <stdexcept>
+
+#include "cairn/limits.hpp"
+
+namespace cairn {
+namespace {
+
+// Pragmas a user may run: they only read. Those marked take a table or index name argument.
+struct AllowedPragma {
+  const char* name;
+  bool takes_argument;
+};
+constexpr std::array<AllowedPragma, 14> allowed_pragmas{{
+    {"table_list", true},       {"table_info", true},      {"table_xinfo", true},
+    {"index_list", true},       {"index_info", true},      {"index_xinfo", true},
+    {"foreign_key_list", true}, {"foreign_key_check", true}, {"integrity_check", true},
+    {"quick_check", true},      {"page_count", false},     {"page_size", false},
+    {"freelist_count", false},  {"data_version", false},
+}};
+
+bool is_runtime_table(const char* name) {
+  return name != nullptr && ::strncasecmp(name, "_cairn_", 7) == 0;
+}
+
+SqlValue column_value(sqlite3_stmt* stmt, int i) {
+  switch (sqlite3_column_type(stmt, i)) {
+    case SQLITE_INTEGER: return std::int64_t{sqlite3_column_int64(stmt, i)};
+    case SQLITE_FLOAT: return sqlite3_column_double(stmt, i);
+    case SQLITE_TEXT: {
+      auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+      return std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, i)));
+    }
+    case SQLITE_BLOB: {
+      auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, i));
+      return Blob(data, data + sqlite3_column_bytes(stmt, i));
+    }
+    default: return nullptr;
+  }
+}
+
+nlohmann::json to_json(const SqlValue& v) {
+  return std::visit(
+      [](const auto& x) -> nlohmann::json {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::nullptr_t>) {
+          return nullptr;
+        } else {
+          return x;
+        }
+      },
+      v);
+}
+
+struct Statement {
+  sqlite3_stmt* stmt = nullptr;
+  ~Statement() { sqlite3_finalize(stmt); }
+};
+
+}  // namespace
+
+const SqlValue& Row::operator[](std::string_view column) const {
+  for (std::size_t i = 0; i < names_->size(); ++i) {
+    if ((*names_)[i] == column) return values_[i];
+  }
+  throw std::out_of_range("no column '" + std::string(column) + "' in this row");
+}
+
+nlohmann::json Row::to_json() const {
+  nlohmann::json object = nlohmann::json::object();
+  for (std::size_t i = 0; i < names_->size(); ++i) object[(*names_)[i]] = cairn::to_json(values_[i]);
+  return object;
+}
+
+nlohmann::json Cursor::to_array() const {
+  nlohmann::json array = nlohmann::json::array();
+  for (const auto& row : rows_) array.push_back(row.to_json());
+  return array;
+}
+
+const Row& Cursor::one() const {
+  if (rows_.size() != 1) {
+    throw std::logic_error("one() expected exactly one row, the query returned " +
+                           std::to_string(rows_.size()));
+  }
+  return rows_.front();
+}
+
+std::vector<std::vector<SqlValue>> Cursor::raw() const {
+  std::vector<std::vector<SqlValue>> out;
+  out.reserve(rows_.size());
+  for (const auto& row : rows_) out.push_back(row.values());
+  return out;
+}
+
+const std::vector<std::string>& Cursor::column_names() const {
+  static const std::vector<std::string> none;
+  return names_ ? *names_ : none;
+}
+
+int Sql::authorize(void* self_ptr, int action, const char* a, const char* b, const char*,
+                   const char*) {
+  auto* self = static_cast<Sql*>(self_ptr);
+  if (self->internal_) return SQLITE_OK;
+  auto deny = [self](std::string why) {
+    self->denial_ = std::move(why);
+    return SQLITE_DENY;
+  };
+  switch (action) {
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+      return deny(
+          "BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE are not allowed: each event is "
+          "one transaction; use transaction_sync() for a nested atomic unit");
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+      return deny("ATTACH and DETACH are not allowed: an actor has exactly one database");
+    case SQLITE_PRAGMA: {
+      for (const auto& p : allowed_pragmas) {
+        if (::strcasecmp(a, p.name) == 0 && (b == nullptr || p.takes_argument)) return SQLITE_OK;
+      }
+      return deny("PRAGMA " + std::string(a) + (b ? " with a value" : "") +
+                  " is not allowed: only read-only pragmas such as table_list may run");
+    }
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+    case SQLITE_READ:
+    case SQLITE_ALTER_TABLE:
+      if (is_runtime_table(a)) {
+        return deny("table " + std::string(a) + " belongs to the runtime (names starting _cairn_)");
+      }
+      return SQLITE_OK;
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_DROP_TRIGGER:
+      if (is_runtime_table(a) || is_runtime_table(b)) {
+        return deny("table " + std::string(b ? b : a) +
+                    " belongs to the runtime (names starting _cairn_)");
+      }
+      return SQLITE_OK;
+    default:
+      return SQLITE_OK;
+  }
+}
+
+void Sql::install_authorizer() { sqlite3_set_authorizer(db_, &Sql::authorize, this); }
+
+void Sql::throw_error(int rc, std::string_view sql) {
+  std::string message = sqlite3_errmsg(db_);
+  if ((rc & 0xff) == SQLITE_AUTH && !denial_.empty()) message = denial_;
+  if ((rc & 0xff) == SQLITE_TOOBIG) {
+    message += " (limits: a statement of at most " +
+               std::to_string(limits::max_sql_statement_bytes) + " bytes, a value of at most " +
+               std::to_string(limits::max_sql_value_bytes) + " bytes)";
+  }
+  denial_.clear();
+  throw SqlError(rc, message, std::string(sql));
+}
+
+void Sql::run_internal(const char* sql) {
+  internal_ = true;
+  char* error = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &error);
+  internal_ = false;
+  if (rc != SQLITE_OK) {
+    std::string message = error ? error : sqlite3_errstr(rc);
+    sqlite3_free(error);
+    throw SqlError(sqlite3_extended_errcode(db_), message, sql);
+  }
+}
+
+Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
+  if (sql.size() > static_cast<std::size_t>(limits::max_sql_statement_bytes)) {
+    throw SqlError(SQLITE_TOOBIG,
+                   "a SQL statement may be at most " +
+                       std::to_string(limits::max_sql_statement_bytes) + " bytes",
+                   std::string(sql.substr(0, 200)));
+  }
+  std::shared_ptr<const std::vector<std::string>> last_names;
+  std::vector<Row> last_rows;
+  const char* next = sql.data();
+  const char* end = sql.data() + sql.size();
+  std::int64_t rows_read = 0;
+  std::int64_t rows_written = 0;
+  bool bound = false;
+  while (next < end) {
+    Statement s;
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v2(db_, next, static_cast<int>(end - next), &s.stmt, &tail);
+    std::string_view text(next, static_cast<std::size_t>(tail - next));
+    if (rc != SQLITE_OK) throw_error(sqlite3_extended_errcode(db_), text);
+    next = tail;
+    if (s.stmt == nullptr) continue;  // only white space or a comment
+    int wanted = sqlite3_bind_parameter_count(s.stmt);
+    if (wanted > 0) {
+      if (bound || static_cast<std::size_t>(wanted) != params.size()) {
+        throw SqlError(SQLITE_RANGE,
+                       "the statement has " + std::to_string(wanted) + " parameters but " +
+                           std::to_string(bound ? 0 : params.size()) +
+                           " values were bound (values bind to one statement only)",
+                       std::string(text));
+      }
+      for (int i = 0; i < wanted; ++i) {
+        const SqlValue& v = params[static_cast<std::size_t>(i)];
+        int brc = std::visit(
+            [&](const auto& x) {
+              using T = std::decay_t<decltype(x)>;
+              if constexpr (std::is_same_v<T, std::nullptr_t>) {
+                return sqlite3_bind_null(s.stmt, i + 1);
+              } else if constexpr (std::is_same_v<T, std::int64_t>) {
+                return sqlite3_bind_int64(s.stmt, i + 1, x);
+              } else if constexpr (std::is_same_v<T, double>) {
+                return sqlite3_bind_double(s.stmt, i + 1, x);
+              } else if constexpr (std::is_same_v<T, std::string>) {
+                return sqlite3_bind_text64(s.stmt, i + 1, x.data(), x.size(), SQLITE_TRANSIENT,
+                                           SQLITE_UTF8);
+              } else {
+                return sqlite3_bind_blob64(s.stmt, i + 1, x.data(), x.size(), SQLITE_TRANSIENT);
+              }
+            },
+            v);
+        if (brc != SQLITE_OK) throw_error(brc, text);
+      }
+      bound = true;
+    }
+    auto names = std::make_shared<std::vector<std::string>>();
+    int columns = sqlite3_column_count(s.stmt);
+    for (int i = 0; i < columns; ++i) names->emplace_back(sqlite3_column_name(s.stmt, i));
+    std::vector<Row> rows;
+    for (;;) {
+      rc = sqlite3_step(s.stmt);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) throw_error(sqlite3_extended_errcode(db_), text);
+      std::vector<SqlValue> values;
+      values.reserve(static_cast<std::size_t>(columns));
+      for (int i = 0; i < columns; ++i) values.push_back(column_value(s.stmt, i));
+      rows.emplace_back(names, std::move(values));
+    }
+    rows_read += static_cast<std::int64_t>(rows.size()) +
+                 sqlite3_stmt_status(s.stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+    if (!sqlite3_stmt_readonly(s.stmt)) rows_written += sqlite3_changes64(db_);
+    last_names = std::move(names);
+    last_rows = std::move(rows);
+  }
+  if (!params.empty() && !bound) {
+    throw SqlError(SQLITE_RANGE,
+                   std::to_string(params.size()) + " values were bound but no statement takes any",
+                   std::string(sql.substr(0, 200)));
+  }
+  return Cursor(std::move(last_names), std::move(last_rows), rows_read, rows_written);
+}
+
+void Sql::transaction_sync(const std::function<void()>& fn) {
+  std::string name = "cairn_sync_" + std::to_string(savepoint_depth_);
+  run_internal(("SAVEPOINT " + name).c_str());
+  ++savepoint_depth_;
+  try {
+    fn();
+  } catch (...) {
+    --savepoint_depth_;
+    run_internal(("ROLLBACK TO " + name).c_str());
+    run_internal(("RELEASE " + name).c_str());
+    throw;
+  }
+  --savepoint_depth_;
+  run_internal(("RELEASE " + name).c_str());
+}
+
+std::int64_t Sql::database_size() {
+  auto pages = exec("PRAGMA page_count").one()[0];
+  auto size = exec("PRAGMA page_size").one()[0];
+  return std::get<std::int64_t>(pages) * std::get<std::int64_t>(size);
+}
+
+}  // namespace cairn

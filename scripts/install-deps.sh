@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what cairn needs from Debian's packages; does nothing when all are present.
+# Idempotent: safe to run before every build. Uses sudo when not root.
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  libcaf-dev libsqlite3-dev libboost-dev nlohmann-json3-dev doctest-dev
+  libcli11-dev libspdlog-dev libfmt-dev
+)
+# Extra packages a caller may ask for (e.g. wrk for benchmarks): CAIRN_EXTRA_PACKAGES="wrk".
+if [[ -n "${CAIRN_EXTRA_PACKAGES:-}" ]]; then
+  read -r -a extra <<<"${CAIRN_EXTRA_PACKAGES}"
+  packages+=("${extra[@]}")
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q >&2
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
