@@ -1,0 +1,54 @@
+// Gateway: the HTTP/1.1 and WebSocket front door (Boost.Beast). Routes requests to actors by
+// path and a query parameter naming the actor, serves static files, answers /healthz itself.
+// One per process; its I/O threads never block on an actor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cairn/runtime.hpp"
+
+namespace cairn::gateway {
+
+// Requests to `path` go, whole, to the fetch() of actor (binding, value of `name_param`).
+struct Route {
+  std::string path;        // exact match, e.g. "/seats"
+  std::string binding;     // e.g. "FLIGHT"
+  std::string name_param;  // e.g. "flightId"
+};
+
+struct GatewayOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8787;  // 0 picks a free port; port() tells which
+  std::filesystem::path public_dir;  // empty: no static files
+  std::size_t io_threads = 1;
+  std::vector<Route> routes;
+};
+
+class Gateway {
+ public:
+  // Binds and listens at once. Throws std::runtime_error if the address cannot be used.
+  // `runtime` must outlive the Gateway.
+  Gateway(Runtime& runtime, GatewayOptions options);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  std::uint16_t port() const;
+  // Starts the I/O threads; returns at once.
+  void start();
+  // Stops accepting connections; open ones keep being served.
+  void stop_accepting();
+  // Closes every WebSocket (1001), stops the I/O threads and joins them. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cairn::gateway

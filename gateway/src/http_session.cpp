@@ -1,0 +1,175 @@
+// HttpSession: read, route, answer.
+#include "http_session.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/websocket.hpp>
+#include <fstream>
+#include <sstream>
+#include <spdlog/spdlog.h>
+
+#include "cairn/limits.hpp"
+#include "routes.hpp"
+#include "static_files.hpp"
+#include "websocket_session.hpp"
+
+namespace cairn::gateway {
+
+namespace net = boost::asio;
+
+namespace {
+
+Request to_request(const http::request<http::string_body>& in) {
+  Request out;
+  out.method = std::string(in.method_string());
+  out.target = std::string(in.target());
+  out.headers.reserve(8);
+  for (const auto& field : in) {
+    out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  out.body = in.body();
+  return out;
+}
+
+}  // namespace
+
+HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared)
+    : stream_(std::move(socket)), shared_(std::move(shared)) {}
+
+void HttpSession::run() {
+  net::dispatch(stream_.get_executor(),
+                beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+}
+
+void HttpSession::do_read() {
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(limits::max_http_header_bytes));
+  parser_->body_limit(limits::max_http_body_bytes);
+  stream_.expires_after(limits::http_read_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+}
+
+void HttpSession::on_read(beast::error_code ec, std::size_t) {
+  if (ec == http::error::end_of_stream) {
+    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    return;
+  }
+  if (ec == http::error::body_limit) {
+    return reply(Response::error(Code::too_large,
+                                 "a request body may be at most " +
+                                     std::to_string(limits::max_http_body_bytes) + " bytes"),
+                 false);
+  }
+  if (ec == http::error::header_limit) {
+    return reply(Response::error(Code::too_large,
+                                 "request headers may be at most " +
+                                     std::to_string(limits::max_http_header_bytes) + " bytes"),
+                 false);
+  }
+  if (ec == beast::error::timeout || ec == net::error::connection_reset ||
+      ec == net::error::eof || ec == net::error::operation_aborted) {
+    return;  // the client went away or idled out: nobody to answer
+  }
+  if (ec) {
+    return reply(Response::error(Code::invalid_argument, "malformed HTTP request: " + ec.message()),
+                 false);
+  }
+  handle(parser_->release());
+}
+
+void HttpSession::handle(http::request<http::string_body> request) {
+  std::string_view target = request.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  if (path == "/healthz") {
+    if (request.method() != http::verb::get && request.method() != http::verb::head) {
+      return reply(Response::error(Code::method_not_allowed, "use GET /healthz"), request.keep_alive());
+    }
+    return reply(Response::json(200, {{"status", "ok"}}), request.keep_alive(),
+                 request.method() == http::verb::head);
+  }
+  Request probe;
+  probe.target = std::string(target);
+  if (auto matched = match_route(shared_->options.routes, probe)) {
+    if (!*matched) return reply(Response::error(matched->error()), request.keep_alive());
+    const Route& route = *(*matched)->route;
+    std::string name = std::move((*matched)->name);
+    return to_actor(std::move(request), route, std::move(name));
+  }
+  serve_static(request);
+}
+
+void HttpSession::to_actor(http::request<http::string_body> request, const Route& route,
+                           std::string name) {
+  auto stub = shared_->runtime.get(route.binding, name);
+  if (!stub) return reply(Response::error(stub.error()), request.keep_alive());
+  Request actor_request = to_request(request);
+  std::shared_ptr<SessionSink> sink;
+  bool upgrade = beast::websocket::is_upgrade(request);
+  if (upgrade) {
+    sink = std::make_shared<SessionSink>(stream_.get_executor());
+    actor_request.websocket = shared_->reserve(sink);
+  }
+  SocketId socket = actor_request.websocket;
+  // The answer arrives on a runtime thread; everything after it runs on this strand.
+  stub->fetch(std::move(actor_request), [self = shared_from_this(), request = std::move(request),
+                                         sink = std::move(sink), socket](Response response) mutable {
+    net::post(self->stream_.get_executor(), [self, request = std::move(request), sink = std::move(sink),
+                                             socket, response = std::move(response)]() mutable {
+      if (socket != 0 && response.status == 101) {
+        auto session = std::make_shared<WebSocketSession>(std::move(self->stream_), self->shared_,
+                                                          socket, std::move(sink));
+        session->run(std::move(request));
+        return;
+      }
+      if (socket != 0) {
+        self->shared_->runtime.release_socket(socket);
+        self->shared_->forget(socket);
+      }
+      self->reply(response, request.keep_alive(), request.method() == http::verb::head);
+    });
+  });
+}
+
+void HttpSession::serve_static(const http::request<http::string_body>& request) {
+  auto file = resolve_static(shared_->options.public_dir, request.target().substr(0, request.target().find('?')));
+  if (!file) return reply(Response::error(file.error()), request.keep_alive());
+  if (request.method() != http::verb::get && request.method() != http::verb::head) {
+    return reply(Response::error(Code::method_not_allowed, "static files answer GET and HEAD only"),
+                 request.keep_alive());
+  }
+  // TODO(perf): cache small files; public/ holds a few kilobytes today.
+  std::ifstream in(file->path, std::ios::binary);
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (!in) return reply(Response::error(Code::not_found, "cannot read file"), request.keep_alive());
+  Response response{200, {{"Content-Type", file->content_type}, {"Cache-Control", "no-cache"}}, content.str()};
+  reply(response, request.keep_alive(), request.method() == http::verb::head);
+}
+
+void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
+  response_ = std::make_shared<http::response<http::string_body>>();
+  auto& res = *response_;
+  res.version(11);
+  res.result(static_cast<unsigned>(response.status));
+  res.set(http::field::server, "cairn");
+  for (const auto& [name, value] : response.headers) res.set(name, value);
+  res.keep_alive(keep_alive);
+  res.body() = response.body;
+  res.prepare_payload();
+  if (head) res.body().clear();  // the Content-Length of the GET stays
+  http::async_write(stream_, res,
+                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(), !keep_alive));
+}
+
+void HttpSession::on_write(bool close, beast::error_code ec, std::size_t) {
+  response_.reset();
+  if (ec) return;
+  if (close) {
+    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    return;
+  }
+  do_read();
+}
+
+}  // namespace cairn::gateway

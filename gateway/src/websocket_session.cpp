@@ -1,0 +1,156 @@
+// WebSocketSession and SessionSink.
+#include "websocket_session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "cairn/limits.hpp"
+
+namespace cairn::gateway {
+
+namespace websocket = beast::websocket;
+
+void SessionSink::send(std::shared_ptr<const std::string> message, bool binary) {
+  net::post(executor_, [self = shared_from_this(), message = std::move(message), binary]() mutable {
+    if (auto session = self->session_.lock()) {
+      session->send(std::move(message), binary);
+    } else if (!self->attached_) {
+      self->early_.push_back({std::move(message), binary, false, 0, {}});
+    }
+  });
+}
+
+void SessionSink::close(int code, std::string reason) {
+  net::post(executor_, [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
+    if (auto session = self->session_.lock()) {
+      session->close(code, std::move(reason));
+    } else if (!self->attached_) {
+      self->early_.push_back({nullptr, false, true, code, std::move(reason)});
+    }
+  });
+}
+
+void SessionSink::attach(const std::shared_ptr<WebSocketSession>& session) {
+  session_ = session;
+  attached_ = true;
+  for (auto& early : std::exchange(early_, {})) {
+    if (early.is_close) {
+      session->close(early.code, std::move(early.reason));
+    } else {
+      session->send(std::move(early.message), early.binary);
+    }
+  }
+}
+
+WebSocketSession::WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<SharedState> shared,
+                                   SocketId id, std::shared_ptr<SessionSink> sink)
+    : ws_(std::move(stream)), shared_(std::move(shared)), id_(id), sink_(std::move(sink)) {}
+
+WebSocketSession::~WebSocketSession() {
+  // A session destroyed without a close (I/O threads stopped) still tells the actor.
+  if (!finished_) {
+    shared_->runtime.socket_closed(id_, 1006, "the server stopped");
+    shared_->forget(id_);
+  }
+}
+
+void WebSocketSession::run(http::request<http::string_body> request) {
+  ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+  ws_.read_message_max(limits::max_websocket_message_bytes);
+  ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+    res.set(http::field::server, "cairn");
+  }));
+  beast::get_lowest_layer(ws_).expires_never();
+  shared_->opened(id_, weak_from_this());
+  sink_->attach(shared_from_this());
+  ws_.async_accept(request, beast::bind_front_handler(&WebSocketSession::on_accept, shared_from_this()));
+}
+
+void WebSocketSession::on_accept(beast::error_code ec) {
+  if (ec) return finish(1006, ec.message(), true);
+  open_ = true;
+  do_read();
+  if (!queue_.empty()) do_write();
+  else if (close_pending_) do_close();
+}
+
+void WebSocketSession::do_read() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this()));
+}
+
+void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
+  if (ec == websocket::error::closed) {
+    // The client closed cleanly; Beast has answered the close frame.
+    auto reason = ws_.reason();
+    int code = reason.code == websocket::close_code::none ? 1005 : static_cast<int>(reason.code);
+    return finish(code, std::string(reason.reason.c_str()), false);
+  }
+  if (ec == websocket::error::message_too_big) {
+    // Beast fails the connection with 1009 (message too big).
+    return finish(1009, "a WebSocket message may be at most " +
+                            std::to_string(limits::max_websocket_message_bytes) + " bytes", false);
+  }
+  if (ec) return finish(1006, ec.message(), ec != net::error::operation_aborted && !closing_);
+  shared_->runtime.socket_message(id_, beast::buffers_to_string(buffer_.data()), ws_.got_binary());
+  buffer_.consume(buffer_.size());
+  // Give back a buffer a large message grew, so an idle socket stays small.
+  if (buffer_.capacity() > 4096) buffer_.shrink_to_fit();
+  do_read();
+}
+
+void WebSocketSession::send(std::shared_ptr<const std::string> message, bool binary) {
+  if (closing_ || close_pending_ || finished_) return;
+  if (queued_bytes_ + message->size() > limits::max_websocket_outbound_bytes) {
+    spdlog::warn("socket {}: client is not reading; closing with 1008", id_);
+    queue_.clear();
+    queued_bytes_ = 0;
+    return close(1008, "outbound queue over " +
+                           std::to_string(limits::max_websocket_outbound_bytes) + " bytes");
+  }
+  queued_bytes_ += message->size();
+  queue_.push_back({std::move(message), binary});
+  if (open_ && !writing_) do_write();
+}
+
+void WebSocketSession::do_write() {
+  writing_ = true;
+  ws_.binary(queue_.front().binary);
+  ws_.async_write(net::buffer(*queue_.front().message),
+                  beast::bind_front_handler(&WebSocketSession::on_write, shared_from_this()));
+}
+
+void WebSocketSession::on_write(beast::error_code ec, std::size_t) {
+  writing_ = false;
+  if (ec) return;  // the read side reports the failure
+  queued_bytes_ -= queue_.front().message->size();
+  queue_.pop_front();
+  if (!queue_.empty()) return do_write();
+  if (close_pending_) do_close();
+}
+
+void WebSocketSession::close(int code, std::string reason) {
+  if (closing_ || close_pending_ || finished_) return;
+  close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+  close_pending_ = true;
+  if (open_ && !writing_) do_close();
+}
+
+void WebSocketSession::do_close() {
+  closing_ = true;
+  close_pending_ = false;
+  ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
+    // The pending read completes with `closed` once the client answers.
+  });
+}
+
+void WebSocketSession::finish(int code, std::string reason, bool error) {
+  if (finished_) return;
+  finished_ = true;
+  if (error) {
+    shared_->runtime.socket_error(id_, reason);
+  } else {
+    shared_->runtime.socket_closed(id_, code, std::move(reason));
+  }
+  shared_->forget(id_);
+}
+
+}  // namespace cairn::gateway

@@ -1,0 +1,92 @@
+// WebSocketSession: one accepted WebSocket. Reads messages and hands them to the runtime;
+// writes what the runtime releases through its SocketSink, in order, with a bounded queue.
+// Protocol pings and the close handshake are Beast's: the actor is never woken for them.
+#pragma once
+
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cairn/websocket.hpp"
+#include "shared_state.hpp"
+
+namespace cairn::gateway {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+class WebSocketSession;
+
+// The runtime's handle on a socket: made when the upgrade request arrives, before the actor
+// has answered; it holds what the actor sends until the session exists. Any thread.
+class SessionSink final : public SocketSink, public std::enable_shared_from_this<SessionSink> {
+ public:
+  explicit SessionSink(net::any_io_executor executor) : executor_(std::move(executor)) {}
+  void send(std::shared_ptr<const std::string> message, bool binary) override;
+  void close(int code, std::string reason) override;
+
+  // On the session's strand: the session is open; what came early is handed over.
+  void attach(const std::shared_ptr<WebSocketSession>& session);
+
+ private:
+  struct Early {
+    std::shared_ptr<const std::string> message;
+    bool binary;
+    bool is_close;
+    int code;
+    std::string reason;
+  };
+  net::any_io_executor executor_;
+  // Touched on the strand only.
+  std::weak_ptr<WebSocketSession> session_;
+  std::vector<Early> early_;
+  bool attached_ = false;
+};
+
+class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
+ public:
+  WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<SharedState> shared, SocketId id,
+                   std::shared_ptr<SessionSink> sink);
+  ~WebSocketSession();
+  // Completes the handshake for `request` (already accepted by the actor).
+  void run(http::request<http::string_body> request);
+  net::any_io_executor executor() { return ws_.get_executor(); }
+  // On the strand.
+  void send(std::shared_ptr<const std::string> message, bool binary);
+  void close(int code, std::string reason);
+
+ private:
+  void on_accept(beast::error_code ec);
+  void do_read();
+  void on_read(beast::error_code ec, std::size_t bytes);
+  void do_write();
+  void on_write(beast::error_code ec, std::size_t bytes);
+  void do_close();
+  void finish(int code, std::string reason, bool error);
+
+  struct Outgoing {
+    std::shared_ptr<const std::string> message;
+    bool binary;
+  };
+  beast::websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<SharedState> shared_;
+  SocketId id_;
+  std::shared_ptr<SessionSink> sink_;
+  std::deque<Outgoing> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool open_ = false;
+  bool writing_ = false;
+  bool close_pending_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+  beast::websocket::close_reason close_reason_;
+};
+
+}  // namespace cairn::gateway
