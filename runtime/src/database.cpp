@@ -32,6 +32,8 @@ Database::Database(const std::filesystem::path& path, Durability durability)
     // (no -shm file), so an open database holds 2 descriptors instead of 3.
     sql_.run_internal("PRAGMA locking_mode=EXCLUSIVE");
     sql_.run_internal("PRAGMA journal_mode=WAL");
+    // Foreign keys are enforced, as in Durable Objects.
+    sql_.run_internal("PRAGMA foreign_keys=ON");
     sql_.run_internal(durability == Durability::full ? "PRAGMA synchronous=FULL"
                                                      : "PRAGMA synchronous=NORMAL");
     sqlite3_limit(db_, SQLITE_LIMIT_VARIABLE_NUMBER, limits::max_sql_bound_parameters);

@@ -1,0 +1,146 @@
+#include "cairn/sql.hpp"
+
+#include <doctest/doctest.h>
+
+#include "cairn/limits.hpp"
+#include "database.hpp"
+#include "temp_dir.hpp"
+
+using cairn::Database;
+using cairn::SqlError;
+using cairn::testing::TempDir;
+
+namespace {
+
+struct Fixture {
+  TempDir dir;
+  Database db{dir.path() / "a.sqlite", cairn::Durability::full};
+  cairn::Sql& sql = db.sql();
+};
+
+bool rejected_with(cairn::Sql& sql, const std::string& statement, const std::string& words) {
+  try {
+    sql.exec(statement);
+  } catch (const SqlError& e) {
+    if (std::string(e.what()).find(words) != std::string::npos) return true;
+    FAIL_CHECK("rejected with another message: " << e.what());
+    return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("exec binds parameters and the cursor gives rows, names and counts") {
+  Fixture f;
+  f.sql.exec("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER, x REAL, b BLOB)");
+  auto inserted = f.sql.exec("INSERT INTO t VALUES (?, ?, ?, ?), (?, ?, ?, ?)", "a", 1, 1.5,
+                             cairn::Blob{1, 2}, "b", 2, nullptr, nullptr);
+  CHECK(inserted.rows_written() == 2);
+  auto cursor = f.sql.exec("SELECT k, n, x, b FROM t ORDER BY k");
+  CHECK(cursor.column_names() == std::vector<std::string>{"k", "n", "x", "b"});
+  REQUIRE(cursor.size() == 2);
+  auto array = cursor.to_array();
+  CHECK(array[0]["k"] == "a");
+  CHECK(array[0]["n"] == 1);
+  CHECK(array[0]["x"] == 1.5);
+  CHECK(array[0]["b"] == nlohmann::json::array({1, 2}));
+  CHECK(array[1]["x"].is_null());
+  auto raw = cursor.raw();
+  CHECK(std::get<std::int64_t>(raw[1][1]) == 2);
+  CHECK(cursor.rows_read() >= 2);
+  int seen = 0;
+  for (const auto& row : cursor) seen += static_cast<int>(std::get<std::int64_t>(row["n"]));
+  CHECK(seen == 3);
+}
+
+TEST_CASE("one() demands exactly one row") {
+  Fixture f;
+  f.sql.exec("CREATE TABLE t (n INTEGER)");
+  CHECK_THROWS_AS(f.sql.exec("SELECT n FROM t").one(), std::logic_error);
+  f.sql.exec("INSERT INTO t VALUES (1), (2)");
+  CHECK_THROWS_AS(f.sql.exec("SELECT n FROM t").one(), std::logic_error);
+  CHECK(std::get<std::int64_t>(f.sql.exec("SELECT n FROM t WHERE n = 2").one()[0]) == 2);
+}
+
+TEST_CASE("several statements run in order and the cursor is the last one's") {
+  Fixture f;
+  auto cursor = f.sql.exec("CREATE TABLE t (n); INSERT INTO t VALUES (7); SELECT n FROM t;");
+  CHECK(std::get<std::int64_t>(cursor.one()[0]) == 7);
+}
+
+TEST_CASE("user SQL may not control transactions, attach databases or write pragmas") {
+  Fixture f;
+  CHECK(rejected_with(f.sql, "BEGIN", "each event is one transaction"));
+  CHECK(rejected_with(f.sql, "COMMIT", "each event is one transaction"));
+  CHECK(rejected_with(f.sql, "ROLLBACK", "each event is one transaction"));
+  CHECK(rejected_with(f.sql, "SAVEPOINT x", "each event is one transaction"));
+  CHECK(rejected_with(f.sql, "RELEASE x", "each event is one transaction"));
+  CHECK(rejected_with(f.sql, "ATTACH DATABASE 'other.db' AS other", "ATTACH"));
+  CHECK(rejected_with(f.sql, "PRAGMA journal_mode=DELETE", "PRAGMA journal_mode"));
+  CHECK(rejected_with(f.sql, "PRAGMA synchronous=OFF", "PRAGMA synchronous"));
+}
+
+TEST_CASE("read-only pragmas such as table_list are allowed") {
+  Fixture f;
+  f.sql.exec("CREATE TABLE seats (id TEXT)");
+  bool found = false;
+  for (const auto& row : f.sql.exec("PRAGMA table_list")) {
+    found = found || std::get<std::string>(row["name"]) == "seats";
+  }
+  CHECK(found);
+  CHECK(f.sql.exec("PRAGMA table_info(seats)").size() == 1);
+}
+
+TEST_CASE("tables named _cairn_ belong to the runtime") {
+  Fixture f;
+  CHECK(rejected_with(f.sql, "CREATE TABLE _cairn_alarms (x)", "belongs to the runtime"));
+}
+
+TEST_CASE("Durable Objects' limits hold: 100 parameters, 100 KB statements, 2 MB values") {
+  Fixture f;
+  f.sql.exec("CREATE TABLE t (v)");
+  std::string many = "SELECT ?";
+  std::vector<cairn::SqlValue> values{std::int64_t{0}};
+  for (int i = 1; i <= cairn::limits::max_sql_bound_parameters; ++i) {
+    many += ", ?";
+    values.emplace_back(std::int64_t{i});
+  }
+  CHECK_THROWS_AS(f.sql.exec(many, values), SqlError);
+  values.pop_back();
+  many.resize(many.size() - 3);
+  CHECK(f.sql.exec(many, values).one().values().size() == 100);
+
+  std::string huge = "SELECT 1 -- " + std::string(cairn::limits::max_sql_statement_bytes, 'x');
+  CHECK_THROWS_AS(f.sql.exec(huge), SqlError);
+
+  std::string big_value(cairn::limits::max_sql_value_bytes + 1, 'v');
+  CHECK_THROWS_AS(f.sql.exec("INSERT INTO t VALUES (?)", big_value), SqlError);
+  f.sql.exec("INSERT INTO t VALUES (?)", std::string(1000, 'v'));
+}
+
+TEST_CASE("a parameter count mismatch is an error, not a silent NULL") {
+  Fixture f;
+  CHECK_THROWS_AS(f.sql.exec("SELECT ?, ?", 1), SqlError);
+  CHECK_THROWS_AS(f.sql.exec("SELECT 1", 1), SqlError);
+}
+
+TEST_CASE("transaction_sync keeps everything or, when it throws, nothing") {
+  Fixture f;
+  f.sql.exec("CREATE TABLE t (n)");
+  f.sql.transaction_sync([&] { f.sql.exec("INSERT INTO t VALUES (1)"); });
+  CHECK_THROWS_AS(f.sql.transaction_sync([&] {
+    f.sql.exec("INSERT INTO t VALUES (2)");
+    throw std::runtime_error("no");
+  }),
+                  std::runtime_error);
+  CHECK(f.sql.exec("SELECT n FROM t").size() == 1);
+}
+
+TEST_CASE("database_size reports the pages in use") {
+  Fixture f;
+  auto before = f.sql.database_size();
+  f.sql.exec("CREATE TABLE t (v)");
+  f.sql.exec("INSERT INTO t VALUES (?)", std::string(100'000, 'x'));
+  CHECK(f.sql.database_size() > before);
+}

@@ -1,0 +1,37 @@
+// RecordingSink: a SocketSink that keeps what the runtime sends it, for tests.
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cairn/websocket.hpp"
+
+namespace cairn::testing {
+
+class RecordingSink final : public SocketSink {
+ public:
+  void send(std::shared_ptr<const std::string> message, bool) override {
+    std::lock_guard lock(mutex_);
+    messages_.push_back(*message);
+  }
+  void close(int code, std::string) override {
+    std::lock_guard lock(mutex_);
+    closes_.push_back(code);
+  }
+  std::vector<std::string> messages() const {
+    std::lock_guard lock(mutex_);
+    return messages_;
+  }
+  std::vector<int> closes() const {
+    std::lock_guard lock(mutex_);
+    return closes_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> messages_;
+  std::vector<int> closes_;
+};
+
+}  // namespace cairn::testing

@@ -1,0 +1,43 @@
+// Blocking helpers for tests: wait for a Stub's callback with a deadline.
+#pragma once
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <stdexcept>
+
+#include "cairn/stub.hpp"
+
+namespace cairn::testing {
+
+inline constexpr std::chrono::seconds reply_deadline{20};
+
+template <class T>
+T wait_for(std::future<T>& future) {
+  if (future.wait_for(reply_deadline) != std::future_status::ready) {
+    throw std::runtime_error("no reply within the deadline");
+  }
+  return future.get();
+}
+
+inline Response fetch(const Stub& stub, Request request) {
+  auto promise = std::make_shared<std::promise<Response>>();
+  auto future = promise->get_future();
+  stub.fetch(std::move(request), [promise](Response r) { promise->set_value(std::move(r)); });
+  return wait_for(future);
+}
+
+inline Result<nlohmann::json> call(const Stub& stub, std::string method, nlohmann::json args = {}) {
+  auto promise = std::make_shared<std::promise<Result<nlohmann::json>>>();
+  auto future = promise->get_future();
+  stub.call(std::move(method), std::move(args),
+            [promise](Result<nlohmann::json> r) { promise->set_value(std::move(r)); });
+  return wait_for(future);
+}
+
+inline Request get(std::string target) { return Request{"GET", std::move(target), {}, {}, 0}; }
+inline Request post(std::string target, std::string body) {
+  return Request{"POST", std::move(target), {{"Content-Type", "application/json"}}, std::move(body), 0};
+}
+
+}  // namespace cairn::testing
