@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "cairn/gateway/gateway.hpp"
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  // Logs go to stderr; stdout carries only the line with the address (tests read it).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("cairn"));
   spdlog::set_level(spdlog::level::from_str(log_level));
 
   // Signals are taken by sigwait() below, never by a handler on a random thread.

@@ -1,6 +1,7 @@
 // Gateway: the listener, the I/O threads and an orderly stop.
 #include "cairn/gateway/gateway.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <optional>
 #include <spdlog/spdlog.h>
 #include <stdexcept>
 #include <thread>
@@ -43,6 +45,9 @@ struct Gateway::Impl {
   std::shared_ptr<SharedState> shared;
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
+  // Keeps the I/O threads running while no connection is open and the acceptor is closed.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  bool accepting = true;
   bool stopped = false;
 };
 
@@ -80,6 +85,7 @@ std::uint16_t Gateway::port() const {
 
 void Gateway::start() {
   net::post(impl_->acceptor.get_executor(), [impl = impl_.get()] { impl->do_accept(); });
+  impl_->work.emplace(impl_->ioc.get_executor());
   std::size_t n = std::max<std::size_t>(1, impl_->shared->options.io_threads);
   for (std::size_t i = 0; i < n; ++i) {
     impl_->threads.emplace_back([impl = impl_.get()] { impl->ioc.run(); });
@@ -87,6 +93,8 @@ void Gateway::start() {
 }
 
 void Gateway::stop_accepting() {
+  if (!impl_->accepting) return;
+  impl_->accepting = false;
   std::promise<void> done;
   auto closed = done.get_future();
   net::post(impl_->acceptor.get_executor(), [impl = impl_.get(), &done] {
@@ -94,7 +102,12 @@ void Gateway::stop_accepting() {
     impl->acceptor.close(ec);
     done.set_value();
   });
-  if (!impl_->threads.empty()) closed.wait();
+  if (!impl_->threads.empty()) {
+    closed.wait();
+  } else {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  }
 }
 
 void Gateway::stop() {
@@ -120,6 +133,7 @@ void Gateway::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
+  impl_->work.reset();
   impl_->ioc.stop();
   for (auto& thread : impl_->threads) thread.join();
   impl_->threads.clear();

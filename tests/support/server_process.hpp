@@ -1,0 +1,103 @@
+// ServerProcess: runs the real cairn-server on 127.0.0.1 port 0 and reads back its port;
+// stops it by its PID (SIGTERM, then SIGKILL after a deadline).
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace cairn::testing {
+
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::filesystem::path& data_dir,
+                         std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{CAIRN_SERVER_PATH, "--host",       "127.0.0.1",
+                                  "--port",          "0",            "--data-dir",
+                                  data_dir.string(), "--public-dir", CAIRN_PUBLIC_DIR,
+                                  "--threads",       "4",            "--log-level", "warn"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    if (rc != 0) {
+      ::close(out[0]);
+      throw std::runtime_error("cannot start " + args[0]);
+    }
+    port_ = read_port(out[0]);
+    ::close(out[0]);
+  }
+  ~ServerProcess() { stop(); }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+  // SIGTERM and wait (10 s, then SIGKILL). Returns the exit status, or -1 if killed.
+  int stop() {
+    if (pid_ <= 0) return exit_status_;
+    ::kill(pid_, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        pid_ = 0;
+        return exit_status_ = -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = 0;
+    return exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  std::uint16_t read_port(int fd) {
+    std::string text;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    const std::string marker = "listening on http://127.0.0.1:";
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[256];
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      text.append(buf, static_cast<std::size_t>(n));
+      auto at = text.find(marker);
+      if (at != std::string::npos && text.find(' ', at + marker.size()) != std::string::npos) {
+        return static_cast<std::uint16_t>(std::stoi(text.substr(at + marker.size())));
+      }
+    }
+    stop();
+    throw std::runtime_error("the server did not report its port; it printed: " + text);
+  }
+
+  pid_t pid_ = 0;
+  std::uint16_t port_ = 0;
+  int exit_status_ = 0;
+};
+
+}  // namespace cairn::testing
