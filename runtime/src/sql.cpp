@@ -66,7 +66,7 @@ struct Statement {
 
 }  // namespace
 
-const SqlValue& Row::operator[](std::string_view column) const {
+const SqlValue& Row::operator[](std::string_view column) const& {
   for (std::size_t i = 0; i < names_->size(); ++i) {
     if ((*names_)[i] == column) return values_[i];
   }
@@ -85,7 +85,7 @@ nlohmann::json Cursor::to_array() const {
   return array;
 }
 
-const Row& Cursor::one() const {
+const Row& Cursor::one() const& {
   if (rows_.size() != 1) {
     throw std::logic_error("one() expected exactly one row, the query returned " +
                            std::to_string(rows_.size()));

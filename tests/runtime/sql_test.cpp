@@ -63,6 +63,14 @@ TEST_CASE("one() demands exactly one row") {
   CHECK(std::get<std::int64_t>(f.sql.exec("SELECT n FROM t WHERE n = 2").one()[0]) == 2);
 }
 
+TEST_CASE("a value read from a temporary cursor stays valid") {
+  Fixture f;
+  f.sql.exec("CREATE TABLE t (s TEXT)");
+  f.sql.exec("INSERT INTO t VALUES ('a long enough string to live on the heap, not inline')");
+  const auto& value = f.sql.exec("SELECT s FROM t").one()["s"];
+  CHECK(std::get<std::string>(value) == "a long enough string to live on the heap, not inline");
+}
+
 TEST_CASE("several statements run in order and the cursor is the last one's") {
   Fixture f;
   auto cursor = f.sql.exec("CREATE TABLE t (n); INSERT INTO t VALUES (7); SELECT n FROM t;");

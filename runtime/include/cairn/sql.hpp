@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -43,9 +44,14 @@ class Row {
  public:
   Row(std::shared_ptr<const std::vector<std::string>> names, std::vector<SqlValue> values)
       : names_(std::move(names)), values_(std::move(values)) {}
-  const SqlValue& operator[](std::size_t i) const { return values_.at(i); }
-  // Throws std::out_of_range for an unknown column.
-  const SqlValue& operator[](std::string_view column) const;
+  // Throws std::out_of_range for an unknown index or column. On a temporary row the value
+  // is returned by value, so `exec(...).one()["c"]` never dangles.
+  const SqlValue& operator[](std::size_t i) const& { return values_.at(i); }
+  SqlValue operator[](std::size_t i) && { return std::move(values_.at(i)); }
+  const SqlValue& operator[](std::string_view column) const&;
+  SqlValue operator[](std::string_view column) && {
+    return std::move(const_cast<SqlValue&>(std::as_const(*this)[column]));
+  }
   const std::vector<SqlValue>& values() const noexcept { return values_; }
   // {"column": value, ...}; a blob becomes an array of byte values.
   nlohmann::json to_json() const;
@@ -69,8 +75,10 @@ class Cursor {
   std::size_t size() const noexcept { return rows_.size(); }
   // All rows as a JSON array of objects.
   nlohmann::json to_array() const;
-  // The only row; throws std::logic_error unless there is exactly one.
-  const Row& one() const;
+  // The only row; throws std::logic_error unless there is exactly one. A temporary cursor
+  // hands its row over by value.
+  const Row& one() const&;
+  Row one() && { return std::move(const_cast<Row&>(std::as_const(*this).one())); }
   // Rows as arrays of values, without column names.
   std::vector<std::vector<SqlValue>> raw() const;
   const std::vector<std::string>& column_names() const;
