@@ -13,6 +13,8 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"cairn seat-booking server"};
+  // A flag given twice takes its last value, so scripts/run-demo.sh --port 9000 overrides.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string host = "127.0.0.1";
   std::uint16_t port = 8787;
   std::string data_dir = "data";
