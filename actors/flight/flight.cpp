@@ -29,6 +29,8 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 Flight::Flight(Context& ctx) : ctx_(ctx) {
+  // The heartbeat never wakes an evicted flight (the rule is valid by construction).
+  (void)ctx_.set_websocket_auto_response(AutoResponse::heartbeat());
   auto& sql = ctx_.sql();
   bool exists = false;
   for (const auto& table : sql.exec("PRAGMA table_list")) {
@@ -122,6 +124,20 @@ Response Flight::fetch(const Request& request) {
     return accepted ? std::move(*accepted) : Response::error(accepted.error());
   }
   return Response::error(Code::not_found, "no route for " + std::string(path));
+}
+
+void Flight::on_message(WebSocket& socket, std::string_view message, bool binary) {
+  auto reply_error = [&](const std::string& what) {
+    socket.send(nlohmann::json{{"error", what}, {"status", 400}}.dump());
+  };
+  if (binary) return reply_error("binary messages are not understood; send JSON text");
+  auto parsed = nlohmann::json::parse(message, nullptr, false);
+  if (!parsed.is_object() || !parsed.contains("type") || !parsed["type"].is_string()) {
+    return reply_error(R"(a message must be a JSON object with a "type", e.g. {"type":"getSeats"})");
+  }
+  const auto& type = parsed["type"].get_ref<const std::string&>();
+  if (type == "getSeats") return socket.send(get_seats().dump());
+  reply_error("unknown message type '" + type + "'");
 }
 
 void Flight::broadcast_seats() {

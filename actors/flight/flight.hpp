@@ -1,11 +1,16 @@
 // Flight: the seat-booking actor of the demo (one instance per flight id). 60 seats, 1A to
 // 10F, created on first use; booking a seat broadcasts the full seat map to the flight's
 // WebSockets. HTTP: GET /seats, POST /book-seat, GET /ws (upgrade). RPC: getSeats, assignSeat.
+// Its sockets are hibernatable: the instance may be evicted while they stay open. A socket
+// may send {"type":"getSeats"} (answered with the seat map, waking the instance if needed)
+// and the heartbeat {"type":"ping","id":..,"clientTime":..}, which the runtime answers with a
+// pong without waking it.
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "cairn/actor.hpp"
 #include "cairn/context.hpp"
@@ -23,6 +28,7 @@ class Flight final : public Actor {
 
   Methods methods() override;
   Response fetch(const Request& request) override;
+  void on_message(WebSocket& socket, std::string_view message, bool binary) override;
 
   // Every seat in order: [{"seatNumber": "1A", "occupant": null}, ...].
   nlohmann::json get_seats();

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 
 #include "cairn/http.hpp"
 #include "cairn/stub.hpp"
@@ -52,6 +53,10 @@ struct SocketEvent {
   bool binary = false;
   int code = 0;      // close code
 };
+
+// To a host: finish the events sent before this one, commit, close the database, tell the
+// directory (RuntimeCore::host_stopped) and quit. Carries the host's generation.
+using evict_atom = caf::atom_constant<caf::atom("evict")>;
 
 struct Event {
   std::variant<FetchEvent, CallEvent, SocketEvent> body;

@@ -32,16 +32,40 @@ Result<Response> HostContext::accept_websocket(const Request& request,
 
 std::vector<WebSocket> HostContext::websockets(const std::string& tag) {
   std::vector<WebSocket> out;
-  for (auto& [socket, tags] : host_.core_->sockets.list(host_.id_.hex(), tag)) {
-    out.emplace_back(socket, std::move(tags), &host_.outbox_);
-  }
+  auto entries = host_.core_->sockets.list(host_.id_.hex(), tag);
+  out.reserve(entries.size());
+  for (auto& entry : entries) out.emplace_back(std::move(entry), &host_.outbox_);
   return out;
 }
 
+Result<void> HostContext::set_websocket_auto_response(std::optional<AutoResponse> rule) {
+  if (rule) {
+    auto valid = rule->validate();
+    if (!valid) return valid;
+  }
+  host_.core_->sockets.set_rule(
+      host_.id_, rule ? std::make_shared<const AutoResponse>(std::move(*rule)) : nullptr);
+  return {};
+}
+
+std::optional<AutoResponse> HostContext::websocket_auto_response() const {
+  auto rule = host_.core_->sockets.rule(host_.id_.hex());
+  if (!rule) return std::nullopt;
+  return *rule;
+}
+
+std::optional<Clock::time_point> HostContext::auto_response_timestamp(const WebSocket& socket) const {
+  auto entry = host_.core_->sockets.find(socket.id());
+  if (!entry) return std::nullopt;
+  auto ticks = entry->auto_response_at.load();
+  if (ticks == detail::SocketEntry::never) return std::nullopt;
+  return Clock::time_point{Clock::time_point::duration{ticks}};
+}
+
 Host::Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
-           const ActorFactory* factory)
+           const ActorFactory* factory, std::uint64_t generation)
     : caf::event_based_actor(config), core_(core), id_(std::move(id)), factory_(factory),
-      context_(*this) {}
+      generation_(generation), context_(*this) {}
 
 caf::behavior Host::make_behavior() {
   set_exit_handler([this](caf::exit_msg& msg) {
@@ -52,6 +76,12 @@ caf::behavior Host::make_behavior() {
       [this](Event& event) { handle(event); },
       [this](commit_atom, std::uint64_t batch) {
         if (in_batch_ && batch == batch_) commit_batch();
+      },
+      [this](evict_atom, std::uint64_t generation) {
+        if (generation != generation_) return;
+        finish();
+        core_->host_stopped(id_, generation_);
+        quit();
       },
   };
 }
@@ -87,14 +117,14 @@ void Host::handle(Event& event) {
   try {
     if (!instance_) {
       instance_ = (*factory_)(context_);
+      core_->instance_started();
       methods_ = instance_->methods();
     }
     dispatch(event);
     db_->release();
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: event failed, rolled back: {}", id_.binding(), id_.hex(), e.what());
-    outbox_.discard_event();
-    for (SocketId socket : outbox_.accepted_in_event()) core_->sockets.unaccept(socket);
+    for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
     try {
       db_->rollback_to_savepoint();
@@ -135,9 +165,9 @@ void Host::dispatch(Event& event) {
     return;
   }
   auto& socket_event = std::get<SocketEvent>(event.body);
-  auto info = core_->sockets.find(socket_event.socket);
-  if (!info || !info->owner || !(*info->owner == id_)) return;
-  WebSocket socket(socket_event.socket, info->tags, &outbox_);
+  auto route = core_->sockets.route(socket_event.socket);
+  if (!route.owner || !(route.owner->id == id_)) return;
+  WebSocket socket(std::move(route.entry), &outbox_);
   switch (socket_event.kind) {
     case SocketEvent::Kind::message:
       instance_->on_message(socket, socket_event.data, socket_event.binary);
@@ -166,10 +196,10 @@ void Host::commit_batch() {
   // The output gate opens: everything the batch sent leaves now, in order.
   for (auto& output : outbox_.take()) {
     if (auto* send = std::get_if<SocketSend>(&output)) {
-      if (auto sink = core_->sockets.sink(send->socket)) sink->send(send->message, send->binary);
+      send->sink->send(std::move(send->message), send->binary);
     } else {
       auto& close = std::get<SocketClose>(output);
-      if (auto sink = core_->sockets.sink(close.socket)) sink->close(close.code, close.reason);
+      close.sink->close(close.code, std::move(close.reason));
     }
   }
   for (auto& pending : std::exchange(answers_, {})) {
@@ -182,8 +212,7 @@ void Host::abort_batch(const Error& error) {
   // Nothing of the batch happened: its outputs are dropped, its callers told, and the
   // instance and its connection start afresh on the next event.
   if (db_) db_->rollback();
-  for (SocketId socket : outbox_.accepted_in_event()) core_->sockets.unaccept(socket);
-  outbox_.clear();
+  for (SocketId socket : outbox_.discard_batch()) core_->sockets.unaccept(socket);
   for (auto& pending : std::exchange(answers_, {})) {
     if (pending.reply) pending.reply->fail(error);
   }

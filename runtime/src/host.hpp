@@ -35,6 +35,9 @@ class HostContext final : public Context {
   Clock::time_point now() const override;
   Result<Response> accept_websocket(const Request& request, std::vector<std::string> tags) override;
   std::vector<WebSocket> websockets(const std::string& tag) override;
+  Result<void> set_websocket_auto_response(std::optional<AutoResponse> rule) override;
+  std::optional<AutoResponse> websocket_auto_response() const override;
+  std::optional<Clock::time_point> auto_response_timestamp(const WebSocket& socket) const override;
 
  private:
   Host& host_;
@@ -43,7 +46,7 @@ class HostContext final : public Context {
 class Host final : public caf::event_based_actor {
  public:
   Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
-       const ActorFactory* factory);
+       const ActorFactory* factory, std::uint64_t generation);
   caf::behavior make_behavior() override;
   const char* name() const override { return "cairn-host"; }
 
@@ -64,6 +67,7 @@ class Host final : public caf::event_based_actor {
   detail::RuntimeCore* core_;
   ActorId id_;
   const ActorFactory* factory_;
+  std::uint64_t generation_;  // this host's term in the directory
   HostContext context_;
   std::optional<Database> db_;
   std::unique_ptr<Actor> instance_;

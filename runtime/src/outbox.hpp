@@ -1,5 +1,6 @@
 // Outbox: what one actor's events send to sockets, held until their transaction commits
-// (the output gate). One per host; used on the host's thread only.
+// (the output gate), and the undo log of what they changed in the socket table (accepts,
+// attachments), replayed if they roll back. One per host; used on the host's thread only.
 #pragma once
 
 #include <cstddef>
@@ -10,16 +11,17 @@
 #include <vector>
 
 #include "cairn/websocket.hpp"
+#include "socket_table.hpp"
 
 namespace cairn {
 
 struct SocketSend {
-  SocketId socket;
+  std::shared_ptr<SocketSink> sink;
   std::shared_ptr<const std::string> message;
   bool binary;
 };
 struct SocketClose {
-  SocketId socket;
+  std::shared_ptr<SocketSink> sink;
   int code;
   std::string reason;
 };
@@ -27,37 +29,68 @@ using SocketOutput = std::variant<SocketSend, SocketClose>;
 
 class Outbox {
  public:
-  void send(SocketId socket, std::shared_ptr<const std::string> message, bool binary) {
-    outputs_.push_back(SocketSend{socket, std::move(message), binary});
+  void send(std::shared_ptr<SocketSink> sink, std::shared_ptr<const std::string> message,
+            bool binary) {
+    outputs_.push_back(SocketSend{std::move(sink), std::move(message), binary});
   }
-  void close(SocketId socket, int code, std::string reason) {
-    outputs_.push_back(SocketClose{socket, code, std::move(reason)});
+  void close(std::shared_ptr<SocketSink> sink, int code, std::string reason) {
+    outputs_.push_back(SocketClose{std::move(sink), code, std::move(reason)});
   }
   void accepted(SocketId socket) { accepted_.push_back(socket); }
+  // `entry`'s attachment is about to change from `previous`.
+  void attachment_changed(std::shared_ptr<detail::SocketEntry> entry, std::string previous) {
+    undo_.push_back({std::move(entry), std::move(previous)});
+  }
 
-  // Event boundaries: outputs since begin_event() are dropped by discard_event().
+  // Event boundaries: what happened since begin_event() is undone by discard_event().
   void begin_event() {
-    event_start_ = outputs_.size();
-    accepted_.clear();
+    event_outputs_ = outputs_.size();
+    event_undo_ = undo_.size();
+    event_accepted_ = accepted_.size();
   }
-  void discard_event() { outputs_.resize(event_start_); }
-  // Sockets accepted by the current event (to undo on rollback).
-  const std::vector<SocketId>& accepted_in_event() const { return accepted_; }
-
-  // Everything kept so far, in order; empties the outbox.
-  std::vector<SocketOutput> take() {
-    event_start_ = 0;
-    return std::exchange(outputs_, {});
+  // Drops the event's outputs, restores its attachments; returns the sockets it accepted
+  // (for the caller to un-accept in the table).
+  std::vector<SocketId> discard_event() {
+    outputs_.resize(event_outputs_);
+    restore(event_undo_);
+    std::vector<SocketId> accepted(accepted_.begin() + static_cast<std::ptrdiff_t>(event_accepted_),
+                                   accepted_.end());
+    accepted_.resize(event_accepted_);
+    return accepted;
   }
-  void clear() {
+  // The whole batch failed: as discard_event() for every event since the last commit.
+  std::vector<SocketId> discard_batch() {
     outputs_.clear();
-    event_start_ = 0;
+    restore(0);
+    event_outputs_ = event_undo_ = event_accepted_ = 0;
+    return std::exchange(accepted_, {});
+  }
+  // The batch committed: everything kept so far, in order; the undo log is forgotten.
+  std::vector<SocketOutput> take() {
+    undo_.clear();
+    accepted_.clear();
+    event_outputs_ = event_undo_ = event_accepted_ = 0;
+    return std::exchange(outputs_, {});
   }
 
  private:
+  struct Undo {
+    std::shared_ptr<detail::SocketEntry> entry;
+    std::string previous;
+  };
+  void restore(std::size_t from) {
+    while (undo_.size() > from) {
+      undo_.back().entry->attachment = std::move(undo_.back().previous);
+      undo_.pop_back();
+    }
+  }
+
   std::vector<SocketOutput> outputs_;
-  std::size_t event_start_ = 0;
+  std::vector<Undo> undo_;
   std::vector<SocketId> accepted_;
+  std::size_t event_outputs_ = 0;
+  std::size_t event_undo_ = 0;
+  std::size_t event_accepted_ = 0;
 };
 
 }  // namespace cairn

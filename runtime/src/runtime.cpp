@@ -26,7 +26,7 @@ SocketId Runtime::reserve_socket(std::shared_ptr<SocketSink> sink) {
 void Runtime::release_socket(SocketId id) { core_->sockets.remove(id); }
 
 void Runtime::socket_message(SocketId id, std::string message, bool binary) {
-  core_->deliver_socket_event(SocketEvent{id, SocketEvent::Kind::message, std::move(message), binary, 0});
+  core_->deliver_socket_message(id, std::move(message), binary);
 }
 
 void Runtime::socket_closed(SocketId id, int code, std::string reason) {
@@ -36,6 +36,16 @@ void Runtime::socket_closed(SocketId id, int code, std::string reason) {
 void Runtime::socket_error(SocketId id, std::string error) {
   core_->deliver_socket_event(SocketEvent{id, SocketEvent::Kind::error, std::move(error), false, 0});
 }
+
+std::size_t Runtime::evict_idle() { return core_->evict_idle(); }
+
+Result<bool> Runtime::evict(std::string_view binding, std::string_view name) {
+  auto stub = get(binding, name);
+  if (!stub) return stub.error();
+  return core_->evict(stub->id());
+}
+
+RuntimeStats Runtime::stats() const { return core_->stats(); }
 
 void Runtime::shutdown() { core_->shutdown(); }
 

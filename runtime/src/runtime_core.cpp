@@ -1,10 +1,14 @@
-// RuntimeCore: directory of live hosts, lazy spawn, data layout, shutdown.
+// RuntimeCore: directory of hosts, lazy spawn, eviction (idle, LRU, forced), data layout,
+// shutdown.
 #include "runtime_core.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 #include <stdexcept>
 
 #include "host.hpp"
@@ -24,6 +28,10 @@ void sync_directory(const std::filesystem::path& dir) {
 
 RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
     : registry(std::move(registry_in)), options(std::move(options_in)) {
+  if (options.max_live_instances == 0) {
+    throw std::invalid_argument("max_live_instances must be at least 1");
+  }
+  if (!options.clock) throw std::invalid_argument("RuntimeOptions::clock must not be null");
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec || !std::filesystem::is_directory(options.data_dir)) {
@@ -36,6 +44,7 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
   config_.set("scheduler.max-threads",
               static_cast<caf::config_value::integer>(options.threads == 0 ? 1 : options.threads));
   system_ = std::make_unique<caf::actor_system>(config_);
+  if (options.idle_timeout.count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
 }
 
 RuntimeCore::~RuntimeCore() { shutdown(); }
@@ -52,16 +61,26 @@ std::filesystem::path RuntimeCore::database_path(const ActorId& id) {
   return dir / (id.hex() + ".sqlite");
 }
 
+void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& factory) {
+  make_room_locked();
+  Entry& entry = it->second;
+  entry.generation = next_generation_++;
+  entry.host = system_->spawn<Host>(this, entry.id, &factory, entry.generation);
+  entry.stopping = false;
+  entry.last_used = options.clock->now();
+  lru_.push_front(it->first);
+  entry.lru = lru_.begin();
+}
+
 void RuntimeCore::deliver(const ActorId& id, Event event) {
-  caf::actor host;
   std::unique_lock lock(mutex_);
   if (stopping_) {
     lock.unlock();
     if (event.reply) event.reply->fail(Error{Code::unavailable, "the runtime is shutting down"});
     return;
   }
-  auto it = live_.find(id.hex());
-  if (it == live_.end()) {
+  auto it = directory_.find(id.hex());
+  if (it == directory_.end()) {
     const ActorFactory* factory = registry.find(id.binding());
     if (factory == nullptr) {
       lock.unlock();
@@ -70,35 +89,170 @@ void RuntimeCore::deliver(const ActorId& id, Event event) {
       }
       return;
     }
-    it = live_.emplace(id.hex(), system_->spawn<Host>(this, id, factory)).first;
+    it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
+    start_locked(it, *factory);
+  } else if (it->second.stopping) {
+    // The old host still has the database open: the event goes to the next one.
+    it->second.waiting.push_back(std::move(event));
+    return;
+  } else {
+    it->second.last_used = options.clock->now();
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
   }
-  host = it->second;
-  lock.unlock();
-  caf::anon_send(host, std::move(event));
+  // Sent under the lock, so no event can reach a host after its eviction order.
+  caf::anon_send(it->second.host, std::move(event));
+}
+
+void RuntimeCore::deliver_socket_message(SocketId socket, std::string message, bool binary) {
+  auto route = sockets.route(socket);
+  if (!route.entry || !route.owner) return;  // unknown, or not (yet) accepted
+  if (route.rule && !binary) {
+    if (auto reply = route.rule->answer(message)) {
+      route.entry->auto_response_at.store(options.clock->now().time_since_epoch().count());
+      route.entry->sink->send(std::make_shared<const std::string>(std::move(*reply)), false);
+      return;
+    }
+  }
+  deliver(route.owner->id,
+          Event{SocketEvent{socket, SocketEvent::Kind::message, std::move(message), binary, 0}, nullptr});
 }
 
 void RuntimeCore::deliver_socket_event(SocketEvent event) {
-  auto info = sockets.find(event.socket);
-  if (!info) return;
-  if (!info->owner) {  // never accepted: nobody to tell
-    if (event.kind != SocketEvent::Kind::message) sockets.remove(event.socket);
+  auto route = sockets.route(event.socket);
+  if (!route.entry) return;
+  if (!route.owner) {  // never accepted: nobody to tell
+    sockets.remove(event.socket);
     return;
   }
-  deliver(*info->owner, Event{std::move(event), nullptr});
+  deliver(route.owner->id, Event{std::move(event), nullptr});
+}
+
+void RuntimeCore::evict_locked(Entry& entry) {
+  entry.stopping = true;
+  lru_.erase(entry.lru);
+  evictions_.fetch_add(1, std::memory_order_relaxed);
+  // Queued behind every event already sent: they run first, then the host closes.
+  caf::anon_send(entry.host, evict_atom::value, entry.generation);
+}
+
+void RuntimeCore::make_room_locked() {
+  while (lru_.size() >= options.max_live_instances) evict_locked(directory_.at(lru_.back()));
+}
+
+void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
+  std::vector<Event> dropped;  // answered (503) outside the lock
+  std::unique_lock lock(mutex_);
+  auto it = directory_.find(id.hex());
+  if (it == directory_.end() || it->second.generation != generation || !it->second.stopping) return;
+  sockets.instance_stopped(it->first);
+  if (stopping_) {
+    dropped = std::move(it->second.waiting);
+    directory_.erase(it);
+    return;
+  }
+  if (it->second.waiting.empty()) {
+    directory_.erase(it);
+    return;
+  }
+  // Events came while it stopped: a new instance takes them, in the order they came.
+  const ActorFactory* factory = registry.find(id.binding());
+  start_locked(it, *factory);
+  for (auto& event : std::exchange(it->second.waiting, {})) {
+    caf::anon_send(it->second.host, std::move(event));
+  }
+}
+
+std::size_t RuntimeCore::evict_idle() {
+  if (options.idle_timeout.count() <= 0) return 0;
+  std::lock_guard lock(mutex_);
+  if (stopping_) return 0;
+  auto now = options.clock->now();
+  std::size_t evicted = 0;
+  while (!lru_.empty()) {
+    Entry& oldest = directory_.at(lru_.back());
+    if (now - oldest.last_used < options.idle_timeout) break;
+    evict_locked(oldest);
+    ++evicted;
+  }
+  return evicted;
+}
+
+bool RuntimeCore::evict(const ActorId& id) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return false;
+  auto it = directory_.find(id.hex());
+  if (it == directory_.end() || it->second.stopping) return false;
+  evict_locked(it->second);
+  return true;
+}
+
+RuntimeStats RuntimeCore::stats() const {
+  RuntimeStats out;
+  {
+    std::lock_guard lock(mutex_);
+    out.live_instances = lru_.size();
+    out.stopping_instances = directory_.size() - lru_.size();
+  }
+  out.websockets = sockets.size();
+  out.instances_started = instances_started_.load(std::memory_order_relaxed);
+  out.evictions = evictions_.load(std::memory_order_relaxed);
+  return out;
+}
+
+void RuntimeCore::sweep_loop() {
+  auto period = std::clamp<std::chrono::milliseconds>(options.idle_timeout / 4,
+                                                      std::chrono::milliseconds(10),
+                                                      std::chrono::milliseconds(1000));
+  std::unique_lock lock(sweep_mutex_);
+  while (!sweep_cv_.wait_for(lock, period, [this] { return sweep_stop_; })) {
+    lock.unlock();
+    evict_idle();
+    lock.lock();
+  }
 }
 
 void RuntimeCore::shutdown() {
-  std::unordered_map<std::string, caf::actor> hosts;
+  std::vector<caf::actor> hosts;
+  std::vector<Event> dropped;  // events waiting for a next host: answered 503 below
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
-    hosts.swap(live_);
+    for (auto& [hex, entry] : directory_) {
+      hosts.push_back(entry.host);
+      for (auto& event : entry.waiting) dropped.push_back(std::move(event));
+      entry.waiting.clear();
+    }
+    lru_.clear();
   }
+  {
+    std::lock_guard lock(sweep_mutex_);
+    sweep_stop_ = true;
+  }
+  sweep_cv_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
+  dropped.clear();
   // Each host commits its open batch (releasing its answers) and closes its database.
-  for (auto& [hex, host] : hosts) caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
+  for (auto& host : hosts) caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
   hosts.clear();
   system_->await_all_actors_done();
+  std::lock_guard lock(mutex_);
+  directory_.clear();
 }
 
 }  // namespace cairn::detail
+
+namespace cairn {
+
+std::uint64_t raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return static_cast<std::uint64_t>(limit.rlim_cur);
+}
+
+}  // namespace cairn

@@ -1,13 +1,20 @@
 // RuntimeCore: the state behind Runtime and every Stub: the CAF actor system, the directory
-// of live hosts (one per actor id), the socket table. Thread-safe.
+// of instances (one host per actor id, spawned on first event, evicted when idle or to keep
+// the live count under its cap), the socket table. Thread-safe.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <filesystem>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -25,13 +32,25 @@ class RuntimeCore {
   ~RuntimeCore();
 
   // Sends `event` to the host of `id`, spawning it first if it is not live (exactly one
-  // host per id, however many threads ask at once). After shutdown the event's reply fails.
+  // host per id, however many threads ask at once). An event for an instance that is being
+  // evicted waits and goes to its next host. After shutdown the event's reply fails.
   void deliver(const ActorId& id, Event event);
-  // Sends a socket event to the socket's owner; ignored for an unknown or unaccepted socket.
+  // A message from a client: answered here if the owner's auto-response rule matches (the
+  // instance is not woken), otherwise an event of the owner. Ignored for unknown sockets.
+  void deliver_socket_message(SocketId socket, std::string message, bool binary);
+  // A close or error: an event of the owner; a socket never accepted is just forgotten.
   void deliver_socket_event(SocketEvent event);
 
   // Creates <data>/<binding>/ (once) and makes its entry durable; returns the db path.
   std::filesystem::path database_path(const ActorId& id);
+
+  // Called by the host of `id` once it has finished evicting itself (database closed).
+  void host_stopped(const ActorId& id, std::uint64_t generation);
+  void instance_started() { instances_started_.fetch_add(1, std::memory_order_relaxed); }
+
+  std::size_t evict_idle();
+  bool evict(const ActorId& id);
+  RuntimeStats stats() const;
 
   void shutdown();
 
@@ -40,12 +59,38 @@ class RuntimeCore {
   SocketTable sockets;
 
  private:
+  struct Entry {
+    ActorId id;
+    caf::actor host;
+    std::uint64_t generation = 0;
+    bool stopping = false;             // told to evict itself; not yet stopped
+    std::vector<Event> waiting;        // arrived while stopping: for the next host
+    Clock::time_point last_used;
+    std::list<std::string>::iterator lru;  // valid while !stopping
+  };
+  using Directory = std::unordered_map<std::string, Entry>;  // by ActorId::hex()
+
+  void start_locked(Directory::iterator it, const ActorFactory& factory);
+  void evict_locked(Entry& entry);
+  void make_room_locked();
+  void sweep_loop();
+
   caf::actor_system_config config_;
   std::unique_ptr<caf::actor_system> system_;
-  std::mutex mutex_;
-  std::unordered_map<std::string, caf::actor> live_;  // by ActorId::hex()
+  mutable std::mutex mutex_;
+  Directory directory_;
+  std::list<std::string> lru_;  // live instances, most recently used first
+  std::uint64_t next_generation_ = 1;
   std::set<std::string> binding_dirs_;
   bool stopping_ = false;
+
+  std::atomic<std::uint64_t> instances_started_{0};
+  std::atomic<std::uint64_t> evictions_{0};
+
+  std::mutex sweep_mutex_;
+  std::condition_variable sweep_cv_;
+  bool sweep_stop_ = false;
+  std::thread sweeper_;
 };
 
 }  // namespace cairn::detail

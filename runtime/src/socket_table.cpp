@@ -1,29 +1,31 @@
-// SocketTable: reserve, accept, list, remove.
+// SocketTable: reserve, accept, list, remove; owners and their auto-response rules.
 #include "socket_table.hpp"
 
 #include <algorithm>
 
 #include "cairn/limits.hpp"
 
-namespace cairn {
+namespace cairn::detail {
 
 SocketId SocketTable::reserve(std::shared_ptr<SocketSink> sink) {
   std::lock_guard lock(mutex_);
   SocketId id = next_id_++;
-  sockets_.emplace(id, SocketInfo{std::move(sink), std::nullopt, {}});
+  sockets_.emplace(id, std::make_shared<SocketEntry>(id, std::move(sink)));
   return id;
 }
 
 Result<void> SocketTable::accept(SocketId id, const ActorId& owner, std::vector<std::string> tags) {
   if (tags.size() > limits::max_websocket_tags) {
-    return fail(Code::invalid_argument, "a WebSocket may carry at most " +
-                                            std::to_string(limits::max_websocket_tags) + " tags");
+    return fail(Code::invalid_argument,
+                "a WebSocket may carry at most " + std::to_string(limits::max_websocket_tags) +
+                    " tags (limits::max_websocket_tags), not " + std::to_string(tags.size()));
   }
   for (const auto& tag : tags) {
     if (tag.empty() || tag.size() > limits::max_websocket_tag_bytes) {
       return fail(Code::invalid_argument,
                   "a WebSocket tag must be 1 to " +
-                      std::to_string(limits::max_websocket_tag_bytes) + " bytes");
+                      std::to_string(limits::max_websocket_tag_bytes) +
+                      " bytes (limits::max_websocket_tag_bytes)");
     }
   }
   std::lock_guard lock(mutex_);
@@ -31,70 +33,110 @@ Result<void> SocketTable::accept(SocketId id, const ActorId& owner, std::vector<
   if (it == sockets_.end()) {
     return fail(Code::invalid_argument, "the request carries no WebSocket upgrade to accept");
   }
-  if (it->second.owner) {
+  auto& entry = *it->second;
+  if (entry.owner) {
     return fail(Code::invalid_argument, "this WebSocket has been accepted already");
   }
-  it->second.owner = owner;
-  it->second.tags = std::move(tags);
-  by_owner_[owner.hex()].insert(id);
+  auto& slot = owners_[owner.hex()];
+  if (!slot) slot = std::make_shared<SocketOwner>(owner);
+  if (slot->sockets.size() >= limits::max_websockets_per_actor) {
+    return fail(Code::resource_exhausted,
+                "an actor may have at most " + std::to_string(limits::max_websockets_per_actor) +
+                    " open WebSockets (limits::max_websockets_per_actor)");
+  }
+  slot->sockets.insert(id);
+  entry.owner = slot;
+  entry.tags = std::move(tags);
   return {};
+}
+
+void SocketTable::detach(SocketEntry& entry) {
+  if (!entry.owner) return;
+  auto owned = owners_.find(entry.owner->id.hex());
+  if (owned != owners_.end()) {
+    owned->second->sockets.erase(entry.id);
+    drop_if_unused(owned);
+  }
+  entry.owner.reset();
+}
+
+void SocketTable::drop_if_unused(
+    std::unordered_map<std::string, std::shared_ptr<SocketOwner>>::iterator it) {
+  if (it->second->sockets.empty() && !it->second->rule) owners_.erase(it);
 }
 
 void SocketTable::unaccept(SocketId id) {
   std::lock_guard lock(mutex_);
   auto it = sockets_.find(id);
-  if (it == sockets_.end() || !it->second.owner) return;
-  auto owned = by_owner_.find(it->second.owner->hex());
-  if (owned != by_owner_.end()) {
-    owned->second.erase(id);
-    if (owned->second.empty()) by_owner_.erase(owned);
-  }
-  it->second.owner.reset();
-  it->second.tags.clear();
+  if (it == sockets_.end()) return;
+  detach(*it->second);
+  it->second->tags.clear();
+  it->second->attachment.clear();
 }
 
 void SocketTable::remove(SocketId id) {
-  std::shared_ptr<SocketSink> last_ref;  // released outside the lock
+  std::shared_ptr<SocketEntry> last_ref;  // released outside the lock
   std::lock_guard lock(mutex_);
   auto it = sockets_.find(id);
   if (it == sockets_.end()) return;
-  if (it->second.owner) {
-    auto owned = by_owner_.find(it->second.owner->hex());
-    if (owned != by_owner_.end()) {
-      owned->second.erase(id);
-      if (owned->second.empty()) by_owner_.erase(owned);
-    }
-  }
-  last_ref = std::move(it->second.sink);
+  detach(*it->second);
+  last_ref = std::move(it->second);
   sockets_.erase(it);
 }
 
-std::optional<SocketInfo> SocketTable::find(SocketId id) const {
+std::shared_ptr<SocketEntry> SocketTable::find(SocketId id) const {
   std::lock_guard lock(mutex_);
   auto it = sockets_.find(id);
-  if (it == sockets_.end()) return std::nullopt;
-  return it->second;
+  return it == sockets_.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<SocketSink> SocketTable::sink(SocketId id) const {
+SocketTable::Routing SocketTable::route(SocketId id) const {
   std::lock_guard lock(mutex_);
   auto it = sockets_.find(id);
-  return it == sockets_.end() ? nullptr : it->second.sink;
+  if (it == sockets_.end()) return {};
+  Routing out{it->second, it->second->owner, nullptr};
+  if (out.owner) out.rule = out.owner->rule;
+  return out;
 }
 
-std::vector<std::pair<SocketId, std::vector<std::string>>> SocketTable::list(
-    const std::string& owner_hex, const std::string& tag) const {
-  std::vector<std::pair<SocketId, std::vector<std::string>>> out;
+std::vector<std::shared_ptr<SocketEntry>> SocketTable::list(const std::string& owner_hex,
+                                                            const std::string& tag) const {
+  std::vector<std::shared_ptr<SocketEntry>> out;
   std::lock_guard lock(mutex_);
-  auto owned = by_owner_.find(owner_hex);
-  if (owned == by_owner_.end()) return out;
-  for (SocketId id : owned->second) {
-    const auto& tags = sockets_.at(id).tags;
-    if (tag.empty() || std::find(tags.begin(), tags.end(), tag) != tags.end()) {
-      out.emplace_back(id, tags);
+  auto owned = owners_.find(owner_hex);
+  if (owned == owners_.end()) return out;
+  out.reserve(owned->second->sockets.size());
+  for (SocketId id : owned->second->sockets) {
+    const auto& entry = sockets_.at(id);
+    if (tag.empty() || std::find(entry->tags.begin(), entry->tags.end(), tag) != entry->tags.end()) {
+      out.push_back(entry);
     }
   }
   return out;
+}
+
+void SocketTable::set_rule(const ActorId& owner, std::shared_ptr<const AutoResponse> rule) {
+  std::shared_ptr<const AutoResponse> old;  // released outside the lock
+  std::lock_guard lock(mutex_);
+  auto it = owners_.find(owner.hex());
+  if (it == owners_.end()) {
+    if (!rule) return;
+    it = owners_.emplace(owner.hex(), std::make_shared<SocketOwner>(owner)).first;
+  }
+  old = std::exchange(it->second->rule, std::move(rule));
+  drop_if_unused(it);
+}
+
+std::shared_ptr<const AutoResponse> SocketTable::rule(const std::string& owner_hex) const {
+  std::lock_guard lock(mutex_);
+  auto it = owners_.find(owner_hex);
+  return it == owners_.end() ? nullptr : it->second->rule;
+}
+
+void SocketTable::instance_stopped(const std::string& owner_hex) {
+  std::lock_guard lock(mutex_);
+  auto it = owners_.find(owner_hex);
+  if (it != owners_.end() && it->second->sockets.empty()) owners_.erase(it);
 }
 
 std::size_t SocketTable::size() const {
@@ -102,4 +144,10 @@ std::size_t SocketTable::size() const {
   return sockets_.size();
 }
 
-}  // namespace cairn
+std::size_t SocketTable::accepted(const std::string& owner_hex) const {
+  std::lock_guard lock(mutex_);
+  auto it = owners_.find(owner_hex);
+  return it == owners_.end() ? 0 : it->second->sockets.size();
+}
+
+}  // namespace cairn::detail

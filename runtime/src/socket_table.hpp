@@ -1,11 +1,14 @@
-// SocketTable: every WebSocket the runtime knows, keyed by id, with its owner actor and tags.
-// Lives in the runtime, outside any actor, so sockets outlive an instance. Thread-safe:
-// used by gateway threads (reserve, events) and actor threads (accept, list, send).
+// SocketTable: every WebSocket the runtime knows, keyed by id, with its owner actor, tags,
+// attachment and auto-response time, and per owner its auto-response rule. Lives in the
+// runtime, outside any actor, so sockets outlive an instance (hibernation). Thread-safe:
+// used by gateway threads (reserve, messages) and actor threads (accept, list, send).
 #pragma once
 
+#include <atomic>
+#include <climits>
+#include <cstdint>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -15,37 +18,72 @@
 #include "cairn/result.hpp"
 #include "cairn/websocket.hpp"
 
-namespace cairn {
+namespace cairn::detail {
 
-struct SocketInfo {
-  std::shared_ptr<SocketSink> sink;
-  std::optional<ActorId> owner;  // set once the actor accepted the socket
+// One actor's share of the table. Made on its first accept or rule; dropped when it has
+// neither sockets nor rule, or when the instance leaves memory without sockets.
+struct SocketOwner {
+  explicit SocketOwner(ActorId owner) : id(std::move(owner)) {}
+  const ActorId id;
+  // Guarded by the table's mutex.
+  std::set<SocketId> sockets;
+  std::shared_ptr<const AutoResponse> rule;
+};
+
+struct SocketEntry {
+  SocketEntry(SocketId socket, std::shared_ptr<SocketSink> s) : id(socket), sink(std::move(s)) {}
+  const SocketId id;
+  const std::shared_ptr<SocketSink> sink;
+  // Written by accept()/unaccept() under the table's mutex on the owner's event thread; read
+  // by that thread, or by others under the mutex.
+  std::shared_ptr<SocketOwner> owner;
   std::vector<std::string> tags;
+  // The owner's events only (one at a time, whichever instance): JSON text, empty = none.
+  std::string attachment;
+  // Clock ticks since the epoch of the last auto-response, or `never`. Any thread.
+  static constexpr std::int64_t never = INT64_MIN;
+  std::atomic<std::int64_t> auto_response_at{never};
 };
 
 class SocketTable {
  public:
   SocketId reserve(std::shared_ptr<SocketSink> sink);
   // Makes reserved socket `id` one of `owner`'s, with `tags`. invalid_argument for bad tags
-  // (quoting limits::max_websocket_tags / max_websocket_tag_bytes) or a socket that is not
-  // reserved, or already accepted.
+  // (quoting limits::max_websocket_tags / max_websocket_tag_bytes), a socket that is not
+  // reserved or already accepted; resource_exhausted past limits::max_websockets_per_actor.
   Result<void> accept(SocketId id, const ActorId& owner, std::vector<std::string> tags);
   // Undoes accept() (the event that accepted it rolled back); the reservation stays.
   void unaccept(SocketId id);
   void remove(SocketId id);
 
-  std::optional<SocketInfo> find(SocketId id) const;
-  std::shared_ptr<SocketSink> sink(SocketId id) const;
+  std::shared_ptr<SocketEntry> find(SocketId id) const;
+  // The socket and, if it has been accepted, its owner and the owner's rule (one lock).
+  struct Routing {
+    std::shared_ptr<SocketEntry> entry;
+    std::shared_ptr<SocketOwner> owner;
+    std::shared_ptr<const AutoResponse> rule;
+  };
+  Routing route(SocketId id) const;
   // The sockets `owner_hex` accepted, those carrying `tag` if it is not empty, by id.
-  std::vector<std::pair<SocketId, std::vector<std::string>>> list(const std::string& owner_hex,
-                                                                  const std::string& tag) const;
+  std::vector<std::shared_ptr<SocketEntry>> list(const std::string& owner_hex,
+                                                 const std::string& tag) const;
+
+  void set_rule(const ActorId& owner, std::shared_ptr<const AutoResponse> rule);
+  std::shared_ptr<const AutoResponse> rule(const std::string& owner_hex) const;
+  // The instance left memory: forget its rule unless it still has sockets.
+  void instance_stopped(const std::string& owner_hex);
+
   std::size_t size() const;
+  std::size_t accepted(const std::string& owner_hex) const;
 
  private:
+  void drop_if_unused(std::unordered_map<std::string, std::shared_ptr<SocketOwner>>::iterator it);
+  void detach(SocketEntry& entry);
+
   mutable std::mutex mutex_;
   SocketId next_id_ = 1;
-  std::unordered_map<SocketId, SocketInfo> sockets_;
-  std::unordered_map<std::string, std::set<SocketId>> by_owner_;
+  std::unordered_map<SocketId, std::shared_ptr<SocketEntry>> sockets_;
+  std::unordered_map<std::string, std::shared_ptr<SocketOwner>> owners_;  // by ActorId::hex()
 };
 
-}  // namespace cairn
+}  // namespace cairn::detail

@@ -5,6 +5,7 @@
 #include <future>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 #include "cairn/stub.hpp"
 
@@ -33,6 +34,18 @@ inline Result<nlohmann::json> call(const Stub& stub, std::string method, nlohman
   stub.call(std::move(method), std::move(args),
             [promise](Result<nlohmann::json> r) { promise->set_value(std::move(r)); });
   return wait_for(future);
+}
+
+// Polls `condition` until it holds or the deadline passes; returns its last value. For
+// effects that happen on another thread (a host finishing its eviction, a message arriving).
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds deadline = reply_deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
 }
 
 inline Request get(std::string target) { return Request{"GET", std::move(target), {}, {}, 0}; }

@@ -25,6 +25,17 @@ inline constexpr std::size_t max_websocket_tags = 10;
 inline constexpr std::size_t max_websocket_tag_bytes = 256;
 inline constexpr std::size_t max_websocket_message_bytes = 1 << 20;
 inline constexpr std::size_t max_websocket_outbound_bytes = 1 << 20;
+// A socket's attachment (WebSocket::set_attachment), serialized as JSON.
+inline constexpr std::size_t max_websocket_attachment_bytes = 16 * 1024;
+// Open sockets one actor instance may have accepted at once.
+inline constexpr std::size_t max_websockets_per_actor = 32'768;
+// Each side of an auto-response rule (Context::set_websocket_auto_response), and the largest
+// message the runtime tries to match against a JSON rule.
+inline constexpr std::size_t max_auto_response_bytes = 2048;
+
+// Lifecycle defaults (RuntimeOptions).
+inline constexpr std::chrono::milliseconds default_idle_timeout{10'000};
+inline constexpr std::size_t default_max_live_instances = 1000;
 
 // HTTP.
 inline constexpr std::size_t max_http_body_bytes = 64 * 1024;

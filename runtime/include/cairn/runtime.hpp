@@ -2,13 +2,16 @@
 // One per process; made in main() after the Registry is filled. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "cairn/clock.hpp"
+#include "cairn/limits.hpp"
 #include "cairn/registry.hpp"
 #include "cairn/result.hpp"
 #include "cairn/stub.hpp"
@@ -28,7 +31,25 @@ struct RuntimeOptions {
   // fsync, so this is sized by fsyncs in flight, not by cores.
   std::size_t threads = 8;
   std::shared_ptr<Clock> clock = std::make_shared<SystemClock>();
+  // An instance with no event for this long (by `clock`) is evicted: object destroyed,
+  // database closed, sockets kept open. Zero: only the cap below evicts.
+  std::chrono::milliseconds idle_timeout = limits::default_idle_timeout;
+  // At most this many instances in memory (each holds 2 descriptors for its database); the
+  // least recently used one is evicted to make room. At least 1.
+  std::size_t max_live_instances = limits::default_max_live_instances;
 };
+
+struct RuntimeStats {
+  std::size_t live_instances = 0;      // in memory and serving
+  std::size_t stopping_instances = 0;  // evicted, finishing their last batch
+  std::size_t websockets = 0;          // every open socket, hibernated or not
+  std::uint64_t instances_started = 0; // constructor calls since start
+  std::uint64_t evictions = 0;         // idle, LRU and forced, since start
+};
+
+// Raises this process's soft limit on open descriptors to its hard limit; returns the new
+// soft limit. Call once at start-up: every live instance holds 2 and every socket 1.
+std::uint64_t raise_descriptor_limit();
 
 class Runtime {
  public:
@@ -52,6 +73,16 @@ class Runtime {
   void socket_message(SocketId id, std::string message, bool binary);
   void socket_closed(SocketId id, int code, std::string reason);
   void socket_error(SocketId id, std::string error);
+
+  // --- The lifecycle. ---
+  // Evicts every instance idle for options.idle_timeout by the clock's now; returns how many.
+  // The runtime calls this by itself a few times per timeout; a test with a ManualClock
+  // advances the clock and calls it.
+  std::size_t evict_idle();
+  // Evicts instance (binding, name) now, after the events already sent to it. False if it was
+  // not live; not_found / invalid_argument as get().
+  Result<bool> evict(std::string_view binding, std::string_view name);
+  RuntimeStats stats() const;
 
   // Finishes every actor's open batch (commit, answers released), closes the databases and
   // stops the actor system. Later calls answer unavailable. Idempotent; blocks.
