@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -23,6 +24,8 @@ int main(int argc, char** argv) {
   std::size_t threads = 8;
   std::size_t io_threads = 1;
   std::string log_level = "info";
+  double idle_timeout_s = std::chrono::duration<double>(cairn::limits::default_idle_timeout).count();
+  std::size_t max_live = cairn::limits::default_max_live_instances;
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "port to listen on (0 picks a free one)")->capture_default_str();
   app.add_option("--data-dir", data_dir, "where actor databases live")->capture_default_str();
@@ -35,6 +38,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--io-threads", io_threads, "HTTP/WebSocket I/O threads")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--idle-timeout", idle_timeout_s,
+                 "seconds without an event before an instance leaves memory (0: never)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  app.add_option("--max-live-instances", max_live,
+                 "instances in memory at most; the least recently used one is evicted")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -52,6 +63,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Every live instance holds 2 descriptors and every socket 1.
+  auto descriptors = cairn::raise_descriptor_limit();
+  spdlog::info("descriptor limit {}", descriptors);
+
   try {
     cairn::Registry classes;
     classes.add<cairn::actors::Flight>("FLIGHT");
@@ -60,6 +75,8 @@ int main(int argc, char** argv) {
     options.data_dir = data_dir;
     options.durability = durability == "full" ? cairn::Durability::full : cairn::Durability::normal;
     options.threads = threads;
+    options.idle_timeout = std::chrono::milliseconds(static_cast<long long>(idle_timeout_s * 1000));
+    options.max_live_instances = max_live;
     cairn::Runtime runtime(std::move(classes), options);
 
     cairn::gateway::GatewayOptions web;
@@ -70,6 +87,7 @@ int main(int argc, char** argv) {
     for (const char* path : {"/seats", "/book-seat", "/ws"}) {
       web.routes.push_back({path, "FLIGHT", "flightId"});
     }
+    web.object_bindings = {"FLIGHT"};  // and /objects/FLIGHT/<flightId>/seats, /book-seat, /ws
     cairn::gateway::Gateway gateway(runtime, web);
     gateway.start();
     std::printf("cairn listening on http://%s:%u (data in %s, durability %s)\n", host.c_str(),

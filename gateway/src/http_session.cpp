@@ -85,25 +85,33 @@ void HttpSession::handle(http::request<http::string_body> request) {
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
       return reply(Response::error(Code::method_not_allowed, "use GET /healthz"), request.keep_alive());
     }
-    return reply(Response::json(200, {{"status", "ok"}}), request.keep_alive(),
-                 request.method() == http::verb::head);
+    auto stats = shared_->runtime.stats();
+    return reply(Response::json(200, {{"status", "ok"},
+                                      {"live_instances", stats.live_instances},
+                                      {"websockets", stats.websockets}}),
+                 request.keep_alive(), request.method() == http::verb::head);
+  }
+  if (auto object = match_object_route(shared_->options.object_bindings, target)) {
+    if (!*object) return reply(Response::error(object->error()), request.keep_alive());
+    auto& matched = **object;
+    return to_actor(std::move(request), matched.binding, matched.name, std::move(matched.target));
   }
   Request probe;
   probe.target = std::string(target);
   if (auto matched = match_route(shared_->options.routes, probe)) {
     if (!*matched) return reply(Response::error(matched->error()), request.keep_alive());
     const Route& route = *(*matched)->route;
-    std::string name = std::move((*matched)->name);
-    return to_actor(std::move(request), route, std::move(name));
+    return to_actor(std::move(request), route.binding, (*matched)->name);
   }
   serve_static(request);
 }
 
-void HttpSession::to_actor(http::request<http::string_body> request, const Route& route,
-                           std::string name) {
-  auto stub = shared_->runtime.get(route.binding, name);
+void HttpSession::to_actor(http::request<http::string_body> request, const std::string& binding,
+                           const std::string& name, std::optional<std::string> target) {
+  auto stub = shared_->runtime.get(binding, name);
   if (!stub) return reply(Response::error(stub.error()), request.keep_alive());
   Request actor_request = to_request(request);
+  if (target) actor_request.target = std::move(*target);
   std::shared_ptr<SessionSink> sink;
   bool upgrade = beast::websocket::is_upgrade(request);
   if (upgrade) {

@@ -25,7 +25,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void do_read();
   void on_read(beast::error_code ec, std::size_t bytes);
   void handle(http::request<http::string_body> request);
-  void to_actor(http::request<http::string_body> request, const Route& route, std::string name);
+  // Forwards `request` to actor (binding, name); `target`, if set, replaces its target.
+  void to_actor(http::request<http::string_body> request, const std::string& binding,
+                const std::string& name, std::optional<std::string> target = std::nullopt);
   void serve_static(const http::request<http::string_body>& request);
   void reply(const Response& response, bool keep_alive, bool head = false);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);

@@ -4,27 +4,9 @@
 #include <algorithm>
 #include <map>
 
+#include "cairn/http.hpp"
+
 namespace cairn::gateway {
-namespace {
-
-Result<std::string> decode_path(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
-        !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      return fail(Code::invalid_argument, "malformed percent-encoding in path");
-    }
-    out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-    i += 2;
-  }
-  return out;
-}
-
-}  // namespace
 
 std::string content_type_for(const std::filesystem::path& path) {
   static const std::map<std::string, std::string> types{
@@ -46,7 +28,7 @@ std::string content_type_for(const std::filesystem::path& path) {
 Result<StaticFile> resolve_static(const std::filesystem::path& root, std::string_view url_path) {
   Error missing{Code::not_found, "no such file: " + std::string(url_path.substr(0, 200))};
   if (root.empty() || url_path.empty() || url_path.front() != '/') return missing;
-  auto decoded = decode_path(url_path);
+  auto decoded = url_decode(url_path, false);
   if (!decoded) return missing;
   std::string rel = *decoded;
   if (rel.find('\0') != std::string::npos || rel.find('\\') != std::string::npos) return missing;

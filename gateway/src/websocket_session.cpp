@@ -69,7 +69,7 @@ void WebSocketSession::on_accept(beast::error_code ec) {
   if (ec) return finish(1006, ec.message(), true);
   open_ = true;
   do_read();
-  if (!queue_.empty()) do_write();
+  if (!queue_empty()) do_write();
   else if (close_pending_) do_close();
 }
 
@@ -101,10 +101,24 @@ void WebSocketSession::send(std::shared_ptr<const std::string> message, bool bin
   if (closing_ || close_pending_ || finished_) return;
   if (queued_bytes_ + message->size() > limits::max_websocket_outbound_bytes) {
     spdlog::warn("socket {}: client is not reading; closing with 1008", id_);
-    queue_.clear();
-    queued_bytes_ = 0;
+    // Its memory goes now, not when the socket closes; only a write in flight stays.
+    std::vector<Outgoing> in_flight;
+    if (writing_) in_flight.push_back(std::move(queue_[head_]));
+    queue_.swap(in_flight);
+    head_ = 0;
+    queued_bytes_ = queue_.empty() ? 0 : queue_[0].message->size();
+    if (writing_) {
+      // The close frame waits for that write; a client that never reads it is cut off.
+      grace_ = std::make_unique<net::steady_timer>(ws_.get_executor(), limits::websocket_close_grace);
+      grace_->async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (ec || self->finished_ || self->closing_) return;
+        beast::error_code ignored;
+        beast::get_lowest_layer(self->ws_).socket().close(ignored);
+      });
+    }
     return close(1008, "outbound queue over " +
-                           std::to_string(limits::max_websocket_outbound_bytes) + " bytes");
+                           std::to_string(limits::max_websocket_outbound_bytes) +
+                           " bytes (limits::max_websocket_outbound_bytes)");
   }
   queued_bytes_ += message->size();
   queue_.push_back({std::move(message), binary});
@@ -113,18 +127,29 @@ void WebSocketSession::send(std::shared_ptr<const std::string> message, bool bin
 
 void WebSocketSession::do_write() {
   writing_ = true;
-  ws_.binary(queue_.front().binary);
-  ws_.async_write(net::buffer(*queue_.front().message),
+  ws_.binary(queue_[head_].binary);
+  ws_.async_write(net::buffer(*queue_[head_].message),
                   beast::bind_front_handler(&WebSocketSession::on_write, shared_from_this()));
 }
 
 void WebSocketSession::on_write(beast::error_code ec, std::size_t) {
   writing_ = false;
   if (ec) return;  // the read side reports the failure
-  queued_bytes_ -= queue_.front().message->size();
-  queue_.pop_front();
-  if (!queue_.empty()) return do_write();
+  pop_front();
+  if (!queue_empty()) return do_write();
   if (close_pending_) do_close();
+}
+
+void WebSocketSession::pop_front() {
+  queued_bytes_ -= queue_[head_].message->size();
+  queue_[head_].message.reset();
+  if (++head_ < queue_.size()) return;
+  head_ = 0;
+  if (queue_.capacity() > 16) {
+    std::vector<Outgoing>().swap(queue_);  // an idle socket keeps no burst-sized buffer
+  } else {
+    queue_.clear();
+  }
 }
 
 void WebSocketSession::close(int code, std::string reason) {
@@ -136,6 +161,7 @@ void WebSocketSession::close(int code, std::string reason) {
 
 void WebSocketSession::do_close() {
   closing_ = true;
+  if (grace_) grace_->cancel();
   close_pending_ = false;
   ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
     // The pending read completes with `closed` once the client answers.

@@ -24,18 +24,18 @@ std::optional<std::string_view> find_header(const Headers& headers, std::string_
   return std::nullopt;
 }
 
-Result<std::string> url_decode(std::string_view s) {
+Result<std::string> url_decode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
-    if (c == '+') {
+    if (c == '+' && plus_is_space) {
       out += ' ';
     } else if (c == '%') {
       int hi = i + 2 < s.size() ? hex_digit(s[i + 1]) : -1;
       int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
       if (i + 2 >= s.size() || hi < 0 || lo < 0) {
-        return fail(Code::invalid_argument, "malformed percent-encoding in query string");
+        return fail(Code::invalid_argument, plus_is_space ? "malformed percent-encoding in query string" : "malformed percent-encoding in path");
       }
       out += static_cast<char>(hi * 16 + lo);
       i += 2;

@@ -25,6 +25,15 @@ struct FlightFixture {
     return std::make_unique<Runtime>(std::move(registry), options);
   }
   Stub flight(const std::string& id) { return *runtime->get("FLIGHT", id); }
+  // Opens a WebSocket on flight `id` (GET /ws accepted); returns its sink and id.
+  std::pair<std::shared_ptr<testing::RecordingSink>, SocketId> open_socket(const std::string& id) {
+    auto sink = std::make_shared<testing::RecordingSink>();
+    Request upgrade = testing::get("/ws?flightId=" + id);
+    upgrade.headers = {{"Upgrade", "websocket"}};
+    upgrade.websocket = runtime->reserve_socket(sink);
+    REQUIRE(testing::fetch(flight(id), upgrade).status == 101);
+    return {sink, upgrade.websocket};
+  }
 };
 
 Result<json> book(const Stub& stub, const std::string& seat, const std::string& name) {
@@ -130,11 +139,7 @@ TEST_CASE("the HTTP face answers the tutorial's routes with statuses equal to th
 TEST_CASE("every booking broadcasts the full seat map to the flight's sockets") {
   FlightFixture f;
   auto stub = f.flight("9");
-  auto sink = std::make_shared<testing::RecordingSink>();
-  Request upgrade = testing::get("/ws?flightId=9");
-  upgrade.headers = {{"Upgrade", "websocket"}};
-  upgrade.websocket = f.runtime->reserve_socket(sink);
-  CHECK(testing::fetch(stub, upgrade).status == 101);
+  auto [sink, socket] = f.open_socket("9");
   REQUIRE(book(stub, "4D", "Dee").ok());
   REQUIRE(!book(stub, "4D", "Eve").ok());  // a failed booking broadcasts nothing
   auto messages = sink->messages();
@@ -152,4 +157,29 @@ TEST_CASE("bookings survive a restart and the constructor does not reset the sea
   auto seats = testing::call(f.flight("r"), "getSeats").value();
   CHECK(seats.size() == 60);
   CHECK(seat(seats, "10F")["occupant"] == "Zed");
+}
+
+TEST_CASE("a flight's socket may ask for the seats; other messages get a JSON error") {
+  FlightFixture f;
+  auto stub = f.flight("talk");
+  auto [sink, socket] = f.open_socket("talk");
+  REQUIRE(book(stub, "1B", "Bea").ok());
+  f.runtime->socket_message(socket, R"({"type":"getSeats"})", false);
+  f.runtime->socket_message(socket, "not json", false);
+  f.runtime->socket_message(socket, R"({"type":"fly"})", false);
+  f.runtime->socket_message(socket, "\x01\x02", true);
+  f.runtime->socket_message(socket, R"({"type":"ping","id":"x","clientTime":5})", false);
+  REQUIRE(testing::eventually([&] { return sink->messages().size() == 6; }));
+  // The heartbeat never reaches the actor: the runtime answers it at once, so it may overtake
+  // the answers to the messages before it. The rest come in order.
+  std::vector<std::string> from_actor;
+  std::size_t pongs = 0;
+  for (const auto& m : sink->messages()) {
+    if (m == R"({"type":"pong","id":"x","clientTime":5})") ++pongs;
+    else from_actor.push_back(m);
+  }
+  CHECK(pongs == 1);
+  REQUIRE(from_actor.size() == 5);
+  CHECK(seat(json::parse(from_actor[1]), "1B")["occupant"] == "Bea");
+  for (std::size_t i : {2u, 3u, 4u}) CHECK(json::parse(from_actor[i])["status"] == 400);
 }

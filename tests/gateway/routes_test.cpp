@@ -36,3 +36,27 @@ TEST_CASE("a missing, empty, over-long or malformed actor name is invalid_argume
     }
   }
 }
+
+TEST_CASE("the generic route splits /objects/<BINDING>/<name>/<rest> and keeps the query") {
+  using cairn::gateway::match_object_route;
+  const std::vector<std::string> bindings{"FLIGHT"};
+  CHECK(!match_object_route(bindings, "/seats?flightId=1").has_value());
+  CHECK(!match_object_route(bindings, "/objectsX/FLIGHT/a").has_value());
+  auto full = match_object_route(bindings, "/objects/FLIGHT/LH%20400/book-seat?x=1");
+  REQUIRE(full.has_value());
+  REQUIRE(full->ok());
+  CHECK((*full)->binding == "FLIGHT");
+  CHECK((*full)->name == "LH 400");
+  CHECK((*full)->target == "/book-seat?x=1");
+  auto plus = match_object_route(bindings, "/objects/FLIGHT/a+b");
+  REQUIRE(plus->ok());
+  CHECK((*plus)->name == "a+b");  // '+' is not a space in a path
+  CHECK((*plus)->target == "/");
+  CHECK(match_object_route(bindings, "/objects/OTHER/a/seats")->error().code == Code::not_found);
+  CHECK(match_object_route(bindings, "/objects/FLIGHT//seats")->error().code == Code::invalid_argument);
+  CHECK(match_object_route(bindings, "/objects/FLIGHT/%2/seats")->error().code == Code::invalid_argument);
+  CHECK(match_object_route(bindings, "/objects/FLIGHT/a%0Ab/seats")->error().code == Code::invalid_argument);
+  auto long_name = match_object_route(
+      bindings, "/objects/FLIGHT/" + std::string(limits::max_actor_name_bytes + 1, 'n'));
+  CHECK(long_name->error().message.find("limits::max_actor_name_bytes") != std::string::npos);
+}

@@ -153,3 +153,53 @@ TEST_CASE("the demo page is served at / with its content type, over keep-alive")
   CHECK(with_query.body == page.body);
   CHECK(client.request(http::verb::get, "/healthz").status == 200);
 }
+
+TEST_CASE("with --max-live-instances the server's descriptors stay bounded over many flights") {
+  TempDir dir;
+  ServerProcess server(dir.path(), {"--max-live-instances", "4", "--idle-timeout", "60"});
+  auto open_descriptors = [&] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/fd")) {
+      ++n;
+    }
+    return n;
+  };
+  HttpClient http(server.port());
+  REQUIRE(http.request(http::verb::get, "/seats?flightId=warm").status == 200);
+  auto before = open_descriptors();
+  for (int i = 0; i < 40; ++i) {
+    auto flight = "fd" + std::to_string(i);
+    auto booked = http.request(http::verb::post, "/book-seat?flightId=" + flight,
+                               json{{"seatNumber", "3C"}, {"name", flight}}.dump());
+    REQUIRE(booked.status == 200);
+  }
+  // 40 flights touched, at most 4 databases (2 descriptors each) open.
+  CHECK(open_descriptors() <= before + 8);
+  for (int i = 0; i < 40; i += 7) {
+    auto flight = "fd" + std::to_string(i);
+    auto seats = json::parse(http.request(http::verb::get, "/seats?flightId=" + flight).body);
+    CHECK(seat(seats, "3C")["occupant"] == flight);
+  }
+  auto health = json::parse(http.request(http::verb::get, "/healthz").body);
+  CHECK(health["live_instances"].get<int>() <= 4);
+}
+
+TEST_CASE("an idle flight leaves memory by itself and its socket stays open") {
+  TempDir dir;
+  ServerProcess server(dir.path(), {"--idle-timeout", "0.2"});
+  WsClient socket(server.port(), "/ws?flightId=sleepy");
+  HttpClient http(server.port());
+  // The sweep runs a few times per timeout of real time: wait for it, bounded.
+  bool hibernated = false;
+  for (int i = 0; i < 100 && !hibernated; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto health = json::parse(http.request(http::verb::get, "/healthz").body);
+    hibernated = health["live_instances"] == 0 && health["websockets"] == 1;
+  }
+  REQUIRE(hibernated);
+  REQUIRE(http.request(http::verb::post, "/book-seat?flightId=sleepy",
+                       R"({"seatNumber":"9F","name":"Ida"})").status == 200);
+  auto seats = json::parse(*socket.read());
+  CHECK(seat(seats, "9F")["occupant"] == "Ida");
+}

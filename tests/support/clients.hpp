@@ -111,9 +111,16 @@ inline HttpReply http_post(std::uint16_t port, const std::string& target, const 
 
 class WsClient {
  public:
-  WsClient(std::uint16_t port, const std::string& target) : ws_(ioc_) {
+  // `receive_buffer` > 0 sets SO_RCVBUF before connecting (a client that reads slowly).
+  WsClient(std::uint16_t port, const std::string& target, int receive_buffer = 0) : ws_(ioc_) {
     bool done = false;
     beast::error_code error;
+    if (receive_buffer > 0) {
+      auto& socket = beast::get_lowest_layer(ws_).socket();
+      socket.open(tcp::v4());
+      socket.set_option(net::socket_base::receive_buffer_size(receive_buffer));
+    }
+    ws_.read_message_max(64 * 1024 * 1024);
     beast::get_lowest_layer(ws_).async_connect(
         tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
         [&](beast::error_code ec) { error = ec; done = true; });
@@ -130,11 +137,40 @@ class WsClient {
     bool done = false;
     beast::error_code error;
     ws_.async_read(buffer_, [&](beast::error_code ec, std::size_t) { error = ec; done = true; });
-    if (!run_until(ioc_, done, ws_, limit) || error) return std::nullopt;
+    if (!run_until(ioc_, done, ws_, limit)) return std::nullopt;
+    if (error) {
+      if (error == websocket::error::closed) close_code_ = static_cast<int>(ws_.reason().code);
+      else if (close_code_ == 0) close_code_ = -1;  // the connection failed without a close frame
+      return std::nullopt;
+    }
     std::string text = beast::buffers_to_string(buffer_.data());
     buffer_.consume(buffer_.size());
     return text;
   }
+
+  // Sends one text (or binary) message; false if it could not be written in time.
+  bool send(const std::string& message, bool binary = false) {
+    bool done = false;
+    beast::error_code error;
+    ws_.binary(binary);
+    ws_.async_write(net::buffer(message), [&](beast::error_code ec, std::size_t) { error = ec; done = true; });
+    return run_until(ioc_, done, ws_) && !error;
+  }
+
+  // Reads until the server closes; returns its close code (-1: cut without a close frame, 0:
+  // still open at the deadline). Messages read on the way are counted in `messages`.
+  int read_until_closed(std::size_t* messages = nullptr,
+                        std::chrono::milliseconds limit = io_deadline) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (close_code_ == 0 && std::chrono::steady_clock::now() < end) {
+      auto message = read(std::chrono::duration_cast<std::chrono::milliseconds>(
+          end - std::chrono::steady_clock::now()));
+      if (message && messages) ++*messages;
+      if (!message && close_code_ == 0) break;
+    }
+    return close_code_;
+  }
+  int close_code() const { return close_code_; }
 
   // Closes with `code`; returns the code the server answered with (0 if none in time).
   int close(websocket::close_code code = websocket::close_code::normal) {
@@ -149,6 +185,7 @@ class WsClient {
   net::io_context ioc_;
   websocket::stream<beast::tcp_stream> ws_;
   beast::flat_buffer buffer_;
+  int close_code_ = 0;
 };
 
 }  // namespace cairn::testing

@@ -20,8 +20,9 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // The value of header `name` (case-insensitive), or nullopt.
 std::optional<std::string_view> find_header(const Headers& headers, std::string_view name);
 
-// Percent-decodes one query component ('+' is a space). Fails on a bad escape.
-Result<std::string> url_decode(std::string_view s);
+// Percent-decodes one query component ('+' is a space) or, with plus_is_space false, one
+// path segment ('+' stays). Fails on a bad escape.
+Result<std::string> url_decode(std::string_view s, bool plus_is_space = true);
 
 struct Request {
   std::string method;  // "GET", "POST", ...

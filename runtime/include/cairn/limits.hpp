@@ -25,6 +25,9 @@ inline constexpr std::size_t max_websocket_tags = 10;
 inline constexpr std::size_t max_websocket_tag_bytes = 256;
 inline constexpr std::size_t max_websocket_message_bytes = 1 << 20;
 inline constexpr std::size_t max_websocket_outbound_bytes = 1 << 20;
+// A socket closed for going over max_websocket_outbound_bytes gets this long to take the
+// write in flight (then its 1008 close frame); after it the connection is cut.
+inline constexpr std::chrono::seconds websocket_close_grace{5};
 // A socket's attachment (WebSocket::set_attachment), serialized as JSON.
 inline constexpr std::size_t max_websocket_attachment_bytes = 16 * 1024;
 // Open sockets one actor instance may have accepted at once.

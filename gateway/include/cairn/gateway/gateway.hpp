@@ -1,5 +1,7 @@
 // Gateway: the HTTP/1.1 and WebSocket front door (Boost.Beast). Routes requests to actors by
-// path and a query parameter naming the actor, serves static files, answers /healthz itself.
+// path and a query parameter naming the actor, or by the generic /objects/<BINDING>/<name>/
+// route; serves static files; answers /healthz itself (with the live instance and socket
+// counts).
 // One per process; its I/O threads never block on an actor.
 #pragma once
 
@@ -27,6 +29,9 @@ struct GatewayOptions {
   std::filesystem::path public_dir;  // empty: no static files
   std::size_t io_threads = 1;
   std::vector<Route> routes;
+  // Bindings served by the generic route /objects/<BINDING>/<name>/<rest>: the request (HTTP
+  // or WebSocket upgrade) goes to that instance's fetch() with the target /<rest>[?query].
+  std::vector<std::string> object_bindings;
 };
 
 class Gateway {
