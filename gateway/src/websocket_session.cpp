@@ -74,10 +74,21 @@ void WebSocketSession::on_accept(beast::error_code ec) {
 }
 
 void WebSocketSession::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this()));
+  // Between messages the pending read owns only the small inline buffer: an idle socket
+  // holds no heap buffer. A message that goes on is read straight into its own string.
+  if (message_.empty()) {
+    ws_.async_read_some(net::buffer(small_),
+                        beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this(), true));
+    return;
+  }
+  read_base_ = message_.size();
+  message_.resize(read_base_ + read_chunk);
+  ws_.async_read_some(net::buffer(message_.data() + read_base_, read_chunk),
+                      beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this(), false));
 }
 
-void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
+void WebSocketSession::on_read(bool small, beast::error_code ec, std::size_t bytes) {
+  if (!small) message_.resize(read_base_ + (ec ? 0 : bytes));
   if (ec == websocket::error::closed) {
     // The client closed cleanly; Beast has answered the close frame.
     auto reason = ws_.reason();
@@ -90,10 +101,11 @@ void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
                             std::to_string(limits::max_websocket_message_bytes) + " bytes", false);
   }
   if (ec) return finish(1006, ec.message(), ec != net::error::operation_aborted && !closing_);
-  shared_->runtime.socket_message(id_, beast::buffers_to_string(buffer_.data()), ws_.got_binary());
-  buffer_.consume(buffer_.size());
-  // Give back a buffer a large message grew, so an idle socket stays small.
-  if (buffer_.capacity() > 4096) buffer_.shrink_to_fit();
+  if (small) message_.assign(small_.data(), bytes);
+  if (ws_.is_message_done()) {
+    // Handed over whole, without a copy; the session keeps no buffer.
+    shared_->runtime.socket_message(id_, std::exchange(message_, std::string()), ws_.got_binary());
+  }
   do_read();
 }
 

@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,7 +65,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
  private:
   void on_accept(beast::error_code ec);
   void do_read();
-  void on_read(beast::error_code ec, std::size_t bytes);
+  void on_read(bool small, beast::error_code ec, std::size_t bytes);
   void do_write();
   void on_write(beast::error_code ec, std::size_t bytes);
   void do_close();
@@ -77,7 +78,11 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     bool binary;
   };
   beast::websocket::stream<beast::tcp_stream> ws_;
-  beast::flat_buffer buffer_;
+  // Reads: idle, into small_; a message longer than that is assembled in message_.
+  static constexpr std::size_t read_chunk = 16 * 1024;
+  std::array<char, 64> small_;
+  std::string message_;
+  std::size_t read_base_ = 0;
   std::shared_ptr<SharedState> shared_;
   SocketId id_;
   std::shared_ptr<SessionSink> sink_;

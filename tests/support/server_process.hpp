@@ -23,13 +23,13 @@ namespace cairn::testing {
 
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::filesystem::path& data_dir,
-                         std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{CAIRN_SERVER_PATH, "--host",       "127.0.0.1",
-                                  "--port",          "0",            "--data-dir",
-                                  data_dir.string(), "--public-dir", CAIRN_PUBLIC_DIR,
-                                  "--threads",       "4",            "--log-level", "warn"};
-    args.insert(args.end(), extra.begin(), extra.end());
+#ifdef CAIRN_SERVER_PATH
+  // The test suite's server: the built cairn-server on data_dir, then `extra` flags.
+  explicit ServerProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra = {})
+      : ServerProcess(with_defaults(data_dir, std::move(extra))) {}
+#endif
+  // Runs args[0] with `args`; it must print "listening on http://127.0.0.1:PORT " on stdout.
+  explicit ServerProcess(std::vector<std::string> args) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -75,6 +75,18 @@ class ServerProcess {
   }
 
  private:
+#ifdef CAIRN_SERVER_PATH
+  static std::vector<std::string> with_defaults(const std::filesystem::path& data_dir,
+                                                std::vector<std::string> extra) {
+    std::vector<std::string> args{CAIRN_SERVER_PATH, "--host",       "127.0.0.1",
+                                  "--port",          "0",            "--data-dir",
+                                  data_dir.string(), "--public-dir", CAIRN_PUBLIC_DIR,
+                                  "--threads",       "4",            "--log-level", "warn"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+#endif
+
   std::uint16_t read_port(int fd) {
     std::string text;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
