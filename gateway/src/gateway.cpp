@@ -5,7 +5,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <algorithm>
 #include <chrono>
 #include <future>
@@ -15,6 +14,7 @@
 #include <thread>
 
 #include "http_session.hpp"
+#include "io_lane.hpp"
 #include "websocket_session.hpp"
 
 namespace cairn::gateway {
@@ -25,28 +25,38 @@ using tcp = net::ip::tcp;
 struct Gateway::Impl {
   Impl(Runtime& runtime, GatewayOptions options)
       : shared(std::make_shared<SharedState>(runtime, std::move(options))),
-        acceptor(net::make_strand(ioc)) {}
+        lanes(make_lanes(shared->options.io_threads)),
+        acceptor(lanes[0]->context()) {}
+
+  static std::vector<std::unique_ptr<IoLane>> make_lanes(std::size_t n) {
+    std::vector<std::unique_ptr<IoLane>> out;
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, n); ++i) out.push_back(std::make_unique<IoLane>());
+    return out;
+  }
 
   void do_accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    // Connections go round-robin to the lanes; a connection lives on its lane for good.
+    IoLane& lane = *lanes[next_lane++ % lanes.size()];
+    acceptor.async_accept(lane.context(), [this, &lane](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
       if (ec) {
         // EMFILE and friends: keep accepting; the failure is the client's connection only.
         spdlog::warn("accept failed: {}", ec.message());
       } else {
         socket.set_option(tcp::no_delay(true), ec);
-        std::make_shared<HttpSession>(std::move(socket), shared)->run();
+        std::make_shared<HttpSession>(std::move(socket), shared, lane)->run();
       }
       do_accept();
     });
   }
 
-  net::io_context ioc;
   std::shared_ptr<SharedState> shared;
-  tcp::acceptor acceptor;
+  std::vector<std::unique_ptr<IoLane>> lanes;  // one per I/O thread
+  std::size_t next_lane = 0;                   // the acceptor's lane only
+  tcp::acceptor acceptor;                      // on lane 0
   std::vector<std::thread> threads;
-  // Keeps the I/O threads running while no connection is open and the acceptor is closed.
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  // Keep the I/O threads running while no connection is open and the acceptor is closed.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   bool accepting = true;
   bool stopped = false;
 };
@@ -85,10 +95,9 @@ std::uint16_t Gateway::port() const {
 
 void Gateway::start() {
   net::post(impl_->acceptor.get_executor(), [impl = impl_.get()] { impl->do_accept(); });
-  impl_->work.emplace(impl_->ioc.get_executor());
-  std::size_t n = std::max<std::size_t>(1, impl_->shared->options.io_threads);
-  for (std::size_t i = 0; i < n; ++i) {
-    impl_->threads.emplace_back([impl = impl_.get()] { impl->ioc.run(); });
+  for (auto& lane : impl_->lanes) {
+    impl_->work.push_back(net::make_work_guard(lane->context()));
+    impl_->threads.emplace_back([&ioc = lane->context()] { ioc.run(); });
   }
 }
 
@@ -133,8 +142,8 @@ void Gateway::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
-  impl_->work.reset();
-  impl_->ioc.stop();
+  impl_->work.clear();
+  for (auto& lane : impl_->lanes) lane->context().stop();
   for (auto& thread : impl_->threads) thread.join();
   impl_->threads.clear();
   // Sessions still held by abandoned handlers die with them; release what they reserved.

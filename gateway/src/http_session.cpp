@@ -33,8 +33,9 @@ Request to_request(const http::request<http::string_body>& in) {
 
 }  // namespace
 
-HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared)
-    : stream_(std::move(socket)), shared_(std::move(shared)) {}
+HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared,
+                         IoLane& lane)
+    : stream_(std::move(socket)), shared_(std::move(shared)), lane_(lane) {}
 
 void HttpSession::run() {
   net::dispatch(stream_.get_executor(),
@@ -115,11 +116,11 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
   std::shared_ptr<SessionSink> sink;
   bool upgrade = beast::websocket::is_upgrade(request);
   if (upgrade) {
-    sink = std::make_shared<SessionSink>(stream_.get_executor());
+    sink = std::make_shared<SessionSink>(lane_);
     actor_request.websocket = shared_->reserve(sink);
   }
   SocketId socket = actor_request.websocket;
-  // The answer arrives on a runtime thread; everything after it runs on this strand.
+  // The answer arrives on a runtime thread; everything after it runs on this lane.
   stub->fetch(std::move(actor_request), [self = shared_from_this(), request = std::move(request),
                                          sink = std::move(sink), socket](Response response) mutable {
     net::post(self->stream_.get_executor(), [self, request = std::move(request), sink = std::move(sink),

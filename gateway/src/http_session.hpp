@@ -1,6 +1,6 @@
 // HttpSession: one HTTP/1.1 keep-alive connection. Reads a request (bounded header and body),
 // answers /healthz, static files and errors itself, and hands actor routes to the runtime
-// without blocking; the actor's answer comes back on this session's strand.
+// without blocking; the actor's answer comes back on this session's lane (its I/O thread).
 #pragma once
 
 #include <boost/beast/core.hpp>
@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "cairn/http.hpp"
+#include "io_lane.hpp"
 #include "shared_state.hpp"
 
 namespace cairn::gateway {
@@ -18,7 +19,8 @@ namespace http = beast::http;
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared);
+  HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared,
+              IoLane& lane);
   void run();
 
  private:
@@ -35,6 +37,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::shared_ptr<SharedState> shared_;
+  IoLane& lane_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;
 };

@@ -10,23 +10,46 @@ namespace cairn::gateway {
 namespace websocket = beast::websocket;
 
 void SessionSink::send(std::shared_ptr<const std::string> message, bool binary) {
-  net::post(executor_, [self = shared_from_this(), message = std::move(message), binary]() mutable {
-    if (auto session = self->session_.lock()) {
-      session->send(std::move(message), binary);
-    } else if (!self->attached_) {
-      self->early_.push_back({std::move(message), binary, false, 0, {}});
-    }
-  });
+  lane_.deliver({shared_from_this(), std::move(message), binary, 0, {}});
 }
 
 void SessionSink::close(int code, std::string reason) {
-  net::post(executor_, [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
-    if (auto session = self->session_.lock()) {
-      session->close(code, std::move(reason));
-    } else if (!self->attached_) {
-      self->early_.push_back({nullptr, false, true, code, std::move(reason)});
+  lane_.deliver({shared_from_this(), nullptr, false, code, std::move(reason)});
+}
+
+void SessionSink::on_lane(IoLane::Output& output) {
+  bool is_close = output.message == nullptr;
+  if (auto session = session_.lock()) {
+    if (is_close) {
+      session->close(output.code, std::move(output.reason));
+    } else {
+      session->send(std::move(output.message), output.binary);
     }
-  });
+  } else if (!attached_) {
+    early_.push_back({std::move(output.message), output.binary, is_close, output.code,
+                      std::move(output.reason)});
+  }
+}
+
+void IoLane::deliver(Output output) {
+  bool was_empty;
+  {
+    std::lock_guard lock(mutex_);
+    was_empty = inbox_.empty();
+    inbox_.push_back(std::move(output));
+  }
+  // One post per burst: later outputs join the inbox the pending drain will take.
+  if (was_empty) net::post(ioc_, [this] { drain(); });
+}
+
+void IoLane::drain() {
+  {
+    std::lock_guard lock(mutex_);
+    draining_.swap(inbox_);
+  }
+  for (auto& output : draining_) output.sink->on_lane(output);
+  draining_.clear();
+  if (draining_.capacity() > 4096) std::vector<Output>().swap(draining_);
 }
 
 void SessionSink::attach(const std::shared_ptr<WebSocketSession>& session) {

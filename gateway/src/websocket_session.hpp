@@ -4,7 +4,6 @@
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "cairn/websocket.hpp"
+#include "io_lane.hpp"
 #include "shared_state.hpp"
 
 namespace cairn::gateway {
@@ -25,14 +25,17 @@ namespace net = boost::asio;
 class WebSocketSession;
 
 // The runtime's handle on a socket: made when the upgrade request arrives, before the actor
-// has answered; it holds what the actor sends until the session exists. Any thread.
+// has answered; it holds what the actor sends until the session exists. Any thread; its
+// outputs go through the session's lane.
 class SessionSink final : public SocketSink, public std::enable_shared_from_this<SessionSink> {
  public:
-  explicit SessionSink(net::any_io_executor executor) : executor_(std::move(executor)) {}
+  explicit SessionSink(IoLane& lane) : lane_(lane) {}
   void send(std::shared_ptr<const std::string> message, bool binary) override;
   void close(int code, std::string reason) override;
 
-  // On the session's strand: the session is open; what came early is handed over.
+  // On the lane's thread: an output the lane hands over.
+  void on_lane(IoLane::Output& output);
+  // On the lane's thread: the session is open; what came early is handed over.
   void attach(const std::shared_ptr<WebSocketSession>& session);
 
  private:
@@ -43,8 +46,8 @@ class SessionSink final : public SocketSink, public std::enable_shared_from_this
     int code;
     std::string reason;
   };
-  net::any_io_executor executor_;
-  // Touched on the strand only.
+  IoLane& lane_;
+  // Touched on the lane's thread only.
   std::weak_ptr<WebSocketSession> session_;
   std::vector<Early> early_;
   bool attached_ = false;
@@ -58,7 +61,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   // Completes the handshake for `request` (already accepted by the actor).
   void run(http::request<http::string_body> request);
   net::any_io_executor executor() { return ws_.get_executor(); }
-  // On the strand.
+  // On the lane's thread.
   void send(std::shared_ptr<const std::string> message, bool binary);
   void close(int code, std::string reason);
 
