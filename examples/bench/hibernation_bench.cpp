@@ -9,12 +9,15 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -201,6 +204,62 @@ class Fleet {
   std::vector<Clock::time_point> wake_replies_;
 };
 
+// The floor, measured in the same run: one thread writes a frame of `frame` bytes with plain
+// blocking writes to n loopback TCP sockets; a client thread (asio, like the WebSocket
+// clients) reads them. Returns, per round, the time until all n have the whole frame.
+std::vector<double> floor_fanout(std::size_t n, std::size_t frame, int rounds) {
+  net::io_context ioc;
+  tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  std::vector<tcp::socket> writers, readers;
+  writers.reserve(n);
+  readers.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    readers.emplace_back(ioc).connect(acceptor.local_endpoint());
+    writers.push_back(acceptor.accept());
+    writers.back().set_option(tcp::no_delay(true));
+  }
+  std::vector<std::vector<char>> buffers(n, std::vector<char>(frame));
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::size_t received = 0;
+  Clock::time_point last;
+  std::function<void(std::size_t)> arm = [&](std::size_t i) {
+    net::async_read(readers[i], net::buffer(buffers[i]), [&, i](beast::error_code ec, std::size_t) {
+      if (ec) return;
+      {
+        std::lock_guard lock(mutex);
+        if (++received == n) {
+          last = Clock::now();
+          cv.notify_all();
+        }
+      }
+      arm(i);
+    });
+  };
+  for (std::size_t i = 0; i < n; ++i) arm(i);
+  auto work = net::make_work_guard(ioc);
+  std::thread client([&] { ioc.run(); });
+  std::string payload(frame, 'x');
+  std::vector<double> out;
+  for (int r = 0; r < rounds; ++r) {
+    {
+      std::lock_guard lock(mutex);
+      received = 0;
+    }
+    auto start = Clock::now();
+    for (auto& w : writers) net::write(w, net::buffer(payload));
+    std::unique_lock lock(mutex);
+    if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return received == n; })) break;
+    out.push_back(ms(last - start));
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  work.reset();
+  ioc.stop();
+  client.join();
+  return out;
+}
+
 json health(std::uint16_t port) {
   return json::parse(cairn::testing::http_get(port, "/healthz").body, nullptr, false);
 }
@@ -344,6 +403,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%zu broadcasts did not carry the booking\n", wrong);
       status = 1;
     }
+    // The same frame's size: the seat array plus a 4-byte WebSocket header.
+    std::size_t frame = cairn::testing::http_get(port, "/seats?flightId=bench-0").body.size() + 4;
+    auto floor = floor_fanout(per_flight, frame, rounds);
+    double floor_p50 = percentile(floor, 50);
+    std::printf("floor, same run: plain writes of a %zu-byte frame to %zu loopback sockets: p50 %.2f ms, "
+                "p99 %.2f ms -> cairn/floor at p50 %.2f, at p99 %.2f\n",
+                frame, per_flight, floor_p50, percentile(floor, 99),
+                floor_p50 > 0 ? percentile(fanout, 50) / floor_p50 : 0.0,
+                percentile(floor, 99) > 0 ? percentile(fanout, 99) / percentile(floor, 99) : 0.0);
   }
 
   fleet.close_all();
