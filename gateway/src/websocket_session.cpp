@@ -79,6 +79,7 @@ WebSocketSession::~WebSocketSession() {
 void WebSocketSession::run(http::request<http::string_body> request) {
   ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   ws_.read_message_max(limits::max_websocket_message_bytes);
+  ws_.auto_fragment(false);  // one frame, one write per message
   ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
     res.set(http::field::server, "cairn");
   }));
