@@ -17,6 +17,9 @@ inline constexpr int max_sql_statement_bytes = 100'000;
 inline constexpr int max_sql_value_bytes = 2'000'000;
 inline constexpr int max_sql_columns = 100;
 
+// The WAL file each actor database keeps between checkpoints and evictions.
+inline constexpr std::size_t wal_bytes_kept = 64 * 1024;
+
 // Events: how many queued events may share one commit (group commit).
 inline constexpr std::size_t max_events_per_commit = 64;
 
