@@ -92,6 +92,10 @@ class Room final : public Actor {
       socket.send("echo " + text);
     }
   }
+  void on_error(WebSocket& socket, std::string_view error) override {
+    ctx_.sql().exec("INSERT INTO log VALUES (?)",
+                    "error " + socket.attachment().value("user", "?") + " " + std::string(error));
+  }
   void on_close(WebSocket& socket, int code, std::string_view) override {
     ctx_.sql().exec("INSERT INTO log VALUES (?)",
                     "closed " + socket.attachment().value("user", "?") + " " + std::to_string(code));
@@ -198,6 +202,18 @@ TEST_CASE("a close on a hibernated socket wakes the instance, which sees the att
   auto log = testing::call(f.room("closing"), "log").value();
   CHECK(log == json{"closed bob 1001"});
   CHECK(testing::call(f.room("closing"), "sockets").value() == 1);
+}
+
+TEST_CASE("an error on a hibernated socket wakes the instance and forgets the socket") {
+  Fixture f;
+  auto [ann, ann_id] = f.join("erring", "ann");
+  f.hibernate();
+  int before = room_constructions.load();
+  f.runtime->socket_error(ann_id, "connection reset");
+  REQUIRE(testing::eventually([&] { return f.runtime->stats().websockets == 0; }));
+  CHECK(testing::call(f.room("erring"), "log").value() == json{"error ann connection reset"});
+  CHECK(room_constructions.load() == before + 1);
+  CHECK(testing::call(f.room("erring"), "sockets").value() == 0);
 }
 
 TEST_CASE("auto-responses are answered without waking the instance, and time-stamped") {
