@@ -37,7 +37,10 @@ struct GatewayOptions {
 class Gateway {
  public:
   // Binds and listens at once. Throws std::runtime_error if the address cannot be used.
-  // `runtime` must outlive the Gateway.
+  // `runtime` must outlive the Gateway, and be shut down (Runtime::shutdown) before the
+  // Gateway is stopped or destroyed: until then the runtime may hold answers and socket
+  // sends addressed to the Gateway's I/O threads. The order cairn-server uses:
+  // stop_accepting(), runtime.shutdown(), stop().
   Gateway(Runtime& runtime, GatewayOptions options);
   ~Gateway();
   Gateway(const Gateway&) = delete;
