@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 #include <stdexcept>
@@ -255,6 +256,12 @@ std::uint64_t raise_descriptor_limit() {
   if (limit.rlim_cur < limit.rlim_max) {
     rlimit raised = limit;
     raised.rlim_cur = limit.rlim_max;
+    if (limit.rlim_max == RLIM_INFINITY) {
+      // An unlimited hard limit still stops at the kernel's per-process maximum.
+      std::ifstream nr_open("/proc/sys/fs/nr_open");
+      rlim_t kernel_max = 0;
+      if (nr_open >> kernel_max && kernel_max > limit.rlim_cur) raised.rlim_cur = kernel_max;
+    }
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
   }
   return static_cast<std::uint64_t>(limit.rlim_cur);

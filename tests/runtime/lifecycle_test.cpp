@@ -2,6 +2,8 @@
 // and hibernatable sockets (tags, attachments, auto-responses) across evictions.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <thread>
 
@@ -352,4 +354,15 @@ TEST_CASE("auto-response rules: exact pairs, JSON rules, and their limits") {
   auto bad_reply = AutoResponse::heartbeat();
   bad_reply.json_rule->reply = "pong";
   CHECK(!bad_reply.validate().ok());
+}
+
+TEST_CASE("the descriptor limit is raised to the hard limit") {
+  rlimit before{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &before) == 0);
+  auto raised = raise_descriptor_limit();
+  rlimit after{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &after) == 0);
+  CHECK(raised == after.rlim_cur);
+  CHECK(after.rlim_cur >= before.rlim_cur);
+  if (before.rlim_max != RLIM_INFINITY) CHECK(after.rlim_cur == before.rlim_max);
 }
