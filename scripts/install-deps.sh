@@ -7,7 +7,11 @@ packages=(
   cmake g++ make pkg-config
   libcaf-dev libsqlite3-dev libboost-dev nlohmann-json3-dev doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev
+  chromium  # browser tests (tests/browser)
 )
+# Node.js and npm run the browser tests; the machine image brings its own, else Debian's.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 # Extra packages a caller may ask for (e.g. wrk for benchmarks): CAIRN_EXTRA_PACKAGES="wrk".
 if [[ -n "${CAIRN_EXTRA_PACKAGES:-}" ]]; then
   read -r -a extra <<<"${CAIRN_EXTRA_PACKAGES}"

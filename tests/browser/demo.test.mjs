@@ -1,0 +1,165 @@
+// The seat-booking page in headless Debian Chromium (playwright-core), two independent
+// browser contexts on one flight, against the real cairn-server. Each test saves a
+// screenshot of its final state (or of the failure) under $CAIRN_BROWSER_ARTIFACTS.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { Server } from "./server.mjs";
+
+const artifacts = process.env.CAIRN_BROWSER_ARTIFACTS ?? path.join(tmpdir(), "cairn-browser-artifacts");
+mkdirSync(artifacts, { recursive: true });
+
+let browser;
+before(async () => {
+  // playwright-core gives each launch a fresh, empty profile directory of its own.
+  browser = await chromium.launch({
+    headless: true,
+    executablePath: process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+after(async () => {
+  await browser?.close();
+});
+
+// A page in its own context that records console errors and uncaught exceptions.
+async function openPage(url, name) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("console", (m) => { if (m.type() === "error") page.errors.push(`${name}: ${m.text()}`); });
+  page.on("pageerror", (e) => page.errors.push(`${name}: ${e.message}`));
+  page.label = name;
+  if (url) await page.goto(url);
+  return page;
+}
+
+// Runs `body` with pages; screenshots each page at the end (named after the test), and
+// fails on console errors that `allowed` does not accept.
+async function scenario(t, pages, body, allowed = () => false) {
+  const slug = t.name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
+  let failure;
+  try {
+    await body();
+  } catch (e) {
+    failure = e;
+  }
+  for (const page of pages) {
+    const suffix = failure ? "failed" : "final";
+    await page.screenshot({ path: path.join(artifacts, `${slug}-${page.label}-${suffix}.png`) }).catch(() => {});
+  }
+  const errors = pages.flatMap((p) => p.errors).filter((e) => !allowed(e));
+  for (const page of pages) await page.context().close();
+  if (failure) throw failure;
+  assert.deepEqual(errors, [], "console errors");
+}
+
+const seat = (page, number) => page.locator(`[data-seat="${number}"]`);
+
+test("without flightId the page shows the hint", async (t) => {
+  const server = await new Server().start();
+  const page = await openPage(server.url(), "a");
+  await scenario(t, [page], async () => {
+    await page.getByText("Add ?flightId=1234 to the address.").waitFor({ timeout: 5000 });
+    assert.equal(await page.locator("#title").textContent(), "No Flight ID provided");
+  });
+  await server.dispose();
+});
+
+test("a booking in one page shows as taken in the other within a second", async (t) => {
+  const server = await new Server().start();
+  const a = await openPage(server.url("?flightId=live"), "a");
+  const b = await openPage(server.url("?flightId=live"), "b");
+  await scenario(t, [a, b], async () => {
+    for (const page of [a, b]) {
+      await page.locator(".seat").nth(59).waitFor({ timeout: 5000 });
+      assert.equal(await page.locator(".seat").count(), 60);
+      await page.getByText("Live updates on").waitFor({ timeout: 5000 });
+    }
+    a.once("dialog", (dialog) => dialog.accept("Ann"));
+    await seat(a, "2B").click();
+    await a.getByText("Seat 2B booked successfully").waitFor({ timeout: 5000 });
+    // B never reloads: the WebSocket broadcast redraws it.
+    await b.locator('[data-seat="2B"].unavailable').waitFor({ timeout: 1000 });
+    assert.equal(await seat(b, "2B").getAttribute("title"), "Taken by Ann");
+  });
+  await server.dispose();
+});
+
+test("a seat booked meanwhile gives the other page a visible error and stays booked", async (t) => {
+  const server = await new Server().start();
+  const a = await openPage(server.url("?flightId=race"), "a");
+  const b = await openPage(null, "b");
+  // B's live updates never arrive (its socket goes nowhere), so it still shows 2C free.
+  await b.routeWebSocket(/\/ws/, () => {});
+  await b.goto(server.url("?flightId=race"));
+  await scenario(t, [a, b], async () => {
+    await b.locator('[data-seat="2C"].available').waitFor({ timeout: 5000 });
+    a.once("dialog", (dialog) => dialog.accept("Ann"));
+    await seat(a, "2C").click();
+    await a.getByText("Seat 2C booked successfully").waitFor({ timeout: 5000 });
+    b.once("dialog", (dialog) => dialog.accept("Bob"));
+    await seat(b, "2C").click();
+    await b.locator("#status.error", { hasText: "Seat 2C is not available" }).waitFor({ timeout: 5000 });
+    await b.locator('[data-seat="2C"].unavailable').waitFor({ timeout: 5000 });  // re-fetched
+    assert.equal(await seat(b, "2C").getAttribute("title"), "Taken by Ann");
+  }, (e) => /status of 409/.test(e));
+  await server.dispose();
+});
+
+test("after a server restart both pages reconnect and agree", async (t) => {
+  const server = await new Server().start();
+  const a = await openPage(server.url("?flightId=restart"), "a");
+  const b = await openPage(server.url("?flightId=restart"), "b");
+  let restarting = false;
+  const during = [];
+  for (const page of [a, b]) {
+    page.on("console", (m) => { if (restarting && m.type() === "error") during.push(m.text()); });
+  }
+  await scenario(t, [a, b], async () => {
+    for (const page of [a, b]) await page.getByText("Live updates on").waitFor({ timeout: 5000 });
+    a.once("dialog", (dialog) => dialog.accept("Ann"));
+    await seat(a, "4D").click();
+    await b.locator('[data-seat="4D"].unavailable').waitFor({ timeout: 2000 });
+    restarting = true;
+    await server.stop();
+    for (const page of [a, b]) await page.getByText("Live updates lost; reconnecting...").waitFor({ timeout: 5000 });
+    await server.start();  // same port, same data
+    for (const page of [a, b]) await page.getByText("Live updates on").waitFor({ timeout: 15000 });
+    restarting = false;
+    b.once("dialog", (dialog) => dialog.accept("Bea"));
+    await seat(b, "5E").click();
+    for (const page of [a, b]) {
+      await page.locator('[data-seat="4D"].unavailable').waitFor({ timeout: 2000 });
+      await page.locator('[data-seat="5E"].unavailable').waitFor({ timeout: 2000 });
+    }
+  }, (e) => during.some((d) => e.endsWith(d)));
+  await server.dispose();
+});
+
+test("a name with markup is shown as text and never runs", async (t) => {
+  const server = await new Server().start();
+  const a = await openPage(server.url("?flightId=xss"), "a");
+  const b = await openPage(server.url("?flightId=xss"), "b");
+  let alerted = false;
+  await scenario(t, [a, b], async () => {
+    for (const page of [a, b]) await page.getByText("Live updates on").waitFor({ timeout: 5000 });
+    const evil = "<img src=x onerror=alert(1)>";
+    b.on("dialog", (dialog) => { alerted = true; dialog.dismiss(); });
+    a.on("dialog", (dialog) => {
+      if (dialog.type() === "prompt") dialog.accept(evil);
+      else { alerted = true; dialog.dismiss(); }
+    });
+    await seat(a, "1A").click();
+    await b.locator('[data-seat="1A"].unavailable').waitFor({ timeout: 2000 });
+    assert.equal(await seat(b, "1A").getAttribute("title"), `Taken by ${evil}`);
+    for (const page of [a, b]) assert.equal(await page.locator("img").count(), 0);
+    await a.waitForTimeout(300);
+    assert.equal(alerted, false);
+  });
+  await server.dispose();
+});
