@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <fstream>
 #include <caf/all.hpp>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
 
 #include "host.hpp"

@@ -144,10 +144,4 @@ std::size_t SocketTable::size() const {
   return sockets_.size();
 }
 
-std::size_t SocketTable::accepted(const std::string& owner_hex) const {
-  std::lock_guard lock(mutex_);
-  auto it = owners_.find(owner_hex);
-  return it == owners_.end() ? 0 : it->second->sockets.size();
-}
-
 }  // namespace cairn::detail

@@ -74,7 +74,6 @@ class SocketTable {
   void instance_stopped(const std::string& owner_hex);
 
   std::size_t size() const;
-  std::size_t accepted(const std::string& owner_hex) const;
 
  private:
   void drop_if_unused(std::unordered_map<std::string, std::shared_ptr<SocketOwner>>::iterator it);
