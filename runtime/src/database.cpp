@@ -67,6 +67,26 @@ void Database::rollback() noexcept {
     // SQLite rolls back by itself when ROLLBACK fails; nothing else to undo.
   }
 }
+void Database::drop_everything() {
+  sql_.run_internal("PRAGMA defer_foreign_keys=ON");
+  auto quote = [](const std::string& name) {
+    std::string out = "\"";
+    for (char c : name) {
+      if (c == '"') out += '"';
+      out += c;
+    }
+    return out + "\"";
+  };
+  for (const char* type : {"view", "table"}) {
+    auto rows = internal("SELECT name FROM sqlite_schema WHERE type = ? AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+                         {std::string(type)});
+    for (const auto& row : rows) {
+      std::string statement = std::string("DROP ") + type + " " + quote(std::get<std::string>(row["name"]));
+      sql_.run_internal(statement.c_str());
+    }
+  }
+}
+
 void Database::savepoint() { sql_.run_internal("SAVEPOINT cairn_event"); }
 void Database::release() { sql_.run_internal("RELEASE cairn_event"); }
 void Database::rollback_to_savepoint() {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "cairn/runtime.hpp"
 #include "cairn/sql.hpp"
@@ -31,6 +32,14 @@ class Database {
   void savepoint();
   void release();
   void rollback_to_savepoint();
+
+  // The runtime's own queries, past the authorizer. Throw SqlError.
+  Cursor internal(std::string_view sql, const std::vector<SqlValue>& params = {}) {
+    return sql_.exec_internal(sql, params);
+  }
+  // Drops every table and view (the user's and the runtime's), inside the open transaction;
+  // foreign keys are checked at commit, when nothing is left to violate them.
+  void drop_everything();
 
  private:
   sqlite3* db_ = nullptr;

@@ -1,4 +1,4 @@
-// Event: one unit of work for an actor (HTTP fetch, RPC call, socket event), as sent to its
+// Event: one unit of work for an actor (HTTP fetch, RPC call, socket event, due alarms), as sent to its
 // host. The payloads are plain values; the reply path is a local callback that answers
 // exactly once: if the event is dropped unanswered (CAF 0.17 sends no error for a message
 // that dies in a mailbox), its destructor answers "unavailable", so no caller ever hangs.
@@ -54,13 +54,17 @@ struct SocketEvent {
   int code = 0;      // close code
 };
 
+// To a host: run the alarms due by now, each as an event of its own, then report its next
+// alarm to the index (RuntimeCore::alarms_committed) at commit.
+struct AlarmEvent {};
+
 // To a host: finish the events sent before this one, commit, close the database, tell the
 // directory (RuntimeCore::host_stopped) and quit. Carries the host's generation.
 using evict_atom = caf::atom_constant<caf::atom("evict")>;
 
 struct Event {
-  std::variant<FetchEvent, CallEvent, SocketEvent> body;
-  std::shared_ptr<PendingReply> reply;  // null for socket events
+  std::variant<FetchEvent, CallEvent, SocketEvent, AlarmEvent> body;
+  std::shared_ptr<PendingReply> reply;  // null for socket and alarm events
 };
 
 }  // namespace cairn

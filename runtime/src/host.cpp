@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <random>
+
 #include <caf/all.hpp>
 
 #include "cairn/limits.hpp"
@@ -12,6 +14,21 @@ namespace cairn {
 namespace {
 
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
+
+std::int64_t to_ticks(Clock::time_point t) { return t.time_since_epoch().count(); }
+Clock::time_point from_ticks(std::int64_t ticks) {
+  return Clock::time_point{Clock::time_point::duration{ticks}};
+}
+
+// limits::alarm_retry_base doubling with each retry, plus up to a quarter of jitter so the
+// retries of alarms that failed together spread out.
+Clock::duration alarm_retry_delay(int retry) {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  auto base = std::chrono::duration_cast<std::chrono::milliseconds>(limits::alarm_retry_base) *
+              (1 << (retry - 1));
+  std::uniform_int_distribution<std::chrono::milliseconds::rep> jitter(0, base.count() / 4);
+  return base + std::chrono::milliseconds(jitter(random));
+}
 
 }  // namespace
 
@@ -62,6 +79,62 @@ std::optional<Clock::time_point> HostContext::auto_response_timestamp(const WebS
   return Clock::time_point{Clock::time_point::duration{ticks}};
 }
 
+std::vector<Alarm> HostContext::alarms() {
+  std::vector<Alarm> out;
+  if (!host_.alarm_table_exists()) return out;
+  for (const auto& row : host_.db_->internal("SELECT name, due FROM _cairn_alarms ORDER BY due, name")) {
+    out.push_back({std::get<std::string>(row["name"]), from_ticks(std::get<std::int64_t>(row["due"]))});
+  }
+  return out;
+}
+
+Result<void> HostContext::put_alarm(std::string_view name, Clock::time_point when) {
+  if (name.size() > limits::max_alarm_name_bytes) {
+    return fail(Code::invalid_argument, "an alarm name may be at most " +
+                                            std::to_string(limits::max_alarm_name_bytes) + " bytes");
+  }
+  auto& db = *host_.db_;
+  db.internal(
+      "CREATE TABLE IF NOT EXISTS _cairn_alarms (name TEXT PRIMARY KEY, due INTEGER NOT NULL, "
+      "retries INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID");
+  std::string key(name);
+  if (db.internal("SELECT 1 FROM _cairn_alarms WHERE name = ?", {key}).size() == 0) {
+    auto count = std::get<std::int64_t>(db.internal("SELECT count(*) AS n FROM _cairn_alarms").one()["n"]);
+    if (count >= static_cast<std::int64_t>(limits::max_alarms_per_actor)) {
+      return fail(Code::resource_exhausted,
+                  "an actor may have at most " + std::to_string(limits::max_alarms_per_actor) +
+                      " alarms (limits::max_alarms_per_actor)");
+    }
+  }
+  db.internal("INSERT OR REPLACE INTO _cairn_alarms (name, due, retries) VALUES (?, ?, 0)",
+              std::vector<SqlValue>{key, to_ticks(when)});
+  host_.alarms_dirty_ = true;
+  return {};
+}
+
+std::optional<Clock::time_point> HostContext::find_alarm(std::string_view name) {
+  if (!host_.alarm_table_exists()) return std::nullopt;
+  auto rows = host_.db_->internal("SELECT due FROM _cairn_alarms WHERE name = ?", {std::string(name)});
+  if (rows.size() == 0) return std::nullopt;
+  return from_ticks(std::get<std::int64_t>(rows.one()["due"]));
+}
+
+bool HostContext::remove_alarm(std::string_view name) {
+  if (!host_.alarm_table_exists()) return false;
+  auto deleted = host_.db_->internal("DELETE FROM _cairn_alarms WHERE name = ? RETURNING name",
+                                     {std::string(name)});
+  if (deleted.size() == 0) return false;
+  host_.alarms_dirty_ = true;
+  return true;
+}
+
+void HostContext::delete_all() {
+  host_.db_->drop_everything();
+  host_.alarms_dirty_ = true;
+  for (auto& socket : websockets({})) socket.close(1000, "deleted");
+  host_.reset_after_event_ = true;
+}
+
 Host::Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
            const ActorFactory* factory, std::uint64_t generation)
     : caf::event_based_actor(config), core_(core), id_(std::move(id)), factory_(factory),
@@ -87,9 +160,21 @@ caf::behavior Host::make_behavior() {
 }
 
 void Host::handle(Event& event) {
-  // No exception may leave this function: CAF 0.17 would kill the actor.
+  if (std::holds_alternative<AlarmEvent>(event.body)) {
+    run_due_alarms();
+    return;
+  }
+  run_event([&] { dispatch(event); }, event.reply);
+}
+
+bool Host::ensure_batch(const std::shared_ptr<PendingReply>& reply) {
+  // No exception may leave a handler: CAF 0.17 would kill the actor.
   try {
-    if (!db_) db_.emplace(core_->database_path(id_), core_->options.durability);
+    if (!db_) {
+      db_.emplace(core_->database_path(id_), core_->options.durability);
+      // Whatever the alarm index says of this actor is checked against the truth at commit.
+      alarms_dirty_ = alarm_table_exists();
+    }
     if (!in_batch_) {
       db_->begin();
       in_batch_ = true;
@@ -98,31 +183,40 @@ void Host::handle(Event& event) {
       // Queued behind every event already in the mailbox: they all join this batch.
       send(this, commit_atom::value, batch_);
     }
+    return true;
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: cannot start an event: {}", id_.binding(), id_.hex(), e.what());
-    if (event.reply) event.reply->fail(Error{Code::unavailable, "the actor's storage is unavailable"});
+    if (reply) reply->fail(Error{Code::unavailable, "the actor's storage is unavailable"});
     abort_batch(Error{Code::unavailable, "the actor's storage is unavailable"});
-    return;
+    return false;
   }
+}
+
+Host::Outcome Host::run_event(const std::function<void()>& body,
+                              const std::shared_ptr<PendingReply>& reply) {
+  if (!ensure_batch(reply)) return Outcome::failed;
   outbox_.begin_event();
   std::size_t answers_before = answers_.size();
   try {
     db_->savepoint();
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: savepoint failed: {}", id_.binding(), id_.hex(), e.what());
-    if (event.reply) event.reply->fail(Error{Code::internal, "the actor's storage failed"});
+    if (reply) reply->fail(Error{Code::internal, "the actor's storage failed"});
     abort_batch(Error{Code::internal, "the actor's storage failed"});
-    return;
+    return Outcome::failed;
   }
+  Outcome outcome = Outcome::ok;
   try {
     if (!instance_) {
       instance_ = (*factory_)(context_);
       core_->instance_started();
       methods_ = instance_->methods();
     }
-    dispatch(event);
+    body();
     db_->release();
+    if (reset_after_event_) reset_instance();
   } catch (const std::exception& e) {
+    outcome = Outcome::threw;
     spdlog::error("actor {} {}: event failed, rolled back: {}", id_.binding(), id_.hex(), e.what());
     for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
@@ -131,20 +225,22 @@ void Host::handle(Event& event) {
     } catch (const std::exception& rollback_error) {
       spdlog::error("actor {} {}: rollback failed: {}", id_.binding(), id_.hex(),
                     rollback_error.what());
-      if (event.reply) event.reply->fail(Error{Code::internal, "the actor's storage failed"});
+      reset_after_event_ = false;
+      if (reply) reply->fail(Error{Code::internal, "the actor's storage failed"});
       abort_batch(Error{Code::internal, "the actor's storage failed"});
-      return;
+      return Outcome::failed;
     }
-    if (event.reply) {
-      answers_.push_back({event.reply, Result<nlohmann::json>(Error{
-                                           Code::internal,
-                                           "internal error in actor " + id_.binding() + ": " +
-                                               e.what()})});
+    if (reply) {
+      answers_.push_back({reply, Result<nlohmann::json>(Error{
+                                     Code::internal,
+                                     "internal error in actor " + id_.binding() + ": " + e.what()})});
     }
     // Members may be half-updated: the next event gets a fresh object (the data is intact).
     reset_instance();
   }
+  reset_after_event_ = false;
   if (++batch_events_ >= limits::max_events_per_commit) commit_batch();
+  return outcome;
 }
 
 void Host::dispatch(Event& event) {
@@ -164,6 +260,7 @@ void Host::dispatch(Event& event) {
     answers_.push_back({event.reply, method->second(call->args)});
     return;
   }
+  if (std::holds_alternative<AlarmEvent>(event.body)) return;  // handled by run_due_alarms
   auto& socket_event = std::get<SocketEvent>(event.body);
   auto route = core_->sockets.route(socket_event.socket);
   if (!route.owner || !(route.owner->id == id_)) return;
@@ -183,13 +280,119 @@ void Host::dispatch(Event& event) {
   }
 }
 
+void Host::run_due_alarms() {
+  if (!ensure_batch(nullptr)) return;
+  alarms_dirty_ = true;  // whatever happens, the index hears the truth at commit
+  std::vector<DueAlarm> due;
+  try {
+    if (!alarm_table_exists()) return;
+    auto rows = db_->internal(
+        "SELECT name, due, retries FROM _cairn_alarms WHERE due <= ? ORDER BY due LIMIT ?",
+        std::vector<SqlValue>{to_ticks(core_->options.clock->now()),
+                              static_cast<std::int64_t>(limits::max_alarms_per_wake)});
+    for (const auto& row : rows) {
+      due.push_back({std::get<std::string>(row["name"]), std::get<std::int64_t>(row["due"]),
+                     static_cast<int>(std::get<std::int64_t>(row["retries"]))});
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("actor {} {}: cannot read its alarms: {}", id_.binding(), id_.hex(), e.what());
+    abort_batch(Error{Code::internal, "the actor's storage failed"});
+    return;
+  }
+  for (const auto& alarm : due) {
+    // An earlier handler of this wake may have moved or deleted it.
+    try {
+      auto still = db_->internal("SELECT due, retries FROM _cairn_alarms WHERE name = ?", {alarm.name});
+      if (still.size() != 1 || std::get<std::int64_t>(still.one()["due"]) != alarm.due ||
+          std::get<std::int64_t>(still.one()["retries"]) != alarm.retries) {
+        continue;
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("actor {} {}: cannot read its alarms: {}", id_.binding(), id_.hex(), e.what());
+      abort_batch(Error{Code::internal, "the actor's storage failed"});
+      return;
+    }
+    auto outcome = run_event(
+        [&] {
+          // Consumed before the handler runs: if it sets the alarm again, that one stays.
+          db_->internal("DELETE FROM _cairn_alarms WHERE name = ?", {alarm.name});
+          instance_->on_alarm(AlarmInfo{alarm.name, alarm.retries, alarm.retries > 0});
+        },
+        nullptr);
+    if (outcome == Outcome::failed) return;
+    core_->alarm_ran();
+    if (outcome == Outcome::threw) schedule_retry(alarm);
+  }
+}
+
+void Host::schedule_retry(const DueAlarm& alarm) {
+  if (!ensure_batch(nullptr)) return;
+  int retries = alarm.retries + 1;
+  try {
+    db_->savepoint();
+    if (retries > limits::alarm_max_retries) {
+      db_->internal("DELETE FROM _cairn_alarms WHERE name = ? AND due = ? AND retries = ?",
+                    std::vector<SqlValue>{alarm.name, alarm.due,
+                                          static_cast<std::int64_t>(alarm.retries)});
+      spdlog::error("actor {} {}: alarm '{}' dropped: on_alarm threw on {} attempts",
+                    id_.binding(), id_.hex(), alarm.name, retries);
+    } else {
+      auto delay = alarm_retry_delay(retries);
+      auto due = to_ticks(core_->options.clock->now() + delay);
+      // The row is as it was before the handler ran (its event rolled back).
+      db_->internal(
+          "UPDATE _cairn_alarms SET due = ?, retries = ? WHERE name = ? AND due = ? AND retries = ?",
+          std::vector<SqlValue>{due, static_cast<std::int64_t>(retries), alarm.name, alarm.due,
+                                static_cast<std::int64_t>(alarm.retries)});
+      spdlog::warn("actor {} {}: alarm '{}' threw; retry {} of {} in {} ms", id_.binding(),
+                   id_.hex(), alarm.name, retries, limits::alarm_max_retries,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+    }
+    db_->release();
+  } catch (const std::exception& e) {
+    spdlog::error("actor {} {}: cannot reschedule alarm '{}': {}", id_.binding(), id_.hex(),
+                  alarm.name, e.what());
+    abort_batch(Error{Code::internal, "the actor's storage failed"});
+  }
+}
+
+bool Host::alarm_table_exists() {
+  return db_->internal("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_cairn_alarms'")
+             .size() == 1;
+}
+
+std::optional<std::int64_t> Host::soonest_alarm() {
+  if (!alarm_table_exists()) return std::nullopt;
+  auto soonest = db_->internal("SELECT min(due) AS due FROM _cairn_alarms").one()["due"];
+  if (auto* due = std::get_if<std::int64_t>(&soonest)) return *due;
+  return std::nullopt;
+}
+
 void Host::commit_batch() {
+  // The index learns of a sooner alarm before the commit that sets it (so a crash between
+  // the two leaves it early, never late), and of everything else after.
+  bool report = alarms_dirty_;
+  std::optional<std::int64_t> soonest;
+  try {
+    if (report) {
+      soonest = soonest_alarm();
+      core_->alarm_index().before_commit(id_, soonest);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("actor {} {}: cannot index its alarms: {}", id_.binding(), id_.hex(), e.what());
+    abort_batch(Error{Code::internal, "the actor's alarms could not be made durable"});
+    return;
+  }
   try {
     db_->commit();
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: commit failed: {}", id_.binding(), id_.hex(), e.what());
     abort_batch(Error{Code::internal, "the actor's write could not be made durable"});
     return;
+  }
+  if (report) {
+    alarms_dirty_ = false;
+    core_->alarms_committed(id_, soonest);
   }
   in_batch_ = false;
   batch_events_ = 0;
@@ -218,6 +421,7 @@ void Host::abort_batch(const Error& error) {
   }
   in_batch_ = false;
   batch_events_ = 0;
+  alarms_dirty_ = false;  // checked again when the database reopens
   reset_instance();
   db_.reset();
 }

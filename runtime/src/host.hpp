@@ -6,6 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -38,6 +41,13 @@ class HostContext final : public Context {
   Result<void> set_websocket_auto_response(std::optional<AutoResponse> rule) override;
   std::optional<AutoResponse> websocket_auto_response() const override;
   std::optional<Clock::time_point> auto_response_timestamp(const WebSocket& socket) const override;
+  std::vector<Alarm> alarms() override;
+  void delete_all() override;
+
+ protected:
+  Result<void> put_alarm(std::string_view name, Clock::time_point when) override;
+  std::optional<Clock::time_point> find_alarm(std::string_view name) override;
+  bool remove_alarm(std::string_view name) override;
 
  private:
   Host& host_;
@@ -57,8 +67,24 @@ class Host final : public caf::event_based_actor {
     std::variant<Response, Result<nlohmann::json>> answer;
   };
 
+  enum class Outcome { ok, threw, failed };  // failed: storage broke, the batch was aborted
+  struct DueAlarm {
+    std::string name;
+    std::int64_t due;
+    int retries;
+  };
+
   void handle(Event& event);
+  // Opens the database and starts a batch if needed; false (caller told) if it cannot.
+  bool ensure_batch(const std::shared_ptr<PendingReply>& reply);
+  // Runs `body` as one event: its own savepoint, the instance created first if needed,
+  // rolled back (and the instance reset) if it throws.
+  Outcome run_event(const std::function<void()>& body, const std::shared_ptr<PendingReply>& reply);
   void dispatch(Event& event);
+  void run_due_alarms();
+  void schedule_retry(const DueAlarm& alarm);
+  bool alarm_table_exists();
+  std::optional<std::int64_t> soonest_alarm();
   void commit_batch();
   void abort_batch(const Error& error);
   void reset_instance();
@@ -75,6 +101,8 @@ class Host final : public caf::event_based_actor {
   Outbox outbox_;
   std::vector<PendingAnswer> answers_;
   bool in_batch_ = false;
+  bool alarms_dirty_ = false;       // the batch may have changed the soonest alarm
+  bool reset_after_event_ = false;  // delete_all(): the next event gets a fresh instance
   std::size_t batch_events_ = 0;
   std::uint64_t batch_ = 0;  // generation: a commit message for an older batch is stale
 };

@@ -47,6 +47,8 @@ Result<bool> Runtime::evict(std::string_view binding, std::string_view name) {
 
 RuntimeStats Runtime::stats() const { return core_->stats(); }
 
+std::size_t Runtime::fire_due_alarms() { return core_->fire_due_alarms(); }
+
 void Runtime::shutdown() { core_->shutdown(); }
 
 void Stub::fetch(Request request, FetchCallback done) const {

@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 #include <stdexcept>
 
+#include "cairn/limits.hpp"
 #include "host.hpp"
 
 namespace cairn::detail {
@@ -48,8 +49,13 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
   // Measured on 2 cores, same runs: broadcast to 1,000 sockets p50 10-13 ms vs 14-17 ms;
   // GET /seats 13.9-15.3k vs 11.7-12.8k req/s; bookings 6.4-6.5k vs 4.5-5.1k/s.
   config_.set("scheduler.policy", caf::atom("sharing"));
+  alarms_ = std::make_unique<AlarmIndex>(
+      options.data_dir / "_cairn" / "alarms.sqlite", options.durability,
+      [this](const std::string& binding) { return registry.find(binding) != nullptr; });
+  sync_directory(options.data_dir);
   system_ = std::make_unique<caf::actor_system>(config_);
   if (options.idle_timeout.count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
+  alarm_thread_ = std::thread([this] { alarm_loop(); });
 }
 
 RuntimeCore::~RuntimeCore() { shutdown(); }
@@ -191,6 +197,51 @@ bool RuntimeCore::evict(const ActorId& id) {
   return true;
 }
 
+void RuntimeCore::alarms_committed(const ActorId& id, std::optional<std::int64_t> soonest) {
+  if (alarms_->after_commit(id, soonest)) {
+    {
+      std::lock_guard lock(alarm_mutex_);
+      alarm_kick_ = true;
+    }
+    alarm_cv_.notify_one();
+  }
+}
+
+std::size_t RuntimeCore::fire_due_alarms() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return 0;
+  }
+  auto now = options.clock->now();
+  auto retry_at = now + std::chrono::duration_cast<Clock::duration>(limits::alarm_dispatch_lease);
+  std::size_t fired = 0;
+  for (;;) {
+    auto due = alarms_->take_due(now.time_since_epoch().count(), retry_at.time_since_epoch().count(),
+                                 1024);
+    for (const auto& id : due) deliver(id, Event{AlarmEvent{}, nullptr});
+    fired += due.size();
+    if (due.size() < 1024) return fired;
+  }
+}
+
+void RuntimeCore::alarm_loop() {
+  std::unique_lock lock(alarm_mutex_);
+  while (!alarm_stop_) {
+    lock.unlock();
+    fire_due_alarms();
+    alarms_->flush();
+    auto wait = std::chrono::milliseconds(1000);
+    if (auto next = alarms_->next_due()) {
+      auto until = Clock::time_point{Clock::duration{*next}} - options.clock->now();
+      wait = std::clamp(std::chrono::ceil<std::chrono::milliseconds>(until),
+                        std::chrono::milliseconds(0), wait);
+    }
+    lock.lock();
+    alarm_cv_.wait_for(lock, wait, [this] { return alarm_stop_ || alarm_kick_; });
+    alarm_kick_ = false;
+  }
+}
+
 RuntimeStats RuntimeCore::stats() const {
   RuntimeStats out;
   {
@@ -201,6 +252,8 @@ RuntimeStats RuntimeCore::stats() const {
   out.websockets = sockets.size();
   out.instances_started = instances_started_.load(std::memory_order_relaxed);
   out.evictions = evictions_.load(std::memory_order_relaxed);
+  out.alarms_run = alarms_run_.load(std::memory_order_relaxed);
+  out.actors_with_alarms = alarms_->size();
   return out;
 }
 
@@ -236,11 +289,18 @@ void RuntimeCore::shutdown() {
   }
   sweep_cv_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
+  {
+    std::lock_guard lock(alarm_mutex_);
+    alarm_stop_ = true;
+  }
+  alarm_cv_.notify_all();
+  if (alarm_thread_.joinable()) alarm_thread_.join();
   dropped.clear();
   // Each host commits its open batch (releasing its answers) and closes its database.
   for (auto& host : hosts) caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
   hosts.clear();
   system_->await_all_actors_done();
+  alarms_->flush();  // what the last commits told it
   std::lock_guard lock(mutex_);
   directory_.clear();
 }

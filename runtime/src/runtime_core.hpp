@@ -1,6 +1,7 @@
 // RuntimeCore: the state behind Runtime and every Stub: the CAF actor system, the directory
 // of instances (one host per actor id, spawned on first event, evicted when idle or to keep
-// the live count under its cap), the socket table. Thread-safe.
+// the live count under its cap), the socket table, the alarm index and its scheduler.
+// Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -21,6 +23,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include "cairn/runtime.hpp"
+#include "alarm_index.hpp"
 #include "events.hpp"
 #include "socket_table.hpp"
 
@@ -48,6 +51,14 @@ class RuntimeCore {
   void host_stopped(const ActorId& id, std::uint64_t generation);
   void instance_started() { instances_started_.fetch_add(1, std::memory_order_relaxed); }
 
+  // Alarms. The index of every actor's soonest alarm (hosts write it at commit).
+  AlarmIndex& alarm_index() { return *alarms_; }
+  // After a host's commit: `soonest` is its soonest alarm now (or none).
+  void alarms_committed(const ActorId& id, std::optional<std::int64_t> soonest);
+  void alarm_ran() { alarms_run_.fetch_add(1, std::memory_order_relaxed); }
+  // Tells every actor with an alarm due by the clock's now to run it; returns how many.
+  std::size_t fire_due_alarms();
+
   std::size_t evict_idle();
   bool evict(const ActorId& id);
   RuntimeStats stats() const;
@@ -74,6 +85,7 @@ class RuntimeCore {
   void evict_locked(Entry& entry);
   void make_room_locked();
   void sweep_loop();
+  void alarm_loop();
 
   caf::actor_system_config config_;
   std::unique_ptr<caf::actor_system> system_;
@@ -86,6 +98,14 @@ class RuntimeCore {
 
   std::atomic<std::uint64_t> instances_started_{0};
   std::atomic<std::uint64_t> evictions_{0};
+  std::atomic<std::uint64_t> alarms_run_{0};
+
+  std::unique_ptr<AlarmIndex> alarms_;
+  std::mutex alarm_mutex_;
+  std::condition_variable alarm_cv_;
+  bool alarm_stop_ = false;
+  bool alarm_kick_ = false;
+  std::thread alarm_thread_;
 
   std::mutex sweep_mutex_;
   std::condition_variable sweep_cv_;

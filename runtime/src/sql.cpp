@@ -182,6 +182,15 @@ void Sql::run_internal(const char* sql) {
   }
 }
 
+Cursor Sql::exec_internal(std::string_view sql, const std::vector<SqlValue>& params) {
+  struct Internal {
+    bool& flag;
+    explicit Internal(bool& f) : flag(f) { flag = true; }
+    ~Internal() { flag = false; }
+  } internal(internal_);
+  return exec(sql, params);
+}
+
 Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
   if (sql.size() > static_cast<std::size_t>(limits::max_sql_statement_bytes)) {
     throw SqlError(SQLITE_TOOBIG,

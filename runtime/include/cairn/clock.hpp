@@ -9,6 +9,7 @@ namespace cairn {
 class Clock {
  public:
   using time_point = std::chrono::system_clock::time_point;
+  using duration = time_point::duration;
   virtual ~Clock() = default;
   // Thread-safe.
   virtual time_point now() const = 0;

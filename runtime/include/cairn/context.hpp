@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cairn/actor_id.hpp"
@@ -14,6 +15,13 @@
 #include "cairn/websocket.hpp"
 
 namespace cairn {
+
+// A pending alarm of an actor: its name ("" for the unnamed one) and when it is due.
+struct Alarm {
+  std::string name;
+  Clock::time_point when;
+  friend bool operator==(const Alarm&, const Alarm&) = default;
+};
 
 class Context {
  public:
@@ -39,6 +47,40 @@ class Context {
   virtual std::optional<AutoResponse> websocket_auto_response() const = 0;
   // When the runtime last auto-responded on `socket`, or nullopt if it never has.
   virtual std::optional<Clock::time_point> auto_response_timestamp(const WebSocket& socket) const = 0;
+
+  // --- Alarms: part of the event's transaction (a rolled-back event sets or deletes none).
+  // When one falls due, the runtime runs Actor::on_alarm as an event of its own, re-creating
+  // an evicted instance, and after a restart. Durable Objects' single alarm is the unnamed
+  // one; any number of named alarms (each name at most once) live beside it. A time in the
+  // past fires at once. Setting an alarm that exists moves it (and clears its retries).
+  // invalid_argument for a name over limits::max_alarm_name_bytes, resource_exhausted past
+  // limits::max_alarms_per_actor.
+  Result<void> set_alarm(Clock::time_point when) { return put_alarm({}, when); }
+  Result<void> set_alarm(std::string_view name, Clock::time_point when) {
+    if (name.empty()) {
+      return fail(Code::invalid_argument,
+                  "a named alarm needs a name; the unnamed alarm is set_alarm(when)");
+    }
+    return put_alarm(name, when);
+  }
+  // When the unnamed (or the named) alarm is due, if it is set.
+  std::optional<Clock::time_point> alarm() { return find_alarm({}); }
+  std::optional<Clock::time_point> alarm(std::string_view name) { return find_alarm(name); }
+  // Every pending alarm, the soonest first.
+  virtual std::vector<Alarm> alarms() = 0;
+  // Deletes the unnamed (or the named) alarm; false if it was not set.
+  bool delete_alarm() { return remove_alarm({}); }
+  bool delete_alarm(std::string_view name) { return name.empty() ? false : remove_alarm(name); }
+
+  // Durable Objects' deleteAll: drops every table (the actor's data), deletes every alarm and
+  // closes every socket (1000, "deleted") when the event commits; the next event gets a
+  // fresh instance. Part of the event's transaction like everything else.
+  virtual void delete_all() = 0;
+
+ protected:
+  virtual Result<void> put_alarm(std::string_view name, Clock::time_point when) = 0;
+  virtual std::optional<Clock::time_point> find_alarm(std::string_view name) = 0;
+  virtual bool remove_alarm(std::string_view name) = 0;
 };
 
 }  // namespace cairn

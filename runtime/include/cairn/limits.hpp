@@ -39,6 +39,18 @@ inline constexpr std::size_t max_websockets_per_actor = 32'768;
 // message the runtime tries to match against a JSON rule.
 inline constexpr std::size_t max_auto_response_bytes = 2048;
 
+// Alarms (Context::set_alarm). A throwing on_alarm is retried after alarm_retry_base,
+// doubling each time (plus up to a quarter of jitter), at most alarm_max_retries times.
+inline constexpr std::size_t max_alarm_name_bytes = 256;
+inline constexpr std::size_t max_alarms_per_actor = 10'000;
+inline constexpr std::chrono::seconds alarm_retry_base{2};
+inline constexpr int alarm_max_retries = 6;
+// How many due alarms one wake of an instance runs before it yields to other events.
+inline constexpr std::size_t max_alarms_per_wake = 64;
+// An instance told to run its due alarms that has not reported back within this long is
+// told again (its host may have failed to open its storage).
+inline constexpr std::chrono::seconds alarm_dispatch_lease{30};
+
 // Lifecycle defaults (RuntimeOptions).
 inline constexpr std::chrono::milliseconds default_idle_timeout{10'000};
 inline constexpr std::size_t default_max_live_instances = 1000;

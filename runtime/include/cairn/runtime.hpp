@@ -1,4 +1,5 @@
-// Runtime: owns the actor system, the directory of live actors and the socket table.
+// Runtime: owns the actor system, the directory of live actors, the socket table and the
+// alarm index (<data>/_cairn/alarms.sqlite).
 // One per process; made in main() after the Registry is filled. Thread-safe.
 #pragma once
 
@@ -45,6 +46,8 @@ struct RuntimeStats {
   std::size_t websockets = 0;          // every open socket, hibernated or not
   std::uint64_t instances_started = 0; // constructor calls since start
   std::uint64_t evictions = 0;         // idle, LRU and forced, since start
+  std::uint64_t alarms_run = 0;        // on_alarm calls since start (retries included)
+  std::size_t actors_with_alarms = 0;  // actors with a pending alarm
 };
 
 // Raises this process's soft limit on open descriptors to its hard limit; returns the new
@@ -83,6 +86,12 @@ class Runtime {
   // not live; not_found / invalid_argument as get().
   Result<bool> evict(std::string_view binding, std::string_view name);
   RuntimeStats stats() const;
+
+  // --- Alarms. ---
+  // Tells every actor with an alarm due by the clock's now to run it (re-creating evicted
+  // ones); returns how many were told. The runtime does this by itself as alarms fall due;
+  // a test with a ManualClock advances the clock and calls it.
+  std::size_t fire_due_alarms();
 
   // Finishes every actor's open batch (commit, answers released), closes the databases and
   // stops the actor system. Later calls answer unavailable. Idempotent; blocks.

@@ -135,6 +135,8 @@ class Sql {
   friend class Database;
   // Runs `sql` (no parameters, no rows) past the authorizer: the runtime's own statements.
   void run_internal(const char* sql);
+  // exec() past the authorizer: the runtime's own queries (its `_cairn_` tables).
+  Cursor exec_internal(std::string_view sql, const std::vector<SqlValue>& params);
   void install_authorizer();
   static int authorize(void* self, int action, const char* a, const char* b, const char* db,
                        const char* trigger);

@@ -1,0 +1,198 @@
+// AlarmIndex: the index file, the scheduler's queue, group-committed durable writes.
+#include "alarm_index.hpp"
+
+#include <sqlite3.h>
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "cairn/sql.hpp"
+
+namespace cairn::detail {
+
+AlarmIndex::AlarmIndex(const std::filesystem::path& file, Durability durability,
+                       const std::function<bool(const std::string&)>& known) {
+  std::error_code ec;
+  std::filesystem::create_directories(file.parent_path(), ec);
+  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw std::runtime_error("cannot open the alarm index " + file.string() + ": " + message);
+  }
+  try {
+    Sql sql(db_);
+    sql.exec("PRAGMA locking_mode=EXCLUSIVE");
+    sql.exec("PRAGMA journal_mode=WAL");
+    sql.exec(durability == Durability::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    sql.exec(
+        "CREATE TABLE IF NOT EXISTS alarms (actor TEXT PRIMARY KEY, binding TEXT NOT NULL, "
+        "name TEXT NOT NULL, due INTEGER NOT NULL) WITHOUT ROWID");
+    std::size_t skipped = 0;
+    for (const auto& row : sql.exec("SELECT binding, name, due FROM alarms")) {
+      const auto& binding = std::get<std::string>(row["binding"]);
+      auto id = ActorId::make(binding, std::get<std::string>(row["name"]));
+      if (!id || !known(binding)) {
+        ++skipped;
+        continue;
+      }
+      Ticks due = std::get<std::int64_t>(row["due"]);
+      durable_[id->hex()] = due;
+      queue_locked(*id, due);
+    }
+    if (skipped > 0) {
+      spdlog::warn("alarm index: {} actors with alarms belong to bindings not registered now; "
+                   "their alarms wait until the binding is registered again", skipped);
+    }
+  } catch (const std::exception& e) {
+    sqlite3_close(db_);
+    throw std::runtime_error("cannot use the alarm index " + file.string() + ": " + e.what());
+  }
+}
+
+AlarmIndex::~AlarmIndex() {
+  flush();
+  sqlite3_close(db_);
+}
+
+void AlarmIndex::queue_locked(const ActorId& id, std::optional<Ticks> due) {
+  auto it = items_.find(id.hex());
+  if (it != items_.end()) {
+    queue_.erase({it->second.due, it->first});
+    if (!due) {
+      items_.erase(it);
+      return;
+    }
+    it->second.due = *due;
+  } else {
+    if (!due) return;
+    it = items_.emplace(id.hex(), Item{id, *due}).first;
+  }
+  queue_.emplace(*due, it->first);
+}
+
+void AlarmIndex::before_commit(const ActorId& id, std::optional<Ticks> next) {
+  std::unique_lock lock(mutex_);
+  if (!next) return;
+  // Skip only when the file already holds a time no later than `next` and no queued or
+  // running write is about to change it.
+  auto indexed = durable_.find(id.hex());
+  if (indexed != durable_.end() && indexed->second <= *next && !pending_.contains(id.hex()) &&
+      !in_flight_.contains(id.hex())) {
+    return;
+  }
+  pending_.insert_or_assign(id.hex(), Write{id, next});
+  auto batch = next_batch_;
+  while (!batch->done) {
+    if (writing_) {
+      written_.wait(lock);
+    } else {
+      write_pending(lock);
+    }
+  }
+  if (!batch->error.empty()) throw std::runtime_error("the alarm index: " + batch->error);
+}
+
+bool AlarmIndex::after_commit(const ActorId& id, std::optional<Ticks> next) {
+  std::lock_guard lock(mutex_);
+  queue_locked(id, next);
+  auto indexed = durable_.find(id.hex());
+  bool same = next ? (indexed != durable_.end() && indexed->second == *next) : indexed == durable_.end();
+  if (same && !in_flight_.contains(id.hex())) {
+    pending_.erase(id.hex());
+  } else {
+    pending_.insert_or_assign(id.hex(), Write{id, next});
+  }
+  return next && queue_.begin()->second == id.hex();
+}
+
+std::vector<ActorId> AlarmIndex::take_due(Ticks now, Ticks retry_at, std::size_t max) {
+  std::lock_guard lock(mutex_);
+  std::vector<ActorId> out;
+  while (!queue_.empty() && out.size() < max && queue_.begin()->first <= now) {
+    auto node = queue_.extract(queue_.begin());
+    auto& item = items_.at(node.value().second);
+    out.push_back(item.id);
+    item.due = retry_at;
+    node.value().first = retry_at;
+    queue_.insert(std::move(node));
+  }
+  return out;
+}
+
+std::optional<AlarmIndex::Ticks> AlarmIndex::next_due() const {
+  std::lock_guard lock(mutex_);
+  if (queue_.empty()) return std::nullopt;
+  return queue_.begin()->first;
+}
+
+std::size_t AlarmIndex::size() const {
+  std::lock_guard lock(mutex_);
+  return items_.size();
+}
+
+void AlarmIndex::flush() {
+  std::unique_lock lock(mutex_);
+  if (pending_.empty() || writing_) return;
+  write_pending(lock);
+}
+
+void AlarmIndex::write_pending(std::unique_lock<std::mutex>& lock) {
+  writing_ = true;
+  auto batch = std::exchange(next_batch_, std::make_shared<Batch>());
+  std::vector<Write> writes;
+  writes.reserve(pending_.size());
+  for (auto& [hex, write] : pending_) {
+    in_flight_.insert(hex);
+    writes.push_back(std::move(write));
+  }
+  pending_.clear();
+  lock.unlock();
+  std::string error;
+  try {
+    write_rows(writes);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  lock.lock();
+  writing_ = false;
+  in_flight_.clear();
+  if (error.empty()) {
+    for (const auto& write : writes) {
+      if (write.due) {
+        durable_[write.id.hex()] = *write.due;
+      } else {
+        durable_.erase(write.id.hex());
+      }
+    }
+  } else {
+    spdlog::error("alarm index: a write failed: {}", error);
+    // Keep the lazy ones for the next flush, unless a newer value came meanwhile.
+    for (auto& write : writes) pending_.try_emplace(write.id.hex(), std::move(write));
+  }
+  batch->done = true;
+  batch->error = error;
+  written_.notify_all();
+}
+
+void AlarmIndex::write_rows(const std::vector<Write>& writes) {
+  Sql sql(db_);
+  sql.exec("BEGIN");
+  try {
+    for (const auto& write : writes) {
+      if (write.due) {
+        sql.exec("INSERT OR REPLACE INTO alarms VALUES (?, ?, ?, ?)", write.id.hex(),
+                 write.id.binding(), write.id.name(), *write.due);
+      } else {
+        sql.exec("DELETE FROM alarms WHERE actor = ?", write.id.hex());
+      }
+    }
+    sql.exec("COMMIT");
+  } catch (...) {
+    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+}  // namespace cairn::detail
