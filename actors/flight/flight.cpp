@@ -1,6 +1,7 @@
 // Flight: seats in SQL, booking rules, broadcast to the flight's sockets.
 #include "flight/flight.hpp"
 
+#include <random>
 #include <string_view>
 
 namespace cairn::actors {
@@ -26,9 +27,67 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// 128 random bits as 32 hex digits: a bearer secret for a hold or a booking.
+std::string new_token() {
+  std::random_device random;  // the kernel's generator
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 4; ++i) {
+    auto word = random();
+    for (int j = 0; j < 8; ++j) {
+      out += hex[word & 0xF];
+      word >>= 4;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> text(const SqlValue& v) {
+  if (auto* s = std::get_if<std::string>(&v)) return *s;
+  return std::nullopt;
+}
+std::optional<std::int64_t> integer(const SqlValue& v) {
+  if (auto* i = std::get_if<std::int64_t>(&v)) return *i;
+  return std::nullopt;
+}
+nlohmann::json or_null(const std::optional<std::string>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+// A request body: a JSON object whose `required` members are strings and whose `optional`
+// members are strings if present. Anything else is invalid_argument quoting `shape`.
+Result<nlohmann::json> parse_body(const nlohmann::json& body, std::initializer_list<const char*> required,
+                                  std::initializer_list<const char*> optional, const char* shape) {
+  auto bad = [&] {
+    return fail(Code::invalid_argument, std::string("the body must be a JSON object ") + shape);
+  };
+  if (!body.is_object()) return bad();
+  for (const char* key : required) {
+    if (!body.contains(key) || !body[key].is_string()) return bad();
+  }
+  for (const char* key : optional) {
+    if (body.contains(key) && !body[key].is_null() && !body[key].is_string()) return bad();
+  }
+  return body;
+}
+
+std::optional<std::string> optional_member(const nlohmann::json& body, const char* key) {
+  if (!body.contains(key) || body[key].is_null()) return std::nullopt;
+  return body[key].get<std::string>();
+}
+
+Result<void> check_seat(const std::string& seat) {
+  if (!is_seat_number(seat)) {
+    return fail(Code::invalid_argument, "unknown seat '" + seat + "': seats are 1A to 10F");
+  }
+  return {};
+}
+
+std::string hold_alarm(const std::string& seat) { return "hold:" + seat; }
+
 }  // namespace
 
-Flight::Flight(Context& ctx) : ctx_(ctx) {
+Flight::Flight(Context& ctx, FlightOptions options) : ctx_(ctx), options_(options) {
   // The heartbeat never wakes an evicted flight (the rule is valid by construction).
   (void)ctx_.set_websocket_auto_response(AutoResponse::heartbeat());
   auto& sql = ctx_.sql();
@@ -36,39 +95,131 @@ Flight::Flight(Context& ctx) : ctx_(ctx) {
   for (const auto& table : sql.exec("PRAGMA table_list")) {
     exists = exists || std::get<std::string>(table["name"]) == "seats";
   }
-  if (exists) return;
-  sql.exec("CREATE TABLE seats (seatId TEXT PRIMARY KEY, occupant TEXT)");
-  for (int row = 1; row <= rows; ++row) {
-    for (int col = 0; col < seats_per_row; ++col) {
-      sql.exec("INSERT INTO seats VALUES (?, NULL)",
-               std::to_string(row) + static_cast<char>('A' + col));
+  if (!exists) {
+    sql.exec(
+        "CREATE TABLE seats (seatId TEXT PRIMARY KEY, occupant TEXT, holdToken TEXT, "
+        "heldUntil INTEGER, bookingToken TEXT)");
+    for (int row = 1; row <= rows; ++row) {
+      for (int col = 0; col < seats_per_row; ++col) {
+        sql.exec("INSERT INTO seats (seatId) VALUES (?)",
+                 std::to_string(row) + static_cast<char>('A' + col));
+      }
     }
+    return;
+  }
+  // A flight created before holds existed: add their columns (its bookings have no token).
+  bool has_holds = false;
+  for (const auto& column : sql.exec("PRAGMA table_info(seats)")) {
+    has_holds = has_holds || std::get<std::string>(column["name"]) == "holdToken";
+  }
+  if (!has_holds) {
+    sql.exec("ALTER TABLE seats ADD COLUMN holdToken TEXT");
+    sql.exec("ALTER TABLE seats ADD COLUMN heldUntil INTEGER");
+    sql.exec("ALTER TABLE seats ADD COLUMN bookingToken TEXT");
   }
 }
 
 Methods Flight::methods() {
-  return {
-      {"getSeats", [this](const nlohmann::json&) -> Result<nlohmann::json> { return get_seats(); }},
-      {"assignSeat", [this](const nlohmann::json& args) { return assign_seat_json(args); }},
-  };
+  Methods out;
+  for (const char* name : {"getSeats", "holdSeat", "assignSeat", "releaseSeat", "cancelBooking"}) {
+    out.emplace(name, [this, name](const nlohmann::json& args) { return call(name, args); });
+  }
+  return out;
+}
+
+Result<nlohmann::json> Flight::call(std::string_view method, const nlohmann::json& args) {
+  if (method == "getSeats") return get_seats();
+  if (method == "holdSeat") {
+    auto body = parse_body(args, {"seatNumber"}, {}, R"({"seatNumber": "1A"})");
+    if (!body) return body.error();
+    return hold_seat((*body)["seatNumber"].get<std::string>());
+  }
+  if (method == "assignSeat") {
+    auto body = parse_body(
+        args, {"seatNumber", "name"}, {"holdToken", "bookingToken"},
+        R"({"seatNumber": "1A", "name": "...", "holdToken"?: "...", "bookingToken"?: "..."} with strings)");
+    if (!body) return body.error();
+    return assign_seat((*body)["seatNumber"].get<std::string>(), (*body)["name"].get<std::string>(),
+                       optional_member(*body, "holdToken"), optional_member(*body, "bookingToken"));
+  }
+  if (method == "releaseSeat") {
+    auto body = parse_body(args, {"seatNumber", "holdToken"}, {},
+                           R"({"seatNumber": "1A", "holdToken": "..."})");
+    if (!body) return body.error();
+    return release_seat((*body)["seatNumber"].get<std::string>(), (*body)["holdToken"].get<std::string>());
+  }
+  if (method == "cancelBooking") {
+    auto body = parse_body(args, {"seatNumber", "bookingToken"}, {},
+                           R"({"seatNumber": "1A", "bookingToken": "..."})");
+    if (!body) return body.error();
+    return cancel_booking((*body)["seatNumber"].get<std::string>(),
+                          (*body)["bookingToken"].get<std::string>());
+  }
+  return fail(Code::not_found, "Flight has no method '" + std::string(method) + "'");
+}
+
+std::int64_t Flight::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.now().time_since_epoch()).count();
 }
 
 nlohmann::json Flight::get_seats() {
+  auto now = now_ms();
   nlohmann::json seats = nlohmann::json::array();
-  for (const auto& row : ctx_.sql().exec("SELECT seatId, occupant FROM seats ORDER BY rowid")) {
-    const auto& occupant = row["occupant"];
-    seats.push_back({{"seatNumber", std::get<std::string>(row["seatId"])},
-                     {"occupant", std::holds_alternative<std::string>(occupant)
-                                      ? nlohmann::json(std::get<std::string>(occupant))
-                                      : nlohmann::json(nullptr)}});
+  for (const auto& row :
+       ctx_.sql().exec("SELECT seatId, occupant, holdToken, heldUntil FROM seats ORDER BY rowid")) {
+    auto occupant = text(row["occupant"]);
+    auto held_until = integer(row["heldUntil"]);
+    nlohmann::json seat{{"seatNumber", std::get<std::string>(row["seatId"])}, {"occupant", or_null(occupant)}};
+    if (occupant) {
+      seat["state"] = "booked";
+    } else if (text(row["holdToken"]) && held_until && *held_until > now) {
+      seat["state"] = "held";
+      seat["heldUntil"] = *held_until;
+    } else {
+      seat["state"] = "available";
+    }
+    seats.push_back(std::move(seat));
   }
   return seats;
 }
 
-Result<nlohmann::json> Flight::assign_seat(const std::string& seat, const std::string& raw_name) {
-  if (!is_seat_number(seat)) {
-    return fail(Code::invalid_argument, "unknown seat '" + seat + "': seats are 1A to 10F");
-  }
+std::optional<Flight::SeatRow> Flight::read_seat(const std::string& seat) {
+  auto found = ctx_.sql().exec(
+      "SELECT occupant, holdToken, heldUntil, bookingToken FROM seats WHERE seatId = ?", seat);
+  if (found.size() != 1) return std::nullopt;
+  const auto& row = found.one();
+  return SeatRow{text(row["occupant"]), text(row["holdToken"]), integer(row["heldUntil"]),
+                 text(row["bookingToken"])};
+}
+
+bool Flight::expire_hold(const std::string& seat, SeatRow& row) {
+  if (!row.hold_token || (row.held_until && *row.held_until > now_ms())) return false;
+  ctx_.sql().exec("UPDATE seats SET holdToken = NULL, heldUntil = NULL WHERE seatId = ?", seat);
+  (void)ctx_.delete_alarm(hold_alarm(seat));
+  row.hold_token.reset();
+  row.held_until.reset();
+  return true;
+}
+
+Result<nlohmann::json> Flight::hold_seat(const std::string& seat) {
+  if (auto ok = check_seat(seat); !ok) return ok.error();
+  auto row = read_seat(seat);
+  expire_hold(seat, *row);
+  if (row->occupant) return fail(Code::conflict, "Seat " + seat + " is already booked");
+  if (row->hold_token) return fail(Code::conflict, "Seat " + seat + " is held by another customer");
+  auto token = new_token();
+  auto expires = now_ms() + options_.hold_duration.count();
+  ctx_.sql().exec("UPDATE seats SET holdToken = ?, heldUntil = ? WHERE seatId = ?", token, expires, seat);
+  auto alarm = ctx_.set_alarm(hold_alarm(seat), Clock::time_point{std::chrono::milliseconds(expires)});
+  if (!alarm) return alarm.error();
+  broadcast_seats();
+  return nlohmann::json{{"seatNumber", seat}, {"holdToken", token}, {"expiresAt", expires}};
+}
+
+Result<nlohmann::json> Flight::assign_seat(const std::string& seat, const std::string& raw_name,
+                                           const std::optional<std::string>& hold_token,
+                                           const std::optional<std::string>& booking_token) {
+  if (auto ok = check_seat(seat); !ok) return ok.error();
   std::string name(trim(raw_name));
   if (name.empty()) return fail(Code::invalid_argument, "the name must not be empty");
   if (name.size() > max_name_bytes) {
@@ -80,25 +231,73 @@ Result<nlohmann::json> Flight::assign_seat(const std::string& seat, const std::s
       return fail(Code::invalid_argument, "the name must not contain control characters");
     }
   }
-  auto& sql = ctx_.sql();
-  const auto& occupant = sql.exec("SELECT occupant FROM seats WHERE seatId = ?", seat).one()["occupant"];
-  if (!std::holds_alternative<std::nullptr_t>(occupant)) {
-    return fail(Code::conflict, "Seat " + seat + " is not available");
+  auto row = read_seat(seat);
+  expire_hold(seat, *row);
+  if (row->occupant) return fail(Code::conflict, "Seat " + seat + " is not available");
+  if (row->hold_token && row->hold_token != hold_token) {
+    return fail(Code::conflict, "Seat " + seat + " is held by another customer");
   }
-  // One seat per passenger, as in the tutorial: booking again moves them.
-  sql.exec("UPDATE seats SET occupant = NULL WHERE occupant = ?", name);
-  sql.exec("UPDATE seats SET occupant = ? WHERE seatId = ?", name, seat);
+  auto& sql = ctx_.sql();
+  // One seat per passenger, as in the tutorial; but only the holder of that booking's token
+  // may move it (typing someone's name must not take their seat away).
+  std::string token = new_token();
+  auto current = sql.exec("SELECT seatId, bookingToken FROM seats WHERE occupant = ?", name);
+  if (current.size() > 0) {
+    const auto& other = *current.begin();
+    auto other_seat = std::get<std::string>(other["seatId"]);
+    auto other_token = text(other["bookingToken"]);
+    if (!booking_token || !other_token || *other_token != *booking_token) {
+      return fail(Code::conflict, name + " already has seat " + other_seat +
+                                      " on this flight; moving needs that booking's bookingToken");
+    }
+    token = *other_token;
+    sql.exec("UPDATE seats SET occupant = NULL, bookingToken = NULL WHERE seatId = ?", other_seat);
+  }
+  sql.exec(
+      "UPDATE seats SET occupant = ?, bookingToken = ?, holdToken = NULL, heldUntil = NULL "
+      "WHERE seatId = ?",
+      name, token, seat);
+  if (row->hold_token) (void)ctx_.delete_alarm(hold_alarm(seat));
   broadcast_seats();
-  return nlohmann::json{{"message", "Seat " + seat + " booked successfully"}, {"status", 200}};
+  return nlohmann::json{{"message", "Seat " + seat + " booked successfully"},
+                        {"status", 200},
+                        {"seatNumber", seat},
+                        {"bookingToken", token}};
 }
 
-Result<nlohmann::json> Flight::assign_seat_json(const nlohmann::json& body) {
-  if (!body.is_object() || !body.contains("seatNumber") || !body["seatNumber"].is_string() ||
-      !body.contains("name") || !body["name"].is_string()) {
-    return fail(Code::invalid_argument,
-                R"(the body must be a JSON object {"seatNumber": "1A", "name": "..."} with strings)");
+Result<nlohmann::json> Flight::release_seat(const std::string& seat, const std::string& hold_token) {
+  if (auto ok = check_seat(seat); !ok) return ok.error();
+  auto row = read_seat(seat);
+  if (expire_hold(seat, *row)) broadcast_seats();
+  if (!row->hold_token) return fail(Code::conflict, "Seat " + seat + " is not held (the hold may have expired)");
+  if (*row->hold_token != hold_token) {
+    return fail(Code::forbidden, "Seat " + seat + " is held with another holdToken");
   }
-  return assign_seat(body["seatNumber"].get<std::string>(), body["name"].get<std::string>());
+  ctx_.sql().exec("UPDATE seats SET holdToken = NULL, heldUntil = NULL WHERE seatId = ?", seat);
+  (void)ctx_.delete_alarm(hold_alarm(seat));
+  broadcast_seats();
+  return nlohmann::json{{"message", "Seat " + seat + " released"}, {"status", 200}};
+}
+
+Result<nlohmann::json> Flight::cancel_booking(const std::string& seat, const std::string& booking_token) {
+  if (auto ok = check_seat(seat); !ok) return ok.error();
+  auto row = read_seat(seat);
+  if (!row->occupant) return fail(Code::conflict, "Seat " + seat + " is not booked");
+  if (!row->booking_token || *row->booking_token != booking_token) {
+    return fail(Code::forbidden, "cancelling seat " + seat + " needs its booking's bookingToken");
+  }
+  ctx_.sql().exec("UPDATE seats SET occupant = NULL, bookingToken = NULL WHERE seatId = ?", seat);
+  broadcast_seats();
+  return nlohmann::json{{"message", "Booking of seat " + seat + " cancelled"}, {"status", 200}};
+}
+
+void Flight::on_alarm(const AlarmInfo& alarm) {
+  if (alarm.name.rfind("hold:", 0) != 0) return;
+  std::string seat = alarm.name.substr(5);
+  auto row = read_seat(seat);
+  // Released, booked or held again since: that changed or deleted this alarm, but a hold
+  // re-made for the same instant is still checked by its expiry.
+  if (row && expire_hold(seat, *row)) broadcast_seats();
 }
 
 Response Flight::fetch(const Request& request) {
@@ -107,21 +306,28 @@ Response Flight::fetch(const Request& request) {
     if (request.method != "GET") return Response::error(Code::method_not_allowed, "use GET /seats");
     return Response::json(200, get_seats());
   }
-  if (path == "/book-seat") {
-    if (request.method != "POST") {
-      return Response::error(Code::method_not_allowed, "use POST /book-seat");
-    }
-    auto body = nlohmann::json::parse(request.body, nullptr, false);
-    if (body.is_discarded()) return Response::error(Code::invalid_argument, "the body is not valid JSON");
-    auto result = assign_seat_json(body);
-    return result ? Response::json(200, *result) : Response::error(result.error());
-  }
   if (path == "/ws") {
     if (!request.is_websocket_upgrade()) {
       return Response::json(426, {{"error", "GET /ws expects a WebSocket upgrade"}, {"status", 426}});
     }
     auto accepted = ctx_.accept_websocket(request);
     return accepted ? std::move(*accepted) : Response::error(accepted.error());
+  }
+  static const std::pair<std::string_view, const char*> posts[] = {
+      {"/hold-seat", "holdSeat"},
+      {"/book-seat", "assignSeat"},
+      {"/release-seat", "releaseSeat"},
+      {"/cancel-booking", "cancelBooking"},
+  };
+  for (const auto& [route, method] : posts) {
+    if (path != route) continue;
+    if (request.method != "POST") {
+      return Response::error(Code::method_not_allowed, "use POST " + std::string(route));
+    }
+    auto body = nlohmann::json::parse(request.body, nullptr, false);
+    if (body.is_discarded()) return Response::error(Code::invalid_argument, "the body is not valid JSON");
+    auto result = call(method, body);
+    return result ? Response::json(200, *result) : Response::error(result.error());
   }
   return Response::error(Code::not_found, "no route for " + std::string(path));
 }

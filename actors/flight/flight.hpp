@@ -1,14 +1,19 @@
 // Flight: the seat-booking actor of the demo (one instance per flight id). 60 seats, 1A to
-// 10F, created on first use; booking a seat broadcasts the full seat map to the flight's
-// WebSockets. HTTP: GET /seats, POST /book-seat, GET /ws (upgrade). RPC: getSeats, assignSeat.
-// Its sockets are hibernatable: the instance may be evicted while they stay open. A socket
-// may send {"type":"getSeats"} (answered with the seat map, waking the instance if needed)
-// and the heartbeat {"type":"ping","id":..,"clientTime":..}, which the runtime answers with a
-// pong without waking it.
+// 10F, created on first use. A seat is `available`, `held` (by a hold token, until an
+// expiry) or `booked` (by a passenger, with a booking token). Every change broadcasts the
+// full seat map to the flight's WebSockets. A hold releases itself through a named alarm
+// ("hold:<seat>") when it expires, waking the flight if it was evicted.
+//
+// HTTP: GET /seats, POST /hold-seat, POST /book-seat, POST /release-seat,
+// POST /cancel-booking, GET /ws (upgrade). RPC: getSeats, holdSeat, assignSeat, releaseSeat,
+// cancelBooking (same JSON bodies). Sockets are hibernatable: a socket may send
+// {"type":"getSeats"}, and the heartbeat {"type":"ping",...} is answered by the runtime
+// without waking the flight.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
-#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,29 +22,60 @@
 
 namespace cairn::actors {
 
+struct FlightOptions {
+  // How long a hold lasts (cairn-server --hold-seconds).
+  std::chrono::milliseconds hold_duration{std::chrono::seconds(120)};
+};
+
 class Flight final : public Actor {
  public:
   static constexpr int rows = 10;
   static constexpr int seats_per_row = 6;
   static constexpr std::size_t max_name_bytes = 64;
+  static constexpr std::size_t max_token_bytes = 64;
 
-  // Creates the seats table with 60 empty seats if it does not exist (idempotent).
-  explicit Flight(Context& ctx);
+  // Creates the seats table with 60 available seats if it does not exist, and adds the hold
+  // and token columns to a table made by an older version (idempotent).
+  explicit Flight(Context& ctx, FlightOptions options = {});
 
   Methods methods() override;
   Response fetch(const Request& request) override;
   void on_message(WebSocket& socket, std::string_view message, bool binary) override;
+  void on_alarm(const AlarmInfo& alarm) override;
 
-  // Every seat in order: [{"seatNumber": "1A", "occupant": null}, ...].
+  // Every seat in order: [{"seatNumber": "1A", "occupant": null, "state": "available"}, ...];
+  // a held seat also has "heldUntil" (ms since the epoch). Tokens are never shown.
   nlohmann::json get_seats();
-  // Books `seat` for `name`, moving `name` out of any other seat (as in the tutorial).
-  // invalid_argument for an unknown seat or a bad name, conflict for an occupied seat.
-  Result<nlohmann::json> assign_seat(const std::string& seat, const std::string& name);
+  // Holds an available seat: {"seatNumber", "holdToken", "expiresAt" (ms since the epoch)}.
+  // conflict if it is held or booked.
+  Result<nlohmann::json> hold_seat(const std::string& seat);
+  // Books `seat` for `name`: an available seat, or one held with `hold_token`. A passenger
+  // already seated on this flight moves only with that booking's `booking_token`.
+  // Answers {"message", "status", "seatNumber", "bookingToken"}.
+  Result<nlohmann::json> assign_seat(const std::string& seat, const std::string& name,
+                                     const std::optional<std::string>& hold_token = {},
+                                     const std::optional<std::string>& booking_token = {});
+  // Ends a hold early; forbidden without the hold's token.
+  Result<nlohmann::json> release_seat(const std::string& seat, const std::string& hold_token);
+  // Cancels a booking; forbidden without the booking's token.
+  Result<nlohmann::json> cancel_booking(const std::string& seat, const std::string& booking_token);
 
  private:
-  Result<nlohmann::json> assign_seat_json(const nlohmann::json& body);
+  struct SeatRow {
+    std::optional<std::string> occupant;
+    std::optional<std::string> hold_token;
+    std::optional<std::int64_t> held_until;
+    std::optional<std::string> booking_token;
+  };
+  // The RPC methods and the POST routes share this: parses `args` and runs `method`.
+  Result<nlohmann::json> call(std::string_view method, const nlohmann::json& args);
+  std::optional<SeatRow> read_seat(const std::string& seat);
+  // Clears the hold on `seat` if it expired by now; true if it did.
+  bool expire_hold(const std::string& seat, SeatRow& row);
+  std::int64_t now_ms() const;
   void broadcast_seats();
   Context& ctx_;
+  FlightOptions options_;
 };
 
 }  // namespace cairn::actors

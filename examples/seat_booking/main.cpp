@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   double idle_timeout_s = std::chrono::duration<double>(cairn::limits::default_idle_timeout).count();
   std::size_t max_live = cairn::limits::default_max_live_instances;
+  cairn::actors::FlightOptions flight;
+  double hold_s = std::chrono::duration<double>(flight.hold_duration).count();
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "port to listen on (0 picks a free one)")->capture_default_str();
   app.add_option("--data-dir", data_dir, "where actor databases live")->capture_default_str();
@@ -46,6 +48,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-live-instances", max_live,
                  "instances in memory at most; the least recently used one is evicted")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
+  app.add_option("--hold-seconds", hold_s, "how long a seat hold lasts before it expires")
+      ->check(CLI::Range(0.1, 86400.0))
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -69,7 +74,10 @@ int main(int argc, char** argv) {
 
   try {
     cairn::Registry classes;
-    classes.add<cairn::actors::Flight>("FLIGHT");
+    flight.hold_duration = std::chrono::milliseconds(static_cast<long long>(hold_s * 1000));
+    classes.add("FLIGHT", [flight](cairn::Context& ctx) {
+      return std::make_unique<cairn::actors::Flight>(ctx, flight);
+    });
 
     cairn::RuntimeOptions options;
     options.data_dir = data_dir;
@@ -84,10 +92,11 @@ int main(int argc, char** argv) {
     web.port = port;
     web.public_dir = public_dir;
     web.io_threads = io_threads;
-    for (const char* path : {"/seats", "/book-seat", "/ws"}) {
+    for (const char* path :
+         {"/seats", "/hold-seat", "/book-seat", "/release-seat", "/cancel-booking", "/ws"}) {
       web.routes.push_back({path, "FLIGHT", "flightId"});
     }
-    web.object_bindings = {"FLIGHT"};  // and /objects/FLIGHT/<flightId>/seats, /book-seat, /ws
+    web.object_bindings = {"FLIGHT"};  // and /objects/FLIGHT/<flightId>/seats, ...
     cairn::gateway::Gateway gateway(runtime, web);
     gateway.start();
     std::printf("cairn listening on http://%s:%u (data in %s, durability %s)\n", host.c_str(),

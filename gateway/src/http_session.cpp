@@ -89,7 +89,9 @@ void HttpSession::handle(http::request<http::string_body> request) {
     auto stats = shared_->runtime.stats();
     return reply(Response::json(200, {{"status", "ok"},
                                       {"live_instances", stats.live_instances},
-                                      {"websockets", stats.websockets}}),
+                                      {"websockets", stats.websockets},
+                                      {"actors_with_alarms", stats.actors_with_alarms},
+                                      {"alarms_run", stats.alarms_run}}),
                  request.keep_alive(), request.method() == http::verb::head);
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {

@@ -46,14 +46,22 @@ AlarmIndex::AlarmIndex(const std::filesystem::path& file, Durability durability,
                    "their alarms wait until the binding is registered again", skipped);
     }
   } catch (const std::exception& e) {
+    std::string hint = sqlite3_errcode(db_) == SQLITE_BUSY
+                           ? " (is another cairn process using this data directory?)"
+                           : "";
     sqlite3_close(db_);
-    throw std::runtime_error("cannot use the alarm index " + file.string() + ": " + e.what());
+    throw std::runtime_error("cannot use the alarm index " + file.string() + ": " + e.what() + hint);
   }
 }
 
-AlarmIndex::~AlarmIndex() {
+AlarmIndex::~AlarmIndex() { close(); }
+
+void AlarmIndex::close() {
   flush();
+  std::lock_guard lock(mutex_);
+  if (db_ == nullptr) return;
   sqlite3_close(db_);
+  db_ = nullptr;
 }
 
 void AlarmIndex::queue_locked(const ActorId& id, std::optional<Ticks> due) {
@@ -134,7 +142,7 @@ std::size_t AlarmIndex::size() const {
 
 void AlarmIndex::flush() {
   std::unique_lock lock(mutex_);
-  if (pending_.empty() || writing_) return;
+  if (pending_.empty() || writing_ || db_ == nullptr) return;
   write_pending(lock);
 }
 
@@ -177,6 +185,7 @@ void AlarmIndex::write_pending(std::unique_lock<std::mutex>& lock) {
 }
 
 void AlarmIndex::write_rows(const std::vector<Write>& writes) {
+  if (db_ == nullptr) throw std::runtime_error("the alarm index is closed (the runtime stopped)");
   Sql sql(db_);
   sql.exec("BEGIN");
   try {

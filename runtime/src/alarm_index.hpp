@@ -60,6 +60,8 @@ class AlarmIndex {
 
   // Writes the lazy changes (one transaction). Logs failures; they are tried again later.
   void flush();
+  // Flushes and closes the file (the runtime stopped). Writes after this fail.
+  void close();
 
  private:
   struct Item {

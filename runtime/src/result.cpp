@@ -6,6 +6,7 @@ namespace cairn {
 int http_status(Code code) noexcept {
   switch (code) {
     case Code::invalid_argument: return 400;
+    case Code::forbidden: return 403;
     case Code::not_found: return 404;
     case Code::method_not_allowed: return 405;
     case Code::conflict: return 409;
@@ -20,6 +21,7 @@ int http_status(Code code) noexcept {
 const char* code_name(Code code) noexcept {
   switch (code) {
     case Code::invalid_argument: return "invalid_argument";
+    case Code::forbidden: return "forbidden";
     case Code::not_found: return "not_found";
     case Code::method_not_allowed: return "method_not_allowed";
     case Code::conflict: return "conflict";

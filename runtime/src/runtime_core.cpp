@@ -300,7 +300,7 @@ void RuntimeCore::shutdown() {
   for (auto& host : hosts) caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
   hosts.clear();
   system_->await_all_actors_done();
-  alarms_->flush();  // what the last commits told it
+  alarms_->close();  // after writing what the last commits told it
   std::lock_guard lock(mutex_);
   directory_.clear();
 }

@@ -41,7 +41,10 @@ TEST_CASE("a new flight answers 60 seats and a booking is kept") {
   CHECK(json::parse(seats.body).size() == 60);
   auto booked = http_post(server.port(), "/book-seat?flightId=1234", R"({"seatNumber":"1A","name":"Ann"})");
   CHECK(booked.status == 200);
-  CHECK(json::parse(booked.body) == json{{"message", "Seat 1A booked successfully"}, {"status", 200}});
+  auto answer = json::parse(booked.body);
+  CHECK(answer["message"] == "Seat 1A booked successfully");
+  CHECK(answer["status"] == 200);
+  CHECK(answer["bookingToken"].is_string());
   CHECK(seat(json::parse(http_get(server.port(), "/seats?flightId=1234").body), "1A")["occupant"] == "Ann");
   auto again = http_post(server.port(), "/book-seat?flightId=1234", R"({"seatNumber":"1A","name":"Bob"})");
   check_error(again, 409);
@@ -202,4 +205,65 @@ TEST_CASE("an idle flight leaves memory by itself and its socket stays open") {
                        R"({"seatNumber":"9F","name":"Ida"})").status == 200);
   auto seats = json::parse(*socket.read());
   CHECK(seat(seats, "9F")["occupant"] == "Ida");
+}
+
+TEST_CASE("hold, 409 for everyone else, expiry broadcast to the flight's sockets, then free") {
+  TempDir dir;
+  ServerProcess server(dir.path(), {"--hold-seconds", "1"});
+  auto port = server.port();
+  WsClient watcher(port, "/ws?flightId=hold");
+  auto held = http_post(port, "/hold-seat?flightId=hold", R"({"seatNumber":"3C"})");
+  REQUIRE(held.status == 200);
+  auto token = json::parse(held.body)["holdToken"].get<std::string>();
+  auto update = watcher.read();
+  REQUIRE(update);
+  CHECK(seat(json::parse(*update), "3C")["state"] == "held");
+
+  check_error(http_post(port, "/hold-seat?flightId=hold", R"({"seatNumber":"3C"})"), 409);
+  check_error(http_post(port, "/book-seat?flightId=hold", R"({"seatNumber":"3C","name":"Bob"})"), 409);
+  check_error(http_post(port, "/release-seat?flightId=hold",
+                        json{{"seatNumber", "3C"}, {"holdToken", "not-mine"}}.dump()), 403);
+
+  // Nobody books it: after a second the alarm releases it and the watcher is told.
+  auto expired = watcher.read(std::chrono::seconds(10));
+  REQUIRE(expired);
+  CHECK(seat(json::parse(*expired), "3C") == json{{"seatNumber", "3C"}, {"occupant", nullptr}, {"state", "available"}});
+  check_error(http_post(port, "/release-seat?flightId=hold",
+                        json{{"seatNumber", "3C"}, {"holdToken", token}}.dump()), 409);
+
+  // Hold -> book with the token -> cancel needs the booking token.
+  auto again = json::parse(http_post(port, "/hold-seat?flightId=hold", R"({"seatNumber":"3C"})").body);
+  auto booked = http_post(port, "/book-seat?flightId=hold",
+                          json{{"seatNumber", "3C"}, {"name", "Ann"}, {"holdToken", again["holdToken"]}}.dump());
+  REQUIRE(booked.status == 200);
+  auto booking = json::parse(booked.body)["bookingToken"].get<std::string>();
+  check_error(http_post(port, "/book-seat?flightId=hold", R"({"seatNumber":"4C","name":"Ann"})"), 409);
+  check_error(http_post(port, "/cancel-booking?flightId=hold",
+                        json{{"seatNumber", "3C"}, {"bookingToken", "guess"}}.dump()), 403);
+  CHECK(http_post(port, "/cancel-booking?flightId=hold",
+                  json{{"seatNumber", "3C"}, {"bookingToken", booking}}.dump()).status == 200);
+  auto seats = json::parse(http_get(port, "/seats?flightId=hold").body);
+  CHECK(seat(seats, "3C")["state"] == "available");
+}
+
+TEST_CASE("a hold that expired while the server was stopped is released right after restart") {
+  TempDir dir;
+  {
+    ServerProcess server(dir.path(), {"--hold-seconds", "1"});
+    REQUIRE(http_post(server.port(), "/hold-seat?flightId=down", R"({"seatNumber":"8B"})").status == 200);
+    auto health = json::parse(http_get(server.port(), "/healthz").body);
+    CHECK(health["actors_with_alarms"] == 1);
+    CHECK(server.stop() == 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // the hold falls due while down
+  ServerProcess again(dir.path(), {"--hold-seconds", "1"});
+  // Nobody asks for flight "down": the alarm alone wakes it, from the index.
+  bool fired = false;
+  for (int i = 0; i < 100 && !fired; ++i) {
+    auto health = json::parse(http_get(again.port(), "/healthz").body);
+    fired = health["alarms_run"] == 1 && health["actors_with_alarms"] == 0;
+    if (!fired) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(fired);
+  CHECK(seat(json::parse(http_get(again.port(), "/seats?flightId=down").body), "8B")["state"] == "available");
 }
