@@ -60,6 +60,14 @@ async function scenario(t, pages, body, allowed = () => false) {
 
 const seat = (page, number) => page.locator(`[data-seat="${number}"]`);
 
+// Books a seat as a user does: click it (a hold), type the name, confirm.
+async function book(page, number, name) {
+  await seat(page, number).click();
+  await page.locator("#holdPanel").waitFor({ state: "visible", timeout: 5000 });
+  await page.locator("#nameInput").fill(name);
+  await page.locator("#confirmButton").click();
+}
+
 test("without flightId the page shows the hint", async (t) => {
   const server = await new Server().start();
   const page = await openPage(server.url(), "a");
@@ -80,8 +88,7 @@ test("a booking in one page shows as taken in the other within a second", async 
       assert.equal(await page.locator(".seat").count(), 60);
       await page.getByText("Live updates on").waitFor({ timeout: 5000 });
     }
-    a.once("dialog", (dialog) => dialog.accept("Ann"));
-    await seat(a, "2B").click();
+    await book(a, "2B", "Ann");
     await a.getByText("Seat 2B booked successfully").waitFor({ timeout: 5000 });
     // B never reloads: the WebSocket broadcast redraws it.
     await b.locator('[data-seat="2B"].unavailable').waitFor({ timeout: 1000 });
@@ -99,12 +106,11 @@ test("a seat booked meanwhile gives the other page a visible error and stays boo
   await b.goto(server.url("?flightId=race"));
   await scenario(t, [a, b], async () => {
     await b.locator('[data-seat="2C"].available').waitFor({ timeout: 5000 });
-    a.once("dialog", (dialog) => dialog.accept("Ann"));
-    await seat(a, "2C").click();
+    await book(a, "2C", "Ann");
     await a.getByText("Seat 2C booked successfully").waitFor({ timeout: 5000 });
-    b.once("dialog", (dialog) => dialog.accept("Bob"));
-    await seat(b, "2C").click();
-    await b.locator("#status.error", { hasText: "Seat 2C is not available" }).waitFor({ timeout: 5000 });
+    await seat(b, "2C").click();  // B's hold fails: the seat is booked
+    await b.locator("#status.error", { hasText: "Seat 2C is already booked" }).waitFor({ timeout: 5000 });
+    assert.equal(await b.locator("#holdPanel").isVisible(), false);
     await b.locator('[data-seat="2C"].unavailable').waitFor({ timeout: 5000 });  // re-fetched
     assert.equal(await seat(b, "2C").getAttribute("title"), "Taken by Ann");
   }, (e) => /status of 409/.test(e));
@@ -122,8 +128,7 @@ test("after a server restart both pages reconnect and agree", async (t) => {
   }
   await scenario(t, [a, b], async () => {
     for (const page of [a, b]) await page.getByText("Live updates on").waitFor({ timeout: 5000 });
-    a.once("dialog", (dialog) => dialog.accept("Ann"));
-    await seat(a, "4D").click();
+    await book(a, "4D", "Ann");
     await b.locator('[data-seat="4D"].unavailable').waitFor({ timeout: 2000 });
     restarting = true;
     await server.stop();
@@ -131,8 +136,7 @@ test("after a server restart both pages reconnect and agree", async (t) => {
     await server.start();  // same port, same data
     for (const page of [a, b]) await page.getByText("Live updates on").waitFor({ timeout: 15000 });
     restarting = false;
-    b.once("dialog", (dialog) => dialog.accept("Bea"));
-    await seat(b, "5E").click();
+    await book(b, "5E", "Bea");
     for (const page of [a, b]) {
       await page.locator('[data-seat="4D"].unavailable').waitFor({ timeout: 2000 });
       await page.locator('[data-seat="5E"].unavailable').waitFor({ timeout: 2000 });
@@ -149,17 +153,61 @@ test("a name with markup is shown as text and never runs", async (t) => {
   await scenario(t, [a, b], async () => {
     for (const page of [a, b]) await page.getByText("Live updates on").waitFor({ timeout: 5000 });
     const evil = "<img src=x onerror=alert(1)>";
-    b.on("dialog", (dialog) => { alerted = true; dialog.dismiss(); });
-    a.on("dialog", (dialog) => {
-      if (dialog.type() === "prompt") dialog.accept(evil);
-      else { alerted = true; dialog.dismiss(); }
-    });
-    await seat(a, "1A").click();
+    for (const page of [a, b]) page.on("dialog", (dialog) => { alerted = true; dialog.dismiss(); });
+    await book(a, "1A", evil);
     await b.locator('[data-seat="1A"].unavailable').waitFor({ timeout: 2000 });
     assert.equal(await seat(b, "1A").getAttribute("title"), `Taken by ${evil}`);
     for (const page of [a, b]) assert.equal(await page.locator("img").count(), 0);
     await a.waitForTimeout(300);
     assert.equal(alerted, false);
+  });
+  await server.dispose();
+});
+
+test("a hold shows as held in the other page with a countdown; confirming books it; cancel frees it", async (t) => {
+  const server = await new Server(["--hold-seconds", "60"]).start();
+  const a = await openPage(server.url("?flightId=hold"), "a");
+  const b = await openPage(server.url("?flightId=hold"), "b");
+  await scenario(t, [a, b], async () => {
+    for (const page of [a, b]) await page.getByText("Live updates on").waitFor({ timeout: 5000 });
+    await seat(a, "3C").click();
+    await a.locator("#holdPanel").waitFor({ state: "visible", timeout: 5000 });
+    assert.match(await a.locator("#countdown").textContent(), /^(1:00|0:5\d)$/);
+    await a.locator('[data-seat="3C"].held.mine').waitFor({ timeout: 2000 });
+    // B sees it held, distinctly, and cannot take it.
+    await b.locator('[data-seat="3C"].held').waitFor({ timeout: 1000 });
+    assert.equal(await seat(b, "3C").getAttribute("title"), "Held by another customer");
+    await seat(b, "3C").click();
+    assert.equal(await b.locator("#holdPanel").isVisible(), false);
+    // The countdown runs.
+    const first = await a.locator("#countdown").textContent();
+    await a.waitForFunction((before) => document.getElementById("countdown").textContent !== before, first,
+                            { timeout: 3000 });
+    await a.locator("#nameInput").fill("Ann");
+    await a.locator("#confirmButton").click();
+    await a.getByText("Seat 3C booked successfully").waitFor({ timeout: 5000 });
+    await b.locator('[data-seat="3C"].unavailable').waitFor({ timeout: 1000 });
+    assert.equal(await a.locator("#bookedSeat").textContent(), "3C");
+    await a.locator("#cancelButton").click();
+    await a.getByText("Booking of seat 3C cancelled").waitFor({ timeout: 5000 });
+    await b.locator('[data-seat="3C"].available').waitFor({ timeout: 1000 });
+  });
+  await server.dispose();
+});
+
+test("a hold nobody confirms expires: the server frees the seat in every page and the holder is told", async (t) => {
+  const server = await new Server(["--hold-seconds", "2"]).start();
+  const a = await openPage(server.url("?flightId=expire"), "a");
+  const b = await openPage(server.url("?flightId=expire"), "b");
+  await scenario(t, [a, b], async () => {
+    for (const page of [a, b]) await page.getByText("Live updates on").waitFor({ timeout: 5000 });
+    await seat(a, "6F").click();
+    await b.locator('[data-seat="6F"].held').waitFor({ timeout: 2000 });
+    // B has no timer of its own: only the server's alarm and broadcast can free it there.
+    await b.locator('[data-seat="6F"].available').waitFor({ timeout: 6000 });
+    await a.locator("#status.error", { hasText: "Your hold on seat 6F expired" }).waitFor({ timeout: 3000 });
+    assert.equal(await a.locator("#holdPanel").isVisible(), false);
+    await a.locator('[data-seat="6F"].available').waitFor({ timeout: 2000 });
   });
   await server.dispose();
 });

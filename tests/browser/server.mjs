@@ -9,7 +9,9 @@ export const publicDir = process.env.CAIRN_PUBLIC_DIR;
 if (!serverPath || !publicDir) throw new Error("set CAIRN_SERVER and CAIRN_PUBLIC_DIR (ctest does)");
 
 export class Server {
-  constructor() {
+  // `extra`: more cairn-server flags, e.g. ["--hold-seconds", "2"].
+  constructor(extra = []) {
+    this.extra = extra;
     this.dataDir = mkdtempSync(path.join(tmpdir(), "cairn-browser-"));
     this.port = 0;
   }
@@ -17,7 +19,7 @@ export class Server {
   // Starts the server (on the same port as before, after a stop) and waits for its address.
   async start() {
     const args = ["--host", "127.0.0.1", "--port", String(this.port), "--data-dir", this.dataDir,
-                  "--public-dir", publicDir, "--threads", "2", "--log-level", "warn"];
+                  "--public-dir", publicDir, "--threads", "2", "--log-level", "warn", ...this.extra];
     this.child = spawn(serverPath, args, { stdio: ["ignore", "pipe", "inherit"] });
     this.port = await new Promise((resolve, reject) => {
       let text = "";
