@@ -1,14 +1,11 @@
 // cairn-server: the seat-booking demo. Registers Flight as FLIGHT, routes the tutorial's
-// URLs to it by ?flightId=, serves public/, and stops cleanly on SIGINT/SIGTERM.
-#include <signal.h>
-
+// URLs to it by ?flightId=, serves public/, and stops cleanly on SIGINT/SIGTERM (serve()).
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <cstdio>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "cairn/gateway/gateway.hpp"
+#include "cairn/gateway/serve.hpp"
 #include "cairn/runtime.hpp"
 #include "flight/flight.hpp"
 
@@ -60,13 +57,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("cairn"));
   spdlog::set_level(spdlog::level::from_str(log_level));
 
-  // Signals are taken by sigwait() below, never by a handler on a random thread.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // Taken by serve() below, never by a handler on a random thread.
+  cairn::gateway::block_stop_signals();
 
   // Every live instance holds 2 descriptors and every socket 1.
   auto descriptors = cairn::raise_descriptor_limit();
@@ -97,22 +89,10 @@ int main(int argc, char** argv) {
       web.routes.push_back({path, "FLIGHT", "flightId"});
     }
     web.object_bindings = {"FLIGHT"};  // and /objects/FLIGHT/<flightId>/seats, ...
-    cairn::gateway::Gateway gateway(runtime, web);
-    gateway.start();
-    std::printf("cairn listening on http://%s:%u (data in %s, durability %s)\n", host.c_str(),
-                static_cast<unsigned>(gateway.port()), data_dir.c_str(), durability.c_str());
-    std::fflush(stdout);
-
-    int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
-    spdlog::info("signal {}: stopping", signal_number);
-    gateway.stop_accepting();
-    runtime.shutdown();  // open batches commit and answer; databases close
-    gateway.stop();
-    spdlog::info("stopped");
+    return cairn::gateway::serve(runtime, std::move(web),
+                                 "(data in " + data_dir + ", durability " + durability + ")");
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;
   }
-  return 0;
 }

@@ -1,0 +1,26 @@
+// serve(): the end of every cairn program's main(): start the gateway, print where it
+// listens, wait for SIGINT or SIGTERM, and stop in the right order (stop accepting, finish
+// and commit every actor's open batch, close the sockets). Used by cairn-server and the
+// examples.
+#pragma once
+
+#include <string>
+
+#include "cairn/gateway/gateway.hpp"
+#include "cairn/runtime.hpp"
+
+namespace cairn::gateway {
+
+// Blocks SIGINT and SIGTERM in the calling thread, so every thread started after it (the
+// runtime's, the gateway's) inherits the mask and serve() alone takes them. Call first in
+// main(), before the Runtime is made.
+void block_stop_signals();
+
+// Starts a Gateway for `runtime`, prints "cairn listening on http://<host>:<port> <banner>"
+// as one line on stdout (tests and scripts read it), waits for SIGINT or
+// SIGTERM, then stops: no new connections, runtime.shutdown() (open batches commit and
+// answer), gateway stop (sockets get 1001). Returns 0, or 1 after logging an exception
+// (an address in use, ...). Requires block_stop_signals() first.
+int serve(Runtime& runtime, GatewayOptions options, const std::string& banner = {});
+
+}  // namespace cairn::gateway
