@@ -10,6 +10,7 @@ namespace cairn::gateway {
 std::optional<Result<Target>> match_route(const std::vector<Route>& routes, const Request& request) {
   for (const auto& route : routes) {
     if (request.path() != route.path) continue;
+    if (!route.fixed_name.empty()) return Result<Target>(Target{&route, route.fixed_name});
     auto value = request.query_param(route.name_param);
     if (!value) {
       return Result<Target>(fail(Code::invalid_argument,

@@ -22,6 +22,15 @@ TEST_CASE("a route's actor name comes from its query parameter, percent-decoded"
   CHECK(!match_route(routes, at("/index.html?flightId=1")).has_value());
 }
 
+TEST_CASE("a route with a fixed name sends every request to that one instance") {
+  const std::vector<Route> fixed{{"/websocket", "ECHO", "", "foo"}};
+  auto matched = match_route(fixed, at("/websocket?flightId=other"));
+  REQUIRE(matched.has_value());
+  REQUIRE(matched->ok());
+  CHECK((*matched)->name == "foo");
+  CHECK(!match_route(fixed, at("/websocketx")).has_value());
+}
+
 TEST_CASE("a missing, empty, over-long or malformed actor name is invalid_argument") {
   for (std::string target :
        {std::string("/seats"), std::string("/seats?flightId="), std::string("/seats?flightId=%zz"),
