@@ -17,6 +17,7 @@ std::optional<Result<Target>> match_route(const std::vector<Route>& routes, cons
                                  "malformed query parameter '" + route.name_param + "'"));
     }
     if (!value->has_value()) {
+      if (!route.default_name.empty()) return Result<Target>(Target{&route, route.default_name});
       return Result<Target>(fail(Code::invalid_argument,
                                  "missing query parameter '" + route.name_param + "'"));
     }

@@ -203,7 +203,7 @@ TEST_CASE("bookings survive a restart and the constructor does not reset the sea
   CHECK(seat(seats, "10F")["occupant"] == "Zed");
 }
 
-TEST_CASE("a flight's socket may ask for the seats; other messages get a JSON error") {
+TEST_CASE("a flight's socket may ask for the seats, other messages get a JSON error") {
   FlightFixture f;
   auto stub = f.flight("talk");
   auto [sink, socket] = f.open_socket("talk");
@@ -236,7 +236,7 @@ Result<json> hold(const Stub& stub, const std::string& seat) {
 
 }  // namespace
 
-TEST_CASE("a hold takes an available seat for the hold time; others get 409 for it") {
+TEST_CASE("a hold takes an available seat for the hold time, others get 409 for it") {
   FlightFixture f;
   auto stub = f.flight("h");
   auto held = hold(stub, "3C");

@@ -31,6 +31,13 @@ TEST_CASE("a route with a fixed name sends every request to that one instance") 
   CHECK(!match_route(fixed, at("/websocketx")).has_value());
 }
 
+TEST_CASE("a route with a default name uses it only when the parameter is absent") {
+  const std::vector<Route> map{{"/api/map", "MAP", "id", "", "default-map"}};
+  CHECK((*match_route(map, at("/api/map")))->name == "default-map");
+  CHECK((*match_route(map, at("/api/map?id=team")))->name == "team");
+  CHECK(!match_route(map, at("/api/map?id=")).value().ok());  // present but empty: 400
+}
+
 TEST_CASE("a missing, empty, over-long or malformed actor name is invalid_argument") {
   for (std::string target :
        {std::string("/seats"), std::string("/seats?flightId="), std::string("/seats?flightId=%zz"),

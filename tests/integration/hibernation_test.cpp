@@ -178,7 +178,7 @@ TEST_CASE("the heartbeat is answered while the flight stays hibernated") {
   CHECK(server.runtime->stats().live_instances == 0);
 }
 
-TEST_CASE("a client that does not read is closed with 1008; the others keep receiving") {
+TEST_CASE("a client that does not read is closed with 1008, the others keep receiving") {
   Server server;
   WsClient fast(server.port(), "/objects/ROOM/flood/ws?user=fast");
   WsClient slow(server.port(), "/objects/ROOM/flood/ws?user=slow", 4096);

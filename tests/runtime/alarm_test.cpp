@@ -202,7 +202,7 @@ TEST_CASE("an alarm set in a committed event fires once, at its time, and is the
   CHECK(attempts.count() == 1);
 }
 
-TEST_CASE("an alarm set in an event that throws never fires; a delete that throws deletes none") {
+TEST_CASE("an alarm set in an event that throws never fires, a delete that throws deletes none") {
   Fixture f;
   auto due = f.now_ms() + 1'000;
   CHECK_FALSE(testing::call(f.timer(), "set", {{"name", "rolled-back"}, {"at", due}, {"throw", true}}).ok());
@@ -215,7 +215,7 @@ TEST_CASE("an alarm set in an event that throws never fires; a delete that throw
   CHECK(attempts.count() == 1);
 }
 
-TEST_CASE("the unnamed alarm is Durable Objects' single alarm; names are checked") {
+TEST_CASE("the unnamed alarm is Durable Objects' single alarm, names are checked") {
   Fixture f;
   CHECK(f.call("unnamed").is_null());
   auto due = f.now_ms() + 5'000;
@@ -335,7 +335,7 @@ TEST_CASE("an alarm of an evicted instance re-creates it and fires") {
   CHECK(f.call("fired").size() == 1);
 }
 
-TEST_CASE("alarms survive a restart; those that fell due while stopped fire right after start") {
+TEST_CASE("alarms survive a restart, those that fell due while stopped fire right after start") {
   Fixture f;
   auto due = f.now_ms() + 5'000;
   f.call("set", {{"name", "early"}, {"at", due}}, "a");

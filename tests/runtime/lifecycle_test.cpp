@@ -152,7 +152,7 @@ bool received(const std::shared_ptr<testing::RecordingSink>& sink, std::size_t c
 
 }  // namespace
 
-TEST_CASE("an idle instance is evicted by the clock; an active one is not") {
+TEST_CASE("an idle instance is evicted by the clock, an active one is not") {
   Fixture f;
   CHECK(testing::call(f.room("busy"), "add").ok());
   CHECK(testing::call(f.room("idle"), "add").ok());
@@ -310,7 +310,7 @@ TEST_CASE("events racing an eviction are all answered, in order, by the next ins
   CHECK(f.runtime->stats().evictions > 0);
 }
 
-TEST_CASE("forced eviction of one instance; unknown ones are not live") {
+TEST_CASE("forced eviction of one instance, unknown ones are not live") {
   Fixture f;
   CHECK(testing::call(f.room("one"), "add").ok());
   CHECK(f.runtime->evict("ROOM", "one").value());

@@ -18,12 +18,14 @@ namespace cairn::gateway {
 
 // Requests to `path` go, whole, to the fetch() of actor (binding, value of `name_param`),
 // or, when `fixed_name` is set, always to actor (binding, fixed_name): Workers'
-// idFromName("foo") for a service with one instance.
+// idFromName("foo") for a service with one instance. Without the parameter a request goes
+// to `default_name` if set (the map seed's `?id=` defaulting to "default-map"), else 400.
 struct Route {
   std::string path;        // exact match, e.g. "/seats"
   std::string binding;     // e.g. "FLIGHT"
   std::string name_param;  // e.g. "flightId"
-  std::string fixed_name = {};  // e.g. "foo"; name_param is then unused
+  std::string fixed_name = {};    // e.g. "foo"; name_param is then unused
+  std::string default_name = {};  // e.g. "default-map"
 };
 
 struct GatewayOptions {
