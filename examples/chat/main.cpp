@@ -11,7 +11,7 @@
 int main(int argc, char** argv) {
   cairn::Registry classes;
   classes.add<ChatRoom>("CHAT_ROOM");
-  return cairn::gateway::run_app(argc, argv, {"cairn chat example", 8791, "chat-data", CAIRN_CHAT_PUBLIC_DIR},
+  return cairn::gateway::run_app(argc, argv, {.description = "cairn chat example", .port = 8791, .data_dir = "chat-data", .public_dir = CAIRN_CHAT_PUBLIC_DIR},
                                  std::move(classes), [](cairn::gateway::GatewayOptions& web) {
                                    web.routes.push_back({"/api/chat", "CHAT_ROOM", "room"});
                                    web.routes.push_back({"/api/chat/history", "CHAT_ROOM", "room"});

@@ -7,7 +7,7 @@
 int main(int argc, char** argv) {
   cairn::Registry classes;
   classes.add<Counter>("COUNTER");
-  return cairn::gateway::run_app(argc, argv, {"cairn counter example", 8788, "counter-data", ""},
+  return cairn::gateway::run_app(argc, argv, {.description = "cairn counter example", .port = 8788, .data_dir = "counter-data"},
                                  std::move(classes), [](cairn::gateway::GatewayOptions& web) {
                                    web.object_bindings = {"COUNTER"};
                                  });

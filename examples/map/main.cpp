@@ -11,7 +11,7 @@
 int main(int argc, char** argv) {
   cairn::Registry classes;
   classes.add<WaypointMap>("WAYPOINT_MAP");
-  return cairn::gateway::run_app(argc, argv, {"cairn collaborative map example", 8790, "map-data", CAIRN_MAP_PUBLIC_DIR},
+  return cairn::gateway::run_app(argc, argv, {.description = "cairn collaborative map example", .port = 8790, .data_dir = "map-data", .public_dir = CAIRN_MAP_PUBLIC_DIR},
                                  std::move(classes), [](cairn::gateway::GatewayOptions& web) {
                                    web.routes.push_back({"/api/map", "WAYPOINT_MAP", "id", "", "default-map"});
                                  });

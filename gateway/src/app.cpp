@@ -14,7 +14,8 @@
 
 namespace cairn::gateway {
 
-int run_app(int argc, char** argv, const AppDefaults& defaults, Registry classes,
+int run_app(int argc, char** argv, const AppDefaults& defaults,
+            const std::function<Registry()>& make_classes,
             const std::function<void(GatewayOptions&)>& routes) {
   CLI::App app{defaults.description};
   std::string host = "127.0.0.1";
@@ -23,6 +24,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults, Registry classes
   std::string public_dir = defaults.public_dir;
   std::string durability = "full";
   std::size_t threads = 8;
+  std::size_t io_threads = 1;
   double idle_timeout_s = std::chrono::duration<double>(limits::default_idle_timeout).count();
   std::size_t max_live = limits::default_max_live_instances;
   std::string log_level = "info";
@@ -36,6 +38,9 @@ int run_app(int argc, char** argv, const AppDefaults& defaults, Registry classes
   app.add_option("--threads", threads, "actor threads (each commit blocks one for an fsync)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  app.add_option("--io-threads", io_threads, "HTTP/WebSocket I/O threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--idle-timeout", idle_timeout_s,
                  "seconds without an event before an instance leaves memory (0: never)")
       ->check(CLI::Range(0.0, 86400.0))
@@ -46,6 +51,11 @@ int run_app(int argc, char** argv, const AppDefaults& defaults, Registry classes
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  for (const auto& flag : defaults.flags) {
+    app.add_option(flag.name, *flag.value, flag.help)->check(CLI::Range(flag.min, flag.max))->capture_default_str();
+  }
+  // A flag given twice takes its last value, so a script's defaults can be overridden.
+  for (auto* option : app.get_options()) option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -55,7 +65,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults, Registry classes
   spdlog::set_default_logger(spdlog::stderr_color_mt("cairn"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   block_stop_signals();
-  raise_descriptor_limit();
+  // Every live instance holds 2 descriptors and every socket 1.
+  spdlog::info("descriptor limit {}", raise_descriptor_limit());
   try {
     RuntimeOptions options;
     options.data_dir = data_dir;
@@ -63,13 +74,14 @@ int run_app(int argc, char** argv, const AppDefaults& defaults, Registry classes
     options.threads = threads;
     options.idle_timeout = std::chrono::milliseconds(static_cast<long long>(idle_timeout_s * 1000));
     options.max_live_instances = max_live;
-    Runtime runtime(std::move(classes), options);
+    Runtime runtime(make_classes(), options);
     GatewayOptions web;
     web.host = host;
     web.port = port;
     web.public_dir = public_dir;
+    web.io_threads = io_threads;
     routes(web);
-    return serve(runtime, std::move(web), "(data in " + data_dir + ")");
+    return serve(runtime, std::move(web), "(data in " + data_dir + ", durability " + durability + ")");
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

@@ -1,29 +1,50 @@
-// run_app(): a whole cairn program in one call, for applications whose only settings are the
-// standard ones. Parses the standard flags (--host, --port, --data-dir, --public-dir,
-// --durability, --threads, --idle-timeout, --max-live-instances, --log-level; --help lists
-// them), makes the Runtime with `classes`, the gateway with the routes `routes` adds, and
-// serves until SIGINT/SIGTERM (serve()). The examples' main() is this call.
+// run_app(): a whole cairn program in one call. Parses the standard flags (--host, --port,
+// --data-dir, --public-dir, --durability, --threads, --io-threads, --idle-timeout,
+// --max-live-instances, --log-level; --help lists them) and the application's own numeric
+// ones, makes the Runtime with the classes `make_classes` registers (called after parsing, so
+// they may use the flags), the gateway with the routes `routes` adds, and serves until
+// SIGINT/SIGTERM (serve()). cairn-server's and the examples' main() are this call.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "cairn/gateway/gateway.hpp"
 #include "cairn/registry.hpp"
 
 namespace cairn::gateway {
 
-struct AppDefaults {
-  std::string description;      // the first line of --help
-  std::uint16_t port = 8787;
-  std::string data_dir = "data";
-  std::string public_dir;       // empty: no static files
+// A numeric flag of the application, e.g. {"--hold-seconds", "how long a hold lasts", &s, 0.1, 86400}.
+// `value` holds the default and receives the parsed value.
+struct AppFlag {
+  std::string name;
+  std::string help;
+  double* value;
+  double min;
+  double max;
 };
 
-// Returns the process's exit status: 0 after a clean stop, 1 on an error (logged), 2 (or 0
-// for --help) for bad flags.
-int run_app(int argc, char** argv, const AppDefaults& defaults, Registry classes,
+struct AppDefaults {
+  std::string description = {};  // the first line of --help
+  std::uint16_t port = 8787;
+  std::string data_dir = "data";
+  std::string public_dir = {};   // empty: no static files
+  std::vector<AppFlag> flags = {};  // the application's own
+};
+
+// Returns the process's exit status: 0 after a clean stop, 1 on an error (logged), non-zero
+// (0 for --help) for bad flags.
+int run_app(int argc, char** argv, const AppDefaults& defaults,
+            const std::function<Registry()>& make_classes,
             const std::function<void(GatewayOptions&)>& routes);
+// The same for classes that need no flag.
+inline int run_app(int argc, char** argv, const AppDefaults& defaults, Registry classes,
+                   const std::function<void(GatewayOptions&)>& routes) {
+  auto shared = std::make_shared<Registry>(std::move(classes));
+  return run_app(argc, argv, defaults, [shared] { return std::move(*shared); }, routes);
+}
 
 }  // namespace cairn::gateway
