@@ -1,0 +1,60 @@
+// Runs the guide's code with the public test harness, as the guide's last section shows.
+#include <cairn/testing.hpp>
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "../../examples/counter/counter.hpp"
+#include "snippets.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("the guide's counter counts") {
+  cairn::testing::TestRuntime t([] {
+    cairn::Registry classes;
+    classes.add<Counter>("COUNTER");
+    return classes;
+  });
+  CHECK(t.call("COUNTER", "mine", "increment", {{"by", 2}}).value() == cairn::json{{"value", 2}});
+  CHECK(t.fetch("COUNTER", "mine", "GET", "/value").body == R"({"value":2})");
+  t.restart();  // the value is on disk
+  CHECK(t.fetch("COUNTER", "mine", "GET", "/value").body == R"({"value":2})");
+}
+
+TEST_CASE("the guide's lobby and reminder behave as the guide says") {
+  cairn::testing::TestRuntime t([] {
+    cairn::Registry classes;
+    classes.add<guide::Lobby>("LOBBY");
+    classes.add<guide::Reminder>("REMINDER");
+    classes.add("NOTES", [](cairn::Context& ctx) {
+      struct Notes final : cairn::Actor {
+        explicit Notes(cairn::Context& c) : ctx(c) {}
+        cairn::Methods methods() override {
+          return {{"add", [this](const cairn::json& a) { return guide::add_note(ctx, a.get<std::string>()); }}};
+        }
+        cairn::Context& ctx;
+      };
+      return std::make_unique<Notes>(ctx);
+    });
+    return classes;
+  });
+  auto ann = t.connect("LOBBY", "main", "/ws?user=Ann");
+  auto bob = t.connect("LOBBY", "main", "/ws?user=Bob");
+  CHECK(t.evict("LOBBY", "main"));
+  t.send(*bob, "hi");
+  t.send(*ann, "ping");  // the auto-response: the lobby stays asleep
+  CHECK(t.call("NOTES", "n", "add", "x").value() == cairn::json{{"notes", 1}});
+  CHECK(t.call("NOTES", "n", "add", "").error().code == cairn::Code::invalid_argument);
+
+  auto watcher = t.connect("REMINDER", "me", "/ws");
+  REQUIRE(t.call("REMINDER", "me", "remind", {{"what", "tea"}, {"minutes", 5}}).ok());
+  t.advance(5min);
+  CHECK_FALSE(t.call("REMINDER", "me", "no-such-method").ok());  // any event runs after the alarm
+  CHECK(watcher->messages() == std::vector<std::string>{"time for tea"});
+  CHECK_FALSE(t.call("LOBBY", "main", "no-such-method").ok());  // after Bob's message
+  // Bob's line reached both; Ann's ping got only its pong (the runtime's, so it may come first).
+  CHECK(bob->messages() == std::vector<std::string>{"Bob: hi"});
+  auto got = ann->messages();
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<std::string>{"Bob: hi", "pong"});
+}
