@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "../../examples/counter/counter.hpp"
 #include "snippets.hpp"
@@ -57,4 +58,20 @@ TEST_CASE("the guide's lobby and reminder behave as the guide says") {
   auto got = ann->messages();
   std::sort(got.begin(), got.end());
   CHECK(got == std::vector<std::string>{"Bob: hi", "pong"});
+}
+
+TEST_CASE("the guide's tally calls the counter and gets the answer as an event") {
+  cairn::testing::TestRuntime t([] {
+    cairn::Registry classes;
+    classes.add<Counter>("COUNTER");
+    classes.add<guide::Tally>("TALLY");
+    return classes;
+  });
+  CHECK(t.call("TALLY", "t", "bump", {{"counter", "c"}}).value() == "asked");
+  bool answered = false;
+  for (int i = 0; i < 2000 && !answered; ++i) {
+    answered = t.call("TALLY", "t", "last").value() == cairn::json::array({{{"value", 1}}});
+    if (!answered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(answered);
 }

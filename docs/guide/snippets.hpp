@@ -77,4 +77,33 @@ class Reminder final : public cairn::Actor {
   cairn::Context& ctx_;
 };
 
+// --- Calling another actor ---
+class Tally final : public cairn::Actor {
+ public:
+  explicit Tally(cairn::Context& ctx) : ctx_(ctx) {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS last (value INTEGER)");
+  }
+  cairn::Methods methods() override {
+    return {{"bump", [this](const json& args) -> cairn::Result<json> {
+               // Made once this event commits; the answer comes back as the event "bumped".
+               auto called = ctx_.call("COUNTER", args.at("counter").get<std::string>(), "increment",
+                                       {{"by", 1}}, "bumped");
+               if (!called) return called.error();
+               return json("asked");
+             }},
+            {"bumped", [this](const json& reply) -> cairn::Result<json> {
+               if (reply.contains("error")) return cairn::fail(cairn::Code::internal, reply["error"].dump());
+               ctx_.sql().exec("DELETE FROM last");
+               ctx_.sql().exec("INSERT INTO last VALUES (?)", reply["result"]["value"].get<std::int64_t>());
+               return json(true);
+             }},
+            {"last", [this](const json&) -> cairn::Result<json> {
+               return ctx_.sql().exec("SELECT value FROM last").to_array();
+             }}};
+  }
+
+ private:
+  cairn::Context& ctx_;
+};
+
 }  // namespace guide

@@ -128,6 +128,22 @@ bool HostContext::remove_alarm(std::string_view name) {
   return true;
 }
 
+Result<void> HostContext::call(std::string_view binding, std::string_view name, std::string method,
+                               nlohmann::json args, std::string reply_method, nlohmann::json context) {
+  if (host_.core_->registry.find(binding) == nullptr) {
+    return fail(Code::not_found, "no actor class is bound to '" + std::string(binding) + "'");
+  }
+  auto target = ActorId::make(binding, name);
+  if (!target) return target.error();
+  if (!host_.methods_.contains(reply_method)) {
+    return fail(Code::invalid_argument, "actor " + host_.id_.binding() + " has no method '" +
+                                            reply_method + "' to receive the reply");
+  }
+  host_.outbox_.call(ActorCall{std::move(*target), std::move(method), std::move(args),
+                               std::move(reply_method), std::move(context)});
+  return {};
+}
+
 void HostContext::delete_all() {
   host_.db_->drop_everything();
   host_.alarms_dirty_ = true;
@@ -257,7 +273,12 @@ void Host::dispatch(Event& event) {
                                                                 call->method + "'"})});
       return;
     }
-    answers_.push_back({event.reply, method->second(call->args)});
+    auto result = method->second(call->args);
+    if (!event.reply && !result) {  // a reply to Context::call: nobody else would see it
+      spdlog::warn("actor {} {}: method '{}' (a call's reply) failed: {}", id_.binding(), id_.hex(),
+                   call->method, result.error().message);
+    }
+    answers_.push_back({event.reply, std::move(result)});
     return;
   }
   if (std::holds_alternative<AlarmEvent>(event.body)) return;  // handled by run_due_alarms
@@ -400,6 +421,8 @@ void Host::commit_batch() {
   for (auto& output : outbox_.take()) {
     if (auto* send = std::get_if<SocketSend>(&output)) {
       send->sink->send(std::move(send->message), send->binary);
+    } else if (auto* call = std::get_if<ActorCall>(&output)) {
+      make_call(std::move(*call));
     } else {
       auto& close = std::get<SocketClose>(output);
       close.sink->close(close.code, std::move(close.reason));
@@ -409,6 +432,28 @@ void Host::commit_batch() {
     if (!pending.reply) continue;
     std::visit([&](auto& answer) { pending.reply->answer(std::move(answer)); }, pending.answer);
   }
+}
+
+void Host::make_call(ActorCall call) {
+  // The answer comes back as an event of this actor (whichever instance is live then); the
+  // runtime may be gone by then, hence the weak pointer.
+  std::weak_ptr<detail::RuntimeCore> weak = core_->weak_from_this();
+  auto reply = [weak, caller = id_, reply_method = std::move(call.reply_method),
+                context = std::move(call.context)](Result<nlohmann::json> result) mutable {
+    auto core = weak.lock();
+    if (!core) return;
+    nlohmann::json payload{{"context", std::move(context)}};
+    if (result) {
+      payload["result"] = std::move(*result);
+    } else {
+      payload["error"] = {{"code", code_name(result.error().code)},
+                          {"message", result.error().message},
+                          {"status", http_status(result.error().code)}};
+    }
+    core->deliver(caller, Event{CallEvent{std::move(reply_method), std::move(payload)}, nullptr});
+  };
+  core_->deliver(call.target, Event{CallEvent{std::move(call.method), std::move(call.args)},
+                                    std::make_shared<PendingReply>(Stub::CallCallback(std::move(reply)))});
 }
 
 void Host::abort_batch(const Error& error) {

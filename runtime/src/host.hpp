@@ -43,6 +43,8 @@ class HostContext final : public Context {
   std::optional<Clock::time_point> auto_response_timestamp(const WebSocket& socket) const override;
   std::vector<Alarm> alarms() override;
   void delete_all() override;
+  Result<void> call(std::string_view binding, std::string_view name, std::string method,
+                    nlohmann::json args, std::string reply_method, nlohmann::json context) override;
 
  protected:
   Result<void> put_alarm(std::string_view name, Clock::time_point when) override;
@@ -86,6 +88,7 @@ class Host final : public caf::event_based_actor {
   bool alarm_table_exists();
   std::optional<std::int64_t> soonest_alarm();
   void commit_batch();
+  void make_call(ActorCall call);
   void abort_batch(const Error& error);
   void reset_instance();
   void finish();

@@ -1,4 +1,4 @@
-// Outbox: what one actor's events send to sockets, held until their transaction commits
+// Outbox: what one actor's events send to sockets and other actors, held until their transaction commits
 // (the output gate), and the undo log of what they changed in the socket table (accepts,
 // attachments), replayed if they roll back. One per host; used on the host's thread only.
 #pragma once
@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "cairn/actor_id.hpp"
 #include "cairn/websocket.hpp"
 #include "socket_table.hpp"
 
@@ -25,7 +26,15 @@ struct SocketClose {
   int code;
   std::string reason;
 };
-using SocketOutput = std::variant<SocketSend, SocketClose>;
+// A call to another actor (Context::call), made once the batch commits.
+struct ActorCall {
+  ActorId target;
+  std::string method;
+  nlohmann::json args;
+  std::string reply_method;
+  nlohmann::json context;
+};
+using SocketOutput = std::variant<SocketSend, SocketClose, ActorCall>;
 
 class Outbox {
  public:
@@ -36,6 +45,7 @@ class Outbox {
   void close(std::shared_ptr<SocketSink> sink, int code, std::string reason) {
     outputs_.push_back(SocketClose{std::move(sink), code, std::move(reason)});
   }
+  void call(ActorCall call) { outputs_.push_back(std::move(call)); }
   void accepted(SocketId socket) { accepted_.push_back(socket); }
   // `entry`'s attachment is about to change from `previous`.
   void attachment_changed(std::shared_ptr<detail::SocketEntry> entry, std::string previous) {

@@ -29,7 +29,7 @@
 
 namespace cairn::detail {
 
-class RuntimeCore {
+class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
  public:
   RuntimeCore(Registry registry, RuntimeOptions options);
   ~RuntimeCore();

@@ -14,6 +14,8 @@
 #include "cairn/sql.hpp"
 #include "cairn/websocket.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace cairn {
 
 // A pending alarm of an actor: its name ("" for the unnamed one) and when it is due.
@@ -71,6 +73,17 @@ class Context {
   // Deletes the unnamed (or the named) alarm; false if it was not set.
   bool delete_alarm() { return remove_alarm({}); }
   bool delete_alarm(std::string_view name) { return name.empty() ? false : remove_alarm(name); }
+
+  // --- Calling another actor. Nothing blocks: the call is made once this event commits
+  // (not at all if it rolls back), and the answer comes back later as an event of this
+  // actor: its RPC method `reply_method` runs with {"result": <answer>, "context": context}
+  // or {"error": {"code": "not_found", "message": ..., "status": 404}, "context": context}.
+  // The reply finds this actor even if it was evicted meanwhile. At most once: a crash
+  // between the commit and the call loses the call. not_found for an unregistered binding,
+  // invalid_argument for a bad name or a `reply_method` this class does not have.
+  virtual Result<void> call(std::string_view binding, std::string_view name, std::string method,
+                            nlohmann::json args, std::string reply_method,
+                            nlohmann::json context = {}) = 0;
 
   // Durable Objects' deleteAll: drops every table (the actor's data), deletes every alarm and
   // closes every socket (1000, "deleted") when the event commits; the next event gets a
