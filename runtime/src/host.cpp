@@ -76,7 +76,7 @@ std::optional<Clock::time_point> HostContext::auto_response_timestamp(const WebS
   if (!entry) return std::nullopt;
   auto ticks = entry->auto_response_at.load();
   if (ticks == detail::SocketEntry::never) return std::nullopt;
-  return Clock::time_point{Clock::time_point::duration{ticks}};
+  return from_ticks(ticks);
 }
 
 std::vector<Alarm> HostContext::alarms() {

@@ -10,17 +10,31 @@
 namespace cairn::testing {
 namespace {
 
-constexpr std::chrono::seconds deadline{20};
-
 template <class T>
 T wait(std::future<T>& future) {
-  if (future.wait_for(deadline) != std::future_status::ready) {
-    throw std::runtime_error("the actor did not answer within 20 s");
+  if (future.wait_for(reply_deadline) != std::future_status::ready) {
+    throw std::runtime_error("the actor did not answer within " +
+                             std::to_string(reply_deadline.count()) + " s");
   }
   return future.get();
 }
 
 }  // namespace
+
+Response fetch(const Stub& stub, Request request) {
+  auto promise = std::make_shared<std::promise<Response>>();
+  auto future = promise->get_future();
+  stub.fetch(std::move(request), [promise](Response r) { promise->set_value(std::move(r)); });
+  return wait(future);
+}
+
+Result<nlohmann::json> call(const Stub& stub, std::string method, nlohmann::json args) {
+  auto promise = std::make_shared<std::promise<Result<nlohmann::json>>>();
+  auto future = promise->get_future();
+  stub.call(std::move(method), std::move(args),
+            [promise](Result<nlohmann::json> r) { promise->set_value(std::move(r)); });
+  return wait(future);
+}
 
 std::vector<std::string> TestSocket::messages() const {
   std::lock_guard lock(mutex_);
@@ -74,21 +88,14 @@ Stub TestRuntime::stub(std::string_view binding, std::string_view name) {
 
 Result<nlohmann::json> TestRuntime::call(std::string_view binding, std::string_view name,
                                          std::string method, nlohmann::json args) {
-  auto promise = std::make_shared<std::promise<Result<nlohmann::json>>>();
-  auto future = promise->get_future();
-  stub(binding, name).call(std::move(method), std::move(args),
-                           [promise](Result<nlohmann::json> r) { promise->set_value(std::move(r)); });
-  return wait(future);
+  return testing::call(stub(binding, name), std::move(method), std::move(args));
 }
 
 Response TestRuntime::fetch(std::string_view binding, std::string_view name, std::string method,
                             std::string target, std::string body) {
   Request request{std::move(method), std::move(target), {}, std::move(body), 0};
   if (!request.body.empty()) request.headers.push_back({"Content-Type", "application/json"});
-  auto promise = std::make_shared<std::promise<Response>>();
-  auto future = promise->get_future();
-  stub(binding, name).fetch(std::move(request), [promise](Response r) { promise->set_value(std::move(r)); });
-  return wait(future);
+  return testing::fetch(stub(binding, name), std::move(request));
 }
 
 std::shared_ptr<TestSocket> TestRuntime::connect(std::string_view binding, std::string_view name,
@@ -96,10 +103,7 @@ std::shared_ptr<TestSocket> TestRuntime::connect(std::string_view binding, std::
   auto socket = std::make_shared<TestSocket>();
   Request request{"GET", std::move(target), {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}}, {}, 0};
   socket->id_ = request.websocket = runtime_->reserve_socket(socket);
-  auto promise = std::make_shared<std::promise<Response>>();
-  auto future = promise->get_future();
-  stub(binding, name).fetch(std::move(request), [promise](Response r) { promise->set_value(std::move(r)); });
-  auto response = wait(future);
+  auto response = testing::fetch(stub(binding, name), std::move(request));
   if (response.status != 101) {
     runtime_->release_socket(socket->id_);
     throw std::runtime_error("the actor answered " + std::to_string(response.status) +
@@ -126,7 +130,7 @@ bool TestRuntime::evict(std::string_view binding, std::string_view name) {
   auto evicted = runtime_->evict(binding, name);
   if (!evicted) throw std::invalid_argument(evicted.error().message);
   if (!*evicted) return false;
-  auto until = std::chrono::steady_clock::now() + deadline;
+  auto until = std::chrono::steady_clock::now() + reply_deadline;
   while (runtime_->stats().stopping_instances > 0) {
     if (std::chrono::steady_clock::now() > until) throw std::runtime_error("the eviction did not finish");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "clients.hpp"
+#include "health.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
 
@@ -86,10 +87,7 @@ TEST_CASE("chat: whispers reach only the sockets tagged with the recipient, also
   WsClient bob_phone(port, "/api/chat?room=w&user=Bob");
   WsClient cy(port, "/api/chat?room=w&user=Cy");
   // Let the room hibernate: tags and attachments stay with the sockets.
-  for (int i = 0; i < 200 && json::parse(http_get(port, "/healthz").body)["live_instances"] != 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  REQUIRE(json::parse(http_get(port, "/healthz").body)["live_instances"] == 0);
+  REQUIRE(hibernated(port));
   REQUIRE(ann.send(R"({"to":"Bob","text":"psst"})"));
   for (auto* client : {&bob, &bob_phone, &ann}) {
     auto whisper = next(*client, "whisper");

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "clients.hpp"
+#include "health.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
 
@@ -14,15 +15,6 @@ using json = nlohmann::json;
 namespace {
 
 std::string connections(std::uint16_t port) { return http_get(port, "/getCurrentConnections").body; }
-
-// Waits (bounded) until the server has no instance in memory.
-bool hibernated(std::uint16_t port) {
-  for (int i = 0; i < 200; ++i) {
-    if (json::parse(http_get(port, "/healthz").body)["live_instances"] == 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return false;
-}
 
 }  // namespace
 

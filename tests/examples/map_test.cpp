@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "clients.hpp"
+#include "health.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
 
@@ -25,14 +26,6 @@ json next(WsClient& client) {
 }
 
 int live(std::uint16_t port) { return json::parse(http_get(port, "/healthz").body)["live_instances"]; }
-
-bool hibernated(std::uint16_t port) {
-  for (int i = 0; i < 200; ++i) {
-    if (live(port) == 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return false;
-}
 
 }  // namespace
 

@@ -1,4 +1,5 @@
-// Blocking helpers for tests: wait for a Stub's callback with a deadline.
+// Blocking helpers for tests: wait for a future or a condition with a deadline. The blocking
+// fetch/call on a Stub are the library's (cairn/testing.hpp).
 #pragma once
 
 #include <chrono>
@@ -8,10 +9,9 @@
 #include <thread>
 
 #include "cairn/stub.hpp"
+#include "cairn/testing.hpp"
 
 namespace cairn::testing {
-
-inline constexpr std::chrono::seconds reply_deadline{20};
 
 template <class T>
 T wait_for(std::future<T>& future) {
@@ -19,21 +19,6 @@ T wait_for(std::future<T>& future) {
     throw std::runtime_error("no reply within the deadline");
   }
   return future.get();
-}
-
-inline Response fetch(const Stub& stub, Request request) {
-  auto promise = std::make_shared<std::promise<Response>>();
-  auto future = promise->get_future();
-  stub.fetch(std::move(request), [promise](Response r) { promise->set_value(std::move(r)); });
-  return wait_for(future);
-}
-
-inline Result<nlohmann::json> call(const Stub& stub, std::string method, nlohmann::json args = {}) {
-  auto promise = std::make_shared<std::promise<Result<nlohmann::json>>>();
-  auto future = promise->get_future();
-  stub.call(std::move(method), std::move(args),
-            [promise](Result<nlohmann::json> r) { promise->set_value(std::move(r)); });
-  return wait_for(future);
 }
 
 // Polls `condition` until it holds or the deadline passes; returns its last value. For

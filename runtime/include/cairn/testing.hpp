@@ -16,8 +16,17 @@
 #include "cairn/clock.hpp"
 #include "cairn/registry.hpp"
 #include "cairn/runtime.hpp"
+#include "cairn/stub.hpp"
 
 namespace cairn::testing {
+
+// How long every blocking call below waits for an answer before it throws.
+inline constexpr std::chrono::seconds reply_deadline{20};
+
+// Blocking forms of Stub::fetch and Stub::call: the answer, once the actor's commit is
+// durable. Throw std::runtime_error after reply_deadline.
+Response fetch(const Stub& stub, Request request);
+Result<nlohmann::json> call(const Stub& stub, std::string method, nlohmann::json args = {});
 
 // A client's end of a WebSocket: what the actor sent it, and a way to talk back.
 class TestSocket final : public SocketSink {
