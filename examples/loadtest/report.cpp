@@ -58,7 +58,7 @@ std::string svg_chart(const std::string& title, const std::vector<std::pair<doub
   } else if (!points.empty()) {
     for (int i = 0; i <= 4; ++i) {
       double x = points.front().first + (points.back().first - points.front().first) * i / 4;
-      svg += fmt::format(R"(<text x="{}" y="{}" font-size="10" text-anchor="middle">{:.0f}</text>)", px(x), h - bottom + 14, x);
+      svg += fmt::format(R"(<text x="{}" y="{}" font-size="10" text-anchor="middle">{:.3g}</text>)", px(x), h - bottom + 14, x);
     }
   }
   svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>)", (left + w - right) / 2, h - 6, html_escape(x_label));

@@ -201,6 +201,14 @@ std::vector<std::string> free_seats(const json& seats) {
   return out;
 }
 
+// A set-up phase that could not talk to the server ends the run (exit status 2).
+void require_no_errors(const Tally& tally, const std::string& phase) {
+  if (tally.errors.empty()) return;
+  std::string kinds;
+  for (const auto& [kind, n] : tally.errors) kinds += (kinds.empty() ? "" : ", ") + kind + " x" + std::to_string(n);
+  throw std::runtime_error(phase + " failed: " + kinds);
+}
+
 void finish(RunResult& result, Tally&& tally, double measured_seconds) {
   result.seconds = measured_seconds;
   for (auto& [name, series] : tally.series) result.series[name] = series.summarize(measured_seconds);
@@ -240,6 +248,7 @@ RunResult run_seats(const Options& o, const Target& target, RunResult result) {
   for (unsigned i = 0; i < o.flights; ++i) flights.push_back(flight_id(o, "s", i));
   Tally warm;
   fetch_seats(o, target, flights, warm);  // first use creates them; not measured
+  require_no_errors(warm, "loading the flights' seats");
 
   std::atomic<std::uint64_t> n{0};
   Plan plan;
@@ -326,6 +335,7 @@ RunResult run_book(const Options& o, const Target& target, RunResult result) {
   for (unsigned i = 0; i < o.flights; ++i) flights.push_back(flight_id(o, "b", i));
   Tally warm;
   auto states = fetch_seats(o, target, flights, warm);
+  require_no_errors(warm, "loading the flights' seats");
   // Slot k: the (k / F)-th free seat of flight k % F, so consecutive bookings spread.
   std::vector<std::pair<std::size_t, std::string>> slots;
   std::vector<std::vector<std::string>> free(flights.size());
@@ -381,6 +391,7 @@ RunResult run_hot(const Options& o, const Target& target, RunResult result) {
   std::string flight = flight_id(o, "hot", 0);
   Tally warm;
   auto states = fetch_seats(o, target, {flight}, warm);
+  require_no_errors(warm, "loading the flight's seats");
   auto seats = free_seats(states[0]);
   if (seats.empty()) throw std::invalid_argument("hot: flight " + flight + " has no free seat");
   unsigned connections = std::min<unsigned>(o.connections, static_cast<unsigned>(seats.size()));

@@ -51,6 +51,9 @@ Series::Summary Series::summarize(double seconds) {
     }
   }
   s.per_second = per_second_;
+  // The last second is usually cut short by the end of the window: leave it out.
+  auto whole = static_cast<std::size_t>(seconds);
+  if (whole >= 1 && s.per_second.size() > whole) s.per_second.resize(whole);
   return s;
 }
 
