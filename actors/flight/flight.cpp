@@ -1,6 +1,8 @@
 // Flight: seats in SQL, booking rules, broadcast to the flight's sockets.
 #include "flight/flight.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <random>
 #include <string_view>
 
@@ -162,6 +164,19 @@ std::int64_t Flight::now_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.now().time_since_epoch()).count();
 }
 
+std::shared_ptr<const std::string> Flight::seats_text() {
+  auto now = now_ms();
+  if (!seats_text_ || now >= seats_text_valid_until_) {
+    auto seats = get_seats();
+    seats_text_valid_until_ = std::numeric_limits<std::int64_t>::max();
+    for (const auto& seat : seats) {
+      if (seat.contains("heldUntil")) seats_text_valid_until_ = std::min(seats_text_valid_until_, seat["heldUntil"].get<std::int64_t>());
+    }
+    seats_text_ = std::make_shared<const std::string>(seats.dump());
+  }
+  return seats_text_;
+}
+
 nlohmann::json Flight::get_seats() {
   auto now = now_ms();
   nlohmann::json seats = nlohmann::json::array();
@@ -194,6 +209,7 @@ std::optional<Flight::SeatRow> Flight::read_seat(const std::string& seat) {
 
 bool Flight::expire_hold(const std::string& seat, SeatRow& row) {
   if (!row.hold_token || (row.held_until && *row.held_until > now_ms())) return false;
+  seats_text_.reset();
   ctx_.sql().exec("UPDATE seats SET holdToken = NULL, heldUntil = NULL WHERE seatId = ?", seat);
   (void)ctx_.delete_alarm(hold_alarm(seat));
   row.hold_token.reset();
@@ -304,7 +320,10 @@ Response Flight::fetch(const Request& request) {
   std::string_view path = request.path();
   if (path == "/seats") {
     if (request.method != "GET") return Response::error(Code::method_not_allowed, "use GET /seats");
-    return Response::json(200, get_seats());
+    Response response;
+    response.headers.emplace_back("Content-Type", "application/json");
+    response.body = *seats_text();
+    return response;
   }
   if (path == "/ws") {
     if (!request.is_websocket_upgrade()) {
@@ -342,12 +361,13 @@ void Flight::on_message(WebSocket& socket, std::string_view message, bool binary
     return reply_error(R"(a message must be a JSON object with a "type", e.g. {"type":"getSeats"})");
   }
   const auto& type = parsed["type"].get_ref<const std::string&>();
-  if (type == "getSeats") return socket.send(get_seats().dump());
+  if (type == "getSeats") return socket.send(seats_text());
   reply_error("unknown message type '" + type + "'");
 }
 
 void Flight::broadcast_seats() {
-  auto message = std::make_shared<const std::string>(get_seats().dump());
+  seats_text_.reset();  // every change ends here
+  auto message = seats_text();
   for (auto& socket : ctx_.websockets()) socket.send(message);
 }
 

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,9 +74,17 @@ class Flight final : public Actor {
   // Clears the hold on `seat` if it expired by now; true if it did.
   bool expire_hold(const std::string& seat, SeatRow& row);
   std::int64_t now_ms() const;
+  // Every change ends with this: forgets the cached seat map, sends the new one to every socket.
   void broadcast_seats();
+  // The seat map as JSON text. Members are a cache: it is rebuilt from SQL after every change
+  // (broadcast_seats, expire_hold) and when the soonest hold in it expires. Only reads that
+  // follow an event's last write fill it, so a rolled-back event cannot leave it wrong (a
+  // failed commit resets the instance, and the cache with it).
+  std::shared_ptr<const std::string> seats_text();
   Context& ctx_;
   FlightOptions options_;
+  std::shared_ptr<const std::string> seats_text_;
+  std::int64_t seats_text_valid_until_ = 0;  // ms since the epoch
 };
 
 }  // namespace cairn::actors

@@ -50,12 +50,16 @@ Database::Database(const std::filesystem::path& path, Durability durability)
     sqlite3_limit(db_, SQLITE_LIMIT_ATTACHED, 0);
     sql_.install_authorizer();
   } catch (...) {
+    sql_.clear_cache();
     sqlite3_close(db_);
     throw;
   }
 }
 
-Database::~Database() { sqlite3_close(db_); }
+Database::~Database() {
+  sql_.clear_cache();  // cached statements would keep the connection (and its file) open
+  sqlite3_close(db_);
+}
 
 void Database::begin() { sql_.run_internal("BEGIN"); }
 void Database::commit() { sql_.run_internal("COMMIT"); }

@@ -64,6 +64,19 @@ struct Statement {
   ~Statement() { sqlite3_finalize(stmt); }
 };
 
+// A cached statement goes back to the cache reset and unbound, however exec() left it.
+struct Rewind {
+  sqlite3_stmt* stmt = nullptr;
+  ~Rewind() {
+    if (!stmt) return;
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+  }
+};
+
+// Statements kept per connection and kind; past this the cache starts over.
+constexpr std::size_t max_cached_statements = 128;
+
 }  // namespace
 
 const SqlValue& Row::operator[](std::string_view column) const& {
@@ -170,16 +183,22 @@ void Sql::throw_error(int rc, std::string_view sql) {
   throw SqlError(rc, message, std::string(sql));
 }
 
-void Sql::run_internal(const char* sql) {
-  internal_ = true;
-  char* error = nullptr;
-  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &error);
-  internal_ = false;
-  if (rc != SQLITE_OK) {
-    std::string message = error ? error : sqlite3_errstr(rc);
-    sqlite3_free(error);
-    throw SqlError(sqlite3_extended_errcode(db_), message, sql);
+Sql::~Sql() { clear_cache(); }
+
+void Sql::clear_cache() {
+  for (auto& cache : cache_) {
+    for (auto& [text, stmt] : cache) sqlite3_finalize(stmt);
+    cache.clear();
   }
+}
+
+void Sql::run_internal(const char* sql) {
+  struct Internal {
+    bool& flag;
+    explicit Internal(bool& f) : flag(f) { flag = true; }
+    ~Internal() { flag = false; }
+  } internal(internal_);
+  exec(sql, std::vector<SqlValue>{});
 }
 
 Cursor Sql::exec_internal(std::string_view sql, const std::vector<SqlValue>& params) {
@@ -205,15 +224,35 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
   std::int64_t rows_read = 0;
   std::int64_t rows_written = 0;
   bool bound = false;
+  auto& cache = cache_[internal_ ? 1 : 0];
   while (next < end) {
-    Statement s;
-    const char* tail = nullptr;
-    int rc = sqlite3_prepare_v2(db_, next, static_cast<int>(end - next), &s.stmt, &tail);
-    std::string_view text(next, static_cast<std::size_t>(tail - next));
-    if (rc != SQLITE_OK) throw_error(sqlite3_extended_errcode(db_), text);
-    next = tail;
-    if (s.stmt == nullptr) continue;  // only white space or a comment
-    int wanted = sqlite3_bind_parameter_count(s.stmt);
+    Statement s;  // a statement that is not cached is finalized when done
+    Rewind rewind;
+    sqlite3_stmt* stmt = nullptr;
+    std::string_view text;
+    int rc = SQLITE_OK;
+    // A text that is one whole statement is prepared once per connection and kept.
+    auto hit = next == sql.data() ? cache.find(sql) : cache.end();
+    if (hit != cache.end()) {
+      stmt = rewind.stmt = hit->second;
+      text = sql;
+      next = end;
+    } else {
+      const char* tail = nullptr;
+      rc = sqlite3_prepare_v2(db_, next, static_cast<int>(end - next), &stmt, &tail);
+      text = std::string_view(next, static_cast<std::size_t>(tail - next));
+      if (rc != SQLITE_OK) throw_error(sqlite3_extended_errcode(db_), text);
+      if (stmt && next == sql.data() && tail == end) {
+        if (cache.size() >= max_cached_statements) clear_cache();
+        cache_[internal_ ? 1 : 0].emplace(std::string(sql), stmt);
+        rewind.stmt = stmt;
+      } else {
+        s.stmt = stmt;
+      }
+      next = tail;
+    }
+    if (stmt == nullptr) continue;  // only white space or a comment
+    int wanted = sqlite3_bind_parameter_count(stmt);
     if (wanted > 0) {
       if (bound || static_cast<std::size_t>(wanted) != params.size()) {
         throw SqlError(SQLITE_RANGE,
@@ -228,16 +267,16 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
             [&](const auto& x) {
               using T = std::decay_t<decltype(x)>;
               if constexpr (std::is_same_v<T, std::nullptr_t>) {
-                return sqlite3_bind_null(s.stmt, i + 1);
+                return sqlite3_bind_null(stmt, i + 1);
               } else if constexpr (std::is_same_v<T, std::int64_t>) {
-                return sqlite3_bind_int64(s.stmt, i + 1, x);
+                return sqlite3_bind_int64(stmt, i + 1, x);
               } else if constexpr (std::is_same_v<T, double>) {
-                return sqlite3_bind_double(s.stmt, i + 1, x);
+                return sqlite3_bind_double(stmt, i + 1, x);
               } else if constexpr (std::is_same_v<T, std::string>) {
-                return sqlite3_bind_text64(s.stmt, i + 1, x.data(), x.size(), SQLITE_TRANSIENT,
+                return sqlite3_bind_text64(stmt, i + 1, x.data(), x.size(), SQLITE_TRANSIENT,
                                            SQLITE_UTF8);
               } else {
-                return sqlite3_bind_blob64(s.stmt, i + 1, x.data(), x.size(), SQLITE_TRANSIENT);
+                return sqlite3_bind_blob64(stmt, i + 1, x.data(), x.size(), SQLITE_TRANSIENT);
               }
             },
             v);
@@ -245,22 +284,28 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
       }
       bound = true;
     }
-    auto names = std::make_shared<std::vector<std::string>>();
-    int columns = sqlite3_column_count(s.stmt);
-    for (int i = 0; i < columns; ++i) names->emplace_back(sqlite3_column_name(s.stmt, i));
+    std::shared_ptr<std::vector<std::string>> names;
+    int columns = 0;
     std::vector<Row> rows;
     for (;;) {
-      rc = sqlite3_step(s.stmt);
+      rc = sqlite3_step(stmt);
+      if (!names) {
+        // After the first step: a kept statement re-prepared for a changed schema has its
+        // new columns only from then on.
+        names = std::make_shared<std::vector<std::string>>();
+        columns = sqlite3_column_count(stmt);
+        for (int i = 0; i < columns; ++i) names->emplace_back(sqlite3_column_name(stmt, i));
+      }
       if (rc == SQLITE_DONE) break;
       if (rc != SQLITE_ROW) throw_error(sqlite3_extended_errcode(db_), text);
       std::vector<SqlValue> values;
       values.reserve(static_cast<std::size_t>(columns));
-      for (int i = 0; i < columns; ++i) values.push_back(column_value(s.stmt, i));
+      for (int i = 0; i < columns; ++i) values.push_back(column_value(stmt, i));
       rows.emplace_back(names, std::move(values));
     }
     rows_read += static_cast<std::int64_t>(rows.size()) +
-                 sqlite3_stmt_status(s.stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
-    if (!sqlite3_stmt_readonly(s.stmt)) rows_written += sqlite3_changes64(db_);
+                 sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+    if (!sqlite3_stmt_readonly(stmt)) rows_written += sqlite3_changes64(db_);
     last_names = std::move(names);
     last_rows = std::move(rows);
   }

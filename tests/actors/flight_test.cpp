@@ -352,3 +352,27 @@ TEST_CASE("a flight made before holds existed gets their columns and keeps its b
   CHECK(seat(seats, "1A") == json{{"seatNumber", "1A"}, {"occupant", "Old"}, {"state", "booked"}});
   CHECK(hold(f.flight("old"), "1B").ok());
 }
+
+TEST_CASE("GET /seats follows every change and shows a hold as free once it expires, before its alarm runs") {
+  FlightFixture f;
+  auto stub = f.flight("c");
+  auto get = [&] {
+    auto r = testing::fetch(stub, testing::get("/seats?flightId=c"));
+    REQUIRE(r.status == 200);
+    CHECK(r.body == testing::fetch(stub, testing::get("/seats?flightId=c")).body);  // the same twice
+    return json::parse(r.body);
+  };
+  CHECK(seat(get(), "2B")["state"] == "available");
+  auto held = hold(stub, "2B");
+  REQUIRE(held.ok());
+  CHECK(seat(get(), "2B")["state"] == "held");
+  f.clock->advance(119s);
+  CHECK(seat(get(), "2B")["state"] == "held");
+  f.clock->advance(1s);  // expired; no fire_due_alarms(): the alarm has not run
+  CHECK(seat(get(), "2B") == json{{"seatNumber", "2B"}, {"occupant", nullptr}, {"state", "available"}});
+  REQUIRE(book(stub, "2B", "Ann").ok());
+  CHECK(seat(get(), "2B")["occupant"] == "Ann");
+  auto cancelled = testing::call(stub, "cancelBooking", {{"seatNumber", "2B"}, {"bookingToken", "wrong"}});
+  CHECK(cancelled.error().code == Code::forbidden);
+  CHECK(seat(get(), "2B")["occupant"] == "Ann");
+}

@@ -105,6 +105,34 @@ TEST_CASE("tables named _cairn_ belong to the runtime") {
   CHECK(rejected_with(f.sql, "CREATE TABLE _cairn_alarms (x)", "belongs to the runtime"));
 }
 
+TEST_CASE("a statement the runtime ran is not reused for user SQL of the same text") {
+  Fixture f;
+  f.db.begin();
+  f.db.internal("CREATE TABLE _cairn_secret (x)");
+  f.db.internal("INSERT INTO _cairn_secret VALUES (1)");
+  CHECK(f.db.internal("SELECT x FROM _cairn_secret").size() == 1);  // prepared and kept
+  CHECK(rejected_with(f.sql, "SELECT x FROM _cairn_secret", "belongs to the runtime"));
+  CHECK(rejected_with(f.sql, "BEGIN", "not allowed"));  // the host's own BEGIN is cached too
+  f.db.commit();
+}
+
+TEST_CASE("a kept statement runs again with new values and sees schema changes") {
+  Fixture f;
+  f.sql.exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)");
+  for (int i = 0; i < 300; ++i) f.sql.exec("INSERT INTO t (k, v) VALUES (?, ?)", i, "v" + std::to_string(i));
+  for (int i = 0; i < 300; i += 37) {
+    CHECK(std::get<std::string>(f.sql.exec("SELECT v FROM t WHERE k = ?", i).one()["v"]) == "v" + std::to_string(i));
+  }
+  // A failed step leaves the kept statement usable.
+  CHECK_THROWS_AS(f.sql.exec("INSERT INTO t (k, v) VALUES (?, ?)", 1, "dup"), SqlError);
+  CHECK(f.sql.exec("INSERT INTO t (k, v) VALUES (?, ?)", 1000, "ok").rows_written() == 1);
+  CHECK(f.sql.exec("SELECT * FROM t WHERE k = ?", 5).column_names().size() == 2);
+  f.sql.exec("ALTER TABLE t ADD COLUMN w TEXT DEFAULT 'w'");
+  CHECK(f.sql.exec("SELECT * FROM t WHERE k = ?", 5).column_names().size() == 3);
+  // More distinct texts than the cache keeps.
+  for (int i = 0; i < 400; ++i) CHECK(f.sql.exec("SELECT " + std::to_string(i) + " AS n").one()["n"] == cairn::SqlValue(std::int64_t{i}));
+}
+
 TEST_CASE("Durable Objects' limits hold: 100 parameters, 100 KB statements, 2 MB values") {
   Fixture f;
   f.sql.exec("CREATE TABLE t (v)");

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace cairn {
 
@@ -114,6 +116,9 @@ class Database;
 class Sql {
  public:
   explicit Sql(sqlite3* db) : db_(db) {}
+  ~Sql();
+  Sql(const Sql&) = delete;
+  Sql& operator=(const Sql&) = delete;
 
   // Runs one or more `;`-separated statements; `params` bind to the last one's `?`s.
   // Throws SqlError on any failure or rejection.
@@ -141,6 +146,18 @@ class Sql {
   static int authorize(void* self, int action, const char* a, const char* b, const char* db,
                        const char* trigger);
   [[noreturn]] void throw_error(int rc, std::string_view sql);
+  // Finalizes every cached statement (before the connection closes).
+  void clear_cache();
+
+  struct TextHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  // Prepared statements by their text, kept for the next exec of the same text. Two caches:
+  // a statement prepared for the runtime passed the authorizer as the runtime's, so user SQL
+  // of the same text must never reuse it.
+  using StatementCache = std::unordered_map<std::string, sqlite3_stmt*, TextHash, std::equal_to<>>;
+  StatementCache cache_[2];  // [internal_]
 
   sqlite3* db_;
   int savepoint_depth_ = 0;
