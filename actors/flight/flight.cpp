@@ -31,7 +31,7 @@ std::string_view trim(std::string_view s) {
 
 // 128 random bits as 32 hex digits: a bearer secret for a hold or a booking.
 std::string new_token() {
-  std::random_device random;  // the kernel's generator
+  thread_local std::random_device random;  // the kernel's generator (opened once per thread)
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
   for (int i = 0; i < 4; ++i) {
@@ -367,8 +367,10 @@ void Flight::on_message(WebSocket& socket, std::string_view message, bool binary
 
 void Flight::broadcast_seats() {
   seats_text_.reset();  // every change ends here
+  auto sockets = ctx_.websockets();
+  if (sockets.empty()) return;  // the map is rebuilt when someone asks
   auto message = seats_text();
-  for (auto& socket : ctx_.websockets()) socket.send(message);
+  for (auto& socket : sockets) socket.send(message);
 }
 
 }  // namespace cairn::actors

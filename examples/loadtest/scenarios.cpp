@@ -1092,6 +1092,7 @@ RunResult run(const Options& o) {
                        {"prefix", o.prefix},    {"timeout", o.timeout}};
   progress_count = 0;
   double cpu0 = own_cpu_seconds();
+  auto wall0 = Clock::now();
   double server0 = o.server_pid ? process_cpu_seconds(o.server_pid) : -1;
   if (o.scenario == "disk") {
     result = run_disk(o, std::move(result));
@@ -1108,6 +1109,7 @@ RunResult run(const Options& o) {
     else throw std::invalid_argument("unknown scenario '" + o.scenario + "'");
   }
   result.harness_cpu_seconds = own_cpu_seconds() - cpu0;
+  result.wall_seconds = since(wall0);
   if (server0 >= 0) {
     double server1 = process_cpu_seconds(o.server_pid);
     result.server_cpu_seconds = server1 >= 0 ? server1 - server0 : -1;

@@ -69,6 +69,7 @@ struct RunResult {
   std::map<std::string, std::uint64_t> expected;  // outcomes the scenario expects (409s under contention)
   std::vector<Check> checks;
   nlohmann::json extra = nlohmann::json::object();  // scenario-specific figures
+  double wall_seconds = 0;  // the whole run, set-up and checks included (the CPU figures' window)
   double harness_cpu_seconds = 0;
   double server_cpu_seconds = -1;  // -1: no --server-pid
   bool passed() const;

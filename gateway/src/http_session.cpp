@@ -91,7 +91,9 @@ void HttpSession::handle(http::request<http::string_body> request) {
                                       {"live_instances", stats.live_instances},
                                       {"websockets", stats.websockets},
                                       {"actors_with_alarms", stats.actors_with_alarms},
-                                      {"alarms_run", stats.alarms_run}}),
+                                      {"alarms_run", stats.alarms_run},
+                                      {"commits", stats.commits},
+                                      {"committed_events", stats.committed_events}}),
                  request.keep_alive(), request.method() == http::verb::head);
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {

@@ -415,6 +415,7 @@ void Host::commit_batch() {
     alarms_dirty_ = false;
     core_->alarms_committed(id_, soonest);
   }
+  core_->committed(batch_events_);
   in_batch_ = false;
   batch_events_ = 0;
   // The output gate opens: everything the batch sent leaves now, in order.

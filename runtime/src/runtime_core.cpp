@@ -253,6 +253,8 @@ RuntimeStats RuntimeCore::stats() const {
   out.instances_started = instances_started_.load(std::memory_order_relaxed);
   out.evictions = evictions_.load(std::memory_order_relaxed);
   out.alarms_run = alarms_run_.load(std::memory_order_relaxed);
+  out.commits = commits_.load(std::memory_order_relaxed);
+  out.committed_events = committed_events_.load(std::memory_order_relaxed);
   out.actors_with_alarms = alarms_->size();
   return out;
 }

@@ -56,6 +56,10 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   // After a host's commit: `soonest` is its soonest alarm now (or none).
   void alarms_committed(const ActorId& id, std::optional<std::int64_t> soonest);
   void alarm_ran() { alarms_run_.fetch_add(1, std::memory_order_relaxed); }
+  void committed(std::size_t events) {
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    committed_events_.fetch_add(events, std::memory_order_relaxed);
+  }
   // Tells every actor with an alarm due by the clock's now to run it; returns how many.
   std::size_t fire_due_alarms();
 
@@ -99,6 +103,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::atomic<std::uint64_t> instances_started_{0};
   std::atomic<std::uint64_t> evictions_{0};
   std::atomic<std::uint64_t> alarms_run_{0};
+  std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> committed_events_{0};
 
   std::unique_ptr<AlarmIndex> alarms_;
   std::mutex alarm_mutex_;

@@ -48,6 +48,8 @@ struct RuntimeStats {
   std::uint64_t evictions = 0;         // idle, LRU and forced, since start
   std::uint64_t alarms_run = 0;        // on_alarm calls since start (retries included)
   std::size_t actors_with_alarms = 0;  // actors with a pending alarm
+  std::uint64_t commits = 0;           // transactions committed since start (group commit:
+  std::uint64_t committed_events = 0;  // several events each; their ratio is events per commit)
 };
 
 // Raises this process's soft limit on open descriptors to its hard limit; returns the new
