@@ -1,7 +1,18 @@
 // Database: open with pragmas and limits; the host's transaction statements.
 #include "database.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
 
 #include "cairn/limits.hpp"
 
@@ -23,10 +34,69 @@ sqlite3* open_connection(const std::filesystem::path& path) {
   return db;
 }
 
+// The bytes of an empty database already in WAL mode, as this SQLite library writes it
+// (made once per process, in `dir`). Empty if it could not be made.
+const std::string& empty_wal_image(const std::filesystem::path& dir) {
+  static std::once_flag once;
+  static std::string image;
+  std::call_once(once, [&] {
+    auto scratch = dir / (".cairn-empty-" + std::to_string(::getpid()) + ".sqlite");
+    std::error_code ignored;
+    std::filesystem::remove(scratch, ignored);
+    sqlite3* db = nullptr;
+    bool made = sqlite3_open_v2(scratch.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) == SQLITE_OK &&
+                sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr) == SQLITE_OK;
+    sqlite3_close(db);
+    if (made) {
+      std::ifstream in(scratch, std::ios::binary);
+      image.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      // Bytes 18 and 19 are the read and write format versions: 2 means WAL.
+      if (image.size() < 100 || image[18] != 2 || image[19] != 2) image.clear();
+    }
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::filesystem::remove(scratch.string() + suffix, ignored);
+    }
+  });
+  return image;
+}
+
+// A new actor database starts as a copy of the empty WAL-mode image: SQLite would otherwise
+// switch the new file to WAL through a rollback journal (a file created and deleted, four
+// fsyncs), which made creating a flight cost twice what it does this way. Does nothing if
+// the file exists (O_EXCL) or the image could not be made (SQLite then creates the file).
+void create_from_image(const std::filesystem::path& path) {
+  const auto& image = empty_wal_image(path.parent_path());
+  if (image.empty()) return;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == EEXIST) return;
+    throw SqlError(SQLITE_CANTOPEN, "cannot create " + path.string() + ": " + std::strerror(errno), "");
+  }
+  std::size_t written = 0;
+  while (written < image.size()) {
+    auto n = ::write(fd, image.data() + written, image.size() - written);
+    if (n <= 0) break;
+    written += static_cast<std::size_t>(n);
+  }
+  bool ok = written == image.size() && ::fdatasync(fd) == 0;
+  int saved = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(path.c_str());
+    throw SqlError(SQLITE_IOERR, "cannot write " + path.string() + ": " + std::strerror(saved), "");
+  }
+}
+
+sqlite3* open_database(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) create_from_image(path);
+  return open_connection(path);
+}
+
 }  // namespace
 
 Database::Database(const std::filesystem::path& path, Durability durability)
-    : db_(open_connection(path)), sql_(db_) {
+    : db_(open_database(path)), sql_(db_) {
   try {
     // One process owns each file: exclusive locking keeps the WAL index in heap memory
     // (no -shm file), so an open database holds 2 descriptors instead of 3.

@@ -180,3 +180,25 @@ TEST_CASE("database_size reports the pages in use") {
   f.sql.exec("INSERT INTO t VALUES (?)", std::string(100'000, 'x'));
   CHECK(f.sql.database_size() > before);
 }
+
+TEST_CASE("a new database starts in WAL mode without a rollback journal and keeps what it commits") {
+  TempDir dir;
+  auto path = dir.path() / "new.sqlite";
+  {
+    Database db{path, cairn::Durability::full};
+    CHECK(std::get<std::string>(db.internal("PRAGMA journal_mode").one()["journal_mode"]) == "wal");
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "new.sqlite-journal"));
+    db.begin();
+    db.sql().exec("CREATE TABLE t (x)");
+    db.sql().exec("INSERT INTO t VALUES (42)");
+    db.commit();
+  }
+  // Nothing but the database and its kept WAL (no scratch file left in the directory).
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    auto name = entry.path().filename().string();
+    CHECK((name == "new.sqlite" || name == "new.sqlite-wal"));
+  }
+  Database again{path, cairn::Durability::full};
+  CHECK(again.sql().exec("SELECT x FROM t").one()["x"] == cairn::SqlValue(std::int64_t{42}));
+  CHECK(std::get<std::string>(again.internal("PRAGMA integrity_check").one()["integrity_check"]) == "ok");
+}
