@@ -494,12 +494,17 @@ struct SocketRun {
   Clock::time_point start;
 };
 
+// glibc's memmem (two-way search): std::string::find stops at every '"' of a seat map.
+bool contains(const std::string& haystack, const std::string& needle) {
+  return ::memmem(haystack.data(), haystack.size(), needle.data(), needle.size()) != nullptr;
+}
+
 bool satisfies(const SocketFlight& f, const Socket& s, const std::string& message) {
   switch (f.watch) {
     case SocketFlight::Watch::appear:
-      return message.find(f.needle) != std::string::npos;
+      return contains(message, f.needle);
     case SocketFlight::Watch::vanish:
-      return message.find(f.needle) == std::string::npos;
+      return !contains(message, f.needle);
     case SocketFlight::Watch::array_on_first:
       return s.index == 0 && !message.empty() && message.front() == '[';
   }
