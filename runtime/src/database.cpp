@@ -131,9 +131,13 @@ Database::~Database() {
   sqlite3_close(db_);
 }
 
-void Database::begin() { sql_.run_internal("BEGIN"); }
-void Database::commit() { sql_.run_internal("COMMIT"); }
+void Database::begin() { sql_.begin_pending_ = true; }
+void Database::commit() {
+  sql_.begin_pending_ = false;
+  if (!sqlite3_get_autocommit(db_)) sql_.run_internal("COMMIT");  // else no event ran SQL
+}
 void Database::rollback() noexcept {
+  sql_.begin_pending_ = sql_.savepoint_pending_ = sql_.savepoint_open_ = false;
   if (sqlite3_get_autocommit(db_)) return;
   try {
     sql_.run_internal("ROLLBACK");
@@ -161,9 +165,17 @@ void Database::drop_everything() {
   }
 }
 
-void Database::savepoint() { sql_.run_internal("SAVEPOINT cairn_event"); }
-void Database::release() { sql_.run_internal("RELEASE cairn_event"); }
+void Database::savepoint() {
+  sql_.savepoint_pending_ = true;
+  sql_.savepoint_open_ = false;
+}
+void Database::release() {
+  sql_.savepoint_pending_ = false;
+  if (std::exchange(sql_.savepoint_open_, false)) sql_.run_internal("RELEASE cairn_event");
+}
 void Database::rollback_to_savepoint() {
+  sql_.savepoint_pending_ = false;
+  if (!std::exchange(sql_.savepoint_open_, false)) return;  // the event ran no SQL
   sql_.run_internal("ROLLBACK TO cairn_event");
   sql_.run_internal("RELEASE cairn_event");
 }

@@ -25,7 +25,9 @@ class Database {
 
   Sql& sql() noexcept { return sql_; }
 
-  // The host's statements: not subject to the user-SQL authorizer. Throw SqlError.
+  // The host's statements: not subject to the user-SQL authorizer. Throw SqlError. BEGIN and
+  // SAVEPOINT are deferred to the first statement after them (none if no SQL runs), and
+  // COMMIT, RELEASE and ROLLBACK TO act only on what was opened.
   void begin();
   void commit();
   void rollback() noexcept;

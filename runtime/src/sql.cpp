@@ -74,6 +74,15 @@ struct Rewind {
   }
 };
 
+// Marks the runtime's own statement for the authorizer, restoring the previous state (the
+// host's deferred BEGIN may run inside another internal statement).
+struct InternalScope {
+  bool& flag;
+  bool before;
+  explicit InternalScope(bool& f) : flag(f), before(f) { flag = true; }
+  ~InternalScope() { flag = before; }
+};
+
 // Statements kept per connection and kind; past this the cache starts over.
 constexpr std::size_t max_cached_statements = 128;
 
@@ -192,25 +201,29 @@ void Sql::clear_cache() {
   }
 }
 
+void Sql::open_pending() {
+  // Both flags go first: the statements below come back through exec().
+  bool begin = std::exchange(begin_pending_, false);
+  bool savepoint = std::exchange(savepoint_pending_, false);
+  if (begin) run_internal("BEGIN");
+  if (savepoint) {
+    run_internal("SAVEPOINT cairn_event");
+    savepoint_open_ = true;
+  }
+}
+
 void Sql::run_internal(const char* sql) {
-  struct Internal {
-    bool& flag;
-    explicit Internal(bool& f) : flag(f) { flag = true; }
-    ~Internal() { flag = false; }
-  } internal(internal_);
+  InternalScope internal(internal_);
   exec(sql, std::vector<SqlValue>{});
 }
 
 Cursor Sql::exec_internal(std::string_view sql, const std::vector<SqlValue>& params) {
-  struct Internal {
-    bool& flag;
-    explicit Internal(bool& f) : flag(f) { flag = true; }
-    ~Internal() { flag = false; }
-  } internal(internal_);
+  InternalScope internal(internal_);
   return exec(sql, params);
 }
 
 Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
+  if (begin_pending_ || savepoint_pending_) open_pending();
   if (sql.size() > static_cast<std::size_t>(limits::max_sql_statement_bytes)) {
     throw SqlError(SQLITE_TOOBIG,
                    "a SQL statement may be at most " +

@@ -49,6 +49,12 @@ class Ledger final : public Actor {
            return json{{"ok", true}};
          }},
         {"name", [this](const json&) -> Result<json> { return json(ctx_.id().name()); }},
+        // No SQL at all: the event opens no transaction and no savepoint.
+        {"ping", [this](const json&) -> Result<json> {
+           for (auto& socket : ctx_.websockets()) socket.send("pong");
+           return json("pong");
+         }},
+        {"throw_without_sql", [](const json&) -> Result<json> { throw std::runtime_error("no sql, still boom"); }},
     };
   }
   Response fetch(const Request& request) override {
@@ -127,6 +133,40 @@ TEST_CASE("a throwing handler rolls back, answers 500, and the next event gets a
   CHECK(sink->messages().empty());                   // nothing the failed event sent left
   CHECK(testing::call(stub, "add", {{"n", 1}}).ok());
   CHECK(testing::call(stub, "count").value() == 1);
+}
+
+TEST_CASE("events without SQL mixed with writing and throwing ones in shared batches keep every rule") {
+  TempDir dir;
+  Runtime runtime(ledger_registry(), options_for(dir));
+  auto stub = *runtime.get("LEDGER", "mixed");
+  auto sink = std::make_shared<testing::RecordingSink>();
+  SocketId socket = runtime.reserve_socket(sink);
+  CHECK(testing::fetch(stub, upgrade("/ws", socket)).status == 101);
+  std::atomic<int> pongs{0}, thrown{0}, added{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 3; ++t) {
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 30; ++i) {
+        switch ((i + t) % 3) {
+          case 0: pongs += testing::call(stub, "ping").ok(); break;
+          case 1: added += testing::call(stub, "add", {{"n", i}}).ok(); break;
+          default: {
+            auto r = testing::call(stub, "throw_without_sql");
+            thrown += !r.ok() && r.error().message.find("no sql, still boom") != std::string::npos;
+          }
+        }
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  CHECK(pongs == 30);
+  CHECK(added == 30);
+  CHECK(thrown == 30);
+  CHECK(testing::call(stub, "count").value() == 30);  // no rolled-back event took a write with it
+  REQUIRE(testing::eventually([&] { return sink->messages().size() == 60; }));  // 30 "pong" + 30 "added"
+  runtime.shutdown();
+  Runtime again(ledger_registry(), options_for(dir));
+  CHECK(testing::call(*again.get("LEDGER", "mixed"), "count").value() == 30);
 }
 
 TEST_CASE("when the commit fails, the answer is an error and no socket hears of the event") {

@@ -148,6 +148,8 @@ class Sql {
   [[noreturn]] void throw_error(int rc, std::string_view sql);
   // Finalizes every cached statement (before the connection closes).
   void clear_cache();
+  // Runs the host's deferred BEGIN and SAVEPOINT (see begin_pending_).
+  void open_pending();
 
   struct TextHash {
     using is_transparent = void;
@@ -160,6 +162,12 @@ class Sql {
   StatementCache cache_[2];  // [internal_]
 
   sqlite3* db_;
+  // The host's BEGIN (of a batch) and SAVEPOINT (of an event) wait for the first statement:
+  // an event that runs no SQL (a cached read) costs no statement at all, and a batch of
+  // such events no transaction.
+  bool begin_pending_ = false;
+  bool savepoint_pending_ = false;
+  bool savepoint_open_ = false;
   int savepoint_depth_ = 0;
   bool internal_ = false;   // true while the runtime's own statement is prepared
   std::string denial_;      // why the authorizer refused the last statement
