@@ -757,7 +757,12 @@ net::awaitable<void> fanout_main(SocketRun& run, SocketSetup& setup, RunResult& 
   co_await close_sockets(run, setup);
 }
 
-RunResult run_fanout(const Options& o, const Target& target, RunResult result) {
+using SocketMain = net::awaitable<void> (*)(SocketRun&, SocketSetup&, RunResult&, double&);
+
+// Opens --sockets on each of --flights (flight ids PREFIX-<kind>N) and runs `main` beside
+// them; merges what every thread saw.
+RunResult run_with_sockets(const Options& o, const Target& target, RunResult result, const std::string& kind,
+                           SocketMain main) {
   Pool pool(o.threads);
   std::vector<Tally> tallies(pool.size());
   SocketRun run;
@@ -766,16 +771,20 @@ RunResult run_fanout(const Options& o, const Target& target, RunResult result) {
   run.pool = &pool;
   run.tallies = &tallies;
   run.start = Clock::now();
-  auto setup = make_sockets(o, "f");
+  auto setup = make_sockets(o, kind);
   start_sockets(run, setup);
   double measured = 0;
-  pool.spawn(0, fanout_main(run, setup, result, measured));
+  pool.spawn(0, main(run, setup, result, measured));
   pool.run();
   Tally all;
   for (auto& t : tallies) all.merge(std::move(t));
   finish(result, std::move(all), measured);
   check_errors(result, "no errors, no socket closed early");
   return result;
+}
+
+RunResult run_fanout(const Options& o, const Target& target, RunResult result) {
+  return run_with_sockets(o, target, std::move(result), "f", fanout_main);
 }
 
 net::awaitable<void> send_flagged(Socket* s, std::string text, std::shared_ptr<std::atomic<int>> flag) {
@@ -854,28 +863,12 @@ net::awaitable<void> hibernate_main(SocketRun& run, SocketSetup& setup, RunResul
 }
 
 RunResult run_hibernate(const Options& o, const Target& target, RunResult result) {
-  Pool pool(o.threads);
-  std::vector<Tally> tallies(pool.size());
-  SocketRun run;
-  run.o = &o;
-  run.target = &target;
-  run.pool = &pool;
-  run.tallies = &tallies;
-  run.start = Clock::now();
-  auto setup = make_sockets(o, "h");
-  start_sockets(run, setup);
-  double measured = 0;
-  pool.spawn(0, hibernate_main(run, setup, result, measured));
-  pool.run();
-  Tally all;
-  for (auto& t : tallies) all.merge(std::move(t));
-  finish(result, std::move(all), measured);
+  result = run_with_sockets(o, target, std::move(result), "h", hibernate_main);
   auto woken = result.series.count("wake (message to an evicted flight until its answer)")
                    ? result.series["wake (message to an evicted flight until its answer)"].count
                    : 0;
   result.checks.push_back({"every flight answered its wake message", woken == o.flights,
                            std::to_string(woken) + " of " + std::to_string(o.flights)});
-  check_errors(result, "no errors, no socket closed early");
   return result;
 }
 
