@@ -43,79 +43,98 @@ std::uint64_t count(const json& result, const std::string& series) {
 
 }  // namespace
 
-TEST_CASE("cairn-load: every scenario passes against cairn-server") {
+// One real cairn-server per test case (flights of different runs never meet: each run has
+// its own prefix).
+struct Server {
   cairn::testing::TempDir data;
-  ServerProcess server(data.path() / "data", {"--idle-timeout", "0.5"});
-  auto port = server.port();
-  auto pid = std::to_string(server.pid());
+  ServerProcess process{data.path() / "data", {"--idle-timeout", "0.5"}};
+  std::uint16_t port() const { return process.port(); }
+  std::string pid() const { return std::to_string(process.pid()); }
+};
 
-  SUBCASE("seats") {
-    auto r = load(port, {"seats", "-d", "1", "-f", "3", "-c", "4", "--server-pid", pid}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    CHECK(count(r.result, "GET /seats") > 50);
-    CHECK(r.result["cpu"]["server_seconds"].get<double>() > 0);
-  }
-  SUBCASE("book, closed loop with contention") {
-    auto r = load(port, {"book", "-d", "2", "-f", "5", "-c", "8", "--contention", "0.3"}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    CHECK(r.result["extra"]["acknowledged"].get<int>() > 20);
-    CHECK(r.result["extra"]["lost"] == 0);
-    CHECK(r.result["expected"]["409 seat taken"].get<int>() > 0);
-  }
-  SUBCASE("book, open loop") {
-    auto r = load(port, {"book", "-d", "1", "-f", "5", "-c", "4", "--rate", "100"}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    // 100/s for 1 s: about 100 bookings, not as many as the server could take.
-    CHECK(count(r.result, "POST /book-seat") >= 80);
-    CHECK(count(r.result, "POST /book-seat") <= 101);
-  }
-  SUBCASE("hot") {
-    auto r = load(port, {"hot", "-d", "1", "-c", "4"}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    CHECK(count(r.result, "write (hold or release)") > 20);
-  }
-  SUBCASE("coldstart") {
-    auto r = load(port, {"coldstart", "-d", "1", "-c", "4"}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    CHECK(r.result["extra"]["flights_created"].get<int>() > 10);
-  }
-  SUBCASE("fanout") {
-    auto r = load(port, {"fanout", "-d", "1", "-f", "2", "-s", "20"}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    CHECK(count(r.result, "broadcast (booking seen by every socket)") > 5);
-    CHECK(count(r.result, "broadcast (cancellation seen by every socket)") > 5);
-    CHECK(r.result["extra"]["sockets_connected"] == 40);
-  }
-  SUBCASE("hibernate") {
-    auto r = load(port, {"hibernate", "-f", "4", "-s", "5", "--idle-wait", "15"}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    CHECK(r.result["extra"]["live_instances_before_wake"] == 0);
-    CHECK(count(r.result, "wake (message to an evicted flight until its answer)") == 4);
-  }
-  SUBCASE("mixed") {
-    auto r = load(port, {"mixed", "-d", "1", "-f", "2", "-c", "4"}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    CHECK(count(r.result, "5 booking seen on the user's socket") > 5);
-    CHECK(r.result["extra"]["holds"] == true);
-  }
-  SUBCASE("get, with an HTML report") {
-    auto report = (data.path() / "report.html").string();
-    auto r = load(port, {"get", "--path", "/healthz", "-d", "1", "--report", report}, data.path());
-    INFO(r.output);
-    CHECK(r.exit_status == 0);
-    std::ifstream in(report);
-    std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    CHECK(html.find("<svg") != std::string::npos);
-    CHECK(html.find("GET /healthz") != std::string::npos);
-  }
+TEST_CASE("cairn-load seats passes against cairn-server") {
+  Server f;
+  auto r = load(f.port(), {"seats", "-d", "1", "-f", "3", "-c", "4", "--server-pid", f.pid()}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  CHECK(count(r.result, "GET /seats") > 50);
+  CHECK(r.result["cpu"]["server_seconds"].get<double>() > 0);
+}
+
+TEST_CASE("cairn-load book closed loop with contention passes against cairn-server") {
+  Server f;
+  auto r = load(f.port(), {"book", "-d", "2", "-f", "5", "-c", "8", "--contention", "0.3"}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  CHECK(r.result["extra"]["acknowledged"].get<int>() > 20);
+  CHECK(r.result["extra"]["lost"] == 0);
+  CHECK(r.result["expected"]["409 seat taken"].get<int>() > 0);
+}
+
+TEST_CASE("cairn-load book open loop passes against cairn-server") {
+  Server f;
+  auto r = load(f.port(), {"book", "-d", "1", "-f", "5", "-c", "4", "--rate", "100"}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  // 100/s for 1 s: about 100 bookings, not as many as the server could take.
+  CHECK(count(r.result, "POST /book-seat") >= 80);
+  CHECK(count(r.result, "POST /book-seat") <= 101);
+}
+
+TEST_CASE("cairn-load hot passes against cairn-server") {
+  Server f;
+  auto r = load(f.port(), {"hot", "-d", "1", "-c", "4"}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  CHECK(count(r.result, "write (hold or release)") > 20);
+}
+
+TEST_CASE("cairn-load coldstart passes against cairn-server") {
+  Server f;
+  auto r = load(f.port(), {"coldstart", "-d", "1", "-c", "4"}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  CHECK(r.result["extra"]["flights_created"].get<int>() > 10);
+}
+
+TEST_CASE("cairn-load fanout passes against cairn-server") {
+  Server f;
+  auto r = load(f.port(), {"fanout", "-d", "1", "-f", "2", "-s", "20"}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  CHECK(count(r.result, "broadcast (booking seen by every socket)") > 5);
+  CHECK(count(r.result, "broadcast (cancellation seen by every socket)") > 5);
+  CHECK(r.result["extra"]["sockets_connected"] == 40);
+}
+
+TEST_CASE("cairn-load hibernate passes against cairn-server") {
+  Server f;
+  auto r = load(f.port(), {"hibernate", "-f", "4", "-s", "5", "--idle-wait", "15"}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  CHECK(r.result["extra"]["live_instances_before_wake"] == 0);
+  CHECK(count(r.result, "wake (message to an evicted flight until its answer)") == 4);
+}
+
+TEST_CASE("cairn-load mixed passes against cairn-server") {
+  Server f;
+  auto r = load(f.port(), {"mixed", "-d", "1", "-f", "2", "-c", "4"}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  CHECK(count(r.result, "5 booking seen on the user's socket") > 5);
+  CHECK(r.result["extra"]["holds"] == true);
+}
+
+TEST_CASE("cairn-load get with an HTML report passes against cairn-server") {
+  Server f;
+  auto report = (f.data.path() / "report.html").string();
+  auto r = load(f.port(), {"get", "--path", "/healthz", "-d", "1", "--report", report}, f.data.path());
+  INFO(r.output);
+  CHECK(r.exit_status == 0);
+  std::ifstream in(report);
+  std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(html.find("<svg") != std::string::npos);
+  CHECK(html.find("GET /healthz") != std::string::npos);
 }
 
 TEST_CASE("cairn-load: its checks catch a server that loses or double-books") {
