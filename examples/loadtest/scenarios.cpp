@@ -34,6 +34,8 @@ Clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
 std::chrono::milliseconds timeout_of(const Options& o) {
   return std::chrono::milliseconds(static_cast<long long>(o.timeout * 1000));
 }
@@ -155,6 +157,18 @@ Tally run_plan(const Options& o, const Target& target, const Plan& plan, unsigne
   return all;
 }
 
+// Runs `plan` for --duration (or until it has nothing more); `measured` gets the seconds the
+// measurement lasted.
+Tally measure(const Options& o, const Target& target, const Plan& plan, unsigned connections, double& measured,
+              std::function<void(Worker&)> init = {}) {
+  Window window;
+  window.start = Clock::now();
+  window.end = window.start + seconds(o.duration);
+  auto tally = run_plan(o, target, plan, connections, window, std::move(init));
+  measured = std::min(since(window.start), o.duration);
+  return tally;
+}
+
 // GET /seats of every flight in `flights` (C connections), as parsed JSON (null where the
 // answer was not 200 JSON; the failure is counted in `tally`).
 std::vector<json> fetch_seats(const Options& o, const Target& target, const std::vector<std::string>& flights,
@@ -226,19 +240,15 @@ void check_errors(RunResult& result, const std::string& what) {
   result.checks.push_back({what, n == 0, n == 0 ? "none" : std::to_string(n) + " (" + kinds + ")"});
 }
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 // ---------------------------------------------------------------- get, seats, coldstart
 
 RunResult run_get(const Options& o, const Target& target, RunResult result) {
   Plan plan;
   plan.next = [&](Worker&) { return std::optional<Op>(Op{http::verb::get, o.path, {}, "GET " + o.path, {}}); };
   plan.on_reply = [&](const Op&, const HttpResult& r, Worker&, Tally& t) { classify(r, t, o); };
-  Window window;
-  window.start = Clock::now();
-  window.end = window.start + seconds(o.duration);
-  auto tally = run_plan(o, target, plan, o.connections, window);
-  finish(result, std::move(tally), std::min(since(window.start), o.duration));
+  double measured = 0;
+  auto tally = measure(o, target, plan, o.connections, measured);
+  finish(result, std::move(tally), measured);
   check_errors(result, "every request answered 2xx");
   return result;
 }
@@ -258,11 +268,9 @@ RunResult run_seats(const Options& o, const Target& target, RunResult result) {
   plan.on_reply = [&](const Op&, const HttpResult& r, Worker&, Tally& t) {
     if (classify(r, t, o) && (r.body.empty() || r.body.front() != '[')) ++t.errors["GET /seats: not an array"];
   };
-  Window window;
-  window.start = Clock::now();
-  window.end = window.start + seconds(o.duration);
-  auto tally = run_plan(o, target, plan, o.connections, window);
-  finish(result, std::move(tally), std::min(since(window.start), o.duration));
+  double measured = 0;
+  auto tally = measure(o, target, plan, o.connections, measured);
+  finish(result, std::move(tally), measured);
   check_errors(result, "every request answered 200 with a seat array");
   return result;
 }
@@ -284,11 +292,9 @@ RunResult run_coldstart(const Options& o, const Target& target, RunResult result
       ++t.errors["new flight: not JSON"];
     }
   };
-  Window window;
-  window.start = Clock::now();
-  window.end = window.start + seconds(o.duration);
-  auto tally = run_plan(o, target, plan, o.connections, window);
-  finish(result, std::move(tally), std::min(since(window.start), o.duration));
+  double measured = 0;
+  auto tally = measure(o, target, plan, o.connections, measured);
+  finish(result, std::move(tally), measured);
   result.extra["flights_created"] = result.series["first GET /seats"].count;
   check_errors(result, "every new flight answered 200 with free seats");
   return result;
@@ -368,11 +374,8 @@ RunResult run_book(const Options& o, const Target& target, RunResult result) {
     return op;
   };
   plan.on_reply = [&](const Op& op, const HttpResult& r, Worker&, Tally& t) { record_booking(op, r, t, o); };
-  Window window;
-  window.start = Clock::now();
-  window.end = window.start + seconds(o.duration);
-  auto tally = run_plan(o, target, plan, o.connections, window);
-  double measured = std::min(since(window.start), o.duration);
+  double measured = 0;
+  auto tally = measure(o, target, plan, o.connections, measured);
   auto attempts = std::move(tally.bookings);
   finish(result, std::move(tally), measured);
   if (fresh.load() >= slots.size()) {
@@ -425,11 +428,8 @@ RunResult run_hot(const Options& o, const Target& target, RunResult result) {
     }
     t.bookings.push_back({flight, w.seat, w.holding ? "held" : "available", BookingAttempt::Outcome::acknowledged});
   };
-  Window window;
-  window.start = Clock::now();
-  window.end = window.start + seconds(o.duration);
-  auto tally = run_plan(o, target, plan, connections, window, [&](Worker& w) { w.seat = seats[w.index]; });
-  double measured = std::min(since(window.start), o.duration);
+  double measured = 0;
+  auto tally = measure(o, target, plan, connections, measured, [&](Worker& w) { w.seat = seats[w.index]; });
   // The last acknowledged state of each seat, in the order each connection saw them.
   std::map<std::string, std::string> last;
   for (const auto& b : tally.bookings) last[b.seat] = b.name;
