@@ -481,7 +481,9 @@ struct SocketFlight {
   std::size_t remaining = 0;
   Clock::time_point sent;
   std::string series;
-  net::steady_timer* waiter = nullptr;  // the watcher's timer, woken when remaining reaches 0
+  // The watcher's timer, woken when remaining reaches 0. Shared: a wake posted to it may run
+  // after the watcher has stopped waiting.
+  std::shared_ptr<net::steady_timer> waiter;
 };
 
 struct SocketRun {
@@ -562,7 +564,7 @@ net::awaitable<void> socket_task(SocketRun& run, Socket& s, Tally& tally) {
 // A watch on `f`: start it, make the change (send it), then await it; or cancel it if the
 // change could not be made. `timer` (the watcher's, on its thread) is woken when every open
 // socket (or socket 0 for a wake) has seen the change.
-void begin_watch(SocketFlight& f, net::steady_timer& timer, SocketFlight::Watch watch, std::string needle,
+void begin_watch(SocketFlight& f, const std::shared_ptr<net::steady_timer>& timer, SocketFlight::Watch watch, std::string needle,
                  std::string series) {
   std::lock_guard lock(f.m);
   f.change += 1;
@@ -574,18 +576,19 @@ void begin_watch(SocketFlight& f, net::steady_timer& timer, SocketFlight::Watch 
     if (s->open && (watch != SocketFlight::Watch::array_on_first || s->index == 0)) ++f.remaining;
   }
   f.sent = Clock::now();
-  f.waiter = &timer;
+  f.waiter = timer;
 }
 
 void cancel_watch(SocketFlight& f) {
   std::lock_guard lock(f.m);
   f.change += 1;  // nobody waits for a change that was not made
   f.remaining = 0;
-  f.waiter = nullptr;
+  f.waiter.reset();
 }
 
 // False if the change was not seen everywhere within --timeout (counted in `tally`).
-net::awaitable<bool> await_watch(const Options& o, SocketFlight& f, net::steady_timer& timer, Tally& tally) {
+net::awaitable<bool> await_watch(const Options& o, SocketFlight& f, const std::shared_ptr<net::steady_timer>& timer,
+                                 Tally& tally) {
   auto deadline = Clock::now() + timeout_of(o);
   bool ok = true;
   for (;;) {
@@ -598,9 +601,9 @@ net::awaitable<bool> await_watch(const Options& o, SocketFlight& f, net::steady_
         break;
       }
     }
-    timer.expires_at(deadline);
+    timer->expires_at(deadline);
     beast::error_code ec;
-    co_await timer.async_wait(redirect_error(use_awaitable, ec));
+    co_await timer->async_wait(redirect_error(use_awaitable, ec));
   }
   cancel_watch(f);
   co_return ok;
@@ -663,7 +666,7 @@ net::awaitable<void> fanout_booker(SocketRun& run, SocketFlight& f, std::vector<
   HttpConnection conn(co_await net::this_coro::executor, *run.target, timeout_of(o));
   bool cancels = true;
   std::size_t next_seat = 0;
-  net::steady_timer timer(co_await net::this_coro::executor);
+  auto timer = std::make_shared<net::steady_timer>(co_await net::this_coro::executor);
   for (std::uint64_t n = 0; Clock::now() < end && next_seat < seats.size(); ++n) {
     const std::string seat = seats[next_seat];
     const std::string name = o.prefix + "-" + f.id + "-n" + std::to_string(n);
@@ -835,7 +838,7 @@ net::awaitable<void> hibernate_main(SocketRun& run, SocketSetup& setup, RunResul
   std::atomic<std::size_t> next{0}, done{0};
   auto waker = [](SocketRun& r, SocketSetup& su, std::atomic<std::size_t>& n, std::atomic<std::size_t>& d,
                    Tally& tally) -> net::awaitable<void> {
-    net::steady_timer timer(co_await net::this_coro::executor);
+    auto timer = std::make_shared<net::steady_timer>(co_await net::this_coro::executor);
     for (auto i = n.fetch_add(1); i < su.flights.size(); i = n.fetch_add(1)) {
       auto& f = *su.flights[i];
       auto* first = f.sockets.front();
