@@ -319,7 +319,7 @@ void Flight::on_alarm(const AlarmInfo& alarm) {
 Response Flight::fetch(const Request& request) {
   std::string_view path = request.path();
   if (path == "/seats") {
-    if (request.method != "GET") return Response::error(Code::method_not_allowed, "use GET /seats");
+    if (request.method != "GET") return Response::method_not_allowed("GET", "use GET /seats");
     Response response;
     response.headers.emplace_back("Content-Type", "application/json");
     response.body = *seats_text();
@@ -341,7 +341,7 @@ Response Flight::fetch(const Request& request) {
   for (const auto& [route, method] : posts) {
     if (path != route) continue;
     if (request.method != "POST") {
-      return Response::error(Code::method_not_allowed, "use POST " + std::string(route));
+      return Response::method_not_allowed("POST", "use POST " + std::string(route));
     }
     auto body = nlohmann::json::parse(request.body, nullptr, false);
     if (body.is_discarded()) return Response::error(Code::invalid_argument, "the body is not valid JSON");

@@ -18,7 +18,7 @@ class Counter final : public cairn::Actor {
   cairn::Response fetch(const cairn::Request& request) override {
     if (request.path() == "/value" && request.method == "GET") return cairn::Response::json(200, {{"value", value()}});
     if (request.path() != "/increment") return cairn::Response::error(cairn::Code::not_found, "GET /value or POST /increment");
-    if (request.method != "POST") return cairn::Response::error(cairn::Code::method_not_allowed, "use POST /increment");
+    if (request.method != "POST") return cairn::Response::method_not_allowed("POST", "use POST /increment");
     auto body = request.body.empty() ? cairn::json::object() : cairn::json::parse(request.body, nullptr, false);
     auto result = increment(body);
     return result ? cairn::Response::json(200, *result) : cairn::Response::error(result.error());

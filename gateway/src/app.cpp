@@ -5,7 +5,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <exception>
 
 #include "cairn/gateway/serve.hpp"
@@ -28,6 +30,12 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   double idle_timeout_s = std::chrono::duration<double>(limits::default_idle_timeout).count();
   std::size_t max_live = limits::default_max_live_instances;
   std::string log_level = "info";
+  std::size_t max_connections = 0;
+  std::size_t max_queued = limits::default_max_queued_events;
+  auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  double request_timeout_s = seconds(limits::default_request_timeout);
+  double header_timeout_s = seconds(limits::default_header_timeout);
+  double keep_alive_s = seconds(limits::default_keep_alive_timeout);
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "port to listen on (0 picks a free one)")->capture_default_str();
   app.add_option("--data-dir", data_dir, "where actor databases live")->capture_default_str();
@@ -48,6 +56,27 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   app.add_option("--max-live-instances", max_live, "instances in memory at most")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
       ->capture_default_str();
+  app.add_option("--max-connections", max_connections,
+                 "open connections at most; more are answered 503 (0: the descriptor limit less "
+                 "a reserve for the databases, at most 10000)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{10'000'000}))
+      ->capture_default_str();
+  app.add_option("--max-queued-events", max_queued,
+                 "requests waiting for one actor at most; more are answered 503 at once")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
+      ->capture_default_str();
+  app.add_option("--request-timeout", request_timeout_s,
+                 "seconds an actor has to answer a request before the client gets 504")
+      ->check(CLI::Range(0.01, 86400.0))
+      ->capture_default_str();
+  app.add_option("--header-timeout", header_timeout_s,
+                 "seconds a request's headers have to arrive after its first byte")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
+  app.add_option("--keep-alive-timeout", keep_alive_s,
+                 "seconds an idle HTTP connection stays open between requests")
+      ->check(CLI::Range(0.01, 86400.0))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -66,7 +95,15 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   spdlog::set_level(spdlog::level::from_str(log_level));
   block_stop_signals();
   // Every live instance holds 2 descriptors and every socket 1.
-  spdlog::info("descriptor limit {}", raise_descriptor_limit());
+  std::uint64_t descriptors = raise_descriptor_limit();
+  spdlog::info("descriptor limit {}", descriptors);
+  if (max_connections == 0) {
+    // Keep descriptors for the databases (2 per live instance) and the runtime's own files.
+    std::uint64_t reserve = 2 * max_live + limits::reserved_descriptors;
+    max_connections = static_cast<std::size_t>(std::clamp<std::uint64_t>(
+        descriptors > reserve ? descriptors - reserve : 0, 16, limits::default_max_connections));
+  }
+  auto to_ms = [](double s) { return std::chrono::milliseconds(static_cast<long long>(s * 1000)); };
   try {
     RuntimeOptions options;
     options.data_dir = data_dir;
@@ -74,12 +111,17 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.threads = threads;
     options.idle_timeout = std::chrono::milliseconds(static_cast<long long>(idle_timeout_s * 1000));
     options.max_live_instances = max_live;
+    options.max_queued_events = max_queued;
     Runtime runtime(make_classes(), options);
     GatewayOptions web;
     web.host = host;
     web.port = port;
     web.public_dir = public_dir;
     web.io_threads = io_threads;
+    web.max_connections = max_connections;
+    web.request_timeout = to_ms(request_timeout_s);
+    web.header_timeout = to_ms(header_timeout_s);
+    web.keep_alive_timeout = to_ms(keep_alive_s);
     routes(web);
     return serve(runtime, std::move(web), "(data in " + data_dir + ", durability " + durability + ")");
   } catch (const std::exception& e) {

@@ -5,6 +5,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <algorithm>
 #include <chrono>
 #include <future>
@@ -40,13 +42,41 @@ struct Gateway::Impl {
     acceptor.async_accept(lane.context(), [this, &lane](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
       if (ec) {
-        // EMFILE and friends: keep accepting; the failure is the client's connection only.
+        // EMFILE and friends: the failure is the client's connection only. Pause a moment
+        // so a process out of descriptors does not spin on a listen queue it cannot drain.
         spdlog::warn("accept failed: {}", ec.message());
+        retry.expires_after(std::chrono::milliseconds(50));
+        retry.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec && acceptor.is_open()) do_accept();
+        });
+        return;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      if (auto slot = SharedState::take_connection_slot(shared)) {
+        std::make_shared<HttpSession>(std::move(socket), shared, lane, std::move(slot))->run();
       } else {
-        socket.set_option(tcp::no_delay(true), ec);
-        std::make_shared<HttpSession>(std::move(socket), shared, lane)->run();
+        refuse(std::move(socket));
       }
       do_accept();
+    });
+  }
+
+  // Past max_connections: a 503 written straight into the socket's send buffer, then closed.
+  void refuse(tcp::socket socket) {
+    shared->connections_refused.fetch_add(1, std::memory_order_relaxed);
+    static const std::string answer = [] {
+      std::string body = Error{Code::unavailable,
+                               "the server has too many open connections (--max-connections); "
+                               "try again shortly"}.to_json().dump();
+      return "HTTP/1.1 503 Service Unavailable\r\nServer: cairn\r\nContent-Type: application/json\r\n"
+             "Retry-After: " + std::to_string(retry_after_seconds) +
+             "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    auto held = std::make_shared<tcp::socket>(std::move(socket));
+    net::async_write(*held, net::buffer(answer), [held](beast::error_code, std::size_t) {
+      beast::error_code ignored;
+      held->shutdown(tcp::socket::shutdown_both, ignored);
+      held->close(ignored);
     });
   }
 
@@ -54,6 +84,7 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<IoLane>> lanes;  // one per I/O thread
   std::size_t next_lane = 0;                   // the acceptor's lane only
   tcp::acceptor acceptor;                      // on lane 0
+  net::steady_timer retry{acceptor.get_executor()};  // after a failed accept
   std::vector<std::thread> threads;
   // Keep the I/O threads running while no connection is open and the acceptor is closed.
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work;

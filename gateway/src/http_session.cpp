@@ -19,6 +19,10 @@ namespace net = boost::asio;
 
 namespace {
 
+constexpr const char* content_security_policy =
+    "default-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
 Request to_request(const http::request<http::string_body>& in) {
   Request out;
   out.method = std::string(in.method_string());
@@ -34,8 +38,9 @@ Request to_request(const http::request<http::string_body>& in) {
 }  // namespace
 
 HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared,
-                         IoLane& lane)
-    : stream_(std::move(socket)), shared_(std::move(shared)), lane_(lane) {}
+                         IoLane& lane, std::shared_ptr<void> slot)
+    : stream_(std::move(socket)), shared_(std::move(shared)), lane_(lane), slot_(std::move(slot)),
+      deadline_(stream_.get_executor()) {}
 
 void HttpSession::run() {
   net::dispatch(stream_.get_executor(),
@@ -46,12 +51,44 @@ void HttpSession::do_read() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(limits::max_http_header_bytes));
   parser_->body_limit(limits::max_http_body_bytes);
-  stream_.expires_after(limits::http_read_timeout);
+  if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
+  // Between requests the connection may idle for the keep-alive timeout; once the first
+  // byte of a request has come, the header must follow within the header timeout.
+  stream_.expires_after(shared_->options.keep_alive_timeout);
+  stream_.async_read_some(buffer_.prepare(4096), beast::bind_front_handler(
+                                                     &HttpSession::on_first_bytes, shared_from_this()));
+}
+
+void HttpSession::on_first_bytes(beast::error_code ec, std::size_t bytes) {
+  if (ec) {
+    // Idle past the keep-alive timeout (the stream is closed already), or the client left.
+    if (ec != beast::error::timeout) stream_.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+    return;
+  }
+  buffer_.commit(bytes);
+  read_header();
+}
+
+void HttpSession::read_header() {
+  stream_.expires_after(shared_->options.header_timeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
+}
+
+void HttpSession::on_header(beast::error_code ec, std::size_t) {
+  if (ec) return read_failed(ec);
+  if (parser_->is_done()) return handle(parser_->release());
+  stream_.expires_after(shared_->options.body_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
 }
 
 void HttpSession::on_read(beast::error_code ec, std::size_t) {
+  if (ec) return read_failed(ec);
+  handle(parser_->release());
+}
+
+void HttpSession::read_failed(beast::error_code ec) {
   if (ec == http::error::end_of_stream) {
     stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
     return;
@@ -59,24 +96,22 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
   if (ec == http::error::body_limit) {
     return reply(Response::error(Code::too_large,
                                  "a request body may be at most " +
-                                     std::to_string(limits::max_http_body_bytes) + " bytes"),
+                                     std::to_string(limits::max_http_body_bytes) +
+                                     " bytes (limits::max_http_body_bytes)"),
                  false);
   }
   if (ec == http::error::header_limit) {
-    return reply(Response::error(Code::too_large,
-                                 "request headers may be at most " +
-                                     std::to_string(limits::max_http_header_bytes) + " bytes"),
+    return reply(Response::error(Code::headers_too_large,
+                                 "the request line and headers may be at most " +
+                                     std::to_string(limits::max_http_header_bytes) +
+                                     " bytes (limits::max_http_header_bytes)"),
                  false);
   }
   if (ec == beast::error::timeout || ec == net::error::connection_reset ||
       ec == net::error::eof || ec == net::error::operation_aborted) {
-    return;  // the client went away or idled out: nobody to answer
+    return;  // the client went away, or was too slow (the stream is closed): nobody to answer
   }
-  if (ec) {
-    return reply(Response::error(Code::invalid_argument, "malformed HTTP request: " + ec.message()),
-                 false);
-  }
-  handle(parser_->release());
+  reply(Response::error(Code::invalid_argument, "malformed HTTP request: " + ec.message()), false);
 }
 
 void HttpSession::handle(http::request<http::string_body> request) {
@@ -84,7 +119,9 @@ void HttpSession::handle(http::request<http::string_body> request) {
   std::string_view path = target.substr(0, target.find('?'));
   if (path == "/healthz") {
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
-      return reply(Response::error(Code::method_not_allowed, "use GET /healthz"), request.keep_alive());
+      auto refused = Response::error(Code::method_not_allowed, "use GET /healthz");
+      refused.headers.emplace_back("Allow", "GET, HEAD");
+      return reply(refused, request.keep_alive());
     }
     auto stats = shared_->runtime.stats();
     return reply(Response::json(200, {{"status", "ok"},
@@ -93,7 +130,10 @@ void HttpSession::handle(http::request<http::string_body> request) {
                                       {"actors_with_alarms", stats.actors_with_alarms},
                                       {"alarms_run", stats.alarms_run},
                                       {"commits", stats.commits},
-                                      {"committed_events", stats.committed_events}}),
+                                      {"committed_events", stats.committed_events},
+                                      {"overloaded", stats.overloaded},
+                                      {"connections", shared_->connections.load()},
+                                      {"connections_refused", shared_->connections_refused.load()}}),
                  request.keep_alive(), request.method() == http::verb::head);
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
@@ -124,14 +164,34 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
     actor_request.websocket = shared_->reserve(sink);
   }
   SocketId socket = actor_request.websocket;
+  bool keep_alive = request.keep_alive();
+  bool head = request.method() == http::verb::head;
+  std::uint64_t request_id = ++next_request_;
+  waiting_for_ = request_id;
+  deadline_.expires_after(shared_->options.request_timeout);
+  deadline_.async_wait([self = shared_from_this(), request_id, keep_alive, head](beast::error_code ec) {
+    if (ec) return;  // answered in time
+    self->answer_actor(request_id,
+                       Response::error(Code::timeout,
+                                       "the actor did not answer within " +
+                                           std::to_string(self->shared_->options.request_timeout.count()) +
+                                           " ms (--request-timeout); the request may still take effect"),
+                       keep_alive, head);
+  });
   // The answer arrives on a runtime thread; everything after it runs on this lane.
   stub->fetch(std::move(actor_request), [self = shared_from_this(), request = std::move(request),
-                                         sink = std::move(sink), socket](Response response) mutable {
+                                         sink = std::move(sink), socket, request_id, keep_alive,
+                                         head](Response response) mutable {
     net::post(self->stream_.get_executor(), [self, request = std::move(request), sink = std::move(sink),
-                                             socket, response = std::move(response)]() mutable {
-      if (socket != 0 && response.status == 101) {
+                                             socket, request_id, keep_alive, head,
+                                             response = std::move(response)]() mutable {
+      bool in_time = self->waiting_for_ == request_id;
+      if (in_time && socket != 0 && response.status == 101) {
+        self->waiting_for_ = 0;
+        self->deadline_.cancel();
         auto session = std::make_shared<WebSocketSession>(std::move(self->stream_), self->shared_,
                                                           socket, std::move(sink));
+        session->hold(std::move(self->slot_));
         session->run(std::move(request));
         return;
       }
@@ -139,17 +199,27 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
         self->shared_->runtime.release_socket(socket);
         self->shared_->forget(socket);
       }
-      self->reply(response, request.keep_alive(), request.method() == http::verb::head);
+      // Late (already answered 504): dropped here; whatever it did in the actor stands.
+      self->answer_actor(request_id, std::move(response), keep_alive, head);
     });
   });
+}
+
+void HttpSession::answer_actor(std::uint64_t request_id, Response response, bool keep_alive,
+                               bool head) {
+  if (waiting_for_ != request_id) return;
+  waiting_for_ = 0;
+  deadline_.cancel();
+  reply(response, keep_alive, head);
 }
 
 void HttpSession::serve_static(const http::request<http::string_body>& request) {
   auto file = resolve_static(shared_->options.public_dir, request.target().substr(0, request.target().find('?')));
   if (!file) return reply(Response::error(file.error()), request.keep_alive());
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
-    return reply(Response::error(Code::method_not_allowed, "static files answer GET and HEAD only"),
-                 request.keep_alive());
+    auto refused = Response::error(Code::method_not_allowed, "static files answer GET and HEAD only");
+    refused.headers.emplace_back("Allow", "GET, HEAD");
+    return reply(refused, request.keep_alive());
   }
   // TODO(perf): cache small files; public/ holds a few kilobytes today.
   std::ifstream in(file->path, std::ios::binary);
@@ -166,11 +236,16 @@ void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
   res.version(11);
   res.result(static_cast<unsigned>(response.status));
   res.set(http::field::server, "cairn");
+  // The page's own scripts and styles only (public/ has no inline code), sockets and fetches
+  // to this origin; no response may be sniffed into another type.
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Content-Security-Policy", content_security_policy);
   for (const auto& [name, value] : response.headers) res.set(name, value);
   res.keep_alive(keep_alive);
   res.body() = response.body;
   res.prepare_payload();
   if (head) res.body().clear();  // the Content-Length of the GET stays
+  stream_.expires_after(shared_->options.body_timeout);
   http::async_write(stream_, res,
                     beast::bind_front_handler(&HttpSession::on_write, shared_from_this(), !keep_alive));
 }

@@ -1,10 +1,14 @@
-// HttpSession: one HTTP/1.1 keep-alive connection. Reads a request (bounded header and body),
+// HttpSession: one HTTP/1.1 keep-alive connection. Reads a request (bounded header and body,
+// each within its own deadline; an idle connection is closed after the keep-alive timeout),
 // answers /healthz, static files and errors itself, and hands actor routes to the runtime
-// without blocking; the actor's answer comes back on this session's lane (its I/O thread).
+// without blocking; the actor's answer comes back on this session's lane (its I/O thread),
+// or 504 after the request timeout. Pipelined requests are answered one by one, in order.
 #pragma once
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdint>
 #include <memory>
 #include <optional>
 
@@ -19,18 +23,26 @@ namespace http = beast::http;
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
+  // `slot` is this connection's share of GatewayOptions::max_connections.
   HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared,
-              IoLane& lane);
+              IoLane& lane, std::shared_ptr<void> slot);
   void run();
 
  private:
   void do_read();
+  void on_first_bytes(beast::error_code ec, std::size_t bytes);
+  void read_header();
+  void on_header(beast::error_code ec, std::size_t bytes);
   void on_read(beast::error_code ec, std::size_t bytes);
+  // The answer to a read that failed (nothing if the client is gone); closes after it.
+  void read_failed(beast::error_code ec);
   void handle(http::request<http::string_body> request);
   // Forwards `request` to actor (binding, name); `target`, if set, replaces its target.
   void to_actor(http::request<http::string_body> request, const std::string& binding,
                 const std::string& name, std::optional<std::string> target = std::nullopt);
   void serve_static(const http::request<http::string_body>& request);
+  // Answers `request_id` unless it was answered already (504 after the request timeout).
+  void answer_actor(std::uint64_t request_id, Response response, bool keep_alive, bool head);
   void reply(const Response& response, bool keep_alive, bool head = false);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);
 
@@ -40,6 +52,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   IoLane& lane_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;
+  std::shared_ptr<void> slot_;
+  // The request waiting for an actor: its id (later answers to older ids are dropped) and
+  // the timer that answers it 504.
+  std::uint64_t waiting_for_ = 0;
+  std::uint64_t next_request_ = 0;
+  boost::asio::steady_timer deadline_;
 };
 
 }  // namespace cairn::gateway

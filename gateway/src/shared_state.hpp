@@ -2,6 +2,9 @@
 // gateway has reserved in the runtime's table (so stop() can close and release them).
 #pragma once
 
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,8 +38,22 @@ struct SharedState {
     sockets.erase(id);
   }
 
+  // Takes one of options.max_connections; null if all are taken. The connection holds the
+  // slot (HTTP, then WebSocket session) and gives it back when the last holder goes.
+  static std::shared_ptr<void> take_connection_slot(const std::shared_ptr<SharedState>& self) {
+    if (self->connections.fetch_add(1, std::memory_order_relaxed) >= self->options.max_connections) {
+      self->connections.fetch_sub(1, std::memory_order_relaxed);
+      return nullptr;
+    }
+    return std::shared_ptr<void>(self.get(), [self](void*) {
+      self->connections.fetch_sub(1, std::memory_order_relaxed);
+    });
+  }
+
   std::mutex mutex;
   std::map<SocketId, std::weak_ptr<WebSocketSession>> sockets;
+  std::atomic<std::size_t> connections{0};  // open HTTP and WebSocket connections
+  std::atomic<std::uint64_t> connections_refused{0};  // answered 503: max_connections reached
 };
 
 }  // namespace cairn::gateway

@@ -58,6 +58,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<SharedState> shared, SocketId id,
                    std::shared_ptr<SessionSink> sink);
   ~WebSocketSession();
+  // Keeps the connection's slot (GatewayOptions::max_connections) until the session ends.
+  void hold(std::shared_ptr<void> slot) { slot_ = std::move(slot); }
   // Completes the handshake for `request` (already accepted by the actor).
   void run(http::request<http::string_body> request);
   net::any_io_executor executor() { return ws_.get_executor(); }
@@ -102,6 +104,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   beast::websocket::close_reason close_reason_;
   // Armed only when a slow client is being closed (no timer per idle socket).
   std::unique_ptr<net::steady_timer> grace_;
+  std::shared_ptr<void> slot_;
 };
 
 }  // namespace cairn::gateway

@@ -4,8 +4,7 @@
 namespace cairn {
 
 void PendingReply::answer(Response response) {
-  if (done_) return;
-  done_ = true;
+  if (!finish()) return;
   if (auto* fetch = std::get_if<Stub::FetchCallback>(&callback_)) {
     (*fetch)(std::move(response));
     return;
@@ -19,8 +18,7 @@ void PendingReply::answer(Response response) {
 }
 
 void PendingReply::answer(Result<nlohmann::json> result) {
-  if (done_) return;
-  done_ = true;
+  if (!finish()) return;
   if (auto* call = std::get_if<Stub::CallCallback>(&callback_)) {
     (*call)(std::move(result));
     return;
@@ -30,8 +28,7 @@ void PendingReply::answer(Result<nlohmann::json> result) {
 }
 
 void PendingReply::fail(const Error& error) {
-  if (done_) return;
-  done_ = true;
+  if (!finish()) return;
   std::visit([&](auto& cb) {
     using T = std::decay_t<decltype(cb)>;
     if constexpr (std::is_same_v<T, Stub::FetchCallback>) {

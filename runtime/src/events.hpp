@@ -4,6 +4,8 @@
 // that dies in a mailbox), its destructor answers "unavailable", so no caller ever hangs.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <variant>
@@ -33,8 +35,24 @@ class PendingReply {
   void answer(Result<nlohmann::json> result);
   void fail(const Error& error);
 
+  // Counts this reply in `queued` (the requests waiting for one actor) until it is answered.
+  void count_in(std::shared_ptr<std::atomic<std::size_t>> queued) {
+    queued->fetch_add(1, std::memory_order_relaxed);
+    queued_ = std::move(queued);
+  }
+
  private:
+  // Marks the reply answered; false if it already was.
+  bool finish() {
+    if (done_) return false;
+    done_ = true;
+    if (queued_) queued_->fetch_sub(1, std::memory_order_relaxed);
+    queued_.reset();
+    return true;
+  }
+
   std::variant<Stub::FetchCallback, Stub::CallCallback> callback_;
+  std::shared_ptr<std::atomic<std::size_t>> queued_;
   bool done_ = false;
 };
 

@@ -2,6 +2,7 @@
 #include "host.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <random>
 
@@ -28,6 +29,27 @@ Clock::duration alarm_retry_delay(int retry) {
               (1 << (retry - 1));
   std::uniform_int_distribution<std::chrono::milliseconds::rep> jitter(0, base.count() / 4);
   return base + std::chrono::milliseconds(jitter(random));
+}
+
+// True for an exception that says the actor's storage failed (I/O, a full disk, a file that
+// cannot be opened), as opposed to a bug in the actor or bad SQL.
+bool is_storage_failure(const std::exception& e) {
+  auto* sql = dynamic_cast<const SqlError*>(&e);
+  if (sql == nullptr) return false;
+  int primary = sql->code() & 0xff;
+  return primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN ||
+         primary == SQLITE_NOMEM || primary == SQLITE_READONLY;
+}
+
+// What the callers of a batch that broke are told: 507 for a full disk, 503 for another
+// storage failure (both retryable; the instance reopens its database on the next event),
+// 500 for anything else (a constraint the actor's writes broke at commit, a bug).
+Error storage_error(const std::exception& e, const std::string& what) {
+  if (!is_storage_failure(e)) return Error{Code::internal, what + ": " + e.what()};
+  if ((dynamic_cast<const SqlError&>(e).code() & 0xff) == SQLITE_FULL) {
+    return Error{Code::storage_full, what + ": the disk is full"};
+  }
+  return Error{Code::unavailable, what + ": the actor's storage failed"};
 }
 
 }  // namespace
@@ -202,8 +224,9 @@ bool Host::ensure_batch(const std::shared_ptr<PendingReply>& reply) {
     return true;
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: cannot start an event: {}", id_.binding(), id_.hex(), e.what());
-    if (reply) reply->fail(Error{Code::unavailable, "the actor's storage is unavailable"});
-    abort_batch(Error{Code::unavailable, "the actor's storage is unavailable"});
+    auto error = storage_error(e, "the actor's storage is unavailable");
+    if (reply) reply->fail(error);
+    abort_batch(error);
     return false;
   }
 }
@@ -217,8 +240,9 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
     db_->savepoint();
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: savepoint failed: {}", id_.binding(), id_.hex(), e.what());
-    if (reply) reply->fail(Error{Code::internal, "the actor's storage failed"});
-    abort_batch(Error{Code::internal, "the actor's storage failed"});
+    auto error = storage_error(e, "the event could not start");
+    if (reply) reply->fail(error);
+    abort_batch(error);
     return Outcome::failed;
   }
   Outcome outcome = Outcome::ok;
@@ -236,14 +260,23 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
     spdlog::error("actor {} {}: event failed, rolled back: {}", id_.binding(), id_.hex(), e.what());
     for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
+    if (is_storage_failure(e)) {
+      // SQLite may have rolled the whole transaction back: the batch cannot go on.
+      reset_after_event_ = false;
+      auto error = storage_error(e, "the write failed");
+      if (reply) reply->fail(error);
+      abort_batch(error);
+      return Outcome::failed;
+    }
     try {
       db_->rollback_to_savepoint();
     } catch (const std::exception& rollback_error) {
       spdlog::error("actor {} {}: rollback failed: {}", id_.binding(), id_.hex(),
                     rollback_error.what());
       reset_after_event_ = false;
-      if (reply) reply->fail(Error{Code::internal, "the actor's storage failed"});
-      abort_batch(Error{Code::internal, "the actor's storage failed"});
+      auto error = storage_error(rollback_error, "the event could not be rolled back");
+      if (reply) reply->fail(error);
+      abort_batch(error);
       return Outcome::failed;
     }
     if (reply) {
@@ -317,7 +350,7 @@ void Host::run_due_alarms() {
     }
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: cannot read its alarms: {}", id_.binding(), id_.hex(), e.what());
-    abort_batch(Error{Code::internal, "the actor's storage failed"});
+    abort_batch(storage_error(e, "the actor's alarms could not be read"));
     return;
   }
   for (const auto& alarm : due) {
@@ -330,7 +363,7 @@ void Host::run_due_alarms() {
       }
     } catch (const std::exception& e) {
       spdlog::error("actor {} {}: cannot read its alarms: {}", id_.binding(), id_.hex(), e.what());
-      abort_batch(Error{Code::internal, "the actor's storage failed"});
+      abort_batch(storage_error(e, "the actor's alarms could not be read"));
       return;
     }
     auto outcome = run_event(
@@ -373,7 +406,7 @@ void Host::schedule_retry(const DueAlarm& alarm) {
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: cannot reschedule alarm '{}': {}", id_.binding(), id_.hex(),
                   alarm.name, e.what());
-    abort_batch(Error{Code::internal, "the actor's storage failed"});
+    abort_batch(storage_error(e, "the actor's alarms could not be rescheduled"));
   }
 }
 
@@ -401,14 +434,16 @@ void Host::commit_batch() {
     }
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: cannot index its alarms: {}", id_.binding(), id_.hex(), e.what());
-    abort_batch(Error{Code::internal, "the actor's alarms could not be made durable"});
+    abort_batch(storage_error(e, "the actor's alarms could not be made durable"));
     return;
   }
   try {
     db_->commit();
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: commit failed: {}", id_.binding(), id_.hex(), e.what());
-    abort_batch(Error{Code::internal, "the actor's write could not be made durable"});
+    // After a failed fsync the write may still surface when the database reopens (its WAL
+    // frames reached the file): the caller learns only that it was not made durable.
+    abort_batch(storage_error(e, "the write could not be made durable"));
     return;
   }
   if (report) {

@@ -86,7 +86,17 @@ Response Response::json(int status, const nlohmann::json& value) {
 }
 
 Response Response::error(const Error& error) {
-  return json(http_status(error.code), error.to_json());
+  Response out = json(http_status(error.code), error.to_json());
+  if (error.code == Code::overloaded || error.code == Code::unavailable) {
+    out.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds));
+  }
+  return out;
+}
+
+Response Response::method_not_allowed(std::string allow, std::string message) {
+  Response out = error(Code::method_not_allowed, std::move(message));
+  out.headers.emplace_back("Allow", std::move(allow));
+  return out;
 }
 
 Response Response::switching_protocols() { return Response{101, {}, {}}; }

@@ -32,6 +32,9 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
   if (options.max_live_instances == 0) {
     throw std::invalid_argument("max_live_instances must be at least 1");
   }
+  if (options.max_queued_events == 0) {
+    throw std::invalid_argument("max_queued_events must be at least 1");
+  }
   if (!options.clock) throw std::invalid_argument("RuntimeOptions::clock must not be null");
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
@@ -102,14 +105,25 @@ void RuntimeCore::deliver(const ActorId& id, Event event) {
     }
     it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
     start_locked(it, *factory);
+  } else if (event.reply && it->second.queued->load(std::memory_order_relaxed) >=
+                                options.max_queued_events) {
+    lock.unlock();
+    overloaded_.fetch_add(1, std::memory_order_relaxed);
+    event.reply->fail(Error{Code::overloaded,
+                            "actor " + id.binding() + " '" + id.name().substr(0, 64) +
+                                "' has " + std::to_string(options.max_queued_events) +
+                                " requests waiting (--max-queued-events); try again shortly"});
+    return;
   } else if (it->second.stopping) {
     // The old host still has the database open: the event goes to the next one.
+    if (event.reply) event.reply->count_in(it->second.queued);
     it->second.waiting.push_back(std::move(event));
     return;
   } else {
     it->second.last_used = options.clock->now();
     lru_.splice(lru_.begin(), lru_, it->second.lru);
   }
+  if (event.reply) event.reply->count_in(it->second.queued);
   // Sent under the lock, so no event can reach a host after its eviction order.
   caf::anon_send(it->second.host, std::move(event));
 }
@@ -255,6 +269,7 @@ RuntimeStats RuntimeCore::stats() const {
   out.alarms_run = alarms_run_.load(std::memory_order_relaxed);
   out.commits = commits_.load(std::memory_order_relaxed);
   out.committed_events = committed_events_.load(std::memory_order_relaxed);
+  out.overloaded = overloaded_.load(std::memory_order_relaxed);
   out.actors_with_alarms = alarms_->size();
   return out;
 }

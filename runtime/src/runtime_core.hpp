@@ -82,6 +82,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     std::vector<Event> waiting;        // arrived while stopping: for the next host
     Clock::time_point last_used;
     std::list<std::string>::iterator lru;  // valid while !stopping
+    // Requests and calls not yet answered, across this id's hosts (max_queued_events).
+    std::shared_ptr<std::atomic<std::size_t>> queued = std::make_shared<std::atomic<std::size_t>>(0);
   };
   using Directory = std::unordered_map<std::string, Entry>;  // by ActorId::hex()
 
@@ -105,6 +107,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::atomic<std::uint64_t> alarms_run_{0};
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<std::uint64_t> committed_events_{0};
+  std::atomic<std::uint64_t> overloaded_{0};
 
   std::unique_ptr<AlarmIndex> alarms_;
   std::mutex alarm_mutex_;

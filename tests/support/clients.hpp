@@ -12,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace cairn::testing {
 
@@ -41,6 +42,12 @@ struct HttpReply {
   int status = 0;
   std::string body;
   std::string content_type;
+  http::fields headers = {};
+  // The value of header `name`, or "" if absent.
+  std::string header(std::string_view name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : std::string(it->value());
+  }
 };
 
 // One HTTP/1.1 connection, reusable for several requests (keep-alive).
@@ -94,7 +101,7 @@ class HttpClient {
     }
     auto res = parser.release();
     return HttpReply{static_cast<int>(res.result_int()), res.body(),
-                     std::string(res[http::field::content_type])};
+                     std::string(res[http::field::content_type]), res.base()};
   }
 
   net::io_context ioc_;

@@ -52,6 +52,8 @@ struct Response {
   // The JSON error body {"error": ..., "status": N} with the status of the error's code.
   static Response error(const Error& error);
   static Response error(Code code, std::string message) { return error(Error{code, std::move(message)}); }
+  // 405 with the Allow header, e.g. method_not_allowed("GET, HEAD", "use GET /seats").
+  static Response method_not_allowed(std::string allow, std::string message);
   // 101: the actor accepted the WebSocket upgrade (made by Context::accept_websocket).
   static Response switching_protocols();
 };

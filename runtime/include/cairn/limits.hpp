@@ -55,10 +55,23 @@ inline constexpr std::chrono::seconds alarm_dispatch_lease{30};
 inline constexpr std::chrono::milliseconds default_idle_timeout{10'000};
 inline constexpr std::size_t default_max_live_instances = 1000;
 
-// HTTP.
+// Overload: requests and calls waiting for one actor (queued or running) at most; past it
+// they are refused at once with 503 overloaded (RuntimeOptions::max_queued_events).
+inline constexpr std::size_t default_max_queued_events = 1000;
+
+// HTTP. The header limit covers the request line too (431 past it).
 inline constexpr std::size_t max_http_body_bytes = 64 * 1024;
 inline constexpr std::size_t max_http_header_bytes = 16 * 1024;
-inline constexpr std::chrono::seconds http_read_timeout{30};
-inline constexpr std::chrono::seconds actor_reply_timeout{30};
+// Defaults of GatewayOptions: a connection with no request for keep_alive_timeout is closed;
+// a request's header must arrive within header_timeout of its first byte (slowloris), its
+// body within body_timeout; an actor that has not answered within request_timeout gets 504.
+inline constexpr std::chrono::seconds default_keep_alive_timeout{60};
+inline constexpr std::chrono::seconds default_header_timeout{10};
+inline constexpr std::chrono::seconds default_body_timeout{30};
+inline constexpr std::chrono::seconds default_request_timeout{30};
+// Open connections (HTTP and WebSocket) at most, when the program sets none: the
+// descriptor limit less a reserve for the databases (2 per live instance) and the runtime.
+inline constexpr std::size_t default_max_connections = 10'000;
+inline constexpr std::size_t reserved_descriptors = 256;
 
 }  // namespace cairn::limits

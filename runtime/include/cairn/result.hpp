@@ -18,21 +18,33 @@ enum class Code {
   method_not_allowed,  // 405
   conflict,            // 409
   too_large,           // 413
+  headers_too_large,   // 431: the request line or headers are over the gateway's limit
   resource_exhausted,  // 429
   internal,            // 500
-  unavailable,         // 503
+  unavailable,         // 503: storage or the runtime failed for now; retryable
+  overloaded,          // 503 with Retry-After: the actor's queue is full; retryable at once
+  timeout,             // 504: no answer within the request timeout; the outcome is unknown
+  storage_full,        // 507: the disk is full; retryable once space is freed
 };
 
 // The HTTP status that answers an error of this code.
 int http_status(Code code) noexcept;
 // A stable lower-case name ("invalid_argument"), for logs and tests.
 const char* code_name(Code code) noexcept;
+// True for the failures a client may try again later (unavailable, overloaded, timeout,
+// storage_full). Whether the failed write happened is unknown for timeout and for a failed
+// fsync (unavailable); it never happened for overloaded or a refused write.
+bool retryable(Code code) noexcept;
+// Seconds a client should wait before retrying an overloaded or unavailable actor
+// (the Retry-After header of those answers).
+inline constexpr int retry_after_seconds = 1;
 
 struct Error {
   Code code = Code::internal;
   std::string message;
 
-  // The JSON body every error answers with: {"error": message, "status": http_status(code)}.
+  // The JSON body every error answers with: {"error": message, "status": http_status(code)},
+  // plus "retryable": true for a retryable code and "overloaded": true for overloaded.
   nlohmann::json to_json() const;
 };
 

@@ -38,6 +38,10 @@ struct RuntimeOptions {
   // At most this many instances in memory (each holds 2 descriptors for its database); the
   // least recently used one is evicted to make room. At least 1.
   std::size_t max_live_instances = limits::default_max_live_instances;
+  // At most this many requests and calls may wait for one actor (queued or running); one
+  // more is answered at once with Code::overloaded (503, Retry-After) and never runs.
+  // WebSocket messages and alarms are not counted. At least 1.
+  std::size_t max_queued_events = limits::default_max_queued_events;
 };
 
 struct RuntimeStats {
@@ -50,6 +54,7 @@ struct RuntimeStats {
   std::size_t actors_with_alarms = 0;  // actors with a pending alarm
   std::uint64_t commits = 0;           // transactions committed since start (group commit:
   std::uint64_t committed_events = 0;  // several events each; their ratio is events per commit)
+  std::uint64_t overloaded = 0;        // requests refused since start: an actor's queue was full
 };
 
 // Raises this process's soft limit on open descriptors to its hard limit; returns the new

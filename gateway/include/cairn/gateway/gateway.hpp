@@ -5,6 +5,7 @@
 // One per process; its I/O threads never block on an actor.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cairn/limits.hpp"
 #include "cairn/runtime.hpp"
 
 namespace cairn::gateway {
@@ -37,6 +39,14 @@ struct GatewayOptions {
   // Bindings served by the generic route /objects/<BINDING>/<name>/<rest>: the request (HTTP
   // or WebSocket upgrade) goes to that instance's fetch() with the target /<rest>[?query].
   std::vector<std::string> object_bindings;
+  // Hostile and slow clients (defaults in limits.hpp; see limits::default_header_timeout).
+  std::chrono::milliseconds keep_alive_timeout = limits::default_keep_alive_timeout;
+  std::chrono::milliseconds header_timeout = limits::default_header_timeout;
+  std::chrono::milliseconds body_timeout = limits::default_body_timeout;
+  // An actor's answer later than this is dropped and the client gets 504.
+  std::chrono::milliseconds request_timeout = limits::default_request_timeout;
+  // Connections past this many are answered 503 and closed at once.
+  std::size_t max_connections = limits::default_max_connections;
 };
 
 class Gateway {
