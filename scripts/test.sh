@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds cairn twice (normal, and Sanitize = ASan + UBSan) with
-# warnings as errors, and runs every test in both builds. Exits non-zero on any failure.
+# warnings as errors, runs every test in both builds, then builds the libFuzzer targets with
+# clang and runs each for CAIRN_FUZZ_SECONDS (default 30). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,6 @@ for build_type in RelWithDebInfo Sanitize; do
   echo "== ${build_type}: tests"
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 done
+
+echo "== fuzz: each target for ${CAIRN_FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
+./scripts/fuzz.sh "${CAIRN_FUZZ_SECONDS:-30}"
