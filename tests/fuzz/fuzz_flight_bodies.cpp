@@ -8,28 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "cairn/testing.hpp"
-#include "flight/flight.hpp"
+#include "flight_runtime.hpp"
 
-namespace {
-
-cairn::testing::TestRuntime& runtime() {
-  static auto* t = [] {
-    cairn::RuntimeOptions options;
-    options.durability = cairn::Durability::normal;  // the fuzzer is not testing fsync
-    options.threads = 1;
-    return new cairn::testing::TestRuntime(
-        [] {
-          cairn::Registry r;
-          r.add<cairn::actors::Flight>("FLIGHT");
-          return r;
-        },
-        options);
-  }();
-  return *t;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
@@ -38,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string body(reinterpret_cast<const char*>(data) + 1, size - 1);
   // A few flights, so state builds up across inputs as it would in use.
   std::string flight = "f" + std::to_string(data[0] / 5 % 4);
-  auto response = runtime().fetch("FLIGHT", flight, std::string(target) == "/seats" ? "GET" : "POST",
+  auto response = flight_runtime().fetch("FLIGHT", flight, std::string(target) == "/seats" ? "GET" : "POST",
                                   target, body);
   if (response.status >= 500) std::abort();
   auto parsed = nlohmann::json::parse(response.body, nullptr, false);

@@ -8,29 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "cairn/testing.hpp"
 #include "cairn/websocket.hpp"
-#include "flight/flight.hpp"
+#include "flight_runtime.hpp"
 
-namespace {
-
-cairn::testing::TestRuntime& runtime() {
-  static auto* t = [] {
-    cairn::RuntimeOptions options;
-    options.durability = cairn::Durability::normal;
-    options.threads = 1;
-    return new cairn::testing::TestRuntime(
-        [] {
-          cairn::Registry r;
-          r.add<cairn::actors::Flight>("FLIGHT");
-          return r;
-        },
-        options);
-  }();
-  return *t;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string message(reinterpret_cast<const char*>(data), size);
@@ -43,16 +23,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto answer = pair.answer(message); answer && (message != "ping" || *answer != "pong")) std::abort();
 
   // A socket per input: a recording socket keeps every message it was sent.
-  auto socket = runtime().connect("FLIGHT", "ws", "/ws");
+  auto socket = flight_runtime().connect("FLIGHT", "ws", "/ws");
   std::size_t before = socket->messages().size();
-  runtime().send(*socket, message);
+  flight_runtime().send(*socket, message);
   // A fetch queued behind the message: once it answers, the message has been handled.
-  if (runtime().fetch("FLIGHT", "ws", "GET", "/seats").status != 200) std::abort();
+  if (flight_runtime().fetch("FLIGHT", "ws", "GET", "/seats").status != 200) std::abort();
   auto messages = socket->messages();
   if (messages.size() != before + 1) std::abort();  // exactly one answer per message
   auto reply = nlohmann::json::parse(messages.back(), nullptr, false);
   if (reply.is_discarded()) std::abort();
   if (!socket->closes().empty()) std::abort();
-  runtime().close(*socket);
+  flight_runtime().close(*socket);
   return 0;
 }
