@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds cairn twice (normal, and Sanitize = ASan + UBSan) with
 # warnings as errors, runs every test in both builds, then builds the libFuzzer targets with
-# clang and runs each for CAIRN_FUZZ_SECONDS (default 30). Exits non-zero on any failure.
+# clang and runs each for CAIRN_FUZZ_SECONDS (default 20). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +22,5 @@ for build_type in RelWithDebInfo Sanitize; do
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 done
 
-echo "== fuzz: each target for ${CAIRN_FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
-./scripts/fuzz.sh "${CAIRN_FUZZ_SECONDS:-30}"
+echo "== fuzz: each target for ${CAIRN_FUZZ_SECONDS:-20} s (scripts/fuzz.sh)"
+./scripts/fuzz.sh "${CAIRN_FUZZ_SECONDS:-20}"
