@@ -27,12 +27,13 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   std::string durability = "full";
   std::size_t threads = 8;
   std::size_t io_threads = 1;
-  double idle_timeout_s = std::chrono::duration<double>(limits::default_idle_timeout).count();
+  auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  auto to_ms = [](double s) { return std::chrono::milliseconds(static_cast<long long>(s * 1000)); };
+  double idle_timeout_s = seconds(limits::default_idle_timeout);
   std::size_t max_live = limits::default_max_live_instances;
   std::string log_level = "info";
   std::size_t max_connections = 0;
   std::size_t max_queued = limits::default_max_queued_events;
-  auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
   double request_timeout_s = seconds(limits::default_request_timeout);
   double header_timeout_s = seconds(limits::default_header_timeout);
   double keep_alive_s = seconds(limits::default_keep_alive_timeout);
@@ -103,13 +104,12 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     max_connections = static_cast<std::size_t>(std::clamp<std::uint64_t>(
         descriptors > reserve ? descriptors - reserve : 0, 16, limits::default_max_connections));
   }
-  auto to_ms = [](double s) { return std::chrono::milliseconds(static_cast<long long>(s * 1000)); };
   try {
     RuntimeOptions options;
     options.data_dir = data_dir;
     options.durability = durability == "full" ? Durability::full : Durability::normal;
     options.threads = threads;
-    options.idle_timeout = std::chrono::milliseconds(static_cast<long long>(idle_timeout_s * 1000));
+    options.idle_timeout = to_ms(idle_timeout_s);
     options.max_live_instances = max_live;
     options.max_queued_events = max_queued;
     Runtime runtime(make_classes(), options);
