@@ -8,13 +8,59 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <exception>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "cairn/gateway/serve.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/runtime.hpp"
 
 namespace cairn::gateway {
+namespace {
+
+// --log-format json: one JSON object per line, the message escaped.
+class JsonFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
+    std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+    auto level = spdlog::level::to_string_view(msg.level);
+    nlohmann::json line{{"time", fmt::format("{}.{:03}Z", stamp, ms % 1000)},
+                        {"level", std::string(level.data(), level.size())},
+                        {"logger", std::string(msg.logger_name.data(), msg.logger_name.size())},
+                        {"thread", msg.thread_id},
+                        {"message", std::string(msg.payload.data(), msg.payload.size())}};
+    auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    dest.append(text.data(), text.data() + text.size());
+    dest.push_back('\n');
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+};
+
+// The admin token: the file's first line, trimmed; empty if it cannot be read.
+std::string read_token(const std::string& file, std::string& problem) {
+  std::ifstream in(file);
+  if (!in) {
+    problem = "cannot read --admin-token-file " + file;
+    return {};
+  }
+  std::string token;
+  std::getline(in, token);
+  auto first = token.find_first_not_of(" \t\r");
+  auto last = token.find_last_not_of(" \t\r");
+  token = first == std::string::npos ? std::string() : token.substr(first, last - first + 1);
+  if (token.size() < 16) problem = "the admin token in " + file + " must be at least 16 characters";
+  return token;
+}
+
+}  // namespace
 
 int run_app(int argc, char** argv, const AppDefaults& defaults,
             const std::function<Registry()>& make_classes,
@@ -32,6 +78,10 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   double idle_timeout_s = seconds(limits::default_idle_timeout);
   std::size_t max_live = limits::default_max_live_instances;
   std::string log_level = "info";
+  std::string log_format = "text";
+  std::string admin_host = "127.0.0.1";
+  std::uint16_t admin_port = 0;
+  std::string admin_token_file;
   std::size_t max_connections = 0;
   std::size_t max_queued = limits::default_max_queued_events;
   double request_timeout_s = seconds(limits::default_request_timeout);
@@ -81,6 +131,21 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--log-format", log_format, "text, or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  auto* admin_port_option =
+      app.add_option("--admin-port", admin_port,
+                     "serve the admin API (metrics, actors, backup) on this port (0 picks a free one); "
+                     "off unless given")
+          ->check(CLI::Range(0, 65535));
+  app.add_option("--admin-host", admin_host, "address of the admin API (keep it private)")
+      ->capture_default_str()
+      ->needs(admin_port_option);
+  auto* token_option = app.add_option("--admin-token-file", admin_token_file,
+                                      "file whose first line is the admin API's bearer token (16+ characters)")
+                           ->check(CLI::ExistingFile);
+  admin_port_option->needs(token_option);
   for (const auto& flag : defaults.flags) {
     app.add_option(flag.name, *flag.value, flag.help)->check(CLI::Range(flag.min, flag.max))->capture_default_str();
   }
@@ -94,6 +159,16 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   // Logs go to stderr; stdout carries only the line with the address.
   spdlog::set_default_logger(spdlog::stderr_color_mt("cairn"));
   spdlog::set_level(spdlog::level::from_str(log_level));
+  if (log_format == "json") spdlog::set_formatter(std::make_unique<JsonFormatter>());
+  std::string admin_token;
+  if (admin_port_option->count() > 0) {
+    std::string problem;
+    admin_token = read_token(admin_token_file, problem);
+    if (!problem.empty()) {
+      spdlog::critical("{}", problem);
+      return 2;
+    }
+  }
   block_stop_signals();
   // Every live instance holds 2 descriptors and every socket 1.
   std::uint64_t descriptors = raise_descriptor_limit();
@@ -123,7 +198,17 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     web.header_timeout = to_ms(header_timeout_s);
     web.keep_alive_timeout = to_ms(keep_alive_s);
     routes(web);
-    return serve(runtime, std::move(web), "(data in " + data_dir + ", durability " + durability + ")");
+    std::string banner = "(data in " + data_dir + ", durability " + durability + ")";
+    if (admin_token.empty()) return serve(runtime, std::move(web), banner);
+    GatewayOptions admin;
+    admin.host = admin_host;
+    admin.port = admin_port;
+    admin.admin_token = admin_token;
+    admin.max_connections = 64;
+    admin.request_timeout = web.request_timeout;
+    admin.header_timeout = web.header_timeout;
+    admin.keep_alive_timeout = web.keep_alive_timeout;
+    return serve(runtime, std::move(web), std::move(admin), banner);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "http_session.hpp"
+#include "routes.hpp"
 #include "io_lane.hpp"
 #include "websocket_session.hpp"
 
@@ -23,6 +24,48 @@ namespace cairn::gateway {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+SharedState::SharedState(Runtime& rt, GatewayOptions opts)
+    : runtime(rt), options(std::move(opts)), admin_mode(!options.admin_token.empty()) {
+  for (const char* label : {"other", "static", "/healthz", "/metrics", "/admin", "/inspector"}) {
+    routes.push_back(std::make_unique<RouteStats>(label));
+  }
+  for (const auto& route : options.routes) routes.push_back(std::make_unique<RouteStats>(route.path));
+  for (const auto& binding : options.object_bindings) {
+    routes.push_back(std::make_unique<RouteStats>(std::string(objects_prefix) + binding));
+  }
+  if (admin_mode) {
+    admin_api = std::make_unique<AdminApi>(runtime);
+    admin_pool = std::make_unique<boost::asio::thread_pool>(2);
+  }
+}
+
+void SharedState::write_metrics(metrics::TextWriter& out) const {
+  const char* listener = admin_mode ? "admin" : "public";
+  out.family("cairn_http_requests_total", "counter", "HTTP requests answered, by route and status");
+  for (const auto& route : routes) {
+    for (std::size_t status = 0; status < route->by_status.size(); ++status) {
+      auto n = route->by_status[status].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      out.sample("cairn_http_requests_total",
+                 {{"listener", listener}, {"route", route->label}, {"status", std::to_string(status)}},
+                 static_cast<double>(n));
+    }
+  }
+  out.family("cairn_http_request_duration_seconds", "histogram",
+             "From a request's header to its answer, by route");
+  for (const auto& route : routes) {
+    auto snapshot = route->seconds.snapshot();
+    if (snapshot.count == 0) continue;
+    out.histogram("cairn_http_request_duration_seconds", {{"listener", listener}, {"route", route->label}}, snapshot);
+  }
+  out.family("cairn_http_connections", "gauge", "Open HTTP and WebSocket connections");
+  out.sample("cairn_http_connections", {{"listener", listener}}, static_cast<double>(connections.load()));
+  out.family("cairn_http_connections_refused_total", "counter",
+             "Connections answered 503 at once: --max-connections reached");
+  out.sample("cairn_http_connections_refused_total", {{"listener", listener}},
+             static_cast<double>(connections_refused.load()));
+}
 
 struct Gateway::Impl {
   Impl(Runtime& runtime, GatewayOptions options)
@@ -118,6 +161,8 @@ Gateway::Gateway(Runtime& runtime, GatewayOptions options)
 
 Gateway::~Gateway() { stop(); }
 
+void Gateway::write_metrics(metrics::TextWriter& out) const { impl_->shared->write_metrics(out); }
+
 std::uint16_t Gateway::port() const {
   beast::error_code ec;
   auto endpoint = impl_->acceptor.local_endpoint(ec);
@@ -185,6 +230,7 @@ void Gateway::stop() {
     impl_->shared->sockets.clear();
   }
   for (SocketId id : left) impl_->shared->runtime.release_socket(id);
+  if (impl_->shared->admin_pool) impl_->shared->admin_pool->join();
 }
 
 }  // namespace cairn::gateway

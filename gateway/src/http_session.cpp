@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include "cairn/limits.hpp"
+#include "admin_assets.hpp"
+#include "admin_api.hpp"
 #include "routes.hpp"
 #include "static_files.hpp"
 #include "websocket_session.hpp"
@@ -50,7 +52,8 @@ void HttpSession::run() {
 void HttpSession::do_read() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(limits::max_http_header_bytes));
-  parser_->body_limit(limits::max_http_body_bytes);
+  parser_->body_limit(shared_->admin_mode ? limits::max_admin_body_bytes : limits::max_http_body_bytes);
+  stats_slot_ = SharedState::other;
   if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
   // Between requests the connection may idle for the keep-alive timeout; once the first
   // byte of a request has come, the header must follow within the header timeout.
@@ -76,6 +79,7 @@ void HttpSession::read_header() {
 }
 
 void HttpSession::on_header(beast::error_code ec, std::size_t) {
+  started_ = std::chrono::steady_clock::now();
   if (ec) return read_failed(ec);
   if (parser_->is_done()) return handle(parser_->release());
   stream_.expires_after(shared_->options.body_timeout);
@@ -114,31 +118,40 @@ void HttpSession::read_failed(beast::error_code ec) {
   reply(Response::error(Code::invalid_argument, "malformed HTTP request: " + ec.message()), false);
 }
 
+Response HttpSession::healthz() const {
+  auto stats = shared_->runtime.stats();
+  return Response::json(200, {{"status", "ok"},
+                              {"live_instances", stats.live_instances},
+                              {"websockets", stats.websockets},
+                              {"actors_with_alarms", stats.actors_with_alarms},
+                              {"alarms_run", stats.alarms_run},
+                              {"commits", stats.commits},
+                              {"committed_events", stats.committed_events},
+                              {"overloaded", stats.overloaded},
+                              {"connections", shared_->connections.load()},
+                              {"connections_refused", shared_->connections_refused.load()}});
+}
+
 void HttpSession::handle(http::request<http::string_body> request) {
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
+  if (spdlog::should_log(spdlog::level::debug)) {
+    // The path only: a query or a body may carry what must not reach a log.
+    log_method_ = std::string(request.method_string());
+    log_path_ = std::string(path);
+  }
+  if (shared_->admin_mode) return handle_admin(std::move(request));
   if (path == "/healthz") {
+    stats_slot_ = SharedState::healthz;
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
-      auto refused = Response::error(Code::method_not_allowed, "use GET /healthz");
-      refused.headers.emplace_back("Allow", "GET, HEAD");
-      return reply(refused, request.keep_alive());
+      return reply(Response::method_not_allowed("GET, HEAD", "use GET /healthz"), request.keep_alive());
     }
-    auto stats = shared_->runtime.stats();
-    return reply(Response::json(200, {{"status", "ok"},
-                                      {"live_instances", stats.live_instances},
-                                      {"websockets", stats.websockets},
-                                      {"actors_with_alarms", stats.actors_with_alarms},
-                                      {"alarms_run", stats.alarms_run},
-                                      {"commits", stats.commits},
-                                      {"committed_events", stats.committed_events},
-                                      {"overloaded", stats.overloaded},
-                                      {"connections", shared_->connections.load()},
-                                      {"connections_refused", shared_->connections_refused.load()}}),
-                 request.keep_alive(), request.method() == http::verb::head);
+    return reply(healthz(), request.keep_alive(), request.method() == http::verb::head);
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
     if (!*object) return reply(Response::error(object->error()), request.keep_alive());
     auto& matched = **object;
+    stats_slot_ = shared_->object_slot(matched.binding);
     return to_actor(std::move(request), matched.binding, matched.name, std::move(matched.target));
   }
   Request probe;
@@ -146,9 +159,72 @@ void HttpSession::handle(http::request<http::string_body> request) {
   if (auto matched = match_route(shared_->options.routes, probe)) {
     if (!*matched) return reply(Response::error(matched->error()), request.keep_alive());
     const Route& route = *(*matched)->route;
+    stats_slot_ = shared_->route_slot(static_cast<std::size_t>(&route - shared_->options.routes.data()));
     return to_actor(std::move(request), route.binding, (*matched)->name);
   }
+  stats_slot_ = SharedState::static_files;
   serve_static(request);
+}
+
+void HttpSession::handle_admin(http::request<http::string_body> request) {
+  std::string_view target = request.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  bool keep_alive = request.keep_alive();
+  bool read = request.method() == http::verb::get || request.method() == http::verb::head;
+  bool head = request.method() == http::verb::head;
+  if (path == "/healthz") {
+    stats_slot_ = SharedState::healthz;
+    if (!read) return reply(Response::method_not_allowed("GET, HEAD", "use GET /healthz"), keep_alive);
+    return reply(healthz(), keep_alive, head);
+  }
+  // The inspector page's own files carry no data: the browser loads them without the token
+  // (it cannot send one on navigation); everything they fetch needs it.
+  if (const auto* asset = find_admin_asset(path)) {
+    stats_slot_ = SharedState::inspector;
+    if (!read) return reply(Response::method_not_allowed("GET, HEAD", "the inspector's files answer GET"), keep_alive);
+    return reply(Response{200, {{"Content-Type", std::string(asset->content_type)}, {"Cache-Control", "no-cache"}},
+                          std::string(asset->body)},
+                 keep_alive, head);
+  }
+  bool metrics = path == "/metrics";
+  stats_slot_ = metrics ? SharedState::metrics_route : SharedState::admin_route;
+  auto authorization = request.find(http::field::authorization);
+  if (authorization == request.end() || !bearer_matches(authorization->value(), shared_->options.admin_token)) {
+    auto refused = Response::error(Code::unauthenticated,
+                                   "the admin API needs \"Authorization: Bearer <token>\" with the token "
+                                   "of --admin-token-file");
+    refused.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"cairn-admin\"");
+    return reply(refused, keep_alive);
+  }
+  if (metrics && !read) return reply(Response::method_not_allowed("GET, HEAD", "use GET /metrics"), keep_alive);
+  // Admin operations block (they wait for actors, copy files): off the I/O thread.
+  auto work = [self = shared_from_this(), metrics, actor_request = to_request(request)]() {
+    Response response;
+    if (metrics) {
+      metrics::TextWriter out;
+      self->shared_->runtime.write_metrics(out);
+      self->shared_->write_metrics(out);
+      if (self->shared_->options.extra_metrics) self->shared_->options.extra_metrics(out);
+      response = Response{200, {{"Content-Type", std::string(metrics::content_type)}}, out.text()};
+    } else {
+      try {
+        auto answered = self->shared_->admin_api->handle(actor_request);
+        response = answered ? std::move(*answered)
+                            : Response::error(Code::not_found, "no admin route " + std::string(actor_request.path()) +
+                                                                   " (see README \"Operating cairn\")");
+      } catch (const std::exception& e) {
+        spdlog::error("admin {} {}: {}", actor_request.method, actor_request.path(), e.what());
+        response = Response::error(Code::internal, std::string("the admin operation failed: ") + e.what());
+      }
+    }
+    return response;
+  };
+  net::post(*shared_->admin_pool, [self = shared_from_this(), work = std::move(work), keep_alive, head]() mutable {
+    Response response = work();
+    net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive, head]() {
+      self->reply(response, keep_alive, head);
+    });
+  });
 }
 
 void HttpSession::to_actor(http::request<http::string_body> request, const std::string& binding,
@@ -189,6 +265,8 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
       if (in_time && socket != 0 && response.status == 101) {
         self->waiting_for_ = 0;
         self->deadline_.cancel();
+        self->shared_->routes[self->stats_slot_]->record(
+            101, std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count());
         auto session = std::make_shared<WebSocketSession>(std::move(self->stream_), self->shared_,
                                                           socket, std::move(sink));
         session->hold(std::move(self->slot_));
@@ -231,6 +309,12 @@ void HttpSession::serve_static(const http::request<http::string_body>& request) 
 }
 
 void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  shared_->routes[stats_slot_]->record(response.status, elapsed);
+  if (!log_path_.empty()) {
+    spdlog::debug("{} {} {} {:.2f} ms", log_method_, log_path_, response.status, elapsed * 1000);
+    log_path_.clear();
+  }
   response_ = std::make_shared<http::response<http::string_body>>();
   auto& res = *response_;
   res.version(11);

@@ -8,7 +8,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <cstdint>
+#include <string>
 #include <memory>
 #include <optional>
 
@@ -41,6 +43,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void to_actor(http::request<http::string_body> request, const std::string& binding,
                 const std::string& name, std::optional<std::string> target = std::nullopt);
   void serve_static(const http::request<http::string_body>& request);
+  // The admin listener's requests (GatewayOptions::admin_token set).
+  void handle_admin(http::request<http::string_body> request);
+  Response healthz() const;
   // Answers `request_id` unless it was answered already (504 after the request timeout).
   void answer_actor(std::uint64_t request_id, Response response, bool keep_alive, bool head);
   void reply(const Response& response, bool keep_alive, bool head = false);
@@ -58,6 +63,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::uint64_t waiting_for_ = 0;
   std::uint64_t next_request_ = 0;
   boost::asio::steady_timer deadline_;
+  // The request being answered: its route's statistics slot and when its header came; the
+  // method and path are kept only when requests are logged (debug).
+  std::size_t stats_slot_ = SharedState::other;
+  std::chrono::steady_clock::time_point started_;
+  std::string log_method_;
+  std::string log_path_;
 };
 
 }  // namespace cairn::gateway

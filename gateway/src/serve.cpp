@@ -5,6 +5,9 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
+#include <optional>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
@@ -27,14 +30,29 @@ void block_stop_signals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-int serve(Runtime& runtime, GatewayOptions options, const std::string& banner) {
+namespace {
+
+int serve_both(Runtime& runtime, GatewayOptions options, std::optional<GatewayOptions> admin_options,
+               const std::string& banner) {
   try {
     std::string host = options.host;
     Gateway gateway(runtime, std::move(options));
+    std::unique_ptr<Gateway> admin;
+    std::string admin_host;
+    if (admin_options) {
+      admin_host = admin_options->host;
+      admin_options->extra_metrics = [&gateway](metrics::TextWriter& out) { gateway.write_metrics(out); };
+      admin = std::make_unique<Gateway>(runtime, std::move(*admin_options));
+    }
     gateway.start();
-    std::printf("cairn listening on http://%s:%u %s\n", host.c_str(),
-                static_cast<unsigned>(gateway.port()),
-                banner.empty() ? "(SIGINT or SIGTERM stops it)" : banner.c_str());
+    if (admin) admin->start();
+    std::string lines = "cairn listening on http://" + host + ":" + std::to_string(gateway.port()) + " " +
+                        (banner.empty() ? "(SIGINT or SIGTERM stops it)" : banner) + "\n";
+    if (admin) {
+      lines += "cairn admin API on http://" + admin_host + ":" + std::to_string(admin->port()) +
+               " (bearer token from --admin-token-file)\n";
+    }
+    std::fputs(lines.c_str(), stdout);
     std::fflush(stdout);
 
     auto set = stop_signals();
@@ -42,7 +60,9 @@ int serve(Runtime& runtime, GatewayOptions options, const std::string& banner) {
     sigwait(&set, &signal_number);
     spdlog::info("signal {}: stopping", signal_number);
     gateway.stop_accepting();
+    if (admin) admin->stop_accepting();
     runtime.shutdown();  // open batches commit and answer; databases close
+    if (admin) admin->stop();
     gateway.stop();
     spdlog::info("stopped");
     return 0;
@@ -50,6 +70,16 @@ int serve(Runtime& runtime, GatewayOptions options, const std::string& banner) {
     spdlog::critical("{}", e.what());
     return 1;
   }
+}
+
+}  // namespace
+
+int serve(Runtime& runtime, GatewayOptions options, const std::string& banner) {
+  return serve_both(runtime, std::move(options), std::nullopt, banner);
+}
+
+int serve(Runtime& runtime, GatewayOptions options, GatewayOptions admin, const std::string& banner) {
+  return serve_both(runtime, std::move(options), std::move(admin), banner);
 }
 
 }  // namespace cairn::gateway

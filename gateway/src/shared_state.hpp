@@ -2,25 +2,62 @@
 // gateway has reserved in the runtime's table (so stop() can close and release them).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
 
 #include "cairn/gateway/gateway.hpp"
+#include "cairn/metrics.hpp"
 #include "cairn/runtime.hpp"
+#include "admin_api.hpp"
 
 namespace cairn::gateway {
 
 class WebSocketSession;
 
+// Requests answered on one route: by status, and how long they took.
+struct RouteStats {
+  explicit RouteStats(std::string l) : label(std::move(l)) {}
+  const std::string label;
+  std::array<std::atomic<std::uint64_t>, 600> by_status{};
+  metrics::Histogram seconds{metrics::seconds_buckets()};
+  void record(int status, double elapsed) {
+    by_status[static_cast<std::size_t>(status >= 100 && status < 600 ? status : 0)].fetch_add(
+        1, std::memory_order_relaxed);
+    seconds.observe(elapsed);
+  }
+};
+
 struct SharedState {
-  SharedState(Runtime& rt, GatewayOptions opts) : runtime(rt), options(std::move(opts)) {}
+  SharedState(Runtime& rt, GatewayOptions opts);
 
   Runtime& runtime;
   const GatewayOptions options;
+  const bool admin_mode;  // options.admin_token is set
+
+  // The routes' statistics: slot 0 "other" (refused before routing), then the slots below.
+  enum Slot : std::size_t { other = 0, static_files = 1, healthz = 2, metrics_route = 3, admin_route = 4, inspector = 5, first_route = 6 };
+  std::vector<std::unique_ptr<RouteStats>> routes;
+  std::size_t route_slot(std::size_t configured_route) const { return first_route + configured_route; }
+  std::size_t object_slot(const std::string& binding) const {
+    for (std::size_t i = 0; i < options.object_bindings.size(); ++i) {
+      if (options.object_bindings[i] == binding) return first_route + options.routes.size() + i;
+    }
+    return other;
+  }
+  void write_metrics(metrics::TextWriter& out) const;
+
+  // The admin API and the threads its blocking operations run on (admin mode only).
+  std::unique_ptr<AdminApi> admin_api;
+  std::unique_ptr<boost::asio::thread_pool> admin_pool;
 
   SocketId reserve(std::shared_ptr<SocketSink> sink) {
     SocketId id = runtime.reserve_socket(std::move(sink));

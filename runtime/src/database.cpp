@@ -5,8 +5,11 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <strings.h>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -96,7 +99,7 @@ sqlite3* open_database(const std::filesystem::path& path) {
 }  // namespace
 
 Database::Database(const std::filesystem::path& path, Durability durability)
-    : db_(open_database(path)), sql_(db_) {
+    : path_(path), db_(open_database(path)), sql_(db_) {
   try {
     // One process owns each file: exclusive locking keeps the WAL index in heap memory
     // (no -shm file), so an open database holds 2 descriptors instead of 3.
@@ -178,6 +181,189 @@ void Database::rollback_to_savepoint() {
   if (!std::exchange(sql_.savepoint_open_, false)) return;  // the event ran no SQL
   sql_.run_internal("ROLLBACK TO cairn_event");
   sql_.run_internal("RELEASE cairn_event");
+}
+
+namespace {
+
+// The admin query's authorizer: reads, SELECT, functions, recursive CTEs and the read-only
+// pragmas; nothing that writes, attaches, or controls transactions.
+int admin_query_authorizer(void*, int action, const char* a, const char*, const char*, const char*) {
+  switch (action) {
+    case SQLITE_READ:
+    case SQLITE_SELECT:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+      return SQLITE_OK;
+    case SQLITE_PRAGMA: {
+      static constexpr std::array<const char*, 13> readable{
+          "table_list", "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
+          "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check",
+          "page_count", "page_size", "freelist_count"};
+      for (const char* name : readable) {
+        if (a != nullptr && ::strcasecmp(a, name) == 0) return SQLITE_OK;
+      }
+      return SQLITE_DENY;
+    }
+    default:
+      return SQLITE_DENY;
+  }
+}
+
+struct QueryBudget {
+  std::chrono::steady_clock::time_point deadline;
+};
+
+int query_progress(void* context) {
+  auto* budget = static_cast<QueryBudget*>(context);
+  return std::chrono::steady_clock::now() > budget->deadline ? 1 : 0;
+}
+
+void close_quietly(sqlite3* db) { sqlite3_close(db); }
+
+void fsync_file(const std::filesystem::path& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw SqlError(SQLITE_IOERR, "cannot open " + file.string() + ": " + std::strerror(errno), "");
+  int rc = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0) throw SqlError(SQLITE_IOERR, "cannot fsync " + file.string() + ": " + std::strerror(saved), "");
+}
+
+}  // namespace
+
+nlohmann::json Database::read_only_query(std::string_view sql, std::size_t max_rows,
+                                         std::chrono::milliseconds budget) {
+  const char* tail = nullptr;
+  sqlite3_stmt* stmt = nullptr;
+  sql_.run_internal("PRAGMA query_only=ON");
+  sqlite3_set_authorizer(db_, admin_query_authorizer, nullptr);
+  QueryBudget limit{std::chrono::steady_clock::now() + budget};
+  sqlite3_progress_handler(db_, 10'000, query_progress, &limit);
+  // Whatever happens, the connection goes back to the actor as it was.
+  struct Restore {
+    Database& db;
+    sqlite3_stmt*& stmt;
+    ~Restore() {
+      sqlite3_finalize(stmt);
+      sqlite3_progress_handler(db.db_, 0, nullptr, nullptr);
+      db.sql_.install_authorizer();
+      try {
+        db.sql_.run_internal("PRAGMA query_only=OFF");
+      } catch (...) {
+      }
+    }
+  } restore{*this, stmt};
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail);
+  if (rc != SQLITE_OK) {
+    int code = sqlite3_extended_errcode(db_);
+    std::string message = sqlite3_errmsg(db_);
+    if ((code & 0xff) == SQLITE_AUTH) {
+      message = "the admin API only reads: writes, ATTACH, transactions and pragmas that change "
+                "anything are refused (" + message + ")";
+    }
+    throw SqlError(code, message, std::string(sql));
+  }
+  if (stmt == nullptr) throw SqlError(SQLITE_ERROR, "the query is empty", std::string(sql));
+  for (const char* p = tail; p != nullptr && p < sql.data() + sql.size(); ++p) {
+    if (*p != ';' && !std::isspace(static_cast<unsigned char>(*p))) {
+      throw SqlError(SQLITE_ERROR, "one statement at a time", std::string(sql));
+    }
+  }
+  if (!sqlite3_stmt_readonly(stmt)) {
+    throw SqlError(SQLITE_READONLY, "the query would write: the admin API only reads", std::string(sql));
+  }
+  nlohmann::json columns = nlohmann::json::array();
+  int n = sqlite3_column_count(stmt);
+  for (int i = 0; i < n; ++i) columns.push_back(sqlite3_column_name(stmt, i));
+  nlohmann::json rows = nlohmann::json::array();
+  bool truncated = false;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (rows.size() >= max_rows) {
+      truncated = true;
+      break;
+    }
+    nlohmann::json row = nlohmann::json::array();
+    for (int i = 0; i < n; ++i) {
+      switch (sqlite3_column_type(stmt, i)) {
+        case SQLITE_INTEGER:
+          row.push_back(static_cast<std::int64_t>(sqlite3_column_int64(stmt, i)));
+          break;
+        case SQLITE_FLOAT:
+          row.push_back(sqlite3_column_double(stmt, i));
+          break;
+        case SQLITE_TEXT:
+          row.push_back(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, i)),
+                                    static_cast<std::size_t>(sqlite3_column_bytes(stmt, i))));
+          break;
+        case SQLITE_BLOB: {
+          const auto* bytes = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, i));
+          row.push_back(nlohmann::json(Blob(bytes, bytes + sqlite3_column_bytes(stmt, i))));  // byte values, as Row::to_json
+          break;
+        }
+        default:
+          row.push_back(nullptr);
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    int code = sqlite3_extended_errcode(db_);
+    std::string message = code == SQLITE_INTERRUPT
+                              ? "the query ran over " + std::to_string(budget.count()) + " ms"
+                              : sqlite3_errmsg(db_);
+    throw SqlError(code, message, std::string(sql));
+  }
+  return {{"columns", std::move(columns)}, {"rows", std::move(rows)}, {"truncated", truncated}};
+}
+
+void Database::copy_to(const std::filesystem::path& file) {
+  sqlite3* out = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, void (*)(sqlite3*)> guard(out, close_quietly);
+  if (rc != SQLITE_OK) {
+    throw SqlError(rc, "cannot create " + file.string() + ": " + (out ? sqlite3_errmsg(out) : ""), "");
+  }
+  sqlite3_backup* backup = sqlite3_backup_init(out, "main", db_, "main");
+  if (backup == nullptr) throw SqlError(sqlite3_extended_errcode(out), sqlite3_errmsg(out), "");
+  rc = sqlite3_backup_step(backup, -1);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) throw SqlError(rc, std::string("the copy failed: ") + sqlite3_errstr(rc), "");
+  // A standalone file: no WAL beside it, readable by any SQLite (and read-only openers).
+  if (sqlite3_exec(out, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    throw SqlError(sqlite3_extended_errcode(out), sqlite3_errmsg(out), "PRAGMA journal_mode=DELETE");
+  }
+  guard.reset();
+  fsync_file(file);
+}
+
+void Database::import_from(const std::filesystem::path& file) {
+  sqlite3* in = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &in, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, void (*)(sqlite3*)> guard(in, close_quietly);
+  if (rc != SQLITE_OK) throw SqlError(rc, "cannot open " + file.string(), "");
+  sql_.clear_cache();
+  sqlite3_backup* backup = sqlite3_backup_init(db_, "main", in, "main");
+  if (backup == nullptr) throw SqlError(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_), "");
+  rc = sqlite3_backup_step(backup, -1);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    std::string why = rc == SQLITE_READONLY ? " (its page size differs from this database's)" : "";
+    throw SqlError(rc, std::string("the import failed: ") + sqlite3_errstr(rc) + why, "");
+  }
+}
+
+bool Database::is_empty() {
+  return internal("SELECT 1 FROM sqlite_schema LIMIT 1").size() == 0;
+}
+
+std::uint64_t Database::bytes_on_disk() const {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal"}) {
+    auto size = std::filesystem::file_size(path_.string() + suffix, ec);
+    if (!ec) total += size;
+  }
+  return total;
 }
 
 }  // namespace cairn

@@ -2,10 +2,14 @@
 // Owns the Sql surface the actor uses and runs the host's own transaction statements.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "cairn/runtime.hpp"
 #include "cairn/sql.hpp"
@@ -43,7 +47,26 @@ class Database {
   // foreign keys are checked at commit, when nothing is left to violate them.
   void drop_everything();
 
+  // --- The admin API's operations; none may run inside the host's batch. Throw SqlError.
+  // Runs one statement that only reads (checked by SQLite and by an authorizer that allows
+  // reads and read-only pragmas; the connection is also query_only meanwhile) and returns
+  // {"columns": [...], "rows": [[...], ...], "truncated": bool} with at most `max_rows`
+  // rows. A statement that writes fails with SQLITE_AUTH or SQLITE_READONLY; one that runs
+  // past `budget` is interrupted (SQLITE_INTERRUPT).
+  nlohmann::json read_only_query(std::string_view sql, std::size_t max_rows,
+                                 std::chrono::milliseconds budget);
+  // Writes a consistent copy of the database to `file` (which must not exist) with SQLite's
+  // online backup, in rollback-journal mode, fsync'd.
+  void copy_to(const std::filesystem::path& file);
+  // Replaces the (empty) database's content with that of SQLite file `file`.
+  void import_from(const std::filesystem::path& file);
+  // True if the database has no table, index, view or trigger.
+  bool is_empty();
+  // Bytes on disk: the database file and its WAL.
+  std::uint64_t bytes_on_disk() const;
+
  private:
+  std::filesystem::path path_;
   sqlite3* db_ = nullptr;
   Sql sql_;
 };

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <future>
 #include <memory>
 #include <string>
 #include <variant>
@@ -76,12 +77,29 @@ struct SocketEvent {
 // alarm to the index (RuntimeCore::alarms_committed) at commit.
 struct AlarmEvent {};
 
+// To a host, from the admin API: an operator's operation on the actor's database, run
+// between its events after the open batch has committed. It opens the database if need be
+// but never constructs the user's object. `done` gets a JSON result (or the error).
+struct AdminEvent {
+  enum class Op {
+    inspect,    // tables, alarms, sockets, size
+    query,      // `text`: one read-only statement; at most `max_rows` rows
+    copy_to,    // a consistent copy of the database at path `text` (export, backup)
+    import,     // the empty database becomes a copy of the SQLite file at path `text`
+    remove,     // sockets closed, database files deleted, alarms and name forgotten
+  };
+  Op op = Op::inspect;
+  std::string text;
+  std::size_t max_rows = 0;
+  std::shared_ptr<std::promise<Result<nlohmann::json>>> done;
+};
+
 // To a host: finish the events sent before this one, commit, close the database, tell the
 // directory (RuntimeCore::host_stopped) and quit. Carries the host's generation.
 using evict_atom = caf::atom_constant<caf::atom("evict")>;
 
 struct Event {
-  std::variant<FetchEvent, CallEvent, SocketEvent, AlarmEvent> body;
+  std::variant<FetchEvent, CallEvent, SocketEvent, AlarmEvent, AdminEvent> body;
   std::shared_ptr<PendingReply> reply;  // null for socket and alarm events
 };
 

@@ -77,6 +77,13 @@ class Host final : public caf::event_based_actor {
   };
 
   void handle(Event& event);
+  // The admin API's operations (AdminEvent); answer through event.done.
+  void run_admin(AdminEvent& event);
+  Result<nlohmann::json> admin_operation(AdminEvent& event);
+  nlohmann::json inspect();
+  nlohmann::json remove_everything();
+  // Opens the database (recording the actor's name first) if it is not open.
+  void open_database();
   // Opens the database and starts a batch if needed; false (caller told) if it cannot.
   bool ensure_batch(const std::shared_ptr<PendingReply>& reply);
   // Runs `body` as one event: its own savepoint, the instance created first if needed,

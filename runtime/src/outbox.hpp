@@ -40,12 +40,14 @@ class Outbox {
  public:
   void send(std::shared_ptr<SocketSink> sink, std::shared_ptr<const std::string> message,
             bool binary) {
-    outputs_.push_back(SocketSend{std::move(sink), std::move(message), binary});
+    outputs_.emplace_back(std::in_place_type<SocketSend>, SocketSend{std::move(sink), std::move(message), binary});
   }
   void close(std::shared_ptr<SocketSink> sink, int code, std::string reason) {
-    outputs_.push_back(SocketClose{std::move(sink), code, std::move(reason)});
+    outputs_.emplace_back(std::in_place_type<SocketClose>, SocketClose{std::move(sink), code, std::move(reason)});
   }
-  void call(ActorCall call) { outputs_.push_back(std::move(call)); }
+  // In place: GCC 12 warns (-Wmaybe-uninitialized, a false positive) when a moved-in
+  // alternative is converted into the variant.
+  void call(ActorCall call) { outputs_.emplace_back(std::in_place_type<ActorCall>, std::move(call)); }
   void accepted(SocketId socket) { accepted_.push_back(socket); }
   // `entry`'s attachment is about to change from `previous`.
   void attachment_changed(std::shared_ptr<detail::SocketEntry> entry, std::string previous) {

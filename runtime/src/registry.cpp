@@ -31,4 +31,10 @@ const ActorFactory* Registry::find(std::string_view binding) const {
   return it == factories_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::string> Registry::bindings() const {
+  std::vector<std::string> out;
+  for (const auto& [binding, factory] : factories_) out.push_back(binding);
+  return out;
+}
+
 }  // namespace cairn

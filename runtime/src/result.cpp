@@ -6,6 +6,7 @@ namespace cairn {
 int http_status(Code code) noexcept {
   switch (code) {
     case Code::invalid_argument: return 400;
+    case Code::unauthenticated: return 401;
     case Code::forbidden: return 403;
     case Code::not_found: return 404;
     case Code::method_not_allowed: return 405;
@@ -25,6 +26,7 @@ int http_status(Code code) noexcept {
 const char* code_name(Code code) noexcept {
   switch (code) {
     case Code::invalid_argument: return "invalid_argument";
+    case Code::unauthenticated: return "unauthenticated";
     case Code::forbidden: return "forbidden";
     case Code::not_found: return "not_found";
     case Code::method_not_allowed: return "method_not_allowed";

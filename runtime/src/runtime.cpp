@@ -47,6 +47,8 @@ Result<bool> Runtime::evict(std::string_view binding, std::string_view name) {
 
 RuntimeStats Runtime::stats() const { return core_->stats(); }
 
+void Runtime::write_metrics(metrics::TextWriter& out) const { core_->write_metrics(out); }
+
 std::size_t Runtime::fire_due_alarms() { return core_->fire_due_alarms(); }
 
 void Runtime::shutdown() { core_->shutdown(); }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <caf/all.hpp>
 #include <stdexcept>
 
@@ -55,6 +56,7 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
   alarms_ = std::make_unique<AlarmIndex>(
       options.data_dir / "_cairn" / "alarms.sqlite", options.durability,
       [this](const std::string& binding) { return registry.find(binding) != nullptr; });
+  names_ = std::make_unique<NamesIndex>(options.data_dir / "_cairn" / "names.sqlite", options.durability);
   sync_directory(options.data_dir);
   system_ = std::make_unique<caf::actor_system>(config_);
   if (options.idle_timeout.count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
@@ -73,6 +75,10 @@ std::filesystem::path RuntimeCore::database_path(const ActorId& id) {
     }
   }
   return dir / (id.hex() + ".sqlite");
+}
+
+void RuntimeCore::sync_directory_of(const std::filesystem::path& file) {
+  sync_directory(file.parent_path());
 }
 
 void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& factory) {
@@ -105,6 +111,7 @@ void RuntimeCore::deliver(const ActorId& id, Event event) {
     }
     it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
     start_locked(it, *factory);
+    it->second.admin_only = false;
   } else if (event.reply && it->second.queued->load(std::memory_order_relaxed) >=
                                 options.max_queued_events) {
     lock.unlock();
@@ -121,9 +128,16 @@ void RuntimeCore::deliver(const ActorId& id, Event event) {
     return;
   } else {
     it->second.last_used = options.clock->now();
+    it->second.admin_only = false;
     lru_.splice(lru_.begin(), lru_, it->second.lru);
   }
-  if (event.reply) event.reply->count_in(it->second.queued);
+  if (event.reply) {
+    event.reply->count_in(it->second.queued);
+    std::size_t depth = it->second.queued->load(std::memory_order_relaxed);
+    std::size_t peak = queued_max_.load(std::memory_order_relaxed);
+    while (depth > peak && !queued_max_.compare_exchange_weak(peak, depth, std::memory_order_relaxed)) {
+    }
+  }
   // Sent under the lock, so no event can reach a host after its eviction order.
   caf::anon_send(it->second.host, std::move(event));
 }
@@ -152,16 +166,19 @@ void RuntimeCore::deliver_socket_event(SocketEvent event) {
   deliver(route.owner->id, Event{std::move(event), nullptr});
 }
 
-void RuntimeCore::evict_locked(Entry& entry) {
+void RuntimeCore::evict_locked(Entry& entry, Why why) {
   entry.stopping = true;
   lru_.erase(entry.lru);
-  evictions_.fetch_add(1, std::memory_order_relaxed);
+  if (why != Why::admin) evictions_.fetch_add(1, std::memory_order_relaxed);
+  if (why == Why::idle) evictions_idle_.fetch_add(1, std::memory_order_relaxed);
+  if (why == Why::lru) evictions_lru_.fetch_add(1, std::memory_order_relaxed);
+  if (why == Why::forced) evictions_forced_.fetch_add(1, std::memory_order_relaxed);
   // Queued behind every event already sent: they run first, then the host closes.
   caf::anon_send(entry.host, evict_atom::value, entry.generation);
 }
 
 void RuntimeCore::make_room_locked() {
-  while (lru_.size() >= options.max_live_instances) evict_locked(directory_.at(lru_.back()));
+  while (lru_.size() >= options.max_live_instances) evict_locked(directory_.at(lru_.back()), Why::lru);
 }
 
 void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
@@ -170,6 +187,7 @@ void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
   auto it = directory_.find(id.hex());
   if (it == directory_.end() || it->second.generation != generation || !it->second.stopping) return;
   sockets.instance_stopped(it->first);
+  if (!it->second.admin_only) last_event_[it->first] = it->second.last_used.time_since_epoch().count();
   if (stopping_) {
     dropped = std::move(it->second.waiting);
     directory_.erase(it);
@@ -182,9 +200,12 @@ void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
   // Events came while it stopped: a new instance takes them, in the order they came.
   const ActorFactory* factory = registry.find(id.binding());
   start_locked(it, *factory);
-  for (auto& event : std::exchange(it->second.waiting, {})) {
-    caf::anon_send(it->second.host, std::move(event));
-  }
+  auto waiting = std::exchange(it->second.waiting, {});
+  it->second.admin_only = std::all_of(waiting.begin(), waiting.end(), [](const Event& event) {
+    return std::holds_alternative<AdminEvent>(event.body);
+  });
+  for (auto& event : waiting) caf::anon_send(it->second.host, std::move(event));
+  if (it->second.admin_only) evict_locked(it->second, Why::admin);
 }
 
 std::size_t RuntimeCore::evict_idle() {
@@ -196,7 +217,7 @@ std::size_t RuntimeCore::evict_idle() {
   while (!lru_.empty()) {
     Entry& oldest = directory_.at(lru_.back());
     if (now - oldest.last_used < options.idle_timeout) break;
-    evict_locked(oldest);
+    evict_locked(oldest, Why::idle);
     ++evicted;
   }
   return evicted;
@@ -207,8 +228,85 @@ bool RuntimeCore::evict(const ActorId& id) {
   if (stopping_) return false;
   auto it = directory_.find(id.hex());
   if (it == directory_.end() || it->second.stopping) return false;
-  evict_locked(it->second);
+  evict_locked(it->second, Why::forced);
   return true;
+}
+
+Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, std::string text,
+                                          std::size_t max_rows, bool create) {
+  auto done = std::make_shared<std::promise<Result<nlohmann::json>>>();
+  auto answer = done->get_future();
+  bool was_live = false;
+  std::optional<std::int64_t> last_event;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return fail(Code::unavailable, "the runtime is shutting down");
+    const ActorFactory* factory = registry.find(id.binding());
+    if (factory == nullptr) return fail(Code::not_found, "no actor class is bound to '" + id.binding() + "'");
+    auto it = directory_.find(id.hex());
+    // A deleted actor may still have a host that is leaving: the files decide.
+    if (!create && !names_->contains(id.hex())) {
+      std::error_code ec;
+      if (!std::filesystem::exists(options.data_dir / id.binding() / (id.hex() + ".sqlite"), ec)) {
+        return fail(Code::not_found, "actor " + id.binding() + " '" + id.name().substr(0, 64) +
+                                         "' does not exist (no database)");
+      }
+    }
+    if (it != directory_.end() && !it->second.admin_only) {
+      last_event = it->second.last_used.time_since_epoch().count();
+    } else if (auto known = last_event_.find(id.hex()); known != last_event_.end()) {
+      last_event = known->second;
+    }
+    Event event{AdminEvent{op, std::move(text), max_rows, done}, nullptr};
+    if (it == directory_.end()) {
+      it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
+      start_locked(it, *factory);
+    } else if (it->second.stopping) {
+      it->second.waiting.push_back(std::move(event));  // for its next host, as any event
+    } else {
+      was_live = !it->second.admin_only;
+    }
+    if (!it->second.stopping) {
+      caf::anon_send(it->second.host, std::move(event));
+      // Spawned for the operator only: it leaves memory again right after.
+      if (!was_live) evict_locked(it->second, Why::admin);
+    }
+  }
+  if (answer.wait_for(limits::admin_operation_timeout) != std::future_status::ready) {
+    return fail(Code::timeout, "the actor did not run the operation within " +
+                                   std::to_string(limits::admin_operation_timeout.count()) + " s");
+  }
+  Result<nlohmann::json> result = fail(Code::unavailable, "the actor stopped before answering");
+  try {
+    result = answer.get();
+  } catch (const std::future_error&) {
+    return result;  // the event died with its host (shutdown)
+  }
+  if (result && result->is_object()) {
+    (*result)["live"] = was_live;
+    if (last_event) {
+      (*result)["last_event_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       Clock::duration{*last_event}).count();
+    } else {
+      (*result)["last_event_ms"] = nullptr;
+    }
+  }
+  return result;
+}
+
+std::vector<std::pair<std::string, std::size_t>> RuntimeCore::live_by_binding() const {
+  std::map<std::string, std::size_t> counts;
+  std::lock_guard lock(mutex_);
+  for (const auto& [hex, entry] : directory_) {
+    if (!entry.stopping && !entry.admin_only) ++counts[entry.id.binding()];
+  }
+  return {counts.begin(), counts.end()};
+}
+
+bool RuntimeCore::is_live(const std::string& hex) const {
+  std::lock_guard lock(mutex_);
+  auto it = directory_.find(hex);
+  return it != directory_.end() && !it->second.stopping && !it->second.admin_only;
 }
 
 void RuntimeCore::alarms_committed(const ActorId& id, std::optional<std::int64_t> soonest) {
@@ -274,6 +372,126 @@ RuntimeStats RuntimeCore::stats() const {
   return out;
 }
 
+namespace {
+
+// Regular files under `dir` and their bytes, by first path component (binding or _cairn).
+std::map<std::string, std::uint64_t> bytes_by_directory(const std::filesystem::path& dir) {
+  std::map<std::string, std::uint64_t> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code size_ec;
+    if (!it->is_regular_file(size_ec)) continue;
+    auto size = it->file_size(size_ec);
+    if (size_ec) continue;
+    auto relative = it->path().lexically_relative(dir);
+    if (relative.begin() == relative.end()) continue;
+    out[relative.begin()->string()] += size;
+  }
+  return out;
+}
+
+std::size_t open_descriptors() {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n > 0 ? n - 1 : 0;  // less the one the iteration itself holds
+}
+
+double resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  double pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return resident * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+void RuntimeCore::write_metrics(metrics::TextWriter& out) const {
+  using metrics::Labels;
+  auto counter = [&](const char* name, const char* help, double value) {
+    out.family(name, "counter", help);
+    out.sample(name, {}, value);
+  };
+  auto gauge = [&](const char* name, const char* help, double value) {
+    out.family(name, "gauge", help);
+    out.sample(name, {}, value);
+  };
+  auto relaxed = [](const std::atomic<std::uint64_t>& v) { return static_cast<double>(v.load(std::memory_order_relaxed)); };
+
+  std::map<std::string, std::size_t> live, hibernated, sockets_by_binding;
+  std::size_t queue_now = 0;
+  std::set<std::string> live_hex;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [hex, entry] : directory_) {
+      if (!entry.stopping && !entry.admin_only) {
+        ++live[entry.id.binding()];
+        live_hex.insert(hex);
+      }
+      queue_now = std::max(queue_now, entry.queued->load(std::memory_order_relaxed));
+    }
+  }
+  for (const auto& [owner, count] : sockets.owners()) {
+    sockets_by_binding[owner.binding()] += count;
+    if (!live_hex.contains(owner.hex())) ++hibernated[owner.binding()];
+  }
+  std::map<std::string, std::size_t> known;
+  for (auto& [binding, count] : names_->counts()) known[binding] = count;
+
+  out.family("cairn_instances", "gauge",
+             "Actor instances by state: live (in memory) or hibernated (evicted, with open WebSockets)");
+  for (const auto& binding : registry.bindings()) {
+    out.sample("cairn_instances", {{"binding", binding}, {"state", "live"}}, static_cast<double>(live[binding]));
+    out.sample("cairn_instances", {{"binding", binding}, {"state", "hibernated"}},
+               static_cast<double>(hibernated[binding]));
+  }
+  out.family("cairn_actors", "gauge", "Actors with a database, by binding (the names index)");
+  for (const auto& binding : registry.bindings()) {
+    out.sample("cairn_actors", {{"binding", binding}}, static_cast<double>(known[binding]));
+  }
+  out.family("cairn_websockets", "gauge", "Open WebSockets accepted by actors, hibernated or not");
+  for (const auto& binding : registry.bindings()) {
+    out.sample("cairn_websockets", {{"binding", binding}}, static_cast<double>(sockets_by_binding[binding]));
+  }
+  counter("cairn_instances_started_total", "Actor objects constructed", relaxed(instances_started_));
+  out.family("cairn_evictions_total", "counter", "Instances evicted from memory, by reason");
+  out.sample("cairn_evictions_total", {{"reason", "idle"}}, relaxed(evictions_idle_));
+  out.sample("cairn_evictions_total", {{"reason", "lru"}}, relaxed(evictions_lru_));
+  out.sample("cairn_evictions_total", {{"reason", "forced"}}, relaxed(evictions_forced_));
+  counter("cairn_events_total", "Actor events committed", relaxed(committed_events_));
+  counter("cairn_commits_total", "Transactions committed (group commit: several events each)",
+          relaxed(commits_));
+  out.family("cairn_commit_duration_seconds", "histogram", "Time of one commit, its fsync included");
+  out.histogram("cairn_commit_duration_seconds", {}, commit_seconds_.snapshot());
+  out.family("cairn_events_per_commit", "histogram", "Events that shared one commit");
+  out.histogram("cairn_events_per_commit", {}, events_per_commit_.snapshot());
+  gauge("cairn_actor_queue_depth_max", "The most requests waiting for one actor now",
+        static_cast<double>(queue_now));
+  gauge("cairn_actor_queue_depth_peak", "The most requests that have waited for one actor since start",
+        static_cast<double>(queued_max_.load(std::memory_order_relaxed)));
+  counter("cairn_requests_overloaded_total", "Requests refused because an actor's queue was full",
+          relaxed(overloaded_));
+  counter("cairn_alarms_run_total", "on_alarm calls, retries included", relaxed(alarms_run_));
+  gauge("cairn_alarms_pending", "Actors with a pending alarm", static_cast<double>(alarms_->size()));
+  out.family("cairn_alarm_lateness_seconds", "histogram", "How long after its due time an alarm ran");
+  out.histogram("cairn_alarm_lateness_seconds", {}, alarm_lateness_.snapshot());
+  out.family("cairn_database_bytes", "gauge",
+             "Bytes of the data directory's files, by binding (_cairn: the runtime's indexes)");
+  for (const auto& [dir, bytes] : bytes_by_directory(options.data_dir)) {
+    out.sample("cairn_database_bytes", {{"binding", dir}}, static_cast<double>(bytes));
+  }
+  gauge("process_open_fds", "Open file descriptors", static_cast<double>(open_descriptors()));
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    gauge("process_max_fds", "The soft limit on open file descriptors", static_cast<double>(limit.rlim_cur));
+  }
+  gauge("process_resident_memory_bytes", "Resident memory", resident_bytes());
+}
+
 void RuntimeCore::sweep_loop() {
   auto period = std::clamp<std::chrono::milliseconds>(options.idle_timeout / 4,
                                                       std::chrono::milliseconds(10),
@@ -318,6 +536,7 @@ void RuntimeCore::shutdown() {
   hosts.clear();
   system_->await_all_actors_done();
   alarms_->close();  // after writing what the last commits told it
+  names_->close();
   std::lock_guard lock(mutex_);
   directory_.clear();
 }

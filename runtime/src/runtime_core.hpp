@@ -23,8 +23,10 @@
 #include <caf/actor_system_config.hpp>
 
 #include "cairn/runtime.hpp"
+#include "cairn/metrics.hpp"
 #include "alarm_index.hpp"
 #include "events.hpp"
+#include "names_index.hpp"
 #include "socket_table.hpp"
 
 namespace cairn::detail {
@@ -56,16 +58,36 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   // After a host's commit: `soonest` is its soonest alarm now (or none).
   void alarms_committed(const ActorId& id, std::optional<std::int64_t> soonest);
   void alarm_ran() { alarms_run_.fetch_add(1, std::memory_order_relaxed); }
-  void committed(std::size_t events) {
+  void committed(std::size_t events, double seconds) {
     commits_.fetch_add(1, std::memory_order_relaxed);
     committed_events_.fetch_add(events, std::memory_order_relaxed);
+    commit_seconds_.observe(seconds);
+    events_per_commit_.observe(static_cast<double>(events));
   }
+  // An alarm ran `late` after it was due.
+  void alarm_late(Clock::duration late) {
+    alarm_lateness_.observe(std::max(0.0, std::chrono::duration<double>(late).count()));
+  }
+  NamesIndex& names() { return *names_; }
+  // fsync the directory holding `file` (a new or removed entry is then durable).
+  void sync_directory_of(const std::filesystem::path& file);
   // Tells every actor with an alarm due by the clock's now to run it; returns how many.
   std::size_t fire_due_alarms();
 
   std::size_t evict_idle();
   bool evict(const ActorId& id);
   RuntimeStats stats() const;
+  void write_metrics(metrics::TextWriter& out) const;
+
+  // The admin API: runs `op` on the host of `id` (spawned for it if not live, and evicted
+  // again after, so the operator's look does not keep it in memory) and waits for the
+  // result, with "live" (it was in memory before) and "last_event_ms" added to an object.
+  // not_found if the actor has no database and `create` is false.
+  Result<nlohmann::json> admin(const ActorId& id, AdminEvent::Op op, std::string text,
+                               std::size_t max_rows, bool create);
+  // Live (in memory, not stopping) hosts by binding.
+  std::vector<std::pair<std::string, std::size_t>> live_by_binding() const;
+  bool is_live(const std::string& hex) const;
 
   void shutdown();
 
@@ -84,11 +106,13 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     std::list<std::string>::iterator lru;  // valid while !stopping
     // Requests and calls not yet answered, across this id's hosts (max_queued_events).
     std::shared_ptr<std::atomic<std::size_t>> queued = std::make_shared<std::atomic<std::size_t>>(0);
+    bool admin_only = true;  // spawned for the admin API; no event of the actor's yet
   };
   using Directory = std::unordered_map<std::string, Entry>;  // by ActorId::hex()
 
   void start_locked(Directory::iterator it, const ActorFactory& factory);
-  void evict_locked(Entry& entry);
+  enum class Why { idle, lru, forced, admin };
+  void evict_locked(Entry& entry, Why why);
   void make_room_locked();
   void sweep_loop();
   void alarm_loop();
@@ -104,12 +128,22 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
 
   std::atomic<std::uint64_t> instances_started_{0};
   std::atomic<std::uint64_t> evictions_{0};
+  std::atomic<std::uint64_t> evictions_idle_{0};
+  std::atomic<std::uint64_t> evictions_lru_{0};
+  std::atomic<std::uint64_t> evictions_forced_{0};
+  std::atomic<std::size_t> queued_max_{0};  // the most requests one actor has had waiting
+  metrics::Histogram commit_seconds_{metrics::seconds_buckets()};
+  metrics::Histogram events_per_commit_{metrics::exponential_buckets(1, 2, 7)};
+  metrics::Histogram alarm_lateness_{metrics::seconds_buckets()};
+  // The last event of each instance that left memory (clock ticks), by hex.
+  std::unordered_map<std::string, std::int64_t> last_event_;
   std::atomic<std::uint64_t> alarms_run_{0};
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<std::uint64_t> committed_events_{0};
   std::atomic<std::uint64_t> overloaded_{0};
 
   std::unique_ptr<AlarmIndex> alarms_;
+  std::unique_ptr<NamesIndex> names_;
   std::mutex alarm_mutex_;
   std::condition_variable alarm_cv_;
   bool alarm_stop_ = false;

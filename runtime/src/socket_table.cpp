@@ -144,4 +144,14 @@ std::size_t SocketTable::size() const {
   return sockets_.size();
 }
 
+std::vector<std::pair<ActorId, std::size_t>> SocketTable::owners() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<ActorId, std::size_t>> out;
+  out.reserve(owners_.size());
+  for (const auto& [hex, owner] : owners_) {
+    if (!owner->sockets.empty()) out.emplace_back(owner->id, owner->sockets.size());
+  }
+  return out;
+}
+
 }  // namespace cairn::detail

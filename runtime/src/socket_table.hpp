@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "cairn/actor_id.hpp"
@@ -74,6 +75,8 @@ class SocketTable {
   void instance_stopped(const std::string& owner_hex);
 
   std::size_t size() const;
+  // Every actor with accepted sockets, and how many.
+  std::vector<std::pair<ActorId, std::size_t>> owners() const;
 
  private:
   void drop_if_unused(std::unordered_map<std::string, std::shared_ptr<SocketOwner>>::iterator it);

@@ -58,6 +58,7 @@ struct HttpClient::Impl {
   }
 
   HttpReply send(http::request<http::string_body>& req) {
+    for (const auto& [name, value] : headers) req.set(name, value);
     bool done = false;
     beast::error_code error;
     http::async_write(stream, req, [&](beast::error_code ec, std::size_t) { error = ec; done = true; });
@@ -86,9 +87,14 @@ struct HttpClient::Impl {
   net::io_context ioc;
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 HttpClient::HttpClient(std::uint16_t port) : impl_(std::make_unique<Impl>(port)) {}
+
+void HttpClient::header(std::string name, std::string value) {
+  impl_->headers.emplace_back(std::move(name), std::move(value));
+}
 HttpClient::~HttpClient() = default;
 
 HttpReply HttpClient::request(http::verb method, const std::string& target, const std::string& body,

@@ -45,6 +45,8 @@ class HttpClient {
                     const std::string& content_type = "application/json");
   // The same with any method name, known to HTTP or not ("BREW").
   HttpReply request(const std::string& method, const std::string& target, const std::string& body = {});
+  // A header every later request of this client carries (e.g. Authorization).
+  void header(std::string name, std::string value);
   // Sends bytes as they are (for malformed requests) and reads the answer.
   HttpReply raw(const std::string& bytes);
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -45,7 +46,8 @@ class ServerProcess {
       ::close(out[0]);
       throw std::runtime_error("cannot start " + args[0]);
     }
-    port_ = read_port(out[0]);
+    bool admin = std::find(args.begin(), args.end(), "--admin-port") != args.end();
+    port_ = read_port(out[0], admin);
     ::close(out[0]);
   }
   ~ServerProcess() { stop(); }
@@ -53,6 +55,8 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   std::uint16_t port() const { return port_; }
+  // The admin listener's port (0 unless the server was started with --admin-port).
+  std::uint16_t admin_port() const { return admin_port_; }
   pid_t pid() const { return pid_; }
 
   // SIGTERM and wait (10 s, then SIGKILL). Returns the exit status, or -1 if killed.
@@ -87,10 +91,16 @@ class ServerProcess {
   }
 #endif
 
-  std::uint16_t read_port(int fd) {
+  // The port after `marker` once the text holds it whole, else 0.
+  static std::uint16_t port_after(const std::string& text, const std::string& marker) {
+    auto at = text.find(marker);
+    if (at == std::string::npos || text.find(' ', at + marker.size()) == std::string::npos) return 0;
+    return static_cast<std::uint16_t>(std::stoi(text.substr(at + marker.size())));
+  }
+
+  std::uint16_t read_port(int fd, bool admin) {
     std::string text;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    const std::string marker = "listening on http://127.0.0.1:";
     while (std::chrono::steady_clock::now() < deadline) {
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, 100) <= 0) continue;
@@ -98,10 +108,9 @@ class ServerProcess {
       ssize_t n = ::read(fd, buf, sizeof buf);
       if (n <= 0) break;
       text.append(buf, static_cast<std::size_t>(n));
-      auto at = text.find(marker);
-      if (at != std::string::npos && text.find(' ', at + marker.size()) != std::string::npos) {
-        return static_cast<std::uint16_t>(std::stoi(text.substr(at + marker.size())));
-      }
+      auto port = port_after(text, "cairn listening on http://127.0.0.1:");
+      if (port != 0 && admin) admin_port_ = port_after(text, "admin API on http://127.0.0.1:");
+      if (port != 0 && (!admin || admin_port_ != 0)) return port;
     }
     stop();
     throw std::runtime_error("the server did not report its port; it printed: " + text);
@@ -109,6 +118,7 @@ class ServerProcess {
 
   pid_t pid_ = 0;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
   int exit_status_ = 0;
 };
 

@@ -74,4 +74,15 @@ inline constexpr std::chrono::seconds default_request_timeout{30};
 inline constexpr std::size_t default_max_connections = 10'000;
 inline constexpr std::size_t reserved_descriptors = 256;
 
+// The admin API (cairn::Admin). A read-only query may run this long on the actor's thread
+// and return at most admin_max_rows rows (admin_default_rows unless asked); an imported
+// database may be this large; WebSockets of a deleted actor are closed with this code.
+inline constexpr std::chrono::milliseconds admin_query_budget{2000};
+inline constexpr std::size_t admin_default_rows = 100;
+inline constexpr std::size_t admin_max_rows = 10'000;
+inline constexpr std::size_t max_admin_body_bytes = 256 * 1024 * 1024;
+inline constexpr int deleted_close_code = 4004;
+// How long an admin operation waits for the actor's thread before it answers 504.
+inline constexpr std::chrono::seconds admin_operation_timeout{60};
+
 }  // namespace cairn::limits

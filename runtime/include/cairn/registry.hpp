@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <vector>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,6 +28,8 @@ class Registry {
 
   // The factory for `binding`, or nullptr.
   const ActorFactory* find(std::string_view binding) const;
+  // Every registered binding, in order.
+  std::vector<std::string> bindings() const;
 
  private:
   std::map<std::string, ActorFactory, std::less<>> factories_;

@@ -13,6 +13,7 @@ namespace cairn {
 
 enum class Code {
   invalid_argument,    // 400
+  unauthenticated,     // 401: no valid credentials (the admin API's bearer token)
   forbidden,           // 403: the caller lacks the token or right the operation needs
   not_found,           // 404
   method_not_allowed,  // 405

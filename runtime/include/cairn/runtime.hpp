@@ -13,6 +13,7 @@
 
 #include "cairn/clock.hpp"
 #include "cairn/limits.hpp"
+#include "cairn/metrics.hpp"
 #include "cairn/registry.hpp"
 #include "cairn/result.hpp"
 #include "cairn/stub.hpp"
@@ -104,7 +105,12 @@ class Runtime {
   // stops the actor system. Later calls answer unavailable. Idempotent; blocks.
   void shutdown();
 
+  // Appends the runtime's metrics (instances, events, commits, evictions, alarms, storage,
+  // descriptors) in the Prometheus text format. Any thread.
+  void write_metrics(metrics::TextWriter& out) const;
+
  private:
+  friend class Admin;
   std::shared_ptr<detail::RuntimeCore> core_;
 };
 

@@ -1,7 +1,8 @@
 // run_app(): a whole cairn program in one call. Parses the standard flags (--host, --port,
 // --data-dir, --public-dir, --durability, --threads, --io-threads, --idle-timeout,
 // --max-live-instances, --max-connections, --max-queued-events, --request-timeout,
-// --header-timeout, --keep-alive-timeout, --log-level; --help lists them) and the application's own numeric
+// --header-timeout, --keep-alive-timeout, --log-level, --log-format, --admin-port,
+// --admin-host, --admin-token-file; --help lists them) and the application's own numeric
 // ones, makes the Runtime with the classes `make_classes` registers (called after parsing, so
 // they may use the flags), the gateway with the routes `routes` adds, and serves until
 // SIGINT/SIGTERM (serve()). cairn-server's and the examples' main() are this call.

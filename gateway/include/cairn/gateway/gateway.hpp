@@ -9,11 +9,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cairn/limits.hpp"
+#include "cairn/metrics.hpp"
 #include "cairn/runtime.hpp"
 
 namespace cairn::gateway {
@@ -47,6 +49,14 @@ struct GatewayOptions {
   std::chrono::milliseconds request_timeout = limits::default_request_timeout;
   // Connections past this many are answered 503 and closed at once.
   std::size_t max_connections = limits::default_max_connections;
+  // Set: this listener is the admin API instead of the actors' front door (README
+  // "Operating cairn"): GET /metrics, /admin/... and the inspector page at /; everything but
+  // /healthz and the page's own files needs "Authorization: Bearer <admin_token>". Routes,
+  // object_bindings and public_dir are then not served.
+  std::string admin_token = {};
+  // What the admin listener's /metrics writes after the runtime's metrics (cairn-server:
+  // the public gateway's, Gateway::write_metrics).
+  std::function<void(metrics::TextWriter&)> extra_metrics = {};
 };
 
 class Gateway {
@@ -62,6 +72,9 @@ class Gateway {
   Gateway& operator=(const Gateway&) = delete;
 
   std::uint16_t port() const;
+  // Appends this listener's HTTP metrics (requests by route and status, latency by route,
+  // open and refused connections) in the Prometheus text format. Any thread.
+  void write_metrics(metrics::TextWriter& out) const;
   // Starts the I/O threads; returns at once.
   void start();
   // Stops accepting connections; open ones keep being served.

@@ -22,5 +22,9 @@ void block_stop_signals();
 // answer), gateway stop (sockets get 1001). Returns 0, or 1 after logging an exception
 // (an address in use, ...). Requires block_stop_signals() first.
 int serve(Runtime& runtime, GatewayOptions options, const std::string& banner = {});
+// The same with the admin listener `admin` (GatewayOptions::admin_token set) beside it; its
+// /metrics also carries the public gateway's. Prints a second line, "cairn admin API on
+// http://<host>:<port>", right after the first.
+int serve(Runtime& runtime, GatewayOptions options, GatewayOptions admin, const std::string& banner);
 
 }  // namespace cairn::gateway

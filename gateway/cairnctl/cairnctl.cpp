@@ -1,0 +1,352 @@
+// cairnctl: the admin API's command line (README "Operating cairn"). Talks HTTP to a
+// server's admin listener (--url, the token from --token-file or $CAIRN_ADMIN_TOKEN), prints
+// tables (or --json), and exits non-zero after one line on stderr when anything fails.
+// `restore` is local: it makes an empty data directory from a backup, with no server.
+#include <CLI/CLI.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cairn/admin.hpp"
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using json = nlohmann::json;
+
+// A failure to report: one line, exit 1.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Endpoint {
+  std::string host;
+  std::string port;
+};
+
+Endpoint parse_url(const std::string& url) {
+  const std::string scheme = "http://";
+  if (url.rfind(scheme, 0) != 0) throw Failure("--url must start with http:// (got '" + url + "')");
+  std::string rest = url.substr(scheme.size());
+  rest = rest.substr(0, rest.find('/'));
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon + 1 == rest.size()) throw Failure("--url needs a port: http://HOST:PORT");
+  return {rest.substr(0, colon), rest.substr(colon + 1)};
+}
+
+// Percent-encodes one path segment or query value.
+std::string encode(std::string_view text) {
+  static constexpr char digits[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += digits[c >> 4];
+      out += digits[c & 15];
+    }
+  }
+  return out;
+}
+
+class AdminClient {
+ public:
+  AdminClient(std::string url, std::string token) : url_(std::move(url)), endpoint_(parse_url(url_)), token_(std::move(token)) {}
+
+  // The response to one request; an answer that is not 2xx becomes a Failure with the
+  // server's error message.
+  http::response<http::string_body> call(http::verb method, const std::string& target,
+                                         std::string body = {}, const std::string& type = "application/json") {
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    beast::error_code ec;
+    net::ip::tcp::resolver resolver(ioc);
+    auto addresses = resolver.resolve(endpoint_.host, endpoint_.port, ec);
+    if (ec) throw Failure("cannot resolve " + url_ + ": " + ec.message());
+    stream.expires_after(std::chrono::seconds(10));
+    stream.connect(addresses, ec);
+    if (ec) throw Failure("cannot connect to " + url_ + ": " + ec.message());
+    http::request<http::string_body> request{method, target, 11};
+    request.set(http::field::host, endpoint_.host);
+    request.set(http::field::authorization, "Bearer " + token_);
+    if (!body.empty()) request.set(http::field::content_type, type);
+    request.body() = std::move(body);
+    request.prepare_payload();
+    stream.expires_after(std::chrono::minutes(10));  // a backup of a large directory takes a while
+    http::write(stream, request, ec);
+    if (ec) throw Failure("cannot send to " + url_ + ": " + ec.message());
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(1ULL << 32);
+    http::read(stream, buffer, parser, ec);
+    if (ec) throw Failure("no answer from " + url_ + ": " + ec.message());
+    auto response = parser.release();
+    if (response.result_int() >= 300) {
+      auto error = json::parse(response.body(), nullptr, false);
+      std::string message = error.is_object() && error.contains("error") ? error["error"].get<std::string>()
+                                                                          : response.body();
+      throw Failure(std::to_string(response.result_int()) + ": " + message);
+    }
+    return response;
+  }
+
+  json call_json(http::verb method, const std::string& target, std::string body = {}) {
+    auto response = call(method, target, std::move(body));
+    auto value = json::parse(response.body(), nullptr, false);
+    if (value.is_discarded()) throw Failure("the server's answer is not JSON");
+    return value;
+  }
+
+ private:
+  std::string url_;
+  Endpoint endpoint_;
+  std::string token_;
+};
+
+std::string cell(const json& value) {
+  std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+  for (char& c : text) {
+    if (c == '\n' || c == '\t' || c == '\r') c = ' ';
+  }
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+// Prints rows under headers, each column as wide as its widest cell.
+void print_table(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(headers.size());
+  for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (std::size_t i = 0; i < headers.size(); ++i) {
+      std::string text = i < cells.size() ? cells[i] : "";
+      out += text;
+      if (i + 1 < headers.size()) out += std::string(width[i] - text.size() + 2, ' ');
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    std::cout << out << '\n';
+  };
+  line(headers);
+  std::vector<std::string> rule;
+  for (auto w : width) rule.push_back(std::string(w, '-'));
+  line(rule);
+  for (const auto& row : rows) line(row);
+}
+
+std::string actor_path(const std::string& binding, const std::string& name) {
+  return "/admin/bindings/" + encode(binding) + "/actors/" + encode(name);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Failure("cannot read " + path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string token_from(const std::string& token_file) {
+  std::string token;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) throw Failure("cannot read --token-file " + token_file);
+    std::getline(in, token);
+  } else if (const char* env = std::getenv("CAIRN_ADMIN_TOKEN")) {
+    token = env;
+  }
+  auto first = token.find_first_not_of(" \t\r");
+  auto last = token.find_last_not_of(" \t\r");
+  token = first == std::string::npos ? "" : token.substr(first, last - first + 1);
+  if (token.empty()) throw Failure("no admin token: pass --token-file FILE or set CAIRN_ADMIN_TOKEN");
+  return token;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cairnctl: operate a cairn server through its admin API"};
+  app.require_subcommand(1);
+  std::string url = std::getenv("CAIRN_ADMIN_URL") ? std::getenv("CAIRN_ADMIN_URL") : "http://127.0.0.1:8788";
+  std::string token_file = std::getenv("CAIRN_ADMIN_TOKEN_FILE") ? std::getenv("CAIRN_ADMIN_TOKEN_FILE") : "";
+  bool as_json = false;
+  app.add_option("--url", url, "the admin listener ($CAIRN_ADMIN_URL)")->capture_default_str();
+  app.add_option("--token-file", token_file, "file with the bearer token ($CAIRN_ADMIN_TOKEN_FILE; or $CAIRN_ADMIN_TOKEN)");
+  app.add_flag("--json", as_json, "print the server's JSON instead of a table");
+
+  std::string binding, name, sql, file, dir, prefix, after, data_dir;
+  std::size_t limit = 100, max_rows = 100;
+  bool all = false;
+
+  auto* bindings = app.add_subcommand("bindings", "list the actor classes and how many actors each has");
+  auto* actors = app.add_subcommand("actors", "list or inspect actors");
+  actors->require_subcommand(1);
+  auto* list = actors->add_subcommand("list", "list a binding's actors by name");
+  list->add_option("binding", binding, "e.g. FLIGHT")->required();
+  list->add_option("--prefix", prefix, "only names starting with this");
+  list->add_option("--after", after, "start after this name (the next page)");
+  list->add_option("--limit", limit, "names per page (1-1000)")->check(CLI::Range(1, 1000))->capture_default_str();
+  list->add_flag("--all", all, "follow every page");
+  auto* inspect = actors->add_subcommand("inspect", "one actor: live or hibernated, tables, sockets, alarms");
+  inspect->add_option("binding", binding)->required();
+  inspect->add_option("name", name)->required();
+  auto* query = app.add_subcommand("sql", "run a read-only SQL query on one actor's database");
+  query->add_option("binding", binding)->required();
+  query->add_option("name", name)->required();
+  query->add_option("query", sql, "one statement that only reads")->required();
+  query->add_option("--max-rows", max_rows, "rows at most")->check(CLI::Range(1, 10000))->capture_default_str();
+  auto* exporting = app.add_subcommand("export", "save one actor's database as a SQLite file");
+  exporting->add_option("binding", binding)->required();
+  exporting->add_option("name", name)->required();
+  exporting->add_option("file", file, "where to write it")->required();
+  auto* importing = app.add_subcommand("import", "load a SQLite file into a new or empty actor");
+  importing->add_option("binding", binding)->required();
+  importing->add_option("name", name)->required();
+  importing->add_option("file", file, "the SQLite file")->required()->check(CLI::ExistingFile);
+  auto* removing = app.add_subcommand("delete", "delete one actor: data, alarms, sockets");
+  removing->add_option("binding", binding)->required();
+  removing->add_option("name", name)->required();
+  auto* evicting = app.add_subcommand("evict", "evict one actor from memory now");
+  evicting->add_option("binding", binding)->required();
+  evicting->add_option("name", name)->required();
+  auto* backup = app.add_subcommand("backup", "copy every database into DIR (on the server's machine) while serving");
+  backup->add_option("dir", dir, "an absent or empty directory")->required();
+  auto* restore = app.add_subcommand("restore", "make an empty data directory from a backup (local; no server)");
+  restore->add_option("dir", dir, "the backup")->required()->check(CLI::ExistingDirectory);
+  restore->add_option("--data-dir", data_dir, "the data directory to fill (absent or empty)")->required();
+  auto* metrics = app.add_subcommand("metrics", "print the server's metrics (Prometheus text)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (restore->parsed()) {
+      auto restored = cairn::restore_backup(dir, data_dir);
+      if (!restored) throw Failure(restored.error().message);
+      if (as_json) {
+        std::cout << restored->dump(2) << '\n';
+      } else {
+        std::cout << "restored " << (*restored)["actors"] << " actors (" << (*restored)["bytes"]
+                  << " bytes) into " << data_dir << '\n';
+      }
+      return 0;
+    }
+    AdminClient client(url, token_from(token_file));
+    auto print = [&](const json& value) { std::cout << value.dump(2) << '\n'; };
+    if (bindings->parsed()) {
+      auto answer = client.call_json(http::verb::get, "/admin/bindings");
+      if (as_json) return print(answer), 0;
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& b : answer["bindings"]) {
+        rows.push_back({cell(b["binding"]), cell(b["actors"]), cell(b["live"]), cell(b["hibernated"])});
+      }
+      print_table({"BINDING", "ACTORS", "LIVE", "HIBERNATED"}, rows);
+    } else if (list->parsed()) {
+      std::vector<std::vector<std::string>> rows;
+      json everything = json::array();
+      std::optional<std::string> next = after;
+      do {
+        std::string target = "/admin/bindings/" + encode(binding) + "/actors?limit=" + std::to_string(limit) +
+                             "&prefix=" + encode(prefix) + "&after=" + encode(*next);
+        auto page = client.call_json(http::verb::get, target);
+        for (const auto& a : page["actors"]) {
+          everything.push_back(a);
+          rows.push_back({cell(a["name"]), a["id"].get<std::string>().substr(0, 12), a["live"] ? "live" : "evicted",
+                          cell(a["websockets"])});
+        }
+        next = page["next"].is_string() ? std::optional<std::string>(page["next"].get<std::string>()) : std::nullopt;
+      } while (all && next);
+      if (as_json) return print(everything), 0;
+      print_table({"NAME", "ID", "STATE", "SOCKETS"}, rows);
+      if (next) std::cerr << "(more: --after " << *next << ", or --all)\n";
+    } else if (inspect->parsed()) {
+      auto a = client.call_json(http::verb::get, actor_path(binding, name));
+      if (as_json) return print(a), 0;
+      std::string state = a["live"] ? "live" : (a["sockets"].empty() ? "evicted" : "hibernated");
+      std::cout << a["binding"].get<std::string>() << " '" << a["name"].get<std::string>() << "' (" << a["id"].get<std::string>()
+                << ")\n  state: " << state << "\n  database: " << a["database_bytes"] << " bytes\n  last event: "
+                << (a["last_event_ms"].is_number() ? a["last_event_ms"].dump() + " ms since the epoch" : "none since start")
+                << "\n\n";
+      std::vector<std::vector<std::string>> tables;
+      for (const auto& t : a["tables"]) tables.push_back({cell(t["name"]), cell(t["type"]), t.contains("rows") ? cell(t["rows"]) : ""});
+      print_table({"TABLE", "TYPE", "ROWS"}, tables);
+      std::cout << '\n';
+      std::vector<std::vector<std::string>> sockets;
+      for (const auto& s : a["sockets"]) sockets.push_back({cell(s["id"]), cell(s["tags"]), cell(s["attachment"])});
+      print_table({"SOCKET", "TAGS", "ATTACHMENT"}, sockets);
+      std::cout << '\n';
+      std::vector<std::vector<std::string>> alarms;
+      for (const auto& al : a["alarms"]) alarms.push_back({cell(al["name"]), cell(al["due_ms"]), cell(al["retries"])});
+      print_table({"ALARM", "DUE (ms since epoch)", "RETRIES"}, alarms);
+    } else if (query->parsed()) {
+      auto result = client.call_json(http::verb::post, actor_path(binding, name) + "/query",
+                                     json{{"sql", sql}, {"max_rows", max_rows}}.dump());
+      if (as_json) return print(result), 0;
+      std::vector<std::string> headers;
+      for (const auto& c : result["columns"]) headers.push_back(c.get<std::string>());
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& row : result["rows"]) {
+        std::vector<std::string> cells;
+        for (const auto& v : row) cells.push_back(v.is_null() ? "NULL" : cell(v));
+        rows.push_back(std::move(cells));
+      }
+      print_table(headers, rows);
+      std::cout << "(" << rows.size() << (result["truncated"] ? "+ rows: over --max-rows)\n" : " rows)\n");
+    } else if (exporting->parsed()) {
+      auto response = client.call(http::verb::get, actor_path(binding, name) + "/export");
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      out << response.body();
+      if (!out) throw Failure("cannot write " + file);
+      std::cout << "exported " << response.body().size() << " bytes to " << file << '\n';
+    } else if (importing->parsed()) {
+      auto result = client.call(http::verb::put, actor_path(binding, name) + "/import", read_file(file),
+                                "application/vnd.sqlite3");
+      auto answer = json::parse(result.body(), nullptr, false);
+      if (as_json) return print(answer), 0;
+      std::cout << "imported " << file << " into " << binding << " '" << name << "'\n";
+    } else if (removing->parsed()) {
+      auto answer = client.call_json(http::verb::delete_, actor_path(binding, name));
+      if (as_json) return print(answer), 0;
+      std::cout << "deleted " << binding << " '" << name << "' (" << answer["sockets_closed"] << " sockets closed)\n";
+    } else if (evicting->parsed()) {
+      auto answer = client.call_json(http::verb::post, actor_path(binding, name) + "/evict");
+      if (as_json) return print(answer), 0;
+      std::cout << (answer["evicted"] ? "evicted " : "not live: ") << binding << " '" << name << "'\n";
+    } else if (backup->parsed()) {
+      auto absolute = std::filesystem::absolute(dir).lexically_normal().string();
+      auto answer = client.call_json(http::verb::post, "/admin/backup", json{{"dir", absolute}}.dump());
+      if (as_json) return print(answer), 0;
+      std::cout << "backed up " << answer["actors"] << " actors (" << answer["bytes"] << " bytes) to " << absolute
+                << " in " << answer["seconds"] << " s\n";
+    } else if (metrics->parsed()) {
+      std::cout << client.call(http::verb::get, "/metrics").body();
+    }
+    return 0;
+  } catch (const Failure& e) {
+    std::cerr << "cairnctl: " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "cairnctl: " << e.what() << '\n';
+    return 1;
+  }
+}

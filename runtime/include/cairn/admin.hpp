@@ -1,0 +1,71 @@
+// Admin: what an operator can do to a running runtime's actors. List them by name (evicted
+// ones and ones not woken since a restart included: the runtime's names index), inspect
+// one, run a read-only SQL query on its database, export it as a SQLite file and import one
+// into a new actor, delete it, evict it, and back up every database while serving.
+// restore_backup() turns such a backup into a data directory (offline).
+// Every call blocks until done (an operation on an actor waits for the actor's thread, at
+// most limits::admin_operation_timeout): call from a thread of your own, never from an
+// actor. Thread-safe. The gateway's admin listener serves it over HTTP (README "Operating
+// cairn"); results are the JSON bodies it answers with.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "cairn/result.hpp"
+#include "cairn/runtime.hpp"
+
+namespace cairn {
+
+class Admin {
+ public:
+  explicit Admin(Runtime& runtime);
+
+  // [{"binding", "actors" (with a database), "live", "hibernated"}], by binding.
+  nlohmann::json bindings() const;
+  // {"actors": [{"name", "id", "created_ms", "live", "websockets"}], "next": name or null}:
+  // names starting with `prefix`, after `after`, in byte order, at most `limit` (1-1000).
+  Result<nlohmann::json> list(std::string_view binding, std::string_view prefix,
+                              std::string_view after, std::size_t limit) const;
+  // {"binding", "name", "id", "live", "instance", "last_event_ms", "database_bytes",
+  //  "tables": [{"name", "type", "rows"}], "alarms": [{"name", "due_ms", "retries"}],
+  //  "sockets": [{"id", "tags", "attachment"}]}. not_found if it has no database.
+  Result<nlohmann::json> inspect(std::string_view binding, std::string_view name) const;
+  // {"columns", "rows", "truncated"}: one statement that only reads (anything else is
+  // invalid_argument and changes nothing), at most `max_rows` rows (<= admin_max_rows).
+  Result<nlohmann::json> query(std::string_view binding, std::string_view name,
+                               std::string_view sql, std::size_t max_rows) const;
+  // The bytes of a consistent SQLite file of the actor's database (SQLite's online backup,
+  // taken between two of its events).
+  Result<std::string> export_database(std::string_view binding, std::string_view name) const;
+  // Makes the actor, which must have no tables (new, or deleted), a copy of SQLite file
+  // `bytes` (checked first: invalid_argument for anything but an intact database; conflict
+  // if the actor has data). Its alarms are scheduled.
+  Result<nlohmann::json> import_database(std::string_view binding, std::string_view name,
+                                         std::string_view bytes) const;
+  // Deletes the actor: its sockets closed (limits::deleted_close_code), its database files
+  // and alarms gone, its name forgotten. {"deleted": had a database, "sockets_closed": n}.
+  Result<nlohmann::json> remove(std::string_view binding, std::string_view name) const;
+  // Evicts the instance now (after the events sent before). False if it was not live.
+  Result<bool> evict(std::string_view binding, std::string_view name) const;
+  // Copies every actor's database (online backup, one actor at a time per worker) and the
+  // runtime's indexes into `dir`, which must be absent or empty, with a manifest.json; an
+  // acknowledged write made before the call is in the copy. {"dir", "actors", "bytes",
+  // "seconds"}.
+  Result<nlohmann::json> backup(const std::filesystem::path& dir) const;
+
+ private:
+  Runtime& runtime_;
+};
+
+// Makes `data_dir` (absent or empty) a copy of backup `backup`, checking the manifest and
+// every database (PRAGMA integrity_check) first; nothing is written if a check fails. A
+// runtime started on `data_dir` then serves every actor as it was. {"actors", "bytes", "files"}.
+Result<nlohmann::json> restore_backup(const std::filesystem::path& backup,
+                                      const std::filesystem::path& data_dir);
+
+}  // namespace cairn

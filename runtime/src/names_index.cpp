@@ -1,0 +1,205 @@
+// NamesIndex: the names file and its group-committed records.
+#include "names_index.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "cairn/sql.hpp"
+
+namespace cairn::detail {
+namespace {
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The smallest string greater than every string starting with `prefix`; empty if none.
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
+NamesIndex::Name to_name(const Row& row) {
+  return {std::get<std::string>(row["binding"]), std::get<std::string>(row["name"]),
+          std::get<std::string>(row["hex"]), std::get<std::int64_t>(row["created"])};
+}
+
+}  // namespace
+
+NamesIndex::NamesIndex(const std::filesystem::path& file, Durability durability) {
+  std::error_code ec;
+  std::filesystem::create_directories(file.parent_path(), ec);
+  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw std::runtime_error("cannot open the names index " + file.string() + ": " + message);
+  }
+  try {
+    Sql sql(db_);
+    sql.exec("PRAGMA locking_mode=EXCLUSIVE");
+    sql.exec("PRAGMA journal_mode=WAL");
+    sql.exec(durability == Durability::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    sql.exec(
+        "CREATE TABLE IF NOT EXISTS actors (binding TEXT NOT NULL, name TEXT NOT NULL, "
+        "hex TEXT NOT NULL UNIQUE, created INTEGER NOT NULL, PRIMARY KEY (binding, name)) "
+        "WITHOUT ROWID");
+    for (const auto& row : sql.exec("SELECT hex FROM actors")) known_.insert(std::get<std::string>(row[0]));
+  } catch (const std::exception& e) {
+    sqlite3_close(db_);
+    throw std::runtime_error("cannot use the names index " + file.string() + ": " + e.what());
+  }
+}
+
+NamesIndex::~NamesIndex() { close(); }
+
+void NamesIndex::close() {
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  sqlite3_close(db_);
+  db_ = nullptr;
+}
+
+void NamesIndex::record(const ActorId& id) {
+  std::unique_lock lock(mutex_);
+  if (known_.contains(id.hex())) return;
+  if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
+  pending_.push_back({id.binding(), id.name(), id.hex(), unix_ms()});
+  std::uint64_t mine = ++queued_;
+  // Whoever finds no write in progress writes everything queued so far (group commit);
+  // the others wait for the write that carries their record.
+  while (written_ < mine) {
+    if (failed_upto_ >= mine) {
+      throw SqlError(SQLITE_IOERR, "cannot record actor " + id.binding() + " in the names index: " +
+                                       last_error_, "");
+    }
+    if (!writing_) {
+      write_pending(lock);
+    } else {
+      done_.wait(lock);
+    }
+  }
+}
+
+void NamesIndex::write_pending(std::unique_lock<std::mutex>& lock) {
+  writing_ = true;
+  auto batch = std::move(pending_);
+  pending_.clear();
+  std::uint64_t upto = queued_;
+  sqlite3* db = db_;
+  lock.unlock();
+  std::string error;
+  try {
+    if (db == nullptr) throw std::runtime_error("the names index is closed (the runtime stopped)");
+    Sql sql(db);
+    sql.exec("BEGIN IMMEDIATE");
+    try {
+      for (const auto& name : batch) {
+        sql.exec("INSERT OR IGNORE INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)",
+                 name.binding, name.name, name.hex, name.created_ms);
+      }
+      sql.exec("COMMIT");
+    } catch (...) {
+      if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  lock.lock();
+  writing_ = false;
+  if (error.empty()) {
+    for (auto& name : batch) known_.insert(std::move(name.hex));
+    written_ = upto;
+  } else {
+    last_error_ = error;
+    failed_upto_ = upto;
+    written_ = upto;  // those waiting see failed_upto_ first
+  }
+  done_.notify_all();
+}
+
+void NamesIndex::remove(const ActorId& id) {
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
+  Sql sql(db_);
+  sql.exec("DELETE FROM actors WHERE hex = ?", id.hex());
+  known_.erase(id.hex());
+}
+
+bool NamesIndex::contains(const std::string& hex) const {
+  std::lock_guard lock(mutex_);
+  return known_.contains(hex);
+}
+
+std::vector<NamesIndex::Name> NamesIndex::list(const std::string& binding, const std::string& prefix,
+                                               const std::string& after, std::size_t limit) const {
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  if (db_ == nullptr) return {};
+  Sql sql(db_);
+  std::string end = prefix_end(prefix);
+  std::string from = after > prefix ? after : prefix;
+  auto rows = sql.exec(
+      "SELECT binding, name, hex, created FROM actors WHERE binding = ?1 AND name >= ?2 "
+      "AND (?3 = '' OR name < ?3) AND name <> ?4 ORDER BY name LIMIT ?5",
+      binding, from, end, after, static_cast<std::int64_t>(limit));
+  std::vector<Name> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) out.push_back(to_name(row));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::size_t>> NamesIndex::counts() const {
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  if (db_ == nullptr) return {};
+  Sql sql(db_);
+  std::vector<std::pair<std::string, std::size_t>> out;
+  for (const auto& row : sql.exec("SELECT binding, count(*) FROM actors GROUP BY binding ORDER BY binding")) {
+    out.emplace_back(std::get<std::string>(row[0]), static_cast<std::size_t>(std::get<std::int64_t>(row[1])));
+  }
+  return out;
+}
+
+std::vector<NamesIndex::Name> NamesIndex::all() const {
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  if (db_ == nullptr) return {};
+  Sql sql(db_);
+  std::vector<Name> out;
+  for (const auto& row : sql.exec("SELECT binding, name, hex, created FROM actors ORDER BY binding, name")) {
+    out.push_back(to_name(row));
+  }
+  return out;
+}
+
+void NamesIndex::backup_to(const std::filesystem::path& file) const {
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
+  sqlite3* out = nullptr;
+  if (sqlite3_open_v2(file.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+    std::string message = out ? sqlite3_errmsg(out) : "out of memory";
+    sqlite3_close(out);
+    throw SqlError(SQLITE_CANTOPEN, "cannot create " + file.string() + ": " + message, "");
+  }
+  sqlite3_backup* backup = sqlite3_backup_init(out, "main", db_, "main");
+  int rc = backup ? sqlite3_backup_step(backup, -1) : sqlite3_errcode(out);
+  if (backup) sqlite3_backup_finish(backup);
+  // A standalone file: no WAL beside it, readable by read-only openers.
+  if (rc == SQLITE_DONE && sqlite3_exec(out, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    rc = sqlite3_errcode(out);
+  }
+  std::string message = sqlite3_errmsg(out);
+  sqlite3_close(out);
+  if (rc != SQLITE_DONE) throw SqlError(rc, "cannot back up the names index: " + message, "");
+}
+
+}  // namespace cairn::detail

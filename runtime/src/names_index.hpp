@@ -1,0 +1,74 @@
+// NamesIndex: every actor the runtime has ever opened a database for, by binding and name,
+// in <data>/_cairn/names.sqlite. Hosts record an actor before they first open (and so
+// create) its database, so every database with data has its name here: the admin API lists
+// actors by name from it, evicted ones and ones not woken since a restart included.
+// Records from many hosts share one transaction and one fsync (group commit); an actor
+// already recorded costs a lookup in memory. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "cairn/actor_id.hpp"
+#include "cairn/runtime.hpp"
+
+struct sqlite3;
+
+namespace cairn::detail {
+
+class NamesIndex {
+ public:
+  struct Name {
+    std::string binding;
+    std::string name;
+    std::string hex;
+    std::int64_t created_ms = 0;  // Unix milliseconds (system clock) of the first record
+  };
+
+  // Opens (creating) the index. Throws std::runtime_error.
+  NamesIndex(const std::filesystem::path& file, Durability durability);
+  ~NamesIndex();
+  NamesIndex(const NamesIndex&) = delete;
+  NamesIndex& operator=(const NamesIndex&) = delete;
+
+  // Makes `id` durable in the index (returns at once if it is there). Throws SqlError.
+  void record(const ActorId& id);
+  // Forgets `id` (the actor was deleted). Throws SqlError.
+  void remove(const ActorId& id);
+  bool contains(const std::string& hex) const;
+
+  // Names of `binding` starting with `prefix`, after `after` (exclusive), in byte order,
+  // at most `limit`.
+  std::vector<Name> list(const std::string& binding, const std::string& prefix,
+                         const std::string& after, std::size_t limit) const;
+  // How many actors each binding has.
+  std::vector<std::pair<std::string, std::size_t>> counts() const;
+  // Every name (for a backup), in (binding, name) order.
+  std::vector<Name> all() const;
+  // A consistent copy of the index file at `file` (SQLite's online backup). Throws SqlError.
+  void backup_to(const std::filesystem::path& file) const;
+  // Closes the file (the runtime stopped): records then fail, lists are empty.
+  void close();
+
+ private:
+  void write_pending(std::unique_lock<std::mutex>& lock);
+
+  sqlite3* db_ = nullptr;
+  mutable std::mutex mutex_;  // guards everything below and the connection
+  std::unordered_set<std::string> known_;  // hex of every recorded actor
+  std::vector<Name> pending_;               // waiting for the next group write
+  std::uint64_t queued_ = 0;                // records queued so far
+  std::uint64_t written_ = 0;               // of them, durable
+  std::string last_error_;                  // of the last failed group write
+  std::uint64_t failed_upto_ = 0;           // records in that failed write
+  bool writing_ = false;
+  mutable std::condition_variable done_;
+};
+
+}  // namespace cairn::detail
