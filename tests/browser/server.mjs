@@ -27,7 +27,10 @@ export class Server {
       this.child.stdout.on("data", (chunk) => {
         text += chunk;
         const match = /listening on http:\/\/127\.0\.0\.1:(\d+) /.exec(text);
-        if (match) {
+        // With --admin-port, the admin listener's line follows.
+        const admin = /admin API on http:\/\/127\.0\.0\.1:(\d+) /.exec(text);
+        if (match && (admin || !this.extra.includes("--admin-port"))) {
+          if (admin) this.adminPort = Number(admin[1]);
           clearTimeout(timer);
           resolve(Number(match[1]));
         }
