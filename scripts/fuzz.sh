@@ -13,7 +13,10 @@ targets=("$@")
 
 CAIRN_EXTRA_PACKAGES="clang libclang-rt-14-dev ${CAIRN_EXTRA_PACKAGES:-}" ./scripts/install-deps.sh
 dir=build/fuzz
-CXX=clang++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_FUZZ=ON -DCAIRN_WERROR=ON >/dev/null
+if [[ -f "$dir/CMakeCache.txt" ]] && ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$dir/CMakeCache.txt"; then
+  rm -rf "$dir"
+fi
+CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_FUZZ=ON -DCAIRN_WERROR=ON >/dev/null
 cmake --build "$dir" -j "${CAIRN_JOBS:-2}" --target "${targets[@]}"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"

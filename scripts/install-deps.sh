@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  cmake g++ make pkg-config
+  cmake g++ make ninja-build pkg-config
   libcaf-dev libsqlite3-dev libboost-dev nlohmann-json3-dev doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev
   chromium  # browser tests (tests/browser)

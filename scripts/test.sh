@@ -16,7 +16,15 @@ jobs="${CAIRN_JOBS:-2}"
 for build_type in RelWithDebInfo Sanitize; do
   dir="build/test-${build_type,,}"
   echo "== ${build_type}: configure and build (${dir})"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$build_type" -DCAIRN_WERROR=ON -DCAIRN_BUILD_TESTS=ON >/dev/null
+  # Ninja schedules the whole build as one graph (make recursed target by target).
+  if [[ -f "$dir/CMakeCache.txt" ]] && ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$dir/CMakeCache.txt"; then
+    rm -rf "$dir"
+  fi
+  # The benchmark programs run in no test: compiled (with -Werror) in the normal build only.
+  benchmarks=ON
+  [[ "$build_type" == Sanitize ]] && benchmarks=OFF
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DCAIRN_WERROR=ON -DCAIRN_BUILD_TESTS=ON \
+    -DCAIRN_BUILD_BENCHMARKS="$benchmarks" >/dev/null
   cmake --build "$dir" -j "$jobs"
   echo "== ${build_type}: tests"
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"

@@ -8,24 +8,15 @@
 #include <stdexcept>
 
 #include "cairn/sql.hpp"
+#include "database.hpp"
 
 namespace cairn::detail {
 
 AlarmIndex::AlarmIndex(const std::filesystem::path& file, Durability durability,
                        const std::function<bool(const std::string&)>& known) {
-  std::error_code ec;
-  std::filesystem::create_directories(file.parent_path(), ec);
-  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
-    std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw std::runtime_error("cannot open the alarm index " + file.string() + ": " + message);
-  }
+  db_ = open_index_file(file, durability, "alarm index");
   try {
     Sql sql(db_);
-    sql.exec("PRAGMA locking_mode=EXCLUSIVE");
-    sql.exec("PRAGMA journal_mode=WAL");
-    sql.exec(durability == Durability::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     sql.exec(
         "CREATE TABLE IF NOT EXISTS alarms (actor TEXT PRIMARY KEY, binding TEXT NOT NULL, "
         "name TEXT NOT NULL, due INTEGER NOT NULL) WITHOUT ROWID");

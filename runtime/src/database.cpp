@@ -14,6 +14,7 @@
 #include <iterator>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -97,6 +98,31 @@ sqlite3* open_database(const std::filesystem::path& path) {
 }
 
 }  // namespace
+
+sqlite3* open_index_file(const std::filesystem::path& file, Durability durability, const std::string& what) {
+  std::error_code ec;
+  std::filesystem::create_directories(file.parent_path(), ec);
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open the " + what + " " + file.string() + ": " + message);
+  }
+  try {
+    Sql sql(db);
+    sql.exec("PRAGMA locking_mode=EXCLUSIVE");
+    sql.exec("PRAGMA journal_mode=WAL");
+    sql.exec(durability == Durability::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  } catch (const std::exception& e) {
+    std::string hint = sqlite3_errcode(db) == SQLITE_BUSY
+                           ? " (is another cairn process using this data directory?)"
+                           : "";
+    sqlite3_close(db);
+    throw std::runtime_error("cannot use the " + what + " " + file.string() + ": " + e.what() + hint);
+  }
+  return db;
+}
 
 Database::Database(const std::filesystem::path& path, Durability durability)
     : path_(path), db_(open_database(path)), sql_(db_) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -17,6 +18,11 @@
 struct sqlite3;
 
 namespace cairn {
+
+// Opens (creating, with its folder) one of the runtime's own index files under <data>/_cairn/
+// in WAL mode with exclusive locking (which also keeps a second process off the data
+// directory) and `durability`'s synchronous level. Throws std::runtime_error naming `what`.
+sqlite3* open_index_file(const std::filesystem::path& file, Durability durability, const std::string& what);
 
 class Database {
  public:

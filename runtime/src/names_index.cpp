@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "cairn/sql.hpp"
+#include "database.hpp"
 
 namespace cairn::detail {
 namespace {
@@ -32,19 +33,9 @@ NamesIndex::Name to_name(const Row& row) {
 }  // namespace
 
 NamesIndex::NamesIndex(const std::filesystem::path& file, Durability durability) {
-  std::error_code ec;
-  std::filesystem::create_directories(file.parent_path(), ec);
-  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw std::runtime_error("cannot open the names index " + file.string() + ": " + message);
-  }
+  db_ = open_index_file(file, durability, "names index");
   try {
     Sql sql(db_);
-    sql.exec("PRAGMA locking_mode=EXCLUSIVE");
-    sql.exec("PRAGMA journal_mode=WAL");
-    sql.exec(durability == Durability::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     sql.exec(
         "CREATE TABLE IF NOT EXISTS actors (binding TEXT NOT NULL, name TEXT NOT NULL, "
         "hex TEXT NOT NULL UNIQUE, created INTEGER NOT NULL, PRIMARY KEY (binding, name)) "

@@ -6,21 +6,14 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { Server } from "./server.mjs";
+import { Server, launchChromium } from "./server.mjs";
 
 const artifacts = process.env.CAIRN_BROWSER_ARTIFACTS ?? path.join(tmpdir(), "cairn-browser-artifacts");
 mkdirSync(artifacts, { recursive: true });
 
 let browser;
 before(async () => {
-  // playwright-core gives each launch a fresh, empty profile directory of its own.
-  browser = await chromium.launch({
-    headless: true,
-    executablePath: process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

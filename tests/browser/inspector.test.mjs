@@ -6,8 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { Server } from "./server.mjs";
+import { Server, launchChromium } from "./server.mjs";
 
 const artifacts = process.env.CAIRN_BROWSER_ARTIFACTS ?? path.join(tmpdir(), "cairn-browser-artifacts");
 mkdirSync(artifacts, { recursive: true });
@@ -19,12 +18,7 @@ before(async () => {
   const tokenFile = path.join(tmpdir(), `cairn-inspector-token-${process.pid}`);
   writeFileSync(tokenFile, `${token}\n`);
   server = await new Server(["--admin-port", "0", "--admin-token-file", tokenFile]).start();
-  browser = await chromium.launch({
-    headless: true,
-    executablePath: process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

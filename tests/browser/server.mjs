@@ -1,5 +1,6 @@
 // Starts the real cairn-server on a loopback port with its own data dir, and stops it by PID.
 import { spawn } from "node:child_process";
+import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -58,4 +59,14 @@ export class Server {
     await this.stop();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+// Debian's Chromium, headless; playwright-core gives each launch a fresh, empty profile.
+export function launchChromium() {
+  return chromium.launch({
+    headless: true,
+    executablePath: process.env.CAIRN_CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
 }

@@ -187,7 +187,7 @@ TEST_CASE("metrics move with known traffic: a booking, a hibernation") {
   CHECK(text.body.find("# TYPE cairn_alarm_lateness_seconds histogram") != std::string::npos);
 }
 
-TEST_CASE("a read-only query reads rows; one that tries to write fails and changes nothing") {
+TEST_CASE("a read-only query reads rows, and one that tries to write fails and changes nothing") {
   AdminServer s;
   REQUIRE(book(s.port(), "q1", "3C", "Di"));
   auto rows = s.admin_json(http::verb::post, "/admin/bindings/FLIGHT/actors/q1/query",
@@ -237,7 +237,7 @@ TEST_CASE("actors are listed by name, evicted ones and ones made before a restar
   CHECK(s.admin(http::verb::get, "/admin/bindings/FLIGHT/actors/never-booked").status == 404);
 }
 
-TEST_CASE("export, delete, import: the same rows come back; delete closes the sockets") {
+TEST_CASE("export, delete, import: the same rows come back, and delete closes the sockets") {
   AdminServer s;
   for (const char* seat : {"1A", "4D", "9F"}) REQUIRE(book(s.port(), "rt", seat, std::string("P") + seat));
   const std::string all = R"({"sql":"SELECT * FROM seats ORDER BY seatId","max_rows":100})";
