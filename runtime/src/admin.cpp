@@ -206,11 +206,7 @@ Result<nlohmann::json> Admin::remove(std::string_view binding, std::string_view 
   auto id = find_id(core, binding, name);
   if (!id) return id.error();
   auto result = core.admin(*id, AdminEvent::Op::remove, {}, 0, false);
-  if (!result) return result;
-  bool was_live = result->value("live", false);
-  result->erase("last_event_ms");
-  // The host that deleted the files leaves memory; the next event starts afresh.
-  if (was_live) core.evict(*id);
+  if (result) result->erase("last_event_ms");
   return result;
 }
 

@@ -268,8 +268,9 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
     }
     if (!it->second.stopping) {
       caf::anon_send(it->second.host, std::move(event));
-      // Spawned for the operator only: it leaves memory again right after.
-      if (!was_live) evict_locked(it->second, Why::admin);
+      // Spawned for the operator only, or deleting the actor: it leaves memory right after
+      // (a request after the delete gets a fresh instance with a fresh database).
+      if (!was_live || op == AdminEvent::Op::remove) evict_locked(it->second, Why::admin);
     }
   }
   if (answer.wait_for(limits::admin_operation_timeout) != std::future_status::ready) {

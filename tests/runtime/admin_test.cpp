@@ -135,9 +135,13 @@ TEST_CASE("export, delete and import give back the same rows and alarms") {
   auto bytes = admin.export_database("NOTES", "e");
   REQUIRE(bytes.ok());
   CHECK(bytes->substr(0, 15) == "SQLite format 3");
+  auto evictions = rt->stats().evictions;
   auto removed = admin.remove("NOTES", "e");
   REQUIRE(removed.ok());
   CHECK((*removed)["deleted"] == true);
+  CHECK((*removed)["live"] == true);
+  CHECK(rt->stats().evictions == evictions);  // the operator's delete is not an eviction
+  REQUIRE(testing::eventually([&] { return rt->stats().live_instances == 0; }));
   auto gone = admin.inspect("NOTES", "e");
   REQUIRE(!gone.ok());
   CHECK(gone.error().code == Code::not_found);
