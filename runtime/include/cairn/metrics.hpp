@@ -17,7 +17,7 @@ namespace cairn::metrics {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-// Fixed upper bounds (ascending; +Inf is implicit). observe() is wait-free and may run on
+// Fixed upper bounds (ascending; +Inf is implicit). observe() is lock-free and may run on
 // any thread; a snapshot taken meanwhile may be off by the observations in flight.
 class Histogram {
  public:
