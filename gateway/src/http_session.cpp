@@ -140,7 +140,7 @@ void HttpSession::handle(http::request<http::string_body> request) {
     log_method_ = std::string(request.method_string());
     log_path_ = std::string(path);
   }
-  if (shared_->admin_mode) return handle_admin(std::move(request));
+  // Both listeners answer /healthz, without a token.
   if (path == "/healthz") {
     stats_slot_ = SharedState::healthz;
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
@@ -148,6 +148,7 @@ void HttpSession::handle(http::request<http::string_body> request) {
     }
     return reply(healthz(), request.keep_alive(), request.method() == http::verb::head);
   }
+  if (shared_->admin_mode) return handle_admin(std::move(request));
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
     if (!*object) return reply(Response::error(object->error()), request.keep_alive());
     auto& matched = **object;
@@ -172,11 +173,6 @@ void HttpSession::handle_admin(http::request<http::string_body> request) {
   bool keep_alive = request.keep_alive();
   bool read = request.method() == http::verb::get || request.method() == http::verb::head;
   bool head = request.method() == http::verb::head;
-  if (path == "/healthz") {
-    stats_slot_ = SharedState::healthz;
-    if (!read) return reply(Response::method_not_allowed("GET, HEAD", "use GET /healthz"), keep_alive);
-    return reply(healthz(), keep_alive, head);
-  }
   // The inspector page's own files carry no data: the browser loads them without the token
   // (it cannot send one on navigation); everything they fetch needs it.
   if (const auto* asset = find_admin_asset(path)) {

@@ -1,9 +1,7 @@
 // Admin: the operator's operations, each an AdminEvent on the actor's host.
 #include "cairn/admin.hpp"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -14,16 +12,11 @@
 #include <thread>
 
 #include "cairn/limits.hpp"
+#include "database.hpp"
 #include "runtime_core.hpp"
 
 namespace cairn {
 namespace {
-
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // A fresh scratch file name under <data>/_cairn/tmp (removed by the caller).
 std::filesystem::path scratch_file(const std::filesystem::path& data_dir, const char* what) {
@@ -40,13 +33,6 @@ struct RemoveOnExit {
     for (const char* suffix : {"", "-journal", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix, ec);
   }
 };
-
-void sync_path(const std::filesystem::path& path, bool directory) {
-  int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
 
 // Checks that `file` is an intact SQLite database: "" if so, else why not.
 std::string check_database(const std::filesystem::path& file) {
@@ -76,11 +62,11 @@ std::string check_database(const std::filesystem::path& file) {
   return problem;
 }
 
-Result<ActorId> find_id(const detail::RuntimeCore& core, std::string_view binding, std::string_view name) {
-  if (core.registry.find(binding) == nullptr) {
-    return fail(Code::not_found, "no actor class is bound to '" + std::string(binding) + "'");
-  }
-  return ActorId::make(binding, name);
+// The id of (binding, name), with Runtime::get()'s errors.
+Result<ActorId> id_of(const Runtime& runtime, std::string_view binding, std::string_view name) {
+  auto stub = runtime.get(binding, name);
+  if (!stub) return stub.error();
+  return stub->id();
 }
 
 }  // namespace
@@ -136,31 +122,32 @@ Result<nlohmann::json> Admin::list(std::string_view binding, std::string_view pr
 }
 
 Result<nlohmann::json> Admin::inspect(std::string_view binding, std::string_view name) const {
-  auto id = find_id(*runtime_.core_, binding, name);
+  auto id = id_of(runtime_, binding, name);
   if (!id) return id.error();
-  return runtime_.core_->admin(*id, AdminEvent::Op::inspect, {}, 0, false);
+  detail::RuntimeCore::AdminFacts facts;
+  auto result = runtime_.core_->admin(*id, AdminEvent::Op::inspect, {}, 0, false, &facts);
+  if (result) {
+    (*result)["live"] = facts.live;
+    (*result)["last_event_ms"] = facts.last_event_ms ? nlohmann::json(*facts.last_event_ms) : nlohmann::json();
+  }
+  return result;
 }
 
 Result<nlohmann::json> Admin::query(std::string_view binding, std::string_view name,
                                     std::string_view sql, std::size_t max_rows) const {
-  auto id = find_id(*runtime_.core_, binding, name);
+  auto id = id_of(runtime_, binding, name);
   if (!id) return id.error();
   if (sql.empty()) return fail(Code::invalid_argument, "the query is empty");
   if (max_rows < 1 || max_rows > limits::admin_max_rows) {
     return fail(Code::invalid_argument,
                 "max_rows must be 1 to " + std::to_string(limits::admin_max_rows) + " (limits::admin_max_rows)");
   }
-  auto result = runtime_.core_->admin(*id, AdminEvent::Op::query, std::string(sql), max_rows, false);
-  if (result) {
-    result->erase("live");
-    result->erase("last_event_ms");
-  }
-  return result;
+  return runtime_.core_->admin(*id, AdminEvent::Op::query, std::string(sql), max_rows, false);
 }
 
 Result<std::string> Admin::export_database(std::string_view binding, std::string_view name) const {
   auto& core = *runtime_.core_;
-  auto id = find_id(core, binding, name);
+  auto id = id_of(runtime_, binding, name);
   if (!id) return id.error();
   RemoveOnExit scratch{scratch_file(core.options.data_dir, "export")};
   auto copied = core.admin(*id, AdminEvent::Op::copy_to, scratch.path.string(), 0, false);
@@ -174,7 +161,7 @@ Result<std::string> Admin::export_database(std::string_view binding, std::string
 Result<nlohmann::json> Admin::import_database(std::string_view binding, std::string_view name,
                                               std::string_view bytes) const {
   auto& core = *runtime_.core_;
-  auto id = find_id(core, binding, name);
+  auto id = id_of(runtime_, binding, name);
   if (!id) return id.error();
   if (bytes.size() > limits::max_admin_body_bytes) {
     return fail(Code::too_large, "an imported database may be at most " +
@@ -193,20 +180,16 @@ Result<nlohmann::json> Admin::import_database(std::string_view binding, std::str
   if (auto problem = check_database(scratch.path); !problem.empty()) {
     return fail(Code::invalid_argument, "the body is not an intact SQLite database: " + problem);
   }
-  auto result = core.admin(*id, AdminEvent::Op::import, scratch.path.string(), 0, true);
-  if (result) {
-    result->erase("live");
-    result->erase("last_event_ms");
-  }
-  return result;
+  return core.admin(*id, AdminEvent::Op::import, scratch.path.string(), 0, true);
 }
 
 Result<nlohmann::json> Admin::remove(std::string_view binding, std::string_view name) const {
   auto& core = *runtime_.core_;
-  auto id = find_id(core, binding, name);
+  auto id = id_of(runtime_, binding, name);
   if (!id) return id.error();
-  auto result = core.admin(*id, AdminEvent::Op::remove, {}, 0, false);
-  if (result) result->erase("last_event_ms");
+  detail::RuntimeCore::AdminFacts facts;
+  auto result = core.admin(*id, AdminEvent::Op::remove, {}, 0, false, &facts);
+  if (result) (*result)["live"] = facts.live;
   return result;
 }
 
@@ -300,7 +283,7 @@ Result<nlohmann::json> Admin::backup(const std::filesystem::path& dir) const {
               sqlite3_exec(db, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr) == SQLITE_OK;
     sqlite3_close(db);
     if (!ok) return fail(Code::unavailable, "cannot finish the backup's alarm index");
-    sync_path(file, false);
+    sync_path(file);
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   nlohmann::json manifest{{"format", "cairn-backup-1"},
@@ -313,10 +296,8 @@ Result<nlohmann::json> Admin::backup(const std::filesystem::path& dir) const {
     out << manifest.dump(2) << '\n';
     if (!out) return fail(Code::unavailable, "cannot write " + (dir / "manifest.json").string());
   }
-  sync_path(dir / "manifest.json", false);
-  for (const auto& binding : bindings) sync_path(dir / binding, true);
-  sync_path(dir / "_cairn", true);
-  sync_path(dir, true);
+  for (const auto& binding : bindings) sync_path(dir / binding);
+  for (const auto& path : {dir / "manifest.json", dir / "_cairn", dir}) sync_path(path);
   return nlohmann::json{{"dir", dir.string()}, {"actors", actors}, {"bytes", bytes}, {"seconds", seconds}};
 }
 
@@ -362,10 +343,10 @@ Result<nlohmann::json> restore_backup(const std::filesystem::path& backup,
     if (ec) return fail(Code::unavailable, "cannot create " + target.parent_path().string() + ": " + ec.message());
     std::filesystem::copy_file(backup / relative, target, ec);
     if (ec) return fail(Code::unavailable, "cannot copy to " + target.string() + ": " + ec.message());
-    sync_path(target, false);
+    sync_path(target);
     dirs.insert(target.parent_path());
   }
-  for (const auto& dir : dirs) sync_path(dir, true);
+  for (const auto& dir : dirs) sync_path(dir);
   return nlohmann::json{{"actors", actors}, {"bytes", bytes}, {"files", files.size()}};
 }
 

@@ -124,6 +124,39 @@ sqlite3* open_index_file(const std::filesystem::path& file, Durability durabilit
   return db;
 }
 
+bool sync_path(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+void copy_database(sqlite3* from, const std::filesystem::path& file) {
+  sqlite3* out = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> guard(out, sqlite3_close);
+  if (rc != SQLITE_OK) {
+    throw SqlError(rc, "cannot create " + file.string() + ": " + (out ? sqlite3_errmsg(out) : ""), "");
+  }
+  sqlite3_backup* backup = sqlite3_backup_init(out, "main", from, "main");
+  if (backup == nullptr) throw SqlError(sqlite3_extended_errcode(out), sqlite3_errmsg(out), "");
+  rc = sqlite3_backup_step(backup, -1);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) throw SqlError(rc, std::string("the copy failed: ") + sqlite3_errstr(rc), "");
+  if (sqlite3_exec(out, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    throw SqlError(sqlite3_extended_errcode(out), sqlite3_errmsg(out), "PRAGMA journal_mode=DELETE");
+  }
+  guard.reset();
+  if (!sync_path(file)) throw SqlError(SQLITE_IOERR, "cannot fsync " + file.string() + ": " + std::strerror(errno), "");
+}
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 Database::Database(const std::filesystem::path& path, Durability durability)
     : path_(path), db_(open_database(path)), sql_(db_) {
   try {
@@ -244,17 +277,6 @@ int query_progress(void* context) {
   return std::chrono::steady_clock::now() > budget->deadline ? 1 : 0;
 }
 
-void close_quietly(sqlite3* db) { sqlite3_close(db); }
-
-void fsync_file(const std::filesystem::path& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw SqlError(SQLITE_IOERR, "cannot open " + file.string() + ": " + std::strerror(errno), "");
-  int rc = ::fsync(fd);
-  int saved = errno;
-  ::close(fd);
-  if (rc != 0) throw SqlError(SQLITE_IOERR, "cannot fsync " + file.string() + ": " + std::strerror(saved), "");
-}
-
 }  // namespace
 
 nlohmann::json Database::read_only_query(std::string_view sql, std::size_t max_rows,
@@ -342,30 +364,12 @@ nlohmann::json Database::read_only_query(std::string_view sql, std::size_t max_r
   return {{"columns", std::move(columns)}, {"rows", std::move(rows)}, {"truncated", truncated}};
 }
 
-void Database::copy_to(const std::filesystem::path& file) {
-  sqlite3* out = nullptr;
-  int rc = sqlite3_open_v2(file.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  std::unique_ptr<sqlite3, void (*)(sqlite3*)> guard(out, close_quietly);
-  if (rc != SQLITE_OK) {
-    throw SqlError(rc, "cannot create " + file.string() + ": " + (out ? sqlite3_errmsg(out) : ""), "");
-  }
-  sqlite3_backup* backup = sqlite3_backup_init(out, "main", db_, "main");
-  if (backup == nullptr) throw SqlError(sqlite3_extended_errcode(out), sqlite3_errmsg(out), "");
-  rc = sqlite3_backup_step(backup, -1);
-  sqlite3_backup_finish(backup);
-  if (rc != SQLITE_DONE) throw SqlError(rc, std::string("the copy failed: ") + sqlite3_errstr(rc), "");
-  // A standalone file: no WAL beside it, readable by any SQLite (and read-only openers).
-  if (sqlite3_exec(out, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    throw SqlError(sqlite3_extended_errcode(out), sqlite3_errmsg(out), "PRAGMA journal_mode=DELETE");
-  }
-  guard.reset();
-  fsync_file(file);
-}
+void Database::copy_to(const std::filesystem::path& file) { copy_database(db_, file); }
 
 void Database::import_from(const std::filesystem::path& file) {
   sqlite3* in = nullptr;
   int rc = sqlite3_open_v2(file.c_str(), &in, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  std::unique_ptr<sqlite3, void (*)(sqlite3*)> guard(in, close_quietly);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> guard(in, sqlite3_close);
   if (rc != SQLITE_OK) throw SqlError(rc, "cannot open " + file.string(), "");
   sql_.clear_cache();
   sqlite3_backup* backup = sqlite3_backup_init(db_, "main", in, "main");

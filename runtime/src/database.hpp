@@ -23,6 +23,14 @@ namespace cairn {
 // in WAL mode with exclusive locking (which also keeps a second process off the data
 // directory) and `durability`'s synchronous level. Throws std::runtime_error naming `what`.
 sqlite3* open_index_file(const std::filesystem::path& file, Durability durability, const std::string& what);
+// fsync a file, or a directory (its new or removed entries are then durable). False on failure.
+bool sync_path(const std::filesystem::path& path);
+// Writes a consistent copy of `from`'s main database to `file` (which must not exist) with
+// SQLite's online backup, in rollback-journal mode (a standalone file, readable by read-only
+// openers), fsync'd. Throws SqlError.
+void copy_database(sqlite3* from, const std::filesystem::path& file);
+// Unix milliseconds by the system clock (the indexes' and backups' time stamps).
+std::int64_t unix_ms();
 
 class Database {
  public:

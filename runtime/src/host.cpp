@@ -363,7 +363,7 @@ nlohmann::json Host::remove_everything() {
     std::filesystem::remove(path.string() + suffix, ec);
     if (ec) throw SqlError(SQLITE_IOERR, "cannot delete " + path.string() + suffix + ": " + ec.message(), "");
   }
-  core_->sync_directory_of(path);
+  sync_path(path.parent_path());
   core_->alarms_committed(id_, std::nullopt);
   core_->alarm_index().flush();
   core_->names().remove(id_);

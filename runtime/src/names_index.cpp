@@ -3,7 +3,6 @@
 
 #include <sqlite3.h>
 
-#include <chrono>
 #include <stdexcept>
 
 #include "cairn/sql.hpp"
@@ -11,12 +10,6 @@
 
 namespace cairn::detail {
 namespace {
-
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The smallest string greater than every string starting with `prefix`; empty if none.
 std::string prefix_end(std::string prefix) {
@@ -175,22 +168,7 @@ void NamesIndex::backup_to(const std::filesystem::path& file) const {
   std::unique_lock lock(mutex_);
   while (writing_) done_.wait(lock);
   if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
-  sqlite3* out = nullptr;
-  if (sqlite3_open_v2(file.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
-    std::string message = out ? sqlite3_errmsg(out) : "out of memory";
-    sqlite3_close(out);
-    throw SqlError(SQLITE_CANTOPEN, "cannot create " + file.string() + ": " + message, "");
-  }
-  sqlite3_backup* backup = sqlite3_backup_init(out, "main", db_, "main");
-  int rc = backup ? sqlite3_backup_step(backup, -1) : sqlite3_errcode(out);
-  if (backup) sqlite3_backup_finish(backup);
-  // A standalone file: no WAL beside it, readable by read-only openers.
-  if (rc == SQLITE_DONE && sqlite3_exec(out, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    rc = sqlite3_errcode(out);
-  }
-  std::string message = sqlite3_errmsg(out);
-  sqlite3_close(out);
-  if (rc != SQLITE_DONE) throw SqlError(rc, "cannot back up the names index: " + message, "");
+  copy_database(db_, file);
 }
 
 }  // namespace cairn::detail

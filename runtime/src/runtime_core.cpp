@@ -16,18 +16,6 @@
 #include "host.hpp"
 
 namespace cairn::detail {
-namespace {
-
-// Makes a new directory entry durable: fsync the directory that holds it.
-void sync_directory(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
-}  // namespace
-
 RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
     : registry(std::move(registry_in)), options(std::move(options_in)) {
   if (options.max_live_instances == 0) {
@@ -57,7 +45,7 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
       options.data_dir / "_cairn" / "alarms.sqlite", options.durability,
       [this](const std::string& binding) { return registry.find(binding) != nullptr; });
   names_ = std::make_unique<NamesIndex>(options.data_dir / "_cairn" / "names.sqlite", options.durability);
-  sync_directory(options.data_dir);
+  sync_path(options.data_dir);
   system_ = std::make_unique<caf::actor_system>(config_);
   if (options.idle_timeout.count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
   alarm_thread_ = std::thread([this] { alarm_loop(); });
@@ -71,14 +59,10 @@ std::filesystem::path RuntimeCore::database_path(const ActorId& id) {
     std::lock_guard lock(mutex_);
     if (binding_dirs_.insert(id.binding()).second) {
       std::filesystem::create_directories(dir);
-      sync_directory(options.data_dir);
+      sync_path(options.data_dir);
     }
   }
-  return dir / (id.hex() + ".sqlite");
-}
-
-void RuntimeCore::sync_directory_of(const std::filesystem::path& file) {
-  sync_directory(file.parent_path());
+  return database_file(id);
 }
 
 void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& factory) {
@@ -233,7 +217,7 @@ bool RuntimeCore::evict(const ActorId& id) {
 }
 
 Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, std::string text,
-                                          std::size_t max_rows, bool create) {
+                                          std::size_t max_rows, bool create, AdminFacts* facts) {
   auto done = std::make_shared<std::promise<Result<nlohmann::json>>>();
   auto answer = done->get_future();
   bool was_live = false;
@@ -247,7 +231,7 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
     // A deleted actor may still have a host that is leaving: the files decide.
     if (!create && !names_->contains(id.hex())) {
       std::error_code ec;
-      if (!std::filesystem::exists(options.data_dir / id.binding() / (id.hex() + ".sqlite"), ec)) {
+      if (!std::filesystem::exists(database_file(id), ec)) {
         return fail(Code::not_found, "actor " + id.binding() + " '" + id.name().substr(0, 64) +
                                          "' does not exist (no database)");
       }
@@ -283,13 +267,10 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
   } catch (const std::future_error&) {
     return result;  // the event died with its host (shutdown)
   }
-  if (result && result->is_object()) {
-    (*result)["live"] = was_live;
+  if (facts != nullptr) {
+    facts->live = was_live;
     if (last_event) {
-      (*result)["last_event_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       Clock::duration{*last_event}).count();
-    } else {
-      (*result)["last_event_ms"] = nullptr;
+      facts->last_event_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration{*last_event}).count();
     }
   }
   return result;

@@ -48,6 +48,10 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
 
   // Creates <data>/<binding>/ (once) and makes its entry durable; returns the db path.
   std::filesystem::path database_path(const ActorId& id);
+  // The db path of `id`, nothing created.
+  std::filesystem::path database_file(const ActorId& id) const {
+    return options.data_dir / id.binding() / (id.hex() + ".sqlite");
+  }
 
   // Called by the host of `id` once it has finished evicting itself (database closed).
   void host_stopped(const ActorId& id, std::uint64_t generation);
@@ -69,8 +73,6 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     alarm_lateness_.observe(std::max(0.0, std::chrono::duration<double>(late).count()));
   }
   NamesIndex& names() { return *names_; }
-  // fsync the directory holding `file` (a new or removed entry is then durable).
-  void sync_directory_of(const std::filesystem::path& file);
   // Tells every actor with an alarm due by the clock's now to run it; returns how many.
   std::size_t fire_due_alarms();
 
@@ -81,10 +83,14 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
 
   // The admin API: runs `op` on the host of `id` (spawned for it if not live, and evicted
   // again after, so the operator's look does not keep it in memory) and waits for the
-  // result, with "live" (it was in memory before) and "last_event_ms" added to an object.
+  // result. `facts`, if given, learns whether it was in memory before and its last event.
   // not_found if the actor has no database and `create` is false.
+  struct AdminFacts {
+    bool live = false;
+    std::optional<std::int64_t> last_event_ms;
+  };
   Result<nlohmann::json> admin(const ActorId& id, AdminEvent::Op op, std::string text,
-                               std::size_t max_rows, bool create);
+                               std::size_t max_rows, bool create, AdminFacts* facts = nullptr);
   // Live (in memory, not stopping) hosts by binding.
   std::vector<std::pair<std::string, std::size_t>> live_by_binding() const;
   bool is_live(const std::string& hex) const;
