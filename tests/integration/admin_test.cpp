@@ -293,7 +293,19 @@ TEST_CASE("a backup taken under booking load restores every booking acknowledged
       }
     });
   }
-  std::this_thread::sleep_for(150ms);
+  // The backup starts once every flight exists (has an acknowledged booking), whatever the
+  // machine's speed; the load goes on during it.
+  auto flights_booked = [&] {
+    std::lock_guard lock(mutex);
+    std::set<std::string> seen;
+    for (const auto& entry : acked) seen.insert(std::get<1>(entry));
+    return seen.size();
+  };
+  for (auto until = std::chrono::steady_clock::now() + 20s;
+       flights_booked() < flights && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(5ms);
+  }
+  REQUIRE(flights_booked() == flights);
   auto backup_started = std::chrono::steady_clock::now();
   auto backup_dir = s.dir.path() / "backup";
   auto report = s.admin_json(http::verb::post, "/admin/backup", json{{"dir", backup_dir.string()}}.dump());
