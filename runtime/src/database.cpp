@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cassert>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -196,10 +197,24 @@ Database::~Database() {
 void Database::begin() { sql_.begin_pending_ = true; }
 void Database::commit() {
   sql_.begin_pending_ = false;
-  if (!sqlite3_get_autocommit(db_)) sql_.run_internal("COMMIT");  // else no event ran SQL
+  if (!sql_.in_transaction_) return;  // no event of the batch ran SQL
+  // A transaction SQLite ended by itself must fail the batch, never "commit" nothing.
+  if (sql_.check_transaction()) sql_.throw_lost("COMMIT");
+  assert(!sqlite3_get_autocommit(db_));
+  sql_.in_transaction_ = false;
+  try {
+    sql_.run_internal("COMMIT");
+  } catch (...) {
+    // A COMMIT that failed (a deferred constraint, I/O) may leave the transaction open:
+    // rollback() ends it.
+    sql_.in_transaction_ = !sqlite3_get_autocommit(db_);
+    throw;
+  }
 }
+bool Database::transaction_lost() noexcept { return sql_.check_transaction(); }
 void Database::rollback() noexcept {
   sql_.begin_pending_ = sql_.savepoint_pending_ = sql_.savepoint_open_ = false;
+  sql_.in_transaction_ = sql_.transaction_lost_ = false;
   if (sqlite3_get_autocommit(db_)) return;
   try {
     sql_.run_internal("ROLLBACK");
@@ -233,13 +248,17 @@ void Database::savepoint() {
 }
 void Database::release() {
   sql_.savepoint_pending_ = false;
-  if (std::exchange(sql_.savepoint_open_, false)) sql_.run_internal("RELEASE cairn_event");
+  if (!sql_.savepoint_open_) return;  // the event ran no SQL
+  assert(sql_.transaction_lost_ || !sqlite3_get_autocommit(db_));
+  sql_.run_internal("RELEASE cairn_event");  // throws if SQLite ended the transaction
+  sql_.savepoint_open_ = false;
 }
 void Database::rollback_to_savepoint() {
   sql_.savepoint_pending_ = false;
-  if (!std::exchange(sql_.savepoint_open_, false)) return;  // the event ran no SQL
+  if (!sql_.savepoint_open_) return;  // the event ran no SQL
   sql_.run_internal("ROLLBACK TO cairn_event");
   sql_.run_internal("RELEASE cairn_event");
+  sql_.savepoint_open_ = false;
 }
 
 namespace {

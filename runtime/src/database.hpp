@@ -52,6 +52,10 @@ class Database {
   void savepoint();
   void release();
   void rollback_to_savepoint();
+  // True if SQLite has ended the batch's transaction by itself (INSERT OR ROLLBACK,
+  // RAISE(ROLLBACK), some I/O errors): the batch must be aborted; until rollback() every
+  // statement throws SqlError (SQLITE_ABORT_ROLLBACK).
+  bool transaction_lost() noexcept;
 
   // The runtime's own queries, past the authorizer. Throw SqlError.
   Cursor internal(std::string_view sql, const std::vector<SqlValue>& params = {}) {

@@ -1,42 +1,67 @@
 // PendingReply: the exactly-once return path of an event.
 #include "events.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace cairn {
+namespace {
+
+// Runs a caller's callback. It is the caller's code, run on an actor's thread: whatever it
+// throws is logged and goes no further (CAF 0.17 would kill the host, and a destructor
+// would terminate the process).
+template <class F>
+void run_callback(F&& f) noexcept {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    spdlog::error("a caller's reply callback threw (ignored): {}", e.what());
+  } catch (...) {
+    spdlog::error("a caller's reply callback threw (ignored): unknown exception");
+  }
+}
+
+}  // namespace
 
 void PendingReply::answer(Response response) {
   if (!finish()) return;
-  if (auto* fetch = std::get_if<Stub::FetchCallback>(&callback_)) {
-    (*fetch)(std::move(response));
-    return;
-  }
-  auto& call = std::get<Stub::CallCallback>(callback_);
-  if (response.status >= 400) {
-    call(Error{Code::internal, response.body});
-  } else {
-    call(nlohmann::json::parse(response.body, nullptr, false));
-  }
+  run_callback([&] {
+    if (auto* fetch = std::get_if<Stub::FetchCallback>(&callback_)) {
+      (*fetch)(std::move(response));
+      return;
+    }
+    auto& call = std::get<Stub::CallCallback>(callback_);
+    if (response.status >= 400) {
+      call(Error{Code::internal, response.body});
+    } else {
+      call(nlohmann::json::parse(response.body, nullptr, false));
+    }
+  });
 }
 
 void PendingReply::answer(Result<nlohmann::json> result) {
   if (!finish()) return;
-  if (auto* call = std::get_if<Stub::CallCallback>(&callback_)) {
-    (*call)(std::move(result));
-    return;
-  }
-  auto& fetch = std::get<Stub::FetchCallback>(callback_);
-  fetch(result ? Response::json(200, *result) : Response::error(result.error()));
+  run_callback([&] {
+    if (auto* call = std::get_if<Stub::CallCallback>(&callback_)) {
+      (*call)(std::move(result));
+      return;
+    }
+    auto& fetch = std::get<Stub::FetchCallback>(callback_);
+    fetch(result ? Response::json(200, *result) : Response::error(result.error()));
+  });
 }
 
 void PendingReply::fail(const Error& error) {
   if (!finish()) return;
-  std::visit([&](auto& cb) {
-    using T = std::decay_t<decltype(cb)>;
-    if constexpr (std::is_same_v<T, Stub::FetchCallback>) {
-      cb(Response::error(error));
-    } else {
-      cb(error);
-    }
-  }, callback_);
+  run_callback([&] {
+    std::visit([&](auto& cb) {
+      using T = std::decay_t<decltype(cb)>;
+      if constexpr (std::is_same_v<T, Stub::FetchCallback>) {
+        cb(Response::error(error));
+      } else {
+        cb(error);
+      }
+    }, callback_);
+  });
 }
 
 }  // namespace cairn

@@ -35,6 +35,8 @@ class PendingReply {
   // Answers a call with `result`, or a fetch with the result as JSON.
   void answer(Result<nlohmann::json> result);
   void fail(const Error& error);
+  // Each of the three runs the caller's callback at most once; whatever the callback throws
+  // is logged and swallowed (it runs on an actor's thread).
 
   // Counts this reply in `queued` (the requests waiting for one actor) until it is answered.
   void count_in(std::shared_ptr<std::atomic<std::size_t>> queued) {

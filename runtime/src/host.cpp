@@ -257,6 +257,8 @@ void Host::run_admin(AdminEvent& event) {
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: admin operation failed: {}", id_.binding(), id_.hex(), e.what());
     result = fail(Code::internal, e.what());
+  } catch (...) {
+    result = fail(Code::internal, "unknown exception (not a std::exception)");
   }
   if (event.done) event.done->set_value(std::move(result));
 }
@@ -375,16 +377,10 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
   if (!ensure_batch(reply)) return Outcome::failed;
   outbox_.begin_event();
   std::size_t answers_before = answers_.size();
-  try {
-    db_->savepoint();
-  } catch (const std::exception& e) {
-    spdlog::error("actor {} {}: savepoint failed: {}", id_.binding(), id_.hex(), e.what());
-    auto error = storage_error(e, "the event could not start");
-    if (reply) reply->fail(error);
-    abort_batch(error);
-    return Outcome::failed;
-  }
-  Outcome outcome = Outcome::ok;
+  db_->savepoint();  // deferred to the event's first statement: cannot fail here
+  std::optional<std::string> thrown;  // what the event threw
+  std::optional<Error> broken;        // set if the batch cannot go on
+  bool storage_failed = false;        // ... because the storage failed (not the actor's doing)
   try {
     if (!instance_) {
       instance_ = (*factory_)(context_);
@@ -395,24 +391,50 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
     db_->release();
     if (reset_after_event_) reset_instance();
   } catch (const std::exception& e) {
-    outcome = Outcome::threw;
-    spdlog::error("actor {} {}: event failed, rolled back: {}", id_.binding(), id_.hex(), e.what());
+    thrown = e.what();
+    // SQLite may have rolled the whole transaction back: the batch cannot go on.
+    if (is_storage_failure(e)) {
+      broken = storage_error(e, "the write failed");
+      storage_failed = true;
+    }
+  } catch (...) {
+    // Actor code may throw anything; nothing may reach CAF (0.17 would kill the host).
+    thrown = "unknown exception (not a std::exception)";
+  }
+  reset_after_event_ = false;
+  if (!broken && db_->transaction_lost()) {
+    // The event made SQLite end the transaction it shared with the batch's other events
+    // (INSERT OR ROLLBACK, RAISE(ROLLBACK)), even if it caught the error: none of them
+    // happened, and each caller must hear so.
+    broken = Error{Code::unavailable,
+                   "another event in the same batch made SQLite roll back the transaction: "
+                   "nothing of this request was written; retry"};
+  }
+  if (broken) {
+    spdlog::error("actor {} {}: event ended its batch's transaction: {}", id_.binding(), id_.hex(),
+                  thrown.value_or("SQLite rolled the transaction back"));
     for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
-    if (is_storage_failure(e)) {
-      // SQLite may have rolled the whole transaction back: the batch cannot go on.
-      reset_after_event_ = false;
-      auto error = storage_error(e, "the write failed");
-      if (reply) reply->fail(error);
-      abort_batch(error);
-      return Outcome::failed;
+    if (reply) {
+      reply->fail(!storage_failed
+                      ? Error{Code::internal, "internal error in actor " + id_.binding() +
+                                                  ": SQLite rolled back the event's transaction (" +
+                                                  thrown.value_or("the event caught the error") +
+                                                  "); the event and its batch did not happen"}
+                      : *broken);
     }
+    abort_batch(*broken);
+    return Outcome::failed;
+  }
+  if (thrown) {
+    spdlog::error("actor {} {}: event failed, rolled back: {}", id_.binding(), id_.hex(), *thrown);
+    for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
+    answers_.resize(answers_before);
     try {
       db_->rollback_to_savepoint();
     } catch (const std::exception& rollback_error) {
       spdlog::error("actor {} {}: rollback failed: {}", id_.binding(), id_.hex(),
                     rollback_error.what());
-      reset_after_event_ = false;
       auto error = storage_error(rollback_error, "the event could not be rolled back");
       if (reply) reply->fail(error);
       abort_batch(error);
@@ -421,14 +443,13 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
     if (reply) {
       answers_.push_back({reply, Result<nlohmann::json>(Error{
                                      Code::internal,
-                                     "internal error in actor " + id_.binding() + ": " + e.what()})});
+                                     "internal error in actor " + id_.binding() + ": " + *thrown})});
     }
     // Members may be half-updated: the next event gets a fresh object (the data is intact).
     reset_instance();
   }
-  reset_after_event_ = false;
-  if (++batch_events_ >= limits::max_events_per_commit) commit_batch();
-  return outcome;
+  if (++batch_events_ >= limits::max_events_per_commit && !commit_batch()) return Outcome::failed;
+  return thrown ? Outcome::threw : Outcome::ok;
 }
 
 void Host::dispatch(Event& event) {
@@ -509,6 +530,7 @@ void Host::run_due_alarms() {
     auto outcome = run_event(
         [&] {
           // Consumed before the handler runs: if it sets the alarm again, that one stays.
+          alarms_dirty_ = true;  // a commit inside this wake may have reported the index
           db_->internal("DELETE FROM _cairn_alarms WHERE name = ?", {alarm.name});
           instance_->on_alarm(AlarmInfo{alarm.name, alarm.retries, alarm.retries > 0});
         },
@@ -522,6 +544,7 @@ void Host::run_due_alarms() {
 void Host::schedule_retry(const DueAlarm& alarm) {
   if (!ensure_batch(nullptr)) return;
   int retries = alarm.retries + 1;
+  alarms_dirty_ = true;  // the index must hear of the retry's time at commit
   try {
     db_->savepoint();
     if (retries > limits::alarm_max_retries) {
@@ -562,7 +585,7 @@ std::optional<std::int64_t> Host::soonest_alarm() {
   return std::nullopt;
 }
 
-void Host::commit_batch() {
+bool Host::commit_batch() {
   // The index learns of a sooner alarm before the commit that sets it (so a crash between
   // the two leaves it early, never late), and of everything else after.
   bool report = alarms_dirty_;
@@ -575,7 +598,7 @@ void Host::commit_batch() {
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: cannot index its alarms: {}", id_.binding(), id_.hex(), e.what());
     abort_batch(storage_error(e, "the actor's alarms could not be made durable"));
-    return;
+    return false;
   }
   auto commit_start = std::chrono::steady_clock::now();
   try {
@@ -585,7 +608,7 @@ void Host::commit_batch() {
     // After a failed fsync the write may still surface when the database reopens (its WAL
     // frames reached the file): the caller learns only that it was not made durable.
     abort_batch(storage_error(e, "the write could not be made durable"));
-    return;
+    return false;
   }
   if (report) {
     alarms_dirty_ = false;
@@ -610,6 +633,7 @@ void Host::commit_batch() {
     if (!pending.reply) continue;
     std::visit([&](auto& answer) { pending.reply->answer(std::move(answer)); }, pending.answer);
   }
+  return true;
 }
 
 void Host::make_call(ActorCall call) {
@@ -645,6 +669,15 @@ void Host::abort_batch(const Error& error) {
   in_batch_ = false;
   batch_events_ = 0;
   alarms_dirty_ = false;  // checked again when the database reopens
+  reset_instance();
+  db_.reset();
+}
+
+void Host::on_exit() {
+  if (in_batch_) {
+    abort_batch(Error{Code::unavailable, "the actor stopped before answering"});
+    return;
+  }
   reset_instance();
   db_.reset();
 }

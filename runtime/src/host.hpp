@@ -61,6 +61,10 @@ class Host final : public caf::event_based_actor {
        const ActorFactory* factory, std::uint64_t generation);
   caf::behavior make_behavior() override;
   const char* name() const override { return "cairn-host"; }
+  // However the host ends (evicted, shut down, or ended by CAF), its database is closed
+  // before the directory hears of it, so the next host can open it. An open batch that was
+  // not committed is rolled back and its callers are answered 503.
+  void on_exit() override;
 
  private:
   friend class HostContext;
@@ -94,7 +98,9 @@ class Host final : public caf::event_based_actor {
   void schedule_retry(const DueAlarm& alarm);
   bool alarm_table_exists();
   std::optional<std::int64_t> soonest_alarm();
-  void commit_batch();
+  // Commits the open batch and releases its outputs; false if it failed (the batch was
+  // aborted: callers told, database closed).
+  bool commit_batch();
   void make_call(ActorCall call);
   void abort_batch(const Error& error);
   void reset_instance();

@@ -12,6 +12,8 @@
 #include <caf/all.hpp>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
 #include "cairn/limits.hpp"
 #include "host.hpp"
 
@@ -70,6 +72,13 @@ void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& facto
   Entry& entry = it->second;
   entry.generation = next_generation_++;
   entry.host = system_->spawn<Host>(this, entry.id, &factory, entry.generation);
+  // A host that ends without evicting itself (CAF ended it: an exception that escaped every
+  // catch, an exit message) must not leave its entry pointing at a dead mailbox. Runs on the
+  // host's thread as it ends, never under this lock (a new host is not ended before it runs).
+  std::weak_ptr<RuntimeCore> weak = weak_from_this();
+  entry.host->attach_functor([weak, id = entry.id, generation = entry.generation] {
+    if (auto core = weak.lock()) core->host_gone(id, generation);
+  });
   entry.stopping = false;
   entry.last_used = options.clock->now();
   lru_.push_front(it->first);
@@ -77,6 +86,10 @@ void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& facto
 }
 
 void RuntimeCore::deliver(const ActorId& id, Event event) {
+  // An event sent to a host that has just died is destroyed inside the send, and its reply
+  // answers from its destructor: that must happen after the lock is released (the callback
+  // may call back into the runtime, as a Context::call reply does). Declared before the lock.
+  std::shared_ptr<PendingReply> keep = event.reply;
   std::unique_lock lock(mutex_);
   if (stopping_) {
     lock.unlock();
@@ -167,9 +180,34 @@ void RuntimeCore::make_room_locked() {
 
 void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
   std::vector<Event> dropped;  // answered (503) outside the lock
+  std::vector<std::shared_ptr<PendingReply>> keep;  // see deliver()
   std::unique_lock lock(mutex_);
   auto it = directory_.find(id.hex());
   if (it == directory_.end() || it->second.generation != generation || !it->second.stopping) return;
+  retire_locked(it, dropped, keep);
+}
+
+void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
+  std::vector<Event> dropped;
+  std::vector<std::shared_ptr<PendingReply>> keep;
+  std::unique_lock lock(mutex_);
+  if (stopping_) return;  // every host ends at shutdown, which clears the directory itself
+  auto it = directory_.find(id.hex());
+  // Not found or another generation: it evicted itself (host_stopped ran) or was replaced.
+  if (it == directory_.end() || it->second.generation != generation) return;
+  hosts_lost_.fetch_add(1, std::memory_order_relaxed);
+  spdlog::error("actor {} {}: its host ended unexpectedly; the events it held were answered 503 "
+                "and the next event gets a new instance", id.binding(), id.hex());
+  if (!it->second.stopping) {
+    it->second.stopping = true;
+    lru_.erase(it->second.lru);
+  }
+  retire_locked(it, dropped, keep);
+}
+
+void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& dropped,
+                                std::vector<std::shared_ptr<PendingReply>>& keep) {
+  const ActorId id = it->second.id;
   sockets.instance_stopped(it->first);
   if (!it->second.admin_only) last_event_[it->first] = it->second.last_used.time_since_epoch().count();
   if (stopping_) {
@@ -188,8 +226,19 @@ void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
   it->second.admin_only = std::all_of(waiting.begin(), waiting.end(), [](const Event& event) {
     return std::holds_alternative<AdminEvent>(event.body);
   });
-  for (auto& event : waiting) caf::anon_send(it->second.host, std::move(event));
+  for (auto& event : waiting) {
+    if (event.reply) keep.push_back(event.reply);
+    caf::anon_send(it->second.host, std::move(event));
+  }
   if (it->second.admin_only) evict_locked(it->second, Why::admin);
+}
+
+bool RuntimeCore::kill_host(const ActorId& id) {
+  std::lock_guard lock(mutex_);
+  auto it = directory_.find(id.hex());
+  if (it == directory_.end() || it->second.stopping) return false;
+  caf::anon_send_exit(it->second.host, caf::exit_reason::kill);
+  return true;
 }
 
 std::size_t RuntimeCore::evict_idle() {
@@ -440,6 +489,8 @@ void RuntimeCore::write_metrics(metrics::TextWriter& out) const {
     out.sample("cairn_websockets", {{"binding", binding}}, static_cast<double>(sockets_by_binding[binding]));
   }
   counter("cairn_instances_started_total", "Actor objects constructed", relaxed(instances_started_));
+  counter("cairn_hosts_lost_total", "Actor hosts that ended without evicting themselves (replaced)",
+          relaxed(hosts_lost_));
   out.family("cairn_evictions_total", "counter", "Instances evicted from memory, by reason");
   out.sample("cairn_evictions_total", {{"reason", "idle"}}, relaxed(evictions_idle_));
   out.sample("cairn_evictions_total", {{"reason", "lru"}}, relaxed(evictions_lru_));

@@ -55,6 +55,15 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
 
   // Called by the host of `id` once it has finished evicting itself (database closed).
   void host_stopped(const ActorId& id, std::uint64_t generation);
+  // Called as the host of `id` ends for any reason. If it had not evicted itself (CAF ended
+  // it), its entry is retired as if it had: what it held was answered 503 by the events'
+  // destructors, and the next event (or one that waited) gets a new host.
+  void host_gone(const ActorId& id, std::uint64_t generation);
+  // Ends the host of `id` as CAF ends a failed actor (an exit message), outside the runtime's
+  // control; false if it is not live. For tests of host_gone().
+  bool kill_host(const ActorId& id);
+  // Hosts that ended without evicting themselves, since start.
+  std::uint64_t hosts_lost() const { return hosts_lost_.load(std::memory_order_relaxed); }
   void instance_started() { instances_started_.fetch_add(1, std::memory_order_relaxed); }
 
   // Alarms. The index of every actor's soonest alarm (hosts write it at commit).
@@ -119,6 +128,10 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   void start_locked(Directory::iterator it, const ActorFactory& factory);
   enum class Why { idle, lru, forced, admin };
   void evict_locked(Entry& entry, Why why);
+  // The host of `it` has stopped (entry.stopping): its events that waited go to a new host,
+  // else the entry leaves the directory. Replies to run after the lock go into `keep`.
+  void retire_locked(Directory::iterator it, std::vector<Event>& dropped,
+                     std::vector<std::shared_ptr<PendingReply>>& keep);
   void make_room_locked();
   void sweep_loop();
   void alarm_loop();
@@ -147,6 +160,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<std::uint64_t> committed_events_{0};
   std::atomic<std::uint64_t> overloaded_{0};
+  std::atomic<std::uint64_t> hosts_lost_{0};
 
   std::unique_ptr<AlarmIndex> alarms_;
   std::unique_ptr<NamesIndex> names_;

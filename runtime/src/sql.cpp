@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <stdexcept>
@@ -155,19 +156,36 @@ int Sql::authorize(void* self_ptr, int action, const char* a, const char* b, con
     case SQLITE_CREATE_TEMP_TABLE:
     case SQLITE_DROP_TABLE:
     case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_DROP_VIEW:
+    case SQLITE_DROP_TEMP_VIEW:
+    case SQLITE_CREATE_VTABLE:
+    case SQLITE_DROP_VTABLE:
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
     case SQLITE_DELETE:
     case SQLITE_READ:
-    case SQLITE_ALTER_TABLE:
       if (is_runtime_table(a)) {
         return deny("table " + std::string(a) + " belongs to the runtime (names starting _cairn_)");
       }
       return SQLITE_OK;
+    case SQLITE_ALTER_TABLE:
+      // The table is the second argument (the first is the database). The new name of a
+      // RENAME is not given to the authorizer: exec() checks the schema after the statement.
+      if (is_runtime_table(b)) {
+        return deny("table " + std::string(b) + " belongs to the runtime (names starting _cairn_)");
+      }
+      self->altering_ = true;
+      return SQLITE_OK;
     case SQLITE_CREATE_INDEX:
     case SQLITE_DROP_INDEX:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_INDEX:
     case SQLITE_CREATE_TRIGGER:
     case SQLITE_DROP_TRIGGER:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_DROP_TEMP_TRIGGER:
       if (is_runtime_table(a) || is_runtime_table(b)) {
         return deny("table " + std::string(b ? b : a) +
                     " belongs to the runtime (names starting _cairn_)");
@@ -180,8 +198,24 @@ int Sql::authorize(void* self_ptr, int action, const char* a, const char* b, con
 
 void Sql::install_authorizer() { sqlite3_set_authorizer(db_, &Sql::authorize, this); }
 
+bool Sql::check_transaction() noexcept {
+  if (in_transaction_ && sqlite3_get_autocommit(db_)) transaction_lost_ = true;
+  return transaction_lost_;
+}
+
+void Sql::throw_lost(std::string_view sql) {
+  throw SqlError(SQLITE_ABORT_ROLLBACK,
+                 "SQLite rolled back the event's transaction (INSERT OR ROLLBACK, RAISE(ROLLBACK) "
+                 "or a storage error did): no statement may run until the event ends, and the "
+                 "event fails",
+                 std::string(sql.substr(0, 200)));
+}
+
 void Sql::throw_error(int rc, std::string_view sql) {
   std::string message = sqlite3_errmsg(db_);
+  if (check_transaction()) {
+    message += " (and SQLite rolled back the event's transaction: the event fails)";
+  }
   if ((rc & 0xff) == SQLITE_AUTH && !denial_.empty()) message = denial_;
   if ((rc & 0xff) == SQLITE_TOOBIG) {
     message += " (limits: a statement of at most " +
@@ -205,7 +239,10 @@ void Sql::open_pending() {
   // Both flags go first: the statements below come back through exec().
   bool begin = std::exchange(begin_pending_, false);
   bool savepoint = std::exchange(savepoint_pending_, false);
-  if (begin) run_internal("BEGIN");
+  if (begin) {
+    run_internal("BEGIN");
+    in_transaction_ = true;
+  }
   if (savepoint) {
     run_internal("SAVEPOINT cairn_event");
     savepoint_open_ = true;
@@ -223,6 +260,9 @@ Cursor Sql::exec_internal(std::string_view sql, const std::vector<SqlValue>& par
 }
 
 Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
+  // Nothing runs in autocommit after SQLite ended the host's transaction: it would be durable
+  // at once, outside the output gate, while the rest of the event's work is gone.
+  if (transaction_lost_) throw_lost(sql);
   if (begin_pending_ || savepoint_pending_) open_pending();
   if (sql.size() > static_cast<std::size_t>(limits::max_sql_statement_bytes)) {
     throw SqlError(SQLITE_TOOBIG,
@@ -241,6 +281,7 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
   while (next < end) {
     Statement s;  // a statement that is not cached is finalized when done
     Rewind rewind;
+    bool alter = false;  // the user's ALTER TABLE: checked after it runs
     sqlite3_stmt* stmt = nullptr;
     std::string_view text;
     int rc = SQLITE_OK;
@@ -252,10 +293,13 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
       next = end;
     } else {
       const char* tail = nullptr;
+      altering_ = false;
       rc = sqlite3_prepare_v2(db_, next, static_cast<int>(end - next), &stmt, &tail);
       text = std::string_view(next, static_cast<std::size_t>(tail - next));
       if (rc != SQLITE_OK) throw_error(sqlite3_extended_errcode(db_), text);
-      if (stmt && next == sql.data() && tail == end) {
+      alter = std::exchange(altering_, false) && !internal_;
+      // An ALTER is never kept: a kept statement is not authorized again when it runs.
+      if (stmt && next == sql.data() && tail == end && !alter) {
         if (cache.size() >= max_cached_statements) clear_cache();
         cache_[internal_ ? 1 : 0].emplace(std::string(sql), stmt);
         rewind.stmt = stmt;
@@ -300,6 +344,10 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
     std::shared_ptr<std::vector<std::string>> names;
     int columns = 0;
     std::vector<Row> rows;
+    if (alter) {
+      run_guarded_alter(stmt, text);
+      continue;
+    }
     for (;;) {
       rc = sqlite3_step(stmt);
       if (!names) {
@@ -319,6 +367,7 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
     rows_read += static_cast<std::int64_t>(rows.size()) +
                  sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
     if (!sqlite3_stmt_readonly(stmt)) rows_written += sqlite3_changes64(db_);
+    if (check_transaction()) throw_lost(text);
     last_names = std::move(names);
     last_rows = std::move(rows);
   }
@@ -330,6 +379,43 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
   return Cursor(std::move(last_names), std::move(last_rows), rows_read, rows_written);
 }
 
+void Sql::run_guarded_alter(sqlite3_stmt* stmt, std::string_view text) {
+  // The authorizer is not told the new name of ALTER TABLE ... RENAME TO: the statement runs
+  // inside a savepoint of its own and is undone if it left a user table named like the
+  // runtime's. DDL is transactional in SQLite, so the undo is complete.
+  auto runtime_names = [this] {
+    std::vector<std::string> names;
+    for (const auto& row : exec_internal(
+             "SELECT name FROM sqlite_schema WHERE name LIKE '\\_cairn\\_%' ESCAPE '\\' ORDER BY name", {})) {
+      names.push_back(std::get<std::string>(row["name"]));
+    }
+    return names;
+  };
+  auto before = runtime_names();
+  run_internal("SAVEPOINT cairn_alter");
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    int code = sqlite3_extended_errcode(db_);
+    if (!check_transaction()) {
+      run_internal("ROLLBACK TO cairn_alter");
+      run_internal("RELEASE cairn_alter");
+    }
+    throw_error(code, text);
+  }
+  auto after = runtime_names();
+  if (after != before) {
+    run_internal("ROLLBACK TO cairn_alter");
+    run_internal("RELEASE cairn_alter");
+    std::string taken;
+    for (const auto& name : after) {
+      if (std::find(before.begin(), before.end(), name) == before.end()) taken = name;
+    }
+    throw SqlError(SQLITE_AUTH, "table " + taken + " belongs to the runtime (names starting _cairn_)",
+                   std::string(text));
+  }
+  run_internal("RELEASE cairn_alter");
+}
+
 void Sql::transaction_sync(const std::function<void()>& fn) {
   std::string name = "cairn_sync_" + std::to_string(savepoint_depth_);
   run_internal(("SAVEPOINT " + name).c_str());
@@ -338,8 +424,11 @@ void Sql::transaction_sync(const std::function<void()>& fn) {
     fn();
   } catch (...) {
     --savepoint_depth_;
-    run_internal(("ROLLBACK TO " + name).c_str());
-    run_internal(("RELEASE " + name).c_str());
+    // If SQLite ended the whole transaction, the savepoint is gone with it: the event fails.
+    if (!check_transaction()) {
+      run_internal(("ROLLBACK TO " + name).c_str());
+      run_internal(("RELEASE " + name).c_str());
+    }
     throw;
   }
   --savepoint_depth_;

@@ -148,6 +148,11 @@ class Sql {
   [[noreturn]] void throw_error(int rc, std::string_view sql);
   // Finalizes every cached statement (before the connection closes).
   void clear_cache();
+  // Notes (transaction_lost_) whether SQLite has ended the host's transaction; true if so.
+  bool check_transaction() noexcept;
+  [[noreturn]] void throw_lost(std::string_view sql);
+  // Steps a user's ALTER TABLE, undoing it if it gave a table a runtime name (_cairn_...).
+  void run_guarded_alter(sqlite3_stmt* stmt, std::string_view text);
   // Runs the host's deferred BEGIN and SAVEPOINT (see begin_pending_).
   void open_pending();
 
@@ -168,8 +173,14 @@ class Sql {
   bool begin_pending_ = false;
   bool savepoint_pending_ = false;
   bool savepoint_open_ = false;
+  // The host's BEGIN ran and its COMMIT or ROLLBACK has not: SQLite must not be in autocommit.
+  bool in_transaction_ = false;
+  // SQLite ended that transaction by itself (INSERT OR ROLLBACK, RAISE(ROLLBACK), some I/O
+  // errors): every later statement fails until the host rolls back, so none runs in autocommit.
+  bool transaction_lost_ = false;
   int savepoint_depth_ = 0;
   bool internal_ = false;   // true while the runtime's own statement is prepared
+  bool altering_ = false;   // the authorizer saw ALTER TABLE in the statement being prepared
   std::string denial_;      // why the authorizer refused the last statement
 };
 

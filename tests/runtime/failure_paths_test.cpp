@@ -1,0 +1,359 @@
+// The runtime's failure paths under misbehaving actor code: statements after which SQLite
+// has ended the batch's transaction, exceptions that are not std::exception, throwing
+// callers' callbacks, user SQL aimed at the runtime's tables, and a commit that fails in the
+// middle of an alarm wake. The promise under test: no acknowledged write is lost and no
+// actor is wedged.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "cairn/actor_id.hpp"
+#include "cairn/limits.hpp"
+#include "cairn/runtime.hpp"
+#include "events.hpp"
+#include "fault_vfs.hpp"
+#include "runtime_core.hpp"
+#include "temp_dir.hpp"
+#include "wait.hpp"
+
+using namespace cairn;
+using cairn::testing::TempDir;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Holds the actor inside a "gate" event until open() so that the events sent meanwhile queue
+// behind it and share one batch (group commit).
+class Gate {
+ public:
+  void reset() {
+    std::lock_guard lock(mutex_);
+    promise_ = std::promise<void>();
+    future_ = promise_.get_future().share();
+    entered_ = std::promise<void>();
+    entered_future_ = entered_.get_future().share();
+  }
+  void open() { promise_.set_value(); }
+  void wait_inside() {
+    entered_.set_value();
+    if (future_.wait_for(cairn::testing::reply_deadline) != std::future_status::ready) {
+      throw std::runtime_error("the gate was never opened");
+    }
+  }
+  // Blocks until an event is inside the gate.
+  void wait_entered() {
+    if (entered_future_.wait_for(cairn::testing::reply_deadline) != std::future_status::ready) {
+      throw std::runtime_error("no event entered the gate");
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::promise<void> promise_;
+  std::shared_future<void> future_;
+  std::promise<void> entered_;
+  std::shared_future<void> entered_future_;
+};
+Gate gate;
+
+std::atomic<int> fragile_constructions{0};
+
+class Fragile final : public Actor {
+ public:
+  explicit Fragile(Context& ctx) : ctx_(ctx) {
+    ++fragile_constructions;
+    auto& sql = ctx_.sql();
+    sql.exec("CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY)");
+    sql.exec("CREATE TABLE IF NOT EXISTS fired (name TEXT PRIMARY KEY)");
+    sql.exec("CREATE TABLE IF NOT EXISTS guarded (n INTEGER)");
+    sql.exec(
+        "CREATE TRIGGER IF NOT EXISTS no_negative BEFORE INSERT ON guarded WHEN NEW.n < 0 "
+        "BEGIN SELECT RAISE(ROLLBACK, 'negative numbers end the transaction'); END");
+  }
+  Methods methods() override {
+    return {
+        {"insert", [this](const json& args) -> Result<json> {
+           ctx_.sql().exec("INSERT INTO t VALUES (?)", args.at("n").get<std::int64_t>());
+           return json{{"ok", true}};
+         }},
+        {"count", [this](const json&) -> Result<json> {
+           return ctx_.sql().exec("SELECT count(*) AS c FROM t").one().to_json()["c"];
+         }},
+        {"fired", [this](const json&) -> Result<json> {
+           return ctx_.sql().exec("SELECT count(*) AS c FROM fired").one().to_json()["c"];
+         }},
+        // INSERT OR ROLLBACK of a duplicate: SQLite rolls back the whole transaction. The
+        // actor catches the error, optionally writes once more, and answers normally.
+        {"or_rollback_caught", [this](const json& args) -> Result<json> {
+           std::string caught;
+           try {
+             ctx_.sql().exec("INSERT OR ROLLBACK INTO t VALUES (?)", args.at("n").get<std::int64_t>());
+           } catch (const SqlError& e) {
+             caught = e.what();
+           }
+           if (args.contains("then")) {
+             try {
+               ctx_.sql().exec("INSERT INTO t VALUES (?)", args.at("then").get<std::int64_t>());
+             } catch (const SqlError&) {
+             }
+           }
+           return json{{"caught", caught}};
+         }},
+        {"trigger_rollback_caught", [this](const json&) -> Result<json> {
+           try {
+             ctx_.sql().exec("INSERT INTO guarded VALUES (-1)");
+           } catch (const SqlError&) {
+           }
+           return json{{"ok", true}};
+         }},
+        {"gate", [](const json&) -> Result<json> {
+           gate.wait_inside();
+           return json{{"ok", true}};
+         }},
+        {"throw_int", [this](const json&) -> Result<json> {
+           ctx_.sql().exec("INSERT INTO t VALUES (4242)");
+           throw 42;
+         }},
+        {"set_alarms", [this](const json& args) -> Result<json> {
+           auto when = ctx_.now() + std::chrono::milliseconds(args.at("in_ms").get<std::int64_t>());
+           for (int i = 0; i < args.at("count").get<int>(); ++i) {
+             auto set = ctx_.set_alarm("a" + std::to_string(i), when);
+             if (!set) return set.error();
+           }
+           return json(ctx_.alarms().size());
+         }},
+        {"alarms", [this](const json&) -> Result<json> { return json(ctx_.alarms().size()); }},
+        {"sql", [this](const json& args) -> Result<json> {
+           ctx_.sql().exec(args.get<std::string>());
+           return json{{"ok", true}};
+         }},
+    };
+  }
+  void on_alarm(const AlarmInfo& alarm) override {
+    ctx_.sql().exec("INSERT OR IGNORE INTO fired VALUES (?)", alarm.name);
+  }
+
+ private:
+  Context& ctx_;
+};
+
+Registry fragile_registry() {
+  Registry r;
+  r.add<Fragile>("FRAGILE");
+  return r;
+}
+
+RuntimeOptions options_for(const TempDir& dir, std::shared_ptr<Clock> clock = nullptr) {
+  RuntimeOptions o;
+  o.data_dir = dir.path();
+  o.threads = 2;
+  o.idle_timeout = 0ms;
+  if (clock) o.clock = std::move(clock);
+  return o;
+}
+
+std::future<Result<json>> call_async(const Stub& stub, std::string method, json args = {}) {
+  auto promise = std::make_shared<std::promise<Result<json>>>();
+  auto future = promise->get_future();
+  stub.call(std::move(method), std::move(args),
+            [promise](Result<json> result) { promise->set_value(std::move(result)); });
+  return future;
+}
+
+// Runs `culprit` in one batch with an insert of 100 sent just before it: the gate holds the
+// actor while both queue. Returns {the insert's answer, the culprit's answer}.
+std::pair<Result<json>, Result<json>> in_one_batch(const Stub& stub, std::string culprit, json args) {
+  gate.reset();
+  auto held = call_async(stub, "gate");
+  gate.wait_entered();
+  auto insert = call_async(stub, "insert", {{"n", 100}});
+  auto bad = call_async(stub, std::move(culprit), std::move(args));
+  gate.open();
+  CHECK(cairn::testing::wait_for(held).ok());
+  return {cairn::testing::wait_for(insert), cairn::testing::wait_for(bad)};
+}
+
+}  // namespace
+
+TEST_CASE("a statement that makes SQLite roll back the batch fails every event of that batch") {
+  TempDir dir;
+  {
+    Runtime runtime(fragile_registry(), options_for(dir));
+    auto stub = *runtime.get("FRAGILE", "or-rollback");
+    REQUIRE(cairn::testing::call(stub, "insert", {{"n", 1}}).ok());
+    auto [insert, culprit] = in_one_batch(stub, "or_rollback_caught", {{"n", 1}});
+    // The insert of 100 shared a transaction that SQLite ended: it must not be acknowledged.
+    REQUIRE(!insert.ok());
+    CHECK(insert.error().code == Code::unavailable);
+    CHECK(retryable(insert.error().code));
+    REQUIRE(!culprit.ok());
+    CHECK(culprit.error().code == Code::internal);
+    CHECK(culprit.error().message.find("rolled back") != std::string::npos);
+    // The actor goes on, with what was acknowledged before.
+    CHECK(cairn::testing::call(stub, "count").value() == 1);
+    CHECK(cairn::testing::call(stub, "insert", {{"n", 2}}).ok());
+  }
+  Runtime again(fragile_registry(), options_for(dir));
+  CHECK(cairn::testing::call(*again.get("FRAGILE", "or-rollback"), "count").value() == 2);
+}
+
+TEST_CASE("a trigger's RAISE(ROLLBACK) caught by the actor fails the whole batch") {
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto stub = *runtime.get("FRAGILE", "trigger");
+  REQUIRE(cairn::testing::call(stub, "count").ok());
+  auto [insert, culprit] = in_one_batch(stub, "trigger_rollback_caught", json::object());
+  CHECK(!insert.ok());
+  CHECK(!culprit.ok());
+  CHECK(cairn::testing::call(stub, "count").value() == 0);
+}
+
+TEST_CASE("after SQLite ended the transaction, no later statement of the event runs in autocommit") {
+  TempDir dir;
+  {
+    Runtime runtime(fragile_registry(), options_for(dir));
+    auto stub = *runtime.get("FRAGILE", "autocommit");
+    REQUIRE(cairn::testing::call(stub, "insert", {{"n", 1}}).ok());
+    // Alone in its batch: the duplicate ends the transaction; the insert of 7 that follows
+    // must not commit on its own.
+    auto culprit = cairn::testing::call(stub, "or_rollback_caught", {{"n", 1}, {"then", 7}});
+    CHECK(!culprit.ok());
+    CHECK(cairn::testing::call(stub, "count").value() == 1);
+  }
+  Runtime again(fragile_registry(), options_for(dir));
+  CHECK(cairn::testing::call(*again.get("FRAGILE", "autocommit"), "count").value() == 1);
+}
+
+TEST_CASE("a method that throws something that is not a std::exception answers 500 and the actor goes on") {
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto stub = *runtime.get("FRAGILE", "throws-int");
+  int before = fragile_constructions.load();
+  auto thrown = cairn::testing::call(stub, "throw_int");
+  REQUIRE(!thrown.ok());
+  CHECK(thrown.error().code == Code::internal);
+  CHECK(thrown.error().message.find("unknown exception") != std::string::npos);
+  for (int i = 0; i < 3; ++i) {
+    auto again = cairn::testing::call(stub, "insert", {{"n", i}});
+    CHECK(again.ok());
+  }
+  CHECK(cairn::testing::call(stub, "count").value() == 3);  // the thrown event's write rolled back
+  CHECK(fragile_constructions.load() >= before + 2);
+}
+
+TEST_CASE("a caller's callback that throws does not wedge the actor or lose the batch") {
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto stub = *runtime.get("FRAGILE", "bad-callback");
+  std::atomic<int> called{0};
+  stub.call("insert", {{"n", 1}}, [&](Result<json>) {
+    ++called;
+    throw 7;
+  });
+  stub.call("insert", {{"n", 2}}, [&](Result<json>) {
+    ++called;
+    throw std::runtime_error("callback");
+  });
+  REQUIRE(cairn::testing::eventually([&] { return called.load() == 2; }));
+  CHECK(cairn::testing::call(stub, "insert", {{"n", 3}}).ok());
+  CHECK(cairn::testing::call(stub, "count").value() == 3);
+}
+
+TEST_CASE("user SQL can neither rename the runtime's tables nor name its own after them") {
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto stub = *runtime.get("FRAGILE", "alter");
+  REQUIRE(cairn::testing::call(stub, "set_alarms", {{"count", 1}, {"in_ms", 60'000}}).value() == 1);
+  for (const char* statement :
+       {"ALTER TABLE _cairn_alarms RENAME TO stolen", "ALTER TABLE t RENAME TO _cairn_x",
+        "ALTER TABLE t RENAME TO _CAIRN_Y", "ALTER TABLE _cairn_alarms ADD COLUMN x INTEGER",
+        "CREATE VIEW _cairn_v AS SELECT 1", "CREATE TABLE _cairn_t (x)",
+        "ALTER TABLE _cairn_alarms RENAME COLUMN due TO late"}) {
+    CAPTURE(statement);
+    auto refused = cairn::testing::call(stub, "sql", statement);
+    REQUIRE(!refused.ok());
+    CHECK(refused.error().message.find("belongs to the runtime") != std::string::npos);
+  }
+  CHECK(cairn::testing::call(stub, "alarms").value() == 1);
+  CHECK(cairn::testing::call(stub, "insert", {{"n", 5}}).ok());  // t is still t
+  CHECK(cairn::testing::call(stub, "sql", "ALTER TABLE guarded RENAME TO guarded2").ok());
+}
+
+TEST_CASE("a commit that fails in the middle of an alarm wake stops the wake; the alarms run later") {
+  cairn::testing::FaultVfs::install();
+  TempDir dir;
+  auto clock = std::make_shared<ManualClock>();
+  Runtime runtime(fragile_registry(), options_for(dir, clock));
+  auto stub = *runtime.get("FRAGILE", "wake");
+  int alarms = static_cast<int>(limits::max_alarms_per_wake);
+  REQUIRE(cairn::testing::call(stub, "set_alarms", {{"count", alarms}, {"in_ms", 1000}}).ok());
+  // The gate holds the actor; an insert and the wake then share a batch, which reaches
+  // max_events_per_commit inside the wake: that commit's fsync fails.
+  gate.reset();
+  auto held = call_async(stub, "gate");
+  gate.wait_entered();
+  auto insert = call_async(stub, "insert", {{"n", 9}});
+  clock->advance(2s);
+  CHECK(runtime.fire_due_alarms() == 1);
+  cairn::testing::FaultVfs::arm(cairn::testing::Fault::fsync, stub.id().hex());
+  gate.open();
+  CHECK(cairn::testing::wait_for(held).ok());
+  auto answered = cairn::testing::wait_for(insert);
+  CHECK(!answered.ok());
+  // The actor is not wedged: once the disk heals it serves, and every alarm runs once.
+  REQUIRE(cairn::testing::eventually([&] { return cairn::testing::FaultVfs::failures() > 0; }));
+  cairn::testing::FaultVfs::clear();
+  CHECK(cairn::testing::call(stub, "insert", {{"n", 10}}).ok());
+  REQUIRE(cairn::testing::eventually([&] {
+    clock->advance(1s);
+    runtime.fire_due_alarms();
+    auto fired = cairn::testing::call(stub, "fired");
+    return fired.ok() && fired.value() == alarms;
+  }));
+  CHECK(cairn::testing::call(stub, "alarms").value() == 0);
+}
+
+TEST_CASE("a host that dies anyway is replaced: what it held answers 503 and the next event gets a new host") {
+  TempDir dir;
+  auto core = std::make_shared<detail::RuntimeCore>(fragile_registry(), options_for(dir));
+  auto id = *ActorId::make("FRAGILE", "dies");
+  auto send = [&](std::string method, json args) {
+    auto promise = std::make_shared<std::promise<Result<json>>>();
+    auto future = promise->get_future();
+    core->deliver(id, Event{CallEvent{std::move(method), std::move(args)},
+                            std::make_shared<PendingReply>(Stub::CallCallback(
+                                [promise](Result<json> r) { promise->set_value(std::move(r)); }))});
+    return future;
+  };
+  auto first = send("insert", {{"n", 1}});
+  REQUIRE(cairn::testing::wait_for(first).ok());
+  gate.reset();
+  auto held = send("gate", json::object());
+  gate.wait_entered();
+  auto queued = send("insert", {{"n", 2}});
+  REQUIRE(core->kill_host(id));
+  gate.open();
+  int acknowledged = 1;
+  for (auto* future : {&held, &queued}) {
+    auto answer = cairn::testing::wait_for(*future);
+    if (answer.ok()) {
+      acknowledged += future == &queued;
+    } else {
+      CHECK(answer.error().code == Code::unavailable);  // retryable, never a hang
+    }
+  }
+  REQUIRE(cairn::testing::eventually([&] { return core->hosts_lost() == 1; }));
+  // Not wedged: a new host serves, with every acknowledged write.
+  auto count = send("count", json::object());
+  auto counted = cairn::testing::wait_for(count);
+  REQUIRE(counted.ok());
+  CHECK(counted.value() == acknowledged);
+  auto later = send("insert", {{"n", 3}});
+  CHECK(cairn::testing::wait_for(later).ok());
+  core->shutdown();
+}
