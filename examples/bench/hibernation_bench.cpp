@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+
+#include "cairn/cli/duration.hpp"
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -297,7 +299,7 @@ int main(int argc, char** argv) {
   app.add_option("--flights", flights, "flights they are spread over")->check(CLI::Range(1, 10'000))->capture_default_str();
   app.add_option("--rounds", rounds, "bookings for the fan-out measurement")->check(CLI::Range(1, 10'000))->capture_default_str();
   app.add_option("--io-threads", io_threads, "the server's --io-threads")->capture_default_str();
-  app.add_option("--idle-timeout", idle_timeout, "the server's --idle-timeout, seconds")->capture_default_str();
+  cairn::cli::add_duration(app, "--idle-timeout", idle_timeout, "the server's --idle-timeout")->capture_default_str();
   app.add_option("--durability", durability, "the server's --durability (full fsyncs every booking)")
       ->check(CLI::IsMember({"full", "normal"}))
       ->capture_default_str();

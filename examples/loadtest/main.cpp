@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+
+#include "cairn/cli/duration.hpp"
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -79,7 +81,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1u, 100000u));
   app.add_option("-r,--rate", o.rate, "open loop: requests (mixed: users) per second, latency from each one's intended start; 0 = closed loop")
       ->capture_default_str()->check(CLI::Range(0.0, 10'000'000.0));
-  app.add_option("-d,--duration", o.duration, "seconds to measure")->capture_default_str()->check(CLI::Range(0.1, 86400.0));
+  cairn::cli::add_duration(app, "-d,--duration", o.duration, "time to measure (seconds unless a unit follows)")->capture_default_str()->check(CLI::Range(0.1, 86400.0));
   app.add_option("-n,--requests", o.requests, "stop after this many requests (0: no cap)")->capture_default_str();
   app.add_option("-f,--flights", o.flights, "flights to spread over")->capture_default_str()->check(CLI::Range(1u, 10'000'000u));
   app.add_option("-s,--sockets", o.sockets, "fanout, hibernate: WebSockets per flight")->capture_default_str()->check(CLI::Range(1u, 1'000'000u));
@@ -87,8 +89,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_option("-t,--threads", o.threads, "the harness's I/O threads")->capture_default_str()->check(CLI::Range(1u, 64u));
   app.add_option("--prefix", o.prefix, "flight ids start with this (default: fresh for every run)");
-  app.add_option("--timeout", o.timeout, "seconds before a request counts as timed out")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--idle-wait", o.idle_wait, "hibernate: most seconds to wait for the server to evict the flights")
+  cairn::cli::add_duration(app, "--timeout", o.timeout, "time before a request counts as timed out")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  cairn::cli::add_duration(app, "--idle-wait", o.idle_wait, "hibernate: most seconds to wait for the server to evict the flights")
       ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
   app.add_option("--path", o.path, "get: the path to GET")->capture_default_str();
   app.add_option("--dir", o.dir, "disk: the directory to append in")->capture_default_str();

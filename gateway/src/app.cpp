@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cairn/cli/duration.hpp"
 #include "cairn/gateway/serve.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/runtime.hpp"
@@ -87,6 +88,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   double request_timeout_s = seconds(limits::default_request_timeout);
   double header_timeout_s = seconds(limits::default_header_timeout);
   double keep_alive_s = seconds(limits::default_keep_alive_timeout);
+  double event_budget_s = seconds(limits::default_event_budget);
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "port to listen on (0 picks a free one)")->capture_default_str();
   app.add_option("--data-dir", data_dir, "where actor databases live")->capture_default_str();
@@ -100,8 +102,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   app.add_option("--io-threads", io_threads, "HTTP/WebSocket I/O threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  app.add_option("--idle-timeout", idle_timeout_s,
-                 "seconds without an event before an instance leaves memory (0: never)")
+  cli::add_duration(app, "--idle-timeout", idle_timeout_s,
+                    "time without an event before an instance leaves memory (0: never)")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
   app.add_option("--max-live-instances", max_live, "instances in memory at most")
@@ -116,17 +118,22 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                  "requests waiting for one actor at most; more are answered 503 at once")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
       ->capture_default_str();
-  app.add_option("--request-timeout", request_timeout_s,
+  cli::add_duration(app, "--request-timeout", request_timeout_s,
                  "seconds an actor has to answer a request before the client gets 504")
       ->check(CLI::Range(0.01, 86400.0))
       ->capture_default_str();
-  app.add_option("--header-timeout", header_timeout_s,
+  cli::add_duration(app, "--header-timeout", header_timeout_s,
                  "seconds a request's headers have to arrive after its first byte")
       ->check(CLI::Range(0.01, 3600.0))
       ->capture_default_str();
-  app.add_option("--keep-alive-timeout", keep_alive_s,
+  cli::add_duration(app, "--keep-alive-timeout", keep_alive_s,
                  "seconds an idle HTTP connection stays open between requests")
       ->check(CLI::Range(0.01, 86400.0))
+      ->capture_default_str();
+  cli::add_duration(app, "--event-budget", event_budget_s,
+                    "longest one actor event may run its SQL before it is interrupted and fails "
+                    "with 500 (0: no budget)")
+      ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -187,6 +194,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.idle_timeout = to_ms(idle_timeout_s);
     options.max_live_instances = max_live;
     options.max_queued_events = max_queued;
+    options.event_budget = to_ms(event_budget_s);
     Runtime runtime(make_classes(), options);
     GatewayOptions web;
     web.host = host;

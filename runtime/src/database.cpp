@@ -312,7 +312,7 @@ nlohmann::json Database::read_only_query(std::string_view sql, std::size_t max_r
     sqlite3_stmt*& stmt;
     ~Restore() {
       sqlite3_finalize(stmt);
-      sqlite3_progress_handler(db.db_, 0, nullptr, nullptr);
+      db.sql_.install_progress_handler();
       db.sql_.install_authorizer();
       try {
         db.sql_.run_internal("PRAGMA query_only=OFF");

@@ -378,6 +378,9 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
   outbox_.begin_event();
   std::size_t answers_before = answers_.size();
   db_->savepoint();  // deferred to the event's first statement: cannot fail here
+  auto started = std::chrono::steady_clock::now();
+  auto budget = core_->options.event_budget;
+  if (budget.count() > 0) db_->sql().set_deadline(started + budget, budget);
   std::optional<std::string> thrown;  // what the event threw
   std::optional<Error> broken;        // set if the batch cannot go on
   bool storage_failed = false;        // ... because the storage failed (not the actor's doing)
@@ -402,6 +405,11 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
     thrown = "unknown exception (not a std::exception)";
   }
   reset_after_event_ = false;
+  if (budget.count() > 0) db_->sql().set_deadline(std::chrono::steady_clock::time_point::max(), budget);
+  if (auto took = std::chrono::steady_clock::now() - started; took > limits::slow_event_warning) {
+    spdlog::warn("actor {} {}: an event ran for {} ms", id_.binding(), id_.hex(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+  }
   if (!broken && db_->transaction_lost()) {
     // The event made SQLite end the transaction it shared with the batch's other events
     // (INSERT OR ROLLBACK, RAISE(ROLLBACK)), even if it caught the error: none of them

@@ -198,6 +198,29 @@ int Sql::authorize(void* self_ptr, int action, const char* a, const char* b, con
 
 void Sql::install_authorizer() { sqlite3_set_authorizer(db_, &Sql::authorize, this); }
 
+// Every this many virtual machine steps the deadline is checked (a clock read: ~20 ns).
+constexpr int progress_steps = 4096;
+
+void Sql::install_progress_handler() {
+  sqlite3_progress_handler(db_, budget_.count() > 0 ? progress_steps : 0,
+                           budget_.count() > 0 ? &Sql::progress : nullptr, this);
+}
+
+int Sql::progress(void* self_ptr) {
+  auto* self = static_cast<Sql*>(self_ptr);
+  if (std::chrono::steady_clock::now() < self->deadline_) return 0;
+  self->over_budget_ = true;
+  return 1;
+}
+
+void Sql::set_deadline(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds budget) {
+  bool was = budget_.count() > 0;
+  deadline_ = deadline;
+  budget_ = budget;
+  over_budget_ = false;
+  if (was != (budget.count() > 0)) install_progress_handler();
+}
+
 bool Sql::check_transaction() noexcept {
   if (in_transaction_ && sqlite3_get_autocommit(db_)) transaction_lost_ = true;
   return transaction_lost_;
@@ -217,6 +240,10 @@ void Sql::throw_error(int rc, std::string_view sql) {
     message += " (and SQLite rolled back the event's transaction: the event fails)";
   }
   if ((rc & 0xff) == SQLITE_AUTH && !denial_.empty()) message = denial_;
+  if ((rc & 0xff) == SQLITE_INTERRUPT && over_budget_) {
+    message = "the event ran over its budget of " + std::to_string(budget_.count()) +
+              " ms (RuntimeOptions::event_budget, --event-budget): its SQL was interrupted";
+  }
   if ((rc & 0xff) == SQLITE_TOOBIG) {
     message += " (limits: a statement of at most " +
                std::to_string(limits::max_sql_statement_bytes) + " bytes, a value of at most " +
@@ -263,6 +290,12 @@ Cursor Sql::exec(std::string_view sql, const std::vector<SqlValue>& params) {
   // Nothing runs in autocommit after SQLite ended the host's transaction: it would be durable
   // at once, outside the output gate, while the rest of the event's work is gone.
   if (transaction_lost_) throw_lost(sql);
+  if (over_budget_ && !internal_) {
+    throw SqlError(SQLITE_INTERRUPT,
+                   "the event ran over its budget of " + std::to_string(budget_.count()) +
+                       " ms (RuntimeOptions::event_budget, --event-budget): no more SQL may run",
+                   std::string(sql.substr(0, 200)));
+  }
   if (begin_pending_ || savepoint_pending_) open_pending();
   if (sql.size() > static_cast<std::size_t>(limits::max_sql_statement_bytes)) {
     throw SqlError(SQLITE_TOOBIG,

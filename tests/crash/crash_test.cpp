@@ -9,6 +9,8 @@
 #include <sqlite3.h>
 
 #include <CLI/CLI.hpp>
+
+#include "cairn/cli/duration.hpp"
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -160,8 +162,8 @@ int main(int argc, char** argv) {
   app.add_option("--cycles", o.cycles, "kill/restart cycles")->check(CLI::Range(1, 100000));
   app.add_option("--flights", o.flights, "new flights per cycle")->check(CLI::Range(1, 10000));
   app.add_option("--clients", o.clients, "concurrent connections")->check(CLI::Range(1, 256));
-  app.add_option("--min-run-ms", o.min_run_ms, "shortest load before the kill")->check(CLI::Range(0, 600000));
-  app.add_option("--max-run-ms", o.max_run_ms, "longest load before the kill")->check(CLI::Range(1, 600000));
+  cairn::cli::add_duration(app, "--min-run-ms", o.min_run_ms, "shortest load before the kill", cairn::cli::Unit::milliseconds)->check(CLI::Range(0, 600000));
+  cairn::cli::add_duration(app, "--max-run-ms", o.max_run_ms, "longest load before the kill", cairn::cli::Unit::milliseconds)->check(CLI::Range(1, 600000));
   app.add_option("--seed", o.seed, "random seed (0: random)");
   CLI11_PARSE(app, argc, argv);
   if (o.seed == 0) o.seed = std::random_device{}();

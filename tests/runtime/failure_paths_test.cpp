@@ -127,6 +127,17 @@ class Fragile final : public Actor {
            }
            return json(ctx_.alarms().size());
          }},
+        {"runaway", [this](const json&) -> Result<json> {
+           try {
+             ctx_.sql().exec(
+                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                 "SELECT count(*) FROM c");
+           } catch (const SqlError&) {
+             // Caught: the event must fail all the same, and no more SQL may run in it.
+             ctx_.sql().exec("INSERT INTO t VALUES (777)");
+           }
+           return json{{"ok", true}};
+         }},
         {"alarms", [this](const json&) -> Result<json> { return json(ctx_.alarms().size()); }},
         {"sql", [this](const json& args) -> Result<json> {
            ctx_.sql().exec(args.get<std::string>());
@@ -356,4 +367,22 @@ TEST_CASE("a host that dies anyway is replaced: what it held answers 503 and the
   auto later = send("insert", {{"n", 3}});
   CHECK(cairn::testing::wait_for(later).ok());
   core->shutdown();
+}
+
+TEST_CASE("an event past its time budget is interrupted, fails with 500, and the actor goes on") {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.event_budget = 300ms;
+  Runtime runtime(fragile_registry(), options);
+  auto stub = *runtime.get("FRAGILE", "runaway");
+  REQUIRE(cairn::testing::call(stub, "insert", {{"n", 1}}).ok());
+  auto started = std::chrono::steady_clock::now();
+  auto runaway = cairn::testing::call(stub, "runaway");
+  auto took = std::chrono::steady_clock::now() - started;
+  REQUIRE(!runaway.ok());
+  CHECK(runaway.error().code == Code::internal);
+  CHECK(runaway.error().message.find("budget of 300 ms") != std::string::npos);
+  CHECK(took < 10s);
+  CHECK(cairn::testing::call(stub, "insert", {{"n", 2}}).ok());
+  CHECK(cairn::testing::call(stub, "count").value() == 2);  // 777 was never written
 }

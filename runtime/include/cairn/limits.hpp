@@ -59,6 +59,12 @@ inline constexpr std::size_t default_max_live_instances = 1000;
 // they are refused at once with 503 overloaded (RuntimeOptions::max_queued_events).
 inline constexpr std::size_t default_max_queued_events = 1000;
 
+// The time one event may run its SQL (RuntimeOptions::event_budget): past it, SQLite
+// interrupts the event's statements, the event fails with 500 and the instance is reset.
+inline constexpr std::chrono::milliseconds default_event_budget{30'000};
+// An event that runs longer than this is logged (whatever its budget).
+inline constexpr std::chrono::milliseconds slow_event_warning{1'000};
+
 // HTTP. The header limit covers the request line too (431 past it).
 inline constexpr std::size_t max_http_body_bytes = 64 * 1024;
 inline constexpr std::size_t max_http_header_bytes = 16 * 1024;

@@ -43,6 +43,11 @@ struct RuntimeOptions {
   // more is answered at once with Code::overloaded (503, Retry-After) and never runs.
   // WebSocket messages and alarms are not counted. At least 1.
   std::size_t max_queued_events = limits::default_max_queued_events;
+  // The longest one event may take: past it, SQLite interrupts the event's SQL (checked
+  // every few thousand steps of its virtual machine), the event fails with 500 and the
+  // instance is reset. A runaway query cannot pin an actor thread. Code that loops without
+  // running SQL is not stopped (C++ cannot be pre-empted safely). Zero: no budget.
+  std::chrono::milliseconds event_budget = limits::default_event_budget;
 };
 
 struct RuntimeStats {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -136,6 +137,10 @@ class Sql {
   // Bytes the database uses (page_count * page_size).
   std::int64_t database_size();
 
+  // The runtime's: statements run after `deadline` are interrupted (SqlError with
+  // SQLITE_INTERRUPT naming `budget`). A zero budget clears it.
+  void set_deadline(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds budget);
+
  private:
   friend class Database;
   // Runs `sql` (no parameters, no rows) past the authorizer: the runtime's own statements.
@@ -143,6 +148,10 @@ class Sql {
   // exec() past the authorizer: the runtime's own queries (its `_cairn_` tables).
   Cursor exec_internal(std::string_view sql, const std::vector<SqlValue>& params);
   void install_authorizer();
+  // The progress handler that enforces the deadline (set_deadline); the admin API's query
+  // installs its own and puts this one back.
+  void install_progress_handler();
+  static int progress(void* self);
   static int authorize(void* self, int action, const char* a, const char* b, const char* db,
                        const char* trigger);
   [[noreturn]] void throw_error(int rc, std::string_view sql);
@@ -182,6 +191,9 @@ class Sql {
   bool internal_ = false;   // true while the runtime's own statement is prepared
   bool altering_ = false;   // the authorizer saw ALTER TABLE in the statement being prepared
   std::string denial_;      // why the authorizer refused the last statement
+  std::chrono::steady_clock::time_point deadline_{};  // see set_deadline
+  std::chrono::milliseconds budget_{0};
+  bool over_budget_ = false;  // the progress handler interrupted a statement
 };
 
 }  // namespace cairn
