@@ -89,6 +89,10 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+// Set when a call or an alarm of the workload failed: the program then exits 1, whatever its
+// figures (a benchmark whose workload broke measures nothing).
+bool workload_failed = false;
+
 // Calls `method` on every actor with at most `window` calls in flight; returns calls per s.
 double call_all(cairn::Runtime& runtime, std::size_t actors, const std::string& method,
                 const std::function<json(std::size_t)>& args, std::size_t window) {
@@ -117,6 +121,7 @@ double call_all(cairn::Runtime& runtime, std::size_t actors, const std::string& 
   if (failed > 0 || finished != actors) {
     std::fprintf(stderr, "%s: %zu of %zu calls failed or did not finish\n", method.c_str(),
                  failed + (actors - finished), actors);
+    workload_failed = true;
   }
   return static_cast<double>(actors) / (since_ms(start) / 1000.0);
 }
@@ -131,7 +136,10 @@ std::vector<double> await_round(std::size_t actors, std::chrono::seconds limit) 
     auto fired = current->fired[i].load();
     if (fired != 0) late.push_back(static_cast<double>(fired - current->due[i].load()));
   }
-  if (late.size() < actors) std::fprintf(stderr, "only %zu of %zu alarms fired in time\n", late.size(), actors);
+  if (late.size() < actors) {
+    std::fprintf(stderr, "only %zu of %zu alarms fired in time\n", late.size(), actors);
+    workload_failed = true;
+  }
   return late;
 }
 
@@ -215,5 +223,6 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(stats.instances_started),
               static_cast<unsigned long long>(stats.evictions));
   runtime.shutdown();
-  return 0;
+  if (workload_failed) std::fprintf(stderr, "cairn-bench-alarms: the workload failed (above): its figures mean nothing\n");
+  return workload_failed ? 1 : 0;
 }

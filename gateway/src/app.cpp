@@ -89,6 +89,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   double header_timeout_s = seconds(limits::default_header_timeout);
   double keep_alive_s = seconds(limits::default_keep_alive_timeout);
   double event_budget_s = seconds(limits::default_event_budget);
+  std::string csp = "default";
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "port to listen on (0 picks a free one)")->capture_default_str();
   app.add_option("--data-dir", data_dir, "where actor databases live")->capture_default_str();
@@ -129,6 +130,10 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   cli::add_duration(app, "--keep-alive-timeout", keep_alive_s,
                  "seconds an idle HTTP connection stays open between requests")
       ->check(CLI::Range(0.01, 86400.0))
+      ->capture_default_str();
+  app.add_option("--content-security-policy", csp,
+                 "the public listener's Content-Security-Policy: default (the page's own files and "
+                 "inline scripts and styles), strict (no inline code), none (no header), or a policy")
       ->capture_default_str();
   cli::add_duration(app, "--event-budget", event_budget_s,
                     "longest one actor event may run its SQL before it is interrupted and fails "
@@ -200,6 +205,10 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     web.host = host;
     web.port = port;
     web.public_dir = public_dir;
+    web.content_security_policy = csp == "default"  ? std::string(default_content_security_policy)
+                                  : csp == "strict" ? std::string(strict_content_security_policy)
+                                  : csp == "none"   ? std::string()
+                                                    : csp;
     web.io_threads = io_threads;
     web.max_connections = max_connections;
     web.request_timeout = to_ms(request_timeout_s);

@@ -21,10 +21,6 @@ namespace net = boost::asio;
 
 namespace {
 
-constexpr const char* content_security_policy =
-    "default-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; "
-    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
-
 Request to_request(const http::request<http::string_body>& in) {
   Request out;
   out.method = std::string(in.method_string());
@@ -316,10 +312,14 @@ void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
   res.version(11);
   res.result(static_cast<unsigned>(response.status));
   res.set(http::field::server, "cairn");
-  // The page's own scripts and styles only (public/ has no inline code), sockets and fetches
-  // to this origin; no response may be sniffed into another type.
+  // Sockets and fetches to this origin only (GatewayOptions::content_security_policy); no
+  // response may be sniffed into another type.
   res.set("X-Content-Type-Options", "nosniff");
-  res.set("Content-Security-Policy", content_security_policy);
+  if (!shared_->options.admin_token.empty()) {
+    res.set("Content-Security-Policy", strict_content_security_policy);
+  } else if (!shared_->options.content_security_policy.empty()) {
+    res.set("Content-Security-Policy", shared_->options.content_security_policy);
+  }
   for (const auto& [name, value] : response.headers) res.set(name, value);
   res.keep_alive(keep_alive);
   res.body() = response.body;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -129,8 +130,10 @@ Result<void> HostContext::put_alarm(std::string_view name, Clock::time_point whe
                       " alarms (limits::max_alarms_per_actor)");
     }
   }
+  // A time before the clock's epoch (time_point::min(), say) is in the past: it fires at once,
+  // and stored as the epoch no lateness computed from it can overflow.
   db.internal("INSERT OR REPLACE INTO _cairn_alarms (name, due, retries) VALUES (?, ?, 0)",
-              std::vector<SqlValue>{key, to_ticks(when)});
+              std::vector<SqlValue>{key, std::max<std::int64_t>(0, to_ticks(when))});
   host_.alarms_dirty_ = true;
   return {};
 }

@@ -18,6 +18,11 @@
 #include "host.hpp"
 
 namespace cairn::detail {
+namespace {
+// The last event times of evicted actors kept for the admin API (~100 bytes each).
+constexpr std::size_t max_remembered_last_events = 100'000;
+}  // namespace
+
 RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
     : registry(std::move(registry_in)), options(std::move(options_in)) {
   if (options.max_live_instances == 0) {
@@ -209,7 +214,14 @@ void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& drop
                                 std::vector<std::shared_ptr<PendingReply>>& keep) {
   const ActorId id = it->second.id;
   sockets.instance_stopped(it->first);
-  if (!it->second.admin_only) last_event_[it->first] = it->second.last_used.time_since_epoch().count();
+  if (!it->second.admin_only) {
+    // Bounded: one entry per actor ever evicted would grow without end. An actor forgotten
+    // here shows no last event in the admin API until its next one.
+    if (last_event_.size() >= max_remembered_last_events && !last_event_.contains(it->first)) {
+      last_event_.erase(last_event_.begin());
+    }
+    last_event_[it->first] = it->second.last_used.time_since_epoch().count();
+  }
   if (stopping_) {
     dropped = std::move(it->second.waiting);
     directory_.erase(it);

@@ -138,6 +138,15 @@ class Fragile final : public Actor {
            }
            return json{{"ok", true}};
          }},
+        {"insert_unsigned", [this](const json& args) -> Result<json> {
+           ctx_.sql().exec("INSERT INTO t VALUES (?)", args.get<std::uint64_t>());
+           return json{{"ok", true}};
+         }},
+        {"alarm_at_min", [this](const json&) -> Result<json> {
+           auto set = ctx_.set_alarm("min", Clock::time_point::min());
+           if (!set) return set.error();
+           return json(ctx_.alarms().size());
+         }},
         {"alarms", [this](const json&) -> Result<json> { return json(ctx_.alarms().size()); }},
         {"sql", [this](const json& args) -> Result<json> {
            ctx_.sql().exec(args.get<std::string>());
@@ -385,4 +394,29 @@ TEST_CASE("an event past its time budget is interrupted, fails with 500, and the
   CHECK(took < 10s);
   CHECK(cairn::testing::call(stub, "insert", {{"n", 2}}).ok());
   CHECK(cairn::testing::call(stub, "count").value() == 2);  // 777 was never written
+}
+
+TEST_CASE("an unsigned parameter above INT64_MAX is refused instead of wrapping") {
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto stub = *runtime.get("FRAGILE", "unsigned");
+  CHECK(cairn::testing::call(stub, "insert_unsigned", json(std::uint64_t{9'223'372'036'854'775'807ULL})).ok());
+  auto refused = cairn::testing::call(stub, "insert_unsigned", json(std::uint64_t{9'223'372'036'854'775'808ULL}));
+  REQUIRE(!refused.ok());
+  CHECK(refused.error().message.find("above 9223372036854775807") != std::string::npos);
+  CHECK(cairn::testing::call(stub, "count").value() == 1);
+}
+
+TEST_CASE("an alarm set at time_point::min() fires at once") {
+  TempDir dir;
+  auto clock = std::make_shared<ManualClock>();
+  Runtime runtime(fragile_registry(), options_for(dir, clock));
+  auto stub = *runtime.get("FRAGILE", "min-alarm");
+  REQUIRE(cairn::testing::call(stub, "alarm_at_min").value() == 1);
+  REQUIRE(cairn::testing::eventually([&] {
+    runtime.fire_due_alarms();
+    auto fired = cairn::testing::call(stub, "fired");
+    return fired.ok() && fired.value() == 1;
+  }));
+  CHECK(cairn::testing::call(stub, "alarms").value() == 0);
 }

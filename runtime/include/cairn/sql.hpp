@@ -100,9 +100,19 @@ class Cursor {
 namespace detail {
 inline SqlValue to_sql_value(std::nullptr_t) { return nullptr; }
 inline SqlValue to_sql_value(bool v) { return std::int64_t{v ? 1 : 0}; }
+// SQLite stores 64-bit signed integers: an unsigned value above INT64_MAX would wrap to a
+// negative number, so it is refused (std::out_of_range) instead of stored wrong.
 template <class T>
   requires std::is_integral_v<T>
-SqlValue to_sql_value(T v) { return static_cast<std::int64_t>(v); }
+SqlValue to_sql_value(T v) {
+  if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
+    if (v > static_cast<T>(INT64_MAX)) {
+      throw std::out_of_range("a SQL parameter of " + std::to_string(v) +
+                              " is above 9223372036854775807, the largest integer SQLite stores");
+    }
+  }
+  return static_cast<std::int64_t>(v);
+}
 inline SqlValue to_sql_value(double v) { return v; }
 inline SqlValue to_sql_value(std::string_view v) { return std::string(v); }
 inline SqlValue to_sql_value(const char* v) { return std::string(v); }

@@ -32,10 +32,26 @@ struct Route {
   std::string default_name = {};  // e.g. "default-map"
 };
 
+// Content-Security-Policy of cairn's own pages (the inspector) and of `--content-security-policy
+// strict`: the page's own files only, no inline code.
+inline constexpr const char* strict_content_security_policy =
+    "default-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+// The public listener's default: as strict, except that a page may run its own inline
+// scripts and styles (the tutorial's index.html does, and a user's public/ should work as
+// written); nothing from another origin, no plugins, no framing.
+inline constexpr const char* default_content_security_policy =
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'";
+
 struct GatewayOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8787;  // 0 picks a free port; port() tells which
   std::filesystem::path public_dir;  // empty: no static files
+  // Sent on every response of the public listener; empty: none. The admin listener always
+  // sends strict_content_security_policy.
+  std::string content_security_policy = default_content_security_policy;
   std::size_t io_threads = 1;
   std::vector<Route> routes;
   // Bindings served by the generic route /objects/<BINDING>/<name>/<rest>: the request (HTTP
