@@ -239,6 +239,7 @@ void Host::open_database() {
   if (db_) return;
   // Named before its database exists, so every database with data can be listed by name.
   core_->names().record(id_);
+  reported_bytes_ = files_bytes();  // what the metrics' totals hold for it already
   db_.emplace(core_->database_path(id_), core_->options.durability);
   // Whatever the alarm index says of this actor is checked against the truth at commit.
   alarms_dirty_ = alarm_table_exists();
@@ -360,6 +361,7 @@ nlohmann::json Host::remove_everything() {
   core_->sockets.set_rule(id_, nullptr);
   reset_instance();
   db_.reset();
+  report_bytes();
   alarms_dirty_ = false;
   auto path = core_->database_path(id_);
   std::error_code ec;
@@ -369,6 +371,7 @@ nlohmann::json Host::remove_everything() {
     if (ec) throw SqlError(SQLITE_IOERR, "cannot delete " + path.string() + suffix + ": " + ec.message(), "");
   }
   sync_path(path.parent_path());
+  report_bytes();
   core_->alarms_committed(id_, std::nullopt);
   core_->alarm_index().flush();
   core_->names().remove(id_);
@@ -625,8 +628,13 @@ bool Host::commit_batch() {
     alarms_dirty_ = false;
     core_->alarms_committed(id_, soonest);
   }
-  core_->committed(batch_events_, std::chrono::duration<double>(
-                                      std::chrono::steady_clock::now() - commit_start).count());
+  auto committed_at = std::chrono::steady_clock::now();
+  core_->committed(batch_events_, std::chrono::duration<double>(committed_at - commit_start).count());
+  // The metrics' database bytes follow at most every 100 ms (two stats), and at close.
+  if (committed_at - bytes_reported_at_ > std::chrono::milliseconds(100)) {
+    bytes_reported_at_ = committed_at;
+    report_bytes();
+  }
   in_batch_ = false;
   batch_events_ = 0;
   // The output gate opens: everything the batch sent leaves now, in order.
@@ -682,6 +690,7 @@ void Host::abort_batch(const Error& error) {
   alarms_dirty_ = false;  // checked again when the database reopens
   reset_instance();
   db_.reset();
+  report_bytes();
 }
 
 void Host::on_exit() {
@@ -691,6 +700,7 @@ void Host::on_exit() {
   }
   reset_instance();
   db_.reset();
+  report_bytes();
 }
 
 void Host::reset_instance() {
@@ -701,7 +711,52 @@ void Host::reset_instance() {
 void Host::finish() {
   if (in_batch_) commit_batch();
   reset_instance();
+  // An actor that never kept anything (no table, so no alarm either) leaves no trace, as in
+  // Durable Objects: otherwise every name ever asked for would keep a file and a names row.
+  bool empty = false;
+  if (db_) {
+    try {
+      empty = db_->is_empty();
+    } catch (...) {
+      empty = false;  // cannot tell: keep it
+    }
+  }
   db_.reset();
+  report_bytes();
+  if (empty) forget_empty_database();
+}
+
+std::int64_t Host::files_bytes() const {
+  auto path = core_->database_file(id_);
+  std::int64_t total = 0;
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal"}) {
+    auto size = std::filesystem::file_size(path.string() + suffix, ec);
+    if (!ec) total += static_cast<std::int64_t>(size);
+  }
+  return total;
+}
+
+void Host::report_bytes() {
+  auto now = files_bytes();
+  if (now != reported_bytes_) core_->database_bytes_changed(id_.binding(), now - reported_bytes_);
+  reported_bytes_ = now;
+}
+
+void Host::forget_empty_database() {
+  auto path = core_->database_file(id_);
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::filesystem::remove(path.string() + suffix, ec);
+  }
+  report_bytes();
+  // No directory fsync: if a crash brings the empty file back, it is as empty as before.
+  try {
+    core_->names().remove(id_);
+  } catch (const std::exception& e) {
+    // The row stays (the actor is listed with an empty database); nothing is lost.
+    spdlog::warn("actor {} {}: cannot forget its name: {}", id_.binding(), id_.hex(), e.what());
+  }
 }
 
 }  // namespace cairn

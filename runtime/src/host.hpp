@@ -5,6 +5,7 @@
 // Replies and socket sends are released only after that commit (the output gate).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -105,6 +106,12 @@ class Host final : public caf::event_based_actor {
   void abort_batch(const Error& error);
   void reset_instance();
   void finish();
+  // Deletes the (closed, empty) database's files and the actor's names row.
+  void forget_empty_database();
+  // Bytes of the database file and its WAL on disk now (0 if absent).
+  std::int64_t files_bytes() const;
+  // Tells the runtime's running total how the database's bytes changed since last told.
+  void report_bytes();
 
   detail::RuntimeCore* core_;
   ActorId id_;
@@ -121,6 +128,8 @@ class Host final : public caf::event_based_actor {
   bool reset_after_event_ = false;  // delete_all(): the next event gets a fresh instance
   std::size_t batch_events_ = 0;
   std::uint64_t batch_ = 0;  // generation: a commit message for an older batch is stale
+  std::int64_t reported_bytes_ = 0;  // this database's bytes as the metrics' total has them
+  std::chrono::steady_clock::time_point bytes_reported_at_{};
 };
 
 }  // namespace cairn

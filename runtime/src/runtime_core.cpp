@@ -21,6 +21,24 @@ namespace cairn::detail {
 namespace {
 // The last event times of evicted actors kept for the admin API (~100 bytes each).
 constexpr std::size_t max_remembered_last_events = 100'000;
+
+// Regular files under `dir` and their bytes, by first path component (binding or _cairn).
+std::map<std::string, std::uint64_t> bytes_by_directory(const std::filesystem::path& dir) {
+  std::map<std::string, std::uint64_t> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code size_ec;
+    if (!it->is_regular_file(size_ec)) continue;
+    auto size = it->file_size(size_ec);
+    if (size_ec) continue;
+    auto relative = it->path().lexically_relative(dir);
+    if (relative.begin() == relative.end()) continue;
+    out[relative.begin()->string()] += size;
+  }
+  return out;
+}
+
 }  // namespace
 
 RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
@@ -53,6 +71,14 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
       [this](const std::string& binding) { return registry.find(binding) != nullptr; });
   names_ = std::make_unique<NamesIndex>(options.data_dir / "_cairn" / "names.sqlite", options.durability);
   sync_path(options.data_dir);
+  // The databases' bytes are counted once here, then kept as running totals that hosts
+  // update (database_bytes_changed): a /metrics scrape never walks the data directory.
+  for (const auto& binding : registry.bindings()) database_bytes_[binding] = 0;
+  for (const auto& [dir, bytes] : bytes_by_directory(options.data_dir)) {
+    if (auto it = database_bytes_.find(dir); it != database_bytes_.end()) {
+      it->second.store(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    }
+  }
   system_ = std::make_unique<caf::actor_system>(config_);
   if (options.idle_timeout.count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
   alarm_thread_ = std::thread([this] { alarm_loop(); });
@@ -72,8 +98,11 @@ std::filesystem::path RuntimeCore::database_path(const ActorId& id) {
   return database_file(id);
 }
 
-void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& factory) {
-  make_room_locked();
+void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& factory, bool for_admin) {
+  // A host started only for an operator is not a live instance: it does not count against
+  // max_live_instances and pushes no live one out (it leaves right after its operation; at
+  // most one per admin worker is open at a time).
+  if (!for_admin) make_room_locked();
   Entry& entry = it->second;
   entry.generation = next_generation_++;
   entry.host = system_->spawn<Host>(this, entry.id, &factory, entry.generation);
@@ -86,8 +115,11 @@ void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& facto
   });
   entry.stopping = false;
   entry.last_used = options.clock->now();
-  lru_.push_front(it->first);
-  entry.lru = lru_.begin();
+  entry.in_lru = !for_admin;
+  if (entry.in_lru) {
+    lru_.push_front(it->first);
+    entry.lru = lru_.begin();
+  }
 }
 
 void RuntimeCore::deliver(const ActorId& id, Event event) {
@@ -131,7 +163,14 @@ void RuntimeCore::deliver(const ActorId& id, Event event) {
   } else {
     it->second.last_used = options.clock->now();
     it->second.admin_only = false;
-    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    if (it->second.in_lru) {
+      lru_.splice(lru_.begin(), lru_, it->second.lru);
+    } else {  // started for an operator, now serving: it counts from here on
+      make_room_locked();
+      lru_.push_front(it->first);
+      it->second.lru = lru_.begin();
+      it->second.in_lru = true;
+    }
   }
   if (event.reply) {
     event.reply->count_in(it->second.queued);
@@ -170,7 +209,8 @@ void RuntimeCore::deliver_socket_event(SocketEvent event) {
 
 void RuntimeCore::evict_locked(Entry& entry, Why why) {
   entry.stopping = true;
-  lru_.erase(entry.lru);
+  if (entry.in_lru) lru_.erase(entry.lru);
+  entry.in_lru = false;
   if (why != Why::admin) evictions_.fetch_add(1, std::memory_order_relaxed);
   if (why == Why::idle) evictions_idle_.fetch_add(1, std::memory_order_relaxed);
   if (why == Why::lru) evictions_lru_.fetch_add(1, std::memory_order_relaxed);
@@ -205,7 +245,8 @@ void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
                 "and the next event gets a new instance", id.binding(), id.hex());
   if (!it->second.stopping) {
     it->second.stopping = true;
-    lru_.erase(it->second.lru);
+    if (it->second.in_lru) lru_.erase(it->second.lru);
+    it->second.in_lru = false;
   }
   retire_locked(it, dropped, keep);
 }
@@ -233,11 +274,11 @@ void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& drop
   }
   // Events came while it stopped: a new instance takes them, in the order they came.
   const ActorFactory* factory = registry.find(id.binding());
-  start_locked(it, *factory);
   auto waiting = std::exchange(it->second.waiting, {});
   it->second.admin_only = std::all_of(waiting.begin(), waiting.end(), [](const Event& event) {
     return std::holds_alternative<AdminEvent>(event.body);
   });
+  start_locked(it, *factory, it->second.admin_only);
   for (auto& event : waiting) {
     if (event.reply) keep.push_back(event.reply);
     caf::anon_send(it->second.host, std::move(event));
@@ -283,6 +324,9 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
   auto answer = done->get_future();
   bool was_live = false;
   std::optional<std::int64_t> last_event;
+  // Looked up before the directory lock: the names index may be busy with an fsync or a
+  // scan, and the directory serves every request.
+  bool named = create || names_->contains(id.hex());
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return fail(Code::unavailable, "the runtime is shutting down");
@@ -290,7 +334,7 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
     if (factory == nullptr) return fail(Code::not_found, "no actor class is bound to '" + id.binding() + "'");
     auto it = directory_.find(id.hex());
     // A deleted actor may still have a host that is leaving: the files decide.
-    if (!create && !names_->contains(id.hex())) {
+    if (!named) {
       std::error_code ec;
       if (!std::filesystem::exists(database_file(id), ec)) {
         return fail(Code::not_found, "actor " + id.binding() + " '" + id.name().substr(0, 64) +
@@ -305,7 +349,7 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
     Event event{AdminEvent{op, std::move(text), max_rows, done}, nullptr};
     if (it == directory_.end()) {
       it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
-      start_locked(it, *factory);
+      start_locked(it, *factory, /*for_admin=*/true);
     } else if (it->second.stopping) {
       it->second.waiting.push_back(std::move(event));  // for its next host, as any event
     } else {
@@ -417,23 +461,6 @@ RuntimeStats RuntimeCore::stats() const {
 
 namespace {
 
-// Regular files under `dir` and their bytes, by first path component (binding or _cairn).
-std::map<std::string, std::uint64_t> bytes_by_directory(const std::filesystem::path& dir) {
-  std::map<std::string, std::uint64_t> out;
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code size_ec;
-    if (!it->is_regular_file(size_ec)) continue;
-    auto size = it->file_size(size_ec);
-    if (size_ec) continue;
-    auto relative = it->path().lexically_relative(dir);
-    if (relative.begin() == relative.end()) continue;
-    out[relative.begin()->string()] += size;
-  }
-  return out;
-}
-
 std::size_t open_descriptors() {
   std::size_t n = 0;
   std::error_code ec;
@@ -526,9 +553,18 @@ void RuntimeCore::write_metrics(metrics::TextWriter& out) const {
   out.histogram("cairn_alarm_lateness_seconds", {}, alarm_lateness_.snapshot());
   out.family("cairn_database_bytes", "gauge",
              "Bytes of the data directory's files, by binding (_cairn: the runtime's indexes)");
-  for (const auto& [dir, bytes] : bytes_by_directory(options.data_dir)) {
-    out.sample("cairn_database_bytes", {{"binding", dir}}, static_cast<double>(bytes));
+  for (const auto& [binding, bytes] : database_bytes_) {
+    out.sample("cairn_database_bytes", {{"binding", binding}},
+               static_cast<double>(std::max<std::int64_t>(0, bytes.load(std::memory_order_relaxed))));
   }
+  // The runtime's own two indexes: a handful of stats, not a walk.
+  std::uint64_t index_bytes = 0;
+  for (const char* file : {"alarms.sqlite", "alarms.sqlite-wal", "names.sqlite", "names.sqlite-wal"}) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(options.data_dir / "_cairn" / file, ec);
+    if (!ec) index_bytes += size;
+  }
+  out.sample("cairn_database_bytes", {{"binding", "_cairn"}}, static_cast<double>(index_bytes));
   gauge("process_open_fds", "Open file descriptors", static_cast<double>(open_descriptors()));
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -82,6 +83,12 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     alarm_lateness_.observe(std::max(0.0, std::chrono::duration<double>(late).count()));
   }
   NamesIndex& names() { return *names_; }
+  // A host's database files grew (or shrank) by `delta` bytes. Any thread, lock-free.
+  void database_bytes_changed(const std::string& binding, std::int64_t delta) {
+    if (auto it = database_bytes_.find(binding); it != database_bytes_.end()) {
+      it->second.fetch_add(delta, std::memory_order_relaxed);
+    }
+  }
   // Tells every actor with an alarm due by the clock's now to run it; returns how many.
   std::size_t fire_due_alarms();
 
@@ -118,14 +125,17 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     bool stopping = false;             // told to evict itself; not yet stopped
     std::vector<Event> waiting;        // arrived while stopping: for the next host
     Clock::time_point last_used;
-    std::list<std::string>::iterator lru;  // valid while !stopping
+    std::list<std::string>::iterator lru;  // valid while in_lru
+    bool in_lru = false;                   // a live instance (counted against the cap)
     // Requests and calls not yet answered, across this id's hosts (max_queued_events).
     std::shared_ptr<std::atomic<std::size_t>> queued = std::make_shared<std::atomic<std::size_t>>(0);
     bool admin_only = true;  // spawned for the admin API; no event of the actor's yet
   };
   using Directory = std::unordered_map<std::string, Entry>;  // by ActorId::hex()
 
-  void start_locked(Directory::iterator it, const ActorFactory& factory);
+  // Spawns the entry's next host. One `for_admin` (an operator's operation only) is kept
+  // out of the LRU list and the live cap.
+  void start_locked(Directory::iterator it, const ActorFactory& factory, bool for_admin = false);
   enum class Why { idle, lru, forced, admin };
   void evict_locked(Entry& entry, Why why);
   // The host of `it` has stopped (entry.stopping): its events that waited go to a new host,
@@ -161,6 +171,9 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::atomic<std::uint64_t> committed_events_{0};
   std::atomic<std::uint64_t> overloaded_{0};
   std::atomic<std::uint64_t> hosts_lost_{0};
+  // Bytes of each binding's databases: filled in the constructor, never resized after (so
+  // read without a lock), updated by hosts.
+  std::map<std::string, std::atomic<std::int64_t>> database_bytes_;
 
   std::unique_ptr<AlarmIndex> alarms_;
   std::unique_ptr<NamesIndex> names_;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cairn/actor_id.hpp"
+#include "cairn/admin.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/runtime.hpp"
 #include "events.hpp"
@@ -162,9 +163,32 @@ class Fragile final : public Actor {
   Context& ctx_;
 };
 
+// Keeps nothing: it answers from memory only.
+class Stateless final : public Actor {
+ public:
+  explicit Stateless(Context& ctx) : ctx_(ctx) {}
+  Methods methods() override {
+    return {
+        {"hello", [this](const json&) -> Result<json> { return json(ctx_.id().name()); }},
+        {"keep", [this](const json&) -> Result<json> {
+           ctx_.sql().exec("CREATE TABLE IF NOT EXISTS kept (x)");
+           return json{{"ok", true}};
+         }},
+        {"drop", [this](const json&) -> Result<json> {
+           ctx_.delete_all();
+           return json{{"ok", true}};
+         }},
+    };
+  }
+
+ private:
+  Context& ctx_;
+};
+
 Registry fragile_registry() {
   Registry r;
   r.add<Fragile>("FRAGILE");
+  r.add<Stateless>("STATELESS");
   return r;
 }
 
@@ -419,4 +443,35 @@ TEST_CASE("an alarm set at time_point::min() fires at once") {
     return fired.ok() && fired.value() == 1;
   }));
   CHECK(cairn::testing::call(stub, "alarms").value() == 0);
+}
+
+TEST_CASE("an actor that keeps nothing leaves no file and no name behind when it is evicted") {
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto file = [&](const std::string& name) {
+    return dir.path() / "STATELESS" / (ActorId::make("STATELESS", name)->hex() + ".sqlite");
+  };
+  for (const char* name : {"random-1", "random-2"}) {
+    REQUIRE(cairn::testing::call(*runtime.get("STATELESS", name), "hello").value() == name);
+    REQUIRE(*runtime.evict("STATELESS", name));
+  }
+  REQUIRE(cairn::testing::call(*runtime.get("STATELESS", "keeper"), "keep").ok());
+  REQUIRE(cairn::testing::call(*runtime.get("STATELESS", "dropper"), "keep").ok());
+  REQUIRE(cairn::testing::call(*runtime.get("STATELESS", "dropper"), "drop").ok());
+  for (const char* name : {"keeper", "dropper"}) REQUIRE(*runtime.evict("STATELESS", name));
+  REQUIRE(cairn::testing::eventually([&] { return runtime.stats().live_instances == 0 &&
+                                                  runtime.stats().stopping_instances == 0; }));
+  CHECK(!std::filesystem::exists(file("random-1")));
+  CHECK(!std::filesystem::exists(file("random-1").string() + "-wal"));
+  CHECK(!std::filesystem::exists(file("random-2")));
+  CHECK(std::filesystem::exists(file("keeper")));
+  CHECK(!std::filesystem::exists(file("dropper")));  // delete_all(): nothing left to keep
+  Admin admin(runtime);
+  auto names = admin.list("STATELESS", {}, {}, 100);
+  REQUIRE(names.ok());
+  std::vector<std::string> listed;
+  for (const auto& entry : names.value()["actors"]) listed.push_back(entry.at("name").get<std::string>());
+  CHECK(listed == std::vector<std::string>{"keeper"});
+  // Asked again, the forgotten actor starts afresh.
+  CHECK(cairn::testing::call(*runtime.get("STATELESS", "random-1"), "hello").value() == "random-1");
 }
