@@ -183,6 +183,9 @@ Host::Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
       generation_(generation), context_(*this) {}
 
 caf::behavior Host::make_behavior() {
+  // What the metrics' totals hold for this actor already (counted at start, or reported at
+  // close by its previous host). Here, on the host's thread, not in the spawning one.
+  reported_bytes_ = files_bytes();
   set_exit_handler([this](caf::exit_msg& msg) {
     finish();
     quit(msg.reason);
@@ -239,7 +242,6 @@ void Host::open_database() {
   if (db_) return;
   // Named before its database exists, so every database with data can be listed by name.
   core_->names().record(id_);
-  reported_bytes_ = files_bytes();  // what the metrics' totals hold for it already
   db_.emplace(core_->database_path(id_), core_->options.durability);
   // Whatever the alarm index says of this actor is checked against the truth at commit.
   alarms_dirty_ = alarm_table_exists();

@@ -198,3 +198,66 @@ TEST_CASE("a backup restores into an empty directory that serves every actor as 
   CHECK(rt->stats().actors_with_alarms == 1);
   CHECK(restore_backup(dir.path(), restored.path() / "other").error().code == Code::invalid_argument);
 }
+
+TEST_CASE("an operator's look at cold actors evicts no live instance") {
+  TempDir dir;
+  Registry registry;
+  registry.add<Notes>("NOTES");
+  RuntimeOptions options;
+  options.data_dir = dir.path();
+  options.threads = 2;
+  options.max_live_instances = 2;
+  options.idle_timeout = 0ms;
+  Runtime rt(std::move(registry), options);
+  for (int i = 0; i < 6; ++i) add(rt, "cold-" + std::to_string(i), "x");
+  for (int i = 0; i < 6; ++i) REQUIRE(rt.evict("NOTES", "cold-" + std::to_string(i)).ok());
+  REQUIRE(testing::eventually([&] { return rt.stats().live_instances == 0 && rt.stats().stopping_instances == 0; }));
+  add(rt, "hot-a", "x");
+  add(rt, "hot-b", "x");
+  auto evictions = rt.stats().evictions;
+  Admin admin(rt);
+  for (int i = 0; i < 6; ++i) {
+    auto inspected = admin.inspect("NOTES", "cold-" + std::to_string(i));
+    REQUIRE(inspected.ok());
+    CHECK((*inspected)["live"] == false);
+  }
+  CHECK(rt.stats().evictions == evictions);  // the operator pushed nothing out
+  CHECK(rt.stats().live_instances == 2);
+  auto page = admin.list("NOTES", "hot", "", 10);
+  REQUIRE(page.ok());
+  for (const auto& actor : (*page)["actors"]) CHECK(actor["live"] == true);
+}
+
+TEST_CASE("the databases' bytes in /metrics follow writes and deletes without walking the data directory") {
+  TempDir dir;
+  auto rt = make_runtime(dir.path());
+  auto bytes = [&] {
+    metrics::TextWriter out;
+    rt->write_metrics(out);
+    const std::string& text = out.text();
+    auto at = text.find("cairn_database_bytes{binding=\"NOTES\"} ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(text.substr(at + std::string("cairn_database_bytes{binding=\"NOTES\"} ").size()));
+  };
+  CHECK(bytes() == 0);
+  add(*rt, "big", std::string(200'000, 'x'));
+  REQUIRE(rt->evict("NOTES", "big").value());  // reported at close whatever the timing
+  REQUIRE(testing::eventually([&] { return rt->stats().stopping_instances == 0; }));
+  auto grown = bytes();
+  CHECK(grown >= 200'000);
+  auto file = dir.path() / "NOTES" / (rt->get("NOTES", "big")->id().hex() + ".sqlite");
+  std::error_code ec;
+  auto on_disk = std::filesystem::file_size(file, ec) + std::filesystem::file_size(file.string() + "-wal", ec);
+  CHECK(grown == doctest::Approx(static_cast<double>(on_disk)));
+  Admin admin(*rt);
+  REQUIRE(admin.remove("NOTES", "big").ok());
+  CHECK(bytes() == 0);
+  // A restart counts what is on disk once.
+  add(*rt, "kept", "y");
+  REQUIRE(rt->evict("NOTES", "kept").value());
+  REQUIRE(testing::eventually([&] { return rt->stats().stopping_instances == 0; }));
+  auto before = bytes();
+  rt.reset();
+  rt = make_runtime(dir.path());
+  CHECK(bytes() == before);
+}
