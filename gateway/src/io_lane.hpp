@@ -17,10 +17,11 @@ class IoLane {
  public:
   struct Output {
     std::shared_ptr<SessionSink> sink;
-    std::shared_ptr<const std::string> message;  // null: a close
+    std::shared_ptr<const std::string> message;  // null: a close (or a resume)
     bool binary = false;
     int code = 0;
     std::string reason;
+    bool resume = false;  // SocketSink::resume_reading: read the socket again
   };
 
   IoLane() : ioc_(1) {}

@@ -17,7 +17,17 @@ void SessionSink::close(int code, std::string reason) {
   lane_.deliver({shared_from_this(), nullptr, false, code, std::move(reason)});
 }
 
+void SessionSink::resume_reading() {
+  IoLane::Output output{shared_from_this(), nullptr, false, 0, {}};
+  output.resume = true;
+  lane_.deliver(std::move(output));
+}
+
 void SessionSink::on_lane(IoLane::Output& output) {
+  if (output.resume) {
+    if (auto session = session_.lock()) session->resume();
+    return;  // a session not yet attached has never paused
+  }
   bool is_close = output.message == nullptr;
   if (auto session = session_.lock()) {
     if (is_close) {
@@ -128,9 +138,22 @@ void WebSocketSession::on_read(bool small, beast::error_code ec, std::size_t byt
   if (small) message_.assign(small_.data(), bytes);
   if (ws_.is_message_done()) {
     // Handed over whole, without a copy; the session keeps no buffer.
-    shared_->runtime.socket_message(id_, std::exchange(message_, std::string()), ws_.got_binary());
+    auto flow = shared_->runtime.socket_message(id_, std::exchange(message_, std::string()), ws_.got_binary());
+    if (flow != SocketFlow::read_on) {
+      // Backpressure: nothing more is read (the kernel's buffer fills, then TCP stops the
+      // client) until the actor catches up and resume() is called; a refused message means
+      // the runtime is closing the socket with 1013.
+      paused_ = true;
+      return;
+    }
   }
   do_read();
+}
+
+void WebSocketSession::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  if (open_ && !closing_ && !finished_) do_read();
 }
 
 void WebSocketSession::send(std::shared_ptr<const std::string> message, bool binary) {

@@ -32,6 +32,7 @@ class SessionSink final : public SocketSink, public std::enable_shared_from_this
   explicit SessionSink(IoLane& lane) : lane_(lane) {}
   void send(std::shared_ptr<const std::string> message, bool binary) override;
   void close(int code, std::string reason) override;
+  void resume_reading() override;
 
   // On the lane's thread: an output the lane hands over.
   void on_lane(IoLane::Output& output);
@@ -66,6 +67,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   // On the lane's thread.
   void send(std::shared_ptr<const std::string> message, bool binary);
   void close(int code, std::string reason);
+  // The actor caught up (backpressure): reads again if reading was paused.
+  void resume();
 
  private:
   void on_accept(beast::error_code ec);
@@ -97,6 +100,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   std::size_t head_ = 0;
   std::size_t queued_bytes_ = 0;
   bool open_ = false;
+  bool paused_ = false;  // not reading: the actor is behind with this socket's messages
   bool writing_ = false;
   bool close_pending_ = false;
   bool closing_ = false;

@@ -3,6 +3,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cairn/limits.hpp"
+#include "socket_table.hpp"
+
 namespace cairn {
 namespace {
 
@@ -21,6 +24,20 @@ void run_callback(F&& f) noexcept {
 }
 
 }  // namespace
+
+SocketCredit::SocketCredit(std::shared_ptr<detail::SocketEntry> entry) : entry_(std::move(entry)) {
+  waiting_ = entry_->waiting.fetch_add(1, std::memory_order_acq_rel) + 1;
+}
+
+SocketCredit::~SocketCredit() {
+  if (queued_) queued_->fetch_sub(1, std::memory_order_relaxed);
+  auto left = entry_->waiting.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  // Exactly one of this and RuntimeCore::deliver_socket_message takes the paused flag.
+  if (left <= limits::max_socket_messages_waiting / 2 && entry_->paused.load(std::memory_order_acquire) &&
+      entry_->paused.exchange(false, std::memory_order_acq_rel)) {
+    entry_->sink->resume_reading();
+  }
+}
 
 void PendingReply::answer(Response response) {
   if (!finish()) return;

@@ -59,6 +59,34 @@ class PendingReply {
   bool done_ = false;
 };
 
+namespace detail {
+struct SocketEntry;
+}
+
+// One client message of a socket, counted from the moment it is read until its event is
+// done (run, or dropped): in the socket's waiting count and in its actor's queue. The
+// destructor gives the credit back and, if the gateway stopped reading the socket, lets it
+// read again once half of limits::max_socket_messages_waiting is free. Any thread.
+class SocketCredit {
+ public:
+  explicit SocketCredit(std::shared_ptr<detail::SocketEntry> entry);
+  ~SocketCredit();
+  SocketCredit(const SocketCredit&) = delete;
+  SocketCredit& operator=(const SocketCredit&) = delete;
+  // Also counts the message in its actor's queue (max_queued_events).
+  void count_in(std::shared_ptr<std::atomic<std::size_t>> queued) {
+    queued->fetch_add(1, std::memory_order_relaxed);
+    queued_ = std::move(queued);
+  }
+  // The socket's messages waiting now, this one included.
+  std::uint32_t waiting() const noexcept { return waiting_; }
+
+ private:
+  std::shared_ptr<detail::SocketEntry> entry_;
+  std::shared_ptr<std::atomic<std::size_t>> queued_;
+  std::uint32_t waiting_ = 0;
+};
+
 struct FetchEvent {
   Request request;
 };
@@ -73,6 +101,7 @@ struct SocketEvent {
   std::string data;  // the message, the close reason, or the error
   bool binary = false;
   int code = 0;      // close code
+  std::shared_ptr<SocketCredit> credit = {};  // messages only (backpressure)
 };
 
 // To a host: run the alarms due by now, each as an event of its own, then report its next

@@ -25,8 +25,8 @@ SocketId Runtime::reserve_socket(std::shared_ptr<SocketSink> sink) {
 
 void Runtime::release_socket(SocketId id) { core_->sockets.remove(id); }
 
-void Runtime::socket_message(SocketId id, std::string message, bool binary) {
-  core_->deliver_socket_message(id, std::move(message), binary);
+SocketFlow Runtime::socket_message(SocketId id, std::string message, bool binary) {
+  return core_->deliver_socket_message(id, std::move(message), binary);
 }
 
 void Runtime::socket_closed(SocketId id, int code, std::string reason) {

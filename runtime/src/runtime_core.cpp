@@ -122,16 +122,18 @@ void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& facto
   }
 }
 
-void RuntimeCore::deliver(const ActorId& id, Event event) {
+bool RuntimeCore::deliver(const ActorId& id, Event event) {
   // An event sent to a host that has just died is destroyed inside the send, and its reply
   // answers from its destructor: that must happen after the lock is released (the callback
   // may call back into the runtime, as a Context::call reply does). Declared before the lock.
   std::shared_ptr<PendingReply> keep = event.reply;
+  auto* socket = std::get_if<SocketEvent>(&event.body);
+  SocketCredit* credit = socket != nullptr ? socket->credit.get() : nullptr;
   std::unique_lock lock(mutex_);
   if (stopping_) {
     lock.unlock();
     if (event.reply) event.reply->fail(Error{Code::unavailable, "the runtime is shutting down"});
-    return;
+    return false;
   }
   auto it = directory_.find(id.hex());
   if (it == directory_.end()) {
@@ -141,25 +143,28 @@ void RuntimeCore::deliver(const ActorId& id, Event event) {
       if (event.reply) {
         event.reply->fail(Error{Code::not_found, "no actor class is bound to " + id.binding()});
       }
-      return;
+      return false;
     }
     it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
     start_locked(it, *factory);
     it->second.admin_only = false;
-  } else if (event.reply && it->second.queued->load(std::memory_order_relaxed) >=
-                                options.max_queued_events) {
+  } else if ((event.reply || credit) && it->second.queued->load(std::memory_order_relaxed) >=
+                                           options.max_queued_events) {
     lock.unlock();
     overloaded_.fetch_add(1, std::memory_order_relaxed);
-    event.reply->fail(Error{Code::overloaded,
-                            "actor " + id.binding() + " '" + id.name().substr(0, 64) +
-                                "' has " + std::to_string(options.max_queued_events) +
-                                " requests waiting (--max-queued-events); try again shortly"});
-    return;
+    if (event.reply) {
+      event.reply->fail(Error{Code::overloaded,
+                              "actor " + id.binding() + " '" + id.name().substr(0, 64) +
+                                  "' has " + std::to_string(options.max_queued_events) +
+                                  " requests waiting (--max-queued-events); try again shortly"});
+    }
+    return false;
   } else if (it->second.stopping) {
     // The old host still has the database open: the event goes to the next one.
     if (event.reply) event.reply->count_in(it->second.queued);
+    if (credit) credit->count_in(it->second.queued);
     it->second.waiting.push_back(std::move(event));
-    return;
+    return true;
   } else {
     it->second.last_used = options.clock->now();
     it->second.admin_only = false;
@@ -172,6 +177,7 @@ void RuntimeCore::deliver(const ActorId& id, Event event) {
       it->second.in_lru = true;
     }
   }
+  if (credit) credit->count_in(it->second.queued);
   if (event.reply) {
     event.reply->count_in(it->second.queued);
     std::size_t depth = it->second.queued->load(std::memory_order_relaxed);
@@ -181,20 +187,41 @@ void RuntimeCore::deliver(const ActorId& id, Event event) {
   }
   // Sent under the lock, so no event can reach a host after its eviction order.
   caf::anon_send(it->second.host, std::move(event));
+  return true;
 }
 
-void RuntimeCore::deliver_socket_message(SocketId socket, std::string message, bool binary) {
+SocketFlow RuntimeCore::deliver_socket_message(SocketId socket, std::string message, bool binary) {
   auto route = sockets.route(socket);
-  if (!route.entry || !route.owner) return;  // unknown, or not (yet) accepted
+  if (!route.entry || !route.owner) return SocketFlow::read_on;  // unknown, or not (yet) accepted
   if (route.rule && !binary) {
     if (auto reply = route.rule->answer(message)) {
       route.entry->auto_response_at.store(options.clock->now().time_since_epoch().count());
       route.entry->sink->send(std::make_shared<const std::string>(std::move(*reply)), false);
-      return;
+      return SocketFlow::read_on;
     }
   }
-  deliver(route.owner->id,
-          Event{SocketEvent{socket, SocketEvent::Kind::message, std::move(message), binary, 0}, nullptr});
+  auto credit = std::make_shared<SocketCredit>(route.entry);
+  auto waiting = credit->waiting();
+  bool sent = deliver(route.owner->id, Event{SocketEvent{socket, SocketEvent::Kind::message,
+                                                         std::move(message), binary, 0, std::move(credit)},
+                                             nullptr});
+  if (!sent) {
+    const auto& id = route.owner->id;
+    route.entry->sink->close(limits::overloaded_close_code,
+                             "actor " + id.binding() + " has " + std::to_string(options.max_queued_events) +
+                                 " events waiting (--max-queued-events); try again later");
+    return SocketFlow::refused;
+  }
+  if (waiting < limits::max_socket_messages_waiting) return SocketFlow::read_on;
+  // The gateway stops reading; the credit that frees enough room resumes it. If the actor
+  // caught up meanwhile, exactly one side takes the flag back (see ~SocketCredit).
+  auto& entry = *route.entry;
+  entry.paused.store(true, std::memory_order_release);
+  if (entry.waiting.load(std::memory_order_acquire) <= limits::max_socket_messages_waiting / 2 &&
+      entry.paused.exchange(false, std::memory_order_acq_rel)) {
+    return SocketFlow::read_on;
+  }
+  return SocketFlow::pause;
 }
 
 void RuntimeCore::deliver_socket_event(SocketEvent event) {

@@ -40,10 +40,13 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   // Sends `event` to the host of `id`, spawning it first if it is not live (exactly one
   // host per id, however many threads ask at once). An event for an instance that is being
   // evicted waits and goes to its next host. After shutdown the event's reply fails.
-  void deliver(const ActorId& id, Event event);
+  // True if the event was sent (or waits for the next host); false if it was refused (its
+  // reply told why): the runtime stops, no such binding, or the actor's queue is full.
+  bool deliver(const ActorId& id, Event event);
   // A message from a client: answered here if the owner's auto-response rule matches (the
   // instance is not woken), otherwise an event of the owner. Ignored for unknown sockets.
-  void deliver_socket_message(SocketId socket, std::string message, bool binary);
+  // Backpressure: see SocketFlow.
+  SocketFlow deliver_socket_message(SocketId socket, std::string message, bool binary);
   // A close or error: an event of the owner; a socket never accepted is just forgotten.
   void deliver_socket_event(SocketEvent event);
 

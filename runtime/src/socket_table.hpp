@@ -44,6 +44,10 @@ struct SocketEntry {
   // Clock ticks since the epoch of the last auto-response, or `never`. Any thread.
   static constexpr std::int64_t never = INT64_MIN;
   std::atomic<std::int64_t> auto_response_at{never};
+  // Backpressure (SocketCredit): its messages not yet run, and whether the gateway stopped
+  // reading it. Any thread.
+  std::atomic<std::uint32_t> waiting{0};
+  std::atomic<bool> paused{false};
 };
 
 class SocketTable {

@@ -18,6 +18,7 @@
 #include "cairn/runtime.hpp"
 #include "events.hpp"
 #include "fault_vfs.hpp"
+#include "recording_sink.hpp"
 #include "runtime_core.hpp"
 #include "temp_dir.hpp"
 #include "wait.hpp"
@@ -157,6 +158,17 @@ class Fragile final : public Actor {
   }
   void on_alarm(const AlarmInfo& alarm) override {
     ctx_.sql().exec("INSERT OR IGNORE INTO fired VALUES (?)", alarm.name);
+  }
+  Response fetch(const Request& request) override {
+    auto accepted = ctx_.accept_websocket(request, {});
+    return accepted ? *accepted : Response::error(accepted.error());
+  }
+  void on_message(WebSocket&, std::string_view message, bool) override {
+    if (message == "gate") {
+      gate.wait_inside();
+      return;
+    }
+    ctx_.sql().exec("INSERT INTO t VALUES (NULL)");
   }
 
  private:
@@ -474,4 +486,56 @@ TEST_CASE("an actor that keeps nothing leaves no file and no name behind when it
   CHECK(listed == std::vector<std::string>{"keeper"});
   // Asked again, the forgotten actor starts afresh.
   CHECK(cairn::testing::call(*runtime.get("STATELESS", "random-1"), "hello").value() == "random-1");
+}
+
+namespace {
+Request upgrade(SocketId socket) {
+  Request r = cairn::testing::get("/ws");
+  r.headers = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}};
+  r.websocket = socket;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("a socket whose actor falls behind is paused, resumed when it catches up, closed 1013 past the queue bound") {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.max_queued_events = limits::max_socket_messages_waiting + 8;
+  Runtime runtime(fragile_registry(), options);
+  auto stub = *runtime.get("FRAGILE", "flooded");
+  auto sink = std::make_shared<cairn::testing::RecordingSink>();
+  SocketId socket = runtime.reserve_socket(sink);
+  REQUIRE(cairn::testing::fetch(stub, upgrade(socket)).status == 101);
+  gate.reset();
+  CHECK(runtime.socket_message(socket, "gate", false) == SocketFlow::read_on);
+  gate.wait_entered();
+  // The actor is held: its messages wait, each counted; at the bound the gateway must pause.
+  std::vector<SocketFlow> flows;
+  for (std::uint32_t i = 1; i < limits::max_socket_messages_waiting; ++i) {
+    flows.push_back(runtime.socket_message(socket, "row", false));
+  }
+  CHECK(std::count(flows.begin(), flows.end(), SocketFlow::read_on) == static_cast<long>(flows.size()) - 1);
+  CHECK(flows.back() == SocketFlow::pause);
+  // A second socket of the same actor (a gateway that does not pause it) fills the actor's
+  // queue: past max_queued_events its messages are refused and it is closed with 1013.
+  auto other = std::make_shared<cairn::testing::RecordingSink>();
+  SocketId second = runtime.reserve_socket(other);
+  gate.open();  // let the upgrade through, then hold the actor again
+  REQUIRE(cairn::testing::fetch(stub, upgrade(second)).status == 101);
+  REQUIRE(cairn::testing::eventually([&] { return sink->resumes() == 1; }));  // caught up: resumed once
+  gate.reset();
+  CHECK(runtime.socket_message(second, "gate", false) == SocketFlow::read_on);
+  gate.wait_entered();
+  int refused = 0;
+  for (std::uint32_t i = 0; i < options.max_queued_events + 4; ++i) {
+    refused += runtime.socket_message(second, "row", false) == SocketFlow::refused;
+  }
+  CHECK(refused > 0);
+  CHECK(other->closes() == std::vector<int>(static_cast<std::size_t>(refused), limits::overloaded_close_code));
+  gate.open();
+  REQUIRE(cairn::testing::eventually([&] {
+    auto count = cairn::testing::call(stub, "count");
+    return count.ok() && count.value() == static_cast<std::int64_t>(limits::max_socket_messages_waiting - 1 +
+                                                                    options.max_queued_events + 4 - refused);
+  }));
 }

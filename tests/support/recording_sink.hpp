@@ -1,6 +1,7 @@
 // RecordingSink: a SocketSink that keeps what the runtime sends it, for tests.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -27,11 +28,15 @@ class RecordingSink final : public SocketSink {
     std::lock_guard lock(mutex_);
     return closes_;
   }
+  void resume_reading() override { ++resumes_; }
+  // How often the runtime told the gateway to read again (backpressure).
+  int resumes() const { return resumes_.load(); }
 
  private:
   mutable std::mutex mutex_;
   std::vector<std::string> messages_;
   std::vector<int> closes_;
+  std::atomic<int> resumes_{0};
 };
 
 }  // namespace cairn::testing

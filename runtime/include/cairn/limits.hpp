@@ -27,6 +27,11 @@ inline constexpr std::size_t max_events_per_commit = 64;
 inline constexpr std::size_t max_websocket_tags = 10;
 inline constexpr std::size_t max_websocket_tag_bytes = 256;
 inline constexpr std::size_t max_websocket_message_bytes = 1 << 20;
+// Messages of one WebSocket its actor has not run yet; at this many the gateway stops
+// reading the socket until the actor has run half of them (backpressure, SocketFlow::pause).
+inline constexpr std::uint32_t max_socket_messages_waiting = 32;
+// The close code for a socket whose actor's queue is full (RFC 6455: try again later).
+inline constexpr int overloaded_close_code = 1013;
 inline constexpr std::size_t max_websocket_outbound_bytes = 1 << 20;
 // A socket closed for going over max_websocket_outbound_bytes gets this long to take the
 // write in flight (then its 1008 close frame); after it the connection is cut.

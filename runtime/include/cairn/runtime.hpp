@@ -85,8 +85,10 @@ class Runtime {
   SocketId reserve_socket(std::shared_ptr<SocketSink> sink);
   // Forgets a socket the actor did not accept, or one the gateway failed to open.
   void release_socket(SocketId id);
-  // Events from the client; each runs as an event of the socket's actor.
-  void socket_message(SocketId id, std::string message, bool binary);
+  // Events from the client; each runs as an event of the socket's actor. A message is
+  // counted against its actor's max_queued_events until it has run; see SocketFlow for what
+  // the gateway must do next (stop reading a socket whose actor is behind: backpressure).
+  SocketFlow socket_message(SocketId id, std::string message, bool binary);
   void socket_closed(SocketId id, int code, std::string reason);
   void socket_error(SocketId id, std::string error);
 

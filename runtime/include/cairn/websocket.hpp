@@ -28,6 +28,19 @@ class SocketSink {
   virtual ~SocketSink() = default;
   virtual void send(std::shared_ptr<const std::string> message, bool binary) = 0;
   virtual void close(int code, std::string reason) = 0;
+  // The actor has caught up with this socket's messages: a gateway that stopped reading it
+  // (Runtime::socket_message answered SocketFlow::pause) reads again. Any thread, must not
+  // block; called at most once per pause.
+  virtual void resume_reading() {}
+};
+
+// What Runtime::socket_message tells the gateway about the socket it read from.
+enum class SocketFlow {
+  read_on,  // go on reading
+  pause,    // stop reading it until SocketSink::resume_reading(): the actor has
+            // limits::max_socket_messages_waiting of its messages still to run
+  refused,  // the actor's queue is full (RuntimeOptions::max_queued_events): the message
+            // was dropped and the runtime is closing the socket with 1013 (try again later)
 };
 
 namespace detail {
