@@ -101,8 +101,7 @@ std::filesystem::path RuntimeCore::database_path(const ActorId& id) {
 void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& factory, bool for_admin) {
   // A host started only for an operator is not a live instance: it does not count against
   // max_live_instances and pushes no live one out (it leaves right after its operation; at
-  // most one per admin worker is open at a time).
-  if (!for_admin) make_room_locked();
+  // most one per admin worker is open at a time). Callers of a live start made room first.
   Entry& entry = it->second;
   entry.generation = next_generation_++;
   entry.host = system_->spawn<Host>(this, entry.id, &factory, entry.generation);
@@ -146,8 +145,17 @@ bool RuntimeCore::deliver(const ActorId& id, Event event) {
       return false;
     }
     it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
-    start_locked(it, *factory);
     it->second.admin_only = false;
+    if (!room_for_live_locked()) {
+      // Every place under the cap is taken, some by instances still closing: this one starts
+      // when one of them has closed its database (RuntimeOptions::max_live_instances).
+      defer_locked(it);
+      if (event.reply) event.reply->count_in(it->second.queued);
+      if (credit) credit->count_in(it->second.queued);
+      it->second.waiting.push_back(std::move(event));
+      return true;
+    }
+    start_locked(it, *factory);
   } else if ((event.reply || credit) && it->second.queued->load(std::memory_order_relaxed) >=
                                            options.max_queued_events) {
     lock.unlock();
@@ -236,7 +244,12 @@ void RuntimeCore::deliver_socket_event(SocketEvent event) {
 
 void RuntimeCore::evict_locked(Entry& entry, Why why) {
   entry.stopping = true;
-  if (entry.in_lru) lru_.erase(entry.lru);
+  if (entry.in_lru) {
+    // Still holding its database until its host stops: it keeps its place under the cap.
+    lru_.erase(entry.lru);
+    entry.closing = true;
+    ++closing_;
+  }
   entry.in_lru = false;
   if (why != Why::admin) evictions_.fetch_add(1, std::memory_order_relaxed);
   if (why == Why::idle) evictions_idle_.fetch_add(1, std::memory_order_relaxed);
@@ -247,7 +260,40 @@ void RuntimeCore::evict_locked(Entry& entry, Why why) {
 }
 
 void RuntimeCore::make_room_locked() {
-  while (lru_.size() >= options.max_live_instances) evict_locked(directory_.at(lru_.back()), Why::lru);
+  while (lru_.size() + closing_ >= options.max_live_instances && !lru_.empty()) {
+    evict_locked(directory_.at(lru_.back()), Why::lru);
+  }
+}
+
+bool RuntimeCore::room_for_live_locked() {
+  if (lru_.size() + closing_ < options.max_live_instances) return true;
+  // Full: instances that are closing still hold their databases (descriptors), so a new one
+  // waits for one of them. The least recently used go, one per start that waits.
+  while (closing_ < deferred_.size() + 1 && !lru_.empty()) {
+    evict_locked(directory_.at(lru_.back()), Why::lru);
+  }
+  return false;
+}
+
+void RuntimeCore::defer_locked(Directory::iterator it) {
+  it->second.stopping = true;  // its events wait, as for a host that is stopping
+  it->second.deferred = true;
+  it->second.generation = next_generation_++;  // no message of an older host matches it
+  deferred_.push_back(it->first);
+}
+
+void RuntimeCore::start_deferred_locked(std::vector<std::shared_ptr<PendingReply>>& keep) {
+  while (!deferred_.empty() && lru_.size() + closing_ < options.max_live_instances) {
+    auto it = directory_.find(deferred_.front());
+    deferred_.pop_front();
+    if (it == directory_.end() || !it->second.deferred) continue;
+    it->second.deferred = false;
+    start_locked(it, *registry.find(it->second.id.binding()));
+    for (auto& event : std::exchange(it->second.waiting, {})) {
+      if (event.reply) keep.push_back(event.reply);
+      caf::anon_send(it->second.host, std::move(event));
+    }
+  }
 }
 
 void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
@@ -281,6 +327,10 @@ void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
 void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& dropped,
                                 std::vector<std::shared_ptr<PendingReply>>& keep) {
   const ActorId id = it->second.id;
+  if (it->second.closing) {
+    it->second.closing = false;
+    --closing_;
+  }
   sockets.instance_stopped(it->first);
   if (!it->second.admin_only) {
     // Bounded: one entry per actor ever evicted would grow without end. An actor forgotten
@@ -297,20 +347,27 @@ void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& drop
   }
   if (it->second.waiting.empty()) {
     directory_.erase(it);
+    start_deferred_locked(keep);
     return;
   }
   // Events came while it stopped: a new instance takes them, in the order they came.
   const ActorFactory* factory = registry.find(id.binding());
-  auto waiting = std::exchange(it->second.waiting, {});
-  it->second.admin_only = std::all_of(waiting.begin(), waiting.end(), [](const Event& event) {
-    return std::holds_alternative<AdminEvent>(event.body);
-  });
+  it->second.admin_only = std::all_of(it->second.waiting.begin(), it->second.waiting.end(),
+                                      [](const Event& event) {
+                                        return std::holds_alternative<AdminEvent>(event.body);
+                                      });
+  if (!it->second.admin_only && !room_for_live_locked()) {
+    defer_locked(it);
+    start_deferred_locked(keep);
+    return;
+  }
   start_locked(it, *factory, it->second.admin_only);
-  for (auto& event : waiting) {
+  for (auto& event : std::exchange(it->second.waiting, {})) {
     if (event.reply) keep.push_back(event.reply);
     caf::anon_send(it->second.host, std::move(event));
   }
   if (it->second.admin_only) evict_locked(it->second, Why::admin);
+  start_deferred_locked(keep);
 }
 
 bool RuntimeCore::kill_host(const ActorId& id) {
@@ -345,261 +402,6 @@ bool RuntimeCore::evict(const ActorId& id) {
   return true;
 }
 
-Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, std::string text,
-                                          std::size_t max_rows, bool create, AdminFacts* facts) {
-  auto done = std::make_shared<std::promise<Result<nlohmann::json>>>();
-  auto answer = done->get_future();
-  bool was_live = false;
-  std::optional<std::int64_t> last_event;
-  // Looked up before the directory lock: the names index may be busy with an fsync or a
-  // scan, and the directory serves every request.
-  bool named = create || names_->contains(id.hex());
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return fail(Code::unavailable, "the runtime is shutting down");
-    const ActorFactory* factory = registry.find(id.binding());
-    if (factory == nullptr) return fail(Code::not_found, "no actor class is bound to '" + id.binding() + "'");
-    auto it = directory_.find(id.hex());
-    // A deleted actor may still have a host that is leaving: the files decide.
-    if (!named) {
-      std::error_code ec;
-      if (!std::filesystem::exists(database_file(id), ec)) {
-        return fail(Code::not_found, "actor " + id.binding() + " '" + id.name().substr(0, 64) +
-                                         "' does not exist (no database)");
-      }
-    }
-    if (it != directory_.end() && !it->second.admin_only) {
-      last_event = it->second.last_used.time_since_epoch().count();
-    } else if (auto known = last_event_.find(id.hex()); known != last_event_.end()) {
-      last_event = known->second;
-    }
-    Event event{AdminEvent{op, std::move(text), max_rows, done}, nullptr};
-    if (it == directory_.end()) {
-      it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
-      start_locked(it, *factory, /*for_admin=*/true);
-    } else if (it->second.stopping) {
-      it->second.waiting.push_back(std::move(event));  // for its next host, as any event
-    } else {
-      was_live = !it->second.admin_only;
-    }
-    if (!it->second.stopping) {
-      caf::anon_send(it->second.host, std::move(event));
-      // Spawned for the operator only, or deleting the actor: it leaves memory right after
-      // (a request after the delete gets a fresh instance with a fresh database).
-      if (!was_live || op == AdminEvent::Op::remove) evict_locked(it->second, Why::admin);
-    }
-  }
-  if (answer.wait_for(limits::admin_operation_timeout) != std::future_status::ready) {
-    return fail(Code::timeout, "the actor did not run the operation within " +
-                                   std::to_string(limits::admin_operation_timeout.count()) + " s");
-  }
-  Result<nlohmann::json> result = fail(Code::unavailable, "the actor stopped before answering");
-  try {
-    result = answer.get();
-  } catch (const std::future_error&) {
-    return result;  // the event died with its host (shutdown)
-  }
-  if (facts != nullptr) {
-    facts->live = was_live;
-    if (last_event) {
-      facts->last_event_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration{*last_event}).count();
-    }
-  }
-  return result;
-}
-
-std::vector<std::pair<std::string, std::size_t>> RuntimeCore::live_by_binding() const {
-  std::map<std::string, std::size_t> counts;
-  std::lock_guard lock(mutex_);
-  for (const auto& [hex, entry] : directory_) {
-    if (!entry.stopping && !entry.admin_only) ++counts[entry.id.binding()];
-  }
-  return {counts.begin(), counts.end()};
-}
-
-bool RuntimeCore::is_live(const std::string& hex) const {
-  std::lock_guard lock(mutex_);
-  auto it = directory_.find(hex);
-  return it != directory_.end() && !it->second.stopping && !it->second.admin_only;
-}
-
-void RuntimeCore::alarms_committed(const ActorId& id, std::optional<std::int64_t> soonest) {
-  if (alarms_->after_commit(id, soonest)) {
-    {
-      std::lock_guard lock(alarm_mutex_);
-      alarm_kick_ = true;
-    }
-    alarm_cv_.notify_one();
-  }
-}
-
-std::size_t RuntimeCore::fire_due_alarms() {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return 0;
-  }
-  auto now = options.clock->now();
-  auto retry_at = now + std::chrono::duration_cast<Clock::duration>(limits::alarm_dispatch_lease);
-  std::size_t fired = 0;
-  for (;;) {
-    auto due = alarms_->take_due(now.time_since_epoch().count(), retry_at.time_since_epoch().count(),
-                                 1024);
-    for (const auto& id : due) deliver(id, Event{AlarmEvent{}, nullptr});
-    fired += due.size();
-    if (due.size() < 1024) return fired;
-  }
-}
-
-void RuntimeCore::alarm_loop() {
-  std::unique_lock lock(alarm_mutex_);
-  while (!alarm_stop_) {
-    lock.unlock();
-    fire_due_alarms();
-    alarms_->flush();
-    auto wait = std::chrono::milliseconds(1000);
-    if (auto next = alarms_->next_due()) {
-      auto until = Clock::time_point{Clock::duration{*next}} - options.clock->now();
-      wait = std::clamp(std::chrono::ceil<std::chrono::milliseconds>(until),
-                        std::chrono::milliseconds(0), wait);
-    }
-    lock.lock();
-    alarm_cv_.wait_for(lock, wait, [this] { return alarm_stop_ || alarm_kick_; });
-    alarm_kick_ = false;
-  }
-}
-
-RuntimeStats RuntimeCore::stats() const {
-  RuntimeStats out;
-  {
-    std::lock_guard lock(mutex_);
-    out.live_instances = lru_.size();
-    out.stopping_instances = directory_.size() - lru_.size();
-  }
-  out.websockets = sockets.size();
-  out.instances_started = instances_started_.load(std::memory_order_relaxed);
-  out.evictions = evictions_.load(std::memory_order_relaxed);
-  out.alarms_run = alarms_run_.load(std::memory_order_relaxed);
-  out.commits = commits_.load(std::memory_order_relaxed);
-  out.committed_events = committed_events_.load(std::memory_order_relaxed);
-  out.overloaded = overloaded_.load(std::memory_order_relaxed);
-  out.actors_with_alarms = alarms_->size();
-  return out;
-}
-
-namespace {
-
-std::size_t open_descriptors() {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    ++n;
-  }
-  return n > 0 ? n - 1 : 0;  // less the one the iteration itself holds
-}
-
-double resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  double pages = 0, resident = 0;
-  if (!(statm >> pages >> resident)) return 0;
-  return resident * static_cast<double>(::sysconf(_SC_PAGESIZE));
-}
-
-}  // namespace
-
-void RuntimeCore::write_metrics(metrics::TextWriter& out) const {
-  using metrics::Labels;
-  auto counter = [&](const char* name, const char* help, double value) {
-    out.family(name, "counter", help);
-    out.sample(name, {}, value);
-  };
-  auto gauge = [&](const char* name, const char* help, double value) {
-    out.family(name, "gauge", help);
-    out.sample(name, {}, value);
-  };
-  auto relaxed = [](const std::atomic<std::uint64_t>& v) { return static_cast<double>(v.load(std::memory_order_relaxed)); };
-
-  std::map<std::string, std::size_t> live, hibernated, sockets_by_binding;
-  std::size_t queue_now = 0;
-  std::set<std::string> live_hex;
-  {
-    std::lock_guard lock(mutex_);
-    for (const auto& [hex, entry] : directory_) {
-      if (!entry.stopping && !entry.admin_only) {
-        ++live[entry.id.binding()];
-        live_hex.insert(hex);
-      }
-      queue_now = std::max(queue_now, entry.queued->load(std::memory_order_relaxed));
-    }
-  }
-  for (const auto& [owner, count] : sockets.owners()) {
-    sockets_by_binding[owner.binding()] += count;
-    if (!live_hex.contains(owner.hex())) ++hibernated[owner.binding()];
-  }
-  std::map<std::string, std::size_t> known;
-  for (auto& [binding, count] : names_->counts()) known[binding] = count;
-
-  out.family("cairn_instances", "gauge",
-             "Actor instances by state: live (in memory) or hibernated (evicted, with open WebSockets)");
-  for (const auto& binding : registry.bindings()) {
-    out.sample("cairn_instances", {{"binding", binding}, {"state", "live"}}, static_cast<double>(live[binding]));
-    out.sample("cairn_instances", {{"binding", binding}, {"state", "hibernated"}},
-               static_cast<double>(hibernated[binding]));
-  }
-  out.family("cairn_actors", "gauge", "Actors with a database, by binding (the names index)");
-  for (const auto& binding : registry.bindings()) {
-    out.sample("cairn_actors", {{"binding", binding}}, static_cast<double>(known[binding]));
-  }
-  out.family("cairn_websockets", "gauge", "Open WebSockets accepted by actors, hibernated or not");
-  for (const auto& binding : registry.bindings()) {
-    out.sample("cairn_websockets", {{"binding", binding}}, static_cast<double>(sockets_by_binding[binding]));
-  }
-  counter("cairn_instances_started_total", "Actor objects constructed", relaxed(instances_started_));
-  counter("cairn_hosts_lost_total", "Actor hosts that ended without evicting themselves (replaced)",
-          relaxed(hosts_lost_));
-  out.family("cairn_evictions_total", "counter", "Instances evicted from memory, by reason");
-  out.sample("cairn_evictions_total", {{"reason", "idle"}}, relaxed(evictions_idle_));
-  out.sample("cairn_evictions_total", {{"reason", "lru"}}, relaxed(evictions_lru_));
-  out.sample("cairn_evictions_total", {{"reason", "forced"}}, relaxed(evictions_forced_));
-  counter("cairn_events_total", "Actor events committed", relaxed(committed_events_));
-  counter("cairn_commits_total", "Transactions committed (group commit: several events each)",
-          relaxed(commits_));
-  out.family("cairn_commit_duration_seconds", "histogram", "Time of one commit, its fsync included");
-  out.histogram("cairn_commit_duration_seconds", {}, commit_seconds_.snapshot());
-  out.family("cairn_events_per_commit", "histogram", "Events that shared one commit");
-  out.histogram("cairn_events_per_commit", {}, events_per_commit_.snapshot());
-  gauge("cairn_actor_queue_depth_max", "The most requests waiting for one actor now",
-        static_cast<double>(queue_now));
-  gauge("cairn_actor_queue_depth_peak", "The most requests that have waited for one actor since start",
-        static_cast<double>(queued_max_.load(std::memory_order_relaxed)));
-  counter("cairn_requests_overloaded_total", "Requests refused because an actor's queue was full",
-          relaxed(overloaded_));
-  counter("cairn_alarms_run_total", "on_alarm calls, retries included", relaxed(alarms_run_));
-  gauge("cairn_alarms_pending", "Actors with a pending alarm", static_cast<double>(alarms_->size()));
-  out.family("cairn_alarm_lateness_seconds", "histogram", "How long after its due time an alarm ran");
-  out.histogram("cairn_alarm_lateness_seconds", {}, alarm_lateness_.snapshot());
-  out.family("cairn_database_bytes", "gauge",
-             "Bytes of the data directory's files, by binding (_cairn: the runtime's indexes)");
-  for (const auto& [binding, bytes] : database_bytes_) {
-    out.sample("cairn_database_bytes", {{"binding", binding}},
-               static_cast<double>(std::max<std::int64_t>(0, bytes.load(std::memory_order_relaxed))));
-  }
-  // The runtime's own two indexes: a handful of stats, not a walk.
-  std::uint64_t index_bytes = 0;
-  for (const char* file : {"alarms.sqlite", "alarms.sqlite-wal", "names.sqlite", "names.sqlite-wal"}) {
-    std::error_code ec;
-    auto size = std::filesystem::file_size(options.data_dir / "_cairn" / file, ec);
-    if (!ec) index_bytes += size;
-  }
-  out.sample("cairn_database_bytes", {{"binding", "_cairn"}}, static_cast<double>(index_bytes));
-  gauge("process_open_fds", "Open file descriptors", static_cast<double>(open_descriptors()));
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    gauge("process_max_fds", "The soft limit on open file descriptors", static_cast<double>(limit.rlim_cur));
-  }
-  gauge("process_resident_memory_bytes", "Resident memory", resident_bytes());
-}
-
 void RuntimeCore::sweep_loop() {
   auto period = std::clamp<std::chrono::milliseconds>(options.idle_timeout / 4,
                                                       std::chrono::milliseconds(10),
@@ -620,11 +422,12 @@ void RuntimeCore::shutdown() {
     if (stopping_) return;
     stopping_ = true;
     for (auto& [hex, entry] : directory_) {
-      hosts.push_back(entry.host);
+      if (entry.host) hosts.push_back(entry.host);  // a deferred entry may have none
       for (auto& event : entry.waiting) dropped.push_back(std::move(event));
       entry.waiting.clear();
     }
     lru_.clear();
+    deferred_.clear();
   }
   {
     std::lock_guard lock(sweep_mutex_);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <list>
 #include <map>
@@ -130,6 +131,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     Clock::time_point last_used;
     std::list<std::string>::iterator lru;  // valid while in_lru
     bool in_lru = false;                   // a live instance (counted against the cap)
+    bool closing = false;   // evicted while live: its host still holds the database (counted)
+    bool deferred = false;  // waiting for a place under the cap; no host yet
     // Requests and calls not yet answered, across this id's hosts (max_queued_events).
     std::shared_ptr<std::atomic<std::size_t>> queued = std::make_shared<std::atomic<std::size_t>>(0);
     bool admin_only = true;  // spawned for the admin API; no event of the actor's yet
@@ -145,7 +148,15 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   // else the entry leaves the directory. Replies to run after the lock go into `keep`.
   void retire_locked(Directory::iterator it, std::vector<Event>& dropped,
                      std::vector<std::shared_ptr<PendingReply>>& keep);
+  // Evicts the least recently used live instances until a new one fits under the cap.
   void make_room_locked();
+  // True if a new live instance fits now (live + closing < max_live_instances); else evicts
+  // as many as the starts waiting for room need, and the caller defers its start.
+  bool room_for_live_locked();
+  // The entry waits (its events with it) for a closing instance to free a place.
+  void defer_locked(Directory::iterator it);
+  // Starts waiting entries while there is room; their replies go into `keep` (see deliver).
+  void start_deferred_locked(std::vector<std::shared_ptr<PendingReply>>& keep);
   void sweep_loop();
   void alarm_loop();
 
@@ -154,6 +165,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   mutable std::mutex mutex_;
   Directory directory_;
   std::list<std::string> lru_;  // live instances, most recently used first
+  std::size_t closing_ = 0;     // evicted live instances whose hosts have not stopped yet
+  std::deque<std::string> deferred_;  // entries waiting for a place under the cap, in order
   std::uint64_t next_generation_ = 1;
   std::set<std::string> binding_dirs_;
   bool stopping_ = false;

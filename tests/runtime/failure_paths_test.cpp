@@ -539,3 +539,34 @@ TEST_CASE("a socket whose actor falls behind is paused, resumed when it catches 
                                                                     options.max_queued_events + 4 - refused);
   }));
 }
+
+TEST_CASE("instances still closing count against the live cap: a new one waits for a place") {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.max_live_instances = 2;
+  Runtime runtime(fragile_registry(), options);
+  auto a = *runtime.get("FRAGILE", "cap-a");
+  auto b = *runtime.get("FRAGILE", "cap-b");
+  auto c = *runtime.get("FRAGILE", "cap-c");
+  gate.reset();
+  auto held = call_async(a, "gate");  // a is busy, and the least recently used...
+  gate.wait_entered();
+  REQUIRE(cairn::testing::call(b, "insert", {{"n", 1}}).ok());  // ...once b has been used
+  // c needs a place: a is evicted to make it, but a's database stays open until its event
+  // ends, so c must not open a third one meanwhile.
+  auto started = call_async(c, "insert", {{"n", 2}});
+  CHECK(started.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);
+  CHECK(runtime.stats().live_instances + runtime.stats().stopping_instances <= 3);
+  gate.open();
+  CHECK(cairn::testing::wait_for(held).ok());
+  CHECK(cairn::testing::wait_for(started).ok());
+  CHECK(runtime.stats().live_instances == 2);
+  // Churn over many names keeps at most the cap open and loses nothing.
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(cairn::testing::call(*runtime.get("FRAGILE", "churn-" + std::to_string(i)), "insert", {{"n", i}}).ok());
+    CHECK(runtime.stats().live_instances <= 2);
+  }
+  for (int i = 0; i < 20; ++i) {
+    CHECK(cairn::testing::call(*runtime.get("FRAGILE", "churn-" + std::to_string(i)), "count").value() == 1);
+  }
+}

@@ -1,0 +1,186 @@
+// Host: the admin API's operations on one actor's database, and the bookkeeping of its
+// files (the metrics' byte totals; an empty database forgotten at eviction).
+#include "host.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <caf/all.hpp>
+
+#include "cairn/limits.hpp"
+#include "host_support.hpp"
+#include "runtime_core.hpp"
+
+namespace cairn {
+using namespace host_support;
+
+void Host::run_admin(AdminEvent& event) {
+  Result<nlohmann::json> result = fail(Code::internal, "no result");
+  try {
+    result = admin_operation(event);
+  } catch (const SqlError& e) {
+    int primary = e.code() & 0xff;
+    if (is_storage_failure(e) && primary != SQLITE_READONLY) {
+      result = storage_error(e, "the actor's storage failed");
+    } else if (primary == SQLITE_INTERRUPT) {
+      result = fail(Code::timeout, e.what());
+    } else {
+      result = fail(Code::invalid_argument, e.what());
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("actor {} {}: admin operation failed: {}", id_.binding(), id_.hex(), e.what());
+    result = fail(Code::internal, e.what());
+  } catch (...) {
+    result = fail(Code::internal, "unknown exception (not a std::exception)");
+  }
+  if (event.done) event.done->set_value(std::move(result));
+}
+
+Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
+  // The operator sees (and copies) what callers were told happened: the open batch first.
+  if (in_batch_) commit_batch();
+  if (event.op == AdminEvent::Op::remove) return remove_everything();
+  open_database();
+  switch (event.op) {
+    case AdminEvent::Op::inspect:
+      return inspect();
+    case AdminEvent::Op::query:
+      return db_->read_only_query(event.text, event.max_rows, limits::admin_query_budget);
+    case AdminEvent::Op::copy_to: {
+      db_->copy_to(event.text);
+      auto soonest = soonest_alarm();
+      return nlohmann::json{{"bytes", std::filesystem::file_size(event.text)},
+                            {"soonest_alarm", soonest ? nlohmann::json(*soonest) : nlohmann::json()}};
+    }
+    case AdminEvent::Op::import: {
+      if (!db_->is_empty()) {
+        return fail(Code::conflict, "actor " + id_.binding() + " '" + id_.name() +
+                                        "' already has data: delete it first, or import into a new name");
+      }
+      reset_instance();
+      db_->import_from(event.text);
+      // The imported alarms go into the index like a commit's.
+      auto soonest = soonest_alarm();
+      core_->alarm_index().before_commit(id_, soonest);
+      core_->alarms_committed(id_, soonest);
+      alarms_dirty_ = false;
+      auto tables = db_->internal("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").one()["n"];
+      return nlohmann::json{{"imported", true},
+                            {"bytes", db_->bytes_on_disk()},
+                            {"tables", std::get<std::int64_t>(tables)}};
+    }
+    case AdminEvent::Op::remove:
+      break;
+  }
+  return fail(Code::internal, "unknown admin operation");
+}
+
+nlohmann::json Host::inspect() {
+  nlohmann::json sockets = nlohmann::json::array();
+  for (const auto& entry : core_->sockets.list(id_.hex(), {})) {
+    nlohmann::json attachment;
+    if (!entry->attachment.empty()) {
+      attachment = nlohmann::json::parse(entry->attachment, nullptr, false);
+    }
+    sockets.push_back({{"id", entry->id}, {"tags", entry->tags}, {"attachment", attachment}});
+  }
+  nlohmann::json alarms = nlohmann::json::array();
+  if (alarm_table_exists()) {
+    for (const auto& row : db_->internal("SELECT name, due, retries FROM _cairn_alarms ORDER BY due, name")) {
+      auto due = from_ticks(std::get<std::int64_t>(row["due"]));
+      alarms.push_back({{"name", std::get<std::string>(row["name"])},
+                        {"due_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       due.time_since_epoch()).count()},
+                        {"retries", std::get<std::int64_t>(row["retries"])}});
+    }
+  }
+  nlohmann::json tables = nlohmann::json::array();
+  auto schema = db_->internal(
+      "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE "
+      "'sqlite\\_%' ESCAPE '\\' ORDER BY name");
+  for (const auto& row : schema) {
+    const auto& name = std::get<std::string>(row["name"]);
+    const auto& type = std::get<std::string>(row["type"]);
+    nlohmann::json table{{"name", name}, {"type", type}};
+    if (type == "table") {
+      std::string quoted = "\"";
+      for (char c : name) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+      quoted += '"';
+      table["rows"] = std::get<std::int64_t>(db_->internal("SELECT count(*) AS n FROM " + quoted).one()["n"]);
+    }
+    tables.push_back(std::move(table));
+  }
+  return {{"binding", id_.binding()},
+          {"name", id_.name()},
+          {"id", id_.hex()},
+          {"instance", instance_ != nullptr},
+          {"sockets", std::move(sockets)},
+          {"alarms", std::move(alarms)},
+          {"tables", std::move(tables)},
+          {"database_bytes", db_->bytes_on_disk()}};
+}
+
+nlohmann::json Host::remove_everything() {
+  std::size_t closed = 0;
+  for (const auto& entry : core_->sockets.list(id_.hex(), {})) {
+    entry->sink->close(limits::deleted_close_code, "the actor was deleted");
+    core_->sockets.remove(entry->id);
+    ++closed;
+  }
+  core_->sockets.set_rule(id_, nullptr);
+  reset_instance();
+  db_.reset();
+  report_bytes();
+  alarms_dirty_ = false;
+  auto path = core_->database_path(id_);
+  std::error_code ec;
+  bool existed = std::filesystem::exists(path, ec);
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::filesystem::remove(path.string() + suffix, ec);
+    if (ec) throw SqlError(SQLITE_IOERR, "cannot delete " + path.string() + suffix + ": " + ec.message(), "");
+  }
+  sync_path(path.parent_path());
+  report_bytes();
+  core_->alarms_committed(id_, std::nullopt);
+  core_->alarm_index().flush();
+  core_->names().remove(id_);
+  return {{"deleted", existed}, {"sockets_closed", closed}};
+}
+
+std::int64_t Host::files_bytes() const {
+  auto path = core_->database_file(id_);
+  std::int64_t total = 0;
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal"}) {
+    auto size = std::filesystem::file_size(path.string() + suffix, ec);
+    if (!ec) total += static_cast<std::int64_t>(size);
+  }
+  return total;
+}
+
+void Host::report_bytes() {
+  auto now = files_bytes();
+  if (now != reported_bytes_) core_->database_bytes_changed(id_.binding(), now - reported_bytes_);
+  reported_bytes_ = now;
+}
+
+void Host::forget_empty_database() {
+  auto path = core_->database_file(id_);
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::filesystem::remove(path.string() + suffix, ec);
+  }
+  report_bytes();
+  // No directory fsync: if a crash brings the empty file back, it is as empty as before.
+  try {
+    core_->names().remove(id_);
+  } catch (const std::exception& e) {
+    // The row stays (the actor is listed with an empty database); nothing is lost.
+    spdlog::warn("actor {} {}: cannot forget its name: {}", id_.binding(), id_.hex(), e.what());
+  }
+}
+
+}  // namespace cairn

@@ -1,0 +1,110 @@
+// Host: running an actor's due alarms, each as an event, and their retries.
+#include "host.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <caf/all.hpp>
+
+#include "cairn/limits.hpp"
+#include "host_support.hpp"
+#include "runtime_core.hpp"
+
+namespace cairn {
+using namespace host_support;
+
+void Host::run_due_alarms() {
+  if (!ensure_batch(nullptr)) return;
+  alarms_dirty_ = true;  // whatever happens, the index hears the truth at commit
+  std::vector<DueAlarm> due;
+  try {
+    if (!alarm_table_exists()) return;
+    auto rows = db_->internal(
+        "SELECT name, due, retries FROM _cairn_alarms WHERE due <= ? ORDER BY due LIMIT ?",
+        std::vector<SqlValue>{to_ticks(core_->options.clock->now()),
+                              static_cast<std::int64_t>(limits::max_alarms_per_wake)});
+    for (const auto& row : rows) {
+      due.push_back({std::get<std::string>(row["name"]), std::get<std::int64_t>(row["due"]),
+                     static_cast<int>(std::get<std::int64_t>(row["retries"]))});
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("actor {} {}: cannot read its alarms: {}", id_.binding(), id_.hex(), e.what());
+    abort_batch(storage_error(e, "the actor's alarms could not be read"));
+    return;
+  }
+  for (const auto& alarm : due) {
+    // An earlier handler of this wake may have moved or deleted it.
+    try {
+      auto still = db_->internal("SELECT due, retries FROM _cairn_alarms WHERE name = ?", {alarm.name});
+      if (still.size() != 1 || std::get<std::int64_t>(still.one()["due"]) != alarm.due ||
+          std::get<std::int64_t>(still.one()["retries"]) != alarm.retries) {
+        continue;
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("actor {} {}: cannot read its alarms: {}", id_.binding(), id_.hex(), e.what());
+      abort_batch(storage_error(e, "the actor's alarms could not be read"));
+      return;
+    }
+    core_->alarm_late(core_->options.clock->now() - from_ticks(alarm.due));
+    auto outcome = run_event(
+        [&] {
+          // Consumed before the handler runs: if it sets the alarm again, that one stays.
+          alarms_dirty_ = true;  // a commit inside this wake may have reported the index
+          db_->internal("DELETE FROM _cairn_alarms WHERE name = ?", {alarm.name});
+          instance_->on_alarm(AlarmInfo{alarm.name, alarm.retries, alarm.retries > 0});
+        },
+        nullptr);
+    if (outcome == Outcome::failed) return;
+    core_->alarm_ran();
+    if (outcome == Outcome::threw) schedule_retry(alarm);
+  }
+}
+
+void Host::schedule_retry(const DueAlarm& alarm) {
+  if (!ensure_batch(nullptr)) return;
+  int retries = alarm.retries + 1;
+  alarms_dirty_ = true;  // the index must hear of the retry's time at commit
+  try {
+    db_->savepoint();
+    if (retries > limits::alarm_max_retries) {
+      db_->internal("DELETE FROM _cairn_alarms WHERE name = ? AND due = ? AND retries = ?",
+                    std::vector<SqlValue>{alarm.name, alarm.due,
+                                          static_cast<std::int64_t>(alarm.retries)});
+      spdlog::error("actor {} {}: alarm '{}' dropped: on_alarm threw on {} attempts",
+                    id_.binding(), id_.hex(), alarm.name, retries);
+    } else {
+      auto delay = alarm_retry_delay(retries);
+      auto due = to_ticks(core_->options.clock->now() + delay);
+      // The row is as it was before the handler ran (its event rolled back).
+      db_->internal(
+          "UPDATE _cairn_alarms SET due = ?, retries = ? WHERE name = ? AND due = ? AND retries = ?",
+          std::vector<SqlValue>{due, static_cast<std::int64_t>(retries), alarm.name, alarm.due,
+                                static_cast<std::int64_t>(alarm.retries)});
+      spdlog::warn("actor {} {}: alarm '{}' threw; retry {} of {} in {} ms", id_.binding(),
+                   id_.hex(), alarm.name, retries, limits::alarm_max_retries,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+    }
+    db_->release();
+  } catch (const std::exception& e) {
+    spdlog::error("actor {} {}: cannot reschedule alarm '{}': {}", id_.binding(), id_.hex(),
+                  alarm.name, e.what());
+    abort_batch(storage_error(e, "the actor's alarms could not be rescheduled"));
+  }
+}
+
+bool Host::alarm_table_exists() {
+  return db_->internal("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_cairn_alarms'")
+             .size() == 1;
+}
+
+std::optional<std::int64_t> Host::soonest_alarm() {
+  if (!alarm_table_exists()) return std::nullopt;
+  auto soonest = db_->internal("SELECT min(due) AS due FROM _cairn_alarms").one()["due"];
+  if (auto* due = std::get_if<std::int64_t>(&soonest)) return *due;
+  return std::nullopt;
+}
+
+}  // namespace cairn

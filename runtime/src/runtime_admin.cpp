@@ -1,0 +1,88 @@
+// RuntimeCore: the admin API's way into the directory (operations run on actors' hosts).
+#include "runtime_core.hpp"
+
+#include <caf/all.hpp>
+
+#include "cairn/limits.hpp"
+
+namespace cairn::detail {
+
+Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, std::string text,
+                                          std::size_t max_rows, bool create, AdminFacts* facts) {
+  auto done = std::make_shared<std::promise<Result<nlohmann::json>>>();
+  auto answer = done->get_future();
+  bool was_live = false;
+  std::optional<std::int64_t> last_event;
+  // Looked up before the directory lock: the names index may be busy with an fsync or a
+  // scan, and the directory serves every request.
+  bool named = create || names_->contains(id.hex());
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return fail(Code::unavailable, "the runtime is shutting down");
+    const ActorFactory* factory = registry.find(id.binding());
+    if (factory == nullptr) return fail(Code::not_found, "no actor class is bound to '" + id.binding() + "'");
+    auto it = directory_.find(id.hex());
+    // A deleted actor may still have a host that is leaving: the files decide.
+    if (!named) {
+      std::error_code ec;
+      if (!std::filesystem::exists(database_file(id), ec)) {
+        return fail(Code::not_found, "actor " + id.binding() + " '" + id.name().substr(0, 64) +
+                                         "' does not exist (no database)");
+      }
+    }
+    if (it != directory_.end() && !it->second.admin_only) {
+      last_event = it->second.last_used.time_since_epoch().count();
+    } else if (auto known = last_event_.find(id.hex()); known != last_event_.end()) {
+      last_event = known->second;
+    }
+    Event event{AdminEvent{op, std::move(text), max_rows, done}, nullptr};
+    if (it == directory_.end()) {
+      it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
+      start_locked(it, *factory, /*for_admin=*/true);
+    } else if (it->second.stopping) {
+      it->second.waiting.push_back(std::move(event));  // for its next host, as any event
+    } else {
+      was_live = !it->second.admin_only;
+    }
+    if (!it->second.stopping) {
+      caf::anon_send(it->second.host, std::move(event));
+      // Spawned for the operator only, or deleting the actor: it leaves memory right after
+      // (a request after the delete gets a fresh instance with a fresh database).
+      if (!was_live || op == AdminEvent::Op::remove) evict_locked(it->second, Why::admin);
+    }
+  }
+  if (answer.wait_for(limits::admin_operation_timeout) != std::future_status::ready) {
+    return fail(Code::timeout, "the actor did not run the operation within " +
+                                   std::to_string(limits::admin_operation_timeout.count()) + " s");
+  }
+  Result<nlohmann::json> result = fail(Code::unavailable, "the actor stopped before answering");
+  try {
+    result = answer.get();
+  } catch (const std::future_error&) {
+    return result;  // the event died with its host (shutdown)
+  }
+  if (facts != nullptr) {
+    facts->live = was_live;
+    if (last_event) {
+      facts->last_event_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration{*last_event}).count();
+    }
+  }
+  return result;
+}
+
+std::vector<std::pair<std::string, std::size_t>> RuntimeCore::live_by_binding() const {
+  std::map<std::string, std::size_t> counts;
+  std::lock_guard lock(mutex_);
+  for (const auto& [hex, entry] : directory_) {
+    if (!entry.stopping && !entry.admin_only) ++counts[entry.id.binding()];
+  }
+  return {counts.begin(), counts.end()};
+}
+
+bool RuntimeCore::is_live(const std::string& hex) const {
+  std::lock_guard lock(mutex_);
+  auto it = directory_.find(hex);
+  return it != directory_.end() && !it->second.stopping && !it->second.admin_only;
+}
+
+}  // namespace cairn::detail
