@@ -144,6 +144,7 @@ void WebSocketSession::on_read(bool small, beast::error_code ec, std::size_t byt
       // client) until the actor catches up and resume() is called; a refused message means
       // the runtime is closing the socket with 1013.
       paused_ = true;
+      paused_self_ = shared_from_this();
       return;
     }
   }
@@ -153,6 +154,7 @@ void WebSocketSession::on_read(bool small, beast::error_code ec, std::size_t byt
 void WebSocketSession::resume() {
   if (!paused_) return;
   paused_ = false;
+  auto self = std::move(paused_self_);  // the read below keeps the session from here on
   if (open_ && !closing_ && !finished_) do_read();
 }
 
@@ -230,6 +232,7 @@ void WebSocketSession::do_close() {
 void WebSocketSession::finish(int code, std::string reason, bool error) {
   if (finished_) return;
   finished_ = true;
+  auto self = std::move(paused_self_);  // released when this returns
   if (error) {
     shared_->runtime.socket_error(id_, reason);
   } else {

@@ -282,6 +282,8 @@ TEST_CASE("hostile actor names are refused or hashed, never a path outside the d
 
 TEST_CASE("every response carries nosniff and a Content-Security-Policy the page satisfies") {
   TempDir dir;
+  // The default policy: this origin only, no plugins, no framing; a page's own inline code
+  // allowed (a user's --public-dir works as written).
   ServerProcess server(dir.path());
   HttpClient client(server.port());
   for (std::string target : {"/", "/app.js", "/style.css", "/seats?flightId=1", "/healthz",
@@ -291,7 +293,21 @@ TEST_CASE("every response carries nosniff and a Content-Security-Policy the page
     CHECK(reply.header("X-Content-Type-Options") == "nosniff");
     auto csp = reply.header("Content-Security-Policy");
     CHECK(csp.find("default-src 'self'") != std::string::npos);
-    CHECK(csp.find("unsafe-inline") == std::string::npos);
+    CHECK(csp.find("object-src 'none'") != std::string::npos);
+    CHECK(csp.find("frame-ancestors 'none'") != std::string::npos);
+    CHECK(csp.find("unsafe-eval") == std::string::npos);
+  }
+  // strict: no inline code at all; none: no header; anything else is sent as written.
+  for (auto [setting, wanted] : std::vector<std::pair<std::string, std::string>>{
+           {"strict", "default-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+                      "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"},
+           {"none", ""},
+           {"default-src 'none'", "default-src 'none'"}}) {
+    CAPTURE(setting);
+    TempDir other;
+    ServerProcess configured(other.path(), {"--content-security-policy", setting});
+    auto reply = HttpClient(configured.port()).request(http::verb::get, "/");
+    CHECK(reply.header("Content-Security-Policy") == wanted);
   }
   // The page has no inline script or style for the policy to block.
   auto page = client.request(http::verb::get, "/").body;

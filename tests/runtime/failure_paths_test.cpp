@@ -340,7 +340,7 @@ TEST_CASE("user SQL can neither rename the runtime's tables nor name its own aft
   CHECK(cairn::testing::call(stub, "sql", "ALTER TABLE guarded RENAME TO guarded2").ok());
 }
 
-TEST_CASE("a commit that fails in the middle of an alarm wake stops the wake; the alarms run later") {
+TEST_CASE("a commit that fails in the middle of an alarm wake stops the wake and the alarms run later") {
   cairn::testing::FaultVfs::install();
   TempDir dir;
   auto clock = std::make_shared<ManualClock>();
