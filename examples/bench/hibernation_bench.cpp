@@ -380,7 +380,7 @@ int main(int argc, char** argv) {
         phase.flight = f;
         phase.expected = expected;
         phase.received = 0;
-        phase.must_contain = R"({"occupant":")" + name + R"(","seatNumber":")" + seat + R"("})";
+        phase.must_contain = R"({"occupant":")" + name + R"(","seatNumber":")" + seat + R"(","state":"booked"})";
       }
       auto sent = Clock::now();
       json booking{{"seatNumber", seat}, {"name", name}};

@@ -13,7 +13,7 @@ before(async () => {
   browser = await launchChromium();
   pageDir = mkdtempSync(path.join(tmpdir(), "cairn-csp-"));
   writeFileSync(path.join(pageDir, "index.html"), `<!doctype html>
-<html><head><meta charset="utf-8"><title>inline</title>
+<html><head><meta charset="utf-8"><title>inline</title><link rel="icon" href="data:,">
 <style>#out { color: rgb(1, 2, 3); }</style></head>
 <body><p id="out">inline script did not run</p>
 <script>document.getElementById("out").textContent = "inline script ran";</script>
