@@ -1,7 +1,9 @@
-// Event: one unit of work for an actor (HTTP fetch, RPC call, socket event, due alarms), as sent to its
-// host. The payloads are plain values; the reply path is a local callback that answers
-// exactly once: if the event is dropped unanswered (CAF 0.17 sends no error for a message
-// that dies in a mailbox), its destructor answers "unavailable", so no caller ever hangs.
+// Event: one unit of work for an actor (HTTP fetch, RPC call, socket event, due alarms), as
+// sent to its host: an envelope of plain values and the address of its answer (ReplyTo).
+// The caller's callback stays on the caller's node, in its ReplyRouter (PendingReply below
+// is what the router keeps), and answers exactly once: if the event is dropped unanswered
+// (CAF 0.17 sends no error for a message that dies in a mailbox), its destructor tells the
+// router, which answers "unavailable", so no caller ever hangs.
 #pragma once
 
 #include <atomic>
@@ -9,6 +11,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <utility>
 #include <variant>
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -17,6 +20,7 @@
 #include "cairn/http.hpp"
 #include "cairn/stub.hpp"
 #include "cairn/websocket.hpp"
+#include "envelope.hpp"
 
 namespace cairn {
 
@@ -129,13 +133,48 @@ struct AdminEvent {
 // directory (RuntimeCore::host_stopped) and quit. Carries the host's generation.
 using evict_atom = caf::atom_constant<caf::atom("evict")>;
 
+// Fails `to` with 503 through its node's ReplyRouter in this process, if any (reply_router.cpp).
+void reply_dropped(ReplyTo to) noexcept;
+
 struct Event {
-  std::variant<FetchEvent, CallEvent, SocketEvent, AlarmEvent, AdminEvent> body;
-  std::shared_ptr<PendingReply> reply;  // null for socket and alarm events
+  using Body = std::variant<FetchEvent, CallEvent, SocketEvent, AlarmEvent, AdminEvent>;
+  Body body;
+  ReplyTo reply;  // empty for socket and alarm events and a Context::call's answer
+
+  explicit Event(Body b, ReplyTo to = {}) : body(std::move(b)), reply(to), owns_(static_cast<bool>(to)) {}
+  // The reply belongs to one envelope: a moved-from one gives it up, a copy never has it.
+  Event(Event&& other) noexcept
+      : body(std::move(other.body)), reply(other.reply), owns_(std::exchange(other.owns_, false)) {}
+  Event(const Event& other) : body(other.body), reply(other.reply), owns_(false) {}
+  Event& operator=(Event&& other) noexcept {
+    if (this != &other) {
+      release();
+      body = std::move(other.body);
+      reply = other.reply;
+      owns_ = std::exchange(other.owns_, false);
+    }
+    return *this;
+  }
+  Event& operator=(const Event&) = delete;
+  ~Event() { release(); }
+
+  // The host has the event: from now on it answers `reply` (through the router) itself.
+  ReplyTo take_reply() noexcept {
+    owns_ = false;
+    return reply;
+  }
+
+ private:
+  void release() noexcept {
+    if (owns_ && reply) reply_dropped(reply);
+    owns_ = false;
+  }
+  bool owns_ = false;
 };
 
 }  // namespace cairn
 
-// Local-only until the directory spans nodes (then Event gets an inspect() and the reply
-// becomes a response promise relayed by the caller's node).
+// Its body is plain values and its reply an address; only SocketEvent::credit is a local
+// object (in cluster mode the forwarding node keeps the credit until the owner's answer)
+// and AdminEvent's promise (admin operations run on the actor's own node).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cairn::Event)

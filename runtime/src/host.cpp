@@ -22,7 +22,7 @@ using commit_atom = caf::atom_constant<caf::atom("commit")>;
 Host::Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
            const ActorFactory* factory, std::uint64_t generation)
     : caf::event_based_actor(config), core_(core), id_(std::move(id)), factory_(factory),
-      generation_(generation), context_(*this) {}
+      generation_(generation), context_(*this), outbox_(core->node()) {}
 
 caf::behavior Host::make_behavior() {
   // What the metrics' totals hold for this actor already (counted at start, or reported at
@@ -55,10 +55,11 @@ void Host::handle(Event& event) {
     run_due_alarms();
     return;
   }
-  run_event([&] { dispatch(event); }, event.reply);
+  ReplyTo reply = event.take_reply();  // answered from now on through the router
+  run_event([&] { dispatch(event, reply); }, reply);
 }
 
-bool Host::ensure_batch(const std::shared_ptr<PendingReply>& reply) {
+bool Host::ensure_batch(ReplyTo reply) {
   // No exception may leave a handler: CAF 0.17 would kill the actor.
   try {
     open_database();
@@ -74,7 +75,7 @@ bool Host::ensure_batch(const std::shared_ptr<PendingReply>& reply) {
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: cannot start an event: {}", id_.binding(), id_.hex(), e.what());
     auto error = storage_error(e, "the actor's storage is unavailable");
-    if (reply) reply->fail(error);
+    if (reply) core_->fail_reply(reply, error);
     abort_batch(error);
     return false;
   }
@@ -90,7 +91,7 @@ void Host::open_database() {
 }
 
 Host::Outcome Host::run_event(const std::function<void()>& body,
-                              const std::shared_ptr<PendingReply>& reply) {
+                              ReplyTo reply) {
   if (!ensure_batch(reply)) return Outcome::failed;
   outbox_.begin_event();
   std::size_t answers_before = answers_.size();
@@ -141,7 +142,7 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
     for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
     if (reply) {
-      reply->fail(!storage_failed
+      core_->fail_reply(reply, !storage_failed
                       ? Error{Code::internal, "internal error in actor " + id_.binding() +
                                                   ": SQLite rolled back the event's transaction (" +
                                                   thrown.value_or("the event caught the error") +
@@ -161,7 +162,7 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
       spdlog::error("actor {} {}: rollback failed: {}", id_.binding(), id_.hex(),
                     rollback_error.what());
       auto error = storage_error(rollback_error, "the event could not be rolled back");
-      if (reply) reply->fail(error);
+      if (reply) core_->fail_reply(reply, error);
       abort_batch(error);
       return Outcome::failed;
     }
@@ -177,26 +178,26 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
   return thrown ? Outcome::threw : Outcome::ok;
 }
 
-void Host::dispatch(Event& event) {
+void Host::dispatch(Event& event, ReplyTo reply) {
   if (auto* fetch = std::get_if<FetchEvent>(&event.body)) {
-    answers_.push_back({event.reply, instance_->fetch(fetch->request)});
+    answers_.push_back({reply, instance_->fetch(fetch->request)});
     return;
   }
   if (auto* call = std::get_if<CallEvent>(&event.body)) {
     auto method = methods_.find(call->method);
     if (method == methods_.end()) {
-      answers_.push_back({event.reply, Result<nlohmann::json>(Error{
+      answers_.push_back({reply, Result<nlohmann::json>(Error{
                                            Code::not_found, "actor " + id_.binding() +
                                                                 " has no method '" +
                                                                 call->method + "'"})});
       return;
     }
     auto result = method->second(call->args);
-    if (!event.reply && !result) {  // a reply to Context::call: nobody else would see it
+    if (!reply && !result) {  // a reply to Context::call: nobody else would see it
       spdlog::warn("actor {} {}: method '{}' (a call's reply) failed: {}", id_.binding(), id_.hex(),
                    call->method, result.error().message);
     }
-    answers_.push_back({event.reply, std::move(result)});
+    answers_.push_back({reply, std::move(result)});
     return;
   }
   if (std::holds_alternative<AlarmEvent>(event.body)) return;  // handled by run_due_alarms
@@ -257,20 +258,29 @@ bool Host::commit_batch() {
   }
   in_batch_ = false;
   batch_events_ = 0;
-  // The output gate opens: everything the batch sent leaves now, in order.
-  for (auto& output : outbox_.take()) {
+  // The output gate opens: everything the batch sent leaves now, in order. Socket outputs
+  // are addressed by socket: their connections are looked up once for the whole batch.
+  auto outputs = outbox_.take();
+  std::vector<SocketId> addressed;
+  for (const auto& output : outputs) {
+    if (auto* send = std::get_if<SocketSend>(&output)) addressed.push_back(send->to.socket);
+    if (auto* close = std::get_if<SocketClose>(&output)) addressed.push_back(close->to.socket);
+  }
+  auto sinks = addressed.empty() ? std::vector<std::shared_ptr<SocketSink>>{} : core_->sockets.sinks(addressed);
+  std::size_t next_sink = 0;
+  for (auto& output : outputs) {
     if (auto* send = std::get_if<SocketSend>(&output)) {
-      send->sink->send(std::move(send->message), send->binary);
+      if (auto& sink = sinks[next_sink++]) sink->send(std::move(send->message), send->binary);
     } else if (auto* call = std::get_if<ActorCall>(&output)) {
       make_call(std::move(*call));
     } else {
       auto& close = std::get<SocketClose>(output);
-      close.sink->close(close.code, std::move(close.reason));
+      if (auto& sink = sinks[next_sink++]) sink->close(close.code, std::move(close.reason));
     }
   }
   for (auto& pending : std::exchange(answers_, {})) {
     if (!pending.reply) continue;
-    std::visit([&](auto& answer) { pending.reply->answer(std::move(answer)); }, pending.answer);
+    std::visit([&](auto& answer) { core_->answer_reply(pending.reply, std::move(answer)); }, pending.answer);
   }
   return true;
 }
@@ -291,10 +301,10 @@ void Host::make_call(ActorCall call) {
                           {"message", result.error().message},
                           {"status", http_status(result.error().code)}};
     }
-    core->deliver(caller, Event{CallEvent{std::move(reply_method), std::move(payload)}, nullptr});
+    core->deliver(caller, Event{CallEvent{std::move(reply_method), std::move(payload)}});
   };
-  core_->deliver(call.target, Event{CallEvent{std::move(call.method), std::move(call.args)},
-                                    std::make_shared<PendingReply>(Stub::CallCallback(std::move(reply)))});
+  auto to = core_->replies().add(std::make_shared<PendingReply>(Stub::CallCallback(std::move(reply))));
+  core_->deliver(call.target, Event{CallEvent{std::move(call.method), std::move(call.args)}, to});
 }
 
 void Host::abort_batch(const Error& error) {
@@ -303,7 +313,7 @@ void Host::abort_batch(const Error& error) {
   if (db_) db_->rollback();
   for (SocketId socket : outbox_.discard_batch()) core_->sockets.unaccept(socket);
   for (auto& pending : std::exchange(answers_, {})) {
-    if (pending.reply) pending.reply->fail(error);
+    if (pending.reply) core_->fail_reply(pending.reply, error);
   }
   in_batch_ = false;
   batch_events_ = 0;
@@ -311,6 +321,12 @@ void Host::abort_batch(const Error& error) {
   reset_instance();
   db_.reset();
   report_bytes();
+}
+
+Host::~Host() {
+  for (auto& pending : std::exchange(answers_, {})) {
+    if (pending.reply) core_->fail_reply(pending.reply, Error{Code::unavailable, "the actor stopped before answering"});
+  }
 }
 
 void Host::on_exit() {

@@ -66,11 +66,13 @@ class Host final : public caf::event_based_actor {
   // before the directory hears of it, so the next host can open it. An open batch that was
   // not committed is rolled back and its callers are answered 503.
   void on_exit() override;
+  // Answers still held (none after on_exit) fail with 503: no caller may wait for ever.
+  ~Host() override;
 
  private:
   friend class HostContext;
   struct PendingAnswer {
-    std::shared_ptr<PendingReply> reply;
+    ReplyTo reply;
     std::variant<Response, Result<nlohmann::json>> answer;
   };
 
@@ -90,11 +92,11 @@ class Host final : public caf::event_based_actor {
   // Opens the database (recording the actor's name first) if it is not open.
   void open_database();
   // Opens the database and starts a batch if needed; false (caller told) if it cannot.
-  bool ensure_batch(const std::shared_ptr<PendingReply>& reply);
+  bool ensure_batch(ReplyTo reply);
   // Runs `body` as one event: its own savepoint, the instance created first if needed,
   // rolled back (and the instance reset) if it throws.
-  Outcome run_event(const std::function<void()>& body, const std::shared_ptr<PendingReply>& reply);
-  void dispatch(Event& event);
+  Outcome run_event(const std::function<void()>& body, ReplyTo reply);
+  void dispatch(Event& event, ReplyTo reply);
   void run_due_alarms();
   void schedule_retry(const DueAlarm& alarm);
   bool alarm_table_exists();

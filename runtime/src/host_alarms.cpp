@@ -17,7 +17,7 @@ namespace cairn {
 using namespace host_support;
 
 void Host::run_due_alarms() {
-  if (!ensure_batch(nullptr)) return;
+  if (!ensure_batch(ReplyTo{})) return;
   alarms_dirty_ = true;  // whatever happens, the index hears the truth at commit
   std::vector<DueAlarm> due;
   try {
@@ -56,7 +56,7 @@ void Host::run_due_alarms() {
           db_->internal("DELETE FROM _cairn_alarms WHERE name = ?", {alarm.name});
           instance_->on_alarm(AlarmInfo{alarm.name, alarm.retries, alarm.retries > 0});
         },
-        nullptr);
+        ReplyTo{});
     if (outcome == Outcome::failed) return;
     core_->alarm_ran();
     if (outcome == Outcome::threw) schedule_retry(alarm);
@@ -64,7 +64,7 @@ void Host::run_due_alarms() {
 }
 
 void Host::schedule_retry(const DueAlarm& alarm) {
-  if (!ensure_batch(nullptr)) return;
+  if (!ensure_batch(ReplyTo{})) return;
   int retries = alarm.retries + 1;
   alarms_dirty_ = true;  // the index must hear of the retry's time at commit
   try {

@@ -12,17 +12,20 @@
 
 #include "cairn/actor_id.hpp"
 #include "cairn/websocket.hpp"
+#include "envelope.hpp"
 #include "socket_table.hpp"
 
 namespace cairn {
 
+// Addressed by socket, not by connection object: the socket's node resolves it when the
+// batch commits (a socket closed meanwhile is skipped).
 struct SocketSend {
-  std::shared_ptr<SocketSink> sink;
+  SocketRef to;
   std::shared_ptr<const std::string> message;
   bool binary;
 };
 struct SocketClose {
-  std::shared_ptr<SocketSink> sink;
+  SocketRef to;
   int code;
   std::string reason;
 };
@@ -38,12 +41,12 @@ using SocketOutput = std::variant<SocketSend, SocketClose, ActorCall>;
 
 class Outbox {
  public:
-  void send(std::shared_ptr<SocketSink> sink, std::shared_ptr<const std::string> message,
-            bool binary) {
-    outputs_.emplace_back(std::in_place_type<SocketSend>, SocketSend{std::move(sink), std::move(message), binary});
+  explicit Outbox(NodeId node) : node_(node) {}
+  void send(SocketId socket, std::shared_ptr<const std::string> message, bool binary) {
+    outputs_.emplace_back(std::in_place_type<SocketSend>, SocketSend{{node_, socket}, std::move(message), binary});
   }
-  void close(std::shared_ptr<SocketSink> sink, int code, std::string reason) {
-    outputs_.emplace_back(std::in_place_type<SocketClose>, SocketClose{std::move(sink), code, std::move(reason)});
+  void close(SocketId socket, int code, std::string reason) {
+    outputs_.emplace_back(std::in_place_type<SocketClose>, SocketClose{{node_, socket}, code, std::move(reason)});
   }
   // In place: GCC 12 warns (-Wmaybe-uninitialized, a false positive) when a moved-in
   // alternative is converted into the variant.
@@ -97,6 +100,7 @@ class Outbox {
     }
   }
 
+  NodeId node_;  // where this actor's sockets are (this node, until sockets are forwarded)
   std::vector<SocketOutput> outputs_;
   std::vector<Undo> undo_;
   std::vector<SocketId> accepted_;

@@ -97,6 +97,8 @@ std::size_t ReplyRouter::size() const {
   return n;
 }
 
+void reply_dropped(ReplyTo to) noexcept { ReplyRouter::dropped(to); }
+
 void ReplyRouter::dropped(ReplyTo to) noexcept {
   std::shared_ptr<PendingReply> reply;
   {

@@ -54,13 +54,13 @@ std::size_t Runtime::fire_due_alarms() { return core_->fire_due_alarms(); }
 void Runtime::shutdown() { core_->shutdown(); }
 
 void Stub::fetch(Request request, FetchCallback done) const {
-  core_->deliver(id_, Event{FetchEvent{std::move(request)},
-                            std::make_shared<PendingReply>(std::move(done))});
+  auto reply = core_->replies().add(std::make_shared<PendingReply>(std::move(done)));
+  core_->deliver(id_, Event{FetchEvent{std::move(request)}, reply});
 }
 
 void Stub::call(std::string method, nlohmann::json args, CallCallback done) const {
-  core_->deliver(id_, Event{CallEvent{std::move(method), std::move(args)},
-                            std::make_shared<PendingReply>(std::move(done))});
+  auto reply = core_->replies().add(std::make_shared<PendingReply>(std::move(done)));
+  core_->deliver(id_, Event{CallEvent{std::move(method), std::move(args)}, reply});
 }
 
 }  // namespace cairn

@@ -35,7 +35,7 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
     } else if (auto known = last_event_.find(id.hex()); known != last_event_.end()) {
       last_event = known->second;
     }
-    Event event{AdminEvent{op, std::move(text), max_rows, done}, nullptr};
+    Event event{AdminEvent{op, std::move(text), max_rows, done}};
     if (it == directory_.end()) {
       it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
       start_locked(it, *factory, /*for_admin=*/true);

@@ -28,7 +28,7 @@ std::size_t RuntimeCore::fire_due_alarms() {
   for (;;) {
     auto due = alarms_->take_due(now.time_since_epoch().count(), retry_at.time_since_epoch().count(),
                                  1024);
-    for (const auto& id : due) deliver(id, Event{AlarmEvent{}, nullptr});
+    for (const auto& id : due) deliver(id, Event{AlarmEvent{}});
     fired += due.size();
     if (due.size() < 1024) return fired;
   }

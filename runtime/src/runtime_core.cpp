@@ -123,26 +123,42 @@ void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& facto
 
 bool RuntimeCore::deliver(const ActorId& id, Event event) {
   // An event sent to a host that has just died is destroyed inside the send, and its reply
-  // answers from its destructor: that must happen after the lock is released (the callback
-  // may call back into the runtime, as a Context::call reply does). Declared before the lock.
-  std::shared_ptr<PendingReply> keep = event.reply;
+  // fails from its destructor: that callback must run after the lock is released (it may
+  // call back into the runtime, as a Context::call reply does). Declared before the lock.
+  DeferReplies defer;
   auto* socket = std::get_if<SocketEvent>(&event.body);
   SocketCredit* credit = socket != nullptr ? socket->credit.get() : nullptr;
+  // The caller's reply, if it is this node's (for the queue count): looked up outside the lock.
+  std::shared_ptr<PendingReply> waiting_reply =
+      event.reply && event.reply.node == node_ ? replies_.find(event.reply) : nullptr;
+  auto refuse = [&](const Error& error) {
+    if (event.reply) replies_.fail(event.take_reply(), error);
+    return false;
+  };
+  if (placement_->owner(id) != node_) {
+    // Cluster mode forwards it to the owner; a single node owns everything.
+    return refuse(Error{Code::unavailable, "actor " + id.binding() + " lives on another node"});
+  }
   std::unique_lock lock(mutex_);
   if (stopping_) {
     lock.unlock();
-    if (event.reply) event.reply->fail(Error{Code::unavailable, "the runtime is shutting down"});
-    return false;
+    return refuse(Error{Code::unavailable, "the runtime is shutting down"});
   }
+  auto count_in = [&](Entry& entry) {
+    if (credit) credit->count_in(entry.queued);
+    if (!waiting_reply) return;
+    waiting_reply->count_in(entry.queued);
+    std::size_t depth = entry.queued->load(std::memory_order_relaxed);
+    std::size_t peak = queued_max_.load(std::memory_order_relaxed);
+    while (depth > peak && !queued_max_.compare_exchange_weak(peak, depth, std::memory_order_relaxed)) {
+    }
+  };
   auto it = directory_.find(id.hex());
   if (it == directory_.end()) {
     const ActorFactory* factory = registry.find(id.binding());
     if (factory == nullptr) {
       lock.unlock();
-      if (event.reply) {
-        event.reply->fail(Error{Code::not_found, "no actor class is bound to " + id.binding()});
-      }
-      return false;
+      return refuse(Error{Code::not_found, "no actor class is bound to " + id.binding()});
     }
     it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
     it->second.admin_only = false;
@@ -150,8 +166,7 @@ bool RuntimeCore::deliver(const ActorId& id, Event event) {
       // Every place under the cap is taken, some by instances still closing: this one starts
       // when one of them has closed its database (RuntimeOptions::max_live_instances).
       defer_locked(it);
-      if (event.reply) event.reply->count_in(it->second.queued);
-      if (credit) credit->count_in(it->second.queued);
+      count_in(it->second);
       it->second.waiting.push_back(std::move(event));
       return true;
     }
@@ -160,17 +175,13 @@ bool RuntimeCore::deliver(const ActorId& id, Event event) {
                                            options.max_queued_events) {
     lock.unlock();
     overloaded_.fetch_add(1, std::memory_order_relaxed);
-    if (event.reply) {
-      event.reply->fail(Error{Code::overloaded,
-                              "actor " + id.binding() + " '" + id.name().substr(0, 64) +
-                                  "' has " + std::to_string(options.max_queued_events) +
-                                  " requests waiting (--max-queued-events); try again shortly"});
-    }
-    return false;
+    return refuse(Error{Code::overloaded,
+                        "actor " + id.binding() + " '" + id.name().substr(0, 64) + "' has " +
+                            std::to_string(options.max_queued_events) +
+                            " requests waiting (--max-queued-events); try again shortly"});
   } else if (it->second.stopping) {
     // The old host still has the database open: the event goes to the next one.
-    if (event.reply) event.reply->count_in(it->second.queued);
-    if (credit) credit->count_in(it->second.queued);
+    count_in(it->second);
     it->second.waiting.push_back(std::move(event));
     return true;
   } else {
@@ -185,14 +196,7 @@ bool RuntimeCore::deliver(const ActorId& id, Event event) {
       it->second.in_lru = true;
     }
   }
-  if (credit) credit->count_in(it->second.queued);
-  if (event.reply) {
-    event.reply->count_in(it->second.queued);
-    std::size_t depth = it->second.queued->load(std::memory_order_relaxed);
-    std::size_t peak = queued_max_.load(std::memory_order_relaxed);
-    while (depth > peak && !queued_max_.compare_exchange_weak(peak, depth, std::memory_order_relaxed)) {
-    }
-  }
+  count_in(it->second);
   // Sent under the lock, so no event can reach a host after its eviction order.
   caf::anon_send(it->second.host, std::move(event));
   return true;
@@ -211,8 +215,7 @@ SocketFlow RuntimeCore::deliver_socket_message(SocketId socket, std::string mess
   auto credit = std::make_shared<SocketCredit>(route.entry);
   auto waiting = credit->waiting();
   bool sent = deliver(route.owner->id, Event{SocketEvent{socket, SocketEvent::Kind::message,
-                                                         std::move(message), binary, 0, std::move(credit)},
-                                             nullptr});
+                                                         std::move(message), binary, 0, std::move(credit)}});
   if (!sent) {
     const auto& id = route.owner->id;
     route.entry->sink->close(limits::overloaded_close_code,
@@ -239,7 +242,7 @@ void RuntimeCore::deliver_socket_event(SocketEvent event) {
     sockets.remove(event.socket);
     return;
   }
-  deliver(route.owner->id, Event{std::move(event), nullptr});
+  deliver(route.owner->id, Event{std::move(event)});
 }
 
 void RuntimeCore::evict_locked(Entry& entry, Why why) {
@@ -282,32 +285,29 @@ void RuntimeCore::defer_locked(Directory::iterator it) {
   deferred_.push_back(it->first);
 }
 
-void RuntimeCore::start_deferred_locked(std::vector<std::shared_ptr<PendingReply>>& keep) {
+void RuntimeCore::start_deferred_locked() {
   while (!deferred_.empty() && lru_.size() + closing_ < options.max_live_instances) {
     auto it = directory_.find(deferred_.front());
     deferred_.pop_front();
     if (it == directory_.end() || !it->second.deferred) continue;
     it->second.deferred = false;
     start_locked(it, *registry.find(it->second.id.binding()));
-    for (auto& event : std::exchange(it->second.waiting, {})) {
-      if (event.reply) keep.push_back(event.reply);
-      caf::anon_send(it->second.host, std::move(event));
-    }
+    for (auto& event : std::exchange(it->second.waiting, {})) caf::anon_send(it->second.host, std::move(event));
   }
 }
 
 void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
+  DeferReplies defer;          // see deliver()
   std::vector<Event> dropped;  // answered (503) outside the lock
-  std::vector<std::shared_ptr<PendingReply>> keep;  // see deliver()
   std::unique_lock lock(mutex_);
   auto it = directory_.find(id.hex());
   if (it == directory_.end() || it->second.generation != generation || !it->second.stopping) return;
-  retire_locked(it, dropped, keep);
+  retire_locked(it, dropped);
 }
 
 void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
+  DeferReplies defer;
   std::vector<Event> dropped;
-  std::vector<std::shared_ptr<PendingReply>> keep;
   std::unique_lock lock(mutex_);
   if (stopping_) return;  // every host ends at shutdown, which clears the directory itself
   auto it = directory_.find(id.hex());
@@ -321,11 +321,10 @@ void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
     if (it->second.in_lru) lru_.erase(it->second.lru);
     it->second.in_lru = false;
   }
-  retire_locked(it, dropped, keep);
+  retire_locked(it, dropped);
 }
 
-void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& dropped,
-                                std::vector<std::shared_ptr<PendingReply>>& keep) {
+void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& dropped) {
   const ActorId id = it->second.id;
   if (it->second.closing) {
     it->second.closing = false;
@@ -347,7 +346,7 @@ void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& drop
   }
   if (it->second.waiting.empty()) {
     directory_.erase(it);
-    start_deferred_locked(keep);
+    start_deferred_locked();
     return;
   }
   // Events came while it stopped: a new instance takes them, in the order they came.
@@ -358,16 +357,13 @@ void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& drop
                                       });
   if (!it->second.admin_only && !room_for_live_locked()) {
     defer_locked(it);
-    start_deferred_locked(keep);
+    start_deferred_locked();
     return;
   }
   start_locked(it, *factory, it->second.admin_only);
-  for (auto& event : std::exchange(it->second.waiting, {})) {
-    if (event.reply) keep.push_back(event.reply);
-    caf::anon_send(it->second.host, std::move(event));
-  }
+  for (auto& event : std::exchange(it->second.waiting, {})) caf::anon_send(it->second.host, std::move(event));
   if (it->second.admin_only) evict_locked(it->second, Why::admin);
-  start_deferred_locked(keep);
+  start_deferred_locked();
 }
 
 bool RuntimeCore::kill_host(const ActorId& id) {

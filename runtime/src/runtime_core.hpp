@@ -29,6 +29,8 @@
 #include "alarm_index.hpp"
 #include "events.hpp"
 #include "names_index.hpp"
+#include "placement.hpp"
+#include "reply_router.hpp"
 #include "socket_table.hpp"
 
 namespace cairn::detail {
@@ -50,6 +52,20 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   SocketFlow deliver_socket_message(SocketId socket, std::string message, bool binary);
   // A close or error: an event of the owner; a socket never accepted is just forgotten.
   void deliver_socket_event(SocketEvent event);
+
+  // This node, its callers' callbacks (every Event's ReplyTo points into it), and where
+  // actors live (all here until cluster mode).
+  NodeId node() const noexcept { return node_; }
+  ReplyRouter& replies() { return replies_; }
+  // Answer `to` on its node: this one's router (another node's, in cluster mode, gets it
+  // over the connection the event came on). Any thread, no lock held.
+  template <class Answer>
+  void answer_reply(ReplyTo to, Answer&& answer) {
+    if (to.node == node_) replies_.answer(to, std::forward<Answer>(answer));
+  }
+  void fail_reply(ReplyTo to, const Error& error) {
+    if (to.node == node_) replies_.fail(to, error);
+  }
 
   // Creates <data>/<binding>/ (once) and makes its entry durable; returns the db path.
   std::filesystem::path database_path(const ActorId& id);
@@ -145,9 +161,9 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   enum class Why { idle, lru, forced, admin };
   void evict_locked(Entry& entry, Why why);
   // The host of `it` has stopped (entry.stopping): its events that waited go to a new host,
-  // else the entry leaves the directory. Replies to run after the lock go into `keep`.
-  void retire_locked(Directory::iterator it, std::vector<Event>& dropped,
-                     std::vector<std::shared_ptr<PendingReply>>& keep);
+  // else the entry leaves the directory. At shutdown its waiting events go into `dropped`.
+  // The caller holds a DeferReplies (declared before the lock).
+  void retire_locked(Directory::iterator it, std::vector<Event>& dropped);
   // Evicts the least recently used live instances until a new one fits under the cap.
   void make_room_locked();
   // True if a new live instance fits now (live + closing < max_live_instances); else evicts
@@ -155,11 +171,15 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   bool room_for_live_locked();
   // The entry waits (its events with it) for a closing instance to free a place.
   void defer_locked(Directory::iterator it);
-  // Starts waiting entries while there is room; their replies go into `keep` (see deliver).
-  void start_deferred_locked(std::vector<std::shared_ptr<PendingReply>>& keep);
+  // Starts waiting entries while there is room.
+  void start_deferred_locked();
   void sweep_loop();
   void alarm_loop();
 
+  const NodeId node_ = ReplyRouter::next_node_id();
+  // Declared before the actor system: it outlives the hosts that answer through it.
+  ReplyRouter replies_{node_};
+  std::unique_ptr<Placement> placement_ = std::make_unique<LocalPlacement>(node_);
   caf::actor_system_config config_;
   std::unique_ptr<caf::actor_system> system_;
   mutable std::mutex mutex_;

@@ -84,6 +84,17 @@ void SocketTable::remove(SocketId id) {
   sockets_.erase(it);
 }
 
+std::vector<std::shared_ptr<SocketSink>> SocketTable::sinks(const std::vector<SocketId>& ids) const {
+  std::vector<std::shared_ptr<SocketSink>> out;
+  out.reserve(ids.size());
+  std::lock_guard lock(mutex_);
+  for (SocketId id : ids) {
+    auto it = sockets_.find(id);
+    out.push_back(it == sockets_.end() ? nullptr : it->second->sink);
+  }
+  return out;
+}
+
 std::shared_ptr<SocketEntry> SocketTable::find(SocketId id) const {
   std::lock_guard lock(mutex_);
   auto it = sockets_.find(id);

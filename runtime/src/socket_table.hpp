@@ -62,6 +62,9 @@ class SocketTable {
   void remove(SocketId id);
 
   std::shared_ptr<SocketEntry> find(SocketId id) const;
+  // The sinks of `ids`, in order, under one lock (null for a socket no longer in the table):
+  // how a committed batch's outputs, addressed by socket, find their connections.
+  std::vector<std::shared_ptr<SocketSink>> sinks(const std::vector<SocketId>& ids) const;
   // The socket and, if it has been accepted, its owner and the owner's rule (one lock).
   struct Routing {
     std::shared_ptr<SocketEntry> entry;

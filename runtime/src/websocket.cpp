@@ -17,15 +17,15 @@ SocketId WebSocket::id() const noexcept { return entry_->id; }
 const std::vector<std::string>& WebSocket::tags() const noexcept { return entry_->tags; }
 
 void WebSocket::send(std::string_view text) {
-  outbox_->send(entry_->sink, std::make_shared<const std::string>(text), false);
+  outbox_->send(entry_->id, std::make_shared<const std::string>(text), false);
 }
 
 void WebSocket::send(std::shared_ptr<const std::string> text) {
-  outbox_->send(entry_->sink, std::move(text), false);
+  outbox_->send(entry_->id, std::move(text), false);
 }
 
 void WebSocket::send_binary(std::string_view bytes) {
-  outbox_->send(entry_->sink, std::make_shared<const std::string>(bytes), true);
+  outbox_->send(entry_->id, std::make_shared<const std::string>(bytes), true);
 }
 
 void WebSocket::close(int code, std::string_view reason) {
@@ -37,7 +37,7 @@ void WebSocket::close(int code, std::string_view reason) {
   if (reason.size() > 123) {
     throw std::invalid_argument("a WebSocket close reason may be at most 123 bytes");
   }
-  outbox_->close(entry_->sink, code, std::string(reason));
+  outbox_->close(entry_->id, code, std::string(reason));
 }
 
 nlohmann::json WebSocket::attachment() const {

@@ -381,9 +381,9 @@ TEST_CASE("a host that dies anyway is replaced: what it held answers 503 and the
   auto send = [&](std::string method, json args) {
     auto promise = std::make_shared<std::promise<Result<json>>>();
     auto future = promise->get_future();
-    core->deliver(id, Event{CallEvent{std::move(method), std::move(args)},
-                            std::make_shared<PendingReply>(Stub::CallCallback(
-                                [promise](Result<json> r) { promise->set_value(std::move(r)); }))});
+    auto reply = core->replies().add(std::make_shared<PendingReply>(
+        Stub::CallCallback([promise](Result<json> r) { promise->set_value(std::move(r)); })));
+    core->deliver(id, Event{CallEvent{std::move(method), std::move(args)}, reply});
     return future;
   };
   auto first = send("insert", {{"n", 1}});
