@@ -39,14 +39,15 @@ Result<void> SocketTable::accept(SocketId id, const ActorId& owner, std::vector<
   }
   auto& slot = owners_[owner.hex()];
   if (!slot) slot = std::make_shared<SocketOwner>(owner);
+  std::lock_guard owner_lock(slot->mutex);
   if (slot->sockets.size() >= limits::max_websockets_per_actor) {
     return fail(Code::resource_exhausted,
                 "an actor may have at most " + std::to_string(limits::max_websockets_per_actor) +
                     " open WebSockets (limits::max_websockets_per_actor)");
   }
-  slot->sockets.insert(id);
+  entry.tags = std::move(tags);  // before it can be listed
+  slot->sockets.emplace(id, it->second);
   entry.owner = slot;
-  entry.tags = std::move(tags);
   return {};
 }
 
@@ -54,7 +55,10 @@ void SocketTable::detach(SocketEntry& entry) {
   if (!entry.owner) return;
   auto owned = owners_.find(entry.owner->id.hex());
   if (owned != owners_.end()) {
-    owned->second->sockets.erase(entry.id);
+    {
+      std::lock_guard owner_lock(owned->second->mutex);
+      owned->second->sockets.erase(entry.id);
+    }
     drop_if_unused(owned);
   }
   entry.owner.reset();
@@ -62,7 +66,7 @@ void SocketTable::detach(SocketEntry& entry) {
 
 void SocketTable::drop_if_unused(
     std::unordered_map<std::string, std::shared_ptr<SocketOwner>>::iterator it) {
-  if (it->second->sockets.empty() && !it->second->rule) owners_.erase(it);
+  if (!it->second->rule && it->second->count() == 0) owners_.erase(it);
 }
 
 void SocketTable::unaccept(SocketId id) {
@@ -113,12 +117,17 @@ SocketTable::Routing SocketTable::route(SocketId id) const {
 std::vector<std::shared_ptr<SocketEntry>> SocketTable::list(const std::string& owner_hex,
                                                             const std::string& tag) const {
   std::vector<std::shared_ptr<SocketEntry>> out;
-  std::lock_guard lock(mutex_);
-  auto owned = owners_.find(owner_hex);
-  if (owned == owners_.end()) return out;
-  out.reserve(owned->second->sockets.size());
-  for (SocketId id : owned->second->sockets) {
-    const auto& entry = sockets_.at(id);
+  std::shared_ptr<SocketOwner> owner;
+  {
+    std::lock_guard lock(mutex_);
+    auto owned = owners_.find(owner_hex);
+    if (owned == owners_.end()) return out;
+    owner = owned->second;
+  }
+  // Only this actor's lock while walking its sockets.
+  std::lock_guard owner_lock(owner->mutex);
+  out.reserve(owner->sockets.size());
+  for (const auto& [id, entry] : owner->sockets) {
     if (tag.empty() || std::find(entry->tags.begin(), entry->tags.end(), tag) != entry->tags.end()) {
       out.push_back(entry);
     }
@@ -147,7 +156,7 @@ std::shared_ptr<const AutoResponse> SocketTable::rule(const std::string& owner_h
 void SocketTable::instance_stopped(const std::string& owner_hex) {
   std::lock_guard lock(mutex_);
   auto it = owners_.find(owner_hex);
-  if (it != owners_.end() && it->second->sockets.empty()) owners_.erase(it);
+  if (it != owners_.end() && it->second->count() == 0) owners_.erase(it);
 }
 
 std::size_t SocketTable::size() const {
@@ -160,7 +169,7 @@ std::vector<std::pair<ActorId, std::size_t>> SocketTable::owners() const {
   std::vector<std::pair<ActorId, std::size_t>> out;
   out.reserve(owners_.size());
   for (const auto& [hex, owner] : owners_) {
-    if (!owner->sockets.empty()) out.emplace_back(owner->id, owner->sockets.size());
+    if (auto n = owner->count(); n > 0) out.emplace_back(owner->id, n);
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -23,12 +24,19 @@ namespace cairn::detail {
 
 // One actor's share of the table. Made on its first accept or rule; dropped when it has
 // neither sockets nor rule, or when the instance leaves memory without sockets.
+// Locks: the table's mutex guards its maps and each owner's `rule`; an owner's own mutex
+// guards its `sockets` (changed with both held, table first), so a walk over one actor's
+// sockets (a broadcast to thousands) holds only that actor's lock, not every actor's.
 struct SocketOwner {
   explicit SocketOwner(ActorId owner) : id(std::move(owner)) {}
   const ActorId id;
-  // Guarded by the table's mutex.
-  std::set<SocketId> sockets;
-  std::shared_ptr<const AutoResponse> rule;
+  mutable std::mutex mutex;
+  std::map<SocketId, std::shared_ptr<SocketEntry>> sockets;  // guarded by `mutex`
+  std::shared_ptr<const AutoResponse> rule;                   // guarded by the table's mutex
+  std::size_t count() const {
+    std::lock_guard lock(mutex);
+    return sockets.size();
+  }
 };
 
 struct SocketEntry {
