@@ -139,10 +139,14 @@ void WebSocketSession::on_read(bool small, beast::error_code ec, std::size_t byt
   if (ws_.is_message_done()) {
     // Handed over whole, without a copy; the session keeps no buffer.
     auto flow = shared_->runtime.socket_message(id_, std::exchange(message_, std::string()), ws_.got_binary());
-    if (flow != SocketFlow::read_on) {
+    if (flow == SocketFlow::refused) {
+      // The runtime is closing it (1013): read no more, and live until the close is done.
+      paused_self_ = shared_from_this();
+      return;
+    }
+    if (flow == SocketFlow::pause) {
       // Backpressure: nothing more is read (the kernel's buffer fills, then TCP stops the
-      // client) until the actor catches up and resume() is called; a refused message means
-      // the runtime is closing the socket with 1013.
+      // client) until the actor catches up and resume() is called.
       paused_ = true;
       paused_self_ = shared_from_this();
       return;
@@ -224,8 +228,13 @@ void WebSocketSession::do_close() {
   closing_ = true;
   if (grace_) grace_->cancel();
   close_pending_ = false;
-  ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
-    // The pending read completes with `closed` once the client answers.
+  ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code ec) {
+    // A pending read completes with `closed` once the client answers and finishes the
+    // session; a session that was not reading (backpressure) finishes here.
+    if (!self->finished_) {
+      self->finish(static_cast<int>(self->close_reason_.code), std::string(self->close_reason_.reason.c_str()),
+                   ec && ec != websocket::error::closed);
+    }
   });
 }
 

@@ -101,8 +101,9 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   std::size_t queued_bytes_ = 0;
   bool open_ = false;
   bool paused_ = false;  // not reading: the actor is behind with this socket's messages
-  // While paused no operation of the session is pending, and pending operations are what
-  // keep a session alive: this does instead, until resume() or finish().
+  // While paused (or refused, until the runtime's close arrives) no operation of the session
+  // is pending, and pending operations are what keep a session alive: this does instead,
+  // until resume() or finish() (which the close's completion calls).
   std::shared_ptr<WebSocketSession> paused_self_;
   bool writing_ = false;
   bool close_pending_ = false;

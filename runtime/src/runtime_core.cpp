@@ -30,6 +30,10 @@ std::map<std::string, std::uint64_t> bytes_by_directory(const std::filesystem::p
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     std::error_code size_ec;
     if (!it->is_regular_file(size_ec)) continue;
+    // What hosts report later: databases and their WALs (-shm, -journal and strays are not
+    // theirs to subtract again).
+    auto file = it->path().filename().string();
+    if (!file.ends_with(".sqlite") && !file.ends_with(".sqlite-wal")) continue;
     auto size = it->file_size(size_ec);
     if (size_ec) continue;
     auto relative = it->path().lexically_relative(dir);
@@ -104,10 +108,13 @@ void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& facto
   // most one per admin worker is open at a time). Callers of a live start made room first.
   Entry& entry = it->second;
   entry.generation = next_generation_++;
-  entry.host = system_->spawn<Host>(this, entry.id, &factory, entry.generation);
+  // Lazily started: it runs nothing before its first message (sent after this returns), so
+  // it cannot have ended before the functor below is attached (CAF would run it at once,
+  // here, under this lock).
+  entry.host = system_->spawn<Host, caf::lazy_init>(this, entry.id, &factory, entry.generation);
   // A host that ends without evicting itself (CAF ended it: an exception that escaped every
   // catch, an exit message) must not leave its entry pointing at a dead mailbox. Runs on the
-  // host's thread as it ends, never under this lock (a new host is not ended before it runs).
+  // host's thread as it ends, never under this lock.
   std::weak_ptr<RuntimeCore> weak = weak_from_this();
   entry.host->attach_functor([weak, id = entry.id, generation = entry.generation] {
     if (auto core = weak.lock()) core->host_gone(id, generation);
@@ -121,7 +128,7 @@ void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& facto
   }
 }
 
-bool RuntimeCore::deliver(const ActorId& id, Event event) {
+RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
   // An event sent to a host that has just died is destroyed inside the send, and its reply
   // fails from its destructor: that callback must run after the lock is released (it may
   // call back into the runtime, as a Context::call reply does). Declared before the lock.
@@ -131,9 +138,9 @@ bool RuntimeCore::deliver(const ActorId& id, Event event) {
   // The caller's reply, if it is this node's (for the queue count): looked up outside the lock.
   std::shared_ptr<PendingReply> waiting_reply =
       event.reply && event.reply.node == node_ ? replies_.find(event.reply) : nullptr;
-  auto refuse = [&](const Error& error) {
+  auto refuse = [&](const Error& error, Delivery why = Delivery::refused) {
     if (event.reply) replies_.fail(event.take_reply(), error);
-    return false;
+    return why;
   };
   if (placement_->owner(id) != node_) {
     // Cluster mode forwards it to the owner; a single node owns everything.
@@ -165,10 +172,10 @@ bool RuntimeCore::deliver(const ActorId& id, Event event) {
     if (!room_for_live_locked()) {
       // Every place under the cap is taken, some by instances still closing: this one starts
       // when one of them has closed its database (RuntimeOptions::max_live_instances).
-      defer_locked(it);
       count_in(it->second);
-      it->second.waiting.push_back(std::move(event));
-      return true;
+      it->second.waiting.push_back(std::move(event));  // before: the start may happen at once
+      defer_locked(it);
+      return Delivery::sent;
     }
     start_locked(it, *factory);
   } else if ((event.reply || credit) && it->second.queued->load(std::memory_order_relaxed) >=
@@ -178,12 +185,13 @@ bool RuntimeCore::deliver(const ActorId& id, Event event) {
     return refuse(Error{Code::overloaded,
                         "actor " + id.binding() + " '" + id.name().substr(0, 64) + "' has " +
                             std::to_string(options.max_queued_events) +
-                            " requests waiting (--max-queued-events); try again shortly"});
+                            " requests waiting (--max-queued-events); try again shortly"},
+                  Delivery::overloaded);
   } else if (it->second.stopping) {
     // The old host still has the database open: the event goes to the next one.
     count_in(it->second);
     it->second.waiting.push_back(std::move(event));
-    return true;
+    return Delivery::sent;
   } else {
     it->second.last_used = options.clock->now();
     it->second.admin_only = false;
@@ -199,7 +207,7 @@ bool RuntimeCore::deliver(const ActorId& id, Event event) {
   count_in(it->second);
   // Sent under the lock, so no event can reach a host after its eviction order.
   caf::anon_send(it->second.host, std::move(event));
-  return true;
+  return Delivery::sent;
 }
 
 SocketFlow RuntimeCore::deliver_socket_message(SocketId socket, std::string message, bool binary) {
@@ -214,13 +222,17 @@ SocketFlow RuntimeCore::deliver_socket_message(SocketId socket, std::string mess
   }
   auto credit = std::make_shared<SocketCredit>(route.entry);
   auto waiting = credit->waiting();
-  bool sent = deliver(route.owner->id, Event{SocketEvent{socket, SocketEvent::Kind::message,
-                                                         std::move(message), binary, 0, std::move(credit)}});
-  if (!sent) {
+  auto delivered = deliver(route.owner->id, Event{SocketEvent{socket, SocketEvent::Kind::message,
+                                                              std::move(message), binary, 0, std::move(credit)}});
+  if (delivered != Delivery::sent) {
     const auto& id = route.owner->id;
-    route.entry->sink->close(limits::overloaded_close_code,
-                             "actor " + id.binding() + " has " + std::to_string(options.max_queued_events) +
-                                 " events waiting (--max-queued-events); try again later");
+    if (delivered == Delivery::overloaded) {
+      route.entry->sink->close(limits::overloaded_close_code,
+                               "actor " + id.binding() + " has " + std::to_string(options.max_queued_events) +
+                                   " events waiting (--max-queued-events); try again later");
+    } else {
+      route.entry->sink->close(1011, "the runtime cannot run actor " + id.binding() + " now");
+    }
     return SocketFlow::refused;
   }
   if (waiting < limits::max_socket_messages_waiting) return SocketFlow::read_on;
@@ -269,13 +281,15 @@ void RuntimeCore::make_room_locked() {
 }
 
 bool RuntimeCore::room_for_live_locked() {
-  if (lru_.size() + closing_ < options.max_live_instances) return true;
-  // Full: instances that are closing still hold their databases (descriptors), so a new one
-  // waits for one of them. The least recently used go, one per start that waits.
-  while (closing_ < deferred_.size() + 1 && !lru_.empty()) {
-    evict_locked(directory_.at(lru_.back()), Why::lru);
-  }
-  return false;
+  // Starts that already wait go first (in order): a busy actor must not keep taking the
+  // place that one of them waits for.
+  return deferred_.empty() && lru_.size() + closing_ < options.max_live_instances;
+}
+
+void RuntimeCore::make_victims_locked() {
+  // Instances that are closing still hold their databases (descriptors): each waiting start
+  // needs one of them. The least recently used live ones go, one per waiting start.
+  while (closing_ < deferred_.size() && !lru_.empty()) evict_locked(directory_.at(lru_.back()), Why::lru);
 }
 
 void RuntimeCore::defer_locked(Directory::iterator it) {
@@ -283,6 +297,8 @@ void RuntimeCore::defer_locked(Directory::iterator it) {
   it->second.deferred = true;
   it->second.generation = next_generation_++;  // no message of an older host matches it
   deferred_.push_back(it->first);
+  start_deferred_locked();  // a place may be free already (another start was waiting)
+  make_victims_locked();
 }
 
 void RuntimeCore::start_deferred_locked() {
@@ -294,6 +310,7 @@ void RuntimeCore::start_deferred_locked() {
     start_locked(it, *registry.find(it->second.id.binding()));
     for (auto& event : std::exchange(it->second.waiting, {})) caf::anon_send(it->second.host, std::move(event));
   }
+  make_victims_locked();
 }
 
 void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {

@@ -43,9 +43,11 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   // Sends `event` to the host of `id`, spawning it first if it is not live (exactly one
   // host per id, however many threads ask at once). An event for an instance that is being
   // evicted waits and goes to its next host. After shutdown the event's reply fails.
-  // True if the event was sent (or waits for the next host); false if it was refused (its
-  // reply told why): the runtime stops, no such binding, or the actor's queue is full.
-  bool deliver(const ActorId& id, Event event);
+  // sent: the event went to the host (or waits for its next one). Otherwise it was refused
+  // and its reply told why: the actor's queue is full (overloaded), or the runtime stops, the
+  // binding is unknown, the actor lives elsewhere (refused).
+  enum class Delivery { sent, overloaded, refused };
+  Delivery deliver(const ActorId& id, Event event);
   // A message from a client: answered here if the owner's auto-response rule matches (the
   // instance is not woken), otherwise an event of the owner. Ignored for unknown sockets.
   // Backpressure: see SocketFlow.
@@ -166,11 +168,15 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   void retire_locked(Directory::iterator it, std::vector<Event>& dropped);
   // Evicts the least recently used live instances until a new one fits under the cap.
   void make_room_locked();
-  // True if a new live instance fits now (live + closing < max_live_instances); else evicts
-  // as many as the starts waiting for room need, and the caller defers its start.
+  // True if a new live instance may start now: no start waits before it and live + closing
+  // < max_live_instances. Otherwise the caller defers it.
   bool room_for_live_locked();
-  // The entry waits (its events with it) for a closing instance to free a place.
+  // The entry waits (its events, already in `waiting`, with it) for a place; may start at
+  // once if one is free. Evicts what the waiting starts need.
   void defer_locked(Directory::iterator it);
+  // Evicts least recently used live instances until each waiting start has a closing one
+  // to take the place of.
+  void make_victims_locked();
   // Starts waiting entries while there is room.
   void start_deferred_locked();
   void sweep_loop();

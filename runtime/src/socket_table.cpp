@@ -7,6 +7,14 @@
 
 namespace cairn::detail {
 
+SocketTable::~SocketTable() {
+  for (auto& [hex, owner] : owners_) {
+    std::lock_guard owner_lock(owner->mutex);
+    owner->sockets.clear();
+  }
+  for (auto& [id, entry] : sockets_) entry->owner.reset();
+}
+
 SocketId SocketTable::reserve(std::shared_ptr<SocketSink> sink) {
   std::lock_guard lock(mutex_);
   SocketId id = next_id_++;

@@ -60,6 +60,12 @@ struct SocketEntry {
 
 class SocketTable {
  public:
+  SocketTable() = default;
+  // An owner holds its entries and an entry its owner: the destructor breaks those cycles.
+  ~SocketTable();
+  SocketTable(const SocketTable&) = delete;
+  SocketTable& operator=(const SocketTable&) = delete;
+
   SocketId reserve(std::shared_ptr<SocketSink> sink);
   // Makes reserved socket `id` one of `owner`'s, with `tags`. invalid_argument for bad tags
   // (quoting limits::max_websocket_tags / max_websocket_tag_bytes), a socket that is not

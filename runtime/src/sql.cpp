@@ -418,8 +418,11 @@ void Sql::run_guarded_alter(sqlite3_stmt* stmt, std::string_view text) {
   // runtime's. DDL is transactional in SQLite, so the undo is complete.
   auto runtime_names = [this] {
     std::vector<std::string> names;
+    // The temp schema too: a temp table named like the runtime's would shadow it.
     for (const auto& row : exec_internal(
-             "SELECT name FROM sqlite_schema WHERE name LIKE '\\_cairn\\_%' ESCAPE '\\' ORDER BY name", {})) {
+             "SELECT name FROM sqlite_schema WHERE name LIKE '\\_cairn\\_%' ESCAPE '\\' UNION ALL "
+             "SELECT name FROM sqlite_temp_schema WHERE name LIKE '\\_cairn\\_%' ESCAPE '\\' ORDER BY name",
+             {})) {
       names.push_back(std::get<std::string>(row["name"]));
     }
     return names;

@@ -337,6 +337,12 @@ TEST_CASE("user SQL can neither rename the runtime's tables nor name its own aft
   }
   CHECK(cairn::testing::call(stub, "alarms").value() == 1);
   CHECK(cairn::testing::call(stub, "insert", {{"n", 5}}).ok());  // t is still t
+  // A temp table renamed like the runtime's would shadow it.
+  REQUIRE(cairn::testing::call(stub, "sql", "CREATE TEMP TABLE tt (x)").ok());
+  auto shadow = cairn::testing::call(stub, "sql", "ALTER TABLE temp.tt RENAME TO _cairn_alarms");
+  REQUIRE(!shadow.ok());
+  CHECK(shadow.error().message.find("belongs to the runtime") != std::string::npos);
+  CHECK(cairn::testing::call(stub, "alarms").value() == 1);
   CHECK(cairn::testing::call(stub, "sql", "ALTER TABLE guarded RENAME TO guarded2").ok());
 }
 
@@ -569,4 +575,23 @@ TEST_CASE("instances still closing count against the live cap: a new one waits f
   for (int i = 0; i < 20; ++i) {
     CHECK(cairn::testing::call(*runtime.get("FRAGILE", "churn-" + std::to_string(i)), "count").value() == 1);
   }
+}
+
+TEST_CASE("a start waiting for a place under the cap is not overtaken by a busy actor") {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.max_live_instances = 1;
+  Runtime runtime(fragile_registry(), options);
+  auto a = *runtime.get("FRAGILE", "busy-a");
+  auto b = *runtime.get("FRAGILE", "waiting-b");
+  gate.reset();
+  auto held = call_async(a, "gate");
+  gate.wait_entered();
+  auto b_first = call_async(b, "insert", {{"n", 1}});    // a is evicted for it; b waits
+  auto a_again = call_async(a, "insert", {{"n", 2}});    // a has more to do after its close
+  gate.open();
+  CHECK(cairn::testing::wait_for(held).ok());
+  CHECK(cairn::testing::wait_for(b_first).ok());  // b got the place before a took it back
+  CHECK(cairn::testing::wait_for(a_again).ok());
+  CHECK(runtime.stats().live_instances <= 1);
 }

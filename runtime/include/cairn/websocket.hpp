@@ -29,8 +29,9 @@ class SocketSink {
   virtual void send(std::shared_ptr<const std::string> message, bool binary) = 0;
   virtual void close(int code, std::string reason) = 0;
   // The actor has caught up with this socket's messages: a gateway that stopped reading it
-  // (Runtime::socket_message answered SocketFlow::pause) reads again. Any thread, must not
-  // block; called at most once per pause.
+  // (Runtime::socket_message answered SocketFlow::pause) reads again. Any thread, at most
+  // once per pause; it may run while the runtime holds its own locks, so it must neither
+  // block nor call back into the runtime (post to the socket's thread).
   virtual void resume_reading() {}
 };
 
@@ -39,8 +40,8 @@ enum class SocketFlow {
   read_on,  // go on reading
   pause,    // stop reading it until SocketSink::resume_reading(): the actor has
             // limits::max_socket_messages_waiting of its messages still to run
-  refused,  // the actor's queue is full (RuntimeOptions::max_queued_events): the message
-            // was dropped and the runtime is closing the socket with 1013 (try again later)
+  refused,  // the message was dropped and the runtime is closing the socket: with 1013 (try
+            // again later) when the actor's queue is full (RuntimeOptions::max_queued_events)
 };
 
 namespace detail {
