@@ -15,23 +15,11 @@ actors="${3:-10000}"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCAIRN_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j "${CAIRN_JOBS:-2}" --target cairn-server cairn-load cairnctl >/dev/null
 
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/bench-lib.sh
+work="$bench_work"
 head -c 24 /dev/urandom | base64 > "$work/token"
-build/release/examples/cairn-server --host 127.0.0.1 --port 0 --admin-port 0 --admin-token-file "$work/token" \
-  --data-dir "$work/data" --log-level warn > "$work/out" &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q 'admin API on' "$work/out" 2>/dev/null && break
-  sleep 0.1
-done
-port="$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/out" | grep -o '[0-9]*$')"
-admin="$(grep -o 'admin API on http://127.0.0.1:[0-9]*' "$work/out" | grep -o '[0-9]*$')"
+start_server build/release/examples/cairn-server --admin-port 0 --admin-token-file "$work/token"
+admin="$admin_port"
 load=(build/release/examples/cairn-load --url "http://127.0.0.1:$port" --no-progress)
 ctl=(build/release/gateway/cairnctl --url "http://127.0.0.1:$admin" --token-file "$work/token")
 echo "making $actors flights..."
@@ -40,7 +28,7 @@ echo "making $actors flights..."
 
 seats() {  # prints GET /seats requests per second on the hot flight
   "${load[@]}" seats -c 16 --prefix hot -d "$seconds" --json "$work/run.json" > /dev/null
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(round(max(r["series"].values(), key=lambda s: s["count"])["rate_per_s"]))' "$work/run.json"
+  load_figure "$work/run.json" rate
 }
 
 plain=(); loaded=()

@@ -29,50 +29,22 @@ cmake -S "$base_src" -B build/compare-base/build -DCMAKE_BUILD_TYPE=Release -DCA
 cmake --build build/compare-base/build -j "$jobs" --target cairn-server >/dev/null
 
 load=build/release/examples/cairn-load
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start() {  # $1: server binary; sets port and server_pid
-  rm -rf "$work/data" "$work/out"
-  "$1" --host 127.0.0.1 --port 0 --data-dir "$work/data" --log-level warn > "$work/out" &
-  server_pid=$!
-  for _ in $(seq 100); do
-    grep -q 'listening on' "$work/out" 2>/dev/null && break
-    sleep 0.1
-  done
-  port="$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/out" | grep -o '[0-9]*$')"
-}
-stop() {
-  kill "$server_pid"
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-}
-# $1: json file, $2: rate|p99 -> the busiest series' figure
-figure() {
-  python3 -c 'import json,sys
-r = json.load(open(sys.argv[1]))
-s = max(r["series"].values(), key=lambda s: s["count"])
-print(round(s["rate_per_s"]) if sys.argv[2] == "rate" else round(s["p99_ms"], 2))' "$1" "$2"
-}
+source scripts/bench-lib.sh
+work="$bench_work"
 measure() {  # $1: server binary; prints "seats_hot seats_spread book_spread fanout_p99"
-  start "$1"
+  start_server "$1"
   local url="http://127.0.0.1:$port" out=()
   "$load" seats --url "$url" -c 16 --prefix hot -d 1 --no-progress > /dev/null  # warm up
   "$load" seats --url "$url" -c 16 --prefix hot -d "$seconds" --no-progress --json "$work/r.json" > /dev/null
-  out+=("$(figure "$work/r.json" rate)")
+  out+=("$(load_figure "$work/r.json" rate)")
   "$load" seats --url "$url" -c 16 -f 1000 --prefix spread -d 1 --no-progress > /dev/null
   "$load" seats --url "$url" -c 16 -f 1000 --prefix spread -d "$seconds" --no-progress --json "$work/r.json" > /dev/null
-  out+=("$(figure "$work/r.json" rate)")
+  out+=("$(load_figure "$work/r.json" rate)")
   "$load" book --url "$url" -c 16 -f 1000 -d "$seconds" --no-progress --json "$work/r.json" > /dev/null
-  out+=("$(figure "$work/r.json" rate)")
+  out+=("$(load_figure "$work/r.json" rate)")
   "$load" fanout --url "$url" -f 1 -s 100 -d "$seconds" --no-progress --json "$work/r.json" > /dev/null
-  out+=("$(figure "$work/r.json" p99)")
-  stop
+  out+=("$(load_figure "$work/r.json" p99)")
+  stop_server
   echo "${out[*]}"
 }
 

@@ -13,23 +13,11 @@ seconds="${2:-5}"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCAIRN_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j "${CAIRN_JOBS:-2}" --target cairn-server cairn-load cairnctl >/dev/null
 
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/bench-lib.sh
+work="$bench_work"
 head -c 24 /dev/urandom | base64 > "$work/token"
-build/release/examples/cairn-server --host 127.0.0.1 --port 0 --admin-port 0 --admin-token-file "$work/token" \
-  --data-dir "$work/data" --log-level warn > "$work/out" &
-server_pid=$!
-for _ in $(seq 100); do
-  grep -q 'admin API on' "$work/out" 2>/dev/null && break
-  sleep 0.1
-done
-port="$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/out" | grep -o '[0-9]*$')"
-admin="$(grep -o 'admin API on http://127.0.0.1:[0-9]*' "$work/out" | grep -o '[0-9]*$')"
+start_server build/release/examples/cairn-server --admin-port 0 --admin-token-file "$work/token"
+admin="$admin_port"
 load=(build/release/examples/cairn-load seats --url "http://127.0.0.1:$port" -c 16 --prefix hot --no-progress)
 ctl=(build/release/gateway/cairnctl --url "http://127.0.0.1:$admin" --token-file "$work/token")
 "${load[@]}" -d 2 > /dev/null  # warm up: the flight exists, caches are hot
@@ -42,7 +30,7 @@ run() {  # $1: scrape or plain; prints requests per second
   fi
   "${load[@]}" -d "$seconds" --json "$work/run.json" > /dev/null
   [[ -n "$scraper" ]] && kill "$scraper" 2>/dev/null && wait "$scraper" 2>/dev/null || true
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(round(max(r["series"].values(), key=lambda s: s["count"])["rate_per_s"]))' "$work/run.json"
+  load_figure "$work/run.json" rate
 }
 
 plain=(); scraped=()
