@@ -234,7 +234,10 @@ Result<nlohmann::json> Admin::backup(const std::filesystem::path& dir) const {
       auto id = ActorId::make(entry.binding, entry.name);
       if (!id || core.registry.find(entry.binding) == nullptr) continue;
       auto file = dir / entry.binding / (entry.hex + ".sqlite");
+      auto copy_start = std::chrono::steady_clock::now();
       auto result = core.admin(*id, AdminEvent::Op::copy_to, file.string(), 0, false);
+      // Paced, so the workload keeps the machine (limits::backup_rest_factor).
+      std::this_thread::sleep_for((std::chrono::steady_clock::now() - copy_start) * limits::backup_rest_factor);
       if (!result) {
         if (result.error().code == Code::not_found) continue;  // deleted meanwhile
         std::lock_guard lock(errors_mutex);
@@ -248,10 +251,9 @@ Result<nlohmann::json> Admin::backup(const std::filesystem::path& dir) const {
     }
   };
   {
-    std::vector<std::thread> workers;
-    std::size_t n = std::clamp<std::size_t>(core.options.threads / 2, 1, 4);
-    for (std::size_t i = 0; i < n; ++i) workers.emplace_back(worker);
-    for (auto& thread : workers) thread.join();
+    // One copier: each copy is an event on an actor's host, on the threads that serve.
+    std::thread copier(worker);
+    copier.join();
   }
   if (!errors.empty()) {
     return fail(Code::unavailable, "the backup is incomplete: " + std::to_string(errors.size()) +
