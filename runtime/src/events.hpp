@@ -143,6 +143,10 @@ struct Event {
 
   explicit Event(Body b, ReplyTo to = {}) : body(std::move(b)), reply(to), owns_(static_cast<bool>(to)) {}
   // The reply belongs to one envelope: a moved-from one gives it up, a copy never has it.
+  // CAF 0.17 moves our messages into mailboxes and hands handlers the stored value; it would
+  // copy one only for skip or delegate, which the runtime never uses. A copy that outlived
+  // its original would let the original's destructor answer 503 for an event that then runs
+  // and commits, so keep it that way (or make ownership a shared token).
   Event(Event&& other) noexcept
       : body(std::move(other.body)), reply(other.reply), owns_(std::exchange(other.owns_, false)) {}
   Event(const Event& other) : body(other.body), reply(other.reply), owns_(false) {}
