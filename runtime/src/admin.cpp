@@ -30,7 +30,7 @@ struct RemoveOnExit {
   std::filesystem::path path;
   ~RemoveOnExit() {
     std::error_code ec;
-    for (const char* suffix : {"", "-journal", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix, ec);
+    remove_database_files(path, ec);
   }
 };
 

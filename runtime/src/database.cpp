@@ -58,9 +58,7 @@ const std::string& empty_wal_image(const std::filesystem::path& dir) {
       // Bytes 18 and 19 are the read and write format versions: 2 means WAL.
       if (image.size() < 100 || image[18] != 2 || image[19] != 2) image.clear();
     }
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-      std::filesystem::remove(scratch.string() + suffix, ignored);
-    }
+    remove_database_files(scratch, ignored);
   });
   return image;
 }
@@ -405,14 +403,29 @@ bool Database::is_empty() {
   return internal("SELECT 1 FROM sqlite_schema LIMIT 1").size() == 0;
 }
 
-std::uint64_t Database::bytes_on_disk() const {
+std::uint64_t Database::bytes_on_disk() const { return database_bytes(path_); }
+
+std::uint64_t database_bytes(const std::filesystem::path& file) {
   std::uint64_t total = 0;
   std::error_code ec;
   for (const char* suffix : {"", "-wal"}) {
-    auto size = std::filesystem::file_size(path_.string() + suffix, ec);
+    auto size = std::filesystem::file_size(file.string() + suffix, ec);
     if (!ec) total += size;
   }
   return total;
+}
+
+bool remove_database_files(const std::filesystem::path& file, std::error_code& ec, std::string* failed) {
+  ec.clear();
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::error_code one;
+    std::filesystem::remove(file.string() + suffix, one);
+    if (one && !ec) {
+      ec = one;
+      if (failed != nullptr) *failed = file.string() + suffix;
+    }
+  }
+  return !ec;
 }
 
 }  // namespace cairn

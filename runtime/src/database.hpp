@@ -29,6 +29,11 @@ bool sync_path(const std::filesystem::path& path);
 // SQLite's online backup, in rollback-journal mode (a standalone file, readable by read-only
 // openers), fsync'd. Throws SqlError.
 void copy_database(sqlite3* from, const std::filesystem::path& file);
+// Bytes of database `file` and its WAL on disk now (absent files count 0).
+std::uint64_t database_bytes(const std::filesystem::path& file);
+// Deletes database `file` and its -wal, -shm and -journal files (absent ones are fine), each
+// tried; false if one could not be deleted, with `ec` and `failed` (the first such path) set.
+bool remove_database_files(const std::filesystem::path& file, std::error_code& ec, std::string* failed = nullptr);
 // Unix milliseconds by the system clock (the indexes' and backups' time stamps).
 std::int64_t unix_ms();
 

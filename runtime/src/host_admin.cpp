@@ -133,14 +133,12 @@ nlohmann::json Host::remove_everything() {
   core_->sockets.set_rule(id_, nullptr);
   reset_instance();
   db_.reset();
-  report_bytes();
   alarms_dirty_ = false;
   auto path = core_->database_path(id_);
   std::error_code ec;
   bool existed = std::filesystem::exists(path, ec);
-  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-    std::filesystem::remove(path.string() + suffix, ec);
-    if (ec) throw SqlError(SQLITE_IOERR, "cannot delete " + path.string() + suffix + ": " + ec.message(), "");
+  if (std::string failed; !remove_database_files(path, ec, &failed)) {
+    throw SqlError(SQLITE_IOERR, "cannot delete " + failed + ": " + ec.message(), "");
   }
   sync_path(path.parent_path());
   report_bytes();
@@ -151,14 +149,7 @@ nlohmann::json Host::remove_everything() {
 }
 
 std::int64_t Host::files_bytes() const {
-  auto path = core_->database_file(id_);
-  std::int64_t total = 0;
-  std::error_code ec;
-  for (const char* suffix : {"", "-wal"}) {
-    auto size = std::filesystem::file_size(path.string() + suffix, ec);
-    if (!ec) total += static_cast<std::int64_t>(size);
-  }
-  return total;
+  return static_cast<std::int64_t>(database_bytes(core_->database_file(id_)));
 }
 
 void Host::report_bytes() {
@@ -168,11 +159,8 @@ void Host::report_bytes() {
 }
 
 void Host::forget_empty_database() {
-  auto path = core_->database_file(id_);
   std::error_code ec;
-  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-    std::filesystem::remove(path.string() + suffix, ec);
-  }
+  remove_database_files(core_->database_file(id_), ec);  // a file left is as empty as before
   report_bytes();
   // No directory fsync: if a crash brings the empty file back, it is as empty as before.
   try {
