@@ -21,7 +21,7 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
     if (stopping_) return fail(Code::unavailable, "the runtime is shutting down");
     const ActorFactory* factory = registry.find(id.binding());
     if (factory == nullptr) return fail(Code::not_found, "no actor class is bound to '" + id.binding() + "'");
-    auto it = directory_.find(id.hex());
+    Entry* entry = find_locked(id.hex());
     // A deleted actor may still have a host that is leaving: the files decide.
     if (!named) {
       std::error_code ec;
@@ -30,25 +30,26 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
                                          "' does not exist (no database)");
       }
     }
-    if (it != directory_.end() && !it->second.admin_only) {
-      last_event = it->second.last_used.time_since_epoch().count();
+    if (entry != nullptr && !entry->admin_only) {
+      last_event = entry->last_used.load(std::memory_order_relaxed);
     } else if (auto known = last_event_.find(id.hex()); known != last_event_.end()) {
       last_event = known->second;
     }
     Event event{AdminEvent{op, std::move(text), max_rows, done}};
-    if (it == directory_.end()) {
-      it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
-      start_locked(it, *factory, /*for_admin=*/true);
-    } else if (it->second.stopping) {
-      it->second.waiting.push_back(std::move(event));  // for its next host, as any event
+    if (entry == nullptr) {
+      // Spawned for the operator only: it leaves memory right after.
+      entry = &emplace_locked(id);
+      entry->waiting.push_back(std::move(event));
+      start_locked(*entry, *factory, /*for_admin=*/true);
+      evict_locked(*entry, Why::admin);
+    } else if (entry->stopping) {
+      entry->waiting.push_back(std::move(event));  // for its next host, as any event
     } else {
-      was_live = !it->second.admin_only;
-    }
-    if (!it->second.stopping) {
-      caf::anon_send(it->second.host, std::move(event));
-      // Spawned for the operator only, or deleting the actor: it leaves memory right after
-      // (a request after the delete gets a fresh instance with a fresh database).
-      if (!was_live || op == AdminEvent::Op::remove) evict_locked(it->second, Why::admin);
+      was_live = !entry->admin_only;
+      send_locked(*entry, std::move(event));
+      // Spawned for the operator, or deleting the actor: it leaves memory right after (a
+      // request after the delete gets a fresh instance with a fresh database).
+      if (!was_live || op == AdminEvent::Op::remove) evict_locked(*entry, Why::admin);
     }
   }
   if (answer.wait_for(limits::admin_operation_timeout) != std::future_status::ready) {
@@ -73,16 +74,16 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
 std::vector<std::pair<std::string, std::size_t>> RuntimeCore::live_by_binding() const {
   std::map<std::string, std::size_t> counts;
   std::lock_guard lock(mutex_);
-  for (const auto& [hex, entry] : directory_) {
+  for_each_locked([&](const std::string&, const Entry& entry) {
     if (!entry.stopping && !entry.admin_only) ++counts[entry.id.binding()];
-  }
+  });
   return {counts.begin(), counts.end()};
 }
 
 bool RuntimeCore::is_live(const std::string& hex) const {
   std::lock_guard lock(mutex_);
-  auto it = directory_.find(hex);
-  return it != directory_.end() && !it->second.stopping && !it->second.admin_only;
+  const Entry* entry = find_locked(hex);
+  return entry != nullptr && !entry->stopping && !entry->admin_only;
 }
 
 }  // namespace cairn::detail

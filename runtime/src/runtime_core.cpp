@@ -102,36 +102,80 @@ std::filesystem::path RuntimeCore::database_path(const ActorId& id) {
   return database_file(id);
 }
 
-void RuntimeCore::start_locked(Directory::iterator it, const ActorFactory& factory, bool for_admin) {
+RuntimeCore::Stripe& RuntimeCore::stripe_of(const std::string& hex) const {
+  return stripes_[std::hash<std::string>{}(hex) % stripe_count];
+}
+
+RuntimeCore::Entry* RuntimeCore::find_locked(const std::string& hex) const {
+  auto& entries = stripe_of(hex).entries;
+  auto it = entries.find(hex);
+  return it == entries.end() ? nullptr : const_cast<Entry*>(&it->second);
+}
+
+RuntimeCore::Entry& RuntimeCore::emplace_locked(const ActorId& id) {
+  Stripe& stripe = stripe_of(id.hex());
+  std::lock_guard lock(stripe.mutex);
+  ++entries_;
+  return stripe.entries.try_emplace(id.hex(), id).first->second;
+}
+
+void RuntimeCore::erase_locked(Entry& entry) {
+  Stripe& stripe = stripe_of(entry.id.hex());
+  const std::string hex = entry.id.hex();  // the key outlives the entry it is part of
+  std::lock_guard lock(stripe.mutex);
+  entries_ -= stripe.entries.erase(hex);
+}
+
+void RuntimeCore::send_locked(Entry& entry, Event event) {
+  std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
+  caf::anon_send(entry.host, std::move(event));
+}
+
+void RuntimeCore::start_locked(Entry& entry, const ActorFactory& factory, bool for_admin) {
   // A host started only for an operator is not a live instance: it does not count against
   // max_live_instances and pushes no live one out (it leaves right after its operation; at
   // most one per admin worker is open at a time). Callers of a live start made room first.
-  Entry& entry = it->second;
-  entry.generation = next_generation_++;
-  // Lazily started: it runs nothing before its first message (sent after this returns), so
-  // it cannot have ended before the functor below is attached (CAF would run it at once,
-  // here, under this lock).
-  entry.host = system_->spawn<Host, caf::lazy_init>(this, entry.id, &factory, entry.generation);
-  // A host that ends without evicting itself (CAF ended it: an exception that escaped every
-  // catch, an exit message) must not leave its entry pointing at a dead mailbox. Runs on the
-  // host's thread as it ends, never under this lock.
-  std::weak_ptr<RuntimeCore> weak = weak_from_this();
-  entry.host->attach_functor([weak, id = entry.id, generation = entry.generation] {
-    if (auto core = weak.lock()) core->host_gone(id, generation);
-  });
-  entry.stopping = false;
-  entry.last_used = options.clock->now();
-  entry.in_lru = !for_admin;
-  if (entry.in_lru) {
-    lru_.push_front(it->first);
-    entry.lru = lru_.begin();
+  {
+    std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
+    entry.generation = next_generation_++;
+    // Lazily started: it runs nothing before its first message (sent after this returns),
+    // so it cannot have ended before the functor below is attached (CAF would run it at
+    // once, here, under these locks).
+    entry.host = system_->spawn<Host, caf::lazy_init>(this, entry.id, &factory, entry.generation);
+    // A host that ends without evicting itself (CAF ended it: an exception that escaped
+    // every catch, an exit message) must not leave its entry pointing at a dead mailbox.
+    // Runs on the host's thread as it ends, never under these locks.
+    std::weak_ptr<RuntimeCore> weak = weak_from_this();
+    entry.host->attach_functor([weak, id = entry.id, generation = entry.generation] {
+      if (auto core = weak.lock()) core->host_gone(id, generation);
+    });
+    entry.stopping = false;
+    entry.last_used.store(options.clock->now().time_since_epoch().count(), std::memory_order_relaxed);
+    entry.in_lru = !for_admin;
+    // Events that waited for this host go first, before the hot path can see it live.
+    for (auto& event : std::exchange(entry.waiting, {})) caf::anon_send(entry.host, std::move(event));
   }
+  if (!for_admin) {
+    lru_.push_front(&entry);
+    entry.lru = lru_.begin();
+    entry.touches_seen = entry.touches.load(std::memory_order_relaxed);
+  }
+}
+
+void RuntimeCore::enter_lru_locked(Entry& entry) {
+  {
+    std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
+    entry.in_lru = true;
+  }
+  lru_.push_front(&entry);
+  entry.lru = lru_.begin();
+  entry.touches_seen = entry.touches.load(std::memory_order_relaxed);
 }
 
 RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
   // An event sent to a host that has just died is destroyed inside the send, and its reply
   // fails from its destructor: that callback must run after the lock is released (it may
-  // call back into the runtime, as a Context::call reply does). Declared before the lock.
+  // call back into the runtime, as a Context::call reply does). Declared before the locks.
   DeferReplies defer;
   auto* socket = std::get_if<SocketEvent>(&event.body);
   SocketCredit* credit = socket != nullptr ? socket->credit.get() : nullptr;
@@ -146,11 +190,6 @@ RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
     // Cluster mode forwards it to the owner; a single node owns everything.
     return refuse(Error{Code::unavailable, "actor " + id.binding() + " lives on another node"});
   }
-  std::unique_lock lock(mutex_);
-  if (stopping_) {
-    lock.unlock();
-    return refuse(Error{Code::unavailable, "the runtime is shutting down"});
-  }
   auto count_in = [&](Entry& entry) {
     if (credit) credit->count_in(entry.queued);
     if (!waiting_reply) return;
@@ -160,53 +199,84 @@ RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
     while (depth > peak && !queued_max_.compare_exchange_weak(peak, depth, std::memory_order_relaxed)) {
     }
   };
-  auto it = directory_.find(id.hex());
-  if (it == directory_.end()) {
-    const ActorFactory* factory = registry.find(id.binding());
-    if (factory == nullptr) {
-      lock.unlock();
-      return refuse(Error{Code::not_found, "no actor class is bound to " + id.binding()});
-    }
-    it = directory_.emplace(id.hex(), Entry{id, {}, 0, false, {}, {}, {}}).first;
-    it->second.admin_only = false;
-    if (!room_for_live_locked()) {
-      // Every place under the cap is taken, some by instances still closing: this one starts
-      // when one of them has closed its database (RuntimeOptions::max_live_instances).
-      count_in(it->second);
-      it->second.waiting.push_back(std::move(event));  // before: the start may happen at once
-      defer_locked(it);
-      return Delivery::sent;
-    }
-    start_locked(it, *factory);
-  } else if ((event.reply || credit) && it->second.queued->load(std::memory_order_relaxed) >=
-                                           options.max_queued_events) {
-    lock.unlock();
+  auto full = [&](const Entry& entry) {
+    return (event.reply || credit) && entry.queued->load(std::memory_order_relaxed) >= options.max_queued_events;
+  };
+  auto overloaded = [&] {
     overloaded_.fetch_add(1, std::memory_order_relaxed);
     return refuse(Error{Code::overloaded,
                         "actor " + id.binding() + " '" + id.name().substr(0, 64) + "' has " +
                             std::to_string(options.max_queued_events) +
                             " requests waiting (--max-queued-events); try again shortly"},
                   Delivery::overloaded);
-  } else if (it->second.stopping) {
-    // The old host still has the database open: the event goes to the next one.
-    count_in(it->second);
-    it->second.waiting.push_back(std::move(event));
-    return Delivery::sent;
-  } else {
-    it->second.last_used = options.clock->now();
-    it->second.admin_only = false;
-    if (it->second.in_lru) {
-      lru_.splice(lru_.begin(), lru_, it->second.lru);
-    } else {  // started for an operator, now serving: it counts from here on
-      make_room_locked();
-      lru_.push_front(it->first);
-      it->second.lru = lru_.begin();
-      it->second.in_lru = true;
+  };
+  auto touch = [&](Entry& entry) {
+    entry.last_used.store(options.clock->now().time_since_epoch().count(), std::memory_order_relaxed);
+    entry.touches.fetch_add(1, std::memory_order_relaxed);
+  };
+  const std::string& hex = id.hex();
+  Stripe& stripe = stripe_of(hex);
+  {
+    // The hot path: a live instance, under its stripe's lock only. Sent under it, so no
+    // event can reach a host after its eviction order (given under the same lock).
+    std::unique_lock lock(stripe.mutex);
+    auto it = stripe.entries.find(hex);
+    if (it != stripe.entries.end() && it->second.in_lru && !it->second.stopping) {
+      Entry& entry = it->second;
+      if (full(entry)) {
+        lock.unlock();
+        return overloaded();
+      }
+      touch(entry);
+      count_in(entry);
+      caf::anon_send(entry.host, std::move(event));
+      return Delivery::sent;
     }
   }
-  count_in(it->second);
-  // Sent under the lock, so no event can reach a host after its eviction order.
-  caf::anon_send(it->second.host, std::move(event));
+  std::unique_lock lock(mutex_);
+  if (stopping_) {
+    lock.unlock();
+    return refuse(Error{Code::unavailable, "the runtime is shutting down"});
+  }
+  Entry* entry = find_locked(hex);
+  if (entry == nullptr) {
+    const ActorFactory* factory = registry.find(id.binding());
+    if (factory == nullptr) {
+      lock.unlock();
+      return refuse(Error{Code::not_found, "no actor class is bound to " + id.binding()});
+    }
+    entry = &emplace_locked(id);
+    entry->admin_only = false;
+    count_in(*entry);
+    entry->waiting.push_back(std::move(event));  // sent by the start, now or when deferred
+    if (!room_for_live_locked()) {
+      // Every place under the cap is taken, some by instances still closing: this one starts
+      // when one of them has closed its database (RuntimeOptions::max_live_instances).
+      defer_locked(*entry);
+      return Delivery::sent;
+    }
+    start_locked(*entry, *factory);
+    return Delivery::sent;
+  }
+  if (full(*entry)) {
+    lock.unlock();
+    return overloaded();
+  }
+  if (entry->stopping) {
+    // The old host still has the database open: the event goes to the next one.
+    count_in(*entry);
+    entry->waiting.push_back(std::move(event));
+    return Delivery::sent;
+  }
+  entry->admin_only = false;
+  if (!entry->in_lru) {  // started for an operator, now serving: it counts from here on
+    make_room_locked();
+    enter_lru_locked(*entry);
+  }
+  count_in(*entry);
+  std::lock_guard stripe_lock(stripe.mutex);
+  touch(*entry);
+  caf::anon_send(entry->host, std::move(event));
   return Delivery::sent;
 }
 
@@ -258,25 +328,43 @@ void RuntimeCore::deliver_socket_event(SocketEvent event) {
 }
 
 void RuntimeCore::evict_locked(Entry& entry, Why why) {
-  entry.stopping = true;
   if (entry.in_lru) {
     // Still holding its database until its host stops: it keeps its place under the cap.
     lru_.erase(entry.lru);
     entry.closing = true;
     ++closing_;
   }
-  entry.in_lru = false;
+  {
+    std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
+    entry.stopping = true;
+    entry.in_lru = false;
+    // Queued behind every event already sent: they run first, then the host closes.
+    caf::anon_send(entry.host, evict_atom::value, entry.generation);
+  }
   if (why != Why::admin) evictions_.fetch_add(1, std::memory_order_relaxed);
   if (why == Why::idle) evictions_idle_.fetch_add(1, std::memory_order_relaxed);
   if (why == Why::lru) evictions_lru_.fetch_add(1, std::memory_order_relaxed);
   if (why == Why::forced) evictions_forced_.fetch_add(1, std::memory_order_relaxed);
-  // Queued behind every event already sent: they run first, then the host closes.
-  caf::anon_send(entry.host, evict_atom::value, entry.generation);
+}
+
+RuntimeCore::Entry* RuntimeCore::lru_victim_locked() {
+  // An approximation of LRU (CLOCK, or "second chance"), so that the hot path never takes
+  // the structure lock to reorder a list: the list is in order of when each instance was
+  // last placed in it, and one used since then goes back to the front instead of out. Each
+  // instance moves at most once per call.
+  for (std::size_t turns = lru_.size(); !lru_.empty(); --turns) {
+    Entry* oldest = lru_.back();
+    auto touches = oldest->touches.load(std::memory_order_relaxed);
+    if (touches == oldest->touches_seen || turns == 0) return oldest;
+    oldest->touches_seen = touches;
+    lru_.splice(lru_.begin(), lru_, oldest->lru);
+  }
+  return nullptr;
 }
 
 void RuntimeCore::make_room_locked() {
   while (lru_.size() + closing_ >= options.max_live_instances && !lru_.empty()) {
-    evict_locked(directory_.at(lru_.back()), Why::lru);
+    evict_locked(*lru_victim_locked(), Why::lru);
   }
 }
 
@@ -289,26 +377,28 @@ bool RuntimeCore::room_for_live_locked() {
 void RuntimeCore::make_victims_locked() {
   // Instances that are closing still hold their databases (descriptors): each waiting start
   // needs one of them. The least recently used live ones go, one per waiting start.
-  while (closing_ < deferred_.size() && !lru_.empty()) evict_locked(directory_.at(lru_.back()), Why::lru);
+  while (closing_ < deferred_.size() && !lru_.empty()) evict_locked(*lru_victim_locked(), Why::lru);
 }
 
-void RuntimeCore::defer_locked(Directory::iterator it) {
-  it->second.stopping = true;  // its events wait, as for a host that is stopping
-  it->second.deferred = true;
-  it->second.generation = next_generation_++;  // no message of an older host matches it
-  deferred_.push_back(it->first);
+void RuntimeCore::defer_locked(Entry& entry) {
+  {
+    std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
+    entry.stopping = true;                        // its events wait, as for a host that is stopping
+    entry.generation = next_generation_++;        // no message of an older host matches it
+  }
+  entry.deferred = true;
+  deferred_.push_back(entry.id.hex());
   start_deferred_locked();  // a place may be free already (another start was waiting)
   make_victims_locked();
 }
 
 void RuntimeCore::start_deferred_locked() {
   while (!deferred_.empty() && lru_.size() + closing_ < options.max_live_instances) {
-    auto it = directory_.find(deferred_.front());
+    Entry* entry = find_locked(deferred_.front());
     deferred_.pop_front();
-    if (it == directory_.end() || !it->second.deferred) continue;
-    it->second.deferred = false;
-    start_locked(it, *registry.find(it->second.id.binding()));
-    for (auto& event : std::exchange(it->second.waiting, {})) caf::anon_send(it->second.host, std::move(event));
+    if (entry == nullptr || !entry->deferred) continue;
+    entry->deferred = false;
+    start_locked(*entry, *registry.find(entry->id.binding()));
   }
   make_victims_locked();
 }
@@ -317,9 +407,9 @@ void RuntimeCore::host_stopped(const ActorId& id, std::uint64_t generation) {
   DeferReplies defer;          // see deliver()
   std::vector<Event> dropped;  // answered (503) outside the lock
   std::unique_lock lock(mutex_);
-  auto it = directory_.find(id.hex());
-  if (it == directory_.end() || it->second.generation != generation || !it->second.stopping) return;
-  retire_locked(it, dropped);
+  Entry* entry = find_locked(id.hex());
+  if (entry == nullptr || entry->generation != generation || !entry->stopping) return;
+  retire_locked(*entry, dropped);
 }
 
 void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
@@ -327,67 +417,66 @@ void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
   std::vector<Event> dropped;
   std::unique_lock lock(mutex_);
   if (stopping_) return;  // every host ends at shutdown, which clears the directory itself
-  auto it = directory_.find(id.hex());
+  Entry* entry = find_locked(id.hex());
   // Not found or another generation: it evicted itself (host_stopped ran) or was replaced.
-  if (it == directory_.end() || it->second.generation != generation) return;
+  if (entry == nullptr || entry->generation != generation) return;
   hosts_lost_.fetch_add(1, std::memory_order_relaxed);
   spdlog::error("actor {} {}: its host ended unexpectedly; the events it held were answered 503 "
                 "and the next event gets a new instance", id.binding(), id.hex());
-  if (!it->second.stopping) {
-    it->second.stopping = true;
-    if (it->second.in_lru) lru_.erase(it->second.lru);
-    it->second.in_lru = false;
+  if (!entry->stopping) {
+    if (entry->in_lru) lru_.erase(entry->lru);
+    std::lock_guard stripe_lock(stripe_of(id.hex()).mutex);
+    entry->stopping = true;
+    entry->in_lru = false;
   }
-  retire_locked(it, dropped);
+  retire_locked(*entry, dropped);
 }
 
-void RuntimeCore::retire_locked(Directory::iterator it, std::vector<Event>& dropped) {
-  const ActorId id = it->second.id;
-  if (it->second.closing) {
-    it->second.closing = false;
+void RuntimeCore::retire_locked(Entry& entry, std::vector<Event>& dropped) {
+  const ActorId id = entry.id;
+  if (entry.closing) {
+    entry.closing = false;
     --closing_;
   }
-  sockets.instance_stopped(it->first);
-  if (!it->second.admin_only) {
+  sockets.instance_stopped(id.hex());
+  if (!entry.admin_only) {
     // Bounded: one entry per actor ever evicted would grow without end. An actor forgotten
     // here shows no last event in the admin API until its next one.
-    if (last_event_.size() >= max_remembered_last_events && !last_event_.contains(it->first)) {
+    if (last_event_.size() >= max_remembered_last_events && !last_event_.contains(id.hex())) {
       last_event_.erase(last_event_.begin());
     }
-    last_event_[it->first] = it->second.last_used.time_since_epoch().count();
+    last_event_[id.hex()] = entry.last_used.load(std::memory_order_relaxed);
   }
   if (stopping_) {
-    dropped = std::move(it->second.waiting);
-    directory_.erase(it);
+    dropped = std::move(entry.waiting);
+    erase_locked(entry);
     return;
   }
-  if (it->second.waiting.empty()) {
-    directory_.erase(it);
+  if (entry.waiting.empty()) {
+    erase_locked(entry);
     start_deferred_locked();
     return;
   }
   // Events came while it stopped: a new instance takes them, in the order they came.
   const ActorFactory* factory = registry.find(id.binding());
-  it->second.admin_only = std::all_of(it->second.waiting.begin(), it->second.waiting.end(),
-                                      [](const Event& event) {
-                                        return std::holds_alternative<AdminEvent>(event.body);
-                                      });
-  if (!it->second.admin_only && !room_for_live_locked()) {
-    defer_locked(it);
+  entry.admin_only = std::all_of(entry.waiting.begin(), entry.waiting.end(), [](const Event& event) {
+    return std::holds_alternative<AdminEvent>(event.body);
+  });
+  if (!entry.admin_only && !room_for_live_locked()) {
+    defer_locked(entry);
     start_deferred_locked();
     return;
   }
-  start_locked(it, *factory, it->second.admin_only);
-  for (auto& event : std::exchange(it->second.waiting, {})) caf::anon_send(it->second.host, std::move(event));
-  if (it->second.admin_only) evict_locked(it->second, Why::admin);
+  start_locked(entry, *factory, entry.admin_only);
+  if (entry.admin_only) evict_locked(entry, Why::admin);
   start_deferred_locked();
 }
 
 bool RuntimeCore::kill_host(const ActorId& id) {
   std::lock_guard lock(mutex_);
-  auto it = directory_.find(id.hex());
-  if (it == directory_.end() || it->second.stopping) return false;
-  caf::anon_send_exit(it->second.host, caf::exit_reason::kill);
+  Entry* entry = find_locked(id.hex());
+  if (entry == nullptr || entry->stopping) return false;
+  caf::anon_send_exit(entry->host, caf::exit_reason::kill);
   return true;
 }
 
@@ -395,23 +484,23 @@ std::size_t RuntimeCore::evict_idle() {
   if (options.idle_timeout.count() <= 0) return 0;
   std::lock_guard lock(mutex_);
   if (stopping_) return 0;
-  auto now = options.clock->now();
-  std::size_t evicted = 0;
-  while (!lru_.empty()) {
-    Entry& oldest = directory_.at(lru_.back());
-    if (now - oldest.last_used < options.idle_timeout) break;
-    evict_locked(oldest, Why::idle);
-    ++evicted;
+  // Every live instance is looked at (the list is only roughly in order of use): a pointer
+  // and an atomic load each, under the structure lock, which the hot path does not take.
+  auto oldest_allowed = (options.clock->now() - options.idle_timeout).time_since_epoch().count();
+  std::vector<Entry*> idle;
+  for (Entry* entry : lru_) {
+    if (entry->last_used.load(std::memory_order_relaxed) <= oldest_allowed) idle.push_back(entry);
   }
-  return evicted;
+  for (Entry* entry : idle) evict_locked(*entry, Why::idle);
+  return idle.size();
 }
 
 bool RuntimeCore::evict(const ActorId& id) {
   std::lock_guard lock(mutex_);
   if (stopping_) return false;
-  auto it = directory_.find(id.hex());
-  if (it == directory_.end() || it->second.stopping) return false;
-  evict_locked(it->second, Why::forced);
+  Entry* entry = find_locked(id.hex());
+  if (entry == nullptr || entry->stopping) return false;
+  evict_locked(*entry, Why::forced);
   return true;
 }
 
@@ -434,10 +523,15 @@ void RuntimeCore::shutdown() {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
-    for (auto& [hex, entry] : directory_) {
-      if (entry.host) hosts.push_back(entry.host);  // a deferred entry may have none
-      for (auto& event : entry.waiting) dropped.push_back(std::move(event));
-      entry.waiting.clear();
+    for (auto& stripe : stripes_) {
+      std::lock_guard stripe_lock(stripe.mutex);
+      for (auto& [hex, entry] : stripe.entries) {
+        if (entry.host) hosts.push_back(entry.host);  // a deferred entry may have none
+        for (auto& event : entry.waiting) dropped.push_back(std::move(event));
+        entry.waiting.clear();
+        entry.stopping = true;  // off the hot path: what comes now is refused
+        entry.in_lru = false;
+      }
     }
     lru_.clear();
     deferred_.clear();
@@ -462,7 +556,11 @@ void RuntimeCore::shutdown() {
   alarms_->close();  // after writing what the last commits told it
   names_->close();
   std::lock_guard lock(mutex_);
-  directory_.clear();
+  for (auto& stripe : stripes_) {
+    std::lock_guard stripe_lock(stripe.mutex);
+    stripe.entries.clear();
+  }
+  entries_ = 0;
 }
 
 }  // namespace cairn::detail

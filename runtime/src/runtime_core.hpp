@@ -4,6 +4,7 @@
 // Thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -140,32 +141,63 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   SocketTable sockets;
 
  private:
+  // One actor id's place in the directory. Locking (see Stripe): fields marked [both] are
+  // written only with the structure lock and the entry's stripe lock held, so either lock is
+  // enough to read them; [structure] fields belong to the structure lock alone; atomics are
+  // free.
   struct Entry {
+    explicit Entry(ActorId id_in) : id(std::move(id_in)) {}
     ActorId id;
-    caf::actor host;
-    std::uint64_t generation = 0;
-    bool stopping = false;             // told to evict itself; not yet stopped
-    std::vector<Event> waiting;        // arrived while stopping: for the next host
-    Clock::time_point last_used;
-    std::list<std::string>::iterator lru;  // valid while in_lru
-    bool in_lru = false;                   // a live instance (counted against the cap)
-    bool closing = false;   // evicted while live: its host still holds the database (counted)
-    bool deferred = false;  // waiting for a place under the cap; no host yet
+    caf::actor host;                 // [both]
+    std::uint64_t generation = 0;    // [both]
+    bool stopping = false;           // [both] told to evict itself; not yet stopped
+    bool in_lru = false;             // [both] a live instance (counted against the cap)
+    std::vector<Event> waiting;      // [structure] arrived while stopping: for the next host
+    // Clock ticks of its last event, and a count of its events (approximate LRU: see
+    // lru_victim_locked). Stamped by deliver() under the stripe lock only.
+    std::atomic<Clock::duration::rep> last_used{0};
+    std::atomic<std::uint64_t> touches{0};
+    std::uint64_t touches_seen = 0;            // [structure] `touches` when placed in lru_
+    std::list<Entry*>::iterator lru;           // [structure] valid while in_lru
+    bool closing = false;   // [structure] evicted while live: its host still holds the database
+    bool deferred = false;  // [structure] waiting for a place under the cap; no host yet
     // Requests and calls not yet answered, across this id's hosts (max_queued_events).
     std::shared_ptr<std::atomic<std::size_t>> queued = std::make_shared<std::atomic<std::size_t>>(0);
-    bool admin_only = true;  // spawned for the admin API; no event of the actor's yet
+    bool admin_only = true;  // [both] spawned for the admin API; no event of the actor's yet
   };
-  using Directory = std::unordered_map<std::string, Entry>;  // by ActorId::hex()
+  // The directory is striped by id so that routing an event to a live instance (the hot
+  // path) takes one stripe's lock only: actors in different stripes never wait for each
+  // other, nor for a start or an eviction elsewhere. Everything that changes an entry's life
+  // (start, evict, retire, defer), the LRU list and the cap's counts take the structure lock
+  // (`mutex_`) first and then, briefly, the stripe of the entry they change: never two
+  // stripes at once, and never the structure lock while holding a stripe. Map insertions and
+  // erasures are such changes, so holding the structure lock alone is enough to look up.
+  struct Stripe {
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, Entry> entries;  // by ActorId::hex()
+  };
+  static constexpr std::size_t stripe_count = 64;
+  Stripe& stripe_of(const std::string& hex) const;
+  // With the structure lock: the entry of `hex`, or null.
+  Entry* find_locked(const std::string& hex) const;
+  Entry& emplace_locked(const ActorId& id);
+  void erase_locked(Entry& entry);
+  // Sends to the entry's host under its stripe lock (so after its eviction order, nothing).
+  void send_locked(Entry& entry, Event event);
 
-  // Spawns the entry's next host. One `for_admin` (an operator's operation only) is kept
-  // out of the LRU list and the live cap.
-  void start_locked(Directory::iterator it, const ActorFactory& factory, bool for_admin = false);
+  // Spawns the entry's next host and hands it the events that waited. One `for_admin` (an
+  // operator's operation only) is kept out of the LRU list and the live cap.
+  void start_locked(Entry& entry, const ActorFactory& factory, bool for_admin = false);
+  // The entry becomes a live instance (most recently used).
+  void enter_lru_locked(Entry& entry);
   enum class Why { idle, lru, forced, admin };
   void evict_locked(Entry& entry, Why why);
-  // The host of `it` has stopped (entry.stopping): its events that waited go to a new host,
+  // The least recently used live instance (approximately), or null if none is live.
+  Entry* lru_victim_locked();
+  // The host of `entry` has stopped (entry.stopping): its events that waited go to a new host,
   // else the entry leaves the directory. At shutdown its waiting events go into `dropped`.
   // The caller holds a DeferReplies (declared before the lock).
-  void retire_locked(Directory::iterator it, std::vector<Event>& dropped);
+  void retire_locked(Entry& entry, std::vector<Event>& dropped);
   // Evicts the least recently used live instances until a new one fits under the cap.
   void make_room_locked();
   // True if a new live instance may start now: no start waits before it and live + closing
@@ -173,12 +205,19 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   bool room_for_live_locked();
   // The entry waits (its events, already in `waiting`, with it) for a place; may start at
   // once if one is free. Evicts what the waiting starts need.
-  void defer_locked(Directory::iterator it);
+  void defer_locked(Entry& entry);
   // Evicts least recently used live instances until each waiting start has a closing one
   // to take the place of.
   void make_victims_locked();
   // Starts waiting entries while there is room.
   void start_deferred_locked();
+  // Every entry, with the structure lock held.
+  template <class F>
+  void for_each_locked(F&& f) const {
+    for (const auto& stripe : stripes_) {
+      for (const auto& [hex, entry] : stripe.entries) f(hex, entry);
+    }
+  }
   void sweep_loop();
   void alarm_loop();
 
@@ -188,10 +227,11 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::unique_ptr<Placement> placement_ = std::make_unique<LocalPlacement>(node_);
   caf::actor_system_config config_;
   std::unique_ptr<caf::actor_system> system_;
-  mutable std::mutex mutex_;
-  Directory directory_;
-  std::list<std::string> lru_;  // live instances, most recently used first
-  std::size_t closing_ = 0;     // evicted live instances whose hosts have not stopped yet
+  mutable std::mutex mutex_;  // the structure lock (see Stripe)
+  mutable std::array<Stripe, stripe_count> stripes_;
+  std::size_t entries_ = 0;      // in all stripes
+  std::list<Entry*> lru_;        // live instances, roughly most recently used first
+  std::size_t closing_ = 0;      // evicted live instances whose hosts have not stopped yet
   std::deque<std::string> deferred_;  // entries waiting for a place under the cap, in order
   std::uint64_t next_generation_ = 1;
   std::set<std::string> binding_dirs_;

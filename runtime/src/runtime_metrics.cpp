@@ -18,7 +18,7 @@ RuntimeStats RuntimeCore::stats() const {
   {
     std::lock_guard lock(mutex_);
     out.live_instances = lru_.size();
-    out.stopping_instances = directory_.size() - lru_.size();
+    out.stopping_instances = entries_ - lru_.size();
   }
   out.websockets = sockets.size();
   out.instances_started = instances_started_.load(std::memory_order_relaxed);
@@ -69,13 +69,13 @@ void RuntimeCore::write_metrics(metrics::TextWriter& out) const {
   std::set<std::string> live_hex;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [hex, entry] : directory_) {
+    for_each_locked([&](const std::string& hex, const Entry& entry) {
       if (!entry.stopping && !entry.admin_only) {
         ++live[entry.id.binding()];
         live_hex.insert(hex);
       }
       queue_now = std::max(queue_now, entry.queued->load(std::memory_order_relaxed));
-    }
+    });
   }
   for (const auto& [owner, count] : sockets.owners()) {
     sockets_by_binding[owner.binding()] += count;
