@@ -8,6 +8,7 @@ packages=(
   libcaf-dev libsqlite3-dev libboost-dev nlohmann-json3-dev doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev
   chromium  # browser tests (tests/browser)
+  etcd-server etcd-client  # cluster mode's coordination (and its tests)
 )
 # Node.js and npm run the browser tests; the machine image brings its own, else Debian's.
 command -v node >/dev/null || packages+=(nodejs)
