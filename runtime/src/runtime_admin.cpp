@@ -46,10 +46,9 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
       entry->waiting.push_back(std::move(event));  // for its next host, as any event
     } else {
       was_live = !entry->admin_only;
-      send_locked(*entry, std::move(event));
       // Spawned for the operator, or deleting the actor: it leaves memory right after (a
       // request after the delete gets a fresh instance with a fresh database).
-      if (!was_live || op == AdminEvent::Op::remove) evict_locked(*entry, Why::admin);
+      send_locked(*entry, std::move(event), /*then_evict=*/!was_live || op == AdminEvent::Op::remove);
     }
   }
   if (answer.wait_for(limits::admin_operation_timeout) != std::future_status::ready) {

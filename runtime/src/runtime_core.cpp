@@ -22,7 +22,7 @@ namespace {
 // The last event times of evicted actors kept for the admin API (~100 bytes each).
 constexpr std::size_t max_remembered_last_events = 100'000;
 
-// Regular files under `dir` and their bytes, by first path component (binding or _cairn).
+// Actor databases under `dir` (<dir>/_shards/NNNN/<binding>/) and their bytes, by binding.
 std::map<std::string, std::uint64_t> bytes_by_directory(const std::filesystem::path& dir) {
   std::map<std::string, std::uint64_t> out;
   std::error_code ec;
@@ -37,8 +37,10 @@ std::map<std::string, std::uint64_t> bytes_by_directory(const std::filesystem::p
     auto size = it->file_size(size_ec);
     if (size_ec) continue;
     auto relative = it->path().lexically_relative(dir);
-    if (relative.begin() == relative.end()) continue;
-    out[relative.begin()->string()] += size;
+    std::vector<std::string> parts;
+    for (const auto& part : relative) parts.push_back(part.string());
+    if (parts.size() != 4 || parts[0] != "_shards") continue;
+    out[parts[2]] += size;
   }
   return out;
 }
@@ -75,6 +77,8 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
       [this](const std::string& binding) { return registry.find(binding) != nullptr; });
   names_ = std::make_unique<NamesIndex>(options.data_dir / "_cairn" / "names.sqlite", options.durability);
   sync_path(options.data_dir);
+  // After the indexes: their exclusive locks keep a second process off the directory.
+  convert_to_shards(options.data_dir);
   // The databases' bytes are counted once here, then kept as running totals that hosts
   // update (database_bytes_changed): a /metrics scrape never walks the data directory.
   for (const auto& binding : registry.bindings()) database_bytes_[binding] = 0;
@@ -91,15 +95,20 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
 RuntimeCore::~RuntimeCore() { shutdown(); }
 
 std::filesystem::path RuntimeCore::database_path(const ActorId& id) {
-  auto dir = options.data_dir / id.binding();
-  {
-    std::lock_guard lock(mutex_);
-    if (binding_dirs_.insert(id.binding()).second) {
-      std::filesystem::create_directories(dir);
-      sync_path(options.data_dir);
+  auto file = database_file(id);
+  auto dir = file.parent_path();
+  std::lock_guard lock(mutex_);
+  if (binding_dirs_.insert(dir.string()).second) {
+    // Each level that did not exist is made durable in its parent (_shards, the shard, the
+    // binding), so a database created in it cannot vanish with its directory after a crash.
+    std::vector<std::filesystem::path> created;
+    for (auto level = dir; level != options.data_dir && !std::filesystem::exists(level); level = level.parent_path()) {
+      created.push_back(level);
     }
+    std::filesystem::create_directories(dir);
+    for (const auto& level : created) sync_path(level.parent_path());
   }
-  return database_file(id);
+  return file;
 }
 
 RuntimeCore::Stripe& RuntimeCore::stripe_of(const std::string& hex) const {
@@ -115,8 +124,9 @@ RuntimeCore::Entry* RuntimeCore::find_locked(const std::string& hex) const {
 RuntimeCore::Entry& RuntimeCore::emplace_locked(const ActorId& id) {
   Stripe& stripe = stripe_of(id.hex());
   std::lock_guard lock(stripe.mutex);
-  ++entries_;
-  return stripe.entries.try_emplace(id.hex(), id).first->second;
+  auto [it, inserted] = stripe.entries.try_emplace(id.hex(), id);
+  entries_ += inserted ? 1 : 0;
+  return it->second;
 }
 
 void RuntimeCore::erase_locked(Entry& entry) {
@@ -126,9 +136,15 @@ void RuntimeCore::erase_locked(Entry& entry) {
   entries_ -= stripe.entries.erase(hex);
 }
 
-void RuntimeCore::send_locked(Entry& entry, Event event) {
-  std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
-  caf::anon_send(entry.host, std::move(event));
+void RuntimeCore::send_locked(Entry& entry, Event event, bool then_evict) {
+  {
+    std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
+    caf::anon_send(entry.host, std::move(event));
+    if (!then_evict) return;
+    entry.stopping = true;  // from here on the hot path leaves it alone
+    caf::anon_send(entry.host, evict_atom::value, entry.generation);
+  }
+  evict_locked(entry, Why::admin);  // the books (its eviction order is already sent)
 }
 
 void RuntimeCore::start_locked(Entry& entry, const ActorFactory& factory, bool for_admin) {
@@ -138,9 +154,9 @@ void RuntimeCore::start_locked(Entry& entry, const ActorFactory& factory, bool f
   {
     std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
     entry.generation = next_generation_++;
-    // Lazily started: it runs nothing before its first message (sent after this returns),
-    // so it cannot have ended before the functor below is attached (CAF would run it at
-    // once, here, under these locks).
+    // Lazily started: it runs nothing before its first message (the waiting events, sent
+    // below: keep them after the functor), so it cannot have ended before the functor is
+    // attached (CAF would run it at once, here, under these locks).
     entry.host = system_->spawn<Host, caf::lazy_init>(this, entry.id, &factory, entry.generation);
     // A host that ends without evicting itself (CAF ended it: an exception that escaped
     // every catch, an exit message) must not leave its entry pointing at a dead mailbox.
@@ -269,9 +285,19 @@ RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
     return Delivery::sent;
   }
   entry->admin_only = false;
-  if (!entry->in_lru) {  // started for an operator, now serving: it counts from here on
-    make_room_locked();
-    enter_lru_locked(*entry);
+  if (!entry->in_lru) {
+    // A host started for an operator, now asked to serve: it needs a place under the cap
+    // like any start. (Unreachable today: such hosts get their eviction order at once.)
+    count_in(*entry);
+    entry->waiting.push_back(std::move(event));
+    if (room_for_live_locked()) {
+      enter_lru_locked(*entry);
+      std::lock_guard stripe_lock(stripe.mutex);
+      for (auto& waiting : std::exchange(entry->waiting, {})) caf::anon_send(entry->host, std::move(waiting));
+    } else {
+      evict_locked(*entry, Why::admin);  // its next host takes the event, deferred
+    }
+    return Delivery::sent;
   }
   count_in(*entry);
   std::lock_guard stripe_lock(stripe.mutex);
@@ -336,10 +362,11 @@ void RuntimeCore::evict_locked(Entry& entry, Why why) {
   }
   {
     std::lock_guard lock(stripe_of(entry.id.hex()).mutex);
+    bool ordered = entry.stopping;  // send_locked(then_evict) sent the order already
     entry.stopping = true;
     entry.in_lru = false;
     // Queued behind every event already sent: they run first, then the host closes.
-    caf::anon_send(entry.host, evict_atom::value, entry.generation);
+    if (!ordered) caf::anon_send(entry.host, evict_atom::value, entry.generation);
   }
   if (why != Why::admin) evictions_.fetch_add(1, std::memory_order_relaxed);
   if (why == Why::idle) evictions_idle_.fetch_add(1, std::memory_order_relaxed);
@@ -491,8 +518,17 @@ std::size_t RuntimeCore::evict_idle() {
   for (Entry* entry : lru_) {
     if (entry->last_used.load(std::memory_order_relaxed) <= oldest_allowed) idle.push_back(entry);
   }
-  for (Entry* entry : idle) evict_locked(*entry, Why::idle);
-  return idle.size();
+  std::size_t evicted = 0;
+  for (Entry* entry : idle) {
+    {
+      // Looked at again under its stripe lock: an event may have come since the scan.
+      std::lock_guard stripe_lock(stripe_of(entry->id.hex()).mutex);
+      if (entry->last_used.load(std::memory_order_relaxed) > oldest_allowed) continue;
+    }
+    evict_locked(*entry, Why::idle);
+    ++evicted;
+  }
+  return evicted;
 }
 
 bool RuntimeCore::evict(const ActorId& id) {

@@ -28,6 +28,7 @@
 #include "cairn/runtime.hpp"
 #include "cairn/metrics.hpp"
 #include "alarm_index.hpp"
+#include "data_layout.hpp"
 #include "events.hpp"
 #include "names_index.hpp"
 #include "placement.hpp"
@@ -70,12 +71,11 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     if (to.node == node_) replies_.fail(to, error);
   }
 
-  // Creates <data>/<binding>/ (once) and makes its entry durable; returns the db path.
+  // Creates the actor's directory, <data>/_shards/NNNN/<binding>/ (once), and makes its
+  // entries durable; returns the db path (data_layout.hpp).
   std::filesystem::path database_path(const ActorId& id);
   // The db path of `id`, nothing created.
-  std::filesystem::path database_file(const ActorId& id) const {
-    return options.data_dir / id.binding() / (id.hex() + ".sqlite");
-  }
+  std::filesystem::path database_file(const ActorId& id) const { return actor_database(options.data_dir, id); }
 
   // Called by the host of `id` once it has finished evicting itself (database closed).
   void host_stopped(const ActorId& id, std::uint64_t generation);
@@ -163,7 +163,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     bool deferred = false;  // [structure] waiting for a place under the cap; no host yet
     // Requests and calls not yet answered, across this id's hosts (max_queued_events).
     std::shared_ptr<std::atomic<std::size_t>> queued = std::make_shared<std::atomic<std::size_t>>(0);
-    bool admin_only = true;  // [both] spawned for the admin API; no event of the actor's yet
+    bool admin_only = true;  // [structure] spawned for the admin API; no event of the actor's yet
   };
   // The directory is striped by id so that routing an event to a live instance (the hot
   // path) takes one stripe's lock only: actors in different stripes never wait for each
@@ -182,8 +182,10 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   Entry* find_locked(const std::string& hex) const;
   Entry& emplace_locked(const ActorId& id);
   void erase_locked(Entry& entry);
-  // Sends to the entry's host under its stripe lock (so after its eviction order, nothing).
-  void send_locked(Entry& entry, Event event);
+  // Sends to the entry's host under its stripe lock (so after its eviction order, nothing);
+  // with `then_evict`, the eviction order follows in the same hold, so no event of another
+  // thread can come between the two.
+  void send_locked(Entry& entry, Event event, bool then_evict = false);
 
   // Spawns the entry's next host and hands it the events that waited. One `for_admin` (an
   // operator's operation only) is kept out of the LRU list and the live cap.

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "data_layout.hpp"
+
 #include <sqlite3.h>
 
 #include <cctype>
@@ -339,8 +341,8 @@ TEST_CASE("cancelling a booking needs its token") {
 TEST_CASE("a flight made before holds existed gets their columns and keeps its bookings") {
   FlightFixture f;
   auto id = ActorId::make("FLIGHT", "old").value();
-  std::filesystem::create_directories(f.dir.path() / "FLIGHT");
-  auto file = f.dir.path() / "FLIGHT" / (id.hex() + ".sqlite");
+  auto file = detail::actor_database(f.dir.path(), id);
+  std::filesystem::create_directories(file.parent_path());
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db,

@@ -36,19 +36,28 @@ json body_of(const std::string& response) {
   return json::parse(response.substr(at + 4), nullptr, false);
 }
 
-// A path (relative to the data dir) the runtime's layout allows: FLIGHT/<64 hex>.sqlite[-wal],
-// or the runtime's own _cairn/ folder.
+// A path (relative to the data dir) the runtime's layout allows: the runtime's own _cairn/
+// folder, or _shards/NNNN/FLIGHT/<64 hex>.sqlite[-wal|-shm] (and those folders), NNNN being
+// the file's own shard (the top 10 bits of its id).
 bool in_data_layout(const std::string& relative) {
-  if (relative == "FLIGHT" || relative == "_cairn" || relative.rfind("_cairn/", 0) == 0) return true;
-  const std::string prefix = "FLIGHT/";
-  if (relative.rfind(prefix, 0) != 0) return false;
-  std::string file = relative.substr(prefix.size());
+  if (relative == "_cairn" || relative.rfind("_cairn/", 0) == 0 || relative == "_shards") return true;
+  std::vector<std::string> parts;
+  for (const auto& part : std::filesystem::path(relative)) parts.push_back(part.string());
+  if (parts.size() < 2 || parts.size() > 4 || parts[0] != "_shards") return false;
+  const std::string& shard = parts[1];
+  if (shard.size() != 4 || shard.find_first_not_of("0123456789") != std::string::npos || std::stoi(shard) >= 1024) {
+    return false;
+  }
+  if (parts.size() >= 3 && parts[2] != "FLIGHT") return false;
+  if (parts.size() < 4) return true;
+  const std::string& file = parts[3];
   if (file.size() < 64 + 7) return false;
   for (std::size_t i = 0; i < 64; ++i) {
     if (!std::isxdigit(static_cast<unsigned char>(file[i])) || std::isupper(static_cast<unsigned char>(file[i]))) {
       return false;
     }
   }
+  if (static_cast<int>(std::stoul(file.substr(0, 3), nullptr, 16) >> 2) != std::stoi(shard)) return false;
   std::string rest = file.substr(64);
   return rest == ".sqlite" || rest == ".sqlite-wal" || rest == ".sqlite-shm";
 }

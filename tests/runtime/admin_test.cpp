@@ -9,6 +9,7 @@
 #include "cairn/testing.hpp"
 #include "temp_dir.hpp"
 #include "wait.hpp"
+#include "data_layout.hpp"
 
 using namespace cairn;
 using cairn::testing::TempDir;
@@ -245,7 +246,7 @@ TEST_CASE("the databases' bytes in /metrics follow writes and deletes without wa
   REQUIRE(testing::eventually([&] { return rt->stats().stopping_instances == 0; }));
   auto grown = bytes();
   CHECK(grown >= 200'000);
-  auto file = dir.path() / "NOTES" / (rt->get("NOTES", "big")->id().hex() + ".sqlite");
+  auto file = detail::actor_database(dir.path(), rt->get("NOTES", "big")->id());
   std::error_code ec;
   auto on_disk = std::filesystem::file_size(file, ec) + std::filesystem::file_size(file.string() + "-wal", ec);
   CHECK(grown == doctest::Approx(static_cast<double>(on_disk)));

@@ -361,10 +361,11 @@ TEST_CASE("the actor's database is the truth when the index disagrees") {
   f.runtime.reset();
   // Remove the alarm behind the index's back: the index still says it is due.
   sqlite3* db = nullptr;
-  auto file = f.dir.path() / "TIMER";
-  for (const auto& entry : std::filesystem::directory_iterator(file)) {
-    if (entry.path().extension() == ".sqlite") file = entry.path();
+  std::filesystem::path file;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(f.dir.path() / "_shards")) {
+    if (entry.path().extension() == ".sqlite" && entry.path().parent_path().filename() == "TIMER") file = entry.path();
   }
+  REQUIRE(!file.empty());
   REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db, "DELETE FROM _cairn_alarms", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);

@@ -22,6 +22,7 @@
 #include "runtime_core.hpp"
 #include "temp_dir.hpp"
 #include "wait.hpp"
+#include "data_layout.hpp"
 
 using namespace cairn;
 using cairn::testing::TempDir;
@@ -467,7 +468,7 @@ TEST_CASE("an actor that keeps nothing leaves no file and no name behind when it
   TempDir dir;
   Runtime runtime(fragile_registry(), options_for(dir));
   auto file = [&](const std::string& name) {
-    return dir.path() / "STATELESS" / (ActorId::make("STATELESS", name)->hex() + ".sqlite");
+    return detail::actor_database(dir.path(), *ActorId::make("STATELESS", name));
   };
   for (const char* name : {"random-1", "random-2"}) {
     REQUIRE(cairn::testing::call(*runtime.get("STATELESS", name), "hello").value() == name);

@@ -8,6 +8,7 @@
 #include "recording_sink.hpp"
 #include "temp_dir.hpp"
 #include "wait.hpp"
+#include "data_layout.hpp"
 
 using namespace cairn;
 using cairn::testing::TempDir;
@@ -101,7 +102,7 @@ TEST_CASE("a stub reaches its actor, which knows its own name") {
   auto stub = runtime.get("LEDGER", "alpha");
   REQUIRE(stub.ok());
   CHECK(testing::call(*stub, "name").value() == "alpha");
-  CHECK(std::filesystem::exists(dir.path() / "LEDGER" / (stub->id().hex() + ".sqlite")));
+  CHECK(std::filesystem::exists(detail::actor_database(dir.path(), stub->id())));
 }
 
 TEST_CASE("unknown bindings, bad names and unknown methods are clear errors") {

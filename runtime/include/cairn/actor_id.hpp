@@ -22,6 +22,15 @@ class ActorId {
   // 64 hex digits; safe in a file name.
   const std::string& hex() const noexcept { return hex_; }
 
+  // The id's shard: its top 10 bits (0 to shard_count - 1). A shard's actors live together
+  // (one directory), and in cluster mode one node owns each shard. HAProxy computes the same
+  // number from the name (see README, "Running a cluster").
+  static constexpr unsigned shard_count = 1024;
+  unsigned shard() const noexcept {
+    auto digit = [](char c) { return static_cast<unsigned>(c <= '9' ? c - '0' : c - 'a' + 10); };
+    return ((digit(hex_[0]) << 8) | (digit(hex_[1]) << 4) | digit(hex_[2])) >> 2;
+  }
+
   friend bool operator==(const ActorId& a, const ActorId& b) noexcept {
     return a.binding_ == b.binding_ && a.hex_ == b.hex_;
   }
