@@ -81,15 +81,23 @@ struct EtcdClient::Impl {
   beast::flat_buffer buffer;
   std::chrono::steady_clock::time_point last_used;
 
-  // Runs the asynchronous operation started by `start` (which sets `ec` when done) to its
-  // end; the stream's deadline bounds it.
+  using Deadline = std::chrono::steady_clock::time_point;
+
+  // Runs the asynchronous operation started by `start` until it sets its outcome or the
+  // deadline passes. The outcome is shared with the handler, so a handler that runs later
+  // (an abandoned resolve) writes to live memory; stream operations end by their own
+  // deadline (tcp_stream), a resolve is abandoned.
   template <class Start>
-  beast::error_code run(Start&& start) {
-    beast::error_code ec = asio::error::would_block;
-    start(ec);
+  beast::error_code run(Deadline deadline, Start&& start) {
+    auto outcome = std::make_shared<std::optional<beast::error_code>>();
+    start(outcome);
     io.restart();
-    io.run();
-    return ec;
+    while (!*outcome && std::chrono::steady_clock::now() < deadline) {
+      io.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()) +
+                 std::chrono::milliseconds(1));
+      if (io.stopped()) io.restart();
+    }
+    return *outcome ? **outcome : beast::error_code(asio::error::timed_out);
   }
 
   void close() {
@@ -102,22 +110,32 @@ struct EtcdClient::Impl {
     buffer.clear();
   }
 
-  beast::error_code connect() {
+  beast::error_code connect(Deadline deadline) {
     close();
     const Endpoint& to = endpoints[current];
-    tcp::resolver resolver(io);
-    tcp::resolver::results_type addresses;
-    beast::error_code ec = run([&](beast::error_code& out) {
-      resolver.async_resolve(to.host, to.port, [&](beast::error_code e, tcp::resolver::results_type r) {
-        out = e;
-        addresses = std::move(r);
+    std::vector<tcp::endpoint> addresses;
+    beast::error_code ec;
+    auto port = static_cast<unsigned short>(std::stoul(to.port));
+    auto numeric = asio::ip::make_address(to.host, ec);
+    if (!ec) {
+      addresses.emplace_back(numeric, port);  // no resolver (and no wait) for an address
+    } else {
+      auto resolver = std::make_shared<tcp::resolver>(io);
+      auto found = std::make_shared<std::vector<tcp::endpoint>>();
+      ec = run(deadline, [&](auto outcome) {
+        resolver->async_resolve(to.host, to.port,
+                                [outcome, found, resolver](beast::error_code e, tcp::resolver::results_type r) {
+                                  for (const auto& entry : r) found->push_back(entry.endpoint());
+                                  *outcome = e;
+                                });
       });
-    });
-    if (ec) return ec;
+      if (ec) return ec;
+      addresses = *found;
+    }
     stream.emplace(io);
-    stream->expires_after(timeout);
-    ec = run([&](beast::error_code& out) {
-      stream->async_connect(addresses, [&](beast::error_code e, const tcp::endpoint&) { out = e; });
+    stream->expires_at(deadline);
+    ec = run(deadline, [&](auto outcome) {
+      stream->async_connect(addresses, [outcome](beast::error_code e, const tcp::endpoint&) { *outcome = e; });
     });
     if (ec) {
       close();
@@ -128,7 +146,11 @@ struct EtcdClient::Impl {
     return {};
   }
 
-  Error etcd_error(unsigned status, const std::string& body, std::string_view path) const {
+  // etcd's refusal, as an error. `idempotent` false: a 5xx whose proposal may still commit
+  // (etcd's "request timed out", "leader changed") is reported as Code::timeout, outcome
+  // unknown; those that say nothing was done ("no leader", "too many requests") as
+  // Code::unavailable.
+  Error etcd_error(unsigned status, const std::string& body, std::string_view path, bool idempotent) const {
     std::string message = body;
     try {
       auto parsed = json::parse(body);
@@ -137,13 +159,19 @@ struct EtcdClient::Impl {
       }
     } catch (const json::exception&) {
     }
+    bool not_done = message.find("no leader") != std::string::npos ||
+                    message.find("too many requests") != std::string::npos ||
+                    message.find("not capable") != std::string::npos;
     Code code = status == 400   ? Code::invalid_argument
                 : status == 404 ? Code::not_found
                 : status == 409 ? Code::conflict
-                : status >= 500 ? Code::unavailable
+                : status == 429 ? Code::unavailable
+                : status >= 500 ? (idempotent || not_done ? Code::unavailable : Code::timeout)
                                 : Code::internal;
-    return Error{code, "etcd " + endpoints[current].to_string() + std::string(path) + " answered " +
-                           std::to_string(status) + ": " + message};
+    std::string what = "etcd " + endpoints[current].to_string() + std::string(path) + " answered " +
+                       std::to_string(status) + ": " + message;
+    if (code == Code::timeout) what += " (whether it took effect is unknown)";
+    return Error{code, what};
   }
 
   // A kept-alive connection the server has closed (etcd restarted, or timed it out) has its
@@ -157,6 +185,7 @@ struct EtcdClient::Impl {
 
   // `idempotent`: a call that may be sent again if its answer was lost (a read, a renewal).
   Result<json> call(std::string_view path, const json& body, bool idempotent = false) {
+    const Deadline deadline = std::chrono::steady_clock::now() + timeout;
     http::request<http::string_body> request{http::verb::post, std::string(path), 11};
     request.set(http::field::content_type, "application/json");
     request.keep_alive(true);
@@ -164,10 +193,10 @@ struct EtcdClient::Impl {
     Error last{Code::unavailable, "no etcd endpoint answered"};
     // Each endpoint once, plus one more try on a fresh connection if a kept-alive one was
     // found broken before the request went out.
-    for (std::size_t tries = 0; tries <= endpoints.size(); ++tries) {
+    for (std::size_t tries = 0; tries <= endpoints.size() && std::chrono::steady_clock::now() < deadline; ++tries) {
       if (stream && (std::chrono::steady_clock::now() - last_used > max_idle || !still_open())) close();
       if (!stream) {
-        if (auto ec = connect()) {
+        if (auto ec = connect(deadline)) {
           last = Error{Code::unavailable, "etcd " + endpoints[current].to_string() + " unreachable: " + ec.message()};
           current = (current + 1) % endpoints.size();
           continue;
@@ -175,9 +204,9 @@ struct EtcdClient::Impl {
       }
       request.set(http::field::host, endpoints[current].host);
       request.prepare_payload();
-      stream->expires_after(timeout);
-      beast::error_code ec = run([&](beast::error_code& out) {
-        http::async_write(*stream, request, [&](beast::error_code e, std::size_t) { out = e; });
+      stream->expires_at(deadline);
+      beast::error_code ec = run(deadline, [&](auto outcome) {
+        http::async_write(*stream, request, [outcome](beast::error_code e, std::size_t) { *outcome = e; });
       });
       if (ec) {
         // Not fully sent: etcd acts only on a whole request, so trying again is safe.
@@ -187,13 +216,15 @@ struct EtcdClient::Impl {
       }
       http::response_parser<http::string_body> parser;
       parser.body_limit(64 * 1024 * 1024);
-      ec = run([&](beast::error_code& out) {
-        http::async_read(*stream, buffer, parser, [&](beast::error_code e, std::size_t) { out = e; });
+      ec = run(deadline, [&](auto outcome) {
+        http::async_read(*stream, buffer, parser, [outcome](beast::error_code e, std::size_t) { *outcome = e; });
       });
       if (ec) {
         close();
-        if (idempotent && tries < endpoints.size()) {
-          last = Error{Code::unavailable, "etcd " + endpoints[current].to_string() + ": " + ec.message()};
+        if (idempotent) {  // a read or a renewal: the next endpoint may answer in time
+          last = Error{Code::unavailable, "etcd " + endpoints[current].to_string() + std::string(path) +
+                                              " sent no answer: " + ec.message()};
+          current = (current + 1) % endpoints.size();
           continue;
         }
         return fail(Code::timeout, "etcd " + endpoints[current].to_string() + std::string(path) +
@@ -202,11 +233,11 @@ struct EtcdClient::Impl {
       last_used = std::chrono::steady_clock::now();
       auto response = parser.release();
       if (!response.keep_alive()) close();
-      if (response.result_int() != 200) return etcd_error(response.result_int(), response.body(), path);
+      if (response.result_int() != 200) return etcd_error(response.result_int(), response.body(), path, idempotent);
       try {
         auto parsed = json::parse(response.body());
         if (!parsed.is_object()) throw std::invalid_argument("not a JSON object");
-        if (parsed.contains("error")) return etcd_error(500, response.body(), path);
+        if (parsed.contains("error")) return etcd_error(500, response.body(), path, idempotent);
         return parsed;
       } catch (const std::exception& e) {
         return fail(Code::internal, "etcd " + endpoints[current].to_string() + std::string(path) +
@@ -325,7 +356,7 @@ Result<std::optional<std::chrono::seconds>> EtcdClient::keepalive(std::int64_t l
 }
 
 Result<void> EtcdClient::revoke(std::int64_t lease) {
-  auto answer = impl_->call("/v3/lease/revoke", json{{"ID", detail::int64_text(lease)}});
+  auto answer = impl_->call("/v3/lease/revoke", json{{"ID", detail::int64_text(lease)}}, true);
   if (!answer.ok() && answer.error().code != Code::not_found) return answer.error();
   return {};
 }

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <charconv>
+#include <cstdint>
 #include <stdexcept>
 
 namespace cairn::cluster::detail {
@@ -17,23 +18,49 @@ std::string base64_encode(std::string_view bytes) {
 }
 
 std::string base64_decode(std::string_view text) {
+  // Strict (OpenSSL's EVP_DecodeBlock takes '=' anywhere and trims whitespace): the standard
+  // alphabet, a length that is a multiple of 4, '=' only as the last one or two characters.
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
   if (text.size() % 4 != 0) throw std::invalid_argument("base64 text of a length not a multiple of 4");
-  std::string out(3 * (text.size() / 4), '\0');
-  int written = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (written < 0) throw std::invalid_argument("text that is not base64");
-  // EVP_DecodeBlock counts the padding as zero bytes: take them off.
   std::size_t padding = 0;
   if (!text.empty() && text.back() == '=') ++padding;
   if (text.size() > 1 && text[text.size() - 2] == '=') ++padding;
-  out.resize(static_cast<std::size_t>(written) - padding);
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  std::uint32_t bits = 0;
+  for (std::size_t i = 0; i < text.size() - padding; ++i) {
+    int v = value(text[i]);
+    if (v < 0) throw std::invalid_argument("text that is not base64");
+    bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    if (i % 4 == 3) {
+      out.push_back(static_cast<char>(bits >> 16));
+      out.push_back(static_cast<char>(bits >> 8));
+      out.push_back(static_cast<char>(bits));
+      bits = 0;
+    }
+  }
+  if (padding == 2) {
+    out.push_back(static_cast<char>(bits >> 4));
+  } else if (padding == 1) {
+    out.push_back(static_cast<char>(bits >> 10));
+    out.push_back(static_cast<char>(bits >> 2));
+  }
   return out;
 }
 
 std::int64_t int64_field(const nlohmann::json& object, const char* name, std::int64_t fallback) {
   auto it = object.find(name);
   if (it == object.end() || it->is_null()) return fallback;
+  if (it->is_number_unsigned() && it->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+    throw std::invalid_argument(std::string("etcd field '") + name + "' is above the 64-bit range");
+  }
   if (it->is_number_integer()) return it->get<std::int64_t>();
   if (!it->is_string()) throw std::invalid_argument(std::string("etcd field '") + name + "' is not a number");
   const auto& text = it->get_ref<const std::string&>();

@@ -58,15 +58,16 @@ struct EtcdWatch::Impl {
   asio::steady_timer timer{io};
   std::optional<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
-  std::optional<http::response_parser<http::empty_body>> parser;
-  // Held by reference by the parser: lives as long as the Impl.
+  // Held by reference by the parser: declared before it, so it outlives it.
   std::function<std::size_t(std::uint64_t, std::string_view, beast::error_code&)> on_chunk;
+  std::optional<http::response_parser<http::empty_body>> parser;
   std::string pending;  // bytes of a message not yet ended by a newline
   http::request<http::string_body> request;
   std::size_t current = 0;
   std::chrono::milliseconds backoff = first_backoff;
   bool stopped = false;     // on the io thread only
   bool connected = false;   // on the io thread only
+  std::string last_problem; // the last reason logged for a reconnect (io thread)
   std::thread thread;
 
   void start() {
@@ -87,28 +88,41 @@ struct EtcdWatch::Impl {
   }
 
   void send() {
+    // progress_notify: etcd says now and then how far the stream is, so a quiet range's
+    // revision keeps up (a reconnect after compaction then needs no fresh read).
     json create{{"key", detail::base64_encode(key)},
-                {"start_revision", detail::int64_text(revision.load() + 1)}};
+                {"start_revision", detail::int64_text(revision.load() + 1)},
+                {"progress_notify", true}};
     if (!range_end.empty()) create["range_end"] = detail::base64_encode(range_end);
     request = {http::verb::post, "/v3/watch", 11};
     request.set(http::field::host, endpoints[current].host);
     request.set(http::field::content_type, "application/json");
+    // A member cut off from its cluster's leader would keep the stream open and silent;
+    // with this, etcd cancels the watch instead, and we go to another endpoint.
+    request.set("Grpc-Metadata-Hasleader", "true");
     request.body() = json{{"create_request", create}}.dump();
     request.prepare_payload();
     stream->expires_after(connect_timeout);
     http::async_write(*stream, request, [this](beast::error_code ec, std::size_t) {
       if (stopped) return;
       if (ec) return retry("cannot send the watch: " + ec.message());
-      stream->expires_never();  // an idle watch is normal; TCP keepalive finds dead peers
       pending.clear();
       buffer.clear();
       parser.emplace();
       parser->body_limit(boost::none);  // the stream never ends: no limit on its total
       parser->on_chunk_body(on_chunk);
-      http::async_read(*stream, buffer, *parser, [this](beast::error_code e, std::size_t) {
+      http::async_read_header(*stream, buffer, *parser, [this](beast::error_code e2, std::size_t) {
         if (stopped) return;
-        // A watch stream ends only when it breaks (or etcd cancels it).
-        retry(e ? "the watch stream broke: " + e.message() : std::string("etcd ended the watch stream"));
+        if (e2) return retry("no answer to the watch: " + e2.message());
+        if (parser->get().result_int() != 200) {
+          return retry("etcd answered the watch with " + std::to_string(parser->get().result_int()));
+        }
+        stream->expires_never();  // an idle watch is normal; TCP keepalive finds dead peers
+        http::async_read(*stream, buffer, *parser, [this](beast::error_code e3, std::size_t) {
+          if (stopped) return;
+          // A watch stream ends only when it breaks (or etcd cancels it).
+          retry(e3 ? "the watch stream broke: " + e3.message() : std::string("etcd ended the watch stream"));
+        });
       });
     });
   }
@@ -152,19 +166,33 @@ struct EtcdWatch::Impl {
     }
     const json& result = parsed.contains("result") ? parsed["result"] : parsed;
     try {
-      if (detail::int64_field(result, "compact_revision") > 0 || result.value("canceled", false)) {
+      if (detail::int64_field(result, "compact_revision") > 0) {
         // The revisions after ours were compacted away: the caller reads the range afresh.
-        std::int64_t read_at = callbacks.on_reset ? callbacks.on_reset() : revision.load();
-        revision.store(read_at);
+        reset("etcd compacted the revisions the watch needed");
         return false;
       }
-      if (result.value("created", false) && !connected) {
+      if (result.value("canceled", false)) {
+        spdlog::warn("etcd watch: etcd cancelled it ({}); re-opening the watch", result.value("cancel_reason", "no reason given"));
+        return false;
+      }
+      bool created = result.value("created", false);
+      if (created && !connected) {
         connected = true;
         backoff = first_backoff;
-        if (callbacks.on_connection) callbacks.on_connection(true);
+        last_problem.clear();
+        notify_connection(true);
       }
       auto events = result.find("events");
-      if (events == result.end() || !events->is_array()) return true;
+      if (events == result.end() || !events->is_array() || events->empty()) {
+        // A progress notification: every change up to the header's revision was sent.
+        if (!created) {
+          if (auto header = result.find("header"); header != result.end()) {
+            auto at = detail::int64_field(*header, "revision");
+            if (at > revision.load()) revision.store(at);
+          }
+        }
+        return true;
+      }
       std::vector<WatchEvent> batch;
       std::int64_t last = revision.load();
       for (const auto& event : *events) {
@@ -176,13 +204,39 @@ struct EtcdWatch::Impl {
       }
       if (batch.empty()) return true;
       std::int64_t newest = batch.back().kv.mod_revision;
-      if (callbacks.on_events) callbacks.on_events(batch);
+      try {
+        callbacks.on_events(batch);
+      } catch (const std::exception& e) {
+        // Not delivered again (the promise is: never twice), nor lost: the caller reads afresh.
+        spdlog::error("etcd watch: on_events threw ({}); asking for a fresh read", e.what());
+        revision.store(newest);
+        reset("on_events failed");
+        return false;
+      }
       revision.store(newest);
     } catch (const std::exception& e) {
       spdlog::warn("etcd watch: cannot use a message ({}); re-opening the watch", e.what());
       return false;
     }
     return true;
+  }
+
+  // The caller reads afresh; the watch goes on after what it read.
+  void reset(const char* why) {
+    try {
+      revision.store(callbacks.on_reset());
+    } catch (const std::exception& e) {
+      spdlog::error("etcd watch: {}, and on_reset threw ({}); trying again", why, e.what());
+    }
+  }
+
+  void notify_connection(bool up) {
+    if (!callbacks.on_connection) return;
+    try {
+      callbacks.on_connection(up);
+    } catch (const std::exception& e) {
+      spdlog::error("etcd watch: on_connection threw: {}", e.what());
+    }
   }
 
   void retry(const std::string& why) {
@@ -193,10 +247,14 @@ struct EtcdWatch::Impl {
       stream.reset();
     }
     parser.reset();
+    std::string problem = endpoints[current].to_string() + ": " + why;
     if (connected) {
       connected = false;
-      spdlog::warn("etcd watch on {}: {}; reconnecting", endpoints[current].to_string(), why);
-      if (callbacks.on_connection) callbacks.on_connection(false);
+      notify_connection(false);
+    }
+    if (problem != last_problem) {  // said once, not at every retry
+      spdlog::warn("etcd watch on {}; reconnecting", problem);
+      last_problem = problem;
     }
     current = (current + 1) % endpoints.size();
     timer.expires_after(backoff);
@@ -221,6 +279,9 @@ EtcdWatch::EtcdWatch(std::vector<Endpoint> endpoints, std::string key, std::stri
                      std::int64_t after, Callbacks callbacks)
     : impl_(std::make_unique<Impl>()) {
   if (endpoints.empty()) throw std::invalid_argument("EtcdWatch needs at least one endpoint");
+  if (!callbacks.on_events || !callbacks.on_reset) {
+    throw std::invalid_argument("EtcdWatch needs on_events and on_reset callbacks");
+  }
   auto& impl = *impl_;
   impl.endpoints = std::move(endpoints);
   impl.key = std::move(key);
@@ -235,6 +296,10 @@ EtcdWatch::EtcdWatch(std::vector<Endpoint> endpoints, std::string key, std::stri
 }
 
 EtcdWatch::~EtcdWatch() {
+  if (std::this_thread::get_id() == impl_->thread.get_id()) {
+    spdlog::critical("an EtcdWatch was destroyed from its own callback; that cannot be done");
+    std::abort();
+  }
   asio::post(impl_->io, [impl = impl_.get()] { impl->stop(); });
   impl_->thread.join();
 }

@@ -9,6 +9,7 @@
 #include "cairn/cluster/etcd.hpp"
 #include "etcd_json.hpp"
 #include "etcd_process.hpp"
+#include "tcp_proxy.hpp"
 #include "wait.hpp"
 
 using namespace cairn;
@@ -27,13 +28,22 @@ struct Seen {
   std::atomic<int> connects{0};
   std::atomic<int> breaks{0};
 
-  EtcdWatch::Callbacks callbacks() {
+  std::atomic<int> resets{0};
+
+  // on_reset reads the range afresh with a client of its own (not thread-safe to share).
+  EtcdWatch::Callbacks callbacks(Endpoint endpoint, std::string key, std::string range_end) {
     EtcdWatch::Callbacks out;
     out.on_events = [this](const std::vector<WatchEvent>& batch) {
       std::lock_guard lock(mutex);
       events.insert(events.end(), batch.begin(), batch.end());
     };
     out.on_connection = [this](bool up) { ++(up ? connects : breaks); };
+    out.on_reset = [this, endpoint, key, range_end] {
+      EtcdClient reader({endpoint}, 2000ms);
+      auto read_at = reader.range(key, range_end).value().revision;
+      ++resets;  // after the read: the test writes only once it has happened
+      return read_at;
+    };
     return out;
   }
   std::size_t size() {
@@ -71,8 +81,12 @@ TEST_CASE("etcd encoding: base64 both ways, 64-bit numbers as strings, prefix en
                             std::string("shard/\0\xff", 8)}) {
     CHECK(cluster::detail::base64_decode(cluster::detail::base64_encode(bytes)) == bytes);
   }
-  CHECK_THROWS(cluster::detail::base64_decode("abc"));
-  CHECK_THROWS(cluster::detail::base64_decode("!!!!"));
+  CHECK(cluster::detail::base64_decode("YQ==") == "a");
+  CHECK(cluster::detail::base64_decode("YWI=") == "ab");
+  for (const char* bad : {"abc", "!!!!", "====", "A===", "Y=Q=", "YQ==\r\n\r\n", " YQ=", "YQ=="
+                          "YQ=="}) {
+    CHECK_THROWS_MESSAGE(cluster::detail::base64_decode(bad), bad);
+  }
   nlohmann::json big = nlohmann::json::parse(R"({"ID":"9007199254740993","TTL":"5","N":12})");
   CHECK(cluster::detail::int64_field(big, "ID") == 9007199254740993LL);  // 2^53 + 1: a double would lose it
   CHECK(cluster::detail::int64_field(big, "N") == 12);
@@ -195,7 +209,8 @@ TEST_CASE("etcd transactions: one claim of a free key wins, and a fence on the r
 
 TEST_CASE("etcd client: an unreachable endpoint is unavailable, and the next endpoint is used") {
   EtcdProcess etcd;
-  Endpoint dead{"127.0.0.1", std::to_string(testing::free_loopback_port())};
+  testing::RefusingPort refusing;
+  Endpoint dead = refusing.endpoint();
   EtcdClient only_dead({dead}, 500ms);
   auto start = std::chrono::steady_clock::now();
   auto failed = only_dead.range("x");
@@ -245,7 +260,8 @@ TEST_CASE("etcd watch: sees puts and deletes in order, and goes on after etcd re
   auto start = etcd_client.range("shards/", prefix_end("shards/"));
   REQUIRE(start.ok());
   Seen seen;
-  EtcdWatch watch({etcd.endpoint()}, "shards/", prefix_end("shards/"), start.value().revision, seen.callbacks());
+  EtcdWatch watch({etcd.endpoint()}, "shards/", prefix_end("shards/"), start.value().revision,
+                  seen.callbacks(etcd.endpoint(), "shards/", prefix_end("shards/")));
   REQUIRE(testing::eventually([&] { return seen.connects.load() == 1; }, 5000ms));
   auto r1 = etcd_client.put("shards/1", "a").value();
   REQUIRE(etcd_client.put("elsewhere", "x").ok());  // outside the range: not seen
@@ -276,12 +292,14 @@ TEST_CASE("etcd watch: sees puts and deletes in order, and goes on after etcd re
 
 TEST_CASE("etcd watch: changes made while it was disconnected are delivered when it is back") {
   EtcdProcess etcd;
-  Endpoint dead{"127.0.0.1", std::to_string(testing::free_loopback_port())};
+  testing::RefusingPort refusing;
+  Endpoint dead = refusing.endpoint();
   auto etcd_client = client_of(etcd);
   auto from = etcd_client.put("nodes/x", "0").value();
   Seen seen;
   // The first endpoint is dead: the watch must find the live one, and still start after `from`.
-  EtcdWatch watch({dead, etcd.endpoint()}, "nodes/", prefix_end("nodes/"), from, seen.callbacks());
+  EtcdWatch watch({dead, etcd.endpoint()}, "nodes/", prefix_end("nodes/"), from,
+                  seen.callbacks(etcd.endpoint(), "nodes/", prefix_end("nodes/")));
   for (int i = 1; i <= 5; ++i) REQUIRE(etcd_client.put("nodes/x", std::to_string(i)).ok());
   REQUIRE(testing::eventually([&] { return seen.size() == 5; }, 10000ms));
   auto events = seen.copy();
@@ -298,17 +316,45 @@ TEST_CASE("etcd watch: revisions compacted away make it ask the caller to read a
   std::string command = std::string(CAIRN_ETCDCTL_PATH) + " --endpoints=" + etcd.url() + " compact " +
                         std::to_string(latest) + " >/dev/null 2>&1";
   REQUIRE(std::system(command.c_str()) == 0);
-  std::atomic<int> resets{0};
   Seen seen;
-  auto callbacks = seen.callbacks();
-  callbacks.on_reset = [&] {
-    ++resets;
-    return etcd_client.range("a/", prefix_end("a/")).value().revision;
-  };
-  EtcdWatch watch({etcd.endpoint()}, "a/", prefix_end("a/"), old, callbacks);
-  REQUIRE(testing::eventually([&] { return resets.load() == 1; }, 5000ms));
+  EtcdWatch watch({etcd.endpoint()}, "a/", prefix_end("a/"), old, seen.callbacks(etcd.endpoint(), "a/", prefix_end("a/")));
+  REQUIRE(testing::eventually([&] { return seen.resets.load() == 1; }, 5000ms));
+  CHECK(watch.revision() >= latest);
   auto after = etcd_client.put("a/2", "new").value();
   REQUIRE(testing::eventually([&] { return seen.size() == 1; }, 10000ms));
   CHECK(seen.copy()[0].kv.mod_revision == after);
   CHECK(seen.copy()[0].kv.key == "a/2");
+  CHECK(seen.resets.load() == 1);
+}
+
+TEST_CASE("etcd watch: a stream cut while etcd lives on resumes with what changed meanwhile, once each") {
+  EtcdProcess etcd;
+  testing::TcpProxy proxy(etcd.port());
+  auto etcd_client = client_of(etcd);  // direct, not through the proxy
+  auto from = etcd_client.put("shards/1", "a").value();
+  Seen seen;
+  EtcdWatch watch({{"127.0.0.1", std::to_string(proxy.port())}}, "shards/", prefix_end("shards/"), from,
+                  seen.callbacks(etcd.endpoint(), "shards/", prefix_end("shards/")));
+  REQUIRE(testing::eventually([&] { return seen.connects.load() == 1; }, 5000ms));
+  REQUIRE(etcd_client.put("shards/1", "b").ok());
+  REQUIRE(testing::eventually([&] { return seen.size() == 1; }, 5000ms));
+  proxy.cut();
+  REQUIRE(testing::eventually([&] { return seen.breaks.load() == 1; }, 5000ms));
+  // Changes while the watch cannot see them.
+  std::vector<std::int64_t> revisions;
+  for (const char* value : {"c", "d"}) revisions.push_back(etcd_client.put("shards/1", value).value());
+  revisions.push_back(etcd_client.remove("shards/1").value() == 1 ? etcd_client.range("x").value().revision : 0);
+  proxy.heal();
+  REQUIRE(testing::eventually([&] { return seen.size() == 4; }, 10000ms));
+  REQUIRE(etcd_client.put("shards/2", "e").ok());  // and it goes on after
+  REQUIRE(testing::eventually([&] { return seen.size() == 5; }, 5000ms));
+  auto events = seen.copy();
+  REQUIRE(events.size() == 5);
+  CHECK(events[1].kv.value == "c");
+  CHECK(events[1].kv.mod_revision == revisions[0]);
+  CHECK(events[2].kv.value == "d");
+  CHECK(events[3].type == WatchEvent::Type::remove);
+  CHECK(events[3].kv.mod_revision == revisions[2]);
+  CHECK(events[4].kv.key == "shards/2");
+  CHECK(seen.resets.load() == 0);
 }

@@ -105,11 +105,20 @@ struct Lease {
 };
 
 // Calls one at a time over one kept-alive connection (to the first endpoint that answers;
-// the next one is tried when a call fails to connect or its connection breaks). Each call
-// waits at most `timeout`. Not thread-safe: give each thread its own client.
-// Errors: Code::unavailable when no endpoint answered in time (retryable), Code::timeout
-// when a request was sent but not answered (its effect is unknown), Code::invalid_argument
-// or Code::internal with etcd's own message when etcd refused the request.
+// the next one is tried when a call fails to connect or its connection breaks). Each call,
+// retries included, ends within `timeout` (a host name other than an address may take its
+// resolver longer once). Not thread-safe: give each thread its own client; in particular
+// lease renewals need a client of their own, or a slow claim would delay them.
+// Errors:
+// - Code::unavailable: nothing was done (no endpoint answered in time, or etcd said so: no
+//   leader, too many requests). Safe to try again.
+// - Code::timeout: a write (put, remove, txn, grant) was sent but its answer was lost, or
+//   etcd could not say whether its proposal committed. Its effect is unknown: do not send it
+//   blindly again; read what it would have changed (a claim: is the key ours, under our
+//   lease?) and decide. Reads, renewals and revocations are retried instead, and end in
+//   Code::unavailable.
+// - Code::invalid_argument, not_found, conflict, internal: etcd refused the request, with
+//   its own message.
 class EtcdClient {
  public:
   EtcdClient(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout);
@@ -150,17 +159,21 @@ struct WatchEvent {
 };
 
 // Watches a key range on its own thread, reconnecting (to the next endpoint, with a short
-// backoff) when the stream breaks, and resuming after the last revision it delivered, so no
-// change is lost or seen twice across reconnects. If etcd has compacted the revisions it
-// needs, `on_reset` is called instead: the caller must read the range afresh (its returned
-// revision is where the watch goes on from).
+// backoff) when the stream breaks or its etcd member loses its leader, and resuming after the
+// last revision it delivered, so no change is lost or seen twice across reconnects. If etcd
+// has compacted the revisions it needs, `on_reset` is called instead: the caller reads the
+// range afresh (its returned revision is where the watch goes on from).
+// Callbacks run on the watch's thread, one at a time: they must not destroy the watch, and
+// the watch must not be destroyed while holding a lock a callback takes. on_reset needs a
+// client of its own (EtcdClient is not thread-safe). If on_events throws, its batch is not
+// delivered again: on_reset is called instead.
 class EtcdWatch {
  public:
   struct Callbacks {
-    // A batch of changes, in revision order. Called on the watch's thread.
+    // Required. A batch of changes, in revision order.
     std::function<void(const std::vector<WatchEvent>&)> on_events;
-    // The changes since `after` are no longer in etcd: read the range again and return the
-    // revision read at; the watch resumes after it.
+    // Required. The changes since the last revision are no longer in etcd: read the range
+    // again and return the revision read at; the watch resumes after it.
     std::function<std::int64_t()> on_reset;
     // The stream connected (true) or broke (false); for metrics and logs.
     std::function<void(bool)> on_connection;
