@@ -1,0 +1,418 @@
+#include "cairn/cluster/membership.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cairn/actor_id.hpp"
+
+namespace cairn::cluster {
+
+using nlohmann::json;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+constexpr unsigned shard_count = ActorId::shard_count;
+constexpr std::size_t assign_batch = 64;  // puts per txn (etcd allows 128 operations)
+constexpr std::size_t claim_batch = 32;   // two compares each
+constexpr auto control_period = std::chrono::milliseconds(200);
+
+std::string four_digits(unsigned shard) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%04u", shard);
+  return text;
+}
+
+std::int64_t ticks(Steady::time_point t) { return t.time_since_epoch().count(); }
+
+bool valid_node_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
+}  // namespace
+
+struct Membership::Impl {
+  MembershipOptions options;
+  std::string nodes_prefix, coordinator_key, assign_prefix, shards_prefix;
+
+  mutable std::mutex mutex;  // the maps below: what this node has seen of etcd
+  std::map<std::string, std::string> nodes;
+  std::optional<std::string> coordinator;
+  std::array<std::string, shard_count> assigned{};
+  std::array<std::optional<ShardOwner>, shard_count> owners{};
+  std::function<void(unsigned)> on_change;
+  Steady::time_point coordinator_seen{};  // when this node last became coordinator
+
+  std::atomic<std::int64_t> lease{0};
+  std::atomic<std::int64_t> fence_at{0};  // steady ticks: fenced from then on
+  std::atomic<bool> stopping{false};
+  std::mutex wake_mutex;
+  std::condition_variable wake;
+  bool kicked = false;
+
+  std::atomic<std::uint64_t> renewals{0}, renewal_failures{0}, joins{0}, claims{0};
+  std::atomic<double> last_renew_seconds{0};
+
+  std::unique_ptr<EtcdWatch> watch;
+  std::thread lease_thread;
+  std::thread control_thread;
+
+  std::string shard_key(unsigned shard) const { return shards_prefix + four_digits(shard); }
+  std::string assign_key(unsigned shard) const { return assign_prefix + four_digits(shard); }
+
+  bool fenced() const {
+    return lease.load() == 0 || ticks(Steady::now()) >= fence_at.load();
+  }
+
+  void kick() {
+    {
+      std::lock_guard lock(wake_mutex);
+      kicked = true;
+    }
+    wake.notify_all();
+  }
+  // Sleeps up to `d`, or until kicked or stopping. False when stopping.
+  bool pause(std::chrono::milliseconds d) {
+    std::unique_lock lock(wake_mutex);
+    wake.wait_for(lock, d, [this] { return kicked || stopping.load(); });
+    kicked = false;
+    return !stopping.load();
+  }
+
+  // One key of the prefix changed (kv.value empty and `removed` for a deletion).
+  // Returns the shard whose owner changed, if any. Holds `mutex`.
+  std::optional<unsigned> apply_locked(const KeyValue& kv, bool removed) {
+    const std::string& key = kv.key;
+    auto shard_of = [](const std::string& suffix) -> std::optional<unsigned> {
+      if (suffix.size() != 4 || suffix.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+      unsigned shard = static_cast<unsigned>(std::stoul(suffix));
+      if (shard >= shard_count) return std::nullopt;
+      return shard;
+    };
+    try {
+      if (key.starts_with(nodes_prefix)) {
+        auto id = key.substr(nodes_prefix.size());
+        if (removed) {
+          nodes.erase(id);
+        } else {
+          nodes[id] = json::parse(kv.value).value("advertise", "");
+        }
+      } else if (key == coordinator_key) {
+        if (removed) {
+          coordinator.reset();
+        } else {
+          if (kv.value == options.node_id && coordinator != kv.value) coordinator_seen = Steady::now();
+          coordinator = kv.value;
+        }
+      } else if (key.starts_with(assign_prefix)) {
+        if (auto shard = shard_of(key.substr(assign_prefix.size()))) assigned[*shard] = removed ? "" : kv.value;
+      } else if (key.starts_with(shards_prefix)) {
+        if (auto shard = shard_of(key.substr(shards_prefix.size()))) {
+          if (removed) {
+            owners[*shard].reset();
+          } else {
+            auto value = json::parse(kv.value);
+            owners[*shard] = ShardOwner{value.value("node", ""), value.value("advertise", ""), kv.mod_revision, kv.lease};
+          }
+          return shard;
+        }
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("cluster: ignoring etcd key {}: {}", key, e.what());
+    }
+    return std::nullopt;
+  }
+
+  // Reads the whole prefix afresh; returns the revision read at.
+  std::int64_t reload(EtcdClient& client) {
+    for (;;) {
+      auto read = client.range(options.prefix, prefix_end(options.prefix));
+      if (read.ok()) {
+        std::vector<unsigned> changed;
+        {
+          std::lock_guard lock(mutex);
+          auto before = owners;
+          nodes.clear();
+          coordinator.reset();
+          assigned.fill("");
+          owners.fill(std::nullopt);
+          for (const auto& kv : read.value().kvs) apply_locked(kv, false);
+          for (unsigned s = 0; s < shard_count; ++s) {
+            bool same = before[s].has_value() == owners[s].has_value() &&
+                        (!before[s] || (before[s]->node == owners[s]->node && before[s]->epoch == owners[s]->epoch));
+            if (!same) changed.push_back(s);
+          }
+        }
+        notify(changed);
+        kick();
+        return read.value().revision;
+      }
+      if (stopping.load()) return 0;
+      spdlog::warn("cluster: cannot read {} from etcd: {}", options.prefix, read.error().message);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+
+  void notify(const std::vector<unsigned>& changed) {
+    std::function<void(unsigned)> callback;
+    {
+      std::lock_guard lock(mutex);
+      callback = on_change;
+    }
+    if (!callback) return;
+    for (unsigned shard : changed) callback(shard);
+  }
+
+  void on_events(const std::vector<WatchEvent>& events) {
+    std::vector<unsigned> changed;
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& event : events) {
+        if (auto shard = apply_locked(event.kv, event.type == WatchEvent::Type::remove)) changed.push_back(*shard);
+      }
+    }
+    notify(changed);
+    kick();
+  }
+
+  // Grants a new lease and registers this node under it. False if etcd did not answer.
+  bool join(EtcdClient& client) {
+    if (auto old = lease.exchange(0); old != 0) (void)client.revoke(old);  // best effort
+    auto sent = Steady::now();
+    auto granted = client.grant(options.lease_ttl);
+    if (!granted.ok()) {
+      spdlog::warn("cluster: cannot get a lease from etcd: {}", granted.error().message);
+      return false;
+    }
+    auto id = granted.value().id;
+    auto put = client.put(nodes_prefix + options.node_id, json{{"advertise", options.advertise}}.dump(), id);
+    if (!put.ok()) {
+      spdlog::warn("cluster: cannot register node {}: {}", options.node_id, put.error().message);
+      (void)client.revoke(id);
+      return false;
+    }
+    fence_at.store(ticks(sent + granted.value().ttl - options.fence_margin));
+    lease.store(id);
+    joins.fetch_add(1);
+    spdlog::info("cluster: node {} joined with lease {:x}", options.node_id, id);
+    kick();
+    return true;
+  }
+
+  void lease_loop() {
+    EtcdClient client(options.etcd, options.etcd_timeout);
+    while (!stopping.load()) {
+      if (fenced()) {
+        // Never renewed in time (or never joined): whatever this lease held is given up;
+        // the node comes back with a new lease and claims its shards at new epochs.
+        if (lease.load() != 0) spdlog::warn("cluster: node {} is fenced; joining again", options.node_id);
+        if (!join(client)) pause(std::chrono::milliseconds(200));
+        continue;
+      }
+      if (!pause(options.renew_every)) break;
+      auto sent = Steady::now();
+      auto renewed = client.keepalive(lease.load());
+      if (renewed.ok() && renewed.value()) {
+        fence_at.store(ticks(sent + *renewed.value() - options.fence_margin));
+        renewals.fetch_add(1);
+        last_renew_seconds.store(std::chrono::duration<double>(Steady::now() - sent).count());
+      } else {
+        renewal_failures.fetch_add(1);
+        if (renewed.ok()) {
+          spdlog::warn("cluster: etcd says the lease of node {} is gone", options.node_id);
+          fence_at.store(0);  // fenced now
+        } else {
+          spdlog::warn("cluster: cannot renew the lease of node {}: {}", options.node_id, renewed.error().message);
+        }
+      }
+    }
+    if (auto id = lease.exchange(0); id != 0) (void)client.revoke(id);
+  }
+
+  void control_loop() {
+    EtcdClient client(options.etcd, options.etcd_timeout);
+    auto revision = reload(client);
+    if (stopping.load()) return;
+    EtcdWatch::Callbacks callbacks;
+    callbacks.on_events = [this](const std::vector<WatchEvent>& events) { on_events(events); };
+    callbacks.on_reset = [this] {
+      EtcdClient reader(options.etcd, options.etcd_timeout);
+      return reload(reader);
+    };
+    watch = std::make_unique<EtcdWatch>(options.etcd, options.prefix, prefix_end(options.prefix), revision, callbacks);
+    while (pause(control_period)) {
+      if (fenced()) continue;
+      auto my_lease = lease.load();
+      elect(client, my_lease);
+      assign_fresh(client);
+      claim_mine(client, my_lease);
+    }
+  }
+
+  void elect(EtcdClient& client, std::int64_t my_lease) {
+    {
+      std::lock_guard lock(mutex);
+      if (coordinator) return;
+    }
+    auto won = client.txn({Compare::absent(coordinator_key)}, {Operation::put(coordinator_key, options.node_id, my_lease)});
+    if (won.ok() && won.value().succeeded) spdlog::info("cluster: node {} is the coordinator", options.node_id);
+  }
+
+  // The coordinator gives never-assigned shards to live nodes, the least loaded first.
+  void assign_fresh(EtcdClient& client) {
+    std::vector<std::pair<unsigned, std::string>> plan;
+    {
+      std::lock_guard lock(mutex);
+      if (coordinator != options.node_id || Steady::now() - coordinator_seen < options.settle) return;
+      if (nodes.empty()) return;
+      std::map<std::string, std::size_t> load;
+      for (const auto& [id, url] : nodes) load[id] = 0;
+      for (const auto& node : assigned) {
+        if (auto it = load.find(node); it != load.end()) ++it->second;
+      }
+      for (unsigned s = 0; s < shard_count && plan.size() < assign_batch; ++s) {
+        if (!assigned[s].empty()) continue;
+        auto least = std::min_element(load.begin(), load.end(), [](const auto& a, const auto& b) {
+          return a.second < b.second;
+        });
+        plan.emplace_back(s, least->first);
+        ++least->second;
+      }
+    }
+    if (plan.empty()) return;
+    std::vector<Compare> compares{Compare::value_is(coordinator_key, options.node_id)};
+    std::vector<Operation> puts;
+    for (const auto& [shard, node] : plan) {
+      compares.push_back(Compare::absent(assign_key(shard)));
+      puts.push_back(Operation::put(assign_key(shard), node));
+    }
+    auto done = client.txn(compares, puts);
+    if (!done.ok()) spdlog::warn("cluster: cannot assign shards: {}", done.error().message);
+  }
+
+  // Claims the shards assigned to this node that nobody holds.
+  void claim_mine(EtcdClient& client, std::int64_t my_lease) {
+    std::vector<unsigned> mine;
+    {
+      std::lock_guard lock(mutex);
+      for (unsigned s = 0; s < shard_count; ++s) {
+        if (assigned[s] == options.node_id && !owners[s]) mine.push_back(s);
+      }
+    }
+    std::string value = json{{"node", options.node_id}, {"advertise", options.advertise}}.dump();
+    auto claim = [&](const std::vector<unsigned>& shards) {
+      std::vector<Compare> compares;
+      std::vector<Operation> puts;
+      for (unsigned s : shards) {
+        compares.push_back(Compare::absent(shard_key(s)));
+        compares.push_back(Compare::value_is(assign_key(s), options.node_id));
+        puts.push_back(Operation::put(shard_key(s), value, my_lease));
+      }
+      auto done = client.txn(compares, puts);
+      if (done.ok() && done.value().succeeded) claims.fetch_add(shards.size());
+      return done.ok() && done.value().succeeded;
+    };
+    for (std::size_t at = 0; at < mine.size() && !stopping.load(); at += claim_batch) {
+      std::vector<unsigned> batch(mine.begin() + static_cast<std::ptrdiff_t>(at),
+                                  mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), at + claim_batch)));
+      if (fenced() || lease.load() != my_lease) return;
+      if (!claim(batch) && batch.size() > 1) {
+        for (unsigned s : batch) (void)claim({s});  // one is taken (an old key not yet expired)
+      }
+    }
+  }
+};
+
+Membership::Membership(MembershipOptions options) : impl_(std::make_shared<Impl>()) {
+  if (options.etcd.empty()) throw std::invalid_argument("cluster: no etcd endpoint");
+  if (!valid_node_id(options.node_id)) {
+    throw std::invalid_argument("cluster: node id '" + options.node_id + "' must be 1 to 64 of [A-Za-z0-9_.-]");
+  }
+  if (!options.advertise.starts_with("http://")) {
+    throw std::invalid_argument("cluster: advertise '" + options.advertise + "' must be http://HOST:PORT");
+  }
+  if (options.lease_ttl < std::chrono::seconds(2)) throw std::invalid_argument("cluster: lease TTL below etcd's 2 s");
+  if (options.fence_margin < std::chrono::milliseconds(1000) ||
+      options.renew_every + options.fence_margin >= options.lease_ttl) {
+    throw std::invalid_argument("cluster: need fence margin >= 1 s and renew interval + margin < lease TTL");
+  }
+  if (options.prefix.empty() || options.prefix.back() != '/') options.prefix += '/';
+  auto& impl = *impl_;
+  impl.options = std::move(options);
+  impl.nodes_prefix = impl.options.prefix + "nodes/";
+  impl.coordinator_key = impl.options.prefix + "coordinator";
+  impl.assign_prefix = impl.options.prefix + "assign/";
+  impl.shards_prefix = impl.options.prefix + "shards/";
+  impl.lease_thread = std::thread([&impl] { impl.lease_loop(); });
+  impl.control_thread = std::thread([&impl] { impl.control_loop(); });
+}
+
+Membership::~Membership() {
+  impl_->stopping.store(true);
+  impl_->wake.notify_all();
+  impl_->control_thread.join();
+  impl_->watch.reset();  // after the control thread, which made it
+  impl_->lease_thread.join();
+}
+
+const MembershipOptions& Membership::options() const { return impl_->options; }
+bool Membership::ready() const { return !impl_->fenced(); }
+bool Membership::fenced() const { return impl_->fenced(); }
+
+std::optional<ShardOwner> Membership::owner(unsigned shard) const {
+  if (shard >= shard_count) return std::nullopt;
+  std::lock_guard lock(impl_->mutex);
+  return impl_->owners[shard];
+}
+
+bool Membership::owns(unsigned shard, std::int64_t* epoch) const {
+  if (shard >= shard_count || impl_->fenced()) return false;
+  auto my_lease = impl_->lease.load();
+  std::lock_guard lock(impl_->mutex);
+  const auto& owner = impl_->owners[shard];
+  // Under this lease: a key of an abandoned lease (not yet expired) is not a claim of ours.
+  if (!owner || owner->node != impl_->options.node_id || owner->lease != my_lease) return false;
+  if (epoch != nullptr) *epoch = owner->epoch;
+  return true;
+}
+
+std::vector<unsigned> Membership::owned() const {
+  std::vector<unsigned> out;
+  for (unsigned s = 0; s < shard_count; ++s) {
+    if (owns(s)) out.push_back(s);
+  }
+  return out;
+}
+
+std::map<std::string, std::string> Membership::nodes() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->nodes;
+}
+
+std::optional<std::string> Membership::coordinator() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->coordinator;
+}
+
+void Membership::on_owner_change(std::function<void(unsigned)> callback) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->on_change = std::move(callback);
+}
+
+Membership::Stats Membership::stats() const {
+  return Stats{impl_->renewals.load(), impl_->renewal_failures.load(), impl_->joins.load(), impl_->claims.load(),
+               impl_->last_renew_seconds.load()};
+}
+
+}  // namespace cairn::cluster

@@ -1,0 +1,163 @@
+// Membership against a real etcd: three nodes (in this process, each with its own etcd
+// clients) share the 1,024 shards, each owned by exactly one; a node cut off from etcd fences
+// itself before its lease can expire, its shards are claimed by no one else, and it comes back
+// with new epochs.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <memory>
+
+#include "cairn/actor_id.hpp"
+#include "cairn/cluster/membership.hpp"
+#include "etcd_process.hpp"
+#include "tcp_proxy.hpp"
+#include "wait.hpp"
+
+using namespace cairn;
+using namespace cairn::cluster;
+using namespace std::chrono_literals;
+using cairn::testing::EtcdProcess;
+using cairn::testing::TcpProxy;
+
+namespace {
+
+MembershipOptions node_options(const Endpoint& etcd, const std::string& id) {
+  MembershipOptions o;
+  o.etcd = {etcd};
+  o.prefix = "test/";
+  o.node_id = id;
+  o.advertise = "http://127.0.0.1:1/" + id;
+  o.lease_ttl = 3s;
+  o.renew_every = 500ms;
+  o.fence_margin = 1000ms;
+  o.etcd_timeout = 500ms;
+  o.settle = 300ms;
+  return o;
+}
+
+// Shards per owner as `m` sees them; "" counts unowned ones.
+std::map<std::string, unsigned> owners_seen_by(const Membership& m) {
+  std::map<std::string, unsigned> out;
+  for (unsigned s = 0; s < ActorId::shard_count; ++s) {
+    auto owner = m.owner(s);
+    ++out[owner ? owner->node : ""];
+  }
+  return out;
+}
+
+bool all_owned(const Membership& m) { return owners_seen_by(m).count("") == 0; }
+
+}  // namespace
+
+TEST_CASE("membership: options are checked, with the bad one named") {
+  EtcdProcess etcd;
+  auto good = node_options(etcd.endpoint(), "a");
+  auto bad_id = good;
+  bad_id.node_id = "a b";
+  CHECK_THROWS_WITH_AS(Membership{bad_id}, doctest::Contains("node id 'a b'"), std::invalid_argument);
+  auto bad_url = good;
+  bad_url.advertise = "127.0.0.1:80";
+  CHECK_THROWS_WITH_AS(Membership{bad_url}, doctest::Contains("advertise"), std::invalid_argument);
+  auto bad_margin = good;
+  bad_margin.renew_every = 2500ms;
+  CHECK_THROWS_AS(Membership{bad_margin}, std::invalid_argument);
+}
+
+TEST_CASE("membership: three nodes share every shard, one owner each, and all see the same map") {
+  EtcdProcess etcd;
+  std::vector<std::unique_ptr<Membership>> nodes;
+  for (const char* id : {"a", "b", "c"}) nodes.push_back(std::make_unique<Membership>(node_options(etcd.endpoint(), id)));
+  for (auto& node : nodes) {
+    REQUIRE(testing::eventually([&] { return all_owned(*node); }, 15000ms));
+  }
+  auto seen = owners_seen_by(*nodes[0]);
+  CHECK(seen.size() == 3);
+  for (const auto& [node, count] : seen) {
+    INFO(node);
+    CHECK(count >= 300);  // 1024 / 3 = 341, give or take a node that settled late
+    CHECK(count <= 400);
+  }
+  unsigned owned_total = 0;
+  for (auto& node : nodes) {
+    CHECK(owners_seen_by(*node) == seen);  // every node sees the same owners
+    owned_total += static_cast<unsigned>(node->owned().size());
+    CHECK(!node->fenced());
+    CHECK(node->nodes().size() == 3);
+    CHECK(node->coordinator().has_value());
+  }
+  CHECK(owned_total == ActorId::shard_count);  // each shard owned by exactly one node
+  for (unsigned s = 0; s < ActorId::shard_count; ++s) {
+    int owners = 0;
+    std::int64_t epoch = 0;
+    for (auto& node : nodes) owners += node->owns(s, &epoch) ? 1 : 0;
+    CHECK(owners == 1);
+    CHECK(epoch > 0);
+  }
+}
+
+TEST_CASE("membership: a node cut off from etcd fences itself before its lease expires, nobody takes its shards, and it returns with new epochs") {
+  EtcdProcess etcd;
+  TcpProxy proxy(etcd.port());
+  Membership a(node_options(etcd.endpoint(), "a"));
+  Membership b(node_options(etcd.endpoint(), "b"));
+  Membership c(node_options({"127.0.0.1", std::to_string(proxy.port())}, "c"));
+  REQUIRE(testing::eventually([&] { return all_owned(a) && all_owned(c) && c.owned().size() > 200; }, 15000ms));
+  std::map<unsigned, std::int64_t> before;
+  for (unsigned s : c.owned()) {
+    std::int64_t epoch = 0;
+    REQUIRE(c.owns(s, &epoch));
+    before[s] = epoch;
+  }
+  EtcdClient direct({etcd.endpoint()}, 1000ms);
+  auto c_keys = [&] {
+    auto read = direct.range("test/shards/", prefix_end("test/shards/"));
+    REQUIRE(read.ok());
+    std::size_t count = 0;
+    for (const auto& kv : read.value().kvs) count += kv.value.find("\"node\":\"c\"") != std::string::npos ? 1 : 0;
+    return count;
+  };
+  REQUIRE(c_keys() == before.size());
+
+  proxy.cut();
+  auto cut_at = std::chrono::steady_clock::now();
+  REQUIRE(testing::eventually([&] { return c.fenced(); }, 5000ms));
+  auto fenced_after = std::chrono::steady_clock::now() - cut_at;
+  // Fenced while etcd still holds its claims: no output can leave after another could own them.
+  CHECK(c_keys() == before.size());
+  CHECK(fenced_after < 3s);
+  CHECK(c.owned().empty());
+  for (const auto& [shard, epoch] : before) CHECK(!c.owns(shard));
+  // Its lease expires: the claims vanish, and no other node takes them (the data is on c).
+  REQUIRE(testing::eventually([&] { return c_keys() == 0; }, 6000ms));
+  std::this_thread::sleep_for(1000ms);  // several control rounds of a and b
+  for (const auto& [shard, epoch] : before) {
+    CHECK(!a.owns(shard));
+    CHECK(!b.owns(shard));
+    CHECK(!a.owner(shard).has_value());
+  }
+
+  proxy.heal();
+  REQUIRE(testing::eventually([&] { return c.owned().size() == before.size(); }, 15000ms));
+  CHECK(c.stats().joins >= 2);
+  for (const auto& [shard, epoch] : before) {
+    std::int64_t now_epoch = 0;
+    REQUIRE(c.owns(shard, &now_epoch));
+    CHECK(now_epoch > epoch);  // a new claim, never the stale one
+  }
+  REQUIRE(testing::eventually([&] { return a.owner(before.begin()->first).has_value(); }, 5000ms));
+  CHECK(a.owner(before.begin()->first)->node == "c");
+}
+
+TEST_CASE("membership: the coordinator's departure elects another, and a lone node owns everything") {
+  EtcdProcess etcd;
+  auto a = std::make_unique<Membership>(node_options(etcd.endpoint(), "a"));
+  REQUIRE(testing::eventually([&] { return a->owned().size() == ActorId::shard_count; }, 15000ms));
+  CHECK(a->coordinator() == "a");
+  Membership b(node_options(etcd.endpoint(), "b"));
+  REQUIRE(testing::eventually([&] { return b.nodes().size() == 2 && b.coordinator() == "a"; }, 5000ms));
+  CHECK(b.owned().empty());  // every shard was assigned already: b gets them only by hand-off
+  a.reset();  // leaves: revokes its lease
+  REQUIRE(testing::eventually([&] { return b.coordinator() == "b"; }, 8000ms));
+  CHECK(b.nodes().size() == 1);
+  CHECK(b.owned().empty());  // a's shards wait for a (their data is there)
+}
