@@ -54,6 +54,10 @@ struct Membership::Impl {
   std::function<void(unsigned)> on_change;
   Steady::time_point coordinator_seen{};  // when this node last became coordinator
 
+  // What owns() needs, readable without the mutex (asked on every event): for each shard
+  // this node owns as seen, the claim's epoch and lease (0 if not ours).
+  std::array<std::atomic<std::int64_t>, shard_count> my_epoch{};
+  std::array<std::atomic<std::int64_t>, shard_count> claim_lease{};
   std::atomic<std::int64_t> lease{0};
   std::atomic<std::int64_t> fence_at{0};  // steady ticks: fenced from then on
   std::atomic<bool> stopping{false};
@@ -88,6 +92,21 @@ struct Membership::Impl {
     wake.wait_for(lock, d, [this] { return kicked || stopping.load(); });
     kicked = false;
     return !stopping.load();
+  }
+
+  void publish_locked(unsigned shard) {
+    const auto& owner = owners[shard];
+    bool mine = owner && owner->node == options.node_id;
+    my_epoch[shard].store(mine ? owner->epoch : 0);
+    claim_lease[shard].store(mine ? owner->lease : 0);
+  }
+
+  std::optional<std::int64_t> epoch(unsigned shard) const {
+    if (shard >= shard_count || fenced()) return std::nullopt;
+    auto e = my_epoch[shard].load();
+    // Under the current lease: a key of an abandoned lease (not yet expired) is not ours.
+    if (e == 0 || claim_lease[shard].load() != lease.load()) return std::nullopt;
+    return e;
   }
 
   // One key of the prefix changed (kv.value empty and `removed` for a deletion).
@@ -125,6 +144,7 @@ struct Membership::Impl {
             auto value = json::parse(kv.value);
             owners[*shard] = ShardOwner{value.value("node", ""), value.value("advertise", ""), kv.mod_revision, kv.lease};
           }
+          publish_locked(*shard);
           return shard;
         }
       }
@@ -148,6 +168,7 @@ struct Membership::Impl {
           assigned.fill("");
           owners.fill(std::nullopt);
           for (const auto& kv : read.value().kvs) apply_locked(kv, false);
+          for (unsigned s = 0; s < shard_count; ++s) publish_locked(s);
           for (unsigned s = 0; s < shard_count; ++s) {
             bool same = before[s].has_value() == owners[s].has_value() &&
                         (!before[s] || (before[s]->node == owners[s]->node && before[s]->epoch == owners[s]->epoch));
@@ -377,15 +398,12 @@ std::optional<ShardOwner> Membership::owner(unsigned shard) const {
 }
 
 bool Membership::owns(unsigned shard, std::int64_t* epoch) const {
-  if (shard >= shard_count || impl_->fenced()) return false;
-  auto my_lease = impl_->lease.load();
-  std::lock_guard lock(impl_->mutex);
-  const auto& owner = impl_->owners[shard];
-  // Under this lease: a key of an abandoned lease (not yet expired) is not a claim of ours.
-  if (!owner || owner->node != impl_->options.node_id || owner->lease != my_lease) return false;
-  if (epoch != nullptr) *epoch = owner->epoch;
-  return true;
+  auto owned = impl_->epoch(shard);
+  if (owned && epoch != nullptr) *epoch = *owned;
+  return owned.has_value();
 }
+
+std::optional<std::int64_t> Membership::epoch(unsigned shard) const { return impl_->epoch(shard); }
 
 std::vector<unsigned> Membership::owned() const {
   std::vector<unsigned> out;

@@ -92,6 +92,15 @@ void Host::open_database() {
 
 Host::Outcome Host::run_event(const std::function<void()>& body,
                               ReplyTo reply) {
+  if (!instance_) {
+    // A new instance runs only where its shard is owned, under the epoch of now.
+    auto epoch = core_->owned_epoch(id_.shard());
+    if (!epoch) {
+      if (reply) core_->fail_reply(reply, not_owner_error());
+      return Outcome::failed;
+    }
+    epoch_ = *epoch;
+  }
   if (!ensure_batch(reply)) return Outcome::failed;
   outbox_.begin_event();
   std::size_t answers_before = answers_.size();
@@ -258,6 +267,19 @@ bool Host::commit_batch() {
   }
   in_batch_ = false;
   batch_events_ = 0;
+  if (auto owned = core_->owned_epoch(id_.shard()); !owned || *owned != epoch_) {
+    // Cluster mode: this node fenced itself (its lease may be expiring) or the shard moved
+    // while the batch ran. Nothing may leave: another node may own the actor by now.
+    spdlog::warn("actor {} {}: shard {} no longer owned at epoch {}; the batch's outputs are dropped",
+                 id_.binding(), id_.hex(), id_.shard(), epoch_);
+    (void)outbox_.take();
+    auto error = not_owner_error();
+    for (auto& pending : std::exchange(answers_, {})) {
+      if (pending.reply) core_->fail_reply(pending.reply, error);
+    }
+    reset_instance();
+    return true;
+  }
   // The output gate opens: everything the batch sent leaves now, in order. Socket outputs
   // are addressed by socket: their connections are looked up once for the whole batch.
   auto outputs = outbox_.take();
@@ -283,6 +305,13 @@ bool Host::commit_batch() {
     std::visit([&](auto& answer) { core_->answer_reply(pending.reply, std::move(answer)); }, pending.answer);
   }
   return true;
+}
+
+Error Host::not_owner_error() const {
+  return Error{Code::unavailable, "this node does not serve actor " + id_.binding() + "'s shard " +
+                                      std::to_string(id_.shard()) +
+                                      " now (cluster mode: it moved, or this node lost etcd); "
+                                      "whether a write happened is unknown; try again shortly"};
 }
 
 void Host::make_call(ActorCall call) {

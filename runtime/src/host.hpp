@@ -76,7 +76,9 @@ class Host final : public caf::event_based_actor {
     std::variant<Response, Result<nlohmann::json>> answer;
   };
 
-  enum class Outcome { ok, threw, failed };  // failed: storage broke, the batch was aborted
+  enum class Outcome { ok, threw, failed };
+  // The answer to an event of a shard this node does not serve now (cluster mode).
+  Error not_owner_error() const;  // failed: storage broke, the batch was aborted
   struct DueAlarm {
     std::string name;
     std::int64_t due;
@@ -118,6 +120,9 @@ class Host final : public caf::event_based_actor {
   detail::RuntimeCore* core_;
   ActorId id_;
   const ActorFactory* factory_;
+  // The epoch of the shard's ownership the instance started under (cluster mode; 0 on a
+  // single node): the batch's outputs leave only if it is still the current one.
+  std::int64_t epoch_ = 0;
   std::uint64_t generation_;  // this host's term in the directory
   HostContext context_;
   std::optional<Database> db_;

@@ -45,6 +45,8 @@ Result<bool> Runtime::evict(std::string_view binding, std::string_view name) {
   return core_->evict(stub->id());
 }
 
+std::size_t Runtime::evict_shard(unsigned shard) { return core_->evict_shard(shard); }
+
 RuntimeStats Runtime::stats() const { return core_->stats(); }
 
 void Runtime::write_metrics(metrics::TextWriter& out) const { core_->write_metrics(out); }

@@ -206,6 +206,12 @@ RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
     // Cluster mode forwards it to the owner; a single node owns everything.
     return refuse(Error{Code::unavailable, "actor " + id.binding() + " lives on another node"});
   }
+  if (!owned_epoch(id.shard())) {
+    // Cluster mode: the gateway sends such requests to the shard's owner; one that arrives
+    // here anyway (the shard moved meanwhile, or this node fenced itself) is refused.
+    return refuse(Error{Code::unavailable, "actor " + id.binding() + "'s shard " + std::to_string(id.shard()) +
+                                               " is not served by this node now; try again shortly"});
+  }
   auto count_in = [&](Entry& entry) {
     if (credit) credit->count_in(entry.queued);
     if (!waiting_reply) return;
@@ -529,6 +535,17 @@ std::size_t RuntimeCore::evict_idle() {
     ++evicted;
   }
   return evicted;
+}
+
+std::size_t RuntimeCore::evict_shard(unsigned shard) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return 0;
+  std::vector<Entry*> victims;
+  for (Entry* entry : lru_) {
+    if (entry->id.shard() == shard) victims.push_back(entry);
+  }
+  for (Entry* entry : victims) evict_locked(*entry, Why::forced);
+  return victims.size();
 }
 
 bool RuntimeCore::evict(const ActorId& id) {

@@ -117,6 +117,12 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
 
   std::size_t evict_idle();
   bool evict(const ActorId& id);
+  std::size_t evict_shard(unsigned shard);
+  // The epoch at which this node owns `shard` now (0 on a single node, which owns all).
+  std::optional<std::int64_t> owned_epoch(unsigned shard) const {
+    if (!options.ownership) return 0;
+    return options.ownership->epoch(shard);
+  }
   RuntimeStats stats() const;
   void write_metrics(metrics::TextWriter& out) const;
 

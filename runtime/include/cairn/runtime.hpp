@@ -14,6 +14,7 @@
 #include "cairn/clock.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/metrics.hpp"
+#include "cairn/ownership.hpp"
 #include "cairn/registry.hpp"
 #include "cairn/result.hpp"
 #include "cairn/stub.hpp"
@@ -48,6 +49,8 @@ struct RuntimeOptions {
   // instance is reset. A runaway query cannot pin an actor thread. Code that loops without
   // running SQL is not stopped (C++ cannot be pre-empted safely). Zero: no budget.
   std::chrono::milliseconds event_budget = limits::default_event_budget;
+  // Cluster mode: the shards this node owns (cairn/ownership.hpp). Null: all of them.
+  std::shared_ptr<const Ownership> ownership;
 };
 
 struct RuntimeStats {
@@ -100,6 +103,9 @@ class Runtime {
   // Evicts instance (binding, name) now, after the events already sent to it. False if it was
   // not live; not_found / invalid_argument as get().
   Result<bool> evict(std::string_view binding, std::string_view name);
+  // Evicts every live instance of `shard` (cluster mode: its owner or epoch changed); returns
+  // how many.
+  std::size_t evict_shard(unsigned shard);
   RuntimeStats stats() const;
 
   // --- Alarms. ---

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "cairn/cluster/etcd.hpp"
+#include "cairn/ownership.hpp"
 
 namespace cairn::cluster {
 
@@ -53,14 +54,14 @@ struct ShardOwner {
   std::int64_t lease = 0;
 };
 
-class Membership {
+class Membership final : public Ownership {
  public:
   // Checks the options (std::invalid_argument naming the bad one) and starts: the node
   // registers, renews, watches, claims what is assigned to it. Returns at once; ready()
   // says when the first registration succeeded.
   explicit Membership(MembershipOptions options);
   // Leaves: revokes the lease (its shard keys go with it; assignments stay).
-  ~Membership();
+  ~Membership() override;
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
@@ -72,6 +73,8 @@ class Membership {
   std::optional<ShardOwner> owner(unsigned shard) const;
   // True if this node owns `shard` now and is not fenced; `epoch` is set to the claim's epoch.
   bool owns(unsigned shard, std::int64_t* epoch = nullptr) const;
+  // Ownership (RuntimeOptions::ownership): owns(shard)'s epoch. Lock-free.
+  std::optional<std::int64_t> epoch(unsigned shard) const override;
   // The shards this node owns now (empty while fenced).
   std::vector<unsigned> owned() const;
   // Live nodes (id -> advertise URL), as seen.

@@ -1,0 +1,163 @@
+// Cluster mode's gate in the runtime (cairn/ownership.hpp), with an ownership the test sets:
+// an instance runs only where its shard is owned, and a batch whose shard was lost (fenced,
+// moved) while it ran lets nothing out.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <atomic>
+
+#include "cairn/runtime.hpp"
+#include "cairn/testing.hpp"
+#include "recording_sink.hpp"
+#include "temp_dir.hpp"
+#include "wait.hpp"
+
+using namespace cairn;
+using cairn::testing::TempDir;
+
+namespace {
+
+class TestOwnership final : public Ownership {
+ public:
+  std::optional<std::int64_t> epoch(unsigned shard) const override {
+    auto e = epochs_[shard].load();
+    if (e == 0) return std::nullopt;
+    return e;
+  }
+  void set(unsigned shard, std::int64_t epoch) { epochs_[shard].store(epoch); }
+
+ private:
+  std::array<std::atomic<std::int64_t>, ActorId::shard_count> epochs_{};
+};
+
+std::shared_ptr<TestOwnership> ownership = std::make_shared<TestOwnership>();
+std::atomic<int> constructions{0};
+
+// A room: "add" writes a row and tells every socket; "add_and_lose" does the same after the
+// test's ownership lost the actor's shard (as if the node fenced itself mid-event).
+class Room final : public Actor {
+ public:
+  explicit Room(Context& ctx) : ctx_(ctx) {
+    ++constructions;
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS log (n INTEGER)");
+  }
+  Methods methods() override {
+    auto add = [this] {
+      ctx_.sql().exec("INSERT INTO log VALUES (1)");
+      for (auto& socket : ctx_.websockets()) socket.send("added");
+      return json(ctx_.sql().exec("SELECT count(*) AS c FROM log").one().to_json()["c"]);
+    };
+    return {{"add", [add](const json&) -> Result<json> { return add(); }},
+            {"add_and_lose", [this, add](const json&) -> Result<json> {
+               ownership->set(ctx_.id().shard(), 0);
+               return add();
+             }}};
+  }
+  Response fetch(const Request& request) override {
+    auto accepted = ctx_.accept_websocket(request, {});
+    if (!accepted) return Response::error(accepted.error());
+    return *accepted;
+  }
+
+ private:
+  Context& ctx_;
+};
+
+struct Fixture {
+  TempDir dir;
+  std::unique_ptr<Runtime> runtime;
+  Fixture() {
+    Registry registry;
+    registry.add<Room>("ROOM");
+    RuntimeOptions options;
+    options.data_dir = dir.path();
+    options.threads = 2;
+    options.ownership = ownership;
+    runtime = std::make_unique<Runtime>(std::move(registry), options);
+  }
+  Stub room(const std::string& name) { return *runtime->get("ROOM", name); }
+};
+
+// Two names in different shards.
+std::pair<std::string, std::string> two_shards() {
+  std::string a = "room-a", b;
+  for (int i = 0;; ++i) {
+    b = "room-b" + std::to_string(i);
+    if (ActorId::make("ROOM", b)->shard() != ActorId::make("ROOM", a)->shard()) return {a, b};
+  }
+}
+
+unsigned shard_of(const std::string& name) { return ActorId::make("ROOM", name)->shard(); }
+
+}  // namespace
+
+TEST_CASE("a node runs only the actors of the shards it owns") {
+  Fixture f;
+  auto [mine, theirs] = two_shards();
+  ownership->set(shard_of(mine), 7);
+  ownership->set(shard_of(theirs), 0);
+  CHECK(testing::call(f.room(mine), "add").value() == 1);
+  auto refused = testing::call(f.room(theirs), "add");
+  REQUIRE(!refused.ok());
+  CHECK(refused.error().code == Code::unavailable);
+  CHECK(refused.error().message.find("shard " + std::to_string(shard_of(theirs))) != std::string::npos);
+  ownership->set(shard_of(theirs), 9);  // the shard came to this node
+  CHECK(testing::call(f.room(theirs), "add").value() == 1);
+}
+
+TEST_CASE("a batch whose shard was lost while it ran lets nothing out, and the next instance starts afresh") {
+  Fixture f;
+  std::string name = "fenced-room";
+  ownership->set(shard_of(name), 3);
+  auto stub = f.room(name);
+  auto sink = std::make_shared<testing::RecordingSink>();
+  Request upgrade = testing::get("/ws");
+  upgrade.headers = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}};
+  upgrade.websocket = f.runtime->reserve_socket(sink);
+  REQUIRE(testing::fetch(stub, upgrade).status == 101);
+  REQUIRE(testing::call(stub, "add").value() == 1);
+  REQUIRE(testing::eventually([&] { return sink->messages().size() == 1; }));
+  int before = constructions.load();
+
+  auto lost = testing::call(stub, "add_and_lose");
+  REQUIRE(!lost.ok());
+  CHECK(lost.error().code == Code::unavailable);
+  CHECK(lost.error().message.find("unknown") != std::string::npos);  // the write may have happened
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(sink->messages().size() == 1);  // its broadcast never left
+
+  // While not owned, nothing runs.
+  CHECK(testing::call(stub, "add").error().code == Code::unavailable);
+  // Owned again at a new epoch: a new instance (the old one's memory may be stale).
+  ownership->set(shard_of(name), 4);
+  auto again = testing::call(stub, "add");
+  REQUIRE(again.ok());
+  CHECK(constructions.load() == before + 1);
+  REQUIRE(testing::eventually([&] { return sink->messages().size() == 2; }));
+}
+
+TEST_CASE("a batch whose shard moved to a new epoch while it ran lets nothing out") {
+  Fixture f;
+  std::string name = "moved-room";
+  ownership->set(shard_of(name), 10);
+  auto stub = f.room(name);
+  REQUIRE(testing::call(stub, "add").ok());
+  // Another epoch than the instance started under (a hand-off away and back).
+  ownership->set(shard_of(name), 11);
+  auto stale = testing::call(stub, "add");
+  REQUIRE(!stale.ok());
+  CHECK(stale.error().code == Code::unavailable);
+  CHECK(testing::call(stub, "add").ok());  // a fresh instance under epoch 11
+}
+
+TEST_CASE("evict_shard evicts the live instances of one shard only") {
+  Fixture f;
+  auto [a, b] = two_shards();
+  ownership->set(shard_of(a), 1);
+  ownership->set(shard_of(b), 1);
+  REQUIRE(testing::call(f.room(a), "add").ok());
+  REQUIRE(testing::call(f.room(b), "add").ok());
+  CHECK(f.runtime->evict_shard(shard_of(a)) == 1);
+  REQUIRE(testing::eventually([&] { return f.runtime->stats().live_instances == 1; }));
+  CHECK(f.runtime->evict_shard(shard_of(a)) == 0);
+}
