@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/cli/duration.hpp"
+#include "cairn/cluster/membership.hpp"
 #include "cairn/gateway/serve.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/runtime.hpp"
@@ -60,6 +61,33 @@ std::string read_token(const std::string& file, std::string& problem) {
   if (token.size() < 16) problem = "the admin token in " + file + " must be at least 16 characters";
   return token;
 }
+
+// Cluster mode's link between the runtime (which needs its Ownership before the cluster
+// listener is bound) and the Membership (which needs that listener's address to join).
+class ClusterLink final : public Ownership {
+ public:
+  void attach(cluster::Membership* membership) { membership_.store(membership); }
+  std::optional<std::int64_t> epoch(unsigned shard) const override {
+    auto* membership = membership_.load();
+    if (membership == nullptr) return std::nullopt;
+    return membership->epoch(shard);
+  }
+  ShardLocation locate(unsigned shard) const {
+    auto* membership = membership_.load();
+    if (membership == nullptr) return {ShardLocation::Kind::nowhere, {}, {}, {}};
+    if (membership->epoch(shard)) return {ShardLocation::Kind::here, {}, {}, {}};
+    auto owner = membership->owner(shard);
+    if (!owner || owner->node == membership->options().node_id) return {ShardLocation::Kind::nowhere, {}, {}, {}};
+    // advertise: http://HOST:PORT (checked when the node joined)
+    auto endpoints = cluster::parse_endpoints(owner->advertise);
+    if (!endpoints.ok()) return {ShardLocation::Kind::nowhere, {}, {}, {}};
+    const auto& to = endpoints.value().front();
+    return {ShardLocation::Kind::there, owner->node, to.host, to.port};
+  }
+
+ private:
+  std::atomic<cluster::Membership*> membership_{nullptr};
+};
 
 }  // namespace
 
@@ -158,6 +186,30 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                                       "file whose first line is the admin API's bearer token (16+ characters)")
                            ->check(CLI::ExistingFile);
   admin_port_option->needs(token_option);
+  std::string cluster_endpoints;
+  std::string node_id;
+  std::string advertise;
+  std::string cluster_host = "127.0.0.1";
+  std::uint16_t cluster_port = 0;
+  std::string cluster_token_file;
+  auto* cluster_option = app.add_option("--cluster", cluster_endpoints,
+                                        "run as a node of a cluster: its etcd endpoints, http://HOST:PORT[,...] "
+                                        "(README \"Running a cluster\")");
+  app.add_option("--node-id", node_id, "this node's name in the cluster ([A-Za-z0-9_.-], unique)")
+      ->needs(cluster_option);
+  app.add_option("--cluster-host", cluster_host, "address of the listener other nodes forward requests to")
+      ->capture_default_str()
+      ->needs(cluster_option);
+  app.add_option("--cluster-port", cluster_port, "port of that listener (0 picks a free one)")
+      ->capture_default_str()
+      ->needs(cluster_option);
+  app.add_option("--advertise", advertise,
+                 "where other nodes reach that listener, http://HOST:PORT (default: --cluster-host and its port)")
+      ->needs(cluster_option);
+  app.add_option("--cluster-token-file", cluster_token_file,
+                 "file whose first line is the secret every node of the cluster shares (16+ characters)")
+      ->check(CLI::ExistingFile)
+      ->needs(cluster_option);
   for (const auto& flag : defaults.flags) {
     app.add_option(flag.name, *flag.value, flag.help)->check(CLI::Range(flag.min, flag.max))->capture_default_str();
   }
@@ -181,6 +233,24 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       return 2;
     }
   }
+  std::string cluster_token;
+  std::vector<cluster::Endpoint> etcd;
+  if (cluster_option->count() > 0) {
+    std::string problem;
+    auto parsed = cluster::parse_endpoints(cluster_endpoints);
+    if (!parsed.ok()) problem = "--cluster: " + parsed.error().message;
+    else etcd = parsed.value();
+    if (problem.empty() && node_id.empty()) problem = "--cluster needs --node-id";
+    if (problem.empty() && cluster_token_file.empty()) problem = "--cluster needs --cluster-token-file";
+    if (problem.empty()) {
+      cluster_token = read_token(cluster_token_file, problem);
+      if (!problem.empty()) problem = "--cluster-token-file: " + problem;
+    }
+    if (!problem.empty()) {
+      std::fprintf(stderr, "%s\n", problem.c_str());
+      return 2;
+    }
+  }
   block_stop_signals();
   // Every live instance holds 2 descriptors and every socket 1.
   std::uint64_t descriptors = raise_descriptor_limit();
@@ -200,6 +270,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.max_live_instances = max_live;
     options.max_queued_events = max_queued;
     options.event_budget = to_ms(event_budget_s);
+    auto link = std::make_shared<ClusterLink>();
+    if (!etcd.empty()) options.ownership = link;
     Runtime runtime(make_classes(), options);
     GatewayOptions web;
     web.host = host;
@@ -216,7 +288,37 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     web.keep_alive_timeout = to_ms(keep_alive_s);
     routes(web);
     std::string banner = "(data in " + data_dir + ", durability " + durability + ")";
-    if (admin_token.empty()) return serve(runtime, std::move(web), banner);
+    ServeExtras extras;
+    std::unique_ptr<cluster::Membership> membership;
+    if (!etcd.empty()) {
+      auto routing = std::make_shared<ClusterRouting>();
+      routing->locate = [link](unsigned shard) { return link->locate(shard); };
+      routing->token = cluster_token;
+      web.cluster = routing;
+      GatewayOptions internal = web;  // the same routes and limits, for forwarded requests
+      internal.host = cluster_host;
+      internal.port = cluster_port;
+      internal.public_dir.clear();
+      auto internal_routing = std::make_shared<ClusterRouting>(*routing);
+      internal_routing->internal = true;
+      internal.cluster = internal_routing;
+      extras.internal = std::move(internal);
+      extras.internal_started = [&, link](std::uint16_t bound) {
+        cluster::MembershipOptions m;
+        m.etcd = etcd;
+        m.node_id = node_id;
+        m.advertise = advertise.empty() ? "http://" + cluster_host + ":" + std::to_string(bound) : advertise;
+        membership = std::make_unique<cluster::Membership>(m);
+        membership->on_owner_change([&runtime](unsigned shard) { runtime.evict_shard(shard); });
+        link->attach(membership.get());
+        banner += ", node " + node_id + " of the cluster at " + cluster_endpoints;
+      };
+      extras.stopped = [&, link] {
+        link->attach(nullptr);
+        membership.reset();  // leaves: its lease is revoked, its shards wait for it
+      };
+    }
+    if (admin_token.empty()) return serve(runtime, std::move(web), std::move(extras), banner);
     GatewayOptions admin;
     admin.host = admin_host;
     admin.port = admin_port;
@@ -225,7 +327,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     admin.request_timeout = web.request_timeout;
     admin.header_timeout = web.header_timeout;
     admin.keep_alive_timeout = web.keep_alive_timeout;
-    return serve(runtime, std::move(web), std::move(admin), banner);
+    extras.admin = std::move(admin);
+    return serve(runtime, std::move(web), std::move(extras), banner);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

@@ -21,6 +21,16 @@ namespace net = boost::asio;
 
 namespace {
 
+// Compares a presented secret with the expected one in time independent of where they differ.
+bool same_secret(std::string_view presented, std::string_view expected) {
+  if (expected.empty() || presented.size() != expected.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(presented[i] ^ expected[i]);
+  }
+  return diff == 0;
+}
+
 Request to_request(const http::request<http::string_body>& in) {
   Request out;
   out.method = std::string(in.method_string());
@@ -38,7 +48,8 @@ Request to_request(const http::request<http::string_body>& in) {
 HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared,
                          IoLane& lane, std::shared_ptr<void> slot)
     : stream_(std::move(socket)), shared_(std::move(shared)), lane_(lane), slot_(std::move(slot)),
-      deadline_(stream_.get_executor()) {}
+      deadline_(stream_.get_executor()),
+      retry_(stream_.get_executor()) {}
 
 void HttpSession::run() {
   net::dispatch(stream_.get_executor(),
@@ -145,6 +156,15 @@ void HttpSession::handle(http::request<http::string_body> request) {
     return reply(healthz(), request.keep_alive(), request.method() == http::verb::head);
   }
   if (shared_->admin_mode) return handle_admin(std::move(request));
+  if (const auto& cluster = shared_->options.cluster; cluster && cluster->internal) {
+    // The internal listener: other nodes only, each request with the cluster's token.
+    auto token = request.find("X-Cairn-Cluster-Token");
+    if (token == request.end() || !same_secret(token->value(), cluster->token)) {
+      return reply(Response::error(Code::unauthenticated,
+                                   "this is a cairn node's internal listener: requests need the cluster token"),
+                   false);
+    }
+  }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
     if (!*object) return reply(Response::error(object->error()), request.keep_alive());
     auto& matched = **object;
@@ -223,6 +243,30 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
                            const std::string& name, std::optional<std::string> target) {
   auto stub = shared_->runtime.get(binding, name);
   if (!stub) return reply(Response::error(stub.error()), request.keep_alive());
+  if (const auto& cluster = shared_->options.cluster) {
+    unsigned shard = stub->id().shard();
+    auto where = cluster->locate(shard);
+    if (cluster->internal) {
+      // A forwarded request is never forwarded again: the sender's map is stale.
+      if (where.kind != ShardLocation::Kind::here) {
+        return reply(Response{421,
+                              {{"Content-Type", "application/json"}},
+                              nlohmann::json{{"error", "this node does not own shard " + std::to_string(shard) + " now"},
+                                             {"status", 421}}
+                                  .dump()},
+                     request.keep_alive());
+      }
+    } else if (where.kind != ShardLocation::Kind::here) {
+      if (beast::websocket::is_upgrade(request)) {
+        return reply(Response::error(Code::unavailable,
+                                     "actor " + binding + " runs on node " + where.node +
+                                         "; WebSocket upgrades are not forwarded between nodes yet: "
+                                         "connect to that node"),
+                     false);
+      }
+      return forward(std::move(request), shard);
+    }
+  }
   Request actor_request = to_request(request);
   if (target) actor_request.target = std::move(*target);
   std::shared_ptr<SessionSink> sink;
@@ -272,6 +316,98 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
       // Late (already answered 504): dropped here; whatever it did in the actor stands.
       self->answer_actor(request_id, std::move(response), keep_alive, head);
     });
+  });
+}
+
+void HttpSession::forward(http::request<http::string_body> request, unsigned shard) {
+  bool keep_alive = request.keep_alive();
+  bool head = request.method() == http::verb::head;
+  std::uint64_t request_id = ++next_request_;
+  waiting_for_ = request_id;
+  auto until = std::chrono::steady_clock::now() + shared_->options.request_timeout;
+  deadline_.expires_at(until);
+  deadline_.async_wait([self = shared_from_this(), request_id, keep_alive, head](beast::error_code ec) {
+    if (ec) return;
+    self->retry_.cancel();
+    self->answer_actor(request_id,
+                       Response::error(Code::timeout,
+                                       "the node that owns the actor did not answer within " +
+                                           std::to_string(self->shared_->options.request_timeout.count()) +
+                                           " ms (--request-timeout); the request may still take effect"),
+                       keep_alive, head);
+  });
+  auto outgoing = std::make_shared<http::request<http::string_body>>(std::move(request));
+  outgoing->set("X-Cairn-Cluster-Token", shared_->options.cluster->token);
+  outgoing->set("X-Cairn-Hop", "1");
+  outgoing->keep_alive(true);
+  outgoing->prepare_payload();
+  forward_attempt(std::move(outgoing), shard, request_id, until, keep_alive, head);
+}
+
+void HttpSession::forward_attempt(std::shared_ptr<http::request<http::string_body>> outgoing, unsigned shard,
+                                  std::uint64_t request_id, std::chrono::steady_clock::time_point until,
+                                  bool keep_alive, bool head) {
+  if (waiting_for_ != request_id) return;  // answered already (504)
+  auto where = shared_->options.cluster->locate(shard);
+  if (where.kind == ShardLocation::Kind::here) {
+    // It moved here meanwhile: served as any request of this listener.
+    waiting_for_ = 0;
+    deadline_.cancel();
+    outgoing->erase("X-Cairn-Cluster-Token");
+    outgoing->erase("X-Cairn-Hop");
+    outgoing->keep_alive(keep_alive);
+    return handle(std::move(*outgoing));
+  }
+  if (where.kind == ShardLocation::Kind::nowhere) {
+    return forward_later(std::move(outgoing), shard, request_id, until, keep_alive, head,
+                         Response::error(Code::unavailable,
+                                         "shard " + std::to_string(shard) +
+                                             " has no owner now (its node is down or it is being handed over); "
+                                             "try again shortly"));
+  }
+  lane_.forwards().send(
+      where.host, where.port, outgoing, until,
+      [self = shared_from_this(), outgoing, shard, request_id, until, keep_alive,
+       head](Result<ForwardPool::Response> answer) mutable {
+        if (self->waiting_for_ != request_id) return;
+        if (!answer.ok()) {
+          Response error = Response::error(answer.error());
+          // Unreachable (nothing sent): its lease will expire or it comes back; try again.
+          if (answer.error().code == Code::unavailable) {
+            return self->forward_later(std::move(outgoing), shard, request_id, until, keep_alive, head, error);
+          }
+          return self->answer_actor(request_id, error, keep_alive, head);
+        }
+        auto& got = answer.value();
+        if (got.result_int() == 421) {  // the map here is stale: wait for the watch
+          return self->forward_later(std::move(outgoing), shard, request_id, until, keep_alive, head,
+                                     Response::error(Code::unavailable, "shard " + std::to_string(shard) +
+                                                                            " is moving; try again shortly"));
+        }
+        Response relayed{static_cast<int>(got.result_int()), {}, std::move(got.body())};
+        for (const auto& field : got) {
+          auto name = field.name();
+          if (name == http::field::content_length || name == http::field::connection ||
+              name == http::field::transfer_encoding || name == http::field::server ||
+              field.name_string() == "Content-Security-Policy" || field.name_string() == "X-Content-Type-Options") {
+            continue;
+          }
+          relayed.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+        }
+        self->answer_actor(request_id, std::move(relayed), keep_alive, head);
+      });
+}
+
+void HttpSession::forward_later(std::shared_ptr<http::request<http::string_body>> outgoing, unsigned shard,
+                                std::uint64_t request_id, std::chrono::steady_clock::time_point until,
+                                bool keep_alive, bool head, Response last) {
+  constexpr auto pause = std::chrono::milliseconds(50);
+  if (std::chrono::steady_clock::now() + pause >= until) return answer_actor(request_id, std::move(last), keep_alive, head);
+  retry_.expires_after(pause);
+  retry_.async_wait([self = shared_from_this(), outgoing = std::move(outgoing), shard, request_id, until, keep_alive,
+                     head](beast::error_code ec) mutable {
+    if (ec) return;
+    self->forward_attempt(std::move(outgoing), shard, request_id, until, keep_alive, head);
   });
 }
 

@@ -42,6 +42,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // Forwards `request` to actor (binding, name); `target`, if set, replaces its target.
   void to_actor(http::request<http::string_body> request, const std::string& binding,
                 const std::string& name, std::optional<std::string> target = std::nullopt);
+  // Cluster mode: sends `request` to the node that owns `shard` and relays its answer;
+  // waits (until the request timeout) while the shard has no owner or moves.
+  void forward(http::request<http::string_body> request, unsigned shard);
+  void forward_attempt(std::shared_ptr<http::request<http::string_body>> outgoing, unsigned shard,
+                       std::uint64_t request_id, std::chrono::steady_clock::time_point until, bool keep_alive,
+                       bool head);
+  // Tries forward_attempt again shortly, or answers `last` if the deadline comes first.
+  void forward_later(std::shared_ptr<http::request<http::string_body>> outgoing, unsigned shard,
+                     std::uint64_t request_id, std::chrono::steady_clock::time_point until, bool keep_alive,
+                     bool head, Response last);
   void serve_static(const http::request<http::string_body>& request);
   // The admin listener's requests (GatewayOptions::admin_token set).
   void handle_admin(http::request<http::string_body> request);
@@ -63,6 +73,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::uint64_t waiting_for_ = 0;
   std::uint64_t next_request_ = 0;
   boost::asio::steady_timer deadline_;
+  boost::asio::steady_timer retry_;  // cluster mode: the next try of a forward
   // The request being answered: its route's statistics slot and when its header came; the
   // method and path are kept only when requests are logged (debug).
   std::size_t stats_slot_ = SharedState::other;

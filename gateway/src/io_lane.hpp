@@ -5,6 +5,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <memory>
+
+#include "forward.hpp"
 #include <mutex>
 #include <string>
 #include <vector>
@@ -24,8 +26,10 @@ class IoLane {
     bool resume = false;  // SocketSink::resume_reading: read the socket again
   };
 
-  IoLane() : ioc_(1) {}
+  IoLane() : ioc_(1), forwards_(ioc_) {}
   boost::asio::io_context& context() { return ioc_; }
+  // Kept-alive connections to other nodes (cluster mode); the lane's thread only.
+  ForwardPool& forwards() { return forwards_; }
 
   // Any thread. Outputs reach their sinks on the lane's thread in the order given.
   void deliver(Output output);
@@ -34,6 +38,7 @@ class IoLane {
   void drain();
 
   boost::asio::io_context ioc_;
+  ForwardPool forwards_;
   std::mutex mutex_;
   std::vector<Output> inbox_;     // guarded by mutex_
   std::vector<Output> draining_;  // the lane's thread only

@@ -32,17 +32,24 @@ void block_stop_signals() {
 
 namespace {
 
-int serve_both(Runtime& runtime, GatewayOptions options, std::optional<GatewayOptions> admin_options,
-               const std::string& banner) {
+int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, const std::string& banner) {
   try {
     std::string host = options.host;
     Gateway gateway(runtime, std::move(options));
     std::unique_ptr<Gateway> admin;
+    std::unique_ptr<Gateway> internal;
     std::string admin_host;
-    if (admin_options) {
-      admin_host = admin_options->host;
-      admin_options->extra_metrics = [&gateway](metrics::TextWriter& out) { gateway.write_metrics(out); };
-      admin = std::make_unique<Gateway>(runtime, std::move(*admin_options));
+    std::string internal_host;
+    if (extras.admin) {
+      admin_host = extras.admin->host;
+      extras.admin->extra_metrics = [&gateway](metrics::TextWriter& out) { gateway.write_metrics(out); };
+      admin = std::make_unique<Gateway>(runtime, std::move(*extras.admin));
+    }
+    if (extras.internal) {
+      internal_host = extras.internal->host;
+      internal = std::make_unique<Gateway>(runtime, std::move(*extras.internal));
+      internal->start();
+      if (extras.internal_started) extras.internal_started(internal->port());
     }
     gateway.start();
     if (admin) admin->start();
@@ -51,6 +58,9 @@ int serve_both(Runtime& runtime, GatewayOptions options, std::optional<GatewayOp
     if (admin) {
       lines += "cairn admin API on http://" + admin_host + ":" + std::to_string(admin->port()) +
                " (bearer token from --admin-token-file)\n";
+    }
+    if (internal) {
+      lines += "cairn cluster listener on http://" + internal_host + ":" + std::to_string(internal->port()) + "\n";
     }
     std::fputs(lines.c_str(), stdout);
     std::fflush(stdout);
@@ -61,7 +71,10 @@ int serve_both(Runtime& runtime, GatewayOptions options, std::optional<GatewayOp
     spdlog::info("signal {}: stopping", signal_number);
     gateway.stop_accepting();
     if (admin) admin->stop_accepting();
+    if (internal) internal->stop_accepting();
     runtime.shutdown();  // open batches commit and answer; databases close
+    if (extras.stopped) extras.stopped();
+    if (internal) internal->stop();
     if (admin) admin->stop();
     gateway.stop();
     spdlog::info("stopped");
@@ -75,11 +88,17 @@ int serve_both(Runtime& runtime, GatewayOptions options, std::optional<GatewayOp
 }  // namespace
 
 int serve(Runtime& runtime, GatewayOptions options, const std::string& banner) {
-  return serve_both(runtime, std::move(options), std::nullopt, banner);
+  return serve_all(runtime, std::move(options), ServeExtras{}, banner);
 }
 
 int serve(Runtime& runtime, GatewayOptions options, GatewayOptions admin, const std::string& banner) {
-  return serve_both(runtime, std::move(options), std::move(admin), banner);
+  ServeExtras extras;
+  extras.admin = std::move(admin);
+  return serve_all(runtime, std::move(options), std::move(extras), banner);
+}
+
+int serve(Runtime& runtime, GatewayOptions options, ServeExtras extras, const std::string& banner) {
+  return serve_all(runtime, std::move(options), std::move(extras), banner);
 }
 
 }  // namespace cairn::gateway

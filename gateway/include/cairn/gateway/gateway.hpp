@@ -45,6 +45,26 @@ inline constexpr const char* default_content_security_policy =
     "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'";
 
+// Cluster mode (README "Running a cluster"): where a shard's actors run now.
+struct ShardLocation {
+  enum class Kind { here, there, nowhere };
+  Kind kind = Kind::here;
+  std::string node;  // there: the owner's node id
+  std::string host;  // there: its internal listener
+  std::string port;
+};
+struct ClusterRouting {
+  // Where shard `shard` (ActorId::shard()) runs now. Any I/O thread; must not block.
+  std::function<ShardLocation(unsigned shard)> locate;
+  // The nodes' shared secret: a forwarded request carries it, the internal listener
+  // refuses any request without it.
+  std::string token;
+  // This listener is the internal one: it takes forwarded requests only, serves actors of
+  // the shards this node owns and answers 421 for the others (a forwarded request is never
+  // forwarded again).
+  bool internal = false;
+};
+
 struct GatewayOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8787;  // 0 picks a free port; port() tells which
@@ -73,6 +93,10 @@ struct GatewayOptions {
   // What the admin listener's /metrics writes after the runtime's metrics (cairn-server:
   // the public gateway's, Gateway::write_metrics).
   std::function<void(metrics::TextWriter&)> extra_metrics = {};
+  // Set: cluster mode. A request for an actor whose shard runs on another node goes there
+  // (over kept-alive connections to its internal listener); one whose shard has no owner
+  // waits for one until request_timeout, then gets a retryable 503.
+  std::shared_ptr<const ClusterRouting> cluster = {};
 };
 
 class Gateway {

@@ -4,6 +4,9 @@
 // examples.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "cairn/gateway/gateway.hpp"
@@ -26,5 +29,17 @@ int serve(Runtime& runtime, GatewayOptions options, const std::string& banner = 
 // /metrics also carries the public gateway's. Prints a second line, "cairn admin API on
 // http://<host>:<port>", right after the first.
 int serve(Runtime& runtime, GatewayOptions options, GatewayOptions admin, const std::string& banner);
+
+// Everything serve() can start beside the public listener.
+struct ServeExtras {
+  std::optional<GatewayOptions> admin;     // the admin listener
+  std::optional<GatewayOptions> internal;  // cluster mode: the listener other nodes forward to
+  // Called once the internal listener is bound, with its port, before the first line is
+  // printed (cluster mode joins the cluster here). May throw to fail the start.
+  std::function<void(std::uint16_t)> internal_started;
+  // Called after runtime.shutdown() (cluster mode leaves the cluster here).
+  std::function<void()> stopped;
+};
+int serve(Runtime& runtime, GatewayOptions options, ServeExtras extras, const std::string& banner);
 
 }  // namespace cairn::gateway

@@ -1,0 +1,151 @@
+// Cluster mode with real processes: one etcd and three cairn-server nodes on loopback, each
+// with its own data directory. Any node answers for any flight with the same state, racing
+// bookings through all three give exactly one winner, and the internal listener takes
+// nothing without the cluster's token.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <fstream>
+#include <cstdio>
+#include <memory>
+#include <set>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "cairn/actor_id.hpp"
+#include "clients.hpp"
+#include "etcd_process.hpp"
+#include "run_program.hpp"
+#include "server_process.hpp"
+#include "temp_dir.hpp"
+#include "wait.hpp"
+
+using namespace cairn::testing;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Cluster {
+  EtcdProcess etcd;
+  TempDir dir;
+  std::filesystem::path token_file = dir.path() / "cluster-token";
+  std::vector<std::uint16_t> cluster_ports;
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+
+  explicit Cluster(int count) {
+    std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+    for (int i = 0; i < count; ++i) {
+      cluster_ports.push_back(free_loopback_port());
+      auto data = dir.path() / ("node" + std::to_string(i));
+      nodes.push_back(std::make_unique<ServerProcess>(
+          data, std::vector<std::string>{"--cluster", etcd.url(), "--node-id", "n" + std::to_string(i),
+                                         "--cluster-port", std::to_string(cluster_ports.back()),
+                                         "--cluster-token-file", token_file.string()}));
+    }
+  }
+  std::uint16_t port(std::size_t i) const { return nodes[i]->port(); }
+  // The nodes whose data directory holds flight `name`'s database.
+  std::vector<std::size_t> holders(const std::string& name) const {
+    auto id = cairn::ActorId::make("FLIGHT", name).value();
+    char shard[16];
+    std::snprintf(shard, sizeof shard, "%04u", id.shard());
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      auto file = dir.path() / ("node" + std::to_string(i)) / "_shards" / shard / "FLIGHT" / (id.hex() + ".sqlite");
+      if (std::filesystem::exists(file)) out.push_back(i);
+    }
+    return out;
+  }
+  // Every node answers for `flights` (their shards have owners that serve them).
+  bool serving(int flights) const {
+    for (int f = 0; f < flights; ++f) {
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (http_get(port(i), "/seats?flightId=ready-" + std::to_string(f)).status != 200) return false;
+      }
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cluster: any node answers for any flight with the same state") {
+  Cluster cluster(3);
+  REQUIRE(eventually([&] { return cluster.serving(10); }, 20000ms));
+  for (int f = 0; f < 12; ++f) {
+    std::string flight = "same-" + std::to_string(f);
+    auto booked = http_post(cluster.port(static_cast<std::size_t>(f) % 3), "/book-seat?flightId=" + flight,
+                            R"({"seatNumber":"1A","name":"Ann"})");
+    REQUIRE(booked.status == 200);
+    auto first = http_get(cluster.port(0), "/seats?flightId=" + flight);
+    REQUIRE(first.status == 200);
+    CHECK(json::parse(first.body)[0]["occupant"] == "Ann");
+    for (std::size_t i = 1; i < 3; ++i) {
+      auto other = http_get(cluster.port(i), "/seats?flightId=" + flight);
+      REQUIRE(other.status == 200);
+      CHECK(json::parse(other.body) == json::parse(first.body));
+    }
+  }
+  // One instance per name: each flight's database is on exactly one node, and the flights
+  // are spread over the nodes (so most requests above were forwarded).
+  std::set<std::size_t> used;
+  for (int f = 0; f < 12; ++f) {
+    auto holders = cluster.holders("same-" + std::to_string(f));
+    REQUIRE(holders.size() == 1);
+    used.insert(holders[0]);
+  }
+  CHECK(used.size() >= 2);
+}
+
+TEST_CASE("cluster: 50 racing bookings of one seat through three nodes give exactly one 200") {
+  Cluster cluster(3);
+  REQUIRE(eventually([&] { return cluster.serving(3); }, 20000ms));
+  std::atomic<int> ok{0}, conflict{0}, other{0};
+  std::vector<std::thread> racers;
+  for (int i = 0; i < 50; ++i) {
+    racers.emplace_back([&, i] {
+      auto reply = http_post(cluster.port(static_cast<std::size_t>(i) % 3), "/book-seat?flightId=race",
+                             R"({"seatNumber":"2C","name":"P)" + std::to_string(i) + R"("})");
+      ++(reply.status == 200 ? ok : reply.status == 409 ? conflict : other);
+    });
+  }
+  for (auto& racer : racers) racer.join();
+  CHECK(ok.load() == 1);
+  CHECK(conflict.load() == 49);
+  CHECK(other.load() == 0);
+}
+
+TEST_CASE("cluster: the internal listener refuses requests without the cluster token") {
+  Cluster cluster(1);
+  REQUIRE(eventually([&] { return cluster.serving(1); }, 20000ms));
+  auto plain = http_get(cluster.cluster_ports[0], "/seats?flightId=x");
+  CHECK(plain.status == 401);
+  HttpClient wrong(cluster.cluster_ports[0]);
+  wrong.header("X-Cairn-Cluster-Token", "a-cluster-secret-of-the-tesT");
+  CHECK(wrong.request(http::verb::get, "/seats?flightId=x").status == 401);
+  HttpClient right(cluster.cluster_ports[0]);
+  right.header("X-Cairn-Cluster-Token", "a-cluster-secret-of-the-test");
+  CHECK(right.request(http::verb::get, "/seats?flightId=x").status == 200);
+}
+
+TEST_CASE("cluster: a node refuses to start without its token file or node id, saying which") {
+  EtcdProcess etcd;
+  TempDir dir;
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{CAIRN_SERVER_PATH, "--port", "0", "--data-dir", (dir.path() / "d").string(),
+                                  "--cluster", etcd.url()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_program(args, 10s);
+  };
+  auto no_id = run({});
+  CHECK(no_id.exit_status == 2);
+  CHECK(no_id.output.find("--node-id") != std::string::npos);
+  auto no_token = run({"--node-id", "x"});
+  CHECK(no_token.exit_status == 2);
+  CHECK(no_token.output.find("--cluster-token-file") != std::string::npos);
+  auto bad_etcd = run_program({CAIRN_SERVER_PATH, "--port", "0", "--cluster", "etcd:2379"}, 10s);
+  CHECK(bad_etcd.exit_status == 2);
+  CHECK(bad_etcd.output.find("etcd:2379") != std::string::npos);
+}
