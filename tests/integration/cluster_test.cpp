@@ -16,6 +16,7 @@
 #include "cairn/actor_id.hpp"
 #include "clients.hpp"
 #include "etcd_process.hpp"
+#include "tcp_proxy.hpp"
 #include "run_program.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
@@ -148,4 +149,80 @@ TEST_CASE("cluster: a node refuses to start without its token file or node id, s
   auto bad_etcd = run_program({CAIRN_SERVER_PATH, "--port", "0", "--cluster", "etcd:2379"}, 10s);
   CHECK(bad_etcd.exit_status == 2);
   CHECK(bad_etcd.output.find("etcd:2379") != std::string::npos);
+}
+
+TEST_CASE("cluster: a node cut off from etcd answers no write 200 after its fencing point, nobody else serves its flights, and it comes back") {
+  EtcdProcess etcd;
+  TcpProxy proxy(etcd.port());
+  TempDir dir;
+  auto token_file = dir.path() / "token";
+  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+  auto node = [&](const std::string& id, std::uint16_t etcd_port) {
+    return std::make_unique<ServerProcess>(
+        dir.path() / id, std::vector<std::string>{"--cluster", "http://127.0.0.1:" + std::to_string(etcd_port),
+                                                  "--node-id", id, "--cluster-token-file", token_file.string(),
+                                                  "--request-timeout", "2s"});
+  };
+  auto a = node("a", etcd.port());
+  auto b = node("b", proxy.port());  // b reaches etcd only through the proxy
+  // A flight whose database lands on b (b owns its shard).
+  std::string flight;
+  auto on_b = [&](const std::string& name) {
+    auto id = cairn::ActorId::make("FLIGHT", name).value();
+    char shard[16];
+    std::snprintf(shard, sizeof shard, "%04u", id.shard());
+    return std::filesystem::exists(dir.path() / "b" / "_shards" / shard / "FLIGHT" / (id.hex() + ".sqlite"));
+  };
+  REQUIRE(eventually(
+      [&] {
+        for (int i = 0; i < 40 && flight.empty(); ++i) {
+          std::string name = "cut-" + std::to_string(i);
+          if (http_get(a->port(), "/seats?flightId=" + name).status == 200 && on_b(name)) flight = name;
+        }
+        return !flight.empty();
+      },
+      20000ms));
+  const std::vector<std::string> seats{"1A", "1B", "1C", "1D", "1E", "1F", "2A", "2B", "2C", "2D", "2E", "2F",
+                                       "3A", "3B", "3C", "3D", "3E", "3F", "4A", "4B", "4C", "4D", "4E", "4F"};
+  REQUIRE(http_post(b->port(), "/book-seat?flightId=" + flight, R"({"seatNumber":"9A","name":"Before"})").status == 200);
+
+  proxy.cut();
+  auto cut_at = std::chrono::steady_clock::now();
+  // The lease (5 s) was last renewed at most ~1 s before the cut; b fences itself 1 s before
+  // it can expire, so from cut + 4 s on, no write of b's may be answered 200, by b or by a.
+  std::vector<std::string> accepted;
+  int refused = 0;
+  std::size_t next = 0;
+  while (std::chrono::steady_clock::now() - cut_at < 7s && next < seats.size()) {
+    const auto& seat = seats[next++];
+    auto via = next % 2 == 0 ? b->port() : a->port();
+    auto sent_at = std::chrono::steady_clock::now();
+    auto reply = http_post(via, "/book-seat?flightId=" + flight, R"({"seatNumber":")" + seat + R"(","name":"During )" + seat + R"("})");
+    if (reply.status == 200) {
+      INFO("a booking was acknowledged " << std::chrono::duration_cast<std::chrono::milliseconds>(sent_at - cut_at).count()
+                                         << " ms after the cut");
+      CHECK(sent_at - cut_at < 4000ms);
+      accepted.push_back(seat);
+    } else {
+      CHECK(reply.status >= 500);  // retryable: 503 (fenced, no owner) or 504
+      ++refused;
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(refused > 0);
+
+  proxy.heal();
+  // b joins again with a new lease and claims its shards at new epochs: the flight is served
+  // again, through either node, with every acknowledged booking.
+  REQUIRE(eventually([&] { return http_get(a->port(), "/seats?flightId=" + flight).status == 200; }, 20000ms));
+  auto seats_now = json::parse(http_get(b->port(), "/seats?flightId=" + flight).body);
+  auto occupant = [&](const std::string& seat) {
+    for (const auto& s : seats_now) {
+      if (s["seatNumber"] == seat) return s["occupant"];
+    }
+    return json();
+  };
+  CHECK(occupant("9A") == "Before");
+  for (const auto& seat : accepted) CHECK(occupant(seat) == "During " + seat);
+  CHECK(on_b(flight));  // still b's, never served from an empty database elsewhere
 }
