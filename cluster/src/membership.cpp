@@ -1,5 +1,7 @@
 #include "cairn/cluster/membership.hpp"
 
+#include <time.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -20,6 +22,17 @@ namespace cairn::cluster {
 using nlohmann::json;
 using Steady = std::chrono::steady_clock;
 
+// The fence's clock: CLOCK_BOOTTIME, which, unlike CLOCK_MONOTONIC (steady_clock), goes on
+// while the machine is suspended, as etcd's clock does for the lease.
+struct Boot {
+  using duration = std::chrono::nanoseconds;
+  static std::int64_t now_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  }
+};
+
 namespace {
 constexpr unsigned shard_count = ActorId::shard_count;
 constexpr std::size_t assign_batch = 64;  // puts per txn (etcd allows 128 operations)
@@ -32,7 +45,8 @@ std::string four_digits(unsigned shard) {
   return text;
 }
 
-std::int64_t ticks(Steady::time_point t) { return t.time_since_epoch().count(); }
+template <class Duration>
+std::int64_t ns(Duration d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); }
 
 bool valid_node_id(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
@@ -59,7 +73,7 @@ struct Membership::Impl {
   std::array<std::atomic<std::int64_t>, shard_count> my_epoch{};
   std::array<std::atomic<std::int64_t>, shard_count> claim_lease{};
   std::atomic<std::int64_t> lease{0};
-  std::atomic<std::int64_t> fence_at{0};  // steady ticks: fenced from then on
+  std::atomic<std::int64_t> fence_at{0};  // Boot::now_ns(): fenced from then on
   std::atomic<bool> stopping{false};
   std::mutex wake_mutex;
   std::condition_variable wake;
@@ -76,7 +90,7 @@ struct Membership::Impl {
   std::string assign_key(unsigned shard) const { return assign_prefix + four_digits(shard); }
 
   bool fenced() const {
-    return lease.load() == 0 || ticks(Steady::now()) >= fence_at.load();
+    return lease.load() == 0 || Boot::now_ns() >= fence_at.load();
   }
 
   void kick() {
@@ -94,11 +108,15 @@ struct Membership::Impl {
     return !stopping.load();
   }
 
-  void publish_locked(unsigned shard) {
+  // Publishes what owns() reads; true if this node's own claim of `shard` changed (won,
+  // lost, or at a new epoch): its instances there must go.
+  bool publish_locked(unsigned shard) {
     const auto& owner = owners[shard];
     bool mine = owner && owner->node == options.node_id;
-    my_epoch[shard].store(mine ? owner->epoch : 0);
+    auto epoch_now = mine ? owner->epoch : 0;
+    bool changed = my_epoch[shard].exchange(epoch_now) != epoch_now;
     claim_lease[shard].store(mine ? owner->lease : 0);
+    return changed;
   }
 
   std::optional<std::int64_t> epoch(unsigned shard) const {
@@ -144,8 +162,7 @@ struct Membership::Impl {
             auto value = json::parse(kv.value);
             owners[*shard] = ShardOwner{value.value("node", ""), value.value("advertise", ""), kv.mod_revision, kv.lease};
           }
-          publish_locked(*shard);
-          return shard;
+          if (publish_locked(*shard)) return shard;
         }
       }
     } catch (const std::exception& e) {
@@ -162,17 +179,15 @@ struct Membership::Impl {
         std::vector<unsigned> changed;
         {
           std::lock_guard lock(mutex);
-          auto before = owners;
           nodes.clear();
           coordinator.reset();
           assigned.fill("");
           owners.fill(std::nullopt);
-          for (const auto& kv : read.value().kvs) apply_locked(kv, false);
-          for (unsigned s = 0; s < shard_count; ++s) publish_locked(s);
-          for (unsigned s = 0; s < shard_count; ++s) {
-            bool same = before[s].has_value() == owners[s].has_value() &&
-                        (!before[s] || (before[s]->node == owners[s]->node && before[s]->epoch == owners[s]->epoch));
-            if (!same) changed.push_back(s);
+          for (const auto& kv : read.value().kvs) {
+            if (auto shard = apply_locked(kv, false)) changed.push_back(*shard);
+          }
+          for (unsigned s = 0; s < shard_count; ++s) {  // those not read: no owner now
+            if (publish_locked(s)) changed.push_back(s);
           }
         }
         notify(changed);
@@ -210,7 +225,7 @@ struct Membership::Impl {
   // Grants a new lease and registers this node under it. False if etcd did not answer.
   bool join(EtcdClient& client) {
     if (auto old = lease.exchange(0); old != 0) (void)client.revoke(old);  // best effort
-    auto sent = Steady::now();
+    auto sent = Boot::now_ns();
     auto granted = client.grant(options.lease_ttl);
     if (!granted.ok()) {
       spdlog::warn("cluster: cannot get a lease from etcd: {}", granted.error().message);
@@ -223,7 +238,10 @@ struct Membership::Impl {
       (void)client.revoke(id);
       return false;
     }
-    fence_at.store(ticks(sent + granted.value().ttl - options.fence_margin));
+    if (granted.value().ttl < options.lease_ttl) {
+      spdlog::warn("cluster: etcd granted a lease of {} s, not {} s", granted.value().ttl.count(), options.lease_ttl.count());
+    }
+    fence_at.store(sent + ns(granted.value().ttl - options.fence_margin));
     lease.store(id);
     joins.fetch_add(1);
     spdlog::info("cluster: node {} joined with lease {:x}", options.node_id, id);
@@ -242,12 +260,12 @@ struct Membership::Impl {
         continue;
       }
       if (!pause(options.renew_every)) break;
-      auto sent = Steady::now();
+      auto sent = Boot::now_ns();
       auto renewed = client.keepalive(lease.load());
       if (renewed.ok() && renewed.value()) {
-        fence_at.store(ticks(sent + *renewed.value() - options.fence_margin));
+        fence_at.store(sent + ns(*renewed.value() - options.fence_margin));
         renewals.fetch_add(1);
-        last_renew_seconds.store(std::chrono::duration<double>(Steady::now() - sent).count());
+        last_renew_seconds.store(static_cast<double>(Boot::now_ns() - sent) / 1e9);
       } else {
         renewal_failures.fetch_add(1);
         if (renewed.ok()) {
@@ -273,8 +291,8 @@ struct Membership::Impl {
     };
     watch = std::make_unique<EtcdWatch>(options.etcd, options.prefix, prefix_end(options.prefix), revision, callbacks);
     while (pause(control_period)) {
-      if (fenced()) continue;
       auto my_lease = lease.load();
+      if (my_lease == 0 || fenced()) continue;
       elect(client, my_lease);
       assign_fresh(client);
       claim_mine(client, my_lease);
@@ -380,7 +398,10 @@ Membership::Membership(MembershipOptions options) : impl_(std::make_shared<Impl>
 }
 
 Membership::~Membership() {
-  impl_->stopping.store(true);
+  {
+    std::lock_guard lock(impl_->wake_mutex);  // no waiter can miss it
+    impl_->stopping.store(true);
+  }
   impl_->wake.notify_all();
   impl_->control_thread.join();
   impl_->watch.reset();  // after the control thread, which made it

@@ -2,6 +2,7 @@
 #include "cairn/gateway/app.hpp"
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -246,6 +247,18 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       cluster_token = read_token(cluster_token_file, problem);
       if (!problem.empty()) problem = "--cluster-token-file: " + problem;
     }
+    // Other nodes connect to the advertised address as given: an IP address they can reach.
+    std::string advertised = advertise.empty() ? "http://" + cluster_host + ":1" : advertise;
+    if (problem.empty()) {
+      auto where = cluster::parse_endpoints(advertised);
+      boost::system::error_code bec;
+      auto address = where.ok() ? boost::asio::ip::make_address(where.value()[0].host, bec) : boost::asio::ip::address{};
+      if (!where.ok() || bec || address.is_unspecified() || where.value().size() != 1) {
+        problem = advertise.empty()
+                      ? "--cluster-host " + cluster_host + " is not an address other nodes can reach: give --advertise http://IP:PORT"
+                      : "--advertise " + advertise + ": must be http://IP:PORT with an address other nodes can reach";
+      }
+    }
     if (!problem.empty()) {
       std::fprintf(stderr, "%s\n", problem.c_str());
       return 2;
@@ -289,7 +302,18 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     routes(web);
     std::string banner = "(data in " + data_dir + ", durability " + durability + ")";
     ServeExtras extras;
+    // Left after every gateway thread has stopped (serve() returns only then) and before the
+    // runtime is destroyed: nothing can reach the Membership after it is gone, nor its
+    // watch reach the runtime.
     std::unique_ptr<cluster::Membership> membership;
+    struct Leave {
+      ClusterLink& link;
+      std::unique_ptr<cluster::Membership>& membership;
+      ~Leave() {
+        link.attach(nullptr);
+        membership.reset();  // its lease is revoked; its shards wait for it
+      }
+    } leave{*link, membership};
     if (!etcd.empty()) {
       auto routing = std::make_shared<ClusterRouting>();
       routing->locate = [link](unsigned shard) { return link->locate(shard); };
@@ -312,10 +336,6 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         membership->on_owner_change([&runtime](unsigned shard) { runtime.evict_shard(shard); });
         link->attach(membership.get());
         banner += ", node " + node_id + " of the cluster at " + cluster_endpoints;
-      };
-      extras.stopped = [&, link] {
-        link->attach(nullptr);
-        membership.reset();  // leaves: its lease is revoked, its shards wait for it
       };
     }
     if (admin_token.empty()) return serve(runtime, std::move(web), std::move(extras), banner);

@@ -70,6 +70,12 @@ void ForwardPool::start(std::shared_ptr<Exchange> exchange, bool fresh) {
     exchange->stream->expires_at(exchange->deadline);
     http::async_write(*exchange->stream, *exchange->request, [this, exchange, fail, reused](beast::error_code ec,
                                                                                            std::size_t) {
+      if (ec == beast::error::timeout) {
+        // The deadline: the request may have gone out whole (the timer can fire just as the
+        // last byte leaves), so its effect is unknown.
+        return fail(Code::timeout, "sending the request to node " + exchange->key +
+                                       " took past the deadline; the request may still take effect");
+      }
       if (ec) {
         // Not fully sent: the owner acts only on a whole request, so a fresh connection
         // may try again (a kept-alive one may have been closed meanwhile).
@@ -79,7 +85,9 @@ void ForwardPool::start(std::shared_ptr<Exchange> exchange, bool fresh) {
         }
         return fail(Code::unavailable, "cannot send the request to node " + exchange->key + ": " + ec.message());
       }
-      exchange->parser.body_limit(64 * 1024 * 1024);  // an actor's answer, relayed whole
+      exchange->parser.body_limit(64 * 1024 * 1024);
+      // An answer to HEAD has the GET's Content-Length and no body.
+      if (exchange->request->method() == http::verb::head) exchange->parser.skip(true);  // an actor's answer, relayed whole
       http::async_read(*exchange->stream, exchange->buffer, exchange->parser,
                        [this, exchange, fail](beast::error_code e, std::size_t) {
                          if (e) {

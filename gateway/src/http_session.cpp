@@ -164,6 +164,9 @@ void HttpSession::handle(http::request<http::string_body> request) {
                                    "this is a cairn node's internal listener: requests need the cluster token"),
                    false);
     }
+    // Never seen by actors (one that logs its headers would leak the secret).
+    request.erase("X-Cairn-Cluster-Token");
+    request.erase("X-Cairn-Hop");
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
     if (!*object) return reply(Response::error(object->error()), request.keep_alive());
@@ -249,8 +252,9 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
     if (cluster->internal) {
       // A forwarded request is never forwarded again: the sender's map is stale.
       if (where.kind != ShardLocation::Kind::here) {
+        // Marked as the gateway's (an actor may answer 421 itself: that is relayed, not retried).
         return reply(Response{421,
-                              {{"Content-Type", "application/json"}},
+                              {{"Content-Type", "application/json"}, {"X-Cairn-Misdirected", "1"}},
                               nlohmann::json{{"error", "this node does not own shard " + std::to_string(shard) + " now"},
                                              {"status", 421}}
                                   .dump()},
@@ -379,7 +383,7 @@ void HttpSession::forward_attempt(std::shared_ptr<http::request<http::string_bod
           return self->answer_actor(request_id, error, keep_alive, head);
         }
         auto& got = answer.value();
-        if (got.result_int() == 421) {  // the map here is stale: wait for the watch
+        if (got.result_int() == 421 && got.count("X-Cairn-Misdirected") > 0) {  // our map is stale
           return self->forward_later(std::move(outgoing), shard, request_id, until, keep_alive, head,
                                      Response::error(Code::unavailable, "shard " + std::to_string(shard) +
                                                                             " is moving; try again shortly"));
@@ -389,7 +393,8 @@ void HttpSession::forward_attempt(std::shared_ptr<http::request<http::string_bod
           auto name = field.name();
           if (name == http::field::content_length || name == http::field::connection ||
               name == http::field::transfer_encoding || name == http::field::server ||
-              field.name_string() == "Content-Security-Policy" || field.name_string() == "X-Content-Type-Options") {
+              field.name_string() == "Content-Security-Policy" || field.name_string() == "X-Content-Type-Options" ||
+              field.name_string() == "X-Cairn-Misdirected") {
             continue;
           }
           relayed.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));

@@ -92,15 +92,15 @@ void Host::open_database() {
 
 Host::Outcome Host::run_event(const std::function<void()>& body,
                               ReplyTo reply) {
-  if (!instance_) {
-    // A new instance runs only where its shard is owned, under the epoch of now.
-    auto epoch = core_->owned_epoch(id_.shard());
-    if (!epoch) {
-      if (reply) core_->fail_reply(reply, not_owner_error());
-      return Outcome::failed;
-    }
-    epoch_ = *epoch;
+  // Every event runs only where its shard is owned now, and one batch under one epoch.
+  auto epoch = core_->owned_epoch(id_.shard());
+  if (!epoch || (in_batch_ && *epoch != batch_epoch_)) {
+    if (reply) core_->fail_reply(reply, not_owner_error());
+    return Outcome::failed;  // the open batch, if any, is dropped at its commit
   }
+  if (instance_ && *epoch != instance_epoch_) reset_instance();  // its memory may be stale
+  if (!instance_) instance_epoch_ = *epoch;
+  if (!in_batch_) batch_epoch_ = *epoch;
   if (!ensure_batch(reply)) return Outcome::failed;
   outbox_.begin_event();
   std::size_t answers_before = answers_.size();
@@ -267,11 +267,11 @@ bool Host::commit_batch() {
   }
   in_batch_ = false;
   batch_events_ = 0;
-  if (auto owned = core_->owned_epoch(id_.shard()); !owned || *owned != epoch_) {
+  if (auto owned = core_->owned_epoch(id_.shard()); !owned || *owned != batch_epoch_) {
     // Cluster mode: this node fenced itself (its lease may be expiring) or the shard moved
     // while the batch ran. Nothing may leave: another node may own the actor by now.
     spdlog::warn("actor {} {}: shard {} no longer owned at epoch {}; the batch's outputs are dropped",
-                 id_.binding(), id_.hex(), id_.shard(), epoch_);
+                 id_.binding(), id_.hex(), id_.shard(), batch_epoch_);
     (void)outbox_.take();
     auto error = not_owner_error();
     for (auto& pending : std::exchange(answers_, {})) {

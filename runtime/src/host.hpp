@@ -120,9 +120,11 @@ class Host final : public caf::event_based_actor {
   detail::RuntimeCore* core_;
   ActorId id_;
   const ActorFactory* factory_;
-  // The epoch of the shard's ownership the instance started under (cluster mode; 0 on a
-  // single node): the batch's outputs leave only if it is still the current one.
-  std::int64_t epoch_ = 0;
+  // Cluster mode (0 on a single node): the epoch of the shard's ownership the instance
+  // started under (another one drops it), and the one the open batch began under (its
+  // outputs leave only if that is still the current one).
+  std::int64_t instance_epoch_ = 0;
+  std::int64_t batch_epoch_ = 0;
   std::uint64_t generation_;  // this host's term in the directory
   HostContext context_;
   std::optional<Database> db_;

@@ -15,6 +15,10 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
   std::optional<std::int64_t> last_event;
   // Looked up before the directory lock: the names index may be busy with an fsync or a
   // scan, and the directory serves every request.
+  if (!owned_epoch(id.shard())) {
+    return fail(Code::unavailable, "actor " + id.binding() + "'s shard " + std::to_string(id.shard()) +
+                                       " is not served by this node now (cluster mode: ask its owner)");
+  }
   bool named = create || names_->contains(id.hex());
   {
     std::lock_guard lock(mutex_);
