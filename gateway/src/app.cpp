@@ -337,6 +337,24 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         link->attach(membership.get());
         banner += ", node " + node_id + " of the cluster at " + cluster_endpoints;
       };
+      extras.metrics = [&membership](metrics::TextWriter& out) {
+        if (!membership) return;
+        auto stats = membership->stats();
+        out.family("cairn_cluster_fenced", "gauge", "1 while this node may release no output (its etcd lease may lapse)");
+        out.sample("cairn_cluster_fenced", {}, membership->fenced() ? 1.0 : 0.0);
+        out.family("cairn_cluster_shards_owned", "gauge", "Shards this node owns now");
+        out.sample("cairn_cluster_shards_owned", {}, static_cast<double>(membership->owned().size()));
+        out.family("cairn_cluster_lease_renewals_total", "counter", "Lease renewals, by outcome");
+        out.sample("cairn_cluster_lease_renewals_total", {{"outcome", "ok"}}, static_cast<double>(stats.renewals));
+        out.sample("cairn_cluster_lease_renewals_total", {{"outcome", "failed"}},
+                   static_cast<double>(stats.renewal_failures));
+        out.family("cairn_cluster_lease_renew_seconds", "gauge", "How long the last successful renewal took");
+        out.sample("cairn_cluster_lease_renew_seconds", {}, stats.last_renew_seconds);
+        out.family("cairn_cluster_joins_total", "counter", "Leases this node took (1, plus one per re-join after fencing)");
+        out.sample("cairn_cluster_joins_total", {}, static_cast<double>(stats.joins));
+        out.family("cairn_cluster_claims_total", "counter", "Shards this node claimed");
+        out.sample("cairn_cluster_claims_total", {}, static_cast<double>(stats.claims));
+      };
     }
     if (admin_token.empty()) return serve(runtime, std::move(web), std::move(extras), banner);
     GatewayOptions admin;

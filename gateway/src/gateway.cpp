@@ -41,7 +41,7 @@ SharedState::SharedState(Runtime& rt, GatewayOptions opts)
 }
 
 void SharedState::write_metrics(metrics::TextWriter& out) const {
-  const char* listener = admin_mode ? "admin" : "public";
+  const char* listener = admin_mode ? "admin" : options.cluster && options.cluster->internal ? "internal" : "public";
   out.family("cairn_http_requests_total", "counter", "HTTP requests answered, by route and status");
   for (const auto& route : routes) {
     for (std::size_t status = 0; status < route->by_status.size(); ++status) {
@@ -65,6 +65,14 @@ void SharedState::write_metrics(metrics::TextWriter& out) const {
              "Connections answered 503 at once: --max-connections reached");
   out.sample("cairn_http_connections_refused_total", {{"listener", listener}},
              static_cast<double>(connections_refused.load()));
+  if (options.cluster && !options.cluster->internal) {
+    out.family("cairn_cluster_forwards_total", "counter",
+               "Tries of sending a request to the node that owns its actor: answered (relayed), retried "
+               "(the shard moved or its node was unreachable), failed (503 or 504 from this node)");
+    out.sample("cairn_cluster_forwards_total", {{"outcome", "answered"}}, static_cast<double>(forwards_answered.load()));
+    out.sample("cairn_cluster_forwards_total", {{"outcome", "retried"}}, static_cast<double>(forwards_retried.load()));
+    out.sample("cairn_cluster_forwards_total", {{"outcome", "failed"}}, static_cast<double>(forwards_failed.load()));
+  }
 }
 
 struct Gateway::Impl {

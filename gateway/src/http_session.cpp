@@ -380,6 +380,7 @@ void HttpSession::forward_attempt(std::shared_ptr<http::request<http::string_bod
           if (answer.error().code == Code::unavailable) {
             return self->forward_later(std::move(outgoing), shard, request_id, until, keep_alive, head, error);
           }
+          self->shared_->forwards_failed.fetch_add(1, std::memory_order_relaxed);
           return self->answer_actor(request_id, error, keep_alive, head);
         }
         auto& got = answer.value();
@@ -388,6 +389,7 @@ void HttpSession::forward_attempt(std::shared_ptr<http::request<http::string_bod
                                      Response::error(Code::unavailable, "shard " + std::to_string(shard) +
                                                                             " is moving; try again shortly"));
         }
+        self->shared_->forwards_answered.fetch_add(1, std::memory_order_relaxed);
         Response relayed{static_cast<int>(got.result_int()), {}, std::move(got.body())};
         for (const auto& field : got) {
           auto name = field.name();
@@ -407,7 +409,11 @@ void HttpSession::forward_later(std::shared_ptr<http::request<http::string_body>
                                 std::uint64_t request_id, std::chrono::steady_clock::time_point until,
                                 bool keep_alive, bool head, Response last) {
   constexpr auto pause = std::chrono::milliseconds(50);
-  if (std::chrono::steady_clock::now() + pause >= until) return answer_actor(request_id, std::move(last), keep_alive, head);
+  if (std::chrono::steady_clock::now() + pause >= until) {
+    shared_->forwards_failed.fetch_add(1, std::memory_order_relaxed);
+    return answer_actor(request_id, std::move(last), keep_alive, head);
+  }
+  shared_->forwards_retried.fetch_add(1, std::memory_order_relaxed);
   retry_.expires_after(pause);
   retry_.async_wait([self = shared_from_this(), outgoing = std::move(outgoing), shard, request_id, until, keep_alive,
                      head](beast::error_code ec) mutable {

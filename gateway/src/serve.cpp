@@ -40,16 +40,20 @@ int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, cons
     std::unique_ptr<Gateway> internal;
     std::string admin_host;
     std::string internal_host;
-    if (extras.admin) {
-      admin_host = extras.admin->host;
-      extras.admin->extra_metrics = [&gateway](metrics::TextWriter& out) { gateway.write_metrics(out); };
-      admin = std::make_unique<Gateway>(runtime, std::move(*extras.admin));
-    }
     if (extras.internal) {
       internal_host = extras.internal->host;
       internal = std::make_unique<Gateway>(runtime, std::move(*extras.internal));
       internal->start();
       if (extras.internal_started) extras.internal_started(internal->port());
+    }
+    if (extras.admin) {
+      admin_host = extras.admin->host;
+      extras.admin->extra_metrics = [&gateway, &internal, more = extras.metrics](metrics::TextWriter& out) {
+        gateway.write_metrics(out);
+        if (internal) internal->write_metrics(out);
+        if (more) more(out);
+      };
+      admin = std::make_unique<Gateway>(runtime, std::move(*extras.admin));
     }
     gateway.start();
     if (admin) admin->start();

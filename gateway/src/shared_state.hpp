@@ -91,6 +91,10 @@ struct SharedState {
   std::map<SocketId, std::weak_ptr<WebSocketSession>> sockets;
   std::atomic<std::size_t> connections{0};  // open HTTP and WebSocket connections
   std::atomic<std::uint64_t> connections_refused{0};  // answered 503: max_connections reached
+  // Cluster mode: requests sent to the node that owns their actor, by what came of each try.
+  std::atomic<std::uint64_t> forwards_answered{0};    // the owner answered (relayed)
+  std::atomic<std::uint64_t> forwards_retried{0};     // 421 (moved) or owner unreachable: tried again
+  std::atomic<std::uint64_t> forwards_failed{0};      // answered here: 503 (no owner in time) or 504
 };
 
 }  // namespace cairn::gateway

@@ -35,18 +35,31 @@ struct Cluster {
   std::vector<std::uint16_t> cluster_ports;
   std::vector<std::unique_ptr<ServerProcess>> nodes;
 
+  std::filesystem::path admin_token_file = dir.path() / "admin-token";
+
   explicit Cluster(int count) {
     std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+    std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
     for (int i = 0; i < count; ++i) {
       cluster_ports.push_back(free_loopback_port());
       auto data = dir.path() / ("node" + std::to_string(i));
       nodes.push_back(std::make_unique<ServerProcess>(
           data, std::vector<std::string>{"--cluster", etcd.url(), "--node-id", "n" + std::to_string(i),
                                          "--cluster-port", std::to_string(cluster_ports.back()),
-                                         "--cluster-token-file", token_file.string()}));
+                                         "--cluster-token-file", token_file.string(), "--admin-port", "0",
+                                         "--admin-token-file", admin_token_file.string()}));
     }
   }
   std::uint16_t port(std::size_t i) const { return nodes[i]->port(); }
+  // One sample of node i's /metrics (0 if absent).
+  double metric(std::size_t i, const std::string& sample) const {
+    HttpClient admin(nodes[i]->admin_port());
+    admin.header("Authorization", "Bearer an-admin-token-of-the-test");
+    auto text = admin.request(http::verb::get, "/metrics").body;
+    auto at = text.find("\n" + sample + " ");
+    if (at == std::string::npos) return 0;
+    return std::stod(text.substr(at + sample.size() + 2));
+  }
   // The nodes whose data directory holds flight `name`'s database.
   std::vector<std::size_t> holders(const std::string& name) const {
     auto id = cairn::ActorId::make("FLIGHT", name).value();
@@ -98,6 +111,17 @@ TEST_CASE("cluster: any node answers for any flight with the same state") {
     used.insert(holders[0]);
   }
   CHECK(used.size() >= 2);
+  // And the nodes say so: requests were forwarded and answered by their owners; every node
+  // owns some shards, none is fenced.
+  double forwarded = 0, owned = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    forwarded += cluster.metric(i, R"(cairn_cluster_forwards_total{outcome="answered"})");
+    owned += cluster.metric(i, "cairn_cluster_shards_owned");
+    CHECK(cluster.metric(i, "cairn_cluster_fenced") == 0);
+    CHECK(cluster.metric(i, R"(cairn_cluster_lease_renewals_total{outcome="ok"})") >= 0);
+  }
+  CHECK(forwarded >= 8);  // of 36 requests, about two thirds went to another node
+  CHECK(owned == 1024);
 }
 
 TEST_CASE("cluster: 50 racing bookings of one seat through three nodes give exactly one 200") {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cairn/cluster/etcd.hpp"
+#include "child_process.hpp"
 #include "temp_dir.hpp"
 
 extern char** environ;
@@ -31,37 +32,16 @@ namespace cairn::testing {
 // A loopback port free right now (the kernel's choice), for a program that cannot listen on
 // port 0 and say which port it got.
 inline std::uint16_t free_loopback_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot find a free port");
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
+  std::uint16_t port = 0;
+  ::close(bind_loopback(port));
+  return port;
 }
 
 // A loopback port that refuses connections for as long as this lives: bound, never listening,
 // so no other process can take it meanwhile.
 class RefusingPort {
  public:
-  RefusingPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      throw std::runtime_error("cannot bind a port");
-    }
-    port_ = ntohs(address.sin_port);
-  }
+  RefusingPort() { fd_ = bind_loopback(port_); }
   ~RefusingPort() { ::close(fd_); }
   RefusingPort(const RefusingPort&) = delete;
   RefusingPort& operator=(const RefusingPort&) = delete;
@@ -95,17 +75,7 @@ class EtcdProcess {
   // SIGTERM, then SIGKILL after 10 s.
   void stop() {
     if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    stop_child(pid_);
     pid_ = 0;
   }
   // Starts it again on the same ports and data.

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "child_process.hpp"
+
 extern char** environ;
 
 namespace cairn::testing {
@@ -62,20 +64,9 @@ class ServerProcess {
   // SIGTERM and wait (10 s, then SIGKILL). Returns the exit status, or -1 if killed.
   int stop() {
     if (pid_ <= 0) return exit_status_;
-    ::kill(pid_, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        pid_ = 0;
-        return exit_status_ = -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    auto status = stop_child(pid_);
     pid_ = 0;
-    return exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_status_ = status.value_or(-1);
   }
 
  private:

@@ -16,22 +16,15 @@
 #include <thread>
 #include <vector>
 
+#include "child_process.hpp"
+
 namespace cairn::testing {
 
 class TcpProxy {
  public:
   explicit TcpProxy(std::uint16_t target_port) : target_port_(target_port) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener_, 64) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      throw std::runtime_error("TcpProxy: cannot listen");
-    }
-    port_ = ntohs(address.sin_port);
+    listener_ = bind_loopback(port_);
+    if (::listen(listener_, 64) != 0) throw std::runtime_error("TcpProxy: cannot listen");
     acceptor_ = std::thread([this] { accept_loop(); });
   }
   ~TcpProxy() {

@@ -37,8 +37,11 @@ struct ServeExtras {
   // Called once the internal listener is bound, with its port, before the first line is
   // printed (cluster mode joins the cluster here). May throw to fail the start.
   std::function<void(std::uint16_t)> internal_started;
-  // Called after runtime.shutdown() (cluster mode leaves the cluster here).
+  // Called after runtime.shutdown().
   std::function<void()> stopped;
+  // What the admin listener's /metrics writes after the gateways' metrics (cluster mode: the
+  // membership's).
+  std::function<void(metrics::TextWriter&)> metrics;
 };
 int serve(Runtime& runtime, GatewayOptions options, ServeExtras extras, const std::string& banner);
 
