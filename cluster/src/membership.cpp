@@ -294,7 +294,10 @@ struct Membership::Impl {
       auto my_lease = lease.load();
       if (my_lease == 0 || fenced()) continue;
       elect(client, my_lease);
-      assign_fresh(client);
+      // Fresh shards go out in batches of assign_batch; at a cluster's birth all 1,024 are
+      // given within one round rather than one batch per round.
+      for (int batch = 0; batch < 16 && assign_fresh(client); ++batch) {
+      }
       claim_mine(client, my_lease);
     }
   }
@@ -308,13 +311,14 @@ struct Membership::Impl {
     if (won.ok() && won.value().succeeded) spdlog::info("cluster: node {} is the coordinator", options.node_id);
   }
 
-  // The coordinator gives never-assigned shards to live nodes, the least loaded first.
-  void assign_fresh(EtcdClient& client) {
+  // The coordinator gives never-assigned shards to live nodes, the least loaded first. True
+  // if it assigned a batch (there may be more).
+  bool assign_fresh(EtcdClient& client) {
     std::vector<std::pair<unsigned, std::string>> plan;
     {
       std::lock_guard lock(mutex);
-      if (coordinator != options.node_id || Steady::now() - coordinator_seen < options.settle) return;
-      if (nodes.empty()) return;
+      if (coordinator != options.node_id || Steady::now() - coordinator_seen < options.settle) return false;
+      if (nodes.empty()) return false;
       std::map<std::string, std::size_t> load;
       for (const auto& [id, url] : nodes) load[id] = 0;
       for (const auto& node : assigned) {
@@ -329,7 +333,7 @@ struct Membership::Impl {
         ++least->second;
       }
     }
-    if (plan.empty()) return;
+    if (plan.empty()) return false;
     std::vector<Compare> compares{Compare::value_is(coordinator_key, options.node_id)};
     std::vector<Operation> puts;
     for (const auto& [shard, node] : plan) {
@@ -337,7 +341,15 @@ struct Membership::Impl {
       puts.push_back(Operation::put(assign_key(shard), node));
     }
     auto done = client.txn(compares, puts);
-    if (!done.ok()) spdlog::warn("cluster: cannot assign shards: {}", done.error().message);
+    if (!done.ok()) {
+      spdlog::warn("cluster: cannot assign shards: {}", done.error().message);
+      return false;
+    }
+    if (!done.value().succeeded) return false;
+    // Seen here at once (the watch brings the same): the next batch plans from it.
+    std::lock_guard lock(mutex);
+    for (const auto& [shard, node] : plan) assigned[shard] = node;
+    return true;
   }
 
   // Claims the shards assigned to this node that nobody holds.

@@ -113,15 +113,20 @@ TEST_CASE("cluster: any node answers for any flight with the same state") {
   CHECK(used.size() >= 2);
   // And the nodes say so: requests were forwarded and answered by their owners; every node
   // owns some shards, none is fenced.
-  double forwarded = 0, owned = 0;
+  double forwarded = 0;
   for (std::size_t i = 0; i < 3; ++i) {
     forwarded += cluster.metric(i, R"(cairn_cluster_forwards_total{outcome="answered"})");
-    owned += cluster.metric(i, "cairn_cluster_shards_owned");
     CHECK(cluster.metric(i, "cairn_cluster_fenced") == 0);
-    CHECK(cluster.metric(i, R"(cairn_cluster_lease_renewals_total{outcome="ok"})") >= 0);
   }
   CHECK(forwarded >= 8);  // of 36 requests, about two thirds went to another node
-  CHECK(owned == 1024);
+  // Every shard is claimed soon after the cluster's birth, each by one node.
+  CHECK(eventually(
+      [&] {
+        double owned = 0;
+        for (std::size_t i = 0; i < 3; ++i) owned += cluster.metric(i, "cairn_cluster_shards_owned");
+        return owned == 1024;
+      },
+      10000ms));
 }
 
 TEST_CASE("cluster: 50 racing bookings of one seat through three nodes give exactly one 200") {
