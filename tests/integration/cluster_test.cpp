@@ -205,6 +205,9 @@ TEST_CASE("cluster: a node cut off from etcd answers no write 200 after its fenc
   auto b = node("b", proxy.port());  // b reaches etcd only through the proxy
   // A flight whose database lands on b (b owns its shard).
   std::string flight;
+  // Each look may wait for a shard without owner (up to --request-timeout, 2 s) while the
+  // cluster forms: the search stops at its own deadline, not after 40 looks.
+  auto search_until = std::chrono::steady_clock::now() + 30s;
   auto on_b = [&](const std::string& name) {
     auto id = cairn::ActorId::make("FLIGHT", name).value();
     char shard[16];
@@ -213,13 +216,13 @@ TEST_CASE("cluster: a node cut off from etcd answers no write 200 after its fenc
   };
   REQUIRE(eventually(
       [&] {
-        for (int i = 0; i < 40 && flight.empty(); ++i) {
+        for (int i = 0; i < 40 && flight.empty() && std::chrono::steady_clock::now() < search_until; ++i) {
           std::string name = "cut-" + std::to_string(i);
           if (http_get(a->port(), "/seats?flightId=" + name).status == 200 && on_b(name)) flight = name;
         }
         return !flight.empty();
       },
-      20000ms));
+      32000ms));
   const std::vector<std::string> seats{"1A", "1B", "1C", "1D", "1E", "1F", "2A", "2B", "2C", "2D", "2E", "2F",
                                        "3A", "3B", "3C", "3D", "3E", "3F", "4A", "4B", "4C", "4D", "4E", "4F"};
   REQUIRE(http_post(b->port(), "/book-seat?flightId=" + flight, R"({"seatNumber":"9A","name":"Before"})").status == 200);
@@ -290,15 +293,16 @@ TEST_CASE("cluster: kill -9 of a node loses no acknowledged booking, its flights
     return std::filesystem::exists(dir.path() / id / "_shards" / shard / "FLIGHT" / (actor.hex() + ".sqlite"));
   };
   std::string flight;
+  auto search_until = std::chrono::steady_clock::now() + 30s;  // see the partition test
   REQUIRE(eventually(
       [&] {
-        for (int i = 0; i < 40 && flight.empty(); ++i) {
+        for (int i = 0; i < 40 && flight.empty() && std::chrono::steady_clock::now() < search_until; ++i) {
           std::string name = "kill-" + std::to_string(i);
           if (http_get(a->port(), "/seats?flightId=" + name).status == 200 && on("b", name)) flight = name;
         }
         return !flight.empty();
       },
-      20000ms));
+      32000ms));
   // Bookings through a, acknowledged by b (forwarded), then b dies without a word.
   std::vector<std::string> acknowledged;
   for (const char* seat : {"1A", "1B", "1C", "2A", "2B"}) {
