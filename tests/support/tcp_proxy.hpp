@@ -76,6 +76,11 @@ class TcpProxy {
         continue;
       }
       std::lock_guard lock(mutex_);
+      if (cut_) {  // cut while this one was being connected: it must not outlive the cut
+        ::close(client);
+        ::close(server);
+        continue;
+      }
       fds_.push_back(client);
       fds_.push_back(server);
       pumps_.emplace_back([client, server] { pump(client, server); });
