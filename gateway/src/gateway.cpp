@@ -18,6 +18,7 @@
 #include "http_session.hpp"
 #include "routes.hpp"
 #include "io_lane.hpp"
+#include "websocket_proxy.hpp"
 #include "websocket_session.hpp"
 
 namespace cairn::gateway {
@@ -72,6 +73,16 @@ void SharedState::write_metrics(metrics::TextWriter& out) const {
     out.sample("cairn_cluster_forwards_total", {{"outcome", "answered"}}, static_cast<double>(forwards_answered.load()));
     out.sample("cairn_cluster_forwards_total", {{"outcome", "retried"}}, static_cast<double>(forwards_retried.load()));
     out.sample("cairn_cluster_forwards_total", {{"outcome", "failed"}}, static_cast<double>(forwards_failed.load()));
+    std::size_t relaying = 0;
+    {
+      std::lock_guard lock(mutex);
+      relaying = proxies.size();
+    }
+    out.family("cairn_cluster_websockets_forwarded_total", "counter",
+               "WebSockets whose actor runs on another node, relayed to it");
+    out.sample("cairn_cluster_websockets_forwarded_total", {}, static_cast<double>(websockets_forwarded.load()));
+    out.family("cairn_cluster_websockets_relayed", "gauge", "Relayed WebSockets open now");
+    out.sample("cairn_cluster_websockets_relayed", {}, static_cast<double>(relaying));
   }
 }
 
@@ -216,12 +227,17 @@ void Gateway::stop() {
           net::post(session->executor(), [session] { session->close(1001, "server shutting down"); });
         }
       }
+      for (auto& [id, weak] : impl_->shared->proxies) {
+        if (auto proxy = weak.lock()) {
+          net::post(proxy->executor(), [proxy] { proxy->close(1001, "server shutting down"); });
+        }
+      }
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (std::chrono::steady_clock::now() < deadline) {
       {
         std::lock_guard lock(impl_->shared->mutex);
-        if (impl_->shared->sockets.empty()) break;
+        if (impl_->shared->sockets.empty() && impl_->shared->proxies.empty()) break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

@@ -13,6 +13,7 @@
 #include "admin_api.hpp"
 #include "routes.hpp"
 #include "static_files.hpp"
+#include "websocket_proxy.hpp"
 #include "websocket_session.hpp"
 
 namespace cairn::gateway {
@@ -261,13 +262,6 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
                      request.keep_alive());
       }
     } else if (where.kind != ShardLocation::Kind::here) {
-      if (beast::websocket::is_upgrade(request)) {
-        return reply(Response::error(Code::unavailable,
-                                     "actor " + binding + " runs on node " + where.node +
-                                         "; WebSocket upgrades are not forwarded between nodes yet: "
-                                         "connect to that node"),
-                     false);
-      }
       return forward(std::move(request), shard);
     }
   }
@@ -340,6 +334,10 @@ void HttpSession::forward(http::request<http::string_body> request, unsigned sha
                                            " ms (--request-timeout); the request may still take effect"),
                        keep_alive, head);
   });
+  if (beast::websocket::is_upgrade(request)) {
+    return upgrade_attempt(std::make_shared<http::request<http::string_body>>(std::move(request)), shard,
+                           request_id, until);
+  }
   auto outgoing = std::make_shared<http::request<http::string_body>>(std::move(request));
   outgoing->set("X-Cairn-Cluster-Token", shared_->options.cluster->token);
   outgoing->set("X-Cairn-Hop", "1");
@@ -363,7 +361,9 @@ void HttpSession::forward_attempt(std::shared_ptr<http::request<http::string_bod
     return handle(std::move(*outgoing));
   }
   if (where.kind == ShardLocation::Kind::nowhere) {
-    return forward_later(std::move(outgoing), shard, request_id, until, keep_alive, head,
+    return forward_later([self = shared_from_this(), outgoing, shard, request_id, until, keep_alive, head] {
+      self->forward_attempt(outgoing, shard, request_id, until, keep_alive, head);
+    }, request_id, until, keep_alive, head,
                          Response::error(Code::unavailable,
                                          "shard " + std::to_string(shard) +
                                              " has no owner now (its node is down or it is being handed over); "
@@ -378,36 +378,29 @@ void HttpSession::forward_attempt(std::shared_ptr<http::request<http::string_bod
           Response error = Response::error(answer.error());
           // Unreachable (nothing sent): its lease will expire or it comes back; try again.
           if (answer.error().code == Code::unavailable) {
-            return self->forward_later(std::move(outgoing), shard, request_id, until, keep_alive, head, error);
+            return self->forward_later([self, outgoing, shard, request_id, until, keep_alive, head] {
+              self->forward_attempt(outgoing, shard, request_id, until, keep_alive, head);
+            }, request_id, until, keep_alive, head, error);
           }
           self->shared_->forwards_failed.fetch_add(1, std::memory_order_relaxed);
           return self->answer_actor(request_id, error, keep_alive, head);
         }
         auto& got = answer.value();
         if (got.result_int() == 421 && got.count("X-Cairn-Misdirected") > 0) {  // our map is stale
-          return self->forward_later(std::move(outgoing), shard, request_id, until, keep_alive, head,
+          return self->forward_later([self, outgoing, shard, request_id, until, keep_alive, head] {
+            self->forward_attempt(outgoing, shard, request_id, until, keep_alive, head);
+          }, request_id, until, keep_alive, head,
                                      Response::error(Code::unavailable, "shard " + std::to_string(shard) +
                                                                             " is moving; try again shortly"));
         }
         self->shared_->forwards_answered.fetch_add(1, std::memory_order_relaxed);
-        Response relayed{static_cast<int>(got.result_int()), {}, std::move(got.body())};
-        for (const auto& field : got) {
-          auto name = field.name();
-          if (name == http::field::content_length || name == http::field::connection ||
-              name == http::field::transfer_encoding || name == http::field::server ||
-              field.name_string() == "Content-Security-Policy" || field.name_string() == "X-Content-Type-Options" ||
-              field.name_string() == "X-Cairn-Misdirected") {
-            continue;
-          }
-          relayed.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-        }
-        self->answer_actor(request_id, std::move(relayed), keep_alive, head);
+        self->answer_actor(request_id, relayed(got), keep_alive, head);
       });
 }
 
-void HttpSession::forward_later(std::shared_ptr<http::request<http::string_body>> outgoing, unsigned shard,
-                                std::uint64_t request_id, std::chrono::steady_clock::time_point until,
-                                bool keep_alive, bool head, Response last) {
+void HttpSession::forward_later(std::function<void()> again, std::uint64_t request_id,
+                                std::chrono::steady_clock::time_point until, bool keep_alive, bool head,
+                                Response last) {
   constexpr auto pause = std::chrono::milliseconds(50);
   if (std::chrono::steady_clock::now() + pause >= until) {
     shared_->forwards_failed.fetch_add(1, std::memory_order_relaxed);
@@ -415,11 +408,79 @@ void HttpSession::forward_later(std::shared_ptr<http::request<http::string_body>
   }
   shared_->forwards_retried.fetch_add(1, std::memory_order_relaxed);
   retry_.expires_after(pause);
-  retry_.async_wait([self = shared_from_this(), outgoing = std::move(outgoing), shard, request_id, until, keep_alive,
-                     head](beast::error_code ec) mutable {
-    if (ec) return;
-    self->forward_attempt(std::move(outgoing), shard, request_id, until, keep_alive, head);
+  retry_.async_wait([again = std::move(again)](beast::error_code ec) {
+    if (!ec) again();
   });
+}
+
+Response HttpSession::relayed(const http::response<http::string_body>& got) {
+  Response out{static_cast<int>(got.result_int()), {}, got.body()};
+  for (const auto& field : got) {
+    auto name = field.name();
+    if (name == http::field::content_length || name == http::field::connection ||
+        name == http::field::transfer_encoding || name == http::field::server || name == http::field::upgrade ||
+        field.name_string() == "Content-Security-Policy" || field.name_string() == "X-Content-Type-Options" ||
+        field.name_string() == "X-Cairn-Misdirected") {
+      continue;
+    }
+    out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  return out;
+}
+
+void HttpSession::upgrade_attempt(std::shared_ptr<http::request<http::string_body>> request, unsigned shard,
+                                  std::uint64_t request_id, std::chrono::steady_clock::time_point until) {
+  if (waiting_for_ != request_id) return;  // answered already (504)
+  auto where = shared_->options.cluster->locate(shard);
+  if (where.kind == ShardLocation::Kind::here) {
+    waiting_for_ = 0;
+    deadline_.cancel();
+    return handle(std::move(*request));
+  }
+  auto again = [self = shared_from_this(), request, shard, request_id, until] {
+    self->upgrade_attempt(request, shard, request_id, until);
+  };
+  if (where.kind == ShardLocation::Kind::nowhere) {
+    return forward_later(again, request_id, until, false, false,
+                         Response::error(Code::unavailable,
+                                         "shard " + std::to_string(shard) +
+                                             " has no owner now (its node is down or it is being handed over); "
+                                             "try again shortly"));
+  }
+  WebSocketProxy::connect_upstream(
+      lane_.context(), where.host, where.port, *request, shared_->options.cluster->token, until,
+      [self = shared_from_this(), request, shard, request_id, until,
+       again = std::move(again)](WebSocketProxy::Attempt attempt) mutable {
+        if (self->waiting_for_ != request_id) return;  // answered 504 meanwhile: the upstream goes
+        if (attempt.error) {
+          if (attempt.error->code == Code::unavailable) {
+            return self->forward_later(std::move(again), request_id, until, false, false,
+                                       Response::error(*attempt.error));
+          }
+          self->shared_->forwards_failed.fetch_add(1, std::memory_order_relaxed);
+          return self->answer_actor(request_id, Response::error(*attempt.error), false, false);
+        }
+        auto& got = *attempt.response;
+        if (!attempt.upstream) {
+          if (got.result_int() == 421 && got.count("X-Cairn-Misdirected") > 0) {  // our map is stale
+            return self->forward_later(std::move(again), request_id, until, false, false,
+                                       Response::error(Code::unavailable, "shard " + std::to_string(shard) +
+                                                                              " is moving; try again shortly"));
+          }
+          // The owner's actor declined the upgrade: its answer is the client's.
+          self->shared_->forwards_answered.fetch_add(1, std::memory_order_relaxed);
+          return self->answer_actor(request_id, relayed(got), false, false);
+        }
+        self->shared_->forwards_answered.fetch_add(1, std::memory_order_relaxed);
+        self->waiting_for_ = 0;
+        self->deadline_.cancel();
+        self->shared_->routes[self->stats_slot_]->record(
+            101, std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count());
+        auto proxy = std::make_shared<WebSocketProxy>(std::move(self->stream_), std::move(attempt.upstream),
+                                                      self->shared_);
+        proxy->hold(std::move(self->slot_));
+        proxy->run(std::move(*request), got);
+      });
 }
 
 void HttpSession::answer_actor(std::uint64_t request_id, Response response, bool keep_alive,

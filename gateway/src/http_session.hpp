@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <memory>
 #include <optional>
@@ -48,10 +49,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void forward_attempt(std::shared_ptr<http::request<http::string_body>> outgoing, unsigned shard,
                        std::uint64_t request_id, std::chrono::steady_clock::time_point until, bool keep_alive,
                        bool head);
-  // Tries forward_attempt again shortly, or answers `last` if the deadline comes first.
-  void forward_later(std::shared_ptr<http::request<http::string_body>> outgoing, unsigned shard,
-                     std::uint64_t request_id, std::chrono::steady_clock::time_point until, bool keep_alive,
-                     bool head, Response last);
+  // Runs `again` shortly, or answers `last` if the deadline comes first.
+  void forward_later(std::function<void()> again, std::uint64_t request_id,
+                     std::chrono::steady_clock::time_point until, bool keep_alive, bool head, Response last);
+  // A WebSocket upgrade for an actor on another node: made to the owner first, then relayed
+  // (WebSocketProxy); retried like a request while the shard has no owner or moves.
+  void upgrade_attempt(std::shared_ptr<http::request<http::string_body>> request, unsigned shard,
+                       std::uint64_t request_id, std::chrono::steady_clock::time_point until);
+  // The owner's answer as this node's, without the fields that are this node's own.
+  static Response relayed(const http::response<http::string_body>& got);
   void serve_static(const http::request<http::string_body>& request);
   // The admin listener's requests (GatewayOptions::admin_token set).
   void handle_admin(http::request<http::string_body> request);

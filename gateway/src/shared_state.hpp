@@ -22,6 +22,7 @@
 namespace cairn::gateway {
 
 class WebSocketSession;
+class WebSocketProxy;
 
 // Requests answered on one route: by status, and how long they took.
 struct RouteStats {
@@ -75,6 +76,18 @@ struct SharedState {
     sockets.erase(id);
   }
 
+  // Cluster mode: a WebSocket relayed to the node that runs its actor (WebSocketProxy).
+  std::uint64_t proxy_opened(std::weak_ptr<WebSocketProxy> proxy) {
+    std::lock_guard lock(mutex);
+    proxies.emplace(++last_proxy, std::move(proxy));
+    websockets_forwarded.fetch_add(1, std::memory_order_relaxed);
+    return last_proxy;
+  }
+  void forget_proxy(std::uint64_t id) {
+    std::lock_guard lock(mutex);
+    proxies.erase(id);
+  }
+
   // Takes one of options.max_connections; null if all are taken. The connection holds the
   // slot (HTTP, then WebSocket session) and gives it back when the last holder goes.
   static std::shared_ptr<void> take_connection_slot(const std::shared_ptr<SharedState>& self) {
@@ -87,14 +100,17 @@ struct SharedState {
     });
   }
 
-  std::mutex mutex;
+  mutable std::mutex mutex;
   std::map<SocketId, std::weak_ptr<WebSocketSession>> sockets;
+  std::map<std::uint64_t, std::weak_ptr<WebSocketProxy>> proxies;  // guarded by mutex
+  std::uint64_t last_proxy = 0;                                     // guarded by mutex
   std::atomic<std::size_t> connections{0};  // open HTTP and WebSocket connections
   std::atomic<std::uint64_t> connections_refused{0};  // answered 503: max_connections reached
   // Cluster mode: requests sent to the node that owns their actor, by what came of each try.
   std::atomic<std::uint64_t> forwards_answered{0};    // the owner answered (relayed)
   std::atomic<std::uint64_t> forwards_retried{0};     // 421 (moved) or owner unreachable: tried again
   std::atomic<std::uint64_t> forwards_failed{0};      // answered here: 503 (no owner in time) or 504
+  std::atomic<std::uint64_t> websockets_forwarded{0};  // WebSockets relayed to their owner, ever
 };
 
 }  // namespace cairn::gateway

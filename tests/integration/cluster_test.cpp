@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cairn/actor_id.hpp"
+#include "cairn/limits.hpp"
 #include "clients.hpp"
 #include "etcd_process.hpp"
 #include "tcp_proxy.hpp"
@@ -145,6 +146,57 @@ TEST_CASE("cluster: 50 racing bookings of one seat through three nodes give exac
   CHECK(ok.load() == 1);
   CHECK(conflict.load() == 49);
   CHECK(other.load() == 0);
+}
+
+TEST_CASE("cluster: a WebSocket opened through one node to a flight owned by another gets the broadcast of a booking made through the third") {
+  Cluster cluster(3);
+  REQUIRE(eventually([&] { return cluster.serving(3); }, 20000ms));
+  // A flight owned by node 2 (its database is there after a first read).
+  std::string flight;
+  for (int i = 0; i < 60 && flight.empty(); ++i) {
+    std::string name = "ws-" + std::to_string(i);
+    if (http_get(cluster.port(0), "/seats?flightId=" + name).status != 200) continue;
+    if (cluster.holders(name) == std::vector<std::size_t>{2}) flight = name;
+  }
+  REQUIRE(!flight.empty());
+  WsClient through_a(cluster.port(0), "/ws?flightId=" + flight);
+  WsClient on_c(cluster.port(2), "/ws?flightId=" + flight);
+  REQUIRE(http_post(cluster.port(1), "/book-seat?flightId=" + flight, R"({"seatNumber":"3C","name":"Relayed"})").status ==
+          200);
+  for (WsClient* client : {&through_a, &on_c}) {
+    auto message = client->read();
+    REQUIRE(message.has_value());
+    bool found = false;
+    for (const auto& seat : json::parse(*message)) {
+      if (seat["seatNumber"] == "3C") found = seat["occupant"] == "Relayed";
+    }
+    CHECK(found);
+  }
+  // One socket on the owner, relayed by node 0; node 0 runs no instance of the flight.
+  CHECK(cluster.metric(0, "cairn_cluster_websockets_relayed") == 1);
+  CHECK(cluster.metric(0, "cairn_cluster_websockets_forwarded_total") == 1);
+  CHECK(cluster.holders(flight) == std::vector<std::size_t>{2});
+  // Messages from the client reach the actor through the relay: the flight answers a
+  // message it does not understand with an error of its own, as it would locally.
+  REQUIRE(through_a.send("not json"));
+  auto answer = through_a.read();
+  REQUIRE(answer.has_value());
+  WsClient direct(cluster.port(2), "/ws?flightId=" + flight);
+  REQUIRE(direct.send("not json"));
+  auto direct_answer = direct.read();
+  REQUIRE(direct_answer.has_value());
+  CHECK(*answer == *direct_answer);
+  // Close codes pass through: the client's 1001 is answered as the owner answers it.
+  CHECK(through_a.close(websocket::close_code::going_away) == 1001);
+  CHECK(eventually([&] { return cluster.metric(0, "cairn_cluster_websockets_relayed") == 0; }, 5000ms));
+  // The same limits as a local socket: a message over the limit closes it with 1009.
+  WsClient big(cluster.port(0), "/ws?flightId=" + flight);
+  REQUIRE(big.send(std::string(cairn::limits::max_websocket_message_bytes + 1, 'x')));
+  CHECK(big.read_until_closed() == 1009);
+  // A socket's actor on another node that is gone: the relay ends with 1012 (reconnect).
+  WsClient second(cluster.port(0), "/ws?flightId=" + flight);
+  ::kill(cluster.nodes[2]->pid(), SIGKILL);
+  CHECK(second.read_until_closed() == 1012);
 }
 
 TEST_CASE("cluster: the internal listener refuses requests without the cluster token") {
