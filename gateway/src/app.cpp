@@ -20,6 +20,7 @@
 #include "cairn/gateway/serve.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/runtime.hpp"
+#include "remote_calls.hpp"
 
 namespace cairn::gateway {
 namespace {
@@ -284,7 +285,13 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.max_queued_events = max_queued;
     options.event_budget = to_ms(event_budget_s);
     auto link = std::make_shared<ClusterLink>();
-    if (!etcd.empty()) options.ownership = link;
+    std::shared_ptr<ClusterCalls> calls;
+    if (!etcd.empty()) {
+      options.ownership = link;
+      calls = std::make_shared<ClusterCalls>([link](unsigned shard) { return link->locate(shard); }, cluster_token,
+                                             to_ms(request_timeout_s));
+      options.remote_calls = calls;
+    }
     Runtime runtime(make_classes(), options);
     GatewayOptions web;
     web.host = host;
@@ -337,7 +344,14 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         link->attach(membership.get());
         banner += ", node " + node_id + " of the cluster at " + cluster_endpoints;
       };
-      extras.metrics = [&membership](metrics::TextWriter& out) {
+      extras.metrics = [&membership, calls](metrics::TextWriter& out) {
+        auto sent = calls->stats();
+        out.family("cairn_cluster_calls_total", "counter",
+                   "Tries of calls (Context::call) of actors on other nodes: answered, retried (no owner, moved or "
+                   "unreachable), failed (no owner in time, or no answer)");
+        out.sample("cairn_cluster_calls_total", {{"outcome", "answered"}}, static_cast<double>(sent.answered));
+        out.sample("cairn_cluster_calls_total", {{"outcome", "retried"}}, static_cast<double>(sent.retried));
+        out.sample("cairn_cluster_calls_total", {{"outcome", "failed"}}, static_cast<double>(sent.failed));
         if (!membership) return;
         auto stats = membership->stats();
         out.family("cairn_cluster_fenced", "gauge", "1 while this node may release no output (its etcd lease may lapse)");

@@ -11,6 +11,7 @@
 #include "cairn/limits.hpp"
 #include "admin_assets.hpp"
 #include "admin_api.hpp"
+#include "remote_calls.hpp"
 #include "routes.hpp"
 #include "static_files.hpp"
 #include "websocket_proxy.hpp"
@@ -168,6 +169,7 @@ void HttpSession::handle(http::request<http::string_body> request) {
     // Never seen by actors (one that logs its headers would leak the secret).
     request.erase("X-Cairn-Cluster-Token");
     request.erase("X-Cairn-Hop");
+    if (path == remote_call_path) return remote_call(std::move(request));
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
     if (!*object) return reply(Response::error(object->error()), request.keep_alive());
@@ -253,13 +255,7 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
     if (cluster->internal) {
       // A forwarded request is never forwarded again: the sender's map is stale.
       if (where.kind != ShardLocation::Kind::here) {
-        // Marked as the gateway's (an actor may answer 421 itself: that is relayed, not retried).
-        return reply(Response{421,
-                              {{"Content-Type", "application/json"}, {"X-Cairn-Misdirected", "1"}},
-                              nlohmann::json{{"error", "this node does not own shard " + std::to_string(shard) + " now"},
-                                             {"status", 421}}
-                                  .dump()},
-                     request.keep_alive());
+        return reply(misdirected(shard), request.keep_alive());
       }
     } else if (where.kind != ShardLocation::Kind::here) {
       return forward(std::move(request), shard);
@@ -313,6 +309,68 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
       }
       // Late (already answered 504): dropped here; whatever it did in the actor stands.
       self->answer_actor(request_id, std::move(response), keep_alive, head);
+    });
+  });
+}
+
+Response HttpSession::misdirected(unsigned shard) {
+  // Marked as the gateway's (an actor may answer 421 itself: that is relayed, not retried).
+  return Response{421,
+                  {{"Content-Type", "application/json"}, {"X-Cairn-Misdirected", "1"}},
+                  nlohmann::json{{"error", "this node does not own shard " + std::to_string(shard) + " now"},
+                                 {"status", 421}}
+                      .dump()};
+}
+
+void HttpSession::remote_call(http::request<http::string_body> request) {
+  bool keep_alive = request.keep_alive();
+  if (request.method() != http::verb::post) {
+    return reply(Response::method_not_allowed("POST", "a call is POST {\"binding\", \"name\", \"method\", \"args\"}"),
+                 keep_alive);
+  }
+  auto body = nlohmann::json::parse(request.body(), nullptr, false);
+  auto text = [&](const char* field) -> const std::string* {
+    if (!body.is_object() || !body.contains(field) || !body[field].is_string()) return nullptr;
+    return &body[field].get_ref<const std::string&>();
+  };
+  const auto* binding = text("binding");
+  const auto* name = text("name");
+  const auto* method = text("method");
+  if (binding == nullptr || name == nullptr || method == nullptr) {
+    return reply(Response::error(Code::invalid_argument,
+                                 "a call is a JSON object with string fields binding, name and method, and args"),
+                 keep_alive);
+  }
+  auto stub = shared_->runtime.get(*binding, *name);
+  if (!stub) return reply(Response::error(stub.error()), keep_alive);
+  unsigned shard = stub->id().shard();
+  if (shared_->options.cluster->locate(shard).kind != ShardLocation::Kind::here) {
+    return reply(misdirected(shard), keep_alive);
+  }
+  std::uint64_t request_id = ++next_request_;
+  waiting_for_ = request_id;
+  deadline_.expires_after(shared_->options.request_timeout);
+  deadline_.async_wait([self = shared_from_this(), request_id, keep_alive](beast::error_code ec) {
+    if (ec) return;
+    self->answer_actor(request_id,
+                       Response::error(Code::timeout, "the actor did not answer the call within " +
+                                                          std::to_string(self->shared_->options.request_timeout.count()) +
+                                                          " ms (--request-timeout); it may still take effect"),
+                       keep_alive, false);
+  });
+  nlohmann::json args = body.contains("args") ? std::move(body["args"]) : nlohmann::json();
+  stub->call(*method, std::move(args), [self = shared_from_this(), request_id, keep_alive](Result<nlohmann::json> result) {
+    Response response;
+    if (result) {
+      response = Response::json(200, {{"result", std::move(*result)}});
+    } else {
+      // The code by name, so that the caller's node gives its actor the same error.
+      auto error = result.error().to_json();
+      error["code"] = code_name(result.error().code);
+      response = Response::json(http_status(result.error().code), std::move(error));
+    }
+    net::post(self->stream_.get_executor(), [self, request_id, keep_alive, response = std::move(response)]() mutable {
+      self->answer_actor(request_id, std::move(response), keep_alive, false);
     });
   });
 }

@@ -43,6 +43,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // Forwards `request` to actor (binding, name); `target`, if set, replaces its target.
   void to_actor(http::request<http::string_body> request, const std::string& binding,
                 const std::string& name, std::optional<std::string> target = std::nullopt);
+  // Cluster mode, the internal listener: a call from another node's actor (ClusterCalls).
+  void remote_call(http::request<http::string_body> request);
+  // The 421 that tells another node its map is stale (retried there, never relayed).
+  static Response misdirected(unsigned shard);
   // Cluster mode: sends `request` to the node that owns `shard` and relays its answer;
   // waits (until the request timeout) while the shard has no owner or moves.
   void forward(http::request<http::string_body> request, unsigned shard);

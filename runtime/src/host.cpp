@@ -330,10 +330,9 @@ void Host::make_call(ActorCall call) {
                           {"message", result.error().message},
                           {"status", http_status(result.error().code)}};
     }
-    core->deliver(caller, Event{CallEvent{std::move(reply_method), std::move(payload)}});
+    core->tell_actor(caller, std::move(reply_method), std::move(payload));
   };
-  auto to = core_->replies().add(std::make_shared<PendingReply>(Stub::CallCallback(std::move(reply))));
-  core_->deliver(call.target, Event{CallEvent{std::move(call.method), std::move(call.args)}, to});
+  core_->call_actor(call.target, std::move(call.method), std::move(call.args), std::move(reply));
 }
 
 void Host::abort_batch(const Error& error) {

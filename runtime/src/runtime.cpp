@@ -61,8 +61,7 @@ void Stub::fetch(Request request, FetchCallback done) const {
 }
 
 void Stub::call(std::string method, nlohmann::json args, CallCallback done) const {
-  auto reply = core_->replies().add(std::make_shared<PendingReply>(std::move(done)));
-  core_->deliver(id_, Event{CallEvent{std::move(method), std::move(args)}, reply});
+  core_->call_actor(id_, std::move(method), std::move(args), std::move(done));
 }
 
 }  // namespace cairn

@@ -537,6 +537,30 @@ std::size_t RuntimeCore::evict_idle() {
   return evicted;
 }
 
+void RuntimeCore::call_actor(const ActorId& target, std::string method, nlohmann::json args,
+                             Stub::CallCallback done) {
+  if (options.remote_calls && !owned_epoch(target.shard())) {
+    options.remote_calls->call(target, std::move(method), std::move(args), std::move(done));
+    return;
+  }
+  auto reply = replies_.add(std::make_shared<PendingReply>(std::move(done)));
+  deliver(target, Event{CallEvent{std::move(method), std::move(args)}, reply});
+}
+
+void RuntimeCore::tell_actor(const ActorId& target, std::string method, nlohmann::json args) {
+  if (options.remote_calls && !owned_epoch(target.shard())) {
+    // The caller moved (or this node was fenced) while its call was out: the answer follows it.
+    std::string what = target.binding() + " " + method;
+    options.remote_calls->call(target, std::move(method), std::move(args),
+                               [what = std::move(what)](Result<nlohmann::json> result) {
+                                 if (!result) spdlog::warn("the answer to a call of {} was lost: {}", what,
+                                                           result.error().message);
+                               });
+    return;
+  }
+  deliver(target, Event{CallEvent{std::move(method), std::move(args)}});
+}
+
 std::size_t RuntimeCore::evict_shard(unsigned shard) {
   std::lock_guard lock(mutex_);
   if (stopping_) return 0;

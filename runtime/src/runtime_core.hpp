@@ -123,6 +123,11 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     if (!options.ownership) return 0;
     return options.ownership->epoch(shard);
   }
+  // An RPC call of `target`: delivered here if this node serves its shard, else handed to
+  // RuntimeOptions::remote_calls (cluster mode). `done` runs once, on any thread.
+  void call_actor(const ActorId& target, std::string method, nlohmann::json args, Stub::CallCallback done);
+  // The same without an answer (the reply a call brings back to its caller).
+  void tell_actor(const ActorId& target, std::string method, nlohmann::json args);
   RuntimeStats stats() const;
   void write_metrics(metrics::TextWriter& out) const;
 

@@ -384,3 +384,62 @@ TEST_CASE("cluster: kill -9 of a node loses no acknowledged booking, its flights
   }
   for (const auto& s : seats) CHECK(s["occupant"] != "Nobody");
 }
+
+TEST_CASE("cluster: an actor's call of an actor on another node is made there, and the answer comes back to it") {
+  EtcdProcess etcd;
+  TempDir dir;
+  auto token_file = dir.path() / "token";
+  auto admin_token_file = dir.path() / "admin-token";
+  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+  std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+  for (const char* id : {"a", "b"}) {
+    nodes.push_back(std::make_unique<ServerProcess>(std::vector<std::string>{
+        CAIRN_CALLS_SERVER_PATH, "--port", "0", "--data-dir", (dir.path() / id).string(), "--threads", "2",
+        "--log-level", "warn", "--cluster", etcd.url(), "--node-id", id, "--cluster-token-file",
+        token_file.string(), "--admin-port", "0", "--admin-token-file", admin_token_file.string()}));
+  }
+  auto on = [&](const char* node, const std::string& binding, const std::string& name) {
+    auto actor = cairn::ActorId::make(binding, name).value();
+    char shard[16];
+    std::snprintf(shard, sizeof shard, "%04u", actor.shard());
+    return std::filesystem::exists(dir.path() / node / "_shards" / shard / binding / (actor.hex() + ".sqlite"));
+  };
+  // A tally on node a and a counter on node b (each actor's database appears where it runs).
+  auto find = [&](const std::string& binding, const std::string& path, const char* node) {
+    std::string found;
+    auto until = std::chrono::steady_clock::now() + 30s;
+    for (int i = 0; i < 200 && found.empty() && std::chrono::steady_clock::now() < until; ++i) {
+      std::string name = "c" + std::to_string(i);
+      if (http_get(nodes[0]->port(), "/objects/" + binding + "/" + name + path).status == 200 && on(node, binding, name)) {
+        found = name;
+      }
+    }
+    return found;
+  };
+  std::string tally = find("TALLY", "/answers", "a");
+  std::string counter = find("COUNTER", "/value", "b");
+  REQUIRE(!tally.empty());
+  REQUIRE(!counter.empty());
+  auto answers = [&] { return json::parse(http_get(nodes[1]->port(), "/objects/TALLY/" + tally + "/answers").body); };
+
+  // Asked through node b: the tally runs on a, calls the counter on b, gets the answer on a.
+  REQUIRE(http_post(nodes[1]->port(), "/objects/TALLY/" + tally + "/ask?counter=" + counter + "&by=5", "").status == 202);
+  REQUIRE(eventually([&] { return answers().size() == 1; }, 10000ms));
+  CHECK(answers()[0] == json{{"result", {{"value", 5}}}, {"context", {{"counter", counter}}}});
+  CHECK(json::parse(http_get(nodes[0]->port(), "/objects/COUNTER/" + counter + "/value").body)["value"] == 5);
+  // The counter's error comes back as an error with its code.
+  REQUIRE(http_post(nodes[0]->port(), "/objects/TALLY/" + tally + "/ask?counter=" + counter + "&by=0", "").status == 202);
+  REQUIRE(eventually([&] { return answers().size() == 2; }, 10000ms));
+  CHECK(answers()[1]["error"]["code"] == "invalid_argument");
+  CHECK(answers()[1]["error"]["status"] == 400);
+  // Each actor stayed on its node; a's calls went to b.
+  CHECK(on("a", "TALLY", tally));
+  CHECK(!on("b", "TALLY", tally));
+  CHECK(on("b", "COUNTER", counter));
+  CHECK(!on("a", "COUNTER", counter));
+  HttpClient admin(nodes[0]->admin_port());
+  admin.header("Authorization", "Bearer an-admin-token-of-the-test");
+  auto metrics = admin.request(http::verb::get, "/metrics").body;
+  CHECK(metrics.find("cairn_cluster_calls_total{outcome=\"answered\"} 2") != std::string::npos);
+}

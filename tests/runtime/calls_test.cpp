@@ -2,9 +2,17 @@
 // back as an event of the caller, even after it was evicted; a rolled-back event calls nobody.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <future>
 #include <thread>
 
+#include "cairn/runtime.hpp"
 #include "cairn/testing.hpp"
+#include "temp_dir.hpp"
 
 using namespace cairn;
 using namespace std::chrono_literals;
@@ -123,4 +131,131 @@ TEST_CASE("a call to an unknown binding or without a reply method is refused at 
   REQUIRE_FALSE(no_reply.ok());
   CHECK(no_reply.error().code == Code::invalid_argument);
   CHECK(t.call("DOUBLER", "d", "asked").value() == 0);
+}
+
+namespace {
+
+// Each shard served by one of two runtimes (two nodes in one process).
+class Half final : public Ownership {
+ public:
+  Half(unsigned shard, bool has_it) : shard_(shard), has_it_(has_it) {}
+  std::optional<std::int64_t> epoch(unsigned shard) const override {
+    if ((shard == shard_) == has_it_) return 1;
+    return std::nullopt;
+  }
+
+ private:
+  unsigned shard_;
+  bool has_it_;
+};
+
+// Hands a call to the other node's runtime, as the cluster's forwarding does over HTTP: from
+// a thread of its own, both ways (a CAF actor system must not be entered from another one's
+// worker threads: the actor would be scheduled there).
+class ToOther final : public RemoteCalls {
+ public:
+  ToOther() : thread_([this] { run(); }) {}
+  ~ToOther() override { stop(); }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  void call(const ActorId& target, std::string method, nlohmann::json args, Done done) override {
+    ++calls;
+    post([this, target, method = std::move(method), args = std::move(args), done = std::move(done)]() mutable {
+      auto stub = other.load()->get(target.binding(), target.name());
+      if (!stub) return done(stub.error());
+      stub->call(std::move(method), std::move(args), [this, done = std::move(done)](Result<json> answer) mutable {
+        post([done = std::move(done), answer = std::move(answer)]() mutable { done(std::move(answer)); });
+      });
+    });
+  }
+  std::atomic<Runtime*> other{nullptr};
+  std::atomic<int> calls{0};
+
+ private:
+  void post(std::function<void()> work) {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(work));
+    wake_.notify_all();
+  }
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto work = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      work();
+      lock.lock();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> queue_;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+Result<json> call_and_wait(Runtime& runtime, const std::string& binding, const std::string& name,
+                           const std::string& method, json args = {}) {
+  std::promise<Result<json>> answered;
+  auto future = answered.get_future();
+  runtime.get(binding, name)->call(method, std::move(args), [&answered](Result<json> r) {
+    answered.set_value(std::move(r));
+  });
+  return future.get();
+}
+
+}  // namespace
+
+TEST_CASE("a call to an actor whose shard another node serves goes there, and its answer comes back to the caller") {
+  testing::TempDir dir_a, dir_b;
+  unsigned doubler_shard = ActorId::make("DOUBLER", "d").value().shard();
+  REQUIRE(ActorId::make("ASKER", "a").value().shard() != doubler_shard);
+  auto to_b = std::make_shared<ToOther>();
+  auto to_a = std::make_shared<ToOther>();
+  RuntimeOptions a_options;
+  a_options.data_dir = dir_a.path();
+  a_options.ownership = std::make_shared<Half>(doubler_shard, false);  // everything but the doubler
+  a_options.remote_calls = to_b;
+  RuntimeOptions b_options;
+  b_options.data_dir = dir_b.path();
+  b_options.ownership = std::make_shared<Half>(doubler_shard, true);  // the doubler only
+  b_options.remote_calls = to_a;
+  Runtime a(classes(), a_options);
+  Runtime b(classes(), b_options);
+  to_b->other = &b;
+  to_a->other = &a;
+
+  REQUIRE(call_and_wait(a, "ASKER", "a", "ask", {{"n", 21}}).ok());
+  std::optional<json> replies_now;
+  for (int i = 0; i < 2000; ++i) {
+    replies_now = call_and_wait(a, "ASKER", "a", "replies").value();
+    if (!replies_now->empty()) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  REQUIRE(replies_now->size() == 1);
+  CHECK((*replies_now)[0] == json{{"result", 42}, {"context", {{"asked", 21}}}});
+  CHECK(to_b->calls.load() == 1);
+  // The doubler ran on b (its database is there, none on a); b's answer came back to a.
+  CHECK(call_and_wait(b, "DOUBLER", "d", "asked").value() == 1);
+  CHECK(to_b->calls.load() == 1);  // asked on b directly: not sent anywhere
+  // A stub on a for b's actor goes to b too (code outside actors, e.g. a route of the app).
+  CHECK(call_and_wait(a, "DOUBLER", "d", "double", json(4)).value() == 8);
+  CHECK(to_b->calls.load() == 2);
+  CHECK(call_and_wait(b, "DOUBLER", "d", "asked").value() == 2);
+  // An error of the remote actor comes back with its code.
+  auto missing = call_and_wait(a, "DOUBLER", "d", "nope");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == Code::not_found);
+  CHECK(to_a->calls.load() == 0);  // the asker's shard is a's: answers were delivered there
+  to_b->stop();
+  to_a->stop();
 }

@@ -7,7 +7,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cairn/actor_id.hpp"
+#include "cairn/result.hpp"
 
 namespace cairn {
 
@@ -18,6 +25,20 @@ class Ownership {
   // not (another node does, nobody does, or this node is fenced). Any thread; must not block
   // (it is asked on every event).
   virtual std::optional<std::int64_t> epoch(unsigned shard) const = 0;
+};
+
+// RemoteCalls: how an RPC call (Context::call, or the answer it brings back) reaches an actor
+// whose shard this node does not own (cluster mode). The runtime hands it every call whose
+// target it does not serve now; without one (RuntimeOptions::remote_calls null) such a call
+// fails with Code::unavailable.
+class RemoteCalls {
+ public:
+  using Done = std::function<void(Result<nlohmann::json>)>;
+  virtual ~RemoteCalls() = default;
+  // Calls RPC method `method` of actor `target` on the node that owns it; `done` runs once,
+  // on any thread, with the answer or the error (Code::timeout: the outcome is unknown).
+  // Must not block.
+  virtual void call(const ActorId& target, std::string method, nlohmann::json args, Done done) = 0;
 };
 
 }  // namespace cairn

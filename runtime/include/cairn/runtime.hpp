@@ -51,6 +51,8 @@ struct RuntimeOptions {
   std::chrono::milliseconds event_budget = limits::default_event_budget;
   // Cluster mode: the shards this node owns (cairn/ownership.hpp). Null: all of them.
   std::shared_ptr<const Ownership> ownership;
+  // Cluster mode: how calls reach actors of shards this node does not own. Null: they fail.
+  std::shared_ptr<RemoteCalls> remote_calls;
 };
 
 struct RuntimeStats {

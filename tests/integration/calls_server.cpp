@@ -1,0 +1,65 @@
+// cairn-calls-server (tests only): actors that call each other, to test Context::call across
+// the nodes of a cluster. COUNTER is the counter example; TALLY asks a counter to add and keeps
+// every answer it gets: POST /objects/TALLY/<name>/ask?counter=<c>&by=<n>, GET .../answers.
+#include <cairn/gateway/app.hpp>
+
+#include <string>
+
+#include "../../examples/counter/counter.hpp"
+
+namespace {
+
+class Tally final : public cairn::Actor {
+ public:
+  explicit Tally(cairn::Context& ctx) : ctx_(ctx) {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS answers (answer TEXT NOT NULL)");
+  }
+  cairn::Methods methods() override {
+    return {{"got", [this](const cairn::json& answer) -> cairn::Result<cairn::json> {
+               ctx_.sql().exec("INSERT INTO answers VALUES (?)", answer.dump());
+               return cairn::json(true);
+             }}};
+  }
+  cairn::Response fetch(const cairn::Request& request) override {
+    if (request.path() == "/answers") {
+      auto out = cairn::json::array();
+      for (const auto& row : ctx_.sql().exec("SELECT answer FROM answers ORDER BY rowid")) {
+        out.push_back(cairn::json::parse(std::get<std::string>(row["answer"])));
+      }
+      return cairn::Response::json(200, out);
+    }
+    if (request.path() != "/ask" || request.method != "POST") {
+      return cairn::Response::error(cairn::Code::not_found, "POST /ask?counter=C&by=N or GET /answers");
+    }
+    auto counter_param = request.query_param("counter");
+    auto by_param = request.query_param("by");
+    if (!counter_param || !by_param) return cairn::Response::error(cairn::Code::invalid_argument, "malformed query");
+    const auto& counter = *counter_param;
+    const auto& by = *by_param;
+    if (!counter || !by || by->empty() || by->size() > 6 || by->find_first_not_of("0123456789") != std::string::npos) {
+      return cairn::Response::error(cairn::Code::invalid_argument, "?counter=C&by=N (N a number)");
+    }
+    cairn::json args{{"by", std::stoll(*by)}};
+    if (*by == "0") args = cairn::json{{"by", "not a number"}};  // the counter refuses it
+    auto called = ctx_.call("COUNTER", *counter, "increment", std::move(args), "got", {{"counter", *counter}});
+    if (!called) return cairn::Response::error(called.error());
+    return cairn::Response::json(202, {{"asked", *counter}});
+  }
+
+ private:
+  cairn::Context& ctx_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cairn::Registry classes;
+  classes.add<Counter>("COUNTER");
+  classes.add<Tally>("TALLY");
+  return cairn::gateway::run_app(argc, argv,
+                                 {.description = "cairn test server: actors that call each other", .port = 0,
+                                  .data_dir = "calls-data"},
+                                 std::move(classes), [](cairn::gateway::GatewayOptions& web) {
+                                   web.object_bindings = {"COUNTER", "TALLY"};
+                                 });
+}
