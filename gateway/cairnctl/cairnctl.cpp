@@ -232,6 +232,11 @@ int main(int argc, char** argv) {
   restore->add_option("dir", dir, "the backup")->required()->check(CLI::ExistingDirectory);
   restore->add_option("--data-dir", data_dir, "the data directory to fill (absent or empty)")->required();
   auto* metrics = app.add_subcommand("metrics", "print the server's metrics (Prometheus text)");
+  auto* cluster = app.add_subcommand("cluster", "cluster mode: the nodes and their shards");
+  cluster->require_subcommand(1);
+  bool with_shards = false;
+  auto* cluster_status = cluster->add_subcommand("status", "nodes, shards per node, unowned shards, as the server sees them");
+  cluster_status->add_flag("--shards", with_shards, "also every shard's owner and epoch");
 
   try {
     app.parse(argc, argv);
@@ -338,6 +343,25 @@ int main(int argc, char** argv) {
       if (as_json) return print(answer), 0;
       std::cout << "backed up " << answer["actors"] << " actors (" << answer["bytes"] << " bytes) to " << absolute
                 << " in " << answer["seconds"] << " s\n";
+    } else if (cluster_status->parsed()) {
+      auto answer = client.call_json(http::verb::get, std::string("/admin/cluster") + (with_shards ? "?shards=1" : ""));
+      if (as_json) return print(answer), 0;
+      if (answer["node"].is_null()) throw Failure("the node has not joined its cluster yet");
+      std::cout << "node " << answer["node"].get<std::string>() << (answer["fenced"] ? " (FENCED: it may serve nothing)" : "")
+                << ", coordinator " << (answer["coordinator"].is_string() ? answer["coordinator"].get<std::string>() : "none")
+                << ", " << answer["shards_unowned"] << " of 1024 shards without owner\n\n";
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& n : answer["nodes"]) rows.push_back({cell(n["node"]), cell(n["advertise"]), cell(n["shards"])});
+      print_table({"NODE", "ADVERTISE", "SHARDS"}, rows);
+      if (with_shards) {
+        std::cout << '\n';
+        std::vector<std::vector<std::string>> shards;
+        for (const auto& sh : answer["shards"]) {
+          shards.push_back({cell(sh["shard"]), sh["node"].is_null() ? "-" : cell(sh["node"]),
+                            sh["epoch"].is_null() ? "-" : cell(sh["epoch"])});
+        }
+        print_table({"SHARD", "NODE", "EPOCH"}, shards);
+      }
     } else if (metrics->parsed()) {
       std::cout << client.call(http::verb::get, "/metrics").body();
     }

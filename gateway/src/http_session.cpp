@@ -218,7 +218,21 @@ void HttpSession::handle_admin(http::request<http::string_body> request) {
   // Admin operations block (they wait for actors, copy files): off the I/O thread.
   auto work = [self = shared_from_this(), metrics, actor_request = to_request(request)]() {
     Response response;
-    if (metrics) {
+    if (actor_request.path() == "/admin/cluster") {
+      const auto& status = self->shared_->options.cluster_status;
+      if (actor_request.method != "GET" && actor_request.method != "HEAD") {
+        response = Response::method_not_allowed("GET, HEAD", "use GET /admin/cluster");
+      } else if (!status) {
+        response = Response::error(Code::not_found, "this node does not run in a cluster (no --cluster)");
+      } else {
+        auto shards = actor_request.query_param("shards");
+        if (!shards) {
+          response = Response::error(shards.error());
+        } else {
+          response = Response::json(200, status(shards->has_value() && **shards != "0"));
+        }
+      }
+    } else if (metrics) {
       metrics::TextWriter out;
       self->shared_->runtime.write_metrics(out);
       self->shared_->write_metrics(out);

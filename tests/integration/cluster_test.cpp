@@ -128,6 +128,37 @@ TEST_CASE("cluster: any node answers for any flight with the same state") {
         return owned == 1024;
       },
       10000ms));
+  // cairnctl cluster status: the three nodes, each with some of the 1,024 shards.
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> all{CAIRNCTL_PATH, "--url", "http://127.0.0.1:" + std::to_string(cluster.nodes[0]->admin_port()),
+                                 "--token-file", cluster.admin_token_file.string()};
+    all.insert(all.end(), args.begin(), args.end());
+    return run_program(all, 30s);
+  };
+  auto status = ctl({"--json", "cluster", "status", "--shards"});
+  INFO(status.output);
+  REQUIRE(status.exit_status == 0);
+  auto seen = json::parse(status.output);
+  CHECK(seen["node"] == "n0");
+  CHECK(seen["fenced"] == false);
+  CHECK(seen["shards_unowned"] == 0);
+  REQUIRE(seen["nodes"].size() == 3);
+  int total = 0;
+  for (const auto& n : seen["nodes"]) {
+    CHECK(n["shards"].get<int>() > 0);
+    total += n["shards"].get<int>();
+  }
+  CHECK(total == 1024);
+  REQUIRE(seen["shards"].size() == 1024);
+  auto flight = cairn::ActorId::make("FLIGHT", "same-0").value();
+  auto holder = cluster.holders("same-0");
+  REQUIRE(holder.size() == 1);
+  CHECK(seen["shards"][flight.shard()]["node"] == "n" + std::to_string(holder[0]));
+  CHECK(seen["shards"][flight.shard()]["epoch"].get<std::int64_t>() > 0);
+  auto table = ctl({"cluster", "status"});
+  CHECK(table.exit_status == 0);
+  CHECK(table.output.find("0 of 1024 shards without owner") != std::string::npos);
+  CHECK(table.output.find("n2") != std::string::npos);
 }
 
 TEST_CASE("cluster: 50 racing bookings of one seat through three nodes give exactly one 200") {

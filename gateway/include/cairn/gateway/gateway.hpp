@@ -93,6 +93,9 @@ struct GatewayOptions {
   // What the admin listener's /metrics writes after the runtime's metrics (cairn-server:
   // the public gateway's, Gateway::write_metrics).
   std::function<void(metrics::TextWriter&)> extra_metrics = {};
+  // The admin listener, cluster mode: GET /admin/cluster answers what this returns (the
+  // cluster as this node sees it; `with_shards`: every shard's owner and epoch too).
+  std::function<nlohmann::json(bool with_shards)> cluster_status = {};
   // Set: cluster mode. A request for an actor whose shard runs on another node goes there
   // (over kept-alive connections to its internal listener); one whose shard has no owner
   // waits for one until request_timeout, then gets a retryable 503.
