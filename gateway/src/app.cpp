@@ -294,6 +294,13 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       options.remote_calls = calls;
     }
     Runtime runtime(make_classes(), options);
+    // Stopped before the runtime goes (ClusterCalls::stop).
+    struct StopCalls {
+      std::shared_ptr<ClusterCalls>& calls;
+      ~StopCalls() {
+        if (calls) calls->stop();
+      }
+    } stop_calls{calls};
     GatewayOptions web;
     web.host = host;
     web.port = port;

@@ -220,19 +220,27 @@ void Gateway::stop() {
   if (!impl_->threads.empty()) {
     stop_accepting();
     // Say goodbye to every WebSocket (1001: going away), then give the handshakes a moment.
+    // Taken out under the lock, closed after it: the last reference may go on a lane's
+    // thread meanwhile, and a proxy's destructor takes the same lock.
+    std::vector<std::shared_ptr<WebSocketSession>> sessions;
+    std::vector<std::shared_ptr<WebSocketProxy>> relays;
     {
       std::lock_guard lock(impl_->shared->mutex);
       for (auto& [id, weak] : impl_->shared->sockets) {
-        if (auto session = weak.lock()) {
-          net::post(session->executor(), [session] { session->close(1001, "server shutting down"); });
-        }
+        if (auto session = weak.lock()) sessions.push_back(std::move(session));
       }
       for (auto& [id, weak] : impl_->shared->proxies) {
-        if (auto proxy = weak.lock()) {
-          net::post(proxy->executor(), [proxy] { proxy->close(1001, "server shutting down"); });
-        }
+        if (auto proxy = weak.lock()) relays.push_back(std::move(proxy));
       }
     }
+    for (auto& session : sessions) {
+      net::post(session->executor(), [session] { session->close(1001, "server shutting down"); });
+    }
+    for (auto& proxy : relays) {
+      net::post(proxy->executor(), [proxy] { proxy->close(1001, "server shutting down"); });
+    }
+    sessions.clear();
+    relays.clear();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (std::chrono::steady_clock::now() < deadline) {
       {

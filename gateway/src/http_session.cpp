@@ -373,9 +373,14 @@ void HttpSession::remote_call(http::request<http::string_body> request) {
                        keep_alive, false);
   });
   nlohmann::json args = body.contains("args") ? std::move(body["args"]) : nlohmann::json();
-  stub->call(*method, std::move(args), [self = shared_from_this(), request_id, keep_alive](Result<nlohmann::json> result) {
+  // Here only: a shard lost meanwhile is the caller's to find again (421), never a second hop.
+  stub->call_here(*method, std::move(args), [self = shared_from_this(), request_id, keep_alive,
+                                             shard](Result<nlohmann::json> result) {
     Response response;
-    if (result) {
+    if (!result && result.error().code == Code::unavailable &&
+        self->shared_->options.cluster->locate(shard).kind != ShardLocation::Kind::here) {
+      response = misdirected(shard);
+    } else if (result) {
       response = Response::json(200, {{"result", std::move(*result)}});
     } else {
       // The code by name, so that the caller's node gives its actor the same error.
@@ -390,7 +395,8 @@ void HttpSession::remote_call(http::request<http::string_body> request) {
 }
 
 void HttpSession::forward(http::request<http::string_body> request, unsigned shard) {
-  bool keep_alive = request.keep_alive();
+  // An upgrade that fails ends the connection, whatever its answer.
+  bool keep_alive = request.keep_alive() && !beast::websocket::is_upgrade(request);
   bool head = request.method() == http::verb::head;
   std::uint64_t request_id = ++next_request_;
   waiting_for_ = request_id;

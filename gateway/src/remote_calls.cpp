@@ -42,7 +42,10 @@ struct ClusterCalls::Pending {
   ActorId target;
   std::shared_ptr<ForwardPool::Request> request;
   std::chrono::steady_clock::time_point until;
+  std::string method;
+  nlohmann::json args;
   Done done;
+  Here here;
   net::steady_timer timer;
   Pending(ActorId t, net::io_context& ioc) : target(std::move(t)), timer(ioc) {}
 };
@@ -56,18 +59,28 @@ ClusterCalls::ClusterCalls(std::function<ShardLocation(unsigned)> locate, std::s
       pool_(ioc_),
       thread_([this] { ioc_.run(); }) {}
 
-ClusterCalls::~ClusterCalls() {
-  // Calls still out are dropped unanswered: only the runtime's end destroys this, and its
+ClusterCalls::~ClusterCalls() { stop(); }
+
+void ClusterCalls::stop() {
+  // Calls still out are dropped unanswered: only the runtime's end stops this, and its
   // callers go with it.
   work_.reset();
   ioc_.stop();
-  thread_.join();
+  if (!thread_.joinable()) return;
+  if (thread_.get_id() == std::this_thread::get_id()) {
+    thread_.detach();  // the last reference went on this thread: it ends on its own
+  } else {
+    thread_.join();
+  }
 }
 
-void ClusterCalls::call(const ActorId& target, std::string method, nlohmann::json args, Done done) {
+void ClusterCalls::call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here here) {
   auto pending = std::make_shared<Pending>(target, ioc_);
   pending->until = std::chrono::steady_clock::now() + timeout_;
   pending->done = std::move(done);
+  pending->here = std::move(here);
+  pending->method = method;
+  pending->args = args;
   auto request = std::make_shared<ForwardPool::Request>(http::verb::post, remote_call_path, 11);
   request->set(http::field::content_type, "application/json");
   request->set("X-Cairn-Cluster-Token", token_);
@@ -86,9 +99,11 @@ void ClusterCalls::call(const ActorId& target, std::string method, nlohmann::jso
 void ClusterCalls::attempt(std::shared_ptr<Pending> pending) {
   unsigned shard = pending->target.shard();
   auto where = locate_(shard);
-  if (where.kind != ShardLocation::Kind::there) {
-    // Nobody owns it, or the map says this node while the runtime does not serve it yet (a
-    // claim under way): either settles within moments.
+  if (where.kind == ShardLocation::Kind::here) {
+    // It became this node's while the call waited (a takeover): delivered here.
+    return pending->here(std::move(pending->method), std::move(pending->args), std::move(pending->done));
+  }
+  if (where.kind == ShardLocation::Kind::nowhere) {
     return later(std::move(pending), Error{Code::unavailable, "shard " + std::to_string(shard) +
                                                                   " has no owner now; try again shortly"});
   }

@@ -36,6 +36,8 @@ bool relayed_to_owner(const http::fields::value_type& field) {
 // How long an idle relayed connection to the owner lives: as long as a client's (Beast's
 // suggested server idle timeout), with pings so that an owner gone silent is noticed.
 constexpr auto upstream_idle = std::chrono::seconds(300);
+// A relay's read buffers are let go after a message larger than this.
+constexpr std::size_t small_buffer = 16 * 1024;
 
 }  // namespace
 
@@ -98,11 +100,20 @@ void WebSocketProxy::connect_upstream(net::io_context& ioc, const std::string& h
     // closes that client instead).
     c->ws->read_message_max(limits::max_websocket_outbound_bytes);
     c->ws->auto_fragment(false);
-    c->ws->set_option(websocket::stream_base::decorator([c](websocket::request_type& req) {
-      for (const auto& [name, value] : c->headers) req.insert(name, value);
+    // The stream keeps its decorator: it must not hold `c` (which holds the stream).
+    c->ws->set_option(websocket::stream_base::decorator([headers = c->headers](websocket::request_type& req) {
+      for (const auto& [name, value] : headers) req.insert(name, value);
     }));
     c->ws->async_handshake(c->response, c->host_header, c->target, [c](beast::error_code failed) {
-      if (!failed) return c->done({std::move(c->ws), std::move(c->response), std::nullopt});
+      if (!failed) {
+        // Beast times the close handshake with handshake_timeout too: a whole one from here.
+        websocket::stream_base::timeout open_timeouts;
+        open_timeouts.handshake_timeout = std::chrono::seconds(30);
+        open_timeouts.idle_timeout = upstream_idle;
+        open_timeouts.keep_alive_pings = true;
+        c->ws->set_option(open_timeouts);
+        return c->done({std::move(c->ws), std::move(c->response), std::nullopt});
+      }
       if (failed == websocket::error::upgrade_declined) return c->done({nullptr, std::move(c->response), std::nullopt});
       // The upgrade reached the owner, which may have let its actor see it: not sent again.
       c->done({nullptr, std::nullopt,
@@ -187,6 +198,7 @@ void WebSocketProxy::on_client_read(beast::error_code ec) {
 void WebSocketProxy::on_upstream_written(beast::error_code ec) {
   upstream_side_.writing = false;
   from_client_.consume(from_client_.size());
+  if (from_client_.capacity() > small_buffer) from_client_.shrink_to_fit();  // an idle relay keeps no big buffer
   if (ec) return;  // the upstream's read reports the failure
   if (upstream_side_.close_pending) return close_upstream(0, {});
   if (!client_side_.done && !client_side_.closing) read_client();
@@ -224,6 +236,7 @@ void WebSocketProxy::on_upstream_read(beast::error_code ec) {
 void WebSocketProxy::on_client_written(beast::error_code ec) {
   client_side_.writing = false;
   from_upstream_.consume(from_upstream_.size());
+  if (from_upstream_.capacity() > small_buffer) from_upstream_.shrink_to_fit();
   if (ec) return;  // the client's read reports the failure
   if (client_side_.close_pending) return close_client(0, {});
   if (!upstream_side_.done && !upstream_side_.closing) read_upstream();

@@ -64,4 +64,8 @@ void Stub::call(std::string method, nlohmann::json args, CallCallback done) cons
   core_->call_actor(id_, std::move(method), std::move(args), std::move(done));
 }
 
+void Stub::call_here(std::string method, nlohmann::json args, CallCallback done) const {
+  core_->call_here(id_, std::move(method), std::move(args), std::move(done));
+}
+
 }  // namespace cairn

@@ -540,9 +540,20 @@ std::size_t RuntimeCore::evict_idle() {
 void RuntimeCore::call_actor(const ActorId& target, std::string method, nlohmann::json args,
                              Stub::CallCallback done) {
   if (options.remote_calls && !owned_epoch(target.shard())) {
-    options.remote_calls->call(target, std::move(method), std::move(args), std::move(done));
+    std::weak_ptr<RuntimeCore> weak = weak_from_this();
+    options.remote_calls->call(target, std::move(method), std::move(args), std::move(done),
+                               [weak, target](std::string m, nlohmann::json a, Stub::CallCallback d) {
+                                 auto core = weak.lock();
+                                 if (!core) return d(Error{Code::unavailable, "the runtime stopped"});
+                                 core->call_here(target, std::move(m), std::move(a), std::move(d));
+                               });
     return;
   }
+  call_here(target, std::move(method), std::move(args), std::move(done));
+}
+
+void RuntimeCore::call_here(const ActorId& target, std::string method, nlohmann::json args,
+                            Stub::CallCallback done) {
   auto reply = replies_.add(std::make_shared<PendingReply>(std::move(done)));
   deliver(target, Event{CallEvent{std::move(method), std::move(args)}, reply});
 }
@@ -551,11 +562,9 @@ void RuntimeCore::tell_actor(const ActorId& target, std::string method, nlohmann
   if (options.remote_calls && !owned_epoch(target.shard())) {
     // The caller moved (or this node was fenced) while its call was out: the answer follows it.
     std::string what = target.binding() + " " + method;
-    options.remote_calls->call(target, std::move(method), std::move(args),
-                               [what = std::move(what)](Result<nlohmann::json> result) {
-                                 if (!result) spdlog::warn("the answer to a call of {} was lost: {}", what,
-                                                           result.error().message);
-                               });
+    call_actor(target, std::move(method), std::move(args), [what = std::move(what)](Result<nlohmann::json> result) {
+      if (!result) spdlog::warn("the answer to a call of {} was lost: {}", what, result.error().message);
+    });
     return;
   }
   deliver(target, Event{CallEvent{std::move(method), std::move(args)}});

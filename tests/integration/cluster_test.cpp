@@ -220,6 +220,12 @@ TEST_CASE("cluster: a WebSocket opened through one node to a flight owned by ano
   // Close codes pass through: the client's 1001 is answered as the owner answers it.
   CHECK(through_a.close(websocket::close_code::going_away) == 1001);
   CHECK(eventually([&] { return cluster.metric(0, "cairn_cluster_websockets_relayed") == 0; }, 5000ms));
+  // An upgrade the owner's actor declines (GET /seats answers 200, not 101) is answered as
+  // the owner answered it, and the connection and its slot are let go.
+  auto connections = [&] { return json::parse(http_get(cluster.port(0), "/healthz").body)["connections"].get<int>(); };
+  int before = connections();
+  for (int i = 0; i < 5; ++i) CHECK_THROWS(WsClient(cluster.port(0), "/seats?flightId=" + flight));
+  CHECK(eventually([&] { return connections() <= before; }, 5000ms));
   // The same limits as a local socket: a message over the limit closes it with 1009.
   WsClient big(cluster.port(0), "/ws?flightId=" + flight);
   REQUIRE(big.send(std::string(cairn::limits::max_websocket_message_bytes + 1, 'x')));

@@ -34,11 +34,14 @@ class Ownership {
 class RemoteCalls {
  public:
   using Done = std::function<void(Result<nlohmann::json>)>;
+  // Delivers the call on this node (no further hop): for a shard that became this node's
+  // while the call waited for an owner.
+  using Here = std::function<void(std::string method, nlohmann::json args, Done done)>;
   virtual ~RemoteCalls() = default;
-  // Calls RPC method `method` of actor `target` on the node that owns it; `done` runs once,
-  // on any thread, with the answer or the error (Code::timeout: the outcome is unknown).
-  // Must not block.
-  virtual void call(const ActorId& target, std::string method, nlohmann::json args, Done done) = 0;
+  // Calls RPC method `method` of actor `target` on the node that owns it, or through `here`
+  // if that is this node by then; `done` runs once, on any thread, with the answer or the
+  // error (Code::timeout: the outcome is unknown). Must not block.
+  virtual void call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here here) = 0;
 };
 
 }  // namespace cairn

@@ -28,6 +28,9 @@ class Stub {
   void fetch(Request request, FetchCallback done) const;
   // Calls RPC method `method` of the actor with `args`. An unknown method is not_found.
   void call(std::string method, nlohmann::json args, CallCallback done) const;
+  // The same, on this node only: Code::unavailable if it does not serve the actor's shard
+  // now (cluster mode; the internal listener answers other nodes' calls with it).
+  void call_here(std::string method, nlohmann::json args, CallCallback done) const;
 
   const ActorId& id() const noexcept { return id_; }
 
