@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev
   chromium  # browser tests (tests/browser)
   etcd-server etcd-client  # cluster mode's coordination (and its tests)
+  haproxy  # the example edge in front of a cluster (and its test)
 )
 # Node.js and npm run the browser tests; the machine image brings its own, else Debian's.
 command -v node >/dev/null || packages+=(nodejs)

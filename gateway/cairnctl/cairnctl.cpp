@@ -6,6 +6,9 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
@@ -179,6 +182,52 @@ std::string token_from(const std::string& token_file) {
   return token;
 }
 
+// One command line (commands separated by ';') to HAProxy's runtime API on a Unix socket, in
+// its non-interactive mode: it answers and closes. Returns what it answered.
+std::string haproxy_command(const std::string& socket_path, const std::string& line) {
+  net::io_context ioc;
+  net::local::stream_protocol::socket socket(ioc);
+  boost::system::error_code ec;
+  socket.connect(net::local::stream_protocol::endpoint(socket_path), ec);
+  if (ec) throw Failure("cannot connect to HAProxy's runtime API at " + socket_path + ": " + ec.message());
+  net::write(socket, net::buffer(line + "\n"), ec);
+  if (ec) throw Failure("cannot write to HAProxy's runtime API: " + ec.message());
+  std::string answer;
+  char chunk[4096];
+  while (true) {
+    std::size_t n = socket.read_some(net::buffer(chunk), ec);
+    answer.append(chunk, n);
+    if (ec) break;  // eof: HAProxy answered everything
+  }
+  return answer;
+}
+
+// Replaces map `map` of the HAProxy behind `socket_path` with `entries` atomically (a new
+// version of the map, filled, then committed): requests see the old map or the new one.
+void push_haproxy_map(const std::string& socket_path, const std::string& map,
+                      const std::vector<std::pair<unsigned, std::string>>& entries) {
+  auto prepared = haproxy_command(socket_path, "prepare map " + map);
+  auto colon = prepared.find("New version created:");
+  if (colon == std::string::npos) throw Failure("HAProxy refused 'prepare map " + map + "': " + prepared);
+  std::string version = std::to_string(std::stoul(prepared.substr(colon + 20)));
+  // HAProxy reads a command line into one buffer (16 kB by default): a few hundred per line.
+  std::string line;
+  auto flush = [&] {
+    if (line.empty()) return;
+    auto answer = haproxy_command(socket_path, line);
+    if (answer.find_first_not_of(" \r\n") != std::string::npos) throw Failure("HAProxy refused a map entry: " + answer);
+    line.clear();
+  };
+  for (const auto& [shard, node] : entries) {
+    if (!line.empty()) line += ';';
+    line += "add map @" + version + " " + map + " " + std::to_string(shard) + " " + node;
+    if (line.size() > 8000) flush();
+  }
+  flush();
+  auto committed = haproxy_command(socket_path, "commit map @" + version + " " + map);
+  if (committed.find_first_not_of(" \r\n") != std::string::npos) throw Failure("HAProxy refused to commit the map: " + committed);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -237,6 +286,13 @@ int main(int argc, char** argv) {
   bool with_shards = false;
   auto* cluster_status = cluster->add_subcommand("status", "nodes, shards per node, unowned shards, as the server sees them");
   cluster_status->add_flag("--shards", with_shards, "also every shard's owner and epoch");
+  std::string haproxy_socket, haproxy_map, map_file;
+  auto* haproxy = cluster->add_subcommand(
+      "haproxy-map", "the shard map for HAProxy (\"<shard> <node id>\" per owned shard): printed, written to --write, "
+                     "and/or loaded into a running HAProxy (--socket, --map); run it every few seconds to keep it current");
+  haproxy->add_option("--socket", haproxy_socket, "HAProxy's runtime API socket (stats socket ... level admin)");
+  haproxy->add_option("--map", haproxy_map, "the map's file name as HAProxy's config names it (with --socket)");
+  haproxy->add_option("--write", map_file, "also write the map to this file (for HAProxy's next start)");
 
   try {
     app.parse(argc, argv);
@@ -362,6 +418,30 @@ int main(int argc, char** argv) {
         }
         print_table({"SHARD", "NODE", "EPOCH"}, shards);
       }
+    } else if (haproxy->parsed()) {
+      if (!haproxy_socket.empty() && haproxy_map.empty()) throw Failure("--socket needs --map (the map's file name in HAProxy's config)");
+      auto answer = client.call_json(http::verb::get, "/admin/cluster?shards=1");
+      if (answer["node"].is_null()) throw Failure("the node has not joined its cluster yet");
+      std::vector<std::pair<unsigned, std::string>> entries;
+      std::string text;
+      for (const auto& sh : answer["shards"]) {
+        if (sh["node"].is_null()) continue;  // no owner: the config's default backend
+        entries.emplace_back(sh["shard"].get<unsigned>(), sh["node"].get<std::string>());
+        text += std::to_string(entries.back().first) + " " + entries.back().second + "\n";
+      }
+      if (!map_file.empty()) {
+        // Written beside, then renamed: HAProxy never reads half a map.
+        auto temporary = map_file + ".tmp";
+        {
+          std::ofstream out(temporary, std::ios::trunc);
+          out << text;
+          if (!out.flush()) throw Failure("cannot write " + temporary);
+        }
+        std::filesystem::rename(temporary, map_file);
+      }
+      if (!haproxy_socket.empty()) push_haproxy_map(haproxy_socket, haproxy_map, entries);
+      if (map_file.empty() && haproxy_socket.empty()) std::cout << text;
+      else std::cerr << entries.size() << " shards mapped\n";
     } else if (metrics->parsed()) {
       std::cout << client.call(http::verb::get, "/metrics").body();
     }

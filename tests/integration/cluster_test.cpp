@@ -17,6 +17,7 @@
 #include "cairn/limits.hpp"
 #include "clients.hpp"
 #include "etcd_process.hpp"
+#include "haproxy_process.hpp"
 #include "tcp_proxy.hpp"
 #include "run_program.hpp"
 #include "server_process.hpp"
@@ -38,14 +39,14 @@ struct Cluster {
 
   std::filesystem::path admin_token_file = dir.path() / "admin-token";
 
-  explicit Cluster(int count) {
+  explicit Cluster(int count, int first_id = 0) {
     std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
     std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
     for (int i = 0; i < count; ++i) {
       cluster_ports.push_back(free_loopback_port());
       auto data = dir.path() / ("node" + std::to_string(i));
       nodes.push_back(std::make_unique<ServerProcess>(
-          data, std::vector<std::string>{"--cluster", etcd.url(), "--node-id", "n" + std::to_string(i),
+          data, std::vector<std::string>{"--cluster", etcd.url(), "--node-id", "n" + std::to_string(i + first_id),
                                          "--cluster-port", std::to_string(cluster_ports.back()),
                                          "--cluster-token-file", token_file.string(), "--admin-port", "0",
                                          "--admin-token-file", admin_token_file.string()}));
@@ -479,4 +480,74 @@ TEST_CASE("cluster: an actor's call of an actor on another node is made there, a
   admin.header("Authorization", "Bearer an-admin-token-of-the-test");
   auto metrics = admin.request(http::verb::get, "/metrics").body;
   CHECK(metrics.find("cairn_cluster_calls_total{outcome=\"answered\"} 2") != std::string::npos);
+}
+
+TEST_CASE("cluster: through the example HAProxy config, with the map cairnctl loads into it, bookings reach their owner without a forward") {
+  Cluster cluster(3, 1);  // n1, n2, n3: the example config's backends
+  REQUIRE(eventually([&] { return cluster.serving(3); }, 20000ms));
+  REQUIRE(eventually(
+      [&] {
+        double owned = 0;
+        for (std::size_t i = 0; i < 3; ++i) owned += cluster.metric(i, "cairn_cluster_shards_owned");
+        return owned == 1024;
+      },
+      10000ms));
+  // The example config, with this test's ports and files.
+  std::ifstream example(std::string(CAIRN_EXAMPLES_DIR) + "/haproxy/haproxy.cfg");
+  std::string config((std::istreambuf_iterator<char>(example)), std::istreambuf_iterator<char>());
+  REQUIRE(!config.empty());
+  auto replace_all = [&](const std::string& from, const std::string& to) {
+    std::size_t count = 0;
+    for (auto at = config.find(from); at != std::string::npos; at = config.find(from, at + to.size()), ++count) {
+      config.replace(at, from.size(), to);
+    }
+    return count;
+  };
+  auto front = free_loopback_port();
+  auto socket_path = (cluster.dir.path() / "haproxy.sock").string();
+  auto map_path = (cluster.dir.path() / "shards.map").string();
+  std::ofstream(map_path) << "";  // empty at first: every request goes to any node
+  REQUIRE(replace_all("127.0.0.1:8780", "127.0.0.1:" + std::to_string(front)) == 1);
+  for (std::size_t i = 0; i < 3; ++i) {
+    REQUIRE(replace_all("127.0.0.1:878" + std::to_string(i + 1), "127.0.0.1:" + std::to_string(cluster.port(i))) == 2);
+  }
+  REQUIRE(replace_all("/run/haproxy/cairn.sock", socket_path) == 1);
+  REQUIRE(replace_all("/etc/haproxy/cairn-shards.map", map_path) == 1);
+  HaproxyProcess haproxy(config, [&] { return http_get(front, "/healthz").status == 200; });
+  INFO(haproxy.log());
+
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> all{CAIRNCTL_PATH, "--url", "http://127.0.0.1:" + std::to_string(cluster.nodes[0]->admin_port()),
+                                 "--token-file", cluster.admin_token_file.string()};
+    all.insert(all.end(), args.begin(), args.end());
+    return run_program(all, 30s);
+  };
+  auto written = cluster.dir.path() / "written.map";
+  auto loaded = ctl({"cluster", "haproxy-map", "--socket", socket_path, "--map", map_path, "--write", written.string()});
+  INFO(loaded.output);
+  REQUIRE(loaded.exit_status == 0);
+  std::ifstream written_in(written);
+  std::string written_text((std::istreambuf_iterator<char>(written_in)), std::istreambuf_iterator<char>());
+  CHECK(std::count(written_text.begin(), written_text.end(), '\n') == 1024);
+  CHECK(ctl({"cluster", "haproxy-map"}).output == written_text);
+
+  auto forwarded = [&] {
+    double total = 0;
+    for (std::size_t i = 0; i < 3; ++i) total += cluster.metric(i, R"(cairn_cluster_forwards_total{outcome="answered"})");
+    return total;
+  };
+  double before = forwarded();
+  for (int f = 0; f < 20; ++f) {
+    std::string flight = "edge-" + std::to_string(f);
+    CHECK(http_post(front, "/book-seat?flightId=" + flight, R"({"seatNumber":"4D","name":"Edge"})").status == 200);
+    CHECK(http_get(front, "/seats?flightId=" + flight).status == 200);
+    CHECK(cluster.holders(flight).size() == 1);
+  }
+  // 40 requests for flights on all three nodes, none forwarded: HAProxy's shard is cairn's.
+  CHECK(forwarded() == before);
+  // A WebSocket through HAProxy lands on the owner too (no relay) and hears a booking.
+  WsClient socket(front, "/ws?flightId=edge-0");
+  REQUIRE(http_post(front, "/book-seat?flightId=edge-0", R"({"seatNumber":"5E","name":"Edge"})").status == 200);
+  CHECK(socket.read().has_value());
+  for (std::size_t i = 0; i < 3; ++i) CHECK(cluster.metric(i, "cairn_cluster_websockets_relayed") == 0);
 }
