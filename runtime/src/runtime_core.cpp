@@ -453,7 +453,6 @@ void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
   Entry* entry = find_locked(id.hex());
   // Not found or another generation: it evicted itself (host_stopped ran) or was replaced.
   if (entry == nullptr || entry->generation != generation) return;
-  hosts_lost_.fetch_add(1, std::memory_order_relaxed);
   spdlog::error("actor {} {}: its host ended unexpectedly; the events it held were answered 503 "
                 "and the next event gets a new instance", id.binding(), id.hex());
   if (!entry->stopping) {
@@ -463,6 +462,9 @@ void RuntimeCore::host_gone(const ActorId& id, std::uint64_t generation) {
     entry->in_lru = false;
   }
   retire_locked(*entry, dropped);
+  // Counted once the entry can no longer route to the dead host (the hot path reads
+  // `stopping` under the stripe lock): whoever sees the count sees a new host next.
+  hosts_lost_.fetch_add(1, std::memory_order_release);
 }
 
 void RuntimeCore::retire_locked(Entry& entry, std::vector<Event>& dropped) {

@@ -87,7 +87,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   // control; false if it is not live. For tests of host_gone().
   bool kill_host(const ActorId& id);
   // Hosts that ended without evicting themselves, since start.
-  std::uint64_t hosts_lost() const { return hosts_lost_.load(std::memory_order_relaxed); }
+  std::uint64_t hosts_lost() const { return hosts_lost_.load(std::memory_order_acquire); }
   void instance_started() { instances_started_.fetch_add(1, std::memory_order_relaxed); }
 
   // Alarms. The index of every actor's soonest alarm (hosts write it at commit).
