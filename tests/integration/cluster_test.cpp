@@ -74,6 +74,16 @@ struct Cluster {
     }
     return out;
   }
+  // Every shard has an owner among the nodes, by `limit`.
+  bool all_owned(std::chrono::milliseconds limit) const {
+    return eventually(
+        [&] {
+          double owned = 0;
+          for (std::size_t i = 0; i < nodes.size(); ++i) owned += metric(i, "cairn_cluster_shards_owned");
+          return owned == 1024;
+        },
+        limit);
+  }
   // Every node answers for `flights` (their shards have owners that serve them).
   bool serving(int flights) const {
     for (int f = 0; f < flights; ++f) {
@@ -122,13 +132,7 @@ TEST_CASE("cluster: any node answers for any flight with the same state") {
   }
   CHECK(forwarded >= 8);  // of 36 requests, about two thirds went to another node
   // Every shard is claimed soon after the cluster's birth, each by one node.
-  CHECK(eventually(
-      [&] {
-        double owned = 0;
-        for (std::size_t i = 0; i < 3; ++i) owned += cluster.metric(i, "cairn_cluster_shards_owned");
-        return owned == 1024;
-      },
-      10000ms));
+  CHECK(cluster.all_owned(10000ms));
   // cairnctl cluster status: the three nodes, each with some of the 1,024 shards.
   auto ctl = [&](std::vector<std::string> args) {
     std::vector<std::string> all{CAIRNCTL_PATH, "--url", "http://127.0.0.1:" + std::to_string(cluster.nodes[0]->admin_port()),
@@ -485,13 +489,7 @@ TEST_CASE("cluster: an actor's call of an actor on another node is made there, a
 TEST_CASE("cluster: through the example HAProxy config, with the map cairnctl loads into it, bookings reach their owner without a forward") {
   Cluster cluster(3, 1);  // n1, n2, n3: the example config's backends
   REQUIRE(eventually([&] { return cluster.serving(3); }, 20000ms));
-  REQUIRE(eventually(
-      [&] {
-        double owned = 0;
-        for (std::size_t i = 0; i < 3; ++i) owned += cluster.metric(i, "cairn_cluster_shards_owned");
-        return owned == 1024;
-      },
-      10000ms));
+  REQUIRE(cluster.all_owned(10000ms));
   // The example config, with this test's ports and files.
   std::ifstream example(std::string(CAIRN_EXAMPLES_DIR) + "/haproxy/haproxy.cfg");
   std::string config((std::istreambuf_iterator<char>(example)), std::istreambuf_iterator<char>());
