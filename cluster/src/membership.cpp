@@ -58,13 +58,16 @@ bool valid_node_id(const std::string& id) {
 
 struct Membership::Impl {
   MembershipOptions options;
-  std::string nodes_prefix, coordinator_key, assign_prefix, shards_prefix;
+  std::string nodes_prefix, coordinator_key, assign_prefix, shards_prefix, moves_prefix;
 
   mutable std::mutex mutex;  // the maps below: what this node has seen of etcd
   std::map<std::string, std::string> nodes;
   std::optional<std::string> coordinator;
   std::array<std::string, shard_count> assigned{};
   std::array<std::optional<ShardOwner>, shard_count> owners{};
+  std::set<std::string> leaving;  // live nodes that said they are leaving
+  std::array<std::optional<ShardMove>, shard_count> moves{};
+  std::array<std::int64_t, shard_count> move_revision{};  // the move key's mod_revision
   std::function<void(unsigned)> on_change;
   Steady::time_point coordinator_seen{};  // when this node last became coordinator
 
@@ -75,11 +78,12 @@ struct Membership::Impl {
   std::atomic<std::int64_t> lease{0};
   std::atomic<std::int64_t> fence_at{0};  // Boot::now_ns(): fenced from then on
   std::atomic<bool> stopping{false};
+  std::atomic<bool> leaving_now{false};  // this node: leave() was called (re-joins say so too)
   std::mutex wake_mutex;
   std::condition_variable wake;
   bool kicked = false;
 
-  std::atomic<std::uint64_t> renewals{0}, renewal_failures{0}, joins{0}, claims{0};
+  std::atomic<std::uint64_t> renewals{0}, renewal_failures{0}, joins{0}, claims{0}, moves_asked{0};
   std::atomic<double> last_renew_seconds{0};
 
   std::unique_ptr<EtcdWatch> watch;
@@ -88,6 +92,12 @@ struct Membership::Impl {
 
   std::string shard_key(unsigned shard) const { return shards_prefix + four_digits(shard); }
   std::string assign_key(unsigned shard) const { return assign_prefix + four_digits(shard); }
+  std::string move_key(unsigned shard) const { return moves_prefix + four_digits(shard); }
+  std::string node_value() const {
+    json value{{"advertise", options.advertise}};
+    if (leaving_now.load()) value["leaving"] = true;
+    return value.dump();
+  }
 
   bool fenced() const {
     return lease.load() == 0 || Boot::now_ns() >= fence_at.load();
@@ -142,8 +152,15 @@ struct Membership::Impl {
         auto id = key.substr(nodes_prefix.size());
         if (removed) {
           nodes.erase(id);
+          leaving.erase(id);
         } else {
-          nodes[id] = json::parse(kv.value).value("advertise", "");
+          auto value = json::parse(kv.value);
+          nodes[id] = value.value("advertise", "");
+          if (value.value("leaving", false)) {
+            leaving.insert(id);
+          } else {
+            leaving.erase(id);
+          }
         }
       } else if (key == coordinator_key) {
         if (removed) {
@@ -151,6 +168,16 @@ struct Membership::Impl {
         } else {
           if (kv.value == options.node_id && coordinator != kv.value) coordinator_seen = Steady::now();
           coordinator = kv.value;
+        }
+      } else if (key.starts_with(moves_prefix)) {
+        if (auto shard = shard_of(key.substr(moves_prefix.size()))) {
+          if (removed) {
+            moves[*shard].reset();
+          } else {
+            auto value = json::parse(kv.value);
+            moves[*shard] = ShardMove{*shard, value.value("from", ""), value.value("to", "")};
+            move_revision[*shard] = kv.mod_revision;
+          }
         }
       } else if (key.starts_with(assign_prefix)) {
         if (auto shard = shard_of(key.substr(assign_prefix.size()))) assigned[*shard] = removed ? "" : kv.value;
@@ -180,6 +207,8 @@ struct Membership::Impl {
         {
           std::lock_guard lock(mutex);
           nodes.clear();
+          leaving.clear();
+          moves.fill(std::nullopt);
           coordinator.reset();
           assigned.fill("");
           owners.fill(std::nullopt);
@@ -232,7 +261,7 @@ struct Membership::Impl {
       return false;
     }
     auto id = granted.value().id;
-    auto put = client.put(nodes_prefix + options.node_id, json{{"advertise", options.advertise}}.dump(), id);
+    auto put = client.put(nodes_prefix + options.node_id, node_value(), id);
     if (!put.ok()) {
       spdlog::warn("cluster: cannot register node {}: {}", options.node_id, put.error().message);
       (void)client.revoke(id);
@@ -298,6 +327,7 @@ struct Membership::Impl {
       // given within one round rather than one batch per round.
       for (int batch = 0; batch < 16 && assign_fresh(client); ++batch) {
       }
+      rebalance(client);
       claim_mine(client, my_lease);
     }
   }
@@ -320,7 +350,10 @@ struct Membership::Impl {
       if (coordinator != options.node_id || Steady::now() - coordinator_seen < options.settle) return false;
       if (nodes.empty()) return false;
       std::map<std::string, std::size_t> load;
-      for (const auto& [id, url] : nodes) load[id] = 0;
+      for (const auto& [id, url] : nodes) {
+        if (!leaving.contains(id)) load[id] = 0;
+      }
+      if (load.empty()) return false;
       for (const auto& node : assigned) {
         if (auto it = load.find(node); it != load.end()) ++it->second;
       }
@@ -352,11 +385,89 @@ struct Membership::Impl {
     return true;
   }
 
+  // The coordinator's rebalancing: drops moves nobody can make (their owner died or lost
+  // the shard), then asks for moves from the nodes with the most shards assigned to those
+  // with the fewest, until they differ by at most one or max_moves are in flight.
+  void rebalance(EtcdClient& client) {
+    std::vector<std::pair<unsigned, std::int64_t>> stale;
+    std::vector<ShardMove> plan;
+    {
+      std::lock_guard lock(mutex);
+      if (coordinator != options.node_id || Steady::now() - coordinator_seen < options.settle) return;
+      std::map<std::string, long> load;
+      for (const auto& [id, url] : nodes) {
+        if (!leaving.contains(id)) load[id] = 0;
+      }
+      for (unsigned s = 0; s < shard_count; ++s) {
+        if (auto it = load.find(assigned[s]); it != load.end()) ++it->second;
+      }
+      std::size_t in_flight = 0;
+      for (unsigned s = 0; s < shard_count; ++s) {
+        const auto& move = moves[s];
+        if (!move) continue;
+        bool makeable = nodes.contains(move->from) && owners[s] && owners[s]->node == move->from;
+        if (!makeable) {
+          stale.emplace_back(s, move_revision[s]);
+          continue;
+        }
+        ++in_flight;
+        if (auto it = load.find(move->from); it != load.end()) --it->second;
+        if (auto it = load.find(move->to); it != load.end()) ++it->second;
+      }
+      while (load.size() >= 2 && in_flight + plan.size() < options.max_moves) {
+        auto [low, high] = std::minmax_element(load.begin(), load.end(), [](const auto& a, const auto& b) {
+          return a.second < b.second;
+        });
+        if (high->second - low->second <= 1) break;
+        std::optional<unsigned> pick;
+        for (unsigned s = 0; s < shard_count && !pick; ++s) {
+          bool planned = std::any_of(plan.begin(), plan.end(), [s](const ShardMove& m) { return m.shard == s; });
+          if (assigned[s] == high->first && owners[s] && owners[s]->node == high->first && !moves[s] && !planned) {
+            pick = s;
+          }
+        }
+        if (!pick) break;  // its shards are not claimed yet: later
+        plan.push_back(ShardMove{*pick, high->first, low->first});
+        --high->second;
+        ++low->second;
+      }
+    }
+    for (const auto& [shard, revision] : stale) {
+      (void)client.txn({Compare::modified_at(move_key(shard), revision)}, {Operation::remove(move_key(shard))});
+    }
+    if (!plan.empty() && ask_moves(client, plan, true)) {
+      spdlog::info("cluster: rebalancing: {} shards asked to move", plan.size());
+    }
+  }
+
+  // Writes `plan` as move keys (each only where none is; as the coordinator, only while it
+  // is). True if written.
+  bool ask_moves(EtcdClient& client, const std::vector<ShardMove>& plan, bool as_coordinator) {
+    bool all = true;
+    for (std::size_t at = 0; at < plan.size(); at += assign_batch / 2) {
+      std::vector<Compare> compares;
+      if (as_coordinator) compares.push_back(Compare::value_is(coordinator_key, options.node_id));
+      std::vector<Operation> puts;
+      for (std::size_t i = at; i < std::min(plan.size(), at + assign_batch / 2); ++i) {
+        compares.push_back(Compare::absent(move_key(plan[i].shard)));
+        puts.push_back(Operation::put(move_key(plan[i].shard), json{{"from", plan[i].from}, {"to", plan[i].to}}.dump()));
+      }
+      auto done = client.txn(compares, puts);
+      if (done.ok() && done.value().succeeded) {
+        moves_asked.fetch_add(puts.size());
+      } else {
+        all = false;
+      }
+    }
+    return all;
+  }
+
   // Claims the shards assigned to this node that nobody holds.
   void claim_mine(EtcdClient& client, std::int64_t my_lease) {
     std::vector<unsigned> mine;
     {
       std::lock_guard lock(mutex);
+      if (leaving_now.load()) return;  // what it still holds goes; it takes nothing
       for (unsigned s = 0; s < shard_count; ++s) {
         if (assigned[s] == options.node_id && !owners[s]) mine.push_back(s);
       }
@@ -405,6 +516,7 @@ Membership::Membership(MembershipOptions options) : impl_(std::make_shared<Impl>
   impl.coordinator_key = impl.options.prefix + "coordinator";
   impl.assign_prefix = impl.options.prefix + "assign/";
   impl.shards_prefix = impl.options.prefix + "shards/";
+  impl.moves_prefix = impl.options.prefix + "moves/";
   impl.lease_thread = std::thread([&impl] { impl.lease_loop(); });
   impl.control_thread = std::thread([&impl] { impl.control_loop(); });
 }
@@ -456,14 +568,127 @@ std::optional<std::string> Membership::coordinator() const {
   return impl_->coordinator;
 }
 
+std::vector<std::string> Membership::leaving_nodes() const {
+  std::lock_guard lock(impl_->mutex);
+  return {impl_->leaving.begin(), impl_->leaving.end()};
+}
+
+std::vector<ShardMove> Membership::moves() const {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<ShardMove> out;
+  for (const auto& move : impl_->moves) {
+    if (move) out.push_back(*move);
+  }
+  return out;
+}
+
+std::vector<ShardMove> Membership::moves_to_make() {
+  auto& impl = *impl_;
+  std::vector<ShardMove> out;
+  std::vector<std::pair<unsigned, std::int64_t>> dropped;
+  {
+    std::lock_guard lock(impl.mutex);
+    for (unsigned s = 0; s < shard_count; ++s) {
+      const auto& move = impl.moves[s];
+      if (!move || move->from != impl.options.node_id || !impl.epoch(s)) continue;
+      if (move->to == impl.options.node_id || !impl.nodes.contains(move->to) || impl.leaving.contains(move->to)) {
+        dropped.emplace_back(s, impl.move_revision[s]);
+      } else {
+        out.push_back(*move);
+      }
+    }
+  }
+  if (!dropped.empty()) {
+    EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
+    for (const auto& [shard, revision] : dropped) {
+      spdlog::warn("cluster: dropping the move of shard {}: its target is gone or leaving", shard);
+      (void)client.txn({Compare::modified_at(impl.move_key(shard), revision)}, {Operation::remove(impl.move_key(shard))});
+    }
+  }
+  return out;
+}
+
+Result<std::size_t> Membership::leave() {
+  auto& impl = *impl_;
+  impl.leaving_now.store(true);
+  EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
+  auto my_lease = impl.lease.load();
+  if (my_lease == 0 || impl.fenced()) return Error{Code::unavailable, "this node holds no lease now"};
+  auto said = client.put(impl.nodes_prefix + impl.options.node_id, impl.node_value(), my_lease);
+  if (!said.ok()) return said.error();
+  std::vector<ShardMove> plan;
+  {
+    std::lock_guard lock(impl.mutex);
+    std::map<std::string, std::size_t> load;
+    for (const auto& [id, url] : impl.nodes) {
+      if (id != impl.options.node_id && !impl.leaving.contains(id)) load[id] = 0;
+    }
+    if (load.empty()) return std::size_t{0};
+    for (const auto& node : impl.assigned) {
+      if (auto it = load.find(node); it != load.end()) ++it->second;
+    }
+    for (unsigned s = 0; s < shard_count; ++s) {
+      if (!impl.epoch(s)) continue;
+      if (impl.moves[s]) continue;  // already asked (by the coordinator): it stands
+      auto least = std::min_element(load.begin(), load.end(), [](const auto& a, const auto& b) {
+        return a.second < b.second;
+      });
+      plan.push_back(ShardMove{s, impl.options.node_id, least->first});
+      ++least->second;
+    }
+  }
+  if (!impl.ask_moves(client, plan, false)) {
+    return Error{Code::unavailable, "etcd did not take every move this node asked for"};
+  }
+  spdlog::info("cluster: node {} is leaving: {} shards asked to move", impl.options.node_id, plan.size());
+  return plan.size();
+}
+
+Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const std::string& to) {
+  auto& impl = *impl_;
+  if (shards.empty() || shards.size() > 24) return Error{Code::invalid_argument, "hand over 1 to 24 shards at a time"};
+  std::vector<Compare> compares;
+  std::vector<Operation> ops;
+  for (unsigned s : shards) {
+    auto epoch = impl.epoch(s);
+    if (!epoch) return false;
+    compares.push_back(Compare::modified_at(impl.shard_key(s), *epoch));
+    compares.push_back(Compare::value_is(impl.assign_key(s), impl.options.node_id));
+    ops.push_back(Operation::put(impl.assign_key(s), to));
+    ops.push_back(Operation::remove(impl.shard_key(s)));
+    ops.push_back(Operation::remove(impl.move_key(s)));
+  }
+  EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
+  auto done = client.txn(compares, ops);
+  if (!done.ok()) return done.error();
+  return done.value().succeeded;
+}
+
+void Membership::drop_moves(const std::vector<unsigned>& shards) {
+  auto& impl = *impl_;
+  std::vector<std::pair<unsigned, std::int64_t>> dropped;
+  {
+    std::lock_guard lock(impl.mutex);
+    for (unsigned s : shards) {
+      if (s < shard_count && impl.moves[s] && impl.moves[s]->from == impl.options.node_id) {
+        dropped.emplace_back(s, impl.move_revision[s]);
+      }
+    }
+  }
+  EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
+  for (const auto& [shard, revision] : dropped) {
+    (void)client.txn({Compare::modified_at(impl.move_key(shard), revision)}, {Operation::remove(impl.move_key(shard))});
+  }
+}
+
 void Membership::on_owner_change(std::function<void(unsigned)> callback) {
   std::lock_guard lock(impl_->mutex);
   impl_->on_change = std::move(callback);
 }
 
 Membership::Stats Membership::stats() const {
-  return Stats{impl_->renewals.load(), impl_->renewal_failures.load(), impl_->joins.load(), impl_->claims.load(),
-               impl_->last_renew_seconds.load()};
+  return Stats{impl_->renewals.load(),   impl_->renewal_failures.load(), impl_->joins.load(),
+               impl_->claims.load(),     impl_->moves_asked.load(),      impl_->last_renew_seconds.load()};
 }
 
 }  // namespace cairn::cluster

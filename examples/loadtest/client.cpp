@@ -16,7 +16,15 @@ namespace websocket = beast::websocket;
 using net::redirect_error;
 using net::use_awaitable;
 
-Target parse_url(const std::string& url) {
+Target parse_url(const std::string& list) {
+  if (auto comma = list.find(','); comma != std::string::npos) {
+    Target first = parse_url(list.substr(0, comma));
+    Target rest = parse_url(list.substr(comma + 1));
+    first.others.push_back(Target{rest.host, rest.endpoint, {}});
+    for (auto& more : rest.others) first.others.push_back(std::move(more));
+    return first;
+  }
+  const std::string& url = list;
   const std::string scheme = "http://";
   if (url.rfind(scheme, 0) != 0) throw std::invalid_argument("--url must start with http:// (got " + url + ")");
   std::string rest = url.substr(scheme.size());
@@ -31,7 +39,7 @@ Target parse_url(const std::string& url) {
   beast::error_code ec;
   auto results = resolver.resolve(host, port, ec);
   if (ec || results.empty()) throw std::invalid_argument("cannot resolve " + host + ":" + port + ": " + ec.message());
-  return Target{host + ":" + port, results.begin()->endpoint()};
+  return Target{host + ":" + port, results.begin()->endpoint(), {}};
 }
 
 HttpConnection::HttpConnection(net::any_io_executor executor, const Target& target,

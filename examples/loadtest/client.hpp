@@ -14,6 +14,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace cairn::load {
 
@@ -24,9 +25,15 @@ using tcp = net::ip::tcp;
 struct Target {
   std::string host;  // for the Host header
   tcp::endpoint endpoint;
+  std::vector<Target> others;  // more servers (the nodes of a cluster): connections take turns
+  // The server of connection `j`.
+  const Target& pick(unsigned j) const {
+    auto k = j % (others.size() + 1);
+    return k == 0 ? *this : others[k - 1];
+  }
 };
-// Parses "http://HOST:PORT" (an optional trailing '/') and resolves HOST once. Throws
-// std::invalid_argument with a readable message.
+// Parses "http://HOST:PORT[,http://HOST:PORT...]" (an optional trailing '/') and resolves
+// each HOST once. Throws std::invalid_argument with a readable message.
 Target parse_url(const std::string& url);
 
 struct HttpResult {

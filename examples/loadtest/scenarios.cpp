@@ -149,7 +149,7 @@ Tally run_plan(const Options& o, const Target& target, const Plan& plan, unsigne
     Worker w;
     w.index = j;
     if (init) init(w);
-    pool.spawn(j, drive(o, target, plan, std::move(w), tallies[j % pool.size()], window));
+    pool.spawn(j, drive(o, target.pick(j), plan, std::move(w), tallies[j % pool.size()], window));
   }
   pool.run();
   Tally all;

@@ -21,6 +21,7 @@
 #include "cairn/gateway/serve.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/runtime.hpp"
+#include "handoff.hpp"
 #include "remote_calls.hpp"
 
 namespace cairn::gateway {
@@ -69,15 +70,24 @@ std::string read_token(const std::string& file, std::string& problem) {
 // listener is bound) and the Membership (which needs that listener's address to join).
 class ClusterLink final : public Ownership {
  public:
-  void attach(cluster::Membership* membership) { membership_.store(membership); }
+  void attach(cluster::Membership* membership, ShardMover* mover) {
+    mover_.store(mover);
+    membership_.store(membership);
+  }
   std::optional<std::int64_t> epoch(unsigned shard) const override {
     auto* membership = membership_.load();
     if (membership == nullptr) return std::nullopt;
     return membership->epoch(shard);
   }
+  bool admits(unsigned shard) const override {
+    auto* mover = mover_.load();
+    return mover == nullptr || mover->admits(shard);
+  }
   ShardLocation locate(unsigned shard) const {
     auto* membership = membership_.load();
     if (membership == nullptr) return {ShardLocation::Kind::nowhere, {}, {}, {}};
+    // A shard being handed over has no owner for routing: requests wait for the new one.
+    if (!admits(shard)) return {ShardLocation::Kind::nowhere, {}, {}, {}};
     if (membership->epoch(shard)) return {ShardLocation::Kind::here, {}, {}, {}};
     auto owner = membership->owner(shard);
     if (!owner || owner->node == membership->options().node_id) return {ShardLocation::Kind::nowhere, {}, {}, {}};
@@ -90,6 +100,7 @@ class ClusterLink final : public Ownership {
 
  private:
   std::atomic<cluster::Membership*> membership_{nullptr};
+  std::atomic<ShardMover*> mover_{nullptr};
 };
 
 }  // namespace
@@ -213,6 +224,13 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                  "file whose first line is the secret every node of the cluster shares (16+ characters)")
       ->check(CLI::ExistingFile)
       ->needs(cluster_option);
+  double handoff_timeout_s = 60;
+  cli::add_duration(app, "--handoff-timeout", handoff_timeout_s,
+                    "on SIGTERM, seconds to hand this node's shards to the others before it stops anyway "
+                    "(those left wait for it, as after a crash)")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str()
+      ->needs(cluster_option);
   for (const auto& flag : defaults.flags) {
     app.add_option(flag.name, *flag.value, flag.help)->check(CLI::Range(flag.min, flag.max))->capture_default_str();
   }
@@ -321,14 +339,19 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     // runtime is destroyed: nothing can reach the Membership after it is gone, nor its
     // watch reach the runtime.
     std::unique_ptr<cluster::Membership> membership;
+    std::unique_ptr<ShardMover> mover;
     struct Leave {
       ClusterLink& link;
       std::unique_ptr<cluster::Membership>& membership;
+      std::unique_ptr<ShardMover>& mover;
       ~Leave() {
-        link.attach(nullptr);
-        membership.reset();  // its lease is revoked; its shards wait for it
+        link.attach(nullptr, nullptr);
+        mover.reset();
+        if (!membership) return;
+        membership.reset();  // its lease is revoked; shards it still owns wait for it
+        spdlog::info("cluster: left");
       }
-    } leave{*link, membership};
+    } leave{*link, membership, mover};
     if (!etcd.empty()) {
       auto routing = std::make_shared<ClusterRouting>();
       routing->locate = [link](unsigned shard) { return link->locate(shard); };
@@ -340,19 +363,34 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       internal.public_dir.clear();
       auto internal_routing = std::make_shared<ClusterRouting>(*routing);
       internal_routing->internal = true;
+      // Set before the listener starts, used once the mover exists (nobody can hand this
+      // node a shard before it joined).
+      auto movers = std::make_shared<std::atomic<ShardMover*>>(nullptr);
+      internal_routing->handoff = [movers](const Request& request) {
+        auto* m = movers->load();
+        if (m == nullptr) return Response::error(Code::unavailable, "this node has not joined the cluster yet");
+        return m->receive(request);
+      };
+      extras.leaving = [&mover, limit = to_ms(handoff_timeout_s)] {
+        if (mover) mover->leave(limit);
+      };
       internal.cluster = internal_routing;
       extras.internal = std::move(internal);
-      extras.internal_started = [&, link](std::uint16_t bound) {
+      extras.internal_started = [&, link, movers](std::uint16_t bound) {
         cluster::MembershipOptions m;
         m.etcd = etcd;
         m.node_id = node_id;
         m.advertise = advertise.empty() ? "http://" + cluster_host + ":" + std::to_string(bound) : advertise;
         membership = std::make_unique<cluster::Membership>(m);
         membership->on_owner_change([&runtime](unsigned shard) { runtime.evict_shard(shard); });
-        link->attach(membership.get());
+        mover = std::make_unique<ShardMover>(runtime, *membership, data_dir,
+                                             ShardMover::Options{cluster_token, std::chrono::milliseconds(10000),
+                                                                 std::chrono::milliseconds(60000)});
+        movers->store(mover.get());
+        link->attach(membership.get(), mover.get());
         banner += ", node " + node_id + " of the cluster at " + cluster_endpoints;
       };
-      extras.metrics = [&membership, calls](metrics::TextWriter& out) {
+      extras.metrics = [&membership, &mover, calls](metrics::TextWriter& out) {
         auto sent = calls->stats();
         out.family("cairn_cluster_calls_total", "counter",
                    "Tries of calls (Context::call) of actors on other nodes: answered, retried (no owner, moved or "
@@ -361,6 +399,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         out.sample("cairn_cluster_calls_total", {{"outcome", "retried"}}, static_cast<double>(sent.retried));
         out.sample("cairn_cluster_calls_total", {{"outcome", "failed"}}, static_cast<double>(sent.failed));
         if (!membership) return;
+        if (mover) mover->write_metrics(out);
         auto stats = membership->stats();
         out.family("cairn_cluster_fenced", "gauge", "1 while this node may release no output (its etcd lease may lapse)");
         out.sample("cairn_cluster_fenced", {}, membership->fenced() ? 1.0 : 0.0);
@@ -420,9 +459,13 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         }
         out["nodes"] = std::move(nodes);
         out["shards_unowned"] = unowned;
-        // Hand-off is not built yet: shards move only when a node fences itself and claims
-        // them again, never between live nodes.
-        out["moves"] = nlohmann::json::array();
+        auto moves = nlohmann::json::array();
+        for (const auto& move : membership->moves()) {
+          moves.push_back({{"shard", move.shard}, {"from", move.from}, {"to", move.to}});
+        }
+        out["moves"] = std::move(moves);
+        auto leaving = membership->leaving_nodes();
+        out["leaving"] = leaving;
         if (with_shards) out["shards"] = std::move(shards);
         return out;
       };

@@ -38,6 +38,8 @@ SharedState::SharedState(Runtime& rt, GatewayOptions opts)
   if (admin_mode) {
     admin_api = std::make_unique<AdminApi>(runtime);
     admin_pool = std::make_unique<boost::asio::thread_pool>(2);
+  } else if (options.cluster && options.cluster->internal) {
+    admin_pool = std::make_unique<boost::asio::thread_pool>(1);  // hand-offs, one at a time
   }
 }
 

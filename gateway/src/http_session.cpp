@@ -11,6 +11,7 @@
 #include "cairn/limits.hpp"
 #include "admin_assets.hpp"
 #include "admin_api.hpp"
+#include "handoff.hpp"
 #include "remote_calls.hpp"
 #include "routes.hpp"
 #include "static_files.hpp"
@@ -91,6 +92,15 @@ void HttpSession::on_header(beast::error_code ec, std::size_t) {
   started_ = std::chrono::steady_clock::now();
   if (ec) return read_failed(ec);
   if (parser_->is_done()) return handle(parser_->release());
+  if (const auto& cluster = shared_->options.cluster; cluster && cluster->internal) {
+    // A hand-off sends a whole actor database in one body: allowed to another node only.
+    const auto& header = parser_->get();
+    auto token = header.find("X-Cairn-Cluster-Token");
+    if (header.target().starts_with(handoff_path_prefix) && token != header.end() &&
+        same_secret(token->value(), cluster->token)) {
+      parser_->body_limit(max_handoff_file_bytes);
+    }
+  }
   stream_.expires_after(shared_->options.body_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
@@ -170,6 +180,7 @@ void HttpSession::handle(http::request<http::string_body> request) {
     request.erase("X-Cairn-Cluster-Token");
     request.erase("X-Cairn-Hop");
     if (path == remote_call_path) return remote_call(std::move(request));
+    if (path.starts_with(handoff_path_prefix)) return handoff(std::move(request));
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
     if (!*object) return reply(Response::error(object->error()), request.keep_alive());
@@ -334,6 +345,25 @@ Response HttpSession::misdirected(unsigned shard) {
                   nlohmann::json{{"error", "this node does not own shard " + std::to_string(shard) + " now"},
                                  {"status", 421}}
                       .dump()};
+}
+
+void HttpSession::handoff(http::request<http::string_body> request) {
+  bool keep_alive = request.keep_alive();
+  const auto& hook = shared_->options.cluster->handoff;
+  if (!hook || !shared_->admin_pool) {
+    return reply(Response::error(Code::unavailable, "this node takes no hand-off now (not joined yet)"), keep_alive);
+  }
+  net::post(*shared_->admin_pool, [self = shared_from_this(), request = to_request(request), keep_alive]() {
+    Response response;
+    try {
+      response = self->shared_->options.cluster->handoff(request);
+    } catch (const std::exception& e) {
+      response = Response::error(Code::internal, std::string("the hand-off failed here: ") + e.what());
+    }
+    net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive]() {
+      self->reply(response, keep_alive);
+    });
+  });
 }
 
 void HttpSession::remote_call(http::request<http::string_body> request) {

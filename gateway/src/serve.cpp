@@ -73,6 +73,7 @@ int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, cons
     int signal_number = 0;
     sigwait(&set, &signal_number);
     spdlog::info("signal {}: stopping", signal_number);
+    if (extras.leaving) extras.leaving();
     gateway.stop_accepting();
     if (admin) admin->stop_accepting();
     if (internal) internal->stop_accepting();

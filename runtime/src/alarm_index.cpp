@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "cairn/sql.hpp"
@@ -82,15 +83,7 @@ void AlarmIndex::before_commit(const ActorId& id, std::optional<Ticks> next) {
     return;
   }
   pending_.insert_or_assign(id.hex(), Write{id, next});
-  auto batch = next_batch_;
-  while (!batch->done) {
-    if (writing_) {
-      written_.wait(lock);
-    } else {
-      write_pending(lock);
-    }
-  }
-  if (!batch->error.empty()) throw std::runtime_error("the alarm index: " + batch->error);
+  write_now(lock);
 }
 
 bool AlarmIndex::after_commit(const ActorId& id, std::optional<Ticks> next) {
@@ -129,6 +122,65 @@ std::optional<AlarmIndex::Ticks> AlarmIndex::next_due() const {
 std::size_t AlarmIndex::size() const {
   std::lock_guard lock(mutex_);
   return items_.size();
+}
+
+std::vector<std::pair<ActorId, AlarmIndex::Ticks>> AlarmIndex::of_shard(unsigned shard) const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<ActorId, Ticks>> out;
+  for (const auto& [hex, item] : items_) {
+    if (item.id.shard() != shard) continue;
+    Ticks due = item.due;  // a retry time after a wake that was refused: the file may be sooner
+    if (auto indexed = durable_.find(hex); indexed != durable_.end()) due = std::min(due, indexed->second);
+    out.emplace_back(item.id, due);
+  }
+  return out;
+}
+
+bool AlarmIndex::adopt(const ActorId& id, Ticks due) {
+  before_commit(id, due);  // durable first: the index may be early, never late
+  std::lock_guard lock(mutex_);
+  queue_locked(id, due);
+  return queue_.begin()->second == id.hex();
+}
+
+void AlarmIndex::forget_shard(unsigned shard) {
+  std::vector<ActorId> ids;
+  {
+    std::lock_guard lock(mutex_);
+    if (db_ == nullptr) return;
+    for (const auto& [hex, item] : items_) {
+      if (item.id.shard() == shard) ids.push_back(item.id);
+    }
+  }
+  // Rows in the file that are not queued (a cleared alarm whose lazy delete failed) have no
+  // ActorId in memory: read them back. SQLite's serialized mode makes the shared handle safe.
+  {
+    Sql sql(db_);
+    for (const auto& row : sql.exec("SELECT binding, name FROM alarms")) {
+      auto id = ActorId::make(std::get<std::string>(row["binding"]), std::get<std::string>(row["name"]));
+      if (id && id->shard() == shard) ids.push_back(*id);
+    }
+  }
+  std::unique_lock lock(mutex_);
+  for (const auto& id : ids) {
+    queue_locked(id, std::nullopt);
+    pending_.insert_or_assign(id.hex(), Write{id, std::nullopt});
+  }
+  if (ids.empty()) return;
+  write_now(lock);
+}
+
+void AlarmIndex::write_now(std::unique_lock<std::mutex>& lock) {
+  // The pending writes go in the next batch: this one's writer, or a wait for it.
+  auto batch = next_batch_;
+  while (!batch->done) {
+    if (writing_) {
+      written_.wait(lock);
+    } else {
+      write_pending(lock);
+    }
+  }
+  if (!batch->error.empty()) throw std::runtime_error("the alarm index: " + batch->error);
 }
 
 void AlarmIndex::flush() {

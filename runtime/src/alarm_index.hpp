@@ -58,6 +58,17 @@ class AlarmIndex {
   std::optional<Ticks> next_due() const;
   std::size_t size() const;
 
+  // Cluster hand-off. The actors of `shard` with an alarm queued, each with the soonest of
+  // its queued and indexed times (early is safe, late is not).
+  std::vector<std::pair<ActorId, Ticks>> of_shard(unsigned shard) const;
+  // Adds `id` due at `due` (from the node the shard came from): written and fsync'd before
+  // this returns, then queued. True if it is now the soonest (the scheduler should look
+  // again). Throws std::runtime_error.
+  bool adopt(const ActorId& id, Ticks due);
+  // Forgets every actor of `shard` (it moved to another node): off the queue, and off the
+  // file before this returns. Throws std::runtime_error.
+  void forget_shard(unsigned shard);
+
   // Writes the lazy changes (one transaction). Logs failures; they are tried again later.
   void flush();
   // Flushes and closes the file (the runtime stopped). Writes after this fail.
@@ -82,6 +93,8 @@ class AlarmIndex {
   // with `lock` released, publishes the outcome. Called with `lock` held, returns with it.
   void write_pending(std::unique_lock<std::mutex>& lock);
   void write_rows(const std::vector<Write>& writes);
+  // Waits until what is pending now is written (writing it if no one is). Throws.
+  void write_now(std::unique_lock<std::mutex>& lock);
 
   sqlite3* db_ = nullptr;
 

@@ -164,6 +164,52 @@ std::vector<NamesIndex::Name> NamesIndex::all() const {
   return out;
 }
 
+std::vector<NamesIndex::Name> NamesIndex::of_shard(unsigned shard) const {
+  auto names = all();
+  std::erase_if(names, [shard](const Name& n) {
+    auto id = ActorId::make(n.binding, n.name);
+    return !id || id->shard() != shard;
+  });
+  return names;
+}
+
+void NamesIndex::in_transaction(const std::function<void(Sql&)>& work) {
+  // Called with mutex_ held and no group write running.
+  if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
+  Sql sql(db_);
+  sql.exec("BEGIN IMMEDIATE");
+  try {
+    work(sql);
+    sql.exec("COMMIT");
+  } catch (...) {
+    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void NamesIndex::adopt(const std::vector<Name>& names) {
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  in_transaction([&](Sql& sql) {
+    for (const auto& name : names) {
+      sql.exec("INSERT OR IGNORE INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)", name.binding,
+               name.name, name.hex, name.created_ms);
+    }
+  });
+  for (const auto& name : names) known_.insert(name.hex);
+}
+
+void NamesIndex::forget_shard(unsigned shard) {
+  auto names = of_shard(shard);
+  if (names.empty()) return;
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  in_transaction([&](Sql& sql) {
+    for (const auto& name : names) sql.exec("DELETE FROM actors WHERE hex = ?", name.hex);
+  });
+  for (const auto& name : names) known_.erase(name.hex);
+}
+
 void NamesIndex::backup_to(const std::filesystem::path& file) const {
   std::unique_lock lock(mutex_);
   while (writing_) done_.wait(lock);

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,6 +20,10 @@
 #include "cairn/runtime.hpp"
 
 struct sqlite3;
+
+namespace cairn {
+class Sql;
+}
 
 namespace cairn::detail {
 
@@ -51,6 +56,13 @@ class NamesIndex {
   std::vector<std::pair<std::string, std::size_t>> counts() const;
   // Every name (for a backup), in (binding, name) order.
   std::vector<Name> all() const;
+  // Cluster hand-off: the names of `shard` (all(), filtered).
+  std::vector<Name> of_shard(unsigned shard) const;
+  // Adds names from the node a shard came from (one transaction, durable on return); names
+  // already here stay as they are. Throws SqlError.
+  void adopt(const std::vector<Name>& names);
+  // Forgets every name of `shard` (it moved to another node). Throws SqlError.
+  void forget_shard(unsigned shard);
   // A consistent copy of the index file at `file` (SQLite's online backup). Throws SqlError.
   void backup_to(const std::filesystem::path& file) const;
   // Closes the file (the runtime stopped): records then fail, lists are empty.
@@ -58,6 +70,8 @@ class NamesIndex {
 
  private:
   void write_pending(std::unique_lock<std::mutex>& lock);
+  // Runs `work` in one transaction of the file (mutex_ held, no group write running).
+  void in_transaction(const std::function<void(Sql&)>& work);
 
   sqlite3* db_ = nullptr;
   mutable std::mutex mutex_;  // guards everything below and the connection

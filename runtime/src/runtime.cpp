@@ -1,6 +1,7 @@
 // Runtime and Stub: the public face of RuntimeCore.
 #include "cairn/runtime.hpp"
 
+#include "data_layout.hpp"
 #include "runtime_core.hpp"
 
 namespace cairn {
@@ -46,6 +47,16 @@ Result<bool> Runtime::evict(std::string_view binding, std::string_view name) {
 }
 
 std::size_t Runtime::evict_shard(unsigned shard) { return core_->evict_shard(shard); }
+std::size_t Runtime::shard_instances(unsigned shard) const { return core_->shard_instances(shard); }
+std::filesystem::path Runtime::shard_dir(unsigned shard) const {
+  return detail::shard_dir(core_->options.data_dir, shard);
+}
+nlohmann::json Runtime::shard_indexes(unsigned shard) const { return core_->shard_indexes(shard); }
+void Runtime::adopt_shard_indexes(const nlohmann::json& rows) { core_->adopt_shard_indexes(rows); }
+void Runtime::forget_shard_indexes(unsigned shard) { core_->forget_shard_indexes(shard); }
+std::size_t Runtime::close_shard_sockets(unsigned shard, int code, const std::string& reason) {
+  return core_->close_shard_sockets(shard, code, reason);
+}
 
 RuntimeStats Runtime::stats() const { return core_->stats(); }
 

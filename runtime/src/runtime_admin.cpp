@@ -23,6 +23,10 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return fail(Code::unavailable, "the runtime is shutting down");
+    if (!admits(id.shard())) {
+      return fail(Code::unavailable, "actor " + id.binding() + "'s shard " + std::to_string(id.shard()) +
+                                         " is moving to another node; ask again shortly");
+    }
     const ActorFactory* factory = registry.find(id.binding());
     if (factory == nullptr) return fail(Code::not_found, "no actor class is bound to '" + id.binding() + "'");
     Entry* entry = find_locked(id.hex());

@@ -206,11 +206,14 @@ RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
     // Cluster mode forwards it to the owner; a single node owns everything.
     return refuse(Error{Code::unavailable, "actor " + id.binding() + " lives on another node"});
   }
-  if (!owned_epoch(id.shard())) {
+  if (!owned_epoch(id.shard()) || !admits(id.shard())) {
     // Cluster mode: the gateway sends such requests to the shard's owner; one that arrives
-    // here anyway (the shard moved meanwhile, or this node fenced itself) is refused.
+    // here anyway (the shard moved meanwhile, is being handed over, or this node fenced
+    // itself) is refused.
     return refuse(Error{Code::unavailable, "actor " + id.binding() + "'s shard " + std::to_string(id.shard()) +
-                                               " is not served by this node now; try again shortly"});
+                                               (admits(id.shard()) ? " is not served by this node now"
+                                                                   : " is moving to another node") +
+                                               "; try again shortly"});
   }
   auto count_in = [&](Entry& entry) {
     if (credit) credit->count_in(entry.queued);
@@ -259,6 +262,13 @@ RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
   if (stopping_) {
     lock.unlock();
     return refuse(Error{Code::unavailable, "the runtime is shutting down"});
+  }
+  if (!admits(id.shard())) {
+    // Asked again under the structure lock: a hand-off that closed the shard and then saw
+    // none of its hosts left (shard_instances, under this lock) must not see one start.
+    lock.unlock();
+    return refuse(Error{Code::unavailable, "actor " + id.binding() + "'s shard " + std::to_string(id.shard()) +
+                                               " is moving to another node; try again shortly"});
   }
   Entry* entry = find_locked(hex);
   if (entry == nullptr) {
@@ -332,6 +342,9 @@ SocketFlow RuntimeCore::deliver_socket_message(SocketId socket, std::string mess
       route.entry->sink->close(limits::overloaded_close_code,
                                "actor " + id.binding() + " has " + std::to_string(options.max_queued_events) +
                                    " events waiting (--max-queued-events); try again later");
+    } else if (!admits(id.shard())) {
+      // Its shard is being handed to another node: the client reconnects (through any node).
+      route.entry->sink->close(1012, "actor " + id.binding() + " is moving to another node; reconnect");
     } else {
       route.entry->sink->close(1011, "the runtime cannot run actor " + id.binding() + " now");
     }
@@ -541,7 +554,7 @@ std::size_t RuntimeCore::evict_idle() {
 
 void RuntimeCore::call_actor(const ActorId& target, std::string method, nlohmann::json args,
                              Stub::CallCallback done) {
-  if (options.remote_calls && !owned_epoch(target.shard())) {
+  if (options.remote_calls && (!owned_epoch(target.shard()) || !admits(target.shard()))) {
     std::weak_ptr<RuntimeCore> weak = weak_from_this();
     options.remote_calls->call(target, std::move(method), std::move(args), std::move(done),
                                [weak, target](std::string m, nlohmann::json a, Stub::CallCallback d) {
@@ -561,7 +574,7 @@ void RuntimeCore::call_here(const ActorId& target, std::string method, nlohmann:
 }
 
 void RuntimeCore::tell_actor(const ActorId& target, std::string method, nlohmann::json args) {
-  if (options.remote_calls && !owned_epoch(target.shard())) {
+  if (options.remote_calls && (!owned_epoch(target.shard()) || !admits(target.shard()))) {
     // The caller moved (or this node was fenced) while its call was out: the answer follows it.
     std::string what = target.binding() + " " + method;
     call_actor(target, std::move(method), std::move(args), [what = std::move(what)](Result<nlohmann::json> result) {

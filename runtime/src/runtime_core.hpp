@@ -118,11 +118,19 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::size_t evict_idle();
   bool evict(const ActorId& id);
   std::size_t evict_shard(unsigned shard);
+  // Hand-off (Runtime's, runtime_handoff.cpp).
+  std::size_t shard_instances(unsigned shard) const;
+  nlohmann::json shard_indexes(unsigned shard) const;
+  void adopt_shard_indexes(const nlohmann::json& rows);
+  void forget_shard_indexes(unsigned shard);
+  std::size_t close_shard_sockets(unsigned shard, int code, const std::string& reason);
   // The epoch at which this node owns `shard` now (0 on a single node, which owns all).
   std::optional<std::int64_t> owned_epoch(unsigned shard) const {
     if (!options.ownership) return 0;
     return options.ownership->epoch(shard);
   }
+  // Whether new events of `shard` may enter (false while the shard is handed over).
+  bool admits(unsigned shard) const { return !options.ownership || options.ownership->admits(shard); }
   // An RPC call of `target`: delivered here if this node serves its shard, else handed to
   // RuntimeOptions::remote_calls (cluster mode). `done` runs once, on any thread.
   void call_actor(const ActorId& target, std::string method, nlohmann::json args, Stub::CallCallback done);

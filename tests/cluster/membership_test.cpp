@@ -4,7 +4,10 @@
 // with new epochs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
+#include <thread>
+#include <vector>
 #include <memory>
 
 #include "cairn/actor_id.hpp"
@@ -160,4 +163,73 @@ TEST_CASE("membership: the coordinator's departure elects another, and a lone no
   REQUIRE(testing::eventually([&] { return b.coordinator() == "b"; }, 8000ms));
   CHECK(b.nodes().size() == 1);
   CHECK(b.owned().empty());  // a's shards wait for a (their data is there)
+}
+
+namespace {
+
+// What a node's ShardMover does with the moves asked of it, minus the files: hands each
+// group over by compare-and-set. Returns how many shards went.
+std::size_t make_moves(Membership& m) {
+  std::map<std::string, std::vector<unsigned>> by_target;
+  for (const auto& move : m.moves_to_make()) by_target[move.to].push_back(move.shard);
+  std::size_t moved = 0;
+  for (const auto& [to, shards] : by_target) {
+    for (std::size_t at = 0; at < shards.size(); at += 24) {
+      std::vector<unsigned> group(shards.begin() + static_cast<std::ptrdiff_t>(at),
+                                  shards.begin() + static_cast<std::ptrdiff_t>(std::min(shards.size(), at + 24)));
+      auto handed = m.hand_over(group, to);
+      REQUIRE(handed.ok());
+      if (handed.value()) moved += group.size();
+    }
+  }
+  return moved;
+}
+
+}  // namespace
+
+TEST_CASE("membership: a node that joins gets shards by moves from their owners, a bounded number at a time, and one that leaves gives them all away") {
+  EtcdProcess etcd;
+  auto options_a = node_options(etcd.endpoint(), "a");
+  options_a.max_moves = 64;
+  Membership a(options_a);
+  REQUIRE(testing::eventually([&] { return a.owned().size() == ActorId::shard_count; }, 15000ms));
+  auto options_b = node_options(etcd.endpoint(), "b");
+  options_b.max_moves = 64;
+  Membership b(options_b);
+  REQUIRE(testing::eventually([&] { return a.nodes().size() == 2 && !a.moves().empty(); }, 5000ms));
+
+  // Only an owner at its epoch hands a shard over.
+  auto not_mine = a.moves().front().shard;
+  CHECK(b.hand_over({not_mine}, "a").value() == false);
+  CHECK(!a.hand_over({}, "b").ok());
+
+  std::size_t most_in_flight = 0;
+  std::size_t moved = 0;
+  auto balanced = [&] {
+    most_in_flight = std::max(most_in_flight, a.moves().size());
+    moved += make_moves(a);
+    auto seen = owners_seen_by(b);
+    return seen["a"] == 512 && seen["b"] == 512 && b.owned().size() == 512;
+  };
+  REQUIRE(testing::eventually(balanced, 30000ms));
+  CHECK(moved == 512);
+  CHECK(most_in_flight <= 64);
+  CHECK(most_in_flight > 0);
+  REQUIRE(testing::eventually([&] { return a.moves().empty(); }, 5000ms));
+  std::this_thread::sleep_for(600ms);  // balanced: nothing more is asked
+  CHECK(a.moves().empty());
+
+  // b leaves: every shard it owns is asked to go to a, and b claims nothing more.
+  auto asked = b.leave();
+  REQUIRE(asked.ok());
+  CHECK(asked.value() == 512);
+  REQUIRE(testing::eventually([&] { return a.leaving_nodes() == std::vector<std::string>{"b"}; }, 5000ms));
+  REQUIRE(testing::eventually(
+      [&] {
+        make_moves(b);
+        return b.owned().empty() && a.owned().size() == ActorId::shard_count;
+      },
+      30000ms));
+  CHECK(b.moves_to_make().empty());
+  CHECK(all_owned(a));
 }

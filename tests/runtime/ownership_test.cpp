@@ -5,6 +5,10 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <thread>
 
 #include "cairn/runtime.hpp"
 #include "cairn/testing.hpp"
@@ -25,9 +29,12 @@ class TestOwnership final : public Ownership {
     return e;
   }
   void set(unsigned shard, std::int64_t epoch) { epochs_[shard].store(epoch); }
+  bool admits(unsigned shard) const override { return !closed_[shard].load(); }
+  void close(unsigned shard, bool closed) { closed_[shard].store(closed); }
 
  private:
   std::array<std::atomic<std::int64_t>, ActorId::shard_count> epochs_{};
+  std::array<std::atomic<bool>, ActorId::shard_count> closed_{};
 };
 
 std::shared_ptr<TestOwnership> ownership = std::make_shared<TestOwnership>();
@@ -53,6 +60,18 @@ class Room final : public Actor {
                ownership->set(ctx_.id().shard(), 0);
                return add();
              }},
+            {"count", [this](const json&) -> Result<json> {
+               return ctx_.sql().exec("SELECT count(*) AS c FROM log").one().to_json()["c"];
+             }},
+            {"slow_add", [add](const json&) -> Result<json> {
+               std::this_thread::sleep_for(std::chrono::milliseconds(300));
+               return add();
+             }},
+            {"alarm_in", [this](const json& ms) -> Result<json> {
+               auto set = ctx_.set_alarm(ctx_.now() + std::chrono::milliseconds(ms.get<int>()));
+               if (!set) return set.error();
+               return json(true);
+             }},
             {"add_and_move", [this, add](const json&) -> Result<json> {
                // Away and back: owned again, at a later epoch.
                auto now = ownership->epoch(ctx_.id().shard()).value_or(0);
@@ -60,6 +79,7 @@ class Room final : public Actor {
                return add();
              }}};
   }
+  void on_alarm(const AlarmInfo&) override { ctx_.sql().exec("INSERT INTO log VALUES (2)"); }
   Response fetch(const Request& request) override {
     auto accepted = ctx_.accept_websocket(request, {});
     if (!accepted) return Response::error(accepted.error());
@@ -73,13 +93,13 @@ class Room final : public Actor {
 struct Fixture {
   TempDir dir;
   std::unique_ptr<Runtime> runtime;
-  Fixture() {
+  explicit Fixture(std::shared_ptr<TestOwnership> owner = ownership) {
     Registry registry;
     registry.add<Room>("ROOM");
     RuntimeOptions options;
     options.data_dir = dir.path();
     options.threads = 2;
-    options.ownership = ownership;
+    options.ownership = std::move(owner);
     runtime = std::make_unique<Runtime>(std::move(registry), options);
   }
   Stub room(const std::string& name) { return *runtime->get("ROOM", name); }
@@ -176,4 +196,63 @@ TEST_CASE("evict_shard evicts the live instances of one shard only") {
   CHECK(f.runtime->evict_shard(shard_of(a)) == 1);
   REQUIRE(testing::eventually([&] { return f.runtime->stats().live_instances == 1; }));
   CHECK(f.runtime->evict_shard(shard_of(a)) == 0);
+}
+
+TEST_CASE("a shard handed to another runtime: closed, drained, its files and index rows moved, served there with its alarm") {
+  auto here = std::make_shared<TestOwnership>();
+  auto there = std::make_shared<TestOwnership>();
+  Fixture a(here);
+  Fixture b(there);
+  std::string name = "moving-room";
+  unsigned shard = shard_of(name);
+  here->set(shard, 5);
+  auto stub = a.room(name);
+  REQUIRE(testing::call(stub, "add").value() == 1);
+  REQUIRE(testing::call(stub, "alarm_in", 2500).ok());
+  auto sink = std::make_shared<testing::RecordingSink>();
+  Request upgrade = testing::get("/ws");
+  upgrade.headers = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}};
+  upgrade.websocket = a.runtime->reserve_socket(sink);
+  REQUIRE(testing::fetch(stub, upgrade).status == 101);
+
+  // An event already queued when the shard closes still runs and is answered.
+  auto queued = std::async(std::launch::async, [&] { return testing::call(stub, "slow_add"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  here->close(shard, true);
+  auto refused = testing::call(stub, "add");
+  REQUIRE(!refused.ok());
+  CHECK(refused.error().code == Code::unavailable);
+  CHECK(refused.error().message.find("moving") != std::string::npos);
+  CHECK(queued.get().value() == 2);
+  a.runtime->evict_shard(shard);
+  REQUIRE(testing::eventually([&] { return a.runtime->shard_instances(shard) == 0; }));
+  CHECK(testing::call(stub, "add").error().code == Code::unavailable);  // still closed, nothing starts
+  CHECK(a.runtime->shard_instances(shard) == 0);
+
+  // The rows travel with the files.
+  auto rows = a.runtime->shard_indexes(shard);
+  REQUIRE(rows["names"].size() == 1);
+  CHECK(rows["names"][0]["name"] == name);
+  REQUIRE(rows["alarms"].size() == 1);
+  std::filesystem::create_directories(b.runtime->shard_dir(shard).parent_path());
+  std::filesystem::copy(a.runtime->shard_dir(shard), b.runtime->shard_dir(shard),
+                        std::filesystem::copy_options::recursive);
+  b.runtime->adopt_shard_indexes(rows);
+  CHECK(b.runtime->shard_indexes(shard) == rows);
+  CHECK_THROWS(b.runtime->adopt_shard_indexes(json{{"alarms", json::array({{{"binding", "ROOM"}}})}, {"names", json::array()}}));
+  a.runtime->forget_shard_indexes(shard);
+  CHECK(a.runtime->shard_indexes(shard) == json{{"alarms", json::array()}, {"names", json::array()}});
+  CHECK(a.runtime->close_shard_sockets(shard, 1012, "moved") == 1);
+  REQUIRE(testing::eventually([&] { return sink->closes().size() == 1; }));
+  CHECK(sink->closes()[0] == 1012);
+
+  // Served on b at its own epoch, with what a acknowledged; the alarm fires there, once.
+  there->set(shard, 9);
+  auto moved = b.room(name);
+  CHECK(testing::call(moved, "count").value() == 2);
+  REQUIRE(testing::eventually([&] { return testing::call(moved, "count").value() == 3; },
+                              std::chrono::milliseconds(9000)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(testing::call(moved, "count").value() == 3);
+  CHECK(b.runtime->shard_indexes(shard)["alarms"].empty());
 }

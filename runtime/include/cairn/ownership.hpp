@@ -25,6 +25,10 @@ class Ownership {
   // not (another node does, nobody does, or this node is fenced). Any thread; must not block
   // (it is asked on every event).
   virtual std::optional<std::int64_t> epoch(unsigned shard) const = 0;
+  // False while `shard` is being handed to another node: events that arrive now are refused
+  // (Code::unavailable, as for an unowned shard), while those already queued still run at
+  // the shard's epoch (the hand-off drains them). Any thread; must not block.
+  virtual bool admits(unsigned /*shard*/) const { return true; }
 };
 
 // RemoteCalls: how an RPC call (Context::call, or the answer it brings back) reaches an actor

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "cairn/clock.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/metrics.hpp"
@@ -109,6 +111,24 @@ class Runtime {
   // how many.
   std::size_t evict_shard(unsigned shard);
   RuntimeStats stats() const;
+
+  // --- Handing a shard to another node (cluster mode). Any thread. ---
+  // Its instances still open: live, finishing their last batch, or waiting to start. A
+  // hand-off stops admitting the shard's events (Ownership::admits), evicts its instances
+  // and waits for this to reach 0: its files are then closed and stay so.
+  std::size_t shard_instances(unsigned shard) const;
+  // <data_dir>/_shards/NNNN: the shard's databases.
+  std::filesystem::path shard_dir(unsigned shard) const;
+  // The shard's rows of this node's alarm and names indexes, as JSON:
+  // {"alarms": [{"binding", "name", "due"}], "names": [{"binding", "name", "created_ms"}]}.
+  nlohmann::json shard_indexes(unsigned shard) const;
+  // Adds rows from another node's shard_indexes() (durable on return; alarms queued).
+  // Throws std::runtime_error (bad rows, or the write failed).
+  void adopt_shard_indexes(const nlohmann::json& rows);
+  // Drops the shard's rows (it moved away). Throws std::runtime_error.
+  void forget_shard_indexes(unsigned shard);
+  // Closes every WebSocket of the shard's actors with `code` (1012: clients reconnect).
+  std::size_t close_shard_sockets(unsigned shard, int code, const std::string& reason);
 
   // --- Alarms. ---
   // Tells every actor with an alarm due by the clock's now to run it (re-creating evicted

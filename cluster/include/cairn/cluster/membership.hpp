@@ -7,6 +7,17 @@
 //   shards/NNNN       {"node": id, "advertise": URL} under the owner's lease: it owns the
 //                                                   shard; the key's mod_revision is the
 //                                                   shard's epoch
+//   moves/NNNN        {"from": id, "to": id}        a hand-off asked of the owner `from`: by
+//                                                   the coordinator (rebalancing a join) or by
+//                                                   `from` itself (leaving); never under a lease
+// Hand-off (DESIGN, "Many machines"): the owner copies the shard's files to `to` and then,
+// in one transaction that holds only if it still owns the shard at its epoch, points the
+// assignment at `to`, deletes its own claim and the move; `to` then claims it as any
+// assigned shard. The assignment is the promise that the node has the shard's data.
+// A node that leaves says so in its node key ("leaving": true): it gets no shard, and it
+// asks for its own shards to be moved to the others.
+// Rebalancing: the coordinator moves shards from the nodes with the most assigned to those
+// with the fewest (a node that joins has none), at most `max_moves` in flight at a time.
 // The coordinator gives each never-assigned shard to a live node (spread evenly, a bounded
 // number per transaction); a node claims the shards assigned to it by compare-and-set
 // (the key absent and the assignment its own). A shard whose owner died keeps its assignment:
@@ -45,6 +56,14 @@ struct MembershipOptions {
   // The coordinator waits this long after its election before assigning fresh shards, so
   // that nodes started together share them.
   std::chrono::milliseconds settle{1000};
+  // Rebalancing's bound: moves in flight at a time (cluster-wide, as the coordinator sees).
+  std::size_t max_moves = 32;
+};
+
+struct ShardMove {
+  unsigned shard = 0;
+  std::string from;
+  std::string to;
 };
 
 struct ShardOwner {
@@ -80,6 +99,26 @@ class Membership final : public Ownership {
   // Live nodes (id -> advertise URL), as seen.
   std::map<std::string, std::string> nodes() const;
   std::optional<std::string> coordinator() const;
+  // Live nodes that are leaving (they get no shards).
+  std::vector<std::string> leaving_nodes() const;
+  // Every move asked and not yet done or dropped, as seen.
+  std::vector<ShardMove> moves() const;
+  // The moves asked of this node that it can make now: it owns the shard and the target is
+  // live and not leaving. Moves it cannot make (target gone) are dropped in etcd.
+  std::vector<ShardMove> moves_to_make();
+  // Says in etcd that this node is leaving, and asks for each shard it owns to be moved to
+  // the live nodes that stay (the fewest-assigned first). Returns how many moves it asked
+  // for (0: no other node to take them). Blocks on etcd.
+  Result<std::size_t> leave();
+  // The hand-off's commit: for each of `shards` (at most 24) that this node still owns at
+  // the epoch it has seen, the assignment goes to `to` and this node's claim and the move
+  // are deleted, all in one transaction; false if any of them no longer holds (nothing was
+  // changed). Code::timeout: the outcome is unknown (read the keys). Blocks on etcd.
+  Result<bool> hand_over(const std::vector<unsigned>& shards, const std::string& to);
+  // Drops the moves of `shards` asked of this node (they failed; the coordinator may ask
+  // again). Best effort.
+  void drop_moves(const std::vector<unsigned>& shards);
+
   // Called (on the watch's thread) when a shard's owner changed as seen here.
   void on_owner_change(std::function<void(unsigned shard)> callback);
 
@@ -88,6 +127,7 @@ class Membership final : public Ownership {
     std::uint64_t renewal_failures = 0;
     std::uint64_t joins = 0;         // leases granted (1 + re-joins after fencing)
     std::uint64_t claims = 0;        // shards claimed
+    std::uint64_t moves_asked = 0;   // moves this node wrote (coordinator or leaving)
     double last_renew_seconds = 0;   // latency of the last successful renewal
   };
   Stats stats() const;

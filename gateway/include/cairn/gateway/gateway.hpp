@@ -63,6 +63,10 @@ struct ClusterRouting {
   // the shards this node owns and answers 421 for the others (a forwarded request is never
   // forwarded again).
   bool internal = false;
+  // The internal listener: a hand-off's requests (/_cairn/handoff/...: a shard's files and
+  // its commit, from the node handing it over). Runs off the I/O threads (it writes and
+  // fsyncs files). Unset: 404.
+  std::function<Response(const Request&)> handoff;
 };
 
 struct GatewayOptions {

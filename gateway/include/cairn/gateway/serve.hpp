@@ -37,6 +37,9 @@ struct ServeExtras {
   // Called once the internal listener is bound, with its port, before the first line is
   // printed (cluster mode joins the cluster here). May throw to fail the start.
   std::function<void(std::uint16_t)> internal_started;
+  // Called when a stop signal came, before anything stops: the listeners still serve
+  // (cluster mode hands the node's shards to others here).
+  std::function<void()> leaving;
   // Called after runtime.shutdown().
   std::function<void()> stopped;
   // What the admin listener's /metrics writes after the gateways' metrics (cluster mode: the

@@ -1,0 +1,538 @@
+#include "handoff.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <random>
+#include <regex>
+#include <set>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace cairn::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+using nlohmann::json;
+using Steady = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string four_digits(unsigned shard) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%04u", shard);
+  return text;
+}
+
+// Durability by hand: the standard library has no fsync.
+void fsync_path(const fs::path& path, bool directory) {
+  int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0) throw std::runtime_error("cannot fsync " + path.string() + ": " + std::strerror(saved));
+}
+
+void write_durably(const fs::path& file, const std::string& bytes) {
+  fs::create_directories(file.parent_path());
+  auto part = file;
+  part += ".part";
+  {
+    std::ofstream out(part, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write " + part.string());
+  }
+  fsync_path(part, false);
+  fs::rename(part, file);
+  fsync_path(file.parent_path(), true);
+}
+
+// A consistent copy of the database at `file` (SQLite's online backup into memory, then
+// its bytes): whatever its WAL holds is in the copy.
+std::string snapshot(const fs::path& file) {
+  sqlite3* source = nullptr;
+  sqlite3* copy = nullptr;
+  auto fail = [&](const std::string& what) {
+    std::string message = what + " " + file.string() + ": " +
+                          (copy != nullptr ? sqlite3_errmsg(copy) : source != nullptr ? sqlite3_errmsg(source) : "");
+    sqlite3_close(copy);
+    sqlite3_close(source);
+    throw std::runtime_error(message);
+  };
+  if (sqlite3_open_v2(file.c_str(), &source, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) fail("cannot open");
+  if (sqlite3_open(":memory:", &copy) != SQLITE_OK) fail("cannot open memory for");
+  sqlite3_backup* backup = sqlite3_backup_init(copy, "main", source, "main");
+  if (backup == nullptr) fail("cannot back up");
+  int rc = sqlite3_backup_step(backup, -1);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) fail("cannot back up");
+  sqlite3_int64 size = 0;
+  unsigned char* bytes = sqlite3_serialize(copy, "main", &size, 0);
+  if (bytes == nullptr) fail("cannot serialize");
+  std::string out(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(size));
+  sqlite3_free(bytes);
+  sqlite3_close(copy);
+  sqlite3_close(source);
+  return out;
+}
+
+bool valid_move_id(const std::string& id) {
+  static const std::regex pattern("[A-Za-z0-9_.-]{1,100}");
+  return std::regex_match(id, pattern) && id != "." && id != "..";
+}
+bool valid_binding(const std::string& binding) {
+  static const std::regex pattern("[A-Za-z][A-Za-z0-9_]{0,63}");
+  return std::regex_match(binding, pattern);
+}
+bool valid_file(const std::string& name) {
+  static const std::regex pattern("[0-9a-f]{64}\\.sqlite");
+  return std::regex_match(name, pattern);
+}
+
+// One kept-alive connection to another node's internal listener, used by one thread; each
+// call ends by `deadline` (the io_context runs only inside the call).
+class Peer {
+ public:
+  Peer(std::string host, std::string port) : host_(std::move(host)), port_(std::move(port)) {}
+
+  Result<http::response<http::string_body>> send(http::verb verb, const std::string& target, std::string body,
+                                                 const std::string& token, Steady::time_point deadline) {
+    beast::error_code ec;
+    if (!stream_) {
+      stream_.emplace(io_);
+      stream_->expires_at(deadline);
+      auto address = asio::ip::make_address(host_, ec);
+      if (ec) {
+        tcp::resolver resolver(io_);
+        auto found = resolver.resolve(host_, port_, ec);
+        if (ec) return Error{Code::unavailable, "cannot resolve " + host_ + ": " + ec.message()};
+        ec = run(deadline, [&](auto done) { stream_->async_connect(found, [done](beast::error_code e, const auto&) { *done = e; }); });
+      } else {
+        tcp::endpoint to(address, static_cast<unsigned short>(std::stoul(port_)));
+        ec = run(deadline, [&](auto done) { stream_->async_connect(to, [done](beast::error_code e) { *done = e; }); });
+      }
+      if (ec) {
+        stream_.reset();
+        return Error{Code::unavailable, "cannot connect to " + host_ + ":" + port_ + ": " + ec.message()};
+      }
+    }
+    http::request<http::string_body> request{verb, target, 11};
+    request.set(http::field::host, host_ + ":" + port_);
+    request.set("X-Cairn-Cluster-Token", token);
+    request.set(http::field::content_type, "application/octet-stream");
+    request.keep_alive(true);
+    request.body() = std::move(body);
+    request.prepare_payload();
+    stream_->expires_at(deadline);
+    ec = run(deadline, [&](auto done) { http::async_write(*stream_, request, [done](beast::error_code e, std::size_t) { *done = e; }); });
+    auto response = std::make_shared<http::response<http::string_body>>();
+    if (!ec) {
+      ec = run(deadline, [&](auto done) {
+        http::async_read(*stream_, buffer_, *response, [done](beast::error_code e, std::size_t) { *done = e; });
+      });
+    }
+    if (ec) {
+      stream_.reset();
+      return Error{Code::unavailable, "no answer from " + host_ + ":" + port_ + ": " + ec.message()};
+    }
+    if (!response->keep_alive()) stream_.reset();
+    return std::move(*response);
+  }
+
+ private:
+  template <class Start>
+  beast::error_code run(Steady::time_point deadline, Start&& start) {
+    auto outcome = std::make_shared<std::optional<beast::error_code>>();
+    start(outcome);
+    io_.restart();
+    while (!*outcome && Steady::now() < deadline) {
+      io_.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now()) +
+                  std::chrono::milliseconds(1));
+      if (io_.stopped()) io_.restart();
+    }
+    if (!*outcome) {
+      stream_.reset();  // cancels what is pending; its handler writes to `outcome`, alive
+      io_.restart();
+      io_.poll();
+      return asio::error::timed_out;
+    }
+    return **outcome;
+  }
+
+  std::string host_, port_;
+  asio::io_context io_;
+  std::optional<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+};
+
+std::string random_hex() {
+  std::random_device device;
+  std::uniform_int_distribution<unsigned> byte(0, 255);
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    char text[4];
+    std::snprintf(text, sizeof text, "%02x", byte(device));
+    out += text;
+  }
+  return out;
+}
+
+}  // namespace
+
+ShardMover::ShardMover(Runtime& runtime, cluster::Membership& membership, fs::path data_dir, Options options)
+    : runtime_(runtime), membership_(membership), data_dir_(std::move(data_dir)), options_(std::move(options)) {
+  std::error_code ignored;
+  fs::remove_all(data_dir_ / "_cairn" / "incoming", ignored);
+  fs::remove_all(data_dir_ / "_cairn" / "trash", ignored);
+  thread_ = std::thread([this] { loop(); });
+}
+
+ShardMover::~ShardMover() { stop(); }
+
+void ShardMover::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ShardMover::loop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    std::map<std::string, std::vector<unsigned>> by_target;
+    for (const auto& move : membership_.moves_to_make()) by_target[move.to].push_back(move.shard);
+    for (auto& [to, shards] : by_target) {
+      for (std::size_t at = 0; at < shards.size(); at += 24) {
+        std::vector<unsigned> group(shards.begin() + static_cast<std::ptrdiff_t>(at),
+                                    shards.begin() + static_cast<std::ptrdiff_t>(std::min(shards.size(), at + 24)));
+        if (!move_group(to, group)) break;  // that target failed: the others go first
+      }
+    }
+    lock.lock();
+  }
+}
+
+void ShardMover::reopen(const std::vector<unsigned>& shards) {
+  for (unsigned s : shards) closed_[s].store(false);
+}
+
+bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& shards) {
+  auto started = Steady::now();
+  const std::string& me = membership_.options().node_id;
+  auto fail = [&](const std::string& why) {
+    spdlog::warn("cluster: moving {} shards to {} failed: {}; they stay here", shards.size(), to, why);
+    reopen(shards);
+    membership_.drop_moves(shards);
+    groups_failed_.fetch_add(1);
+    return false;
+  };
+  auto nodes = membership_.nodes();
+  auto target = nodes.find(to);
+  if (target == nodes.end()) return fail("the node left");
+  auto endpoint = cluster::parse_endpoints(target->second);
+  if (!endpoint.ok()) return fail("its address " + target->second + " is not http://HOST:PORT");
+
+  // 1. Closed to new events, drained, every instance closed.
+  for (unsigned s : shards) closed_[s].store(true);
+  for (unsigned s : shards) runtime_.evict_shard(s);
+  auto drained_by = started + options_.drain_timeout;
+  for (;;) {
+    bool open = std::any_of(shards.begin(), shards.end(), [&](unsigned s) { return runtime_.shard_instances(s) > 0; });
+    if (!open) break;
+    if (Steady::now() >= drained_by) return fail("their instances did not close within the drain timeout");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+
+  // 2. Files, then the commit with the index rows.
+  Peer peer(endpoint.value().front().host, endpoint.value().front().port);
+  auto deadline = Steady::now() + options_.transfer_timeout;
+  std::string move = me + "-" + random_hex();
+  json commit{{"move", move}, {"from", me}, {"shards", json::array()}};
+  std::uint64_t bytes = 0;
+  try {
+    for (unsigned s : shards) {
+      json files = json::array();
+      auto dir = runtime_.shard_dir(s);
+      std::error_code ec;
+      if (fs::is_directory(dir, ec)) {
+        for (const auto& binding : fs::directory_iterator(dir)) {
+          if (!binding.is_directory()) continue;
+          for (const auto& file : fs::directory_iterator(binding.path())) {
+            auto name = file.path().filename().string();
+            if (!valid_file(name)) continue;  // -wal, -shm: the snapshot holds what they had
+            auto content = snapshot(file.path());
+            if (content.size() > max_handoff_file_bytes) {
+              return fail(file.path().string() + " is over the hand-off's limit of 1 GiB");
+            }
+            bytes += content.size();
+            std::string target_path = std::string(handoff_path_prefix) + "file?move=" + move +
+                                      "&shard=" + std::to_string(s) + "&binding=" + binding.path().filename().string() +
+                                      "&file=" + name;
+            auto sent = peer.send(http::verb::put, target_path, std::move(content), options_.token, deadline);
+            if (!sent.ok()) return fail(sent.error().message);
+            if (sent.value().result_int() != 200) {
+              return fail("it refused a file: " + std::to_string(sent.value().result_int()) + " " + sent.value().body());
+            }
+            files.push_back(binding.path().filename().string() + "/" + name);
+          }
+        }
+      }
+      commit["shards"].push_back({{"shard", s}, {"files", std::move(files)}, {"rows", runtime_.shard_indexes(s)}});
+    }
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  auto committed = peer.send(http::verb::post, std::string(handoff_path_prefix) + "commit", commit.dump(),
+                             options_.token, deadline);
+  if (!committed.ok()) return fail(committed.error().message);
+  if (committed.value().result_int() != 200) {
+    return fail("it refused the commit: " + std::to_string(committed.value().result_int()) + " " +
+                committed.value().body());
+  }
+
+  // 3. The owner key, by compare-and-set.
+  auto handed = membership_.hand_over(shards, to);
+  bool done = handed.ok() && handed.value();
+  if (!handed.ok() && handed.error().code == Code::timeout) {
+    // Its outcome is unknown: the watch tells. Until then nothing runs here (still closed).
+    auto until = Steady::now() + std::chrono::seconds(5);
+    while (Steady::now() < until) {
+      bool gone = std::all_of(shards.begin(), shards.end(), [&](unsigned s) {
+        auto owner = membership_.owner(s);
+        return !owner || owner->node != me;
+      });
+      if (gone) {
+        done = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  if (!done) {
+    return fail(handed.ok() ? "this node no longer owns them at their epoch" : handed.error().message);
+  }
+
+  // 4. Gone from here: sockets told to reconnect, rows and files removed.
+  std::size_t sockets = 0;
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    unsigned s = shards[i];
+    sockets += runtime_.close_shard_sockets(s, 1012, "the actor moved to another node; reconnect");
+    try {
+      const auto& rows = commit["shards"][i]["rows"];
+      if (!rows["alarms"].empty() || !rows["names"].empty()) runtime_.forget_shard_indexes(s);
+    } catch (const std::exception& e) {
+      spdlog::warn("cluster: shard {} moved, but its index rows here stay: {}", s, e.what());
+    }
+    std::error_code ec;
+    auto trash = data_dir_ / "_cairn" / "trash" / (move + "-" + four_digits(s));
+    fs::create_directories(trash.parent_path(), ec);
+    fs::rename(runtime_.shard_dir(s), trash, ec);
+    fs::remove_all(trash, ec);
+  }
+  // The runtime admits them again once the watch shows they are not this node's (until
+  // then, an event would find the old epoch still published).
+  auto until = Steady::now() + std::chrono::seconds(5);
+  while (Steady::now() < until && std::any_of(shards.begin(), shards.end(), [&](unsigned s) {
+           return membership_.epoch(s).has_value();
+         })) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  reopen(shards);
+  double seconds = std::chrono::duration<double>(Steady::now() - started).count();
+  moved_out_.fetch_add(shards.size());
+  groups_done_.fetch_add(1);
+  bytes_out_.fetch_add(bytes);
+  seconds_total_.store(seconds_total_.load() + seconds);
+  last_seconds_.store(seconds);
+  spdlog::info("cluster: moved {} shards ({} bytes, {} sockets told to reconnect) to {} in {:.3f} s", shards.size(),
+               bytes, sockets, to, seconds);
+  return true;
+}
+
+Response ShardMover::receive(const Request& request) {
+  auto path = request.path();
+  if (path == std::string(handoff_path_prefix) + "file") {
+    if (request.method != "PUT") return Response::method_not_allowed("PUT", "a hand-off file is PUT");
+    return receive_file(request);
+  }
+  if (path == std::string(handoff_path_prefix) + "commit") {
+    if (request.method != "POST") return Response::method_not_allowed("POST", "a hand-off commit is POST");
+    return receive_commit(request);
+  }
+  return Response::error(Code::not_found, "no hand-off route " + std::string(path));
+}
+
+Response ShardMover::receive_file(const Request& request) {
+  auto param = [&](std::string_view name) -> std::string {
+    auto value = request.query_param(name);
+    return value.ok() && value.value() ? *value.value() : std::string();
+  };
+  std::string move = param("move"), binding = param("binding"), file = param("file"), shard_text = param("shard");
+  if (!valid_move_id(move) || !valid_binding(binding) || !valid_file(file) || shard_text.empty() ||
+      shard_text.size() > 4 || shard_text.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(shard_text) >= ActorId::shard_count) {
+    return Response::error(Code::invalid_argument,
+                           "a hand-off file needs move, shard (0-1023), binding and file (<64 hex>.sqlite)");
+  }
+  unsigned shard = static_cast<unsigned>(std::stoul(shard_text));
+  if (membership_.epoch(shard)) {
+    return Response::error(Code::conflict, "this node owns shard " + shard_text + ": it takes no copy of it");
+  }
+  std::lock_guard lock(receive_mutex_);
+  try {
+    write_durably(data_dir_ / "_cairn" / "incoming" / move / four_digits(shard) / binding / file, request.body);
+  } catch (const std::exception& e) {
+    return Response::error(Code::unavailable, std::string("cannot store the file: ") + e.what());
+  }
+  bytes_in_.fetch_add(request.body.size());
+  return Response::json(200, {{"stored", binding + "/" + file}});
+}
+
+Response ShardMover::receive_commit(const Request& request) {
+  auto body = json::parse(request.body, nullptr, false);
+  if (!body.is_object() || !body.contains("move") || !body["move"].is_string() || !body.contains("shards") ||
+      !body["shards"].is_array() || body["shards"].size() > 64 ||
+      !valid_move_id(body["move"].get<std::string>())) {
+    return Response::error(Code::invalid_argument, "a hand-off commit is {\"move\", \"from\", \"shards\": [...]}");
+  }
+  std::string move = body["move"].get<std::string>();
+  auto incoming = data_dir_ / "_cairn" / "incoming" / move;
+  std::lock_guard lock(receive_mutex_);
+  std::error_code ec;
+  // Everything checked before anything is installed.
+  std::vector<std::pair<unsigned, const json*>> shards;
+  for (const auto& entry : body["shards"]) {
+    if (!entry.is_object() || !entry.contains("shard") || !entry["shard"].is_number_unsigned() ||
+        entry["shard"].get<unsigned>() >= ActorId::shard_count || !entry.contains("files") ||
+        !entry["files"].is_array() || !entry.contains("rows")) {
+      return Response::error(Code::invalid_argument, "each shard of a commit is {\"shard\", \"files\", \"rows\"}");
+    }
+    unsigned s = entry["shard"].get<unsigned>();
+    if (membership_.epoch(s)) {
+      return Response::error(Code::conflict, "this node owns shard " + std::to_string(s) + ": it takes no copy");
+    }
+    if (runtime_.shard_instances(s) > 0) {
+      return Response::error(Code::conflict, "shard " + std::to_string(s) + " still has instances open here");
+    }
+    for (const auto& file : entry["files"]) {
+      if (!file.is_string() || !fs::is_regular_file(incoming / four_digits(s) / file.get<std::string>(), ec)) {
+        return Response::error(Code::conflict, "a file of shard " + std::to_string(s) + " never arrived: " + file.dump());
+      }
+    }
+    shards.emplace_back(s, &entry);
+  }
+  try {
+    // Most shards of a hand-off are empty: only those with files or rows cost an fsync.
+    bool renamed = false;
+    json rows{{"alarms", json::array()}, {"names", json::array()}};
+    std::vector<fs::path> trash;
+    auto shards_dir = runtime_.shard_dir(0).parent_path();
+    for (const auto& [s, entry] : shards) {
+      auto target = runtime_.shard_dir(s);
+      if (fs::exists(target)) {  // a stale copy from an earlier hand-off that did not go through
+        trash.push_back(data_dir_ / "_cairn" / "trash" / (move + "-" + four_digits(s)));
+        fs::create_directories(trash.back().parent_path());
+        fs::rename(target, trash.back());
+        renamed = true;
+      }
+      auto arrived = incoming / four_digits(s);
+      if (fs::is_directory(arrived)) {
+        for (const auto& binding : fs::directory_iterator(arrived)) fsync_path(binding.path(), true);
+        fsync_path(arrived, true);
+        fs::create_directories(shards_dir);
+        fs::rename(arrived, target);
+        renamed = true;
+      }
+      for (const char* kind : {"alarms", "names"}) {
+        const auto& some = (*entry)["rows"].value(kind, json::array());
+        if (!some.is_array()) throw std::runtime_error("index rows are arrays");
+        for (const auto& row : some) rows[kind].push_back(row);
+      }
+    }
+    if (renamed) fsync_path(shards_dir, true);
+    if (!rows["alarms"].empty() || !rows["names"].empty()) runtime_.adopt_shard_indexes(rows);
+    for (const auto& t : trash) fs::remove_all(t, ec);
+    moved_in_.fetch_add(shards.size());
+  } catch (const std::exception& e) {
+    return Response::error(Code::unavailable, std::string("cannot install the shards: ") + e.what());
+  }
+  fs::remove_all(incoming, ec);
+  return Response::json(200, {{"installed", shards.size()}});
+}
+
+std::size_t ShardMover::leave(std::chrono::milliseconds limit) {
+  auto until = Steady::now() + limit;
+  auto started = Steady::now();
+  auto asked_at = Steady::time_point{};
+  std::size_t owned = membership_.owned().size();
+  while (owned > 0 && Steady::now() < until) {
+    if (membership_.fenced()) {
+      spdlog::warn("cluster: this node is fenced (etcd out of reach): its shards wait for it");
+      break;
+    }
+    if (Steady::now() - asked_at >= std::chrono::seconds(1)) {
+      // Asked again each second: a move that failed was dropped, and is asked for anew.
+      auto asked = membership_.leave();
+      asked_at = Steady::now();
+      if (!asked.ok()) {
+        spdlog::warn("cluster: cannot ask for this node's shards to move: {}", asked.error().message);
+      } else if (asked.value() == 0 && membership_.moves_to_make().empty()) {
+        spdlog::warn("cluster: no other node to take this node's {} shards: they wait for it", owned);
+        break;
+      }
+    }
+    wake_.notify_all();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    owned = membership_.owned().size();
+  }
+  stop();  // the runtime stops next: no move may start on it
+  spdlog::info("cluster: {} shards handed over in {:.3f} s; {} still here",
+               moved_out_.load(), std::chrono::duration<double>(Steady::now() - started).count(), owned);
+  return owned;
+}
+
+void ShardMover::write_metrics(metrics::TextWriter& out) const {
+  out.family("cairn_cluster_handoffs_total", "counter",
+             "Hand-offs of a group of shards from this node, by outcome (failed: they stayed here)");
+  out.sample("cairn_cluster_handoffs_total", {{"outcome", "done"}}, static_cast<double>(groups_done_.load()));
+  out.sample("cairn_cluster_handoffs_total", {{"outcome", "failed"}}, static_cast<double>(groups_failed_.load()));
+  out.family("cairn_cluster_handoff_seconds_total", "counter", "Time spent in hand-offs that went through");
+  out.sample("cairn_cluster_handoff_seconds_total", {}, seconds_total_.load());
+  out.family("cairn_cluster_handoff_last_seconds", "gauge", "How long the last hand-off that went through took");
+  out.sample("cairn_cluster_handoff_last_seconds", {}, last_seconds_.load());
+  out.family("cairn_cluster_shards_moved_total", "counter", "Shards handed over, by direction");
+  out.sample("cairn_cluster_shards_moved_total", {{"direction", "out"}}, static_cast<double>(moved_out_.load()));
+  out.sample("cairn_cluster_shards_moved_total", {{"direction", "in"}}, static_cast<double>(moved_in_.load()));
+  out.family("cairn_cluster_handoff_bytes_total", "counter", "Database bytes sent and received by hand-offs");
+  out.sample("cairn_cluster_handoff_bytes_total", {{"direction", "out"}}, static_cast<double>(bytes_out_.load()));
+  out.sample("cairn_cluster_handoff_bytes_total", {{"direction", "in"}}, static_cast<double>(bytes_in_.load()));
+  out.family("cairn_cluster_moves", "gauge", "Moves of shards asked and not yet done, cluster-wide as seen here");
+  out.sample("cairn_cluster_moves", {}, static_cast<double>(membership_.moves().size()));
+}
+
+}  // namespace cairn::gateway

@@ -1,0 +1,98 @@
+// ShardMover: cluster mode's hand-off of shards between live nodes (DESIGN, "Many machines";
+// the keys in cairn/cluster/membership.hpp). A move of shard S from this node to node T:
+//   1. S stops taking events here (Ownership::admits false: they are refused, 503) and the
+//      gateway treats it as ownerless (requests for it wait and are forwarded once S has its
+//      new owner); what was queued runs, and S's instances are evicted until none is open.
+//   2. Each actor database of S is copied with SQLite's online backup API (its files are
+//      closed by then; the backup reads a consistent state whatever the WAL holds) and sent
+//      to T's internal listener, then S's rows of this node's alarm and names indexes with a
+//      commit: T installs the files in its _shards/NNNN (replacing any stale copy), makes
+//      them durable and adopts the rows, before it answers.
+//   3. One etcd transaction, valid only while this node owns S at its epoch, assigns S to T
+//      and deletes this node's claim and the move (Membership::hand_over); T claims S.
+//   4. S's WebSockets here are closed with 1012 (clients reconnect through any node), its
+//      rows and files here are removed.
+// A failure before step 3 leaves S here (served again at once) and drops the move.
+// Moves run one group (up to 24 shards bound for one node) at a time, on the mover's thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cairn/actor_id.hpp"
+#include "cairn/cluster/membership.hpp"
+#include "cairn/http.hpp"
+#include "cairn/metrics.hpp"
+#include "cairn/runtime.hpp"
+
+namespace cairn::gateway {
+
+// The largest actor database a hand-off sends (in one request body, held in memory).
+inline constexpr std::size_t max_handoff_file_bytes = std::size_t{1} << 30;
+inline constexpr std::string_view handoff_path_prefix = "/_cairn/handoff/";
+
+class ShardMover {
+ public:
+  struct Options {
+    std::string token;  // the cluster token, sent to the target's internal listener
+    std::chrono::milliseconds drain_timeout{10000};     // for a shard's instances to close
+    std::chrono::milliseconds transfer_timeout{60000};  // for one group's files and commit
+  };
+  // Starts the mover's thread. Removes what an interrupted hand-off left in
+  // <data_dir>/_cairn/incoming and /trash.
+  ShardMover(Runtime& runtime, cluster::Membership& membership, std::filesystem::path data_dir, Options options);
+  // Stops the thread (a move under way finishes or fails first).
+  ~ShardMover();
+  // The same, before the runtime stops: no move starts after this. Idempotent.
+  void stop();
+  ShardMover(const ShardMover&) = delete;
+  ShardMover& operator=(const ShardMover&) = delete;
+
+  // Ownership::admits: false while `shard` is being handed over. Lock-free.
+  bool admits(unsigned shard) const { return !closed_[shard % ActorId::shard_count].load(); }
+
+  // The target's side: the internal listener's requests under /_cairn/handoff/ (file,
+  // commit, abort). Blocks on the disk: call it off the I/O threads.
+  Response receive(const Request& request);
+
+  // SIGTERM: says in etcd that this node leaves, asks for its shards to be moved to the
+  // others and waits until it owns none, or `limit` passed. Returns how many it still owns
+  // (they wait for this node to come back, as after a crash).
+  std::size_t leave(std::chrono::milliseconds limit);
+
+  void write_metrics(metrics::TextWriter& out) const;
+
+ private:
+  void loop();
+  // Moves `shards` (all bound for `to`); true if they went.
+  bool move_group(const std::string& to, const std::vector<unsigned>& shards);
+  void reopen(const std::vector<unsigned>& shards);
+  Response receive_file(const Request& request);
+  Response receive_commit(const Request& request);
+
+  Runtime& runtime_;
+  cluster::Membership& membership_;
+  std::filesystem::path data_dir_;
+  Options options_;
+  std::array<std::atomic<bool>, ActorId::shard_count> closed_{};
+  std::mutex receive_mutex_;  // one commit at a time (and no file written into one)
+
+  std::atomic<std::uint64_t> moved_out_{0}, moved_in_{0}, groups_done_{0}, groups_failed_{0};
+  std::atomic<std::uint64_t> bytes_out_{0}, bytes_in_{0};
+  std::atomic<double> seconds_total_{0}, last_seconds_{0};
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cairn::gateway
