@@ -58,7 +58,7 @@ bool valid_node_id(const std::string& id) {
 
 struct Membership::Impl {
   MembershipOptions options;
-  std::string nodes_prefix, coordinator_key, assign_prefix, shards_prefix, moves_prefix;
+  std::string nodes_prefix, coordinator_key, assign_prefix, shards_prefix, moves_prefix, disk_key;
 
   mutable std::mutex mutex;  // the maps below: what this node has seen of etcd
   std::map<std::string, std::string> nodes;
@@ -66,6 +66,7 @@ struct Membership::Impl {
   std::array<std::string, shard_count> assigned{};
   std::array<std::optional<ShardOwner>, shard_count> owners{};
   std::set<std::string> leaving;  // live nodes that said they are leaving
+  std::optional<std::string> disk;  // this node's disks/<id>, as seen
   std::array<std::optional<ShardMove>, shard_count> moves{};
   std::array<std::int64_t, shard_count> move_revision{};  // the move key's mod_revision
   std::function<void(unsigned)> on_change;
@@ -78,7 +79,9 @@ struct Membership::Impl {
   std::atomic<std::int64_t> lease{0};
   std::atomic<std::int64_t> fence_at{0};  // Boot::now_ns(): fenced from then on
   std::atomic<bool> stopping{false};
-  std::atomic<bool> leaving_now{false};  // this node: leave() was called (re-joins say so too)
+  std::atomic<bool> leaving_now{false};
+  std::atomic<bool> wrong_disk{false};
+  Steady::time_point wrong_disk_logged{};  // this node: leave() was called (re-joins say so too)
   std::mutex wake_mutex;
   std::condition_variable wake;
   bool kicked = false;
@@ -169,6 +172,12 @@ struct Membership::Impl {
           if (kv.value == options.node_id && coordinator != kv.value) coordinator_seen = Steady::now();
           coordinator = kv.value;
         }
+      } else if (key == disk_key) {
+        if (removed) {
+          disk.reset();
+        } else {
+          disk = kv.value;
+        }
       } else if (key.starts_with(moves_prefix)) {
         if (auto shard = shard_of(key.substr(moves_prefix.size()))) {
           if (removed) {
@@ -208,6 +217,7 @@ struct Membership::Impl {
           std::lock_guard lock(mutex);
           nodes.clear();
           leaving.clear();
+          disk.reset();
           moves.fill(std::nullopt);
           coordinator.reset();
           assigned.fill("");
@@ -328,7 +338,8 @@ struct Membership::Impl {
       for (int batch = 0; batch < 16 && assign_fresh(client); ++batch) {
       }
       rebalance(client);
-      claim_mine(client, my_lease);
+      // Recorded as soon as it joins (a hand-off to it waits for that: disk_ok()).
+      if (right_disk(client)) claim_mine(client, my_lease);
     }
   }
 
@@ -462,6 +473,45 @@ struct Membership::Impl {
     return all;
   }
 
+  // This node's data directory is the one its shards were given to (disks/<id>), recording
+  // it if none is or no shard is assigned here. False: it must claim nothing.
+  bool right_disk(EtcdClient& client) {
+    if (options.data_id.empty()) return true;
+    std::optional<std::string> recorded;
+    bool any_assigned = false;
+    {
+      std::lock_guard lock(mutex);
+      recorded = disk;
+      any_assigned = std::any_of(assigned.begin(), assigned.end(), [&](const auto& n) { return n == options.node_id; });
+    }
+    if (recorded == options.data_id) {
+      wrong_disk.store(false);
+      return true;
+    }
+    if (recorded && any_assigned) {
+      wrong_disk.store(true);
+      if (Steady::now() - wrong_disk_logged > std::chrono::seconds(30)) {
+        wrong_disk_logged = Steady::now();
+        spdlog::error("cluster: node {}'s shards were given to data directory {}, and this one is {}: it claims none of "
+                      "them, so none is served from an empty database. Start it with that directory; if it is lost "
+                      "for good, delete etcd key {} to accept the loss of their data",
+                      options.node_id, *recorded, options.data_id, disk_key);
+      }
+      return false;
+    }
+    // Nothing recorded, or nothing of this node's to lose: this directory is the one now.
+    auto compare = recorded ? Compare::value_is(disk_key, *recorded) : Compare::absent(disk_key);
+    std::vector<Compare> compares{compare};
+    auto done = client.txn(compares, {Operation::put(disk_key, options.data_id)});
+    if (done.ok() && done.value().succeeded) {
+      std::lock_guard lock(mutex);
+      disk = options.data_id;
+      wrong_disk.store(false);
+      return true;
+    }
+    return false;
+  }
+
   // Claims the shards assigned to this node that nobody holds.
   void claim_mine(EtcdClient& client, std::int64_t my_lease) {
     std::vector<unsigned> mine;
@@ -472,10 +522,13 @@ struct Membership::Impl {
         if (assigned[s] == options.node_id && !owners[s]) mine.push_back(s);
       }
     }
+    if (mine.empty()) return;
     std::string value = json{{"node", options.node_id}, {"advertise", options.advertise}}.dump();
     auto claim = [&](const std::vector<unsigned>& shards) {
       std::vector<Compare> compares;
       std::vector<Operation> puts;
+      // The data directory too: one replaced meanwhile claims nothing.
+      if (!options.data_id.empty()) compares.push_back(Compare::value_is(disk_key, options.data_id));
       for (unsigned s : shards) {
         compares.push_back(Compare::absent(shard_key(s)));
         compares.push_back(Compare::value_is(assign_key(s), options.node_id));
@@ -517,6 +570,7 @@ Membership::Membership(MembershipOptions options) : impl_(std::make_shared<Impl>
   impl.assign_prefix = impl.options.prefix + "assign/";
   impl.shards_prefix = impl.options.prefix + "shards/";
   impl.moves_prefix = impl.options.prefix + "moves/";
+  impl.disk_key = impl.options.prefix + "disks/" + impl.options.node_id;
   impl.lease_thread = std::thread([&impl] { impl.lease_loop(); });
   impl.control_thread = std::thread([&impl] { impl.control_loop(); });
 }
@@ -566,6 +620,12 @@ std::map<std::string, std::string> Membership::nodes() const {
 std::optional<std::string> Membership::coordinator() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->coordinator;
+}
+
+bool Membership::disk_ok() const {
+  if (impl_->options.data_id.empty()) return true;
+  std::lock_guard lock(impl_->mutex);
+  return impl_->disk == impl_->options.data_id;
 }
 
 std::vector<std::string> Membership::leaving_nodes() const {
@@ -688,7 +748,8 @@ void Membership::on_owner_change(std::function<void(unsigned)> callback) {
 
 Membership::Stats Membership::stats() const {
   return Stats{impl_->renewals.load(),   impl_->renewal_failures.load(), impl_->joins.load(),
-               impl_->claims.load(),     impl_->moves_asked.load(),      impl_->last_renew_seconds.load()};
+               impl_->claims.load(),     impl_->moves_asked.load(),      impl_->wrong_disk.load(),
+               impl_->last_renew_seconds.load()};
 }
 
 }  // namespace cairn::cluster

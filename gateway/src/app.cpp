@@ -381,6 +381,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         m.etcd = etcd;
         m.node_id = node_id;
         m.advertise = advertise.empty() ? "http://" + cluster_host + ":" + std::to_string(bound) : advertise;
+        m.data_id = data_identity(data_dir);
         membership = std::make_unique<cluster::Membership>(m);
         membership->on_owner_change([&runtime](unsigned shard) { runtime.evict_shard(shard); });
         mover = std::make_unique<ShardMover>(runtime, *membership, data_dir,
@@ -411,6 +412,9 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                    static_cast<double>(stats.renewal_failures));
         out.family("cairn_cluster_lease_renew_seconds", "gauge", "How long the last successful renewal took");
         out.sample("cairn_cluster_lease_renew_seconds", {}, stats.last_renew_seconds);
+        out.family("cairn_cluster_wrong_data_directory", "gauge",
+                   "1 while this node claims none of its shards: they were given to another data directory");
+        out.sample("cairn_cluster_wrong_data_directory", {}, stats.wrong_disk ? 1.0 : 0.0);
         out.family("cairn_cluster_joins_total", "counter", "Leases this node took (1, plus one per re-join after fencing)");
         out.sample("cairn_cluster_joins_total", {}, static_cast<double>(stats.joins));
         out.family("cairn_cluster_claims_total", "counter", "Shards this node claimed");
@@ -432,6 +436,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         if (!membership) return out;  // not joined yet
         out["node"] = membership->options().node_id;
         out["fenced"] = membership->fenced();
+        out["wrong_data_directory"] = membership->stats().wrong_disk;
         auto coordinator = membership->coordinator();
         out["coordinator"] = coordinator ? nlohmann::json(*coordinator) : nlohmann::json();
         std::map<std::string, std::size_t> per_node;

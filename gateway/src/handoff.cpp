@@ -199,6 +199,17 @@ std::string random_hex() {
 
 }  // namespace
 
+std::string data_identity(const fs::path& data_dir) {
+  auto file = data_dir / "_cairn" / "identity";
+  std::ifstream in(file);
+  std::string id;
+  if (in >> id && id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos) return id;
+  if (fs::exists(file)) throw std::runtime_error(file.string() + " is not a data directory identity: move it away");
+  id = random_hex() + random_hex();
+  write_durably(file, id + "\n");
+  return id;
+}
+
 ShardMover::ShardMover(Runtime& runtime, cluster::Membership& membership, fs::path data_dir, Options options)
     : runtime_(runtime), membership_(membership), data_dir_(std::move(data_dir)), options_(std::move(options)) {
   std::error_code ignored;
@@ -400,6 +411,9 @@ Response ShardMover::receive_file(const Request& request) {
                            "a hand-off file needs move, shard (0-1023), binding and file (<64 hex>.sqlite)");
   }
   unsigned shard = static_cast<unsigned>(std::stoul(shard_text));
+  if (!membership_.disk_ok()) {
+    return Response::error(Code::unavailable, "this node's data directory is not recorded in the cluster yet");
+  }
   if (membership_.epoch(shard)) {
     return Response::error(Code::conflict, "this node owns shard " + shard_text + ": it takes no copy of it");
   }
@@ -421,6 +435,9 @@ Response ShardMover::receive_commit(const Request& request) {
     return Response::error(Code::invalid_argument, "a hand-off commit is {\"move\", \"from\", \"shards\": [...]}");
   }
   std::string move = body["move"].get<std::string>();
+  if (!membership_.disk_ok()) {
+    return Response::error(Code::unavailable, "this node's data directory is not recorded in the cluster yet");
+  }
   auto incoming = data_dir_ / "_cairn" / "incoming" / move;
   std::lock_guard lock(receive_mutex_);
   std::error_code ec;

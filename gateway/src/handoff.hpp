@@ -39,6 +39,11 @@ namespace cairn::gateway {
 inline constexpr std::size_t max_handoff_file_bytes = std::size_t{1} << 30;
 inline constexpr std::string_view handoff_path_prefix = "/_cairn/handoff/";
 
+// The identity of the data directory (<data_dir>/_cairn/identity, 32 random hex digits,
+// made durably on first use): the cluster records which directory a node's shards are in
+// (MembershipOptions::data_id). Throws std::runtime_error.
+std::string data_identity(const std::filesystem::path& data_dir);
+
 class ShardMover {
  public:
   struct Options {

@@ -443,6 +443,52 @@ TEST_CASE("cluster: kill -9 of a node loses no acknowledged booking, its flights
   for (const auto& s : seats) CHECK(s["occupant"] != "Nobody");
 }
 
+TEST_CASE("cluster: a node back with an empty data directory serves none of its flights from it") {
+  EtcdProcess etcd;
+  TempDir dir;
+  auto token_file = dir.path() / "token";
+  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+  auto node = [&](const std::string& id) {
+    return std::make_unique<ServerProcess>(
+        dir.path() / id, std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-token-file",
+                                                  token_file.string(), "--request-timeout", "1s"});
+  };
+  auto a = node("a");
+  auto b = node("b");
+  auto on_b = [&](const std::string& name) {
+    auto actor = cairn::ActorId::make("FLIGHT", name).value();
+    char shard[16];
+    std::snprintf(shard, sizeof shard, "%04u", actor.shard());
+    return std::filesystem::exists(dir.path() / "b" / "_shards" / shard / "FLIGHT" / (actor.hex() + ".sqlite"));
+  };
+  std::string flight;
+  REQUIRE(eventually(
+      [&] {
+        for (int i = 0; i < 40 && flight.empty(); ++i) {
+          std::string name = "disk-" + std::to_string(i);
+          if (http_get(a->port(), "/seats?flightId=" + name).status == 200 && on_b(name)) flight = name;
+        }
+        return !flight.empty();
+      },
+      32000ms));
+  REQUIRE(http_post(a->port(), "/book-seat?flightId=" + flight, R"({"seatNumber":"1A","name":"Kept"})").status == 200);
+  ::kill(b->pid(), SIGKILL);
+  b.reset();
+  std::filesystem::remove_all(dir.path() / "b");  // the disk is lost
+  b = node("b");
+  // b is up, but its shards were given to the lost directory: nobody serves them, neither b
+  // from its empty one nor a. Never a 200 with an empty seat map.
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(500ms);
+    for (auto port : {a->port(), b->port()}) {
+      auto seats = http_get(port, "/seats?flightId=" + flight);
+      CHECK(seats.status == 503);
+    }
+  }
+  CHECK(!on_b(flight));
+  CHECK(std::filesystem::exists(dir.path() / "b" / "_cairn" / "identity"));
+}
+
 TEST_CASE("cluster: an actor's call of an actor on another node is made there, and the answer comes back to it") {
   EtcdProcess etcd;
   TempDir dir;

@@ -7,6 +7,8 @@
 //   shards/NNNN       {"node": id, "advertise": URL} under the owner's lease: it owns the
 //                                                   shard; the key's mod_revision is the
 //                                                   shard's epoch
+//   disks/<id>        <data directory identity>     the data directory the node's shards
+//                                                   are in (never under a lease)
 //   moves/NNNN        {"from": id, "to": id}        a hand-off asked of the owner `from`: by
 //                                                   the coordinator (rebalancing a join) or by
 //                                                   `from` itself (leaving); never under a lease
@@ -16,6 +18,9 @@
 // assigned shard. The assignment is the promise that the node has the shard's data.
 // A node that leaves says so in its node key ("leaving": true): it gets no shard, and it
 // asks for its own shards to be moved to the others.
+// A node claims only with the data directory its shards were given to (disks/<id>): one that
+// comes back with another (an empty disk) claims nothing while shards are assigned to it,
+// so it never serves them from empty databases; with none assigned it records its new one.
 // Rebalancing: the coordinator moves shards from the nodes with the most assigned to those
 // with the fewest (a node that joins has none), at most `max_moves` in flight at a time.
 // The coordinator gives each never-assigned shard to a live node (spread evenly, a bounded
@@ -58,6 +63,9 @@ struct MembershipOptions {
   std::chrono::milliseconds settle{1000};
   // Rebalancing's bound: moves in flight at a time (cluster-wide, as the coordinator sees).
   std::size_t max_moves = 32;
+  // The identity of this node's data directory (data_identity() in the gateway); empty: not
+  // checked (tests of membership alone).
+  std::string data_id;
 };
 
 struct ShardMove {
@@ -99,6 +107,9 @@ class Membership final : public Ownership {
   // Live nodes (id -> advertise URL), as seen.
   std::map<std::string, std::string> nodes() const;
   std::optional<std::string> coordinator() const;
+  // True once etcd records this node's data directory as the one its shards are in (a
+  // hand-off to it waits for this).
+  bool disk_ok() const;
   // Live nodes that are leaving (they get no shards).
   std::vector<std::string> leaving_nodes() const;
   // Every move asked and not yet done or dropped, as seen.
@@ -128,6 +139,7 @@ class Membership final : public Ownership {
     std::uint64_t joins = 0;         // leases granted (1 + re-joins after fencing)
     std::uint64_t claims = 0;        // shards claimed
     std::uint64_t moves_asked = 0;   // moves this node wrote (coordinator or leaving)
+    bool wrong_disk = false;         // its shards were given to another data directory
     double last_renew_seconds = 0;   // latency of the last successful renewal
   };
   Stats stats() const;
