@@ -1,9 +1,14 @@
 // cairn-calls-server (tests only): actors that call each other, to test Context::call across
 // the nodes of a cluster. COUNTER is the counter example; TALLY asks a counter to add and keeps
 // every answer it gets: POST /objects/TALLY/<name>/ask?counter=<c>&by=<n>, GET .../answers.
+// POST .../slow?ms=<n> writes a row and then takes n ms (at most 5,000) before it answers: an
+// event still running when the test stops the process.
 #include <cairn/gateway/app.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "../../examples/counter/counter.hpp"
 
@@ -27,6 +32,15 @@ class Tally final : public cairn::Actor {
         out.push_back(cairn::json::parse(std::get<std::string>(row["answer"])));
       }
       return cairn::Response::json(200, out);
+    }
+    if (request.path() == "/slow" && request.method == "POST") {
+      auto ms = request.query_param("ms");
+      if (!ms || !*ms || (*ms)->empty() || (*ms)->size() > 4 || (*ms)->find_first_not_of("0123456789") != std::string::npos) {
+        return cairn::Response::error(cairn::Code::invalid_argument, "?ms=N, N at most 5000");
+      }
+      ctx_.sql().exec("INSERT INTO answers VALUES (?)", cairn::json("slow").dump());
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5000, std::stoi(**ms))));
+      return cairn::Response::json(200, {{"slow", true}});
     }
     if (request.path() != "/ask" || request.method != "POST") {
       return cairn::Response::error(cairn::Code::not_found, "POST /ask?counter=C&by=N or GET /answers");

@@ -19,6 +19,7 @@
 #include "etcd_process.hpp"
 #include "haproxy_process.hpp"
 #include "tcp_proxy.hpp"
+#include "raw_socket.hpp"
 #include "run_program.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
@@ -487,6 +488,52 @@ TEST_CASE("cluster: a node back with an empty data directory serves none of its 
   }
   CHECK(!on_b(flight));
   CHECK(std::filesystem::exists(dir.path() / "b" / "_cairn" / "identity"));
+}
+
+TEST_CASE("cluster: a node stopped (SIGSTOP) for twice its lease TTL acknowledges nothing it had under way when it resumes") {
+  EtcdProcess etcd;
+  TempDir dir;
+  auto token_file = dir.path() / "token";
+  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+  for (const char* id : {"a", "b"}) {
+    nodes.push_back(std::make_unique<ServerProcess>(std::vector<std::string>{
+        CAIRN_CALLS_SERVER_PATH, "--port", "0", "--data-dir", (dir.path() / id).string(), "--threads", "2",
+        "--log-level", "warn", "--cluster", etcd.url(), "--node-id", id, "--cluster-token-file",
+        token_file.string(), "--request-timeout", "60s", "--event-budget", "60s"}));
+  }
+  auto on_b = [&](const std::string& name) {
+    auto actor = cairn::ActorId::make("TALLY", name).value();
+    char shard[16];
+    std::snprintf(shard, sizeof shard, "%04u", actor.shard());
+    return std::filesystem::exists(dir.path() / "b" / "_shards" / shard / "TALLY" / (actor.hex() + ".sqlite"));
+  };
+  std::string name;
+  REQUIRE(eventually(
+      [&] {
+        for (int i = 0; i < 40 && name.empty(); ++i) {
+          std::string candidate = "stopped-" + std::to_string(i);
+          if (http_get(nodes[0]->port(), "/objects/TALLY/" + candidate + "/answers").status == 200 && on_b(candidate)) {
+            name = candidate;
+          }
+        }
+        return !name.empty();
+      },
+      32000ms));
+  // An event runs on b (its owner) when b stops; b's lease lapses meanwhile.
+  RawSocket client(nodes[1]->port());
+  REQUIRE(client.send("POST /objects/TALLY/" + name + "/slow?ms=1500 HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n"));
+  std::this_thread::sleep_for(300ms);
+  REQUIRE(::kill(nodes[1]->pid(), SIGSTOP) == 0);
+  std::this_thread::sleep_for(10s);  // twice the lease's TTL
+  REQUIRE(::kill(nodes[1]->pid(), SIGCONT) == 0);
+  auto answer = client.read_responses(1, 20000ms);
+  INFO(answer);
+  CHECK(status_of(answer) == 503);  // its outcome is unknown: never a 200 from a lapsed lease
+  // b comes back under a new lease and serves its actors again, through either node.
+  REQUIRE(eventually([&] { return http_get(nodes[0]->port(), "/objects/TALLY/" + name + "/answers").status == 200; },
+                     15000ms));
+  CHECK(http_get(nodes[1]->port(), "/objects/TALLY/" + name + "/answers").status == 200);
 }
 
 TEST_CASE("cluster: an actor's call of an actor on another node is made there, and the answer comes back to it") {
