@@ -21,6 +21,7 @@
 #include "cairn/gateway/serve.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/runtime.hpp"
+#include "cluster_admin.hpp"
 #include "handoff.hpp"
 #include "remote_calls.hpp"
 
@@ -340,18 +341,21 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     // watch reach the runtime.
     std::unique_ptr<cluster::Membership> membership;
     std::unique_ptr<ShardMover> mover;
+    std::shared_ptr<std::unique_ptr<ClusterAdmin>> cluster_admin;  // uses the membership: reset with it
     struct Leave {
       ClusterLink& link;
       std::unique_ptr<cluster::Membership>& membership;
       std::unique_ptr<ShardMover>& mover;
+      std::shared_ptr<std::unique_ptr<ClusterAdmin>>& admin;
       ~Leave() {
         link.attach(nullptr, nullptr);
         mover.reset();
+        if (admin) admin->reset();
         if (!membership) return;
         membership.reset();  // its lease is revoked; shards it still owns wait for it
         spdlog::info("cluster: left");
       }
-    } leave{*link, membership, mover};
+    } leave{*link, membership, mover, cluster_admin};
     if (!etcd.empty()) {
       auto routing = std::make_shared<ClusterRouting>();
       routing->locate = [link](unsigned shard) { return link->locate(shard); };
@@ -366,6 +370,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       // Set before the listener starts, used once the mover exists (nobody can hand this
       // node a shard before it joined).
       auto movers = std::make_shared<std::atomic<ShardMover*>>(nullptr);
+      cluster_admin = std::make_shared<std::unique_ptr<ClusterAdmin>>();
       internal_routing->handoff = [movers](const Request& request) {
         auto* m = movers->load();
         if (m == nullptr) return Response::error(Code::unavailable, "this node has not joined the cluster yet");
@@ -388,6 +393,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                                              ShardMover::Options{cluster_token, std::chrono::milliseconds(10000),
                                                                  std::chrono::milliseconds(60000)});
         movers->store(mover.get());
+        *cluster_admin = std::make_unique<ClusterAdmin>(*membership, [link](unsigned shard) { return link->locate(shard); },
+                                                        cluster_token, to_ms(request_timeout_s));
         link->attach(membership.get(), mover.get());
         banner += ", node " + node_id + " of the cluster at " + cluster_endpoints;
       };
@@ -473,6 +480,15 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         out["leaving"] = leaving;
         if (with_shards) out["shards"] = std::move(shards);
         return out;
+      };
+    }
+    if (cluster_admin) {
+      // Set once the node has joined (before any request: the admin listener starts after).
+      admin.cluster_admin = [cluster_admin](const Request& request,
+                                            const std::function<Response(const Request&)>& local)
+          -> std::optional<Response> {
+        if (!*cluster_admin) return std::nullopt;
+        return (*cluster_admin)->handle(request, local);
       };
     }
     extras.admin = std::move(admin);

@@ -39,7 +39,8 @@ SharedState::SharedState(Runtime& rt, GatewayOptions opts)
     admin_api = std::make_unique<AdminApi>(runtime);
     admin_pool = std::make_unique<boost::asio::thread_pool>(2);
   } else if (options.cluster && options.cluster->internal) {
-    admin_pool = std::make_unique<boost::asio::thread_pool>(1);  // hand-offs, one at a time
+    admin_api = std::make_unique<AdminApi>(runtime);  // other nodes' admin listeners ask it
+    admin_pool = std::make_unique<boost::asio::thread_pool>(2);  // hand-offs and admin operations
   }
 }
 

@@ -11,6 +11,7 @@
 #include "cairn/limits.hpp"
 #include "admin_assets.hpp"
 #include "admin_api.hpp"
+#include "cluster_admin.hpp"
 #include "handoff.hpp"
 #include "remote_calls.hpp"
 #include "routes.hpp"
@@ -181,6 +182,7 @@ void HttpSession::handle(http::request<http::string_body> request) {
     request.erase("X-Cairn-Hop");
     if (path == remote_call_path) return remote_call(std::move(request));
     if (path.starts_with(handoff_path_prefix)) return handoff(std::move(request));
+    if (path.starts_with(internal_admin_prefix)) return internal_admin(std::move(request));
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
     if (!*object) return reply(Response::error(object->error()), request.keep_alive());
@@ -251,10 +253,15 @@ void HttpSession::handle_admin(http::request<http::string_body> request) {
       response = Response{200, {{"Content-Type", std::string(metrics::content_type)}}, out.text()};
     } else {
       try {
-        auto answered = self->shared_->admin_api->handle(actor_request);
-        response = answered ? std::move(*answered)
-                            : Response::error(Code::not_found, "no admin route " + std::string(actor_request.path()) +
-                                                                   " (see README \"Operating cairn\")");
+        auto local = [&self](const Request& r) {
+          auto answered = self->shared_->admin_api->handle(r);
+          return answered ? std::move(*answered)
+                          : Response::error(Code::not_found, "no admin route " + std::string(r.path()) +
+                                                                 " (see README \"Operating cairn\")");
+        };
+        std::optional<Response> across;
+        if (self->shared_->options.cluster_admin) across = self->shared_->options.cluster_admin(actor_request, local);
+        response = across ? std::move(*across) : local(actor_request);
       } catch (const std::exception& e) {
         spdlog::error("admin {} {}: {}", actor_request.method, actor_request.path(), e.what());
         response = Response::error(Code::internal, std::string("the admin operation failed: ") + e.what());
@@ -359,6 +366,25 @@ void HttpSession::handoff(http::request<http::string_body> request) {
       response = self->shared_->options.cluster->handoff(request);
     } catch (const std::exception& e) {
       response = Response::error(Code::internal, std::string("the hand-off failed here: ") + e.what());
+    }
+    net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive]() {
+      self->reply(response, keep_alive);
+    });
+  });
+}
+
+void HttpSession::internal_admin(http::request<http::string_body> request) {
+  // Another node's admin listener asks about an actor this node owns (or for its names):
+  // this node's own admin API answers, as its admin listener would.
+  bool keep_alive = request.keep_alive();
+  net::post(*shared_->admin_pool, [self = shared_from_this(), request = to_request(request), keep_alive]() mutable {
+    request.target = request.target.substr(std::string_view("/_cairn").size());
+    Response response;
+    try {
+      auto answered = self->shared_->admin_api->handle(request);
+      response = answered ? std::move(*answered) : Response::error(Code::not_found, "no admin route " + request.target);
+    } catch (const std::exception& e) {
+      response = Response::error(Code::internal, std::string("the admin operation failed: ") + e.what());
     }
     net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive]() {
       self->reply(response, keep_alive);

@@ -47,6 +47,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void remote_call(http::request<http::string_body> request);
   // The internal listener: a hand-off's file or commit, run on a worker (disk I/O).
   void handoff(http::request<http::string_body> request);
+  // The internal listener: another node's admin listener asks (/_cairn/admin/...).
+  void internal_admin(http::request<http::string_body> request);
   // The 421 that tells another node its map is stale (retried there, never relayed).
   static Response misdirected(unsigned shard);
   // Cluster mode: sends `request` to the node that owns `shard` and relays its answer;

@@ -100,6 +100,11 @@ struct GatewayOptions {
   // The admin listener, cluster mode: GET /admin/cluster answers what this returns (the
   // cluster as this node sees it; `with_shards`: every shard's owner and epoch too).
   std::function<nlohmann::json(bool with_shards)> cluster_status = {};
+  // The admin listener, cluster mode: answers an admin request that concerns other nodes
+  // (an actor another node owns, a list of names), or nullopt for this node's own API
+  // (`local`). Runs off the I/O threads.
+  std::function<std::optional<Response>(const Request&, const std::function<Response(const Request&)>& local)>
+      cluster_admin = {};
   // Set: cluster mode. A request for an actor whose shard runs on another node goes there
   // (over kept-alive connections to its internal listener); one whose shard has no owner
   // waits for one until request_timeout, then gets a retryable 503.
