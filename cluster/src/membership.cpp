@@ -66,6 +66,7 @@ struct Membership::Impl {
   std::array<std::string, shard_count> assigned{};
   std::array<std::optional<ShardOwner>, shard_count> owners{};
   std::set<std::string> leaving;  // live nodes that said they are leaving
+  std::map<std::string, std::int64_t> node_revision;  // nodes/<id>'s mod_revision
   std::optional<std::string> disk;  // this node's disks/<id>, as seen
   std::array<std::optional<ShardMove>, shard_count> moves{};
   std::array<std::int64_t, shard_count> move_revision{};  // the move key's mod_revision
@@ -156,9 +157,11 @@ struct Membership::Impl {
         if (removed) {
           nodes.erase(id);
           leaving.erase(id);
+          node_revision.erase(id);
         } else {
           auto value = json::parse(kv.value);
           nodes[id] = value.value("advertise", "");
+          node_revision[id] = kv.mod_revision;
           if (value.value("leaving", false)) {
             leaving.insert(id);
           } else {
@@ -217,6 +220,7 @@ struct Membership::Impl {
           std::lock_guard lock(mutex);
           nodes.clear();
           leaving.clear();
+          node_revision.clear();
           disk.reset();
           moves.fill(std::nullopt);
           coordinator.reset();
@@ -517,7 +521,8 @@ struct Membership::Impl {
     std::vector<unsigned> mine;
     {
       std::lock_guard lock(mutex);
-      if (leaving_now.load()) return;  // what it still holds goes; it takes nothing
+      // A leaving node still claims what is assigned to it (a shard handed to it just now,
+      // or all of them after a re-join): only an owner can hand a shard on.
       for (unsigned s = 0; s < shard_count; ++s) {
         if (assigned[s] == options.node_id && !owners[s]) mine.push_back(s);
       }
@@ -709,6 +714,13 @@ Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const st
   if (shards.empty() || shards.size() > 24) return Error{Code::invalid_argument, "hand over 1 to 24 shards at a time"};
   std::vector<Compare> compares;
   std::vector<Operation> ops;
+  {
+    // The target as seen, still there and not leaving (its key unchanged since).
+    std::lock_guard lock(impl.mutex);
+    auto seen = impl.node_revision.find(to);
+    if (seen == impl.node_revision.end() || impl.leaving.contains(to)) return false;
+    compares.push_back(Compare::modified_at(impl.nodes_prefix + to, seen->second));
+  }
   for (unsigned s : shards) {
     auto epoch = impl.epoch(s);
     if (!epoch) return false;
@@ -721,7 +733,40 @@ Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const st
   EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
   auto done = client.txn(compares, ops);
   if (!done.ok()) return done.error();
+  if (done.value().succeeded) {
+    // Not this node's from now on, whatever the watch has not shown yet: nothing may run
+    // here under the old epoch after its files are gone.
+    std::lock_guard lock(impl.mutex);
+    for (unsigned s : shards) {
+      impl.owners[s].reset();
+      impl.assigned[s] = to;
+      impl.publish_locked(s);
+    }
+  }
   return done.value().succeeded;
+}
+
+Result<std::string> Membership::assignment(unsigned shard) const {
+  if (shard >= shard_count) return Error{Code::invalid_argument, "no such shard"};
+  EtcdClient client(impl_->options.etcd, impl_->options.etcd_timeout);
+  auto read = client.range(impl_->assign_key(shard));  // etcd's reads are linearizable
+  if (!read.ok()) return read.error();
+  return read.value().kvs.empty() ? std::string() : read.value().kvs.front().value;
+}
+
+std::size_t Membership::assigned_here() const {
+  std::lock_guard lock(impl_->mutex);
+  return static_cast<std::size_t>(
+      std::count(impl_->assigned.begin(), impl_->assigned.end(), impl_->options.node_id));
+}
+
+std::size_t Membership::other_nodes() const {
+  std::lock_guard lock(impl_->mutex);
+  std::size_t count = 0;
+  for (const auto& [id, url] : impl_->nodes) {
+    if (id != impl_->options.node_id && !impl_->leaving.contains(id)) ++count;
+  }
+  return count;
 }
 
 void Membership::drop_moves(const std::vector<unsigned>& shards) {

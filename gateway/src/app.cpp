@@ -87,9 +87,10 @@ class ClusterLink final : public Ownership {
   ShardLocation locate(unsigned shard) const {
     auto* membership = membership_.load();
     if (membership == nullptr) return {ShardLocation::Kind::nowhere, {}, {}, {}};
-    // A shard being handed over has no owner for routing: requests wait for the new one.
-    if (!admits(shard)) return {ShardLocation::Kind::nowhere, {}, {}, {}};
-    if (membership->epoch(shard)) return {ShardLocation::Kind::here, {}, {}, {}};
+    // Owned here but being handed over: no owner for routing (requests wait for the new one).
+    if (membership->epoch(shard)) {
+      return {admits(shard) ? ShardLocation::Kind::here : ShardLocation::Kind::nowhere, {}, {}, {}};
+    }
     auto owner = membership->owner(shard);
     if (!owner || owner->node == membership->options().node_id) return {ShardLocation::Kind::nowhere, {}, {}, {}};
     // advertise: http://HOST:PORT (checked when the node joined)
@@ -388,7 +389,10 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         m.advertise = advertise.empty() ? "http://" + cluster_host + ":" + std::to_string(bound) : advertise;
         m.data_id = data_identity(data_dir);
         membership = std::make_unique<cluster::Membership>(m);
-        membership->on_owner_change([&runtime](unsigned shard) { runtime.evict_shard(shard); });
+        membership->on_owner_change([&runtime, movers](unsigned shard) {
+          runtime.evict_shard(shard);
+          if (auto* mine = movers->load()) mine->owner_changed(shard);
+        });
         mover = std::make_unique<ShardMover>(runtime, *membership, data_dir,
                                              ShardMover::Options{cluster_token, std::chrono::milliseconds(10000),
                                                                  std::chrono::milliseconds(60000)});

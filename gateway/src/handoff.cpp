@@ -103,7 +103,8 @@ bool valid_move_id(const std::string& id) {
   return std::regex_match(id, pattern) && id != "." && id != "..";
 }
 bool valid_binding(const std::string& binding) {
-  static const std::regex pattern("[A-Za-z][A-Za-z0-9_]{0,63}");
+  // Registry::add's rule: 1 to 64 of [A-Za-z0-9_-], not starting with '_'.
+  static const std::regex pattern("[A-Za-z0-9-][A-Za-z0-9_-]{0,63}");
   return std::regex_match(binding, pattern);
 }
 bool valid_file(const std::string& name) {
@@ -147,6 +148,7 @@ ShardMover::ShardMover(Runtime& runtime, cluster::Membership& membership, fs::pa
 ShardMover::~ShardMover() { stop(); }
 
 void ShardMover::stop() {
+  leaving_.store(true);
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -156,34 +158,65 @@ void ShardMover::stop() {
 }
 
 void ShardMover::loop() {
+  bool worked = false;
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_; });
+    if (!worked) wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_; });
     if (stopping_) break;
     lock.unlock();
+    // One group per round, from moves read afresh: a target that left or a move dropped
+    // meanwhile is seen before the next group starts.
+    auto now = Steady::now();
     std::map<std::string, std::vector<unsigned>> by_target;
-    for (const auto& move : membership_.moves_to_make()) by_target[move.to].push_back(move.shard);
+    for (const auto& move : membership_.moves_to_make()) {
+      if (retry_at_[move.shard] <= now) by_target[move.to].push_back(move.shard);
+    }
+    worked = false;
     for (auto& [to, shards] : by_target) {
-      for (std::size_t at = 0; at < shards.size(); at += 24) {
-        std::vector<unsigned> group(shards.begin() + static_cast<std::ptrdiff_t>(at),
-                                    shards.begin() + static_cast<std::ptrdiff_t>(std::min(shards.size(), at + 24)));
-        if (!move_group(to, group)) break;  // that target failed: the others go first
-      }
+      if (shards.size() > 24) shards.resize(24);
+      move_group(to, shards);
+      worked = true;
+      break;
     }
     lock.lock();
   }
 }
 
-void ShardMover::reopen(const std::vector<unsigned>& shards) {
-  for (unsigned s : shards) closed_[s].store(false);
+void ShardMover::owner_changed(unsigned shard) {
+  // A shard handed away stays closed (a late watch event could show this node at the old
+  // epoch for a moment); owned again at another epoch (moved back), it opens.
+  auto epoch = membership_.epoch(shard);
+  if (epoch && *epoch != handed_epoch_[shard].load() && !busy_[shard].load()) closed_[shard].store(false);
 }
 
 bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& shards) {
   auto started = Steady::now();
   const std::string& me = membership_.options().node_id;
+  std::string move = me + "-" + random_hex();
+  std::optional<Peer> peer;
+  for (unsigned s : shards) busy_[s].store(true);
+  struct Idle {
+    ShardMover& mover;
+    const std::vector<unsigned>& shards;
+    ~Idle() {
+      for (unsigned s : shards) mover.busy_[s].store(false);
+    }
+  } idle{*this, shards};
+  // Before the hand-over's transaction: the shards stay here, open again; the move is
+  // dropped (asked again, perhaps elsewhere) and these shards wait a while first.
   auto fail = [&](const std::string& why) {
     spdlog::warn("cluster: moving {} shards to {} failed: {}; they stay here", shards.size(), to, why);
-    reopen(shards);
+    for (unsigned s : shards) {
+      closed_[s].store(false);
+      auto wait = std::min<Steady::duration>(std::chrono::seconds(30), std::max<Steady::duration>(
+                                                                            std::chrono::seconds(1), 2 * backoff_[s]));
+      backoff_[s] = wait;
+      retry_at_[s] = Steady::now() + wait;
+    }
+    if (peer) {  // what the target stored goes (best effort; it also clears old ones itself)
+      (void)peer->send(http::verb::post, std::string(handoff_path_prefix) + "abort?move=" + move, {}, options_.token,
+                       Steady::now() + std::chrono::seconds(2));
+    }
     membership_.drop_moves(shards);
     groups_failed_.fetch_add(1);
     return false;
@@ -193,12 +226,21 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   if (target == nodes.end()) return fail("the node left");
   auto endpoint = cluster::parse_endpoints(target->second);
   if (!endpoint.ok()) return fail("its address " + target->second + " is not http://HOST:PORT");
+  // The target answers at all before anything closes here.
+  peer.emplace(endpoint.value().front().host, endpoint.value().front().port);
+  auto probe = peer->send(http::verb::get, "/healthz", {}, options_.token, Steady::now() + std::chrono::seconds(2));
+  if (!probe.ok() || probe.value().result_int() != 200) {
+    peer.reset();
+    return fail(probe.ok() ? "its /healthz answered " + std::to_string(probe.value().result_int())
+                           : probe.error().message);
+  }
 
-  // 1. Closed to new events, drained, every instance closed.
+  // 1. Closed to new events, drained, every instance closed. Evicted again each round: an
+  // instance waiting to start (under the cap, or behind a closing one) starts meanwhile.
   for (unsigned s : shards) closed_[s].store(true);
-  for (unsigned s : shards) runtime_.evict_shard(s);
   auto drained_by = started + options_.drain_timeout;
   for (;;) {
+    for (unsigned s : shards) runtime_.evict_shard(s);
     bool open = std::any_of(shards.begin(), shards.end(), [&](unsigned s) { return runtime_.shard_instances(s) > 0; });
     if (!open) break;
     if (Steady::now() >= drained_by) return fail("their instances did not close within the drain timeout");
@@ -206,9 +248,7 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   }
 
   // 2. Files, then the commit with the index rows.
-  Peer peer(endpoint.value().front().host, endpoint.value().front().port);
   auto deadline = Steady::now() + options_.transfer_timeout;
-  std::string move = me + "-" + random_hex();
   json commit{{"move", move}, {"from", me}, {"shards", json::array()}};
   std::uint64_t bytes = 0;
   try {
@@ -230,7 +270,7 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
             std::string target_path = std::string(handoff_path_prefix) + "file?move=" + move +
                                       "&shard=" + std::to_string(s) + "&binding=" + binding.path().filename().string() +
                                       "&file=" + name;
-            auto sent = peer.send(http::verb::put, target_path, std::move(content), options_.token, deadline);
+            auto sent = peer->send(http::verb::put, target_path, std::move(content), options_.token, deadline);
             if (!sent.ok()) return fail(sent.error().message);
             if (sent.value().result_int() != 200) {
               return fail("it refused a file: " + std::to_string(sent.value().result_int()) + " " + sent.value().body());
@@ -244,7 +284,7 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   } catch (const std::exception& e) {
     return fail(e.what());
   }
-  auto committed = peer.send(http::verb::post, std::string(handoff_path_prefix) + "commit", commit.dump(),
+  auto committed = peer->send(http::verb::post, std::string(handoff_path_prefix) + "commit", commit.dump(),
                              options_.token, deadline);
   if (!committed.ok()) return fail(committed.error().message);
   if (committed.value().result_int() != 200) {
@@ -253,26 +293,29 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   }
 
   // 3. The owner key, by compare-and-set.
+  std::vector<std::int64_t> epochs;
+  for (unsigned s : shards) epochs.push_back(membership_.epoch(s).value_or(0));
   auto handed = membership_.hand_over(shards, to);
   bool done = handed.ok() && handed.value();
   if (!handed.ok() && handed.error().code == Code::timeout) {
-    // Its outcome is unknown: the watch tells. Until then nothing runs here (still closed).
-    auto until = Steady::now() + std::chrono::seconds(5);
-    while (Steady::now() < until) {
-      bool gone = std::all_of(shards.begin(), shards.end(), [&](unsigned s) {
-        auto owner = membership_.owner(s);
-        return !owner || owner->node != me;
-      });
-      if (gone) {
-        done = true;
+    // Its outcome is unknown. Only etcd can say: the assignment, read linearizably (the
+    // transaction changes all of them or none). Until it answers, nothing runs here: the
+    // shards stay closed, whatever the wait.
+    spdlog::warn("cluster: the hand-over of {} shards to {} may or may not have happened; asking etcd", shards.size(), to);
+    for (;;) {
+      auto assigned = membership_.assignment(shards.front());
+      if (assigned.ok()) {
+        done = assigned.value() == to;
         break;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
   if (!done) {
-    return fail(handed.ok() ? "this node no longer owns them at their epoch" : handed.error().message);
+    return fail(handed.ok() ? "this node no longer owns them at their epoch, or the target changed"
+                            : handed.error().message);
   }
+  for (std::size_t i = 0; i < shards.size(); ++i) handed_epoch_[shards[i]].store(epochs[i]);
 
   // 4. Gone from here: sockets told to reconnect, rows and files removed.
   std::size_t sockets = 0;
@@ -280,8 +323,7 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
     unsigned s = shards[i];
     sockets += runtime_.close_shard_sockets(s, 1012, "the actor moved to another node; reconnect");
     try {
-      const auto& rows = commit["shards"][i]["rows"];
-      if (!rows["alarms"].empty() || !rows["names"].empty()) runtime_.forget_shard_indexes(s);
+      runtime_.forget_shard_indexes(s);
     } catch (const std::exception& e) {
       spdlog::warn("cluster: shard {} moved, but its index rows here stay: {}", s, e.what());
     }
@@ -291,15 +333,8 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
     fs::rename(runtime_.shard_dir(s), trash, ec);
     fs::remove_all(trash, ec);
   }
-  // The runtime admits them again once the watch shows they are not this node's (until
-  // then, an event would find the old epoch still published).
-  auto until = Steady::now() + std::chrono::seconds(5);
-  while (Steady::now() < until && std::any_of(shards.begin(), shards.end(), [&](unsigned s) {
-           return membership_.epoch(s).has_value();
-         })) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  reopen(shards);
+  // They stay closed here (owner_changed opens one that comes back at a new epoch).
+  for (unsigned s : shards) backoff_[s] = {};
   double seconds = std::chrono::duration<double>(Steady::now() - started).count();
   moved_out_.fetch_add(shards.size());
   groups_done_.fetch_add(1);
@@ -321,6 +356,10 @@ Response ShardMover::receive(const Request& request) {
     if (request.method != "POST") return Response::method_not_allowed("POST", "a hand-off commit is POST");
     return receive_commit(request);
   }
+  if (path == std::string(handoff_path_prefix) + "abort") {
+    if (request.method != "POST") return Response::method_not_allowed("POST", "a hand-off abort is POST");
+    return receive_abort(request);
+  }
   return Response::error(Code::not_found, "no hand-off route " + std::string(path));
 }
 
@@ -340,9 +379,11 @@ Response ShardMover::receive_file(const Request& request) {
   if (!membership_.disk_ok()) {
     return Response::error(Code::unavailable, "this node's data directory is not recorded in the cluster yet");
   }
-  if (membership_.epoch(shard)) {
-    return Response::error(Code::conflict, "this node owns shard " + shard_text + ": it takes no copy of it");
+  if (leaving_.load()) return Response::error(Code::unavailable, "this node is leaving: it takes no shard");
+  if (membership_.epoch(shard) || busy_[shard].load()) {
+    return Response::error(Code::conflict, "this node owns shard " + shard_text + " or is moving it: it takes no copy");
   }
+  clear_stale_incoming();
   std::lock_guard lock(receive_mutex_);
   try {
     write_durably(data_dir_ / "_cairn" / "incoming" / move / four_digits(shard) / binding / file, request.body);
@@ -365,6 +406,7 @@ Response ShardMover::receive_commit(const Request& request) {
     return Response::error(Code::unavailable, "this node's data directory is not recorded in the cluster yet");
   }
   auto incoming = data_dir_ / "_cairn" / "incoming" / move;
+  if (leaving_.load()) return Response::error(Code::unavailable, "this node is leaving: it takes no shard");
   std::lock_guard lock(receive_mutex_);
   std::error_code ec;
   // Everything checked before anything is installed.
@@ -372,11 +414,13 @@ Response ShardMover::receive_commit(const Request& request) {
   for (const auto& entry : body["shards"]) {
     if (!entry.is_object() || !entry.contains("shard") || !entry["shard"].is_number_unsigned() ||
         entry["shard"].get<unsigned>() >= ActorId::shard_count || !entry.contains("files") ||
-        !entry["files"].is_array() || !entry.contains("rows")) {
-      return Response::error(Code::invalid_argument, "each shard of a commit is {\"shard\", \"files\", \"rows\"}");
+        !entry["files"].is_array() || !entry.contains("rows") || !entry["rows"].is_object() ||
+        !entry["rows"].value("alarms", json()).is_array() || !entry["rows"].value("names", json()).is_array()) {
+      return Response::error(Code::invalid_argument,
+                             "each shard of a commit is {\"shard\", \"files\", \"rows\": {\"alarms\", \"names\"}}");
     }
     unsigned s = entry["shard"].get<unsigned>();
-    if (membership_.epoch(s)) {
+    if (membership_.epoch(s) || busy_[s].load()) {
       return Response::error(Code::conflict, "this node owns shard " + std::to_string(s) + ": it takes no copy");
     }
     if (runtime_.shard_instances(s) > 0) {
@@ -428,30 +472,56 @@ Response ShardMover::receive_commit(const Request& request) {
   return Response::json(200, {{"installed", shards.size()}});
 }
 
+Response ShardMover::receive_abort(const Request& request) {
+  auto move = request.query_param("move");
+  if (!move || !*move || !valid_move_id(**move)) return Response::error(Code::invalid_argument, "abort needs ?move=ID");
+  std::lock_guard lock(receive_mutex_);
+  std::error_code ec;
+  auto removed = fs::remove_all(data_dir_ / "_cairn" / "incoming" / **move, ec);
+  return Response::json(200, {{"removed", ec ? 0 : removed}});
+}
+
+void ShardMover::clear_stale_incoming() {
+  std::lock_guard lock(receive_mutex_);
+  std::error_code ec;
+  auto now = fs::file_time_type::clock::now();
+  for (const auto& entry : fs::directory_iterator(data_dir_ / "_cairn" / "incoming", ec)) {
+    auto written = entry.last_write_time(ec);
+    if (!ec && now - written > std::chrono::hours(1)) fs::remove_all(entry.path(), ec);
+  }
+}
+
 std::size_t ShardMover::leave(std::chrono::milliseconds limit) {
+  leaving_.store(true);  // it takes no shard from now on
   auto until = Steady::now() + limit;
   auto started = Steady::now();
   auto asked_at = Steady::time_point{};
-  std::size_t owned = membership_.owned().size();
+  // Assigned here, claimed or not (one just handed in, or all after a re-join, is claimed
+  // and then moved on).
+  auto remaining = [&] { return std::max(membership_.owned().size(), membership_.assigned_here()); };
+  std::size_t owned = remaining();
   while (owned > 0 && Steady::now() < until) {
     if (membership_.fenced()) {
       spdlog::warn("cluster: this node is fenced (etcd out of reach): its shards wait for it");
+      break;
+    }
+    if (membership_.stats().wrong_disk) {
+      spdlog::warn("cluster: this node's shards are not in this data directory: they wait for it");
+      break;
+    }
+    if (membership_.other_nodes() == 0) {
+      spdlog::warn("cluster: no other node to take this node's {} shards: they wait for it", owned);
       break;
     }
     if (Steady::now() - asked_at >= std::chrono::seconds(1)) {
       // Asked again each second: a move that failed was dropped, and is asked for anew.
       auto asked = membership_.leave();
       asked_at = Steady::now();
-      if (!asked.ok()) {
-        spdlog::warn("cluster: cannot ask for this node's shards to move: {}", asked.error().message);
-      } else if (asked.value() == 0 && membership_.moves_to_make().empty()) {
-        spdlog::warn("cluster: no other node to take this node's {} shards: they wait for it", owned);
-        break;
-      }
+      if (!asked.ok()) spdlog::warn("cluster: cannot ask for this node's shards to move: {}", asked.error().message);
     }
     wake_.notify_all();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    owned = membership_.owned().size();
+    owned = remaining();
   }
   stop();  // the runtime stops next: no move may start on it
   spdlog::info("cluster: {} shards handed over in {:.3f} s; {} still here",

@@ -64,6 +64,10 @@ class ShardMover {
   // Ownership::admits: false while `shard` is being handed over. Lock-free.
   bool admits(unsigned shard) const { return !closed_[shard % ActorId::shard_count].load(); }
 
+  // Membership's owner change for `shard` (its watch's thread): a shard handed away and
+  // now owned here again, at a new epoch, opens.
+  void owner_changed(unsigned shard);
+
   // The target's side: the internal listener's requests under /_cairn/handoff/ (file,
   // commit, abort). Blocks on the disk: call it off the I/O threads.
   Response receive(const Request& request);
@@ -79,15 +83,24 @@ class ShardMover {
   void loop();
   // Moves `shards` (all bound for `to`); true if they went.
   bool move_group(const std::string& to, const std::vector<unsigned>& shards);
-  void reopen(const std::vector<unsigned>& shards);
+
   Response receive_file(const Request& request);
   Response receive_commit(const Request& request);
+  Response receive_abort(const Request& request);
+  // Removes what transfers that never committed left in incoming/ (older than an hour).
+  void clear_stale_incoming();
 
   Runtime& runtime_;
   cluster::Membership& membership_;
   std::filesystem::path data_dir_;
   Options options_;
   std::array<std::atomic<bool>, ActorId::shard_count> closed_{};
+  std::array<std::atomic<bool>, ActorId::shard_count> busy_{};  // a move of it is under way
+  std::array<std::atomic<std::int64_t>, ActorId::shard_count> handed_epoch_{};  // its epoch when it left
+  // The mover's thread only: a shard whose move failed waits (1 s, doubling up to 30 s).
+  std::array<std::chrono::steady_clock::time_point, ActorId::shard_count> retry_at_{};
+  std::array<std::chrono::steady_clock::duration, ActorId::shard_count> backoff_{};
+  std::atomic<bool> leaving_{false};  // leave() or stop() began: it takes no shard
   std::mutex receive_mutex_;  // one commit at a time (and no file written into one)
 
   std::atomic<std::uint64_t> moved_out_{0}, moved_in_{0}, groups_done_{0}, groups_failed_{0};

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "cairn/sql.hpp"
+#include "data_layout.hpp"
 #include "database.hpp"
 
 namespace cairn::detail {
@@ -145,23 +146,20 @@ bool AlarmIndex::adopt(const ActorId& id, Ticks due) {
 
 void AlarmIndex::forget_shard(unsigned shard) {
   std::vector<ActorId> ids;
-  {
-    std::lock_guard lock(mutex_);
-    if (db_ == nullptr) return;
-    for (const auto& [hex, item] : items_) {
-      if (item.id.shard() == shard) ids.push_back(item.id);
-    }
+  std::unique_lock lock(mutex_);
+  while (writing_) written_.wait(lock);  // the file's handle is the writer's meanwhile
+  if (db_ == nullptr) return;
+  for (const auto& [hex, item] : items_) {
+    if (item.id.shard() == shard) ids.push_back(item.id);
   }
   // Rows in the file that are not queued (a cleared alarm whose lazy delete failed) have no
-  // ActorId in memory: read them back. SQLite's serialized mode makes the shared handle safe.
-  {
-    Sql sql(db_);
-    for (const auto& row : sql.exec("SELECT binding, name FROM alarms")) {
-      auto id = ActorId::make(std::get<std::string>(row["binding"]), std::get<std::string>(row["name"]));
-      if (id && id->shard() == shard) ids.push_back(*id);
-    }
+  // ActorId in memory: read back.
+  auto [first, end] = shard_hex_range(shard);
+  Sql sql(db_);
+  for (const auto& row : sql.exec("SELECT binding, name FROM alarms WHERE actor >= ? AND actor < ?", first, end)) {
+    auto id = ActorId::make(std::get<std::string>(row["binding"]), std::get<std::string>(row["name"]));
+    if (id && id->shard() == shard) ids.push_back(*id);
   }
-  std::unique_lock lock(mutex_);
   for (const auto& id : ids) {
     queue_locked(id, std::nullopt);
     pending_.insert_or_assign(id.hex(), Write{id, std::nullopt});

@@ -86,6 +86,13 @@ void remove_old(const std::filesystem::path& data_dir, const std::vector<OldFile
 
 }  // namespace
 
+std::pair<std::string, std::string> shard_hex_range(unsigned shard) {
+  char first[8], end[8];
+  std::snprintf(first, sizeof first, "%03x", shard * 4);
+  std::snprintf(end, sizeof end, "%03x", shard * 4 + 4);
+  return {first, shard + 1 >= ActorId::shard_count ? std::string("g") : std::string(end)};
+}
+
 std::filesystem::path shard_dir(const std::filesystem::path& data_dir, unsigned shard) {
   char name[16];
   std::snprintf(name, sizeof name, "%04u", shard);

@@ -8,10 +8,16 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <string>
+#include <utility>
 
 #include "cairn/actor_id.hpp"
 
 namespace cairn::detail {
+
+// The ids of `shard` are the hex strings in [first, end) (the shard is the top 10 bits of the
+// id: 4 values of its first 3 hex digits).
+std::pair<std::string, std::string> shard_hex_range(unsigned shard);
 
 // <data>/_shards/NNNN (four decimal digits).
 std::filesystem::path shard_dir(const std::filesystem::path& data_dir, unsigned shard);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "cairn/sql.hpp"
+#include "data_layout.hpp"
 #include "database.hpp"
 
 namespace cairn::detail {
@@ -165,12 +166,17 @@ std::vector<NamesIndex::Name> NamesIndex::all() const {
 }
 
 std::vector<NamesIndex::Name> NamesIndex::of_shard(unsigned shard) const {
-  auto names = all();
-  std::erase_if(names, [shard](const Name& n) {
-    auto id = ActorId::make(n.binding, n.name);
-    return !id || id->shard() != shard;
-  });
-  return names;
+  auto [first, end] = shard_hex_range(shard);
+  std::unique_lock lock(mutex_);
+  while (writing_) done_.wait(lock);
+  if (db_ == nullptr) return {};
+  Sql sql(db_);
+  std::vector<Name> out;
+  for (const auto& row :
+       sql.exec("SELECT binding, name, hex, created FROM actors WHERE hex >= ? AND hex < ? ORDER BY hex", first, end)) {
+    out.push_back(to_name(row));
+  }
+  return out;
 }
 
 void NamesIndex::in_transaction(const std::function<void(Sql&)>& work) {

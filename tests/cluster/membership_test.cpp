@@ -179,7 +179,11 @@ std::size_t make_moves(Membership& m) {
                                   shards.begin() + static_cast<std::ptrdiff_t>(std::min(shards.size(), at + 24)));
       auto handed = m.hand_over(group, to);
       REQUIRE(handed.ok());
-      if (handed.value()) moved += group.size();
+      if (handed.value()) {
+        moved += group.size();
+        // Not this node's from the moment the transaction went through, watch or not.
+        for (unsigned s : group) CHECK(!m.epoch(s));
+      }
     }
   }
   return moved;
@@ -224,6 +228,10 @@ TEST_CASE("membership: a node that joins gets shards by moves from their owners,
   REQUIRE(asked.ok());
   CHECK(asked.value() == 512);
   REQUIRE(testing::eventually([&] { return a.leaving_nodes() == std::vector<std::string>{"b"}; }, 5000ms));
+  // Nothing is handed to a node that is leaving.
+  CHECK(a.hand_over({a.owned().front()}, "b").value() == false);
+  CHECK(a.other_nodes() == 0);
+  CHECK(b.assigned_here() == 512);
   REQUIRE(testing::eventually(
       [&] {
         make_moves(b);

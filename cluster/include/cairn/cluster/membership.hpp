@@ -123,9 +123,18 @@ class Membership final : public Ownership {
   Result<std::size_t> leave();
   // The hand-off's commit: for each of `shards` (at most 24) that this node still owns at
   // the epoch it has seen, the assignment goes to `to` and this node's claim and the move
-  // are deleted, all in one transaction; false if any of them no longer holds (nothing was
-  // changed). Code::timeout: the outcome is unknown (read the keys). Blocks on etcd.
+  // are deleted, all in one transaction that also requires `to`'s node key as seen (alive,
+  // not leaving); false if anything no longer holds (nothing was changed). On success the
+  // shards stop being this node's at once (epoch() says so before this returns).
+  // Code::timeout: the outcome is unknown (read assignment()). Blocks on etcd.
   Result<bool> hand_over(const std::vector<unsigned>& shards, const std::string& to);
+  // Who shard `shard` is assigned to, read from etcd now (linearizable; "" for nobody): how
+  // a hand-off whose answer was lost learns whether it happened.
+  Result<std::string> assignment(unsigned shard) const;
+  // Shards assigned to this node, as seen (claimed or not).
+  std::size_t assigned_here() const;
+  // Live nodes other than this one that are not leaving.
+  std::size_t other_nodes() const;
   // Drops the moves of `shards` asked of this node (they failed; the coordinator may ask
   // again). Best effort.
   void drop_moves(const std::vector<unsigned>& shards);
