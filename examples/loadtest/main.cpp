@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cairn/cli/duration.hpp"
+#include "cairn/cli/program.hpp"
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -99,11 +100,8 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_file, "also write the result as JSON to this file");
   app.add_option("--report", html_file, "also write a self-contained HTML report (charts) to this file");
   app.add_flag("--no-progress", no_progress, "no live progress line (it is shown only on a terminal anyway)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  cairn::cli::add_version(app, "cairn-load");
+  if (int status = cairn::cli::parse(app, argc, argv, "cairn-load"); status >= 0) return status;
   if (o.prefix.empty()) {
     std::random_device rd;
     o.prefix = fmt::format("lt{:08x}", rd());

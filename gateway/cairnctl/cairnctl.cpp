@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "cairn/cli/program.hpp"
 #include "cairn/admin.hpp"
 
 namespace {
@@ -294,11 +295,10 @@ int main(int argc, char** argv) {
   haproxy->add_option("--map", haproxy_map, "the map's file name as HAProxy's config names it (with --socket)");
   haproxy->add_option("--write", map_file, "also write the map to this file (for HAProxy's next start)");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  // Global flags also after a subcommand: `cairnctl cluster status --url ...`.
+  app.fallthrough();
+  cairn::cli::add_version(app, "cairnctl");
+  if (int status = cairn::cli::parse(app, argc, argv, "cairnctl"); status >= 0) return status;
 
   try {
     if (restore->parsed()) {

@@ -11,12 +11,14 @@
 #include <cstdint>
 #include <ctime>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "cairn/cli/duration.hpp"
+#include "cairn/cli/program.hpp"
 #include "cairn/cluster/membership.hpp"
 #include "cairn/gateway/serve.hpp"
 #include "cairn/limits.hpp"
@@ -238,10 +240,13 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   }
   // A flag given twice takes its last value, so a script's defaults can be overridden.
   for (auto* option : app.get_options()) option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+  std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "cairn-server";
+  cli::add_version(app, program);
+  auto configured = cli::configure(app);
+  if (int status = cli::parse(app, argc, argv, program); status >= 0) return status;
+  if (configured.print_config->count() > 0) {
+    std::fputs(cli::print_config(app).c_str(), stdout);
+    return 0;
   }
   // Logs go to stderr; stdout carries only the line with the address.
   spdlog::set_default_logger(spdlog::stderr_color_mt("cairn"));

@@ -11,6 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cairn/cli/version.hpp"
+
 namespace cairn::gateway {
 namespace {
 
@@ -49,6 +51,9 @@ int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, cons
     if (extras.admin) {
       admin_host = extras.admin->host;
       extras.admin->extra_metrics = [&gateway, &internal, more = extras.metrics](metrics::TextWriter& out) {
+        out.family("cairn_build_info", "gauge", "1, labelled with this program's cairn version, git commit and build type");
+        out.sample("cairn_build_info",
+                   {{"version", CAIRN_VERSION}, {"commit", CAIRN_GIT_COMMIT}, {"build_type", CAIRN_BUILD_TYPE}}, 1.0);
         gateway.write_metrics(out);
         if (internal) internal->write_metrics(out);
         if (more) more(out);

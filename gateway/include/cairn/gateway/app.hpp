@@ -37,8 +37,10 @@ struct AppDefaults {
   std::vector<AppFlag> flags = {};  // the application's own
 };
 
-// Returns the process's exit status: 0 after a clean stop, 1 on an error (logged), non-zero
-// (0 for --help) for bad flags.
+// Also --version, --config FILE (TOML), CAIRN_<FLAG> environment variables and
+// --print-config (cairn/cli/program.hpp; README "Configuration"). Returns the process's exit
+// status: 0 after a clean stop (and for --help, --version, --print-config), 1 on a runtime
+// error (logged), 2 for bad flags or configuration (one line on stderr).
 int run_app(int argc, char** argv, const AppDefaults& defaults,
             const std::function<Registry()>& make_classes,
             const std::function<void(GatewayOptions&)>& routes);
