@@ -82,6 +82,14 @@ class ClusterLink final : public Ownership {
     if (membership == nullptr) return std::nullopt;
     return membership->epoch(shard);
   }
+  // Why this node should get no traffic now ("" if it should): /readyz.
+  std::string not_ready() const {
+    auto* membership = membership_.load();
+    if (membership == nullptr) return "not joined to the cluster yet";
+    if (membership->fenced()) return "fenced: its etcd lease may have lapsed";
+    if (membership->owned().empty()) return "it owns no shard";
+    return "";
+  }
   bool admits(unsigned shard) const override {
     auto* mover = mover_.load();
     return mover == nullptr || mover->admits(shard);
@@ -228,6 +236,12 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                  "file whose first line is the secret every node of the cluster shares (16+ characters)")
       ->check(CLI::ExistingFile)
       ->needs(cluster_option);
+  double drain_period_s = 0;
+  cli::add_duration(app, "--drain-period", drain_period_s,
+                    "after SIGTERM, seconds /readyz answers 503 while everything is still served (a load balancer "
+                    "stops sending traffic), before the server stops")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   double handoff_timeout_s = 60;
   cli::add_duration(app, "--handoff-timeout", handoff_timeout_s,
                     "on SIGTERM, seconds to hand this node's shards to the others before it stops anyway "
@@ -342,6 +356,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     routes(web);
     std::string banner = "(data in " + data_dir + ", durability " + durability + ")";
     ServeExtras extras;
+    extras.drain_period = to_ms(drain_period_s);
     // Left after every gateway thread has stopped (serve() returns only then) and before the
     // runtime is destroyed: nothing can reach the Membership after it is gone, nor its
     // watch reach the runtime.
@@ -367,6 +382,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       routing->locate = [link](unsigned shard) { return link->locate(shard); };
       routing->token = cluster_token;
       web.cluster = routing;
+      web.not_ready = [link] { return link->not_ready(); };
       GatewayOptions internal = web;  // the same routes and limits, for forwarded requests
       internal.host = cluster_host;
       internal.port = cluster_port;
@@ -447,6 +463,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     admin.header_timeout = web.header_timeout;
     admin.keep_alive_timeout = web.keep_alive_timeout;
     if (!etcd.empty()) {
+      admin.not_ready = [link] { return link->not_ready(); };
       admin.cluster_status = [&membership](bool with_shards) {
         nlohmann::json out{{"node", nullptr}};
         if (!membership) return out;  // not joined yet

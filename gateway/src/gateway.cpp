@@ -199,6 +199,8 @@ void Gateway::start() {
   }
 }
 
+void Gateway::set_draining() { impl_->shared->draining.store(true); }
+
 void Gateway::stop_accepting() {
   if (!impl_->accepting) return;
   impl_->accepting = false;

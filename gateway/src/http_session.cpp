@@ -160,6 +160,26 @@ void HttpSession::handle(http::request<http::string_body> request) {
     log_method_ = std::string(request.method_string());
     log_path_ = std::string(path);
   }
+  // Every listener answers /livez (the process serves) and /readyz (it should get traffic:
+  // not draining after a stop signal, and in cluster mode not fenced and owning shards),
+  // without a token, for load balancers and systemd.
+  if (path == "/livez" || path == "/readyz") {
+    stats_slot_ = SharedState::healthz;
+    if (request.method() != http::verb::get && request.method() != http::verb::head) {
+      return reply(Response::method_not_allowed("GET, HEAD", "use GET " + std::string(path)), request.keep_alive());
+    }
+    Response answer = Response::json(200, {{"status", path == "/livez" ? "live" : "ready"}});
+    if (path == "/readyz") {
+      std::string reason = shared_->draining.load() ? "draining: the server is stopping"
+                           : shared_->options.not_ready ? shared_->options.not_ready()
+                                                        : std::string();
+      if (!reason.empty()) {
+        answer = Response::json(503, {{"status", "not ready"}, {"reason", reason}});
+        answer.headers.emplace_back("Retry-After", "1");
+      }
+    }
+    return reply(answer, request.keep_alive(), request.method() == http::verb::head);
+  }
   // Both listeners answer /healthz, without a token.
   if (path == "/healthz") {
     stats_slot_ = SharedState::healthz;

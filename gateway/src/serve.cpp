@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -78,6 +79,13 @@ int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, cons
     int signal_number = 0;
     sigwait(&set, &signal_number);
     spdlog::info("signal {}: stopping", signal_number);
+    gateway.set_draining();
+    if (admin) admin->set_draining();
+    if (internal) internal->set_draining();
+    if (extras.drain_period.count() > 0) {
+      spdlog::info("draining for {} ms (/readyz answers 503) before stopping", extras.drain_period.count());
+      std::this_thread::sleep_for(extras.drain_period);
+    }
     if (extras.leaving) extras.leaving();
     gateway.stop_accepting();
     if (admin) admin->stop_accepting();

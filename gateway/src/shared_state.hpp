@@ -105,6 +105,7 @@ struct SharedState {
   std::map<std::uint64_t, std::weak_ptr<WebSocketProxy>> proxies;  // guarded by mutex
   std::uint64_t last_proxy = 0;                                     // guarded by mutex
   std::atomic<std::size_t> connections{0};  // open HTTP and WebSocket connections
+  std::atomic<bool> draining{false};         // a stop signal came: /readyz says 503
   std::atomic<std::uint64_t> connections_refused{0};  // answered 503: max_connections reached
   // Cluster mode: requests sent to the node that owns their actor, by what came of each try.
   std::atomic<std::uint64_t> forwards_answered{0};    // the owner answered (relayed)

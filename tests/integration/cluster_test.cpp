@@ -398,6 +398,11 @@ TEST_CASE("cluster: a node cut off from etcd answers no write 200 after its fenc
     std::this_thread::sleep_for(200ms);
   }
   CHECK(refused > 0);
+  // Fenced, b tells load balancers to send it nothing; a, which owns shards, is ready.
+  auto readyz = http_get(b->port(), "/readyz");
+  CHECK(readyz.status == 503);
+  CHECK(readyz.body.find("fenced") != std::string::npos);
+  CHECK(http_get(a->port(), "/readyz").status == 200);
 
   proxy.heal();
   // b joins again with a new lease and claims its shards at new epochs: the flight is served

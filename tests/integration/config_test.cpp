@@ -3,7 +3,9 @@
 // exit status 2 with one line naming the key and the file for anything wrong.
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <fstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -134,4 +136,33 @@ TEST_CASE("every program says its version, commit and build type") {
     CHECK(got.output.find("(commit ") != std::string::npos);
     CHECK(got.output.find(" build)") != std::string::npos);
   }
+}
+
+TEST_CASE("/livez and /readyz: after SIGTERM, /readyz answers 503 for the drain period while requests are still served") {
+  TempDir dir;
+  ServerProcess server(dir.path() / "data", {"--drain-period", "2s"});
+  CHECK(http_get(server.port(), "/livez").status == 200);
+  auto ready = http_get(server.port(), "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.body.find("ready") != std::string::npos);
+  HttpClient client(server.port());  // kept alive across the stop signal
+  REQUIRE(client.request(http::verb::get, "/seats?flightId=DR1").status == 200);
+  auto signalled = std::chrono::steady_clock::now();
+  REQUIRE(::kill(server.pid(), SIGTERM) == 0);
+  bool saw_draining = false;
+  while (std::chrono::steady_clock::now() - signalled < 1500ms) {
+    auto readyz = client.request(http::verb::get, "/readyz");
+    if (readyz.status == 503) {
+      saw_draining = true;
+      CHECK(readyz.body.find("draining") != std::string::npos);
+      CHECK(client.request(http::verb::get, "/livez").status == 200);
+      CHECK(client.request(http::verb::post, "/book-seat?flightId=DR1", R"({"seatNumber":"1A","name":"Late"})").status ==
+            200);
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(saw_draining);
+  CHECK(server.stop() == 0);
+  CHECK(std::chrono::steady_clock::now() - signalled >= 2s);  // it waited the drain period
 }

@@ -100,6 +100,9 @@ struct GatewayOptions {
   // The admin listener, cluster mode: GET /admin/cluster answers what this returns (the
   // cluster as this node sees it; `with_shards`: every shard's owner and epoch too).
   std::function<nlohmann::json(bool with_shards)> cluster_status = {};
+  // Why this node should get no traffic now ("" if it should), for GET /readyz (cluster
+  // mode: fenced, or no shard owned). Any I/O thread; must not block.
+  std::function<std::string()> not_ready = {};
   // The admin listener, cluster mode: answers an admin request that concerns other nodes
   // (an actor another node owns, a list of names), or nullopt for this node's own API
   // (`local`). Runs off the I/O threads.
@@ -131,6 +134,9 @@ class Gateway {
   void start();
   // Stops accepting connections; open ones keep being served.
   void stop_accepting();
+  // From now on GET /readyz answers 503 "draining" (the process stops soon); all else is
+  // served as before. Any thread.
+  void set_draining();
   // Closes every WebSocket (1001), stops the I/O threads and joins them. Idempotent.
   void stop();
 

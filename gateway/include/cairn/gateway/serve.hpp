@@ -4,6 +4,7 @@
 // examples.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -37,6 +38,9 @@ struct ServeExtras {
   // Called once the internal listener is bound, with its port, before the first line is
   // printed (cluster mode joins the cluster here). May throw to fail the start.
   std::function<void(std::uint16_t)> internal_started;
+  // After a stop signal, /readyz answers 503 for this long while everything is still served
+  // (a load balancer stops sending new traffic), then the stop goes on.
+  std::chrono::milliseconds drain_period{0};
   // Called when a stop signal came, before anything stops: the listeners still serve
   // (cluster mode hands the node's shards to others here).
   std::function<void()> leaving;
