@@ -1,11 +1,10 @@
 #include "cluster_admin.hpp"
 
-#include <boost/beast/http.hpp>
 #include <algorithm>
+#include <boost/beast/http.hpp>
 #include <map>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "cairn/actor_id.hpp"
 #include "peer.hpp"
@@ -23,15 +22,16 @@ constexpr std::string_view admin_prefix = "/admin/bindings/";
 Response from_upstream(const http::response<http::string_body>& got) {
   Response out{static_cast<int>(got.result_int()), {}, got.body()};
   for (const auto* name : {"Content-Type", "Content-Disposition", "Retry-After", "Allow"}) {
-    if (auto field = got.find(name); field != got.end()) out.headers.emplace_back(name, std::string(field->value()));
+    if (auto field = got.find(name); field != got.end())
+      out.headers.emplace_back(name, std::string(field->value()));
   }
   return out;
 }
 
 }  // namespace
 
-std::optional<Response> ClusterAdmin::handle(const Request& request,
-                                             const std::function<Response(const Request&)>& local) const {
+std::optional<Response> ClusterAdmin::handle(
+    const Request& request, const std::function<Response(const Request&)>& local) const {
   std::string_view path = request.path();
   if (!path.starts_with(admin_prefix)) return std::nullopt;
   // <binding>/actors[/<name>[/<action>]]
@@ -43,7 +43,8 @@ std::optional<Response> ClusterAdmin::handle(const Request& request,
     rest = rest.substr(slash + 1);
   }
   if (parts.size() < 2 || parts[1] != "actors") return std::nullopt;
-  if (parts.size() == 2) return request.method == "GET" ? std::optional<Response>(list(request, local)) : std::nullopt;
+  if (parts.size() == 2)
+    return request.method == "GET" ? std::optional<Response>(list(request, local)) : std::nullopt;
   auto binding = url_decode(parts[0], false);
   auto name = url_decode(parts[2], false);
   if (!binding || !name) return std::nullopt;  // the local API says what is wrong
@@ -52,9 +53,10 @@ std::optional<Response> ClusterAdmin::handle(const Request& request,
   auto where = locate_(id->shard());
   if (where.kind == ShardLocation::Kind::here) return std::nullopt;
   if (where.kind == ShardLocation::Kind::nowhere) {
-    auto refused = Response::error(Code::unavailable, "actor " + *binding + "'s shard " + std::to_string(id->shard()) +
-                                                          " has no owner now (moving, or its node is down); "
-                                                          "ask again shortly");
+    auto refused = Response::error(Code::unavailable,
+                                   "actor " + *binding + "'s shard " + std::to_string(id->shard()) +
+                                       " has no owner now (moving, or its node is down); "
+                                       "ask again shortly");
     refused.headers.emplace_back("Retry-After", "1");
     return refused;
   }
@@ -64,16 +66,18 @@ std::optional<Response> ClusterAdmin::handle(const Request& request,
 Response ClusterAdmin::forward(const Request& request, const ShardLocation& owner) const {
   Peer peer(owner.host, owner.port);
   auto content_type = request.header("Content-Type").value_or("application/json");
-  auto got = peer.send(http::string_to_verb(request.method), "/_cairn" + request.target, request.body, token_,
-                       Steady::now() + timeout_, std::string(content_type));
+  auto got = peer.send(http::string_to_verb(request.method), "/_cairn" + request.target,
+                       request.body, token_, Steady::now() + timeout_, std::string(content_type));
   if (!got.ok()) {
-    return Response::error(Code::unavailable, "node " + owner.node + ", the actor's owner, did not answer: " +
-                                                  got.error().message);
+    return Response::error(
+        Code::unavailable,
+        "node " + owner.node + ", the actor's owner, did not answer: " + got.error().message);
   }
   return from_upstream(got.value());
 }
 
-Response ClusterAdmin::list(const Request& request, const std::function<Response(const Request&)>& local) const {
+Response ClusterAdmin::list(const Request& request,
+                            const std::function<Response(const Request&)>& local) const {
   // Every live node lists what it holds, with the same prefix, after and limit; the merge
   // keeps the first `limit` names. A name a node did not send (past its own limit) sorts
   // after all it sent, so it is after the merged page's last name too: paging on that name
@@ -113,8 +117,10 @@ Response ClusterAdmin::list(const Request& request, const std::function<Response
       continue;
     }
     Peer peer(endpoint.value().front().host, endpoint.value().front().port);
-    auto got = peer.send(http::verb::get, "/_cairn" + request.target, {}, token_, deadline, "application/json");
-    if (!got.ok() || got.value().result_int() != 200 || !take(got.value().body())) unreachable.push_back(node);
+    auto got = peer.send(http::verb::get, "/_cairn" + request.target, {}, token_, deadline,
+                         "application/json");
+    if (!got.ok() || got.value().result_int() != 200 || !take(got.value().body()))
+      unreachable.push_back(node);
   }
   json actors = json::array();
   for (auto& [name, actor] : merged) {

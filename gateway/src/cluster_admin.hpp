@@ -21,13 +21,18 @@ inline constexpr std::string_view internal_admin_prefix = "/_cairn/admin/";
 class ClusterAdmin {
  public:
   using Locate = std::function<ShardLocation(unsigned shard)>;
-  ClusterAdmin(cluster::Membership& membership, Locate locate, std::string token, std::chrono::milliseconds timeout)
-      : membership_(membership), locate_(std::move(locate)), token_(std::move(token)), timeout_(timeout) {}
+  ClusterAdmin(cluster::Membership& membership, Locate locate, std::string token,
+               std::chrono::milliseconds timeout)
+      : membership_(membership),
+        locate_(std::move(locate)),
+        token_(std::move(token)),
+        timeout_(timeout) {}
 
   // The answer to admin request `request` if it concerns other nodes; nullopt if this node
   // answers it alone (`local` is how it does: the node's own AdminApi). Blocks on the
   // network: call it off the I/O threads.
-  std::optional<Response> handle(const Request& request, const std::function<Response(const Request&)>& local) const;
+  std::optional<Response> handle(const Request& request,
+                                 const std::function<Response(const Request&)>& local) const;
 
  private:
   Response list(const Request& request, const std::function<Response(const Request&)>& local) const;

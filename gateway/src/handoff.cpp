@@ -1,30 +1,29 @@
 #include "handoff.hpp"
 
-#include "peer.hpp"
-
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
+#include "peer.hpp"
 
 namespace cairn::gateway {
 
@@ -47,11 +46,13 @@ std::string four_digits(unsigned shard) {
 // Durability by hand: the standard library has no fsync.
 void fsync_path(const fs::path& path, bool directory) {
   int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot open " + path.string() + ": " + std::strerror(errno));
   int rc = ::fsync(fd);
   int saved = errno;
   ::close(fd);
-  if (rc != 0) throw std::runtime_error("cannot fsync " + path.string() + ": " + std::strerror(saved));
+  if (rc != 0)
+    throw std::runtime_error("cannot fsync " + path.string() + ": " + std::strerror(saved));
 }
 
 void write_durably(const fs::path& file, const std::string& bytes) {
@@ -76,12 +77,15 @@ std::string snapshot(const fs::path& file) {
   sqlite3* copy = nullptr;
   auto fail = [&](const std::string& what) {
     std::string message = what + " " + file.string() + ": " +
-                          (copy != nullptr ? sqlite3_errmsg(copy) : source != nullptr ? sqlite3_errmsg(source) : "");
+                          (copy != nullptr     ? sqlite3_errmsg(copy)
+                           : source != nullptr ? sqlite3_errmsg(source)
+                                               : "");
     sqlite3_close(copy);
     sqlite3_close(source);
     throw std::runtime_error(message);
   };
-  if (sqlite3_open_v2(file.c_str(), &source, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) fail("cannot open");
+  if (sqlite3_open_v2(file.c_str(), &source, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK)
+    fail("cannot open");
   if (sqlite3_open(":memory:", &copy) != SQLITE_OK) fail("cannot open memory for");
   sqlite3_backup* backup = sqlite3_backup_init(copy, "main", source, "main");
   if (backup == nullptr) fail("cannot back up");
@@ -102,7 +106,8 @@ std::string snapshot(const fs::path& file) {
 // falsely inside it at -O1, which the sanitizer build uses).
 bool all_of_set(const std::string& text, std::string_view allowed_punctuation) {
   return std::all_of(text.begin(), text.end(), [&](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || allowed_punctuation.find(c) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           allowed_punctuation.find(c) != std::string_view::npos;
   });
 }
 bool valid_move_id(const std::string& id) {
@@ -110,12 +115,14 @@ bool valid_move_id(const std::string& id) {
 }
 bool valid_binding(const std::string& binding) {
   // Registry::add's rule: 1 to 64 of [A-Za-z0-9_-], not starting with '_'.
-  return !binding.empty() && binding.size() <= 64 && binding.front() != '_' && all_of_set(binding, "_-");
+  return !binding.empty() && binding.size() <= 64 && binding.front() != '_' &&
+         all_of_set(binding, "_-");
 }
 bool valid_file(const std::string& name) {
   const std::string suffix = ".sqlite";
   if (name.size() != 64 + suffix.size() || !name.ends_with(suffix)) return false;
-  return std::all_of(name.begin(), name.begin() + 64, [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return std::all_of(name.begin(), name.begin() + 64,
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::string random_hex() {
@@ -136,15 +143,21 @@ std::string data_identity(const fs::path& data_dir) {
   auto file = data_dir / "_cairn" / "identity";
   std::ifstream in(file);
   std::string id;
-  if (in >> id && id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos) return id;
-  if (fs::exists(file)) throw std::runtime_error(file.string() + " is not a data directory identity: move it away");
+  if (in >> id && id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos)
+    return id;
+  if (fs::exists(file))
+    throw std::runtime_error(file.string() + " is not a data directory identity: move it away");
   id = random_hex() + random_hex();
   write_durably(file, id + "\n");
   return id;
 }
 
-ShardMover::ShardMover(Runtime& runtime, cluster::Membership& membership, fs::path data_dir, Options options)
-    : runtime_(runtime), membership_(membership), data_dir_(std::move(data_dir)), options_(std::move(options)) {
+ShardMover::ShardMover(Runtime& runtime, cluster::Membership& membership, fs::path data_dir,
+                       Options options)
+    : runtime_(runtime),
+      membership_(membership),
+      data_dir_(std::move(data_dir)),
+      options_(std::move(options)) {
   std::error_code ignored;
   fs::remove_all(data_dir_ / "_cairn" / "incoming", ignored);
   fs::remove_all(data_dir_ / "_cairn" / "trash", ignored);
@@ -192,7 +205,8 @@ void ShardMover::owner_changed(unsigned shard) {
   // A shard handed away stays closed (a late watch event could show this node at the old
   // epoch for a moment); owned again at another epoch (moved back), it opens.
   auto epoch = membership_.epoch(shard);
-  if (epoch && *epoch != handed_epoch_[shard].load() && !busy_[shard].load()) closed_[shard].store(false);
+  if (epoch && *epoch != handed_epoch_[shard].load() && !busy_[shard].load())
+    closed_[shard].store(false);
 }
 
 bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& shards) {
@@ -211,17 +225,19 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   // Before the hand-over's transaction: the shards stay here, open again; the move is
   // dropped (asked again, perhaps elsewhere) and these shards wait a while first.
   auto fail = [&](const std::string& why) {
-    spdlog::warn("cluster: moving {} shards to {} failed: {}; they stay here", shards.size(), to, why);
+    spdlog::warn("cluster: moving {} shards to {} failed: {}; they stay here", shards.size(), to,
+                 why);
     for (unsigned s : shards) {
       closed_[s].store(false);
-      auto wait = std::min<Steady::duration>(std::chrono::seconds(30), std::max<Steady::duration>(
-                                                                            std::chrono::seconds(1), 2 * backoff_[s]));
+      auto wait = std::min<Steady::duration>(
+          std::chrono::seconds(30),
+          std::max<Steady::duration>(std::chrono::seconds(1), 2 * backoff_[s]));
       backoff_[s] = wait;
       retry_at_[s] = Steady::now() + wait;
     }
     if (peer) {  // what the target stored goes (best effort; it also clears old ones itself)
-      (void)peer->send(http::verb::post, std::string(handoff_path_prefix) + "abort?move=" + move, {}, options_.token,
-                       Steady::now() + std::chrono::seconds(2));
+      (void)peer->send(http::verb::post, std::string(handoff_path_prefix) + "abort?move=" + move,
+                       {}, options_.token, Steady::now() + std::chrono::seconds(2));
     }
     membership_.drop_moves(shards);
     groups_failed_.fetch_add(1);
@@ -234,7 +250,8 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   if (!endpoint.ok()) return fail("its address " + target->second + " is not http://HOST:PORT");
   // The target answers at all before anything closes here.
   peer.emplace(endpoint.value().front().host, endpoint.value().front().port);
-  auto probe = peer->send(http::verb::get, "/healthz", {}, options_.token, Steady::now() + std::chrono::seconds(2));
+  auto probe = peer->send(http::verb::get, "/healthz", {}, options_.token,
+                          Steady::now() + std::chrono::seconds(2));
   if (!probe.ok() || probe.value().result_int() != 200) {
     peer.reset();
     return fail(probe.ok() ? "its /healthz answered " + std::to_string(probe.value().result_int())
@@ -247,9 +264,11 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   auto drained_by = started + options_.drain_timeout;
   for (;;) {
     for (unsigned s : shards) runtime_.evict_shard(s);
-    bool open = std::any_of(shards.begin(), shards.end(), [&](unsigned s) { return runtime_.shard_instances(s) > 0; });
+    bool open = std::any_of(shards.begin(), shards.end(),
+                            [&](unsigned s) { return runtime_.shard_instances(s) > 0; });
     if (!open) break;
-    if (Steady::now() >= drained_by) return fail("their instances did not close within the drain timeout");
+    if (Steady::now() >= drained_by)
+      return fail("their instances did not close within the drain timeout");
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 
@@ -274,24 +293,28 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
             }
             bytes += content.size();
             std::string target_path = std::string(handoff_path_prefix) + "file?move=" + move +
-                                      "&shard=" + std::to_string(s) + "&binding=" + binding.path().filename().string() +
+                                      "&shard=" + std::to_string(s) +
+                                      "&binding=" + binding.path().filename().string() +
                                       "&file=" + name;
-            auto sent = peer->send(http::verb::put, target_path, std::move(content), options_.token, deadline);
+            auto sent = peer->send(http::verb::put, target_path, std::move(content), options_.token,
+                                   deadline);
             if (!sent.ok()) return fail(sent.error().message);
             if (sent.value().result_int() != 200) {
-              return fail("it refused a file: " + std::to_string(sent.value().result_int()) + " " + sent.value().body());
+              return fail("it refused a file: " + std::to_string(sent.value().result_int()) + " " +
+                          sent.value().body());
             }
             files.push_back(binding.path().filename().string() + "/" + name);
           }
         }
       }
-      commit["shards"].push_back({{"shard", s}, {"files", std::move(files)}, {"rows", runtime_.shard_indexes(s)}});
+      commit["shards"].push_back(
+          {{"shard", s}, {"files", std::move(files)}, {"rows", runtime_.shard_indexes(s)}});
     }
   } catch (const std::exception& e) {
     return fail(e.what());
   }
-  auto committed = peer->send(http::verb::post, std::string(handoff_path_prefix) + "commit", commit.dump(),
-                             options_.token, deadline);
+  auto committed = peer->send(http::verb::post, std::string(handoff_path_prefix) + "commit",
+                              commit.dump(), options_.token, deadline);
   if (!committed.ok()) return fail(committed.error().message);
   if (committed.value().result_int() != 200) {
     return fail("it refused the commit: " + std::to_string(committed.value().result_int()) + " " +
@@ -307,7 +330,9 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
     // Its outcome is unknown. Only etcd can say: the assignment, read linearizably (the
     // transaction changes all of them or none). Until it answers, nothing runs here: the
     // shards stay closed, whatever the wait.
-    spdlog::warn("cluster: the hand-over of {} shards to {} may or may not have happened; asking etcd", shards.size(), to);
+    spdlog::warn(
+        "cluster: the hand-over of {} shards to {} may or may not have happened; asking etcd",
+        shards.size(), to);
     for (;;) {
       auto assigned = membership_.assignment(shards.front());
       if (assigned.ok()) {
@@ -347,23 +372,27 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   bytes_out_.fetch_add(bytes);
   seconds_total_.store(seconds_total_.load() + seconds);
   last_seconds_.store(seconds);
-  spdlog::info("cluster: moved {} shards ({} bytes, {} sockets told to reconnect) to {} in {:.3f} s", shards.size(),
-               bytes, sockets, to, seconds);
+  spdlog::info(
+      "cluster: moved {} shards ({} bytes, {} sockets told to reconnect) to {} in {:.3f} s",
+      shards.size(), bytes, sockets, to, seconds);
   return true;
 }
 
 Response ShardMover::receive(const Request& request) {
   auto path = request.path();
   if (path == std::string(handoff_path_prefix) + "file") {
-    if (request.method != "PUT") return Response::method_not_allowed("PUT", "a hand-off file is PUT");
+    if (request.method != "PUT")
+      return Response::method_not_allowed("PUT", "a hand-off file is PUT");
     return receive_file(request);
   }
   if (path == std::string(handoff_path_prefix) + "commit") {
-    if (request.method != "POST") return Response::method_not_allowed("POST", "a hand-off commit is POST");
+    if (request.method != "POST")
+      return Response::method_not_allowed("POST", "a hand-off commit is POST");
     return receive_commit(request);
   }
   if (path == std::string(handoff_path_prefix) + "abort") {
-    if (request.method != "POST") return Response::method_not_allowed("POST", "a hand-off abort is POST");
+    if (request.method != "POST")
+      return Response::method_not_allowed("POST", "a hand-off abort is POST");
     return receive_abort(request);
   }
   return Response::error(Code::not_found, "no hand-off route " + std::string(path));
@@ -374,25 +403,31 @@ Response ShardMover::receive_file(const Request& request) {
     auto value = request.query_param(name);
     return value.ok() && value.value() ? *value.value() : std::string();
   };
-  std::string move = param("move"), binding = param("binding"), file = param("file"), shard_text = param("shard");
+  std::string move = param("move"), binding = param("binding"), file = param("file"),
+              shard_text = param("shard");
   if (!valid_move_id(move) || !valid_binding(binding) || !valid_file(file) || shard_text.empty() ||
       shard_text.size() > 4 || shard_text.find_first_not_of("0123456789") != std::string::npos ||
       std::stoul(shard_text) >= ActorId::shard_count) {
-    return Response::error(Code::invalid_argument,
-                           "a hand-off file needs move, shard (0-1023), binding and file (<64 hex>.sqlite)");
+    return Response::error(
+        Code::invalid_argument,
+        "a hand-off file needs move, shard (0-1023), binding and file (<64 hex>.sqlite)");
   }
   unsigned shard = static_cast<unsigned>(std::stoul(shard_text));
   if (!membership_.disk_ok()) {
-    return Response::error(Code::unavailable, "this node's data directory is not recorded in the cluster yet");
+    return Response::error(Code::unavailable,
+                           "this node's data directory is not recorded in the cluster yet");
   }
-  if (leaving_.load()) return Response::error(Code::unavailable, "this node is leaving: it takes no shard");
+  if (leaving_.load())
+    return Response::error(Code::unavailable, "this node is leaving: it takes no shard");
   if (membership_.epoch(shard) || busy_[shard].load()) {
-    return Response::error(Code::conflict, "this node owns shard " + shard_text + " or is moving it: it takes no copy");
+    return Response::error(Code::conflict, "this node owns shard " + shard_text +
+                                               " or is moving it: it takes no copy");
   }
   clear_stale_incoming();
   std::lock_guard lock(receive_mutex_);
   try {
-    write_durably(data_dir_ / "_cairn" / "incoming" / move / four_digits(shard) / binding / file, request.body);
+    write_durably(data_dir_ / "_cairn" / "incoming" / move / four_digits(shard) / binding / file,
+                  request.body);
   } catch (const std::exception& e) {
     return Response::error(Code::unavailable, std::string("cannot store the file: ") + e.what());
   }
@@ -402,17 +437,20 @@ Response ShardMover::receive_file(const Request& request) {
 
 Response ShardMover::receive_commit(const Request& request) {
   auto body = json::parse(request.body, nullptr, false);
-  if (!body.is_object() || !body.contains("move") || !body["move"].is_string() || !body.contains("shards") ||
-      !body["shards"].is_array() || body["shards"].size() > 64 ||
+  if (!body.is_object() || !body.contains("move") || !body["move"].is_string() ||
+      !body.contains("shards") || !body["shards"].is_array() || body["shards"].size() > 64 ||
       !valid_move_id(body["move"].get<std::string>())) {
-    return Response::error(Code::invalid_argument, "a hand-off commit is {\"move\", \"from\", \"shards\": [...]}");
+    return Response::error(Code::invalid_argument,
+                           "a hand-off commit is {\"move\", \"from\", \"shards\": [...]}");
   }
   std::string move = body["move"].get<std::string>();
   if (!membership_.disk_ok()) {
-    return Response::error(Code::unavailable, "this node's data directory is not recorded in the cluster yet");
+    return Response::error(Code::unavailable,
+                           "this node's data directory is not recorded in the cluster yet");
   }
   auto incoming = data_dir_ / "_cairn" / "incoming" / move;
-  if (leaving_.load()) return Response::error(Code::unavailable, "this node is leaving: it takes no shard");
+  if (leaving_.load())
+    return Response::error(Code::unavailable, "this node is leaving: it takes no shard");
   std::lock_guard lock(receive_mutex_);
   std::error_code ec;
   // Everything checked before anything is installed.
@@ -421,20 +459,26 @@ Response ShardMover::receive_commit(const Request& request) {
     if (!entry.is_object() || !entry.contains("shard") || !entry["shard"].is_number_unsigned() ||
         entry["shard"].get<unsigned>() >= ActorId::shard_count || !entry.contains("files") ||
         !entry["files"].is_array() || !entry.contains("rows") || !entry["rows"].is_object() ||
-        !entry["rows"].value("alarms", json()).is_array() || !entry["rows"].value("names", json()).is_array()) {
-      return Response::error(Code::invalid_argument,
-                             "each shard of a commit is {\"shard\", \"files\", \"rows\": {\"alarms\", \"names\"}}");
+        !entry["rows"].value("alarms", json()).is_array() ||
+        !entry["rows"].value("names", json()).is_array()) {
+      return Response::error(
+          Code::invalid_argument,
+          "each shard of a commit is {\"shard\", \"files\", \"rows\": {\"alarms\", \"names\"}}");
     }
     unsigned s = entry["shard"].get<unsigned>();
     if (membership_.epoch(s) || busy_[s].load()) {
-      return Response::error(Code::conflict, "this node owns shard " + std::to_string(s) + ": it takes no copy");
+      return Response::error(Code::conflict,
+                             "this node owns shard " + std::to_string(s) + ": it takes no copy");
     }
     if (runtime_.shard_instances(s) > 0) {
-      return Response::error(Code::conflict, "shard " + std::to_string(s) + " still has instances open here");
+      return Response::error(Code::conflict,
+                             "shard " + std::to_string(s) + " still has instances open here");
     }
     for (const auto& file : entry["files"]) {
-      if (!file.is_string() || !fs::is_regular_file(incoming / four_digits(s) / file.get<std::string>(), ec)) {
-        return Response::error(Code::conflict, "a file of shard " + std::to_string(s) + " never arrived: " + file.dump());
+      if (!file.is_string() ||
+          !fs::is_regular_file(incoming / four_digits(s) / file.get<std::string>(), ec)) {
+        return Response::error(Code::conflict, "a file of shard " + std::to_string(s) +
+                                                   " never arrived: " + file.dump());
       }
     }
     shards.emplace_back(s, &entry);
@@ -455,7 +499,8 @@ Response ShardMover::receive_commit(const Request& request) {
       }
       auto arrived = incoming / four_digits(s);
       if (fs::is_directory(arrived)) {
-        for (const auto& binding : fs::directory_iterator(arrived)) fsync_path(binding.path(), true);
+        for (const auto& binding : fs::directory_iterator(arrived))
+          fsync_path(binding.path(), true);
         fsync_path(arrived, true);
         fs::create_directories(shards_dir);
         fs::rename(arrived, target);
@@ -472,7 +517,8 @@ Response ShardMover::receive_commit(const Request& request) {
     for (const auto& t : trash) fs::remove_all(t, ec);
     moved_in_.fetch_add(shards.size());
   } catch (const std::exception& e) {
-    return Response::error(Code::unavailable, std::string("cannot install the shards: ") + e.what());
+    return Response::error(Code::unavailable,
+                           std::string("cannot install the shards: ") + e.what());
   }
   fs::remove_all(incoming, ec);
   return Response::json(200, {{"installed", shards.size()}});
@@ -480,7 +526,8 @@ Response ShardMover::receive_commit(const Request& request) {
 
 Response ShardMover::receive_abort(const Request& request) {
   auto move = request.query_param("move");
-  if (!move || !*move || !valid_move_id(**move)) return Response::error(Code::invalid_argument, "abort needs ?move=ID");
+  if (!move || !*move || !valid_move_id(**move))
+    return Response::error(Code::invalid_argument, "abort needs ?move=ID");
   std::lock_guard lock(receive_mutex_);
   std::error_code ec;
   auto removed = fs::remove_all(data_dir_ / "_cairn" / "incoming" / **move, ec);
@@ -504,7 +551,9 @@ std::size_t ShardMover::leave(std::chrono::milliseconds limit) {
   auto asked_at = Steady::time_point{};
   // Assigned here, claimed or not (one just handed in, or all after a re-join, is claimed
   // and then moved on).
-  auto remaining = [&] { return std::max(membership_.owned().size(), membership_.assigned_here()); };
+  auto remaining = [&] {
+    return std::max(membership_.owned().size(), membership_.assigned_here());
+  };
   std::size_t owned = remaining();
   while (owned > 0 && Steady::now() < until) {
     if (membership_.fenced()) {
@@ -523,34 +572,47 @@ std::size_t ShardMover::leave(std::chrono::milliseconds limit) {
       // Asked again each second: a move that failed was dropped, and is asked for anew.
       auto asked = membership_.leave();
       asked_at = Steady::now();
-      if (!asked.ok()) spdlog::warn("cluster: cannot ask for this node's shards to move: {}", asked.error().message);
+      if (!asked.ok())
+        spdlog::warn("cluster: cannot ask for this node's shards to move: {}",
+                     asked.error().message);
     }
     wake_.notify_all();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     owned = remaining();
   }
   stop();  // the runtime stops next: no move may start on it
-  spdlog::info("cluster: {} shards handed over in {:.3f} s; {} still here",
-               moved_out_.load(), std::chrono::duration<double>(Steady::now() - started).count(), owned);
+  spdlog::info("cluster: {} shards handed over in {:.3f} s; {} still here", moved_out_.load(),
+               std::chrono::duration<double>(Steady::now() - started).count(), owned);
   return owned;
 }
 
 void ShardMover::write_metrics(metrics::TextWriter& out) const {
-  out.family("cairn_cluster_handoffs_total", "counter",
-             "Hand-offs of a group of shards from this node, by outcome (failed: they stayed here)");
-  out.sample("cairn_cluster_handoffs_total", {{"outcome", "done"}}, static_cast<double>(groups_done_.load()));
-  out.sample("cairn_cluster_handoffs_total", {{"outcome", "failed"}}, static_cast<double>(groups_failed_.load()));
-  out.family("cairn_cluster_handoff_seconds_total", "counter", "Time spent in hand-offs that went through");
+  out.family(
+      "cairn_cluster_handoffs_total", "counter",
+      "Hand-offs of a group of shards from this node, by outcome (failed: they stayed here)");
+  out.sample("cairn_cluster_handoffs_total", {{"outcome", "done"}},
+             static_cast<double>(groups_done_.load()));
+  out.sample("cairn_cluster_handoffs_total", {{"outcome", "failed"}},
+             static_cast<double>(groups_failed_.load()));
+  out.family("cairn_cluster_handoff_seconds_total", "counter",
+             "Time spent in hand-offs that went through");
   out.sample("cairn_cluster_handoff_seconds_total", {}, seconds_total_.load());
-  out.family("cairn_cluster_handoff_last_seconds", "gauge", "How long the last hand-off that went through took");
+  out.family("cairn_cluster_handoff_last_seconds", "gauge",
+             "How long the last hand-off that went through took");
   out.sample("cairn_cluster_handoff_last_seconds", {}, last_seconds_.load());
   out.family("cairn_cluster_shards_moved_total", "counter", "Shards handed over, by direction");
-  out.sample("cairn_cluster_shards_moved_total", {{"direction", "out"}}, static_cast<double>(moved_out_.load()));
-  out.sample("cairn_cluster_shards_moved_total", {{"direction", "in"}}, static_cast<double>(moved_in_.load()));
-  out.family("cairn_cluster_handoff_bytes_total", "counter", "Database bytes sent and received by hand-offs");
-  out.sample("cairn_cluster_handoff_bytes_total", {{"direction", "out"}}, static_cast<double>(bytes_out_.load()));
-  out.sample("cairn_cluster_handoff_bytes_total", {{"direction", "in"}}, static_cast<double>(bytes_in_.load()));
-  out.family("cairn_cluster_moves", "gauge", "Moves of shards asked and not yet done, cluster-wide as seen here");
+  out.sample("cairn_cluster_shards_moved_total", {{"direction", "out"}},
+             static_cast<double>(moved_out_.load()));
+  out.sample("cairn_cluster_shards_moved_total", {{"direction", "in"}},
+             static_cast<double>(moved_in_.load()));
+  out.family("cairn_cluster_handoff_bytes_total", "counter",
+             "Database bytes sent and received by hand-offs");
+  out.sample("cairn_cluster_handoff_bytes_total", {{"direction", "out"}},
+             static_cast<double>(bytes_out_.load()));
+  out.sample("cairn_cluster_handoff_bytes_total", {{"direction", "in"}},
+             static_cast<double>(bytes_in_.load()));
+  out.family("cairn_cluster_moves", "gauge",
+             "Moves of shards asked and not yet done, cluster-wide as seen here");
   out.sample("cairn_cluster_moves", {}, static_cast<double>(membership_.moves().size()));
 }
 

@@ -53,7 +53,8 @@ class ShardMover {
   };
   // Starts the mover's thread. Removes what an interrupted hand-off left in
   // <data_dir>/_cairn/incoming and /trash.
-  ShardMover(Runtime& runtime, cluster::Membership& membership, std::filesystem::path data_dir, Options options);
+  ShardMover(Runtime& runtime, cluster::Membership& membership, std::filesystem::path data_dir,
+             Options options);
   // Stops the thread (a move under way finishes or fails first).
   ~ShardMover();
   // The same, before the runtime stops: no move starts after this. Idempotent.
@@ -96,12 +97,13 @@ class ShardMover {
   Options options_;
   std::array<std::atomic<bool>, ActorId::shard_count> closed_{};
   std::array<std::atomic<bool>, ActorId::shard_count> busy_{};  // a move of it is under way
-  std::array<std::atomic<std::int64_t>, ActorId::shard_count> handed_epoch_{};  // its epoch when it left
+  std::array<std::atomic<std::int64_t>, ActorId::shard_count>
+      handed_epoch_{};  // its epoch when it left
   // The mover's thread only: a shard whose move failed waits (1 s, doubling up to 30 s).
   std::array<std::chrono::steady_clock::time_point, ActorId::shard_count> retry_at_{};
   std::array<std::chrono::steady_clock::duration, ActorId::shard_count> backoff_{};
   std::atomic<bool> leaving_{false};  // leave() or stop() began: it takes no shard
-  std::mutex receive_mutex_;  // one commit at a time (and no file written into one)
+  std::mutex receive_mutex_;          // one commit at a time (and no file written into one)
 
   std::atomic<std::uint64_t> moved_out_{0}, moved_in_{0}, groups_done_{0}, groups_failed_{0};
   std::atomic<std::uint64_t> bytes_out_{0}, bytes_in_{0};

@@ -31,9 +31,10 @@ beast::error_code Peer::run(Steady::time_point deadline, Start&& start) {
   return **outcome;
 }
 
-Result<http::response<http::string_body>> Peer::send(http::verb verb, const std::string& target, std::string body,
-                                                   const std::string& token, Steady::time_point deadline,
-                                                   const std::string& content_type) {
+Result<http::response<http::string_body>> Peer::send(http::verb verb, const std::string& target,
+                                                     std::string body, const std::string& token,
+                                                     Steady::time_point deadline,
+                                                     const std::string& content_type) {
   beast::error_code ec;
   if (!stream_) {
     stream_.emplace(io_);
@@ -43,14 +44,19 @@ Result<http::response<http::string_body>> Peer::send(http::verb verb, const std:
       tcp::resolver resolver(io_);
       auto found = resolver.resolve(host_, port_, ec);
       if (ec) return Error{Code::unavailable, "cannot resolve " + host_ + ": " + ec.message()};
-      ec = run(deadline, [&](auto done) { stream_->async_connect(found, [done](beast::error_code e, const auto&) { *done = e; }); });
+      ec = run(deadline, [&](auto done) {
+        stream_->async_connect(found, [done](beast::error_code e, const auto&) { *done = e; });
+      });
     } else {
       tcp::endpoint to(address, static_cast<unsigned short>(std::stoul(port_)));
-      ec = run(deadline, [&](auto done) { stream_->async_connect(to, [done](beast::error_code e) { *done = e; }); });
+      ec = run(deadline, [&](auto done) {
+        stream_->async_connect(to, [done](beast::error_code e) { *done = e; });
+      });
     }
     if (ec) {
       stream_.reset();
-      return Error{Code::unavailable, "cannot connect to " + host_ + ":" + port_ + ": " + ec.message()};
+      return Error{Code::unavailable,
+                   "cannot connect to " + host_ + ":" + port_ + ": " + ec.message()};
     }
   }
   http::request<http::string_body> request{verb, target, 11};
@@ -61,11 +67,14 @@ Result<http::response<http::string_body>> Peer::send(http::verb verb, const std:
   request.body() = std::move(body);
   request.prepare_payload();
   stream_->expires_at(deadline);
-  ec = run(deadline, [&](auto done) { http::async_write(*stream_, request, [done](beast::error_code e, std::size_t) { *done = e; }); });
+  ec = run(deadline, [&](auto done) {
+    http::async_write(*stream_, request, [done](beast::error_code e, std::size_t) { *done = e; });
+  });
   auto response = std::make_shared<http::response<http::string_body>>();
   if (!ec) {
     ec = run(deadline, [&](auto done) {
-      http::async_read(*stream_, buffer_, *response, [done](beast::error_code e, std::size_t) { *done = e; });
+      http::async_read(*stream_, buffer_, *response,
+                       [done](beast::error_code e, std::size_t) { *done = e; });
     });
   }
   if (ec) {
@@ -75,6 +84,5 @@ Result<http::response<http::string_body>> Peer::send(http::verb verb, const std:
   if (!response->keep_alive()) stream_.reset();
   return std::move(*response);
 }
-
 
 }  // namespace cairn::gateway

@@ -7,8 +7,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -23,8 +23,9 @@ class Peer {
   // Sends one request with the cluster token (connecting first if needed). Code::unavailable
   // if it could not connect or got no answer by `deadline` (the connection is then dropped).
   Result<boost::beast::http::response<boost::beast::http::string_body>> send(
-      boost::beast::http::verb verb, const std::string& target, std::string body, const std::string& token,
-      std::chrono::steady_clock::time_point deadline, const std::string& content_type = "application/octet-stream");
+      boost::beast::http::verb verb, const std::string& target, std::string body,
+      const std::string& token, std::chrono::steady_clock::time_point deadline,
+      const std::string& content_type = "application/octet-stream");
 
  private:
   template <class Start>

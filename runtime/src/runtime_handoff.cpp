@@ -28,23 +28,24 @@ nlohmann::json RuntimeCore::shard_indexes(unsigned shard) const {
   }
   nlohmann::json names = nlohmann::json::array();
   for (const auto& name : names_->of_shard(shard)) {
-    names.push_back({{"binding", name.binding}, {"name", name.name}, {"created_ms", name.created_ms}});
+    names.push_back(
+        {{"binding", name.binding}, {"name", name.name}, {"created_ms", name.created_ms}});
   }
   return {{"alarms", std::move(alarms)}, {"names", std::move(names)}};
 }
 
 void RuntimeCore::adopt_shard_indexes(const nlohmann::json& rows) {
   auto id_of = [](const nlohmann::json& row) {
-    if (!row.is_object() || !row.contains("binding") || !row["binding"].is_string() || !row.contains("name") ||
-        !row["name"].is_string()) {
+    if (!row.is_object() || !row.contains("binding") || !row["binding"].is_string() ||
+        !row.contains("name") || !row["name"].is_string()) {
       throw std::runtime_error("an index row without a string binding and name");
     }
     auto id = ActorId::make(row["binding"].get<std::string>(), row["name"].get<std::string>());
     if (!id) throw std::runtime_error("an index row with a bad actor: " + id.error().message);
     return *id;
   };
-  if (!rows.is_object() || !rows.contains("alarms") || !rows["alarms"].is_array() || !rows.contains("names") ||
-      !rows["names"].is_array()) {
+  if (!rows.is_object() || !rows.contains("alarms") || !rows["alarms"].is_array() ||
+      !rows.contains("names") || !rows["names"].is_array()) {
     throw std::runtime_error("index rows are {\"alarms\": [...], \"names\": [...]}");
   }
   // Everything checked before anything is written.
@@ -52,12 +53,14 @@ void RuntimeCore::adopt_shard_indexes(const nlohmann::json& rows) {
   for (const auto& row : rows["names"]) {
     auto id = id_of(row);
     auto created = row.value("created_ms", nlohmann::json(0));
-    names.push_back({id.binding(), id.name(), id.hex(), created.is_number_integer() ? created.get<std::int64_t>() : 0});
+    names.push_back({id.binding(), id.name(), id.hex(),
+                     created.is_number_integer() ? created.get<std::int64_t>() : 0});
   }
   std::vector<std::pair<ActorId, std::int64_t>> alarms;
   for (const auto& row : rows["alarms"]) {
     auto id = id_of(row);
-    if (!row.contains("due") || !row["due"].is_number_integer()) throw std::runtime_error("an alarm row without due");
+    if (!row.contains("due") || !row["due"].is_number_integer())
+      throw std::runtime_error("an alarm row without due");
     alarms.emplace_back(id, row["due"].get<std::int64_t>());
   }
   names_->adopt(names);

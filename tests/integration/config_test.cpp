@@ -5,8 +5,8 @@
 
 #include <csignal>
 #include <fstream>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "clients.hpp"
@@ -39,7 +39,9 @@ std::string line_of(const std::string& printed, const std::string& key) {
 
 }  // namespace
 
-TEST_CASE("configuration: file < environment < flag, sections name flag prefixes, and --print-config reads back") {
+TEST_CASE(
+    "configuration: file < environment < flag, sections name flag prefixes, and --print-config "
+    "reads back") {
   TempDir dir;
   auto file = dir.path() / "cairn.toml";
   std::ofstream(dir.path() / "token") << "an-admin-token-of-the-test\n";
@@ -49,7 +51,9 @@ TEST_CASE("configuration: file < environment < flag, sections name flag prefixes
                          "idle-timeout = \"7s\"\n"
                          "[admin]\n"
                          "port = 9123\n"
-                         "token-file = \"" << (dir.path() / "token").string() << "\"\n"
+                         "token-file = \""
+                      << (dir.path() / "token").string()
+                      << "\"\n"
                          "[limits]\n"
                          "max-queued-events = 11\n";
   auto from_file = server({}, {"--config", file.string(), "--print-config"});
@@ -60,11 +64,13 @@ TEST_CASE("configuration: file < environment < flag, sections name flag prefixes
   CHECK(line_of(from_file.output, "admin-port") == "admin-port = 9123");
   CHECK(line_of(from_file.output, "max-queued-events") == "max-queued-events = 11");
   CHECK(line_of(from_file.output, "idle-timeout") == "idle-timeout = 7");
-  CHECK(from_file.output.find("\n# port = 8787\n") != std::string::npos);  // the default, as a comment
+  CHECK(from_file.output.find("\n# port = 8787\n") !=
+        std::string::npos);  // the default, as a comment
   auto from_env = server({"CAIRN_THREADS=5"}, {"--config", file.string(), "--print-config"});
   CHECK(line_of(from_env.output, "threads") == "threads = 5");
   CHECK(line_of(from_env.output, "durability") == "durability = \"normal\"");
-  auto from_flag = server({"CAIRN_THREADS=5"}, {"--config", file.string(), "--threads", "6", "--print-config"});
+  auto from_flag =
+      server({"CAIRN_THREADS=5"}, {"--config", file.string(), "--threads", "6", "--print-config"});
   CHECK(line_of(from_flag.output, "threads") == "threads = 6");
   // The file named by the environment, too; and what it prints is a configuration again.
   auto printed = dir.path() / "printed.toml";
@@ -85,14 +91,17 @@ TEST_CASE("configuration: a server runs from a file and the environment") {
   ServerProcess server(dir.path() / "data", {"--admin-port", "0"});
   ::unsetenv("CAIRN_CONFIG");
   REQUIRE(server.admin_port() != 0);
-  CHECK(http_post(server.port(), "/book-seat?flightId=CF1", R"({"seatNumber":"1A","name":"Ann"})").status == 200);
+  CHECK(http_post(server.port(), "/book-seat?flightId=CF1", R"({"seatNumber":"1A","name":"Ann"})")
+            .status == 200);
   HttpClient admin(server.admin_port());
   admin.header("Authorization", "Bearer an-admin-token-of-the-test");
   auto metrics = admin.request(http::verb::get, "/metrics").body;
   CHECK(metrics.find("cairn_build_info{version=\"") != std::string::npos);
 }
 
-TEST_CASE("configuration: an unknown key, a bad value or a missing file exits 2 with one line naming it") {
+TEST_CASE(
+    "configuration: an unknown key, a bad value or a missing file exits 2 with one line naming "
+    "it") {
   TempDir dir;
   auto unknown = dir.path() / "unknown.toml";
   std::ofstream(unknown) << "threads = 2\nthredas = 3\n";
@@ -138,7 +147,9 @@ TEST_CASE("every program says its version, commit and build type") {
   }
 }
 
-TEST_CASE("/livez and /readyz: after SIGTERM, /readyz answers 503 for the drain period while requests are still served") {
+TEST_CASE(
+    "/livez and /readyz: after SIGTERM, /readyz answers 503 for the drain period while requests "
+    "are still served") {
   TempDir dir;
   ServerProcess server(dir.path() / "data", {"--drain-period", "2s"});
   CHECK(http_get(server.port(), "/livez").status == 200);
@@ -156,8 +167,10 @@ TEST_CASE("/livez and /readyz: after SIGTERM, /readyz answers 503 for the drain 
       saw_draining = true;
       CHECK(readyz.body.find("draining") != std::string::npos);
       CHECK(client.request(http::verb::get, "/livez").status == 200);
-      CHECK(client.request(http::verb::post, "/book-seat?flightId=DR1", R"({"seatNumber":"1A","name":"Late"})").status ==
-            200);
+      CHECK(client
+                .request(http::verb::post, "/book-seat?flightId=DR1",
+                         R"({"seatNumber":"1A","name":"Late"})")
+                .status == 200);
       break;
     }
     std::this_thread::sleep_for(20ms);

@@ -10,6 +10,7 @@
 //   defaults. An unknown key or a bad value is an error naming it (exit 2).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -19,18 +20,18 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-
 #include "cairn/cli/version.hpp"
 
 namespace cairn::cli {
 
 inline std::string version_text(const std::string& program) {
-  return program + " " + CAIRN_VERSION + " (commit " + CAIRN_GIT_COMMIT + ", " + CAIRN_BUILD_TYPE + " build)";
+  return program + " " + CAIRN_VERSION + " (commit " + CAIRN_GIT_COMMIT + ", " + CAIRN_BUILD_TYPE +
+         " build)";
 }
 
 inline void add_version(CLI::App& app, const std::string& program) {
-  app.set_version_flag("--version", version_text(program), "print the version, git commit and build type, then exit");
+  app.set_version_flag("--version", version_text(program),
+                       "print the version, git commit and build type, then exit");
 }
 
 // The environment variable of flag --name: CAIRN_NAME with '-' as '_'.
@@ -57,7 +58,8 @@ class SectionedToml : public CLI::ConfigTOML {
         if (app_->get_option_no_throw("--" + section + "-" + item.name) != nullptr) {
           item.name = section + "-" + item.name;
         } else if (app_->get_option_no_throw("--" + item.name) == nullptr) {
-          item.name = CLI::detail::join(item.parents, ".") + "." + item.name;  // unknown: named in full
+          item.name =
+              CLI::detail::join(item.parents, ".") + "." + item.name;  // unknown: named in full
         }
         item.parents.clear();
       }
@@ -88,16 +90,18 @@ inline Configured configure(CLI::App& app) {
   }
   Configured out;
   const std::string help =
-      "print the configuration these flags, CAIRN_* variables and --config make, as a TOML file for --config, then "
+      "print the configuration these flags, CAIRN_* variables and --config make, as a TOML file "
+      "for --config, then "
       "exit";
   out.print_config = app.add_flag("--print-config", help)->configurable(false);
   // CAIRN_CONFIG names the file when --config does not (as its default: CLI11 reads the
   // file before it looks at the environment).
   const char* from_environment = std::getenv("CAIRN_CONFIG");
   std::string default_file = from_environment != nullptr ? from_environment : "";
-  out.config = app.set_config("--config", default_file,
-                              "read flags from this TOML file (keys: flag names; see README); also $CAIRN_CONFIG",
-                              !default_file.empty());
+  out.config = app.set_config(
+      "--config", default_file,
+      "read flags from this TOML file (keys: flag names; see README); also $CAIRN_CONFIG",
+      !default_file.empty());
   app.config_formatter(std::make_shared<SectionedToml>(&app));
   app.allow_config_extras(CLI::config_extras_mode::error);
   return out;
@@ -110,7 +114,8 @@ inline std::string print_config(const CLI::App& app) {
     if (value == "true" || value == "false") return value;
     char* end = nullptr;
     std::strtod(value.c_str(), &end);
-    if (!value.empty() && end == value.c_str() + value.size() && value.find_first_of("xXnN") == std::string::npos) {
+    if (!value.empty() && end == value.c_str() + value.size() &&
+        value.find_first_of("xXnN") == std::string::npos) {
       return value;
     }
     std::string quoted = "\"";
@@ -123,11 +128,13 @@ inline std::string print_config(const CLI::App& app) {
   std::string out;
   for (const auto* option : app.get_options()) {
     auto name = option->get_single_name();
-    if (name.empty() || !option->get_configurable() || name == "help" || name == "version" || name == "config") {
+    if (name.empty() || !option->get_configurable() || name == "help" || name == "version" ||
+        name == "config") {
       continue;
     }
     if (option->count() == 0) {
-      auto fallback = option->get_type_size() == 0 ? std::string("false") : option->get_default_str();
+      auto fallback =
+          option->get_type_size() == 0 ? std::string("false") : option->get_default_str();
       out += "# " + name + " = " + (fallback.empty() ? std::string() : toml_value(fallback)) + "\n";
       continue;
     }
@@ -155,12 +162,15 @@ inline int parse(CLI::App& app, int argc, char** argv, const std::string& progra
       if (c == '\n') c = ' ';
     }
     std::string file;
-    if (const auto* config = app.get_option_no_throw("--config"); config != nullptr && !config->empty()) {
+    if (const auto* config = app.get_option_no_throw("--config");
+        config != nullptr && !config->empty()) {
       file = config->results().front();
     }
-    if (const auto* unknown = dynamic_cast<const CLI::ConfigError*>(&e); unknown != nullptr && !file.empty()) {
+    if (const auto* unknown = dynamic_cast<const CLI::ConfigError*>(&e);
+        unknown != nullptr && !file.empty()) {
       const std::string extra = "INI was not able to parse ";
-      if (message.rfind(extra, 0) == 0) message = "unknown key '" + message.substr(extra.size()) + "'";
+      if (message.rfind(extra, 0) == 0)
+        message = "unknown key '" + message.substr(extra.size()) + "'";
       message = file + ": " + message;
     } else if (!file.empty()) {
       message += " (the flags, CAIRN_* variables or " + file + ")";
