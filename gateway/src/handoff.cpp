@@ -339,6 +339,16 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
         done = assigned.value() == to;
         break;
       }
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_) {
+          // The process stops and etcd does not answer: the files stay (if the shards went,
+          // the assignment keeps this node from claiming them; if not, they are its data).
+          spdlog::warn("cluster: stopping before etcd said whether {} shards went to {}; their files stay",
+                       shards.size(), to);
+          return false;
+        }
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
@@ -423,7 +433,6 @@ Response ShardMover::receive_file(const Request& request) {
     return Response::error(Code::conflict, "this node owns shard " + shard_text +
                                                " or is moving it: it takes no copy");
   }
-  clear_stale_incoming();
   std::lock_guard lock(receive_mutex_);
   try {
     write_durably(data_dir_ / "_cairn" / "incoming" / move / four_digits(shard) / binding / file,
@@ -451,6 +460,7 @@ Response ShardMover::receive_commit(const Request& request) {
   auto incoming = data_dir_ / "_cairn" / "incoming" / move;
   if (leaving_.load())
     return Response::error(Code::unavailable, "this node is leaving: it takes no shard");
+  clear_stale_incoming();  // once per commit: what failed transfers left, an hour on
   std::lock_guard lock(receive_mutex_);
   std::error_code ec;
   // Everything checked before anything is installed.

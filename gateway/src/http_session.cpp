@@ -374,18 +374,15 @@ Response HttpSession::misdirected(unsigned shard) {
                       .dump()};
 }
 
-void HttpSession::handoff(http::request<http::string_body> request) {
-  bool keep_alive = request.keep_alive();
-  const auto& hook = shared_->options.cluster->handoff;
-  if (!hook || !shared_->admin_pool) {
-    return reply(Response::error(Code::unavailable, "this node takes no hand-off now (not joined yet)"), keep_alive);
-  }
-  net::post(*shared_->admin_pool, [self = shared_from_this(), request = to_request(request), keep_alive]() {
+void HttpSession::answer_off_lane(bool keep_alive, const char* what, std::function<Response()> work) {
+  // Blocking work (files, fsyncs, other nodes) runs on the worker pool; the reply comes back
+  // to this session's lane. Anything the work throws is a 500 naming `what`.
+  net::post(*shared_->admin_pool, [self = shared_from_this(), keep_alive, what, work = std::move(work)]() {
     Response response;
     try {
-      response = self->shared_->options.cluster->handoff(request);
+      response = work();
     } catch (const std::exception& e) {
-      response = Response::error(Code::internal, std::string("the hand-off failed here: ") + e.what());
+      response = Response::error(Code::internal, std::string(what) + " failed: " + e.what());
     }
     net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive]() {
       self->reply(response, keep_alive);
@@ -393,22 +390,24 @@ void HttpSession::handoff(http::request<http::string_body> request) {
   });
 }
 
+void HttpSession::handoff(http::request<http::string_body> request) {
+  bool keep_alive = request.keep_alive();
+  const auto& hook = shared_->options.cluster->handoff;
+  if (!hook || !shared_->admin_pool) {
+    return reply(Response::error(Code::unavailable, "this node takes no hand-off now (not joined yet)"), keep_alive);
+  }
+  answer_off_lane(keep_alive, "the hand-off here",
+                  [hook, request = to_request(request)] { return hook(request); });
+}
+
 void HttpSession::internal_admin(http::request<http::string_body> request) {
   // Another node's admin listener asks about an actor this node owns (or for its names):
   // this node's own admin API answers, as its admin listener would.
-  bool keep_alive = request.keep_alive();
-  net::post(*shared_->admin_pool, [self = shared_from_this(), request = to_request(request), keep_alive]() mutable {
-    request.target = request.target.substr(std::string_view("/_cairn").size());
-    Response response;
-    try {
-      auto answered = self->shared_->admin_api->handle(request);
-      response = answered ? std::move(*answered) : Response::error(Code::not_found, "no admin route " + request.target);
-    } catch (const std::exception& e) {
-      response = Response::error(Code::internal, std::string("the admin operation failed: ") + e.what());
-    }
-    net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive]() {
-      self->reply(response, keep_alive);
-    });
+  auto local = to_request(request);
+  local.target = local.target.substr(std::string_view("/_cairn").size());
+  answer_off_lane(request.keep_alive(), "the admin operation", [self = shared_from_this(), local] {
+    auto answered = self->shared_->admin_api->handle(local);
+    return answered ? std::move(*answered) : Response::error(Code::not_found, "no admin route " + local.target);
   });
 }
 

@@ -49,6 +49,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void handoff(http::request<http::string_body> request);
   // The internal listener: another node's admin listener asks (/_cairn/admin/...).
   void internal_admin(http::request<http::string_body> request);
+  // Runs `work` on the worker pool and replies with what it returns (500 if it throws).
+  void answer_off_lane(bool keep_alive, const char* what, std::function<Response()> work);
   // The 421 that tells another node its map is stale (retried there, never relayed).
   static Response misdirected(unsigned shard);
   // Cluster mode: sends `request` to the node that owns `shard` and relays its answer;
