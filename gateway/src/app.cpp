@@ -14,6 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <stdexcept>
+#include <type_traits>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -250,7 +253,20 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       ->capture_default_str()
       ->needs(cluster_option);
   for (const auto& flag : defaults.flags) {
-    app.add_option(flag.name, *flag.value, flag.help)->check(CLI::Range(flag.min, flag.max))->capture_default_str();
+    std::visit(
+        [&](auto* value) {
+          using T = std::remove_pointer_t<decltype(value)>;
+          if (value == nullptr) throw std::invalid_argument("run_app: flag " + flag.name + " has no variable");
+          if constexpr (std::is_same_v<T, bool>) {
+            app.add_flag(flag.name, *value, flag.help)->default_str(*value ? "true" : "false");
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            auto* option = app.add_option(flag.name, *value, flag.help)->capture_default_str();
+            if (!flag.choices.empty()) option->check(CLI::IsMember(flag.choices));
+          } else {
+            app.add_option(flag.name, *value, flag.help)->check(CLI::Range(flag.min, flag.max))->capture_default_str();
+          }
+        },
+        flag.value);
   }
   // A flag given twice takes its last value, so a script's defaults can be overridden.
   for (auto* option : app.get_options()) option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);

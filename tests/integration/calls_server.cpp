@@ -3,16 +3,27 @@
 // every answer it gets: POST /objects/TALLY/<name>/ask?counter=<c>&by=<n>, GET .../answers.
 // POST .../slow?ms=<n> writes a row and then takes n ms (at most 5,000) before it answers: an
 // event still running when the test stops the process.
+// Its own flags (a string with choices, a free string, a boolean, a whole number) are what
+// GET /objects/TALLY/<name>/flags answers: run_app's application flags of every kind.
 #include <cairn/gateway/app.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <thread>
 
 #include "../../examples/counter/counter.hpp"
 
 namespace {
+
+struct Flags {
+  std::string greeting = "hello";
+  std::string motto = "count on it";
+  bool loud = false;
+  std::int64_t repeat = 1;
+};
+Flags flags;
 
 class Tally final : public cairn::Actor {
  public:
@@ -26,6 +37,10 @@ class Tally final : public cairn::Actor {
              }}};
   }
   cairn::Response fetch(const cairn::Request& request) override {
+    if (request.path() == "/flags") {
+      return cairn::Response::json(
+          200, {{"greeting", flags.greeting}, {"motto", flags.motto}, {"loud", flags.loud}, {"repeat", flags.repeat}});
+    }
     if (request.path() == "/answers") {
       auto out = cairn::json::array();
       for (const auto& row : ctx_.sql().exec("SELECT answer FROM answers ORDER BY rowid")) {
@@ -67,13 +82,20 @@ class Tally final : public cairn::Actor {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cairn::Registry classes;
-  classes.add<Counter>("COUNTER");
-  classes.add<Tally>("TALLY");
-  return cairn::gateway::run_app(argc, argv,
-                                 {.description = "cairn test server: actors that call each other", .port = 0,
-                                  .data_dir = "calls-data"},
-                                 std::move(classes), [](cairn::gateway::GatewayOptions& web) {
-                                   web.object_bindings = {"COUNTER", "TALLY"};
-                                 });
+  cairn::gateway::AppDefaults app{.description = "cairn test server: actors that call each other",
+                                  .port = 0,
+                                  .data_dir = "calls-data",
+                                  .flags = {{"--greeting", "how TALLY greets", &flags.greeting, 0, 0, {"hello", "hi"}},
+                                            {"--motto", "TALLY's motto", &flags.motto},
+                                            {"--loud", "whether TALLY shouts", &flags.loud},
+                                            {"--repeat", "how often TALLY says it", &flags.repeat, 1, 10}}};
+  return cairn::gateway::run_app(
+      argc, argv, app,
+      [] {
+        cairn::Registry classes;
+        classes.add<Counter>("COUNTER");
+        classes.add<Tally>("TALLY");
+        return classes;
+      },
+      [](cairn::gateway::GatewayOptions& web) { web.object_bindings = {"COUNTER", "TALLY"}; });
 }

@@ -3,6 +3,8 @@
 // exit status 2 with one line naming the key and the file for anything wrong.
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <csignal>
 #include <fstream>
 #include <string>
@@ -178,4 +180,59 @@ TEST_CASE(
   CHECK(saw_draining);
   CHECK(server.stop() == 0);
   CHECK(std::chrono::steady_clock::now() - signalled >= 2s);  // it waited the drain period
+}
+
+TEST_CASE(
+    "application flags of run_app: strings with choices, free strings, booleans and whole "
+    "numbers, from flags, the environment and the file") {
+  TempDir dir;
+  auto calls = [&](std::vector<std::string> env, std::vector<std::string> args) {
+    std::vector<std::string> all{"/usr/bin/env", "-u", "CAIRN_CONFIG"};
+    all.insert(all.end(), env.begin(), env.end());
+    all.push_back(CAIRN_CALLS_SERVER_PATH);
+    all.insert(all.end(), args.begin(), args.end());
+    return run_program(all, 30s);
+  };
+  auto defaults = calls({}, {"--print-config"});
+  INFO(defaults.output);
+  REQUIRE(defaults.exit_status == 0);
+  CHECK(defaults.output.find("\n# greeting = \"hello\"\n") != std::string::npos);
+  CHECK(defaults.output.find("\n# loud = false\n") != std::string::npos);
+  CHECK(defaults.output.find("\n# repeat = 1\n") != std::string::npos);
+
+  auto file = dir.path() / "calls.toml";
+  std::ofstream(file) << "motto = \"from the file\"\nloud = true\nrepeat = 3\n";
+  auto set = calls({"CAIRN_GREETING=hi"}, {"--config", file.string(), "--print-config"});
+  INFO(set.output);
+  REQUIRE(set.exit_status == 0);
+  CHECK(line_of(set.output, "greeting") == "greeting = \"hi\"");
+  CHECK(line_of(set.output, "motto") == "motto = \"from the file\"");
+  CHECK(line_of(set.output, "loud") == "loud = true");
+  CHECK(line_of(set.output, "repeat") == "repeat = 3");
+  // false from the environment beats true from the file, and prints as false
+  auto quiet = calls({"CAIRN_LOUD=false"}, {"--config", file.string(), "--print-config"});
+  CHECK(line_of(quiet.output, "loud") == "loud = false");
+
+  auto bad_choice = calls({}, {"--greeting", "howdy"});
+  CHECK(bad_choice.exit_status == 2);
+  CHECK(bad_choice.output.find("--greeting") != std::string::npos);
+  auto bad_number = calls({"CAIRN_REPEAT=11"}, {});
+  CHECK(bad_number.exit_status == 2);
+  CHECK(bad_number.output.find("--repeat") != std::string::npos);
+  auto bad_bool = calls({}, {"--loud=maybe"});
+  CHECK(bad_bool.exit_status == 2);
+
+  // The values reach the application's classes.
+  ::setenv("CAIRN_MOTTO", "from the environment", 1);
+  ServerProcess server({CAIRN_CALLS_SERVER_PATH, "--host", "127.0.0.1", "--port", "0", "--data-dir",
+                        (dir.path() / "data").string(), "--config", file.string(), "--greeting", "hi",
+                        "--loud=false", "--log-level", "warn"});
+  ::unsetenv("CAIRN_MOTTO");
+  auto got = http_get(server.port(), "/objects/TALLY/t1/flags");
+  REQUIRE(got.status == 200);
+  auto body = nlohmann::json::parse(got.body);
+  CHECK(body["greeting"] == "hi");
+  CHECK(body["motto"] == "from the environment");
+  CHECK(body["loud"] == false);
+  CHECK(body["repeat"] == 3);
 }

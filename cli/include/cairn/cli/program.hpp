@@ -133,12 +133,13 @@ inline std::string print_config(const CLI::App& app) {
       continue;
     }
     if (option->count() == 0) {
-      auto fallback =
-          option->get_type_size() == 0 ? std::string("false") : option->get_default_str();
+      auto fallback = option->get_default_str();
+      if (fallback.empty() && option->get_type_size() == 0) fallback = "false";
       out += "# " + name + " = " + (fallback.empty() ? std::string() : toml_value(fallback)) + "\n";
       continue;
     }
-    auto value = option->get_type_size() == 0 ? std::string("true") : option->results().back();
+    auto value = option->get_type_size() == 0 ? std::string(option->as<bool>() ? "true" : "false")
+                                              : option->results().back();
     out += name + " = " + toml_value(value) + "\n";
   }
   return out;

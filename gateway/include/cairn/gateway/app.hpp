@@ -3,7 +3,7 @@
 // --max-live-instances, --max-connections, --max-queued-events, --request-timeout,
 // --header-timeout, --keep-alive-timeout, --log-level, --log-format, --admin-port,
 // --admin-host, --admin-token-file; --help lists them) and the application's own numeric
-// ones, makes the Runtime with the classes `make_classes` registers (called after parsing, so
+// ones (numbers, strings, booleans: AppFlag), makes the Runtime with the classes `make_classes` registers (called after parsing, so
 // they may use the flags), the gateway with the routes `routes` adds, and serves until
 // SIGINT/SIGTERM (serve()). cairn-server's and the examples' main() are this call.
 #pragma once
@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "cairn/gateway/gateway.hpp"
@@ -19,14 +20,20 @@
 
 namespace cairn::gateway {
 
-// A numeric flag of the application, e.g. {"--hold-seconds", "how long a hold lasts", &s, 0.1, 86400}.
-// `value` holds the default and receives the parsed value.
+// A flag of the application. `value` points at the variable that holds the default and
+// receives the parsed value: a number, e.g. {"--hold-seconds", "how long a hold lasts", &s,
+// 0.1, 86400} (kept within [min, max]); a whole number (std::int64_t, also within [min, max]);
+// a string, e.g. {"--greeting", "what to say", &greeting, 0, 0, {"hello", "hi"}} (one of
+// `choices` when it is not empty); or a boolean (`--loud`, `--loud=false`, `loud = true` in
+// the config file, CAIRN_LOUD=false). Like every flag, it is also a config-file key and a
+// CAIRN_<NAME> environment variable.
 struct AppFlag {
   std::string name;
   std::string help;
-  double* value;
-  double min;
-  double max;
+  std::variant<double*, std::int64_t*, std::string*, bool*> value;
+  double min = 0;  // numbers
+  double max = 0;
+  std::vector<std::string> choices = {};  // strings: the allowed values (empty: any)
 };
 
 struct AppDefaults {
