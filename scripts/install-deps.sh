@@ -7,6 +7,8 @@ packages=(
   cmake g++ make ninja-build pkg-config
   libcaf-dev libsqlite3-dev libboost-dev nlohmann-json3-dev doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev
+  libsystemd-dev  # socket activation, sd_notify, the watchdog
+  systemd  # systemd-socket-activate and systemd-analyze (their tests)
   chromium  # browser tests (tests/browser)
   etcd-server etcd-client  # cluster mode's coordination (and its tests)
   haproxy  # the example edge in front of a cluster (and its test)

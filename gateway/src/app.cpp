@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <exception>
 #include <filesystem>
@@ -29,6 +31,7 @@
 #include "cluster_admin.hpp"
 #include "handoff.hpp"
 #include "remote_calls.hpp"
+#include "systemd.hpp"
 
 namespace cairn::gateway {
 namespace {
@@ -211,16 +214,25 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   app.add_option("--admin-host", admin_host, "address of the admin API (keep it private)")
       ->capture_default_str()
       ->needs(admin_port_option);
-  auto* token_option = app.add_option("--admin-token-file", admin_token_file,
-                                      "file whose first line is the admin API's bearer token (16+ characters)")
-                           ->check(CLI::ExistingFile);
-  admin_port_option->needs(token_option);
+  // Under systemd, LoadCredential=admin-token:... (and cluster-token) are the defaults.
+  const char* credentials = std::getenv("CREDENTIALS_DIRECTORY");
+  auto credential = [credentials](const char* name) {
+    if (credentials == nullptr || *credentials == '\0') return std::string();
+    auto path = std::filesystem::path(credentials) / name;
+    std::error_code ec;
+    return std::filesystem::is_regular_file(path, ec) ? path.string() : std::string();
+  };
+  admin_token_file = credential("admin-token");
+  app.add_option("--admin-token-file", admin_token_file,
+                 "file whose first line is the admin API's bearer token (16+ characters; default: systemd's "
+                 "credential admin-token)")
+      ->check(CLI::ExistingFile);
   std::string cluster_endpoints;
   std::string node_id;
   std::string advertise;
   std::string cluster_host = "127.0.0.1";
   std::uint16_t cluster_port = 0;
-  std::string cluster_token_file;
+  std::string cluster_token_file = credential("cluster-token");
   auto* cluster_option = app.add_option("--cluster", cluster_endpoints,
                                         "run as a node of a cluster: its etcd endpoints, http://HOST:PORT[,...] "
                                         "(README \"Running a cluster\")");
@@ -282,9 +294,24 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   spdlog::set_default_logger(spdlog::stderr_color_mt("cairn"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (log_format == "json") spdlog::set_formatter(std::make_unique<JsonFormatter>());
+  // Sockets systemd passed (socket activation) replace --host/--port, --admin-port and
+  // --cluster-port; an admin socket turns the admin API on.
+  auto passed = systemd::listen_fds();
+  if (!passed.problem.empty()) {
+    std::fprintf(stderr, "%s\n", passed.problem.c_str());
+    return 2;
+  }
+  if (passed.cluster_fd >= 0 && cluster_option->count() == 0) {
+    std::fprintf(stderr, "systemd passed a cluster socket, but --cluster is not set\n");
+    return 2;
+  }
   std::string admin_token;
-  if (admin_port_option->count() > 0) {
+  if (admin_port_option->count() > 0 || passed.admin_fd >= 0) {
     std::string problem;
+    if (admin_token_file.empty()) {
+      std::fprintf(stderr, "the admin API (--admin-port) needs --admin-token-file, or systemd's credential admin-token\n");
+      return 2;
+    }
     admin_token = read_token(admin_token_file, problem);
     if (!problem.empty()) {
       spdlog::critical("{}", problem);
@@ -299,7 +326,9 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     if (!parsed.ok()) problem = "--cluster: " + parsed.error().message;
     else etcd = parsed.value();
     if (problem.empty() && node_id.empty()) problem = "--cluster needs --node-id";
-    if (problem.empty() && cluster_token_file.empty()) problem = "--cluster needs --cluster-token-file";
+    if (problem.empty() && cluster_token_file.empty()) {
+      problem = "--cluster needs --cluster-token-file, or systemd's credential cluster-token";
+    }
     if (problem.empty()) {
       cluster_token = read_token(cluster_token_file, problem);
       if (!problem.empty()) problem = "--cluster-token-file: " + problem;
@@ -359,6 +388,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     GatewayOptions web;
     web.host = host;
     web.port = port;
+    web.listen_fd = passed.public_fd;
     web.public_dir = public_dir;
     web.content_security_policy = csp == "default"  ? std::string(default_content_security_policy)
                                   : csp == "strict" ? std::string(strict_content_security_policy)
@@ -402,6 +432,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       GatewayOptions internal = web;  // the same routes and limits, for forwarded requests
       internal.host = cluster_host;
       internal.port = cluster_port;
+      internal.listen_fd = passed.cluster_fd;
       internal.public_dir.clear();
       auto internal_routing = std::make_shared<ClusterRouting>(*routing);
       internal_routing->internal = true;
@@ -473,6 +504,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     GatewayOptions admin;
     admin.host = admin_host;
     admin.port = admin_port;
+    admin.listen_fd = passed.admin_fd;
     admin.admin_token = admin_token;
     admin.max_connections = 64;
     admin.request_timeout = web.request_timeout;

@@ -1,6 +1,10 @@
 // Gateway: the listener, the I/O threads and an orderly stop.
 #include "cairn/gateway/gateway.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -157,14 +161,51 @@ struct Gateway::Impl {
   bool stopped = false;
 };
 
+namespace {
+
+// Takes over a socket someone else bound and made listen (systemd's socket activation). It
+// must be a listening TCP socket; it is closed on exec from now on.
+void adopt_listening_socket(tcp::acceptor& acceptor, int fd) {
+  auto refuse = [fd](const std::string& why) {
+    ::close(fd);
+    throw std::runtime_error("the socket passed as descriptor " + std::to_string(fd) + " " + why);
+  };
+  int type = 0;
+  int listening = 0;
+  socklen_t length = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0 || type != SOCK_STREAM) {
+    refuse("is not a stream socket");
+  }
+  length = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening == 0) {
+    refuse("is not listening");
+  }
+  sockaddr_storage local{};
+  length = sizeof local;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0 ||
+      (local.ss_family != AF_INET && local.ss_family != AF_INET6)) {
+    refuse("is not a TCP/IP socket");
+  }
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  beast::error_code ec;
+  acceptor.assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) refuse("cannot be used: " + ec.message());
+}
+
+}  // namespace
+
 Gateway::Gateway(Runtime& runtime, GatewayOptions options)
     : impl_(std::make_unique<Impl>(runtime, std::move(options))) {
   const auto& opts = impl_->shared->options;
   beast::error_code ec;
+  auto& acceptor = impl_->acceptor;
+  if (opts.listen_fd >= 0) {
+    adopt_listening_socket(acceptor, opts.listen_fd);
+    return;
+  }
   auto address = net::ip::make_address(opts.host, ec);
   if (ec) throw std::runtime_error("invalid --host '" + opts.host + "': " + ec.message());
   tcp::endpoint endpoint(address, opts.port);
-  auto& acceptor = impl_->acceptor;
   auto check = [&](const char* what) {
     if (ec) {
       throw std::runtime_error(std::string("cannot ") + what + " " + opts.host + ":" +
@@ -182,6 +223,19 @@ Gateway::Gateway(Runtime& runtime, GatewayOptions options)
 }
 
 Gateway::~Gateway() { stop(); }
+
+std::string Gateway::address() const {
+  beast::error_code ec;
+  auto endpoint = impl_->acceptor.local_endpoint(ec);
+  return ec ? std::string() : endpoint.address().to_string();
+}
+
+bool Gateway::responsive(std::chrono::milliseconds limit) const {
+  auto ran = std::make_shared<std::promise<void>>();
+  auto future = ran->get_future();
+  net::post(impl_->acceptor.get_executor(), [ran] { ran->set_value(); });
+  return future.wait_for(limit) == std::future_status::ready;
+}
 
 void Gateway::write_metrics(metrics::TextWriter& out) const { impl_->shared->write_metrics(out); }
 

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cairn/cli/version.hpp"
+#include "systemd.hpp"
 
 namespace cairn::gateway {
 namespace {
@@ -37,20 +38,15 @@ namespace {
 
 int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, const std::string& banner) {
   try {
-    std::string host = options.host;
     Gateway gateway(runtime, std::move(options));
     std::unique_ptr<Gateway> admin;
     std::unique_ptr<Gateway> internal;
-    std::string admin_host;
-    std::string internal_host;
     if (extras.internal) {
-      internal_host = extras.internal->host;
       internal = std::make_unique<Gateway>(runtime, std::move(*extras.internal));
       internal->start();
       if (extras.internal_started) extras.internal_started(internal->port());
     }
     if (extras.admin) {
-      admin_host = extras.admin->host;
       extras.admin->extra_metrics = [&gateway, &internal, more = extras.metrics](metrics::TextWriter& out) {
         out.family("cairn_build_info", "gauge", "1, labelled with this program's cairn version, git commit and build type");
         out.sample("cairn_build_info",
@@ -63,21 +59,31 @@ int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, cons
     }
     gateway.start();
     if (admin) admin->start();
-    std::string lines = "cairn listening on http://" + host + ":" + std::to_string(gateway.port()) + " " +
+    auto where = [](const Gateway& g) {
+      auto address = g.address();
+      if (address.find(':') != std::string::npos) address = "[" + address + "]";
+      return "http://" + address + ":" + std::to_string(g.port());
+    };
+    std::string lines = "cairn listening on " + where(gateway) + " " +
                         (banner.empty() ? "(SIGINT or SIGTERM stops it)" : banner) + "\n";
     if (admin) {
-      lines += "cairn admin API on http://" + admin_host + ":" + std::to_string(admin->port()) +
+      lines += "cairn admin API on " + where(*admin) +
                " (bearer token from --admin-token-file)\n";
     }
     if (internal) {
-      lines += "cairn cluster listener on http://" + internal_host + ":" + std::to_string(internal->port()) + "\n";
+      lines += "cairn cluster listener on " + where(*internal) + "\n";
     }
     std::fputs(lines.c_str(), stdout);
     std::fflush(stdout);
-
+    // systemd (Type=notify): the listeners accept and the runtime runs.
+    systemd::notify("READY=1\nSTATUS=serving on " + where(gateway));
     auto set = stop_signals();
     int signal_number = 0;
-    sigwait(&set, &signal_number);
+    {
+      systemd::Watchdog watchdog([&gateway](std::chrono::milliseconds limit) { return gateway.responsive(limit); });
+      sigwait(&set, &signal_number);
+    }
+    systemd::notify("STOPPING=1\nSTATUS=stopping (signal " + std::to_string(signal_number) + ")");
     spdlog::info("signal {}: stopping", signal_number);
     gateway.set_draining();
     if (admin) admin->set_draining();

@@ -24,31 +24,64 @@ extern char** environ;
 
 namespace cairn::testing {
 
+// What systemd would hand the server: listening sockets (at descriptors 3, 4, ... with
+// LISTEN_FDS, LISTEN_FDNAMES = `names`, and LISTEN_PID set to the server's own PID by a
+// shell just before it execs the server), and more environment (NAME=VALUE).
+struct PassedToServer {
+  std::vector<int> fds = {};
+  std::string names = {};
+  std::vector<std::string> env = {};
+  bool admin = false;  // an admin socket is among them: read the admin line too
+};
+
 class ServerProcess {
  public:
+  using Passed = PassedToServer;
 #ifdef CAIRN_SERVER_PATH
   // The test suite's server: the built cairn-server on data_dir, then `extra` flags.
-  explicit ServerProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra = {})
-      : ServerProcess(with_defaults(data_dir, std::move(extra))) {}
+  explicit ServerProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra = {},
+                         const Passed& passed = {})
+      : ServerProcess(with_defaults(data_dir, std::move(extra)), passed) {}
 #endif
+
   // Runs args[0] with `args`; it must print "listening on http://127.0.0.1:PORT " on stdout.
-  explicit ServerProcess(std::vector<std::string> args) {
+  explicit ServerProcess(std::vector<std::string> args, const Passed& passed = {}) {
+    if (!passed.fds.empty()) {
+      args.insert(args.begin(), {"/bin/sh", "-c", "export LISTEN_PID=$$; exec \"$0\" \"$@\""});
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<std::string> env_text;
+    for (char** e = environ; *e != nullptr; ++e) env_text.emplace_back(*e);
+    if (!passed.fds.empty()) {
+      env_text.push_back("LISTEN_FDS=" + std::to_string(passed.fds.size()));
+      if (!passed.names.empty()) env_text.push_back("LISTEN_FDNAMES=" + passed.names);
+    }
+    env_text.insert(env_text.end(), passed.env.begin(), passed.env.end());
+    std::vector<char*> envp;
+    for (auto& e : env_text) envp.push_back(e.data());
+    envp.push_back(nullptr);
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    // Out of the way first, so no passed descriptor is overwritten by another's dup2.
+    std::vector<int> high;
+    for (std::size_t i = 0; i < passed.fds.size(); ++i) {
+      high.push_back(::fcntl(passed.fds[i], F_DUPFD_CLOEXEC, 200));
+      posix_spawn_file_actions_adddup2(&actions, high.back(), static_cast<int>(3 + i));
+    }
+    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
+    for (int fd : high) ::close(fd);
     ::close(out[1]);
     if (rc != 0) {
       ::close(out[0]);
       throw std::runtime_error("cannot start " + args[0]);
     }
-    bool admin = std::find(args.begin(), args.end(), "--admin-port") != args.end();
+    bool admin = passed.admin || std::find(args.begin(), args.end(), "--admin-port") != args.end();
     port_ = read_port(out[0], admin);
     ::close(out[0]);
   }

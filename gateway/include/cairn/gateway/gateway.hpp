@@ -72,6 +72,11 @@ struct ClusterRouting {
 struct GatewayOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8787;  // 0 picks a free port; port() tells which
+  // A TCP socket already bound and listening (systemd's socket activation, sd_listen_fds):
+  // served instead of binding host:port. The Gateway owns it from then on and closes it when
+  // it stops accepting (whoever passed it keeps its own copy: connections then wait in the
+  // kernel's queue for the next process).
+  int listen_fd = -1;
   std::filesystem::path public_dir;  // empty: no static files
   // Sent on every response of the public listener; empty: none. The admin listener always
   // sends strict_content_security_policy.
@@ -127,6 +132,10 @@ class Gateway {
   Gateway& operator=(const Gateway&) = delete;
 
   std::uint16_t port() const;
+  // The address it listens on (the passed socket's own when listen_fd was given).
+  std::string address() const;
+  // True when the acceptor's I/O thread ran a task within `limit` (systemd's watchdog asks).
+  bool responsive(std::chrono::milliseconds limit) const;
   // Appends this listener's HTTP metrics (requests by route and status, latency by route,
   // open and refused connections) in the Prometheus text format. Any thread.
   void write_metrics(metrics::TextWriter& out) const;

@@ -1,0 +1,97 @@
+#include "systemd.hpp"
+
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace cairn::gateway::systemd {
+
+ListenFds listen_fds() {
+  ListenFds out;
+  char** names = nullptr;
+  int n = sd_listen_fds_with_names(1, &names);
+  if (n < 0) {
+    out.problem = "systemd's LISTEN_FDS cannot be read: error " + std::to_string(-n);
+    return out;
+  }
+  std::vector<std::string> labels;
+  for (int i = 0; i < n; ++i) labels.emplace_back(names != nullptr && names[i] != nullptr ? names[i] : "");
+  if (names != nullptr) {
+    for (int i = 0; i < n; ++i) std::free(names[i]);
+    std::free(static_cast<void*>(names));
+  }
+  if (n == 0) return out;
+  int* roles[] = {&out.public_fd, &out.admin_fd, &out.cluster_fd};
+  const char* role_names[] = {"public", "admin", "cluster"};
+  std::vector<int> unnamed;
+  for (int i = 0; i < n; ++i) {
+    int fd = SD_LISTEN_FDS_START + i;
+    if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
+      out.problem = "the socket systemd passed as descriptor " + std::to_string(fd) + " (" + labels[i] +
+                    ") is not a listening TCP socket";
+      return out;
+    }
+    bool named = false;
+    for (int r = 0; r < 3; ++r) {
+      if (labels[i] != role_names[r]) continue;
+      if (*roles[r] >= 0) {
+        out.problem = std::string("systemd passed two sockets named ") + role_names[r];
+        return out;
+      }
+      *roles[r] = fd;
+      named = true;
+    }
+    if (!named) unnamed.push_back(fd);
+  }
+  for (int fd : unnamed) {
+    int r = 0;
+    while (r < 3 && *roles[r] >= 0) ++r;
+    if (r == 3) {
+      out.problem = "systemd passed " + std::to_string(n) +
+                    " sockets; cairn serves at most three (FileDescriptorName= public, admin, cluster)";
+      return out;
+    }
+    *roles[r] = fd;
+  }
+  return out;
+}
+
+void notify(const std::string& state) {
+  int rc = sd_notify(0, state.c_str());
+  if (rc < 0) spdlog::warn("systemd notify '{}': error {}", state.substr(0, state.find('\n')), -rc);
+}
+
+Watchdog::Watchdog(std::function<bool(std::chrono::milliseconds)> healthy) {
+  std::uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+  auto every = std::chrono::milliseconds(std::max<std::uint64_t>(1, usec / 2000));
+  spdlog::info("systemd watchdog: a ping every {} ms", every.count());
+  thread_ = std::thread([this, every, healthy = std::move(healthy)] {
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      lock.unlock();
+      // A wedged I/O thread stops the pings: systemd then restarts the service.
+      bool ok = healthy(every);
+      if (ok) notify("WATCHDOG=1");
+      else spdlog::error("systemd watchdog: the listener did not answer within {} ms: no ping", every.count());
+      lock.lock();
+      wake_.wait_for(lock, every, [this] { return stop_; });
+    }
+  });
+}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace cairn::gateway::systemd
