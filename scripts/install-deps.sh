@@ -8,6 +8,7 @@ packages=(
   libcaf-dev libsqlite3-dev libboost-dev nlohmann-json3-dev doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev
   libsystemd-dev  # socket activation, sd_notify, the watchdog
+  help2man lintian dpkg-dev curl  # the Debian packages: manual pages, their check, shlibdeps; test-deb.sh
   systemd  # systemd-socket-activate and systemd-analyze (their tests)
   chromium  # browser tests (tests/browser)
   etcd-server etcd-client  # cluster mode's coordination (and its tests)

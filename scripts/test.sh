@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds cairn twice (normal, and Sanitize = ASan + UBSan) with
-# warnings as errors, runs every test in both builds, then builds the libFuzzer targets with
-# clang and runs each for CAIRN_FUZZ_SECONDS (default 20). Exits non-zero on any failure.
+# warnings as errors, runs every test in both builds, builds the Debian packages from the
+# normal build and tests them installed (scripts/test-deb.sh: needs root or sudo), then
+# builds the libFuzzer targets with clang and runs each for CAIRN_FUZZ_SECONDS (default 20).
+# Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +31,9 @@ for build_type in RelWithDebInfo Sanitize; do
   echo "== ${build_type}: tests"
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 done
+
+echo "== the Debian packages (scripts/test-deb.sh): build, lintian, install, run, purge"
+./scripts/test-deb.sh build/test-relwithdebinfo
 
 echo "== fuzz: each target for ${CAIRN_FUZZ_SECONDS:-20} s (scripts/fuzz.sh)"
 ./scripts/fuzz.sh "${CAIRN_FUZZ_SECONDS:-20}"

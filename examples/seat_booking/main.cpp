@@ -2,14 +2,33 @@
 // URLs to it by ?flightId= (and /objects/FLIGHT/<flightId>/...), serves public/, and stops
 // cleanly on SIGINT/SIGTERM. Flags: run_app's standard ones plus --hold-seconds.
 #include <chrono>
+#include <filesystem>
+#include <string>
+#include <system_error>
 
 #include "cairn/gateway/app.hpp"
 #include "flight/flight.hpp"
 
+namespace {
+
+// The demo's page: beside the installed program (<prefix>/share/cairn/public, as the Debian
+// package puts it), else the source tree's public/ (a build tree).
+std::string default_public_dir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto installed = exe.parent_path().parent_path() / "share" / "cairn" / "public";
+    if (std::filesystem::is_regular_file(installed / "index.html", ec)) return installed.string();
+  }
+  return CAIRN_DEFAULT_PUBLIC_DIR;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   cairn::actors::FlightOptions flight;
   double hold_seconds = std::chrono::duration<double>(flight.hold_duration).count();
-  cairn::gateway::AppDefaults app{"cairn seat-booking server", 8787, "data", CAIRN_DEFAULT_PUBLIC_DIR,
+  cairn::gateway::AppDefaults app{"cairn seat-booking server", 8787, "data", default_public_dir(),
                                   {{"--hold-seconds", "how long a seat hold lasts before it expires",
                                     &hold_seconds, 0.1, 86400.0}}};
   return cairn::gateway::run_app(
