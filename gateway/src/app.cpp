@@ -200,6 +200,17 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                     "with 500 (0: no budget)")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
+  std::string tls_cert;
+  std::string tls_key;
+  auto* tls_cert_option =
+      app.add_option("--tls-cert", tls_cert,
+                     "serve HTTPS and WSS (public and admin listeners) with this PEM certificate chain; "
+                     "SIGHUP reads it again")
+          ->check(CLI::ExistingFile);
+  auto* tls_key_option =
+      app.add_option("--tls-key", tls_key, "the PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  tls_cert_option->needs(tls_key_option);
+  tls_key_option->needs(tls_cert_option);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -389,6 +400,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     web.host = host;
     web.port = port;
     web.listen_fd = passed.public_fd;
+    web.tls_cert_file = tls_cert;
+    web.tls_key_file = tls_key;
     web.public_dir = public_dir;
     web.content_security_policy = csp == "default"  ? std::string(default_content_security_policy)
                                   : csp == "strict" ? std::string(strict_content_security_policy)
@@ -434,6 +447,10 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       internal.port = cluster_port;
       internal.listen_fd = passed.cluster_fd;
       internal.public_dir.clear();
+      // Node to node: plain HTTP on the cluster's private network, authenticated by the
+      // cluster token (README "Running a cluster").
+      internal.tls_cert_file.clear();
+      internal.tls_key_file.clear();
       auto internal_routing = std::make_shared<ClusterRouting>(*routing);
       internal_routing->internal = true;
       // Set before the listener starts, used once the mover exists (nobody can hand this
@@ -505,6 +522,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     admin.host = admin_host;
     admin.port = admin_port;
     admin.listen_fd = passed.admin_fd;
+    admin.tls_cert_file = tls_cert;
+    admin.tls_key_file = tls_key;
     admin.admin_token = admin_token;
     admin.max_connections = 64;
     admin.request_timeout = web.request_timeout;

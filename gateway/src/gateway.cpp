@@ -5,7 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -163,6 +167,31 @@ struct Gateway::Impl {
 
 namespace {
 
+// A TLS server context from PEM files: TLS 1.2 and later, the key checked against the
+// certificate. Throws std::runtime_error naming the files.
+std::shared_ptr<net::ssl::context> make_tls_context(const std::string& cert, const std::string& key) {
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  try {
+    context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                         net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                         net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+    context->use_certificate_chain_file(cert);
+    context->use_private_key_file(key, net::ssl::context::pem);
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error("cannot use --tls-cert " + cert + " with --tls-key " + key + ": " + e.code().message());
+  }
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
+    throw std::runtime_error("--tls-key " + key + " is not the key of --tls-cert " + cert);
+  }
+  if (X509* certificate = SSL_CTX_get0_certificate(context->native_handle())) {
+    if (X509_cmp_current_time(X509_get0_notAfter(certificate)) < 0) {
+      spdlog::warn("the TLS certificate {} has expired: clients will refuse it", cert);
+    }
+  }
+  return context;
+}
+
 // Takes over a socket someone else bound and made listen (systemd's socket activation). It
 // must be a listening TCP socket; it is closed on exec from now on.
 void adopt_listening_socket(tcp::acceptor& acceptor, int fd) {
@@ -199,6 +228,10 @@ Gateway::Gateway(Runtime& runtime, GatewayOptions options)
   const auto& opts = impl_->shared->options;
   beast::error_code ec;
   auto& acceptor = impl_->acceptor;
+  if (opts.tls_cert_file.empty() != opts.tls_key_file.empty()) {
+    throw std::runtime_error("TLS needs both --tls-cert and --tls-key");
+  }
+  if (!opts.tls_cert_file.empty()) impl_->shared->tls = make_tls_context(opts.tls_cert_file, opts.tls_key_file);
   if (opts.listen_fd >= 0) {
     adopt_listening_socket(acceptor, opts.listen_fd);
     return;
@@ -223,6 +256,21 @@ Gateway::Gateway(Runtime& runtime, GatewayOptions options)
 }
 
 Gateway::~Gateway() { stop(); }
+
+bool Gateway::tls() const { return impl_->shared->tls_context() != nullptr; }
+
+std::string Gateway::reload_tls() {
+  const auto& opts = impl_->shared->options;
+  if (opts.tls_cert_file.empty()) return "this listener has no TLS";
+  try {
+    auto fresh = make_tls_context(opts.tls_cert_file, opts.tls_key_file);
+    std::lock_guard lock(impl_->shared->mutex);
+    impl_->shared->tls = std::move(fresh);
+    return {};
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
 
 std::string Gateway::address() const {
   beast::error_code ec;

@@ -51,13 +51,32 @@ Request to_request(const http::request<http::string_body>& in) {
 
 HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared,
                          IoLane& lane, std::shared_ptr<void> slot)
-    : stream_(std::move(socket)), shared_(std::move(shared)), lane_(lane), slot_(std::move(slot)),
+    : stream_(shared->tls_context() ? ClientStream(std::move(socket), shared->tls_context())
+                                    : ClientStream(std::move(socket))),
+      shared_(std::move(shared)), lane_(lane), slot_(std::move(slot)),
       deadline_(stream_.get_executor()),
       retry_(stream_.get_executor()) {}
 
 void HttpSession::run() {
-  net::dispatch(stream_.get_executor(),
-                beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+  if (!stream_.tls()) {
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+    return;
+  }
+  // TLS: the handshake first, within the header timeout (a client that never completes it
+  // holds a connection slot no longer than one that never sends its header).
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    self->stream_.expires_after(self->shared_->options.header_timeout);
+    self->stream_.tls_layer().async_handshake(
+        net::ssl::stream_base::server, beast::bind_front_handler(&HttpSession::on_handshake, self));
+  });
+}
+
+void HttpSession::on_handshake(beast::error_code ec) {
+  if (ec) {
+    spdlog::debug("TLS handshake failed: {}", ec.message());
+    return;  // the connection closes with the session
+  }
+  do_read();
 }
 
 void HttpSession::do_read() {

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "cairn/http.hpp"
+#include "client_stream.hpp"
 #include "io_lane.hpp"
 #include "shared_state.hpp"
 
@@ -32,6 +33,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void run();
 
  private:
+  void on_handshake(beast::error_code ec);
   void do_read();
   void on_first_bytes(beast::error_code ec, std::size_t bytes);
   void read_header();
@@ -77,7 +79,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void reply(const Response& response, bool keep_alive, bool head = false);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);
 
-  beast::tcp_stream stream_;
+  ClientStream stream_;  // plain TCP, or TLS when the listener has a certificate
   beast::flat_buffer buffer_;
   std::shared_ptr<SharedState> shared_;
   IoLane& lane_;

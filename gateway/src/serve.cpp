@@ -23,6 +23,7 @@ sigset_t stop_signals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);  // not a stop: TLS certificates are read again
   return set;
 }
 
@@ -62,7 +63,7 @@ int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, cons
     auto where = [](const Gateway& g) {
       auto address = g.address();
       if (address.find(':') != std::string::npos) address = "[" + address + "]";
-      return "http://" + address + ":" + std::to_string(g.port());
+      return std::string(g.tls() ? "https://" : "http://") + address + ":" + std::to_string(g.port());
     };
     std::string lines = "cairn listening on " + where(gateway) + " " +
                         (banner.empty() ? "(SIGINT or SIGTERM stops it)" : banner) + "\n";
@@ -81,7 +82,20 @@ int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, cons
     int signal_number = 0;
     {
       systemd::Watchdog watchdog([&gateway](std::chrono::milliseconds limit) { return gateway.responsive(limit); });
-      sigwait(&set, &signal_number);
+      for (;;) {
+        sigwait(&set, &signal_number);
+        if (signal_number != SIGHUP) break;
+        // SIGHUP: new certificates for new connections; open ones keep theirs.
+        bool any = false;
+        for (Gateway* g : {&gateway, admin.get()}) {
+          if (g == nullptr || !g->tls()) continue;
+          any = true;
+          auto problem = g->reload_tls();
+          if (problem.empty()) spdlog::info("SIGHUP: TLS certificate read again for {}", where(*g));
+          else spdlog::error("SIGHUP: {}; {} keeps its certificate", problem, where(*g));
+        }
+        if (!any) spdlog::info("SIGHUP: no TLS listener, nothing to read again");
+      }
     }
     systemd::notify("STOPPING=1\nSTATUS=stopping (signal " + std::to_string(signal_number) + ")");
     spdlog::info("signal {}: stopping", signal_number);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include "cairn/gateway/gateway.hpp"
@@ -100,7 +101,15 @@ struct SharedState {
     });
   }
 
+  // TLS: the context new connections get (a reload replaces it; open connections keep
+  // theirs), or null: plain TCP.
+  std::shared_ptr<boost::asio::ssl::context> tls_context() const {
+    std::lock_guard lock(mutex);
+    return tls;
+  }
+
   mutable std::mutex mutex;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // guarded by mutex
   std::map<SocketId, std::weak_ptr<WebSocketSession>> sockets;
   std::map<std::uint64_t, std::weak_ptr<WebSocketProxy>> proxies;  // guarded by mutex
   std::uint64_t last_proxy = 0;                                     // guarded by mutex

@@ -77,6 +77,10 @@ struct GatewayOptions {
   // it stops accepting (whoever passed it keeps its own copy: connections then wait in the
   // kernel's queue for the next process).
   int listen_fd = -1;
+  // TLS (HTTPS, WSS) with this certificate chain and private key, PEM files; both or neither.
+  // TLS 1.2 and later. Gateway::reload_tls() reads them again (cairn-server: on SIGHUP).
+  std::string tls_cert_file = {};
+  std::string tls_key_file = {};
   std::filesystem::path public_dir;  // empty: no static files
   // Sent on every response of the public listener; empty: none. The admin listener always
   // sends strict_content_security_policy.
@@ -121,7 +125,8 @@ struct GatewayOptions {
 
 class Gateway {
  public:
-  // Binds and listens at once. Throws std::runtime_error if the address cannot be used.
+  // Binds and listens at once. Throws std::runtime_error if the address cannot be used or
+  // the TLS certificate and key cannot be.
   // `runtime` must outlive the Gateway, and be shut down (Runtime::shutdown) before the
   // Gateway is stopped or destroyed: until then the runtime may hold answers and socket
   // sends addressed to the Gateway's I/O threads. The order cairn-server uses:
@@ -134,6 +139,11 @@ class Gateway {
   std::uint16_t port() const;
   // The address it listens on (the passed socket's own when listen_fd was given).
   std::string address() const;
+  // Whether this listener speaks TLS.
+  bool tls() const;
+  // Reads the certificate and key again; new connections get them, open ones keep theirs.
+  // Returns "" or what was wrong (the old ones then stay). Any thread.
+  std::string reload_tls();
   // True when the acceptor's I/O thread ran a task within `limit` (systemd's watchdog asks).
   bool responsive(std::chrono::milliseconds limit) const;
   // Appends this listener's HTTP metrics (requests by route and status, latency by route,

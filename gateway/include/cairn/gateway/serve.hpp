@@ -1,5 +1,5 @@
 // serve(): the end of every cairn program's main(): start the gateway, print where it
-// listens, wait for SIGINT or SIGTERM, and stop in the right order (stop accepting, finish
+// listens, wait for SIGINT or SIGTERM (SIGHUP reads TLS certificates again), and stop in the right order (stop accepting, finish
 // and commit every actor's open batch, close the sockets). Used by cairn-server and the
 // examples.
 #pragma once
@@ -15,7 +15,7 @@
 
 namespace cairn::gateway {
 
-// Blocks SIGINT and SIGTERM in the calling thread, so every thread started after it (the
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, so every thread started after it (the
 // runtime's, the gateway's) inherits the mask and serve() alone takes them. Call first in
 // main(), before the Runtime is made.
 void block_stop_signals();

@@ -1,0 +1,89 @@
+// ClientStream: a client's connection to a listener, plain TCP or TLS (OpenSSL through
+// Beast's ssl_stream), behind one type, so the HTTP and WebSocket sessions are written once.
+// It is an AsyncStream (async_read_some, async_write_some) and offers what the sessions use
+// of beast::tcp_stream (timeouts, the socket). WebSockets over it get their teardown here:
+// TLS's close_notify first, then the TCP close.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/teardown.hpp>
+#include <memory>
+#include <optional>
+#include <utility>
+
+namespace cairn::gateway {
+
+class ClientStream {
+ public:
+  using executor_type = boost::beast::tcp_stream::executor_type;
+  using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+  explicit ClientStream(boost::asio::ip::tcp::socket&& socket) : plain_(std::in_place, std::move(socket)) {}
+  // TLS with `context` (kept alive as long as the connection: a reload of the certificate
+  // makes a new context for new connections).
+  ClientStream(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<boost::asio::ssl::context> context)
+      : context_(std::move(context)), tls_(std::in_place, boost::beast::tcp_stream(std::move(socket)), *context_) {}
+  ClientStream(ClientStream&&) = default;
+  ClientStream& operator=(ClientStream&&) = default;
+
+  bool tls() const { return tls_.has_value(); }
+  tls_stream& tls_layer() { return *tls_; }
+  boost::beast::tcp_stream& tcp() { return tls_ ? tls_->next_layer() : *plain_; }
+
+  executor_type get_executor() { return tcp().get_executor(); }
+  boost::asio::ip::tcp::socket& socket() { return tcp().socket(); }
+  template <class Duration>
+  void expires_after(Duration d) {
+    tcp().expires_after(d);
+  }
+  void expires_never() { tcp().expires_never(); }
+
+  template <class MutableBuffers, class Handler>
+  void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+    if (tls_) {
+      tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    } else {
+      plain_->async_read_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+  template <class ConstBuffers, class Handler>
+  void async_write_some(const ConstBuffers& buffers, Handler&& handler) {
+    if (tls_) {
+      tls_->async_write_some(buffers, std::forward<Handler>(handler));
+    } else {
+      plain_->async_write_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+
+  // What Beast's WebSocket timeouts call to drop a connection.
+  friend void beast_close_socket(ClientStream& stream) { boost::beast::close_socket(stream.socket()); }
+
+  friend void teardown(boost::beast::role_type role, ClientStream& stream, boost::beast::error_code& ec) {
+    using boost::beast::websocket::teardown;
+    if (stream.tls_) {
+      teardown(role, *stream.tls_, ec);
+    } else {
+      teardown(role, *stream.plain_, ec);
+    }
+  }
+  template <class Handler>
+  friend void async_teardown(boost::beast::role_type role, ClientStream& stream, Handler&& handler) {
+    using boost::beast::websocket::async_teardown;
+    if (stream.tls_) {
+      async_teardown(role, *stream.tls_, std::forward<Handler>(handler));
+    } else {
+      async_teardown(role, *stream.plain_, std::forward<Handler>(handler));
+    }
+  }
+
+ private:
+  std::shared_ptr<boost::asio::ssl::context> context_;
+  std::optional<boost::beast::tcp_stream> plain_;
+  std::optional<tls_stream> tls_;
+};
+
+}  // namespace cairn::gateway
