@@ -1,5 +1,5 @@
 // cairnctl: the admin API's command line (README "Operating cairn"). Talks HTTP to a
-// server's admin listener (--url, the token from --token-file or $CAIRN_ADMIN_TOKEN), prints
+// server's admin listener over HTTP or HTTPS (--url, --cacert; the token from --token-file or $CAIRN_ADMIN_TOKEN), prints
 // tables (or --json), and exits non-zero after one line on stderr when anything fails.
 // `restore` is local: it makes an empty data directory from a backup, with no server.
 #include <CLI/CLI.hpp>
@@ -8,6 +8,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -42,16 +45,21 @@ struct Failure : std::runtime_error {
 struct Endpoint {
   std::string host;
   std::string port;
+  bool tls = false;
 };
 
 Endpoint parse_url(const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) throw Failure("--url must start with http:// (got '" + url + "')");
-  std::string rest = url.substr(scheme.size());
+  bool tls = url.rfind("https://", 0) == 0;
+  if (!tls && url.rfind("http://", 0) != 0) {
+    throw Failure("--url must start with http:// or https:// (got '" + url + "')");
+  }
+  std::string rest = url.substr(tls ? 8 : 7);
   rest = rest.substr(0, rest.find('/'));
   auto colon = rest.rfind(':');
-  if (colon == std::string::npos || colon + 1 == rest.size()) throw Failure("--url needs a port: http://HOST:PORT");
-  return {rest.substr(0, colon), rest.substr(colon + 1)};
+  if (colon == std::string::npos || colon + 1 == rest.size()) throw Failure("--url needs a port: http(s)://HOST:PORT");
+  std::string host = rest.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return {host, rest.substr(colon + 1), tls};
 }
 
 // Percent-encodes one path segment or query value.
@@ -72,28 +80,59 @@ std::string encode(std::string_view text) {
 
 class AdminClient {
  public:
-  AdminClient(std::string url, std::string token) : url_(std::move(url)), endpoint_(parse_url(url_)), token_(std::move(token)) {}
+  // `cacert`: the certificates an https:// server's must chain to (else the system's).
+  AdminClient(std::string url, std::string token, std::string cacert)
+      : url_(std::move(url)), endpoint_(parse_url(url_)), token_(std::move(token)), cacert_(std::move(cacert)) {}
 
   // The response to one request; an answer that is not 2xx becomes a Failure with the
   // server's error message.
   http::response<http::string_body> call(http::verb method, const std::string& target,
                                          std::string body = {}, const std::string& type = "application/json") {
     net::io_context ioc;
-    beast::tcp_stream stream(ioc);
     beast::error_code ec;
     net::ip::tcp::resolver resolver(ioc);
     auto addresses = resolver.resolve(endpoint_.host, endpoint_.port, ec);
     if (ec) throw Failure("cannot resolve " + url_ + ": " + ec.message());
-    stream.expires_after(std::chrono::seconds(10));
-    stream.connect(addresses, ec);
+    if (!endpoint_.tls) {
+      beast::tcp_stream stream(ioc);
+      stream.expires_after(std::chrono::seconds(10));
+      stream.connect(addresses, ec);
+      if (ec) throw Failure("cannot connect to " + url_ + ": " + ec.message());
+      return exchange(stream, method, target, std::move(body), type);
+    }
+    net::ssl::context tls(net::ssl::context::tls_client);
+    tls.set_verify_mode(net::ssl::verify_peer);
+    try {
+      if (cacert_.empty()) tls.set_default_verify_paths();
+      else tls.load_verify_file(cacert_);
+    } catch (const boost::system::system_error& e) {
+      throw Failure("cannot read --cacert " + cacert_ + ": " + e.code().message());
+    }
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, tls);
+    boost::system::error_code not_ip;
+    net::ip::make_address(endpoint_.host, not_ip);
+    if (not_ip) SSL_set_tlsext_host_name(stream.native_handle(), endpoint_.host.c_str());  // SNI
+    stream.set_verify_callback(net::ssl::host_name_verification(endpoint_.host));
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+    beast::get_lowest_layer(stream).connect(addresses, ec);
     if (ec) throw Failure("cannot connect to " + url_ + ": " + ec.message());
+    stream.handshake(net::ssl::stream_base::client, ec);
+    if (ec) throw Failure("TLS with " + url_ + " failed: " + ec.message());
+    return exchange(stream, method, target, std::move(body), type);
+  }
+
+  template <class Stream>
+  http::response<http::string_body> exchange(Stream& stream, http::verb method, const std::string& target,
+                                             std::string body, const std::string& type) {
+    beast::error_code ec;
     http::request<http::string_body> request{method, target, 11};
     request.set(http::field::host, endpoint_.host);
     request.set(http::field::authorization, "Bearer " + token_);
     if (!body.empty()) request.set(http::field::content_type, type);
     request.body() = std::move(body);
     request.prepare_payload();
-    stream.expires_after(std::chrono::minutes(10));  // a backup of a large directory takes a while
+    // a backup of a large directory takes a while
+    beast::get_lowest_layer(stream).expires_after(std::chrono::minutes(10));
     http::write(stream, request, ec);
     if (ec) throw Failure("cannot send to " + url_ + ": " + ec.message());
     beast::flat_buffer buffer;
@@ -122,6 +161,7 @@ class AdminClient {
   std::string url_;
   Endpoint endpoint_;
   std::string token_;
+  std::string cacert_;
 };
 
 std::string cell(const json& value) {
@@ -236,8 +276,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string url = std::getenv("CAIRN_ADMIN_URL") ? std::getenv("CAIRN_ADMIN_URL") : "http://127.0.0.1:8788";
   std::string token_file = std::getenv("CAIRN_ADMIN_TOKEN_FILE") ? std::getenv("CAIRN_ADMIN_TOKEN_FILE") : "";
+  std::string cacert = std::getenv("CAIRN_CACERT") ? std::getenv("CAIRN_CACERT") : "";
   bool as_json = false;
-  app.add_option("--url", url, "the admin listener ($CAIRN_ADMIN_URL)")->capture_default_str();
+  app.add_option("--url", url, "the admin listener, http:// or https:// ($CAIRN_ADMIN_URL)")->capture_default_str();
+  app.add_option("--cacert", cacert,
+                 "https: trust the certificates in this PEM file instead of the system's ($CAIRN_CACERT)")
+      ->check(CLI::ExistingFile);
   app.add_option("--token-file", token_file, "file with the bearer token ($CAIRN_ADMIN_TOKEN_FILE; or $CAIRN_ADMIN_TOKEN)");
   app.add_flag("--json", as_json, "print the server's JSON instead of a table");
 
@@ -312,7 +356,7 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    AdminClient client(url, token_from(token_file));
+    AdminClient client(url, token_from(token_file), cacert);
     auto print = [&](const json& value) { std::cout << value.dump(2) << '\n'; };
     if (bindings->parsed()) {
       auto answer = client.call_json(http::verb::get, "/admin/bindings");

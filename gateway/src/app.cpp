@@ -305,6 +305,12 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   spdlog::set_default_logger(spdlog::stderr_color_mt("cairn"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (log_format == "json") spdlog::set_formatter(std::make_unique<JsonFormatter>());
+  if (!tls_cert.empty()) {
+    if (auto problem = check_tls_files(tls_cert, tls_key); !problem.empty()) {
+      std::fprintf(stderr, "%s\n", problem.c_str());
+      return 2;
+    }
+  }
   // Sockets systemd passed (socket activation) replace --host/--port, --admin-port and
   // --cluster-port; an admin socket turns the admin API on.
   auto passed = systemd::listen_fds();

@@ -257,6 +257,15 @@ Gateway::Gateway(Runtime& runtime, GatewayOptions options)
 
 Gateway::~Gateway() { stop(); }
 
+std::string check_tls_files(const std::string& cert_file, const std::string& key_file) {
+  try {
+    make_tls_context(cert_file, key_file);
+    return {};
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
 bool Gateway::tls() const { return impl_->shared->tls_context() != nullptr; }
 
 std::string Gateway::reload_tls() {

@@ -7,7 +7,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <cctype>
 #include <stdexcept>
 
@@ -208,6 +212,64 @@ int WsClient::close(websocket::close_code code) {
   s.ws.async_close(code, [&](beast::error_code ec) { error = ec; done = true; });
   if (!run_until(s.ioc, done, s.ws) || error) return 0;
   return static_cast<int>(s.ws.reason().code);
+}
+
+struct WssClient::Impl {
+  explicit Impl(const std::string& ca_file) : tls(net::ssl::context::tls_client), ws(ioc, tls) {
+    tls.load_verify_file(ca_file);
+    // On the stream: it was made from the context before the context was configured.
+    ws.next_layer().set_verify_mode(net::ssl::verify_peer);
+    ws.next_layer().set_verify_callback(net::ssl::host_name_verification("127.0.0.1"));
+  }
+  net::io_context ioc;
+  net::ssl::context tls;
+  websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws;
+  beast::flat_buffer buffer;
+};
+
+WssClient::WssClient(std::uint16_t port, const std::string& target, const std::string& ca_file)
+    : impl_(std::make_unique<Impl>(ca_file)) {
+  auto& ws = impl_->ws;
+  bool done = false;
+  beast::error_code error;
+  ws.read_message_max(64 * 1024 * 1024);
+  beast::get_lowest_layer(ws).async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
+                                            [&](beast::error_code ec) { error = ec; done = true; });
+  if (!run_until(impl_->ioc, done, ws) || error) throw std::runtime_error("connect failed");
+  done = false;
+  ws.next_layer().async_handshake(net::ssl::stream_base::client, [&](beast::error_code ec) {
+    error = ec;
+    done = true;
+  });
+  if (!run_until(impl_->ioc, done, ws) || error) {
+    throw std::runtime_error("TLS handshake failed: " + error.message());
+  }
+  done = false;
+  ws.async_handshake("127.0.0.1", target, [&](beast::error_code ec) { error = ec; done = true; });
+  if (!run_until(impl_->ioc, done, ws) || error) {
+    throw std::runtime_error("WebSocket handshake failed: " + error.message());
+  }
+}
+
+WssClient::~WssClient() = default;
+
+std::optional<std::string> WssClient::read(std::chrono::milliseconds limit) {
+  auto& s = *impl_;
+  bool done = false;
+  beast::error_code error;
+  s.ws.async_read(s.buffer, [&](beast::error_code ec, std::size_t) { error = ec; done = true; });
+  if (!run_until(s.ioc, done, s.ws, limit) || error) return std::nullopt;
+  std::string text = beast::buffers_to_string(s.buffer.data());
+  s.buffer.consume(s.buffer.size());
+  return text;
+}
+
+bool WssClient::send(const std::string& message) {
+  auto& s = *impl_;
+  bool done = false;
+  beast::error_code error;
+  s.ws.async_write(net::buffer(message), [&](beast::error_code ec, std::size_t) { error = ec; done = true; });
+  return run_until(s.ioc, done, s.ws) && !error;
 }
 
 }  // namespace cairn::testing

@@ -84,4 +84,22 @@ class WsClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// A WebSocket over TLS (wss://127.0.0.1:port) that trusts only the certificates in
+// `ca_file` and checks that the server's certificate is for 127.0.0.1. Throws
+// std::runtime_error naming what failed (connect, TLS handshake, WebSocket handshake).
+class WssClient {
+ public:
+  WssClient(std::uint16_t port, const std::string& target, const std::string& ca_file);
+  ~WssClient();
+  WssClient(const WssClient&) = delete;
+  WssClient& operator=(const WssClient&) = delete;
+
+  std::optional<std::string> read(std::chrono::milliseconds limit = io_deadline);
+  bool send(const std::string& message);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace cairn::testing

@@ -133,7 +133,11 @@ class ServerProcess {
       if (n <= 0) break;
       text.append(buf, static_cast<std::size_t>(n));
       auto port = port_after(text, "cairn listening on http://127.0.0.1:");
-      if (port != 0 && admin) admin_port_ = port_after(text, "admin API on http://127.0.0.1:");
+      if (port == 0) port = port_after(text, "cairn listening on https://127.0.0.1:");
+      if (port != 0 && admin) {
+        admin_port_ = port_after(text, "admin API on http://127.0.0.1:");
+        if (admin_port_ == 0) admin_port_ = port_after(text, "admin API on https://127.0.0.1:");
+      }
       if (port != 0 && (!admin || admin_port_ != 0)) return port;
     }
     stop();

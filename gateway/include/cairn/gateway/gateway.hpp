@@ -123,6 +123,10 @@ struct GatewayOptions {
   std::shared_ptr<const ClusterRouting> cluster = {};
 };
 
+// "" if a TLS listener could use this certificate chain and key (PEM files), else what is
+// wrong with them (unreadable, not PEM, the key not the certificate's).
+std::string check_tls_files(const std::string& cert_file, const std::string& key_file);
+
 class Gateway {
  public:
   // Binds and listens at once. Throws std::runtime_error if the address cannot be used or
