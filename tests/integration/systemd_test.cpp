@@ -170,7 +170,7 @@ TEST_CASE("socket activation: named sockets passed by systemd are served, the ad
   ::close(admin_fd);
 }
 
-TEST_CASE("socket activation: an unnamed socket is the public one; a socket that does not listen is refused with exit 2") {
+TEST_CASE("socket activation: an unnamed socket is the public one, and a socket that does not listen is refused with exit 2") {
   TempDir dir;
   std::uint16_t port = 0;
   int fd = listening_socket(port);
