@@ -10,8 +10,11 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/verb.hpp>
+
+#include "cairn/net/maybe_tls_stream.hpp"
 #include <boost/beast/websocket/stream.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +28,10 @@ using tcp = net::ip::tcp;
 struct Target {
   std::string host;  // for the Host header
   tcp::endpoint endpoint;
+  // https://: the TLS context (the certificates trusted: --cacert, else the system's) and
+  // the name the server's certificate must be for.
+  std::shared_ptr<net::ssl::context> tls = {};
+  std::string tls_name = {};
   std::vector<Target> others;  // more servers (the nodes of a cluster): connections take turns
   // The server of connection `j`.
   const Target& pick(unsigned j) const {
@@ -32,9 +39,10 @@ struct Target {
     return k == 0 ? *this : others[k - 1];
   }
 };
-// Parses "http://HOST:PORT[,http://HOST:PORT...]" (an optional trailing '/') and resolves
-// each HOST once. Throws std::invalid_argument with a readable message.
-Target parse_url(const std::string& url);
+// Parses "http(s)://HOST:PORT[,http(s)://HOST:PORT...]" (an optional trailing '/') and
+// resolves each HOST once. https:// trusts the certificates in `cacert` (a PEM file), or the
+// system's when it is empty. Throws std::invalid_argument with a readable message.
+Target parse_url(const std::string& url, const std::string& cacert = {});
 
 struct HttpResult {
   int status = 0;       // 0: no response (see error)
@@ -47,6 +55,9 @@ struct HttpResult {
 // One keep-alive connection. Connects on first use and again after the server closes it
 // (a request that fails on a reused connection before any byte of its answer is retried
 // once on a new one, as browsers do).
+// Connects `stream` to `target` (TCP, then the TLS handshake for https://); "" or the reason.
+net::awaitable<std::string> connect_stream(cairn::net::MaybeTlsStream& stream, const Target& target);
+
 class HttpConnection {
  public:
   HttpConnection(net::any_io_executor executor, const Target& target, std::chrono::milliseconds timeout);
@@ -57,7 +68,7 @@ class HttpConnection {
   net::awaitable<HttpResult> attempt(beast::http::verb method, const std::string& target, const std::string& body);
   const Target& target_;
   std::chrono::milliseconds timeout_;
-  beast::tcp_stream stream_;
+  cairn::net::MaybeTlsStream stream_;
   beast::flat_buffer buffer_;
   bool connected_ = false;
 };
@@ -79,7 +90,7 @@ class WsConnection {
 
  private:
   const Target& target_;
-  beast::websocket::stream<beast::tcp_stream> ws_;
+  beast::websocket::stream<cairn::net::MaybeTlsStream> ws_;
   beast::flat_buffer buffer_;
 };
 

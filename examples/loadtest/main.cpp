@@ -77,7 +77,9 @@ int main(int argc, char** argv) {
     names.push_back(s.name);
   }
   app.add_option("scenario", o.scenario, scenario_help)->required()->check(CLI::IsMember(names));
-  app.add_option("--url", o.url, "the server, http://HOST:PORT; several, comma-separated (a cluster's nodes): connections take turns")->capture_default_str();
+  app.add_option("--url", o.url, "the server, http(s)://HOST:PORT; several, comma-separated (a cluster's nodes): connections take turns")->capture_default_str();
+  app.add_option("--cacert", o.cacert, "https: trust the certificates in this PEM file instead of the system's")
+      ->check(CLI::ExistingFile);
   app.add_option("-c,--connections", o.connections, "connections (closed loop: requests in flight; mixed: concurrent users)")
       ->capture_default_str()->check(CLI::Range(1u, 100000u));
   app.add_option("-r,--rate", o.rate, "open loop: requests (mixed: users) per second, latency from each one's intended start; 0 = closed loop")

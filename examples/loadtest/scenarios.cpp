@@ -1098,7 +1098,7 @@ RunResult run(const Options& o) {
   if (o.scenario == "disk") {
     result = run_disk(o, std::move(result));
   } else {
-    auto target = parse_url(o.url);
+    auto target = parse_url(o.url, o.cacert);
     if (o.scenario == "get") result = run_get(o, target, std::move(result));
     else if (o.scenario == "seats") result = run_seats(o, target, std::move(result));
     else if (o.scenario == "book") result = run_book(o, target, std::move(result));

@@ -16,6 +16,7 @@ namespace cairn::load {
 struct Options {
   std::string scenario;
   std::string url = "http://127.0.0.1:8787";
+  std::string cacert;  // https://: the certificates to trust (empty: the system's)
   unsigned connections = 16;   // closed loop: requests in flight; open loop: connections
   double rate = 0;             // > 0: open loop at this many requests per second
   double duration = 5;         // seconds of measurement

@@ -51,8 +51,8 @@ Request to_request(const http::request<http::string_body>& in) {
 
 HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared,
                          IoLane& lane, std::shared_ptr<void> slot)
-    : stream_(shared->tls_context() ? ClientStream(std::move(socket), shared->tls_context())
-                                    : ClientStream(std::move(socket))),
+    : stream_(shared->tls_context() ? cairn::net::MaybeTlsStream(std::move(socket), shared->tls_context())
+                                    : cairn::net::MaybeTlsStream(std::move(socket))),
       shared_(std::move(shared)), lane_(lane), slot_(std::move(slot)),
       deadline_(stream_.get_executor()),
       retry_(stream_.get_executor()) {}

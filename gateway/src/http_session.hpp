@@ -16,7 +16,7 @@
 #include <optional>
 
 #include "cairn/http.hpp"
-#include "client_stream.hpp"
+#include "cairn/net/maybe_tls_stream.hpp"
 #include "io_lane.hpp"
 #include "shared_state.hpp"
 
@@ -79,7 +79,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void reply(const Response& response, bool keep_alive, bool head = false);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);
 
-  ClientStream stream_;  // plain TCP, or TLS when the listener has a certificate
+  cairn::net::MaybeTlsStream stream_;  // plain TCP, or TLS when the listener has a certificate
   beast::flat_buffer buffer_;
   std::shared_ptr<SharedState> shared_;
   IoLane& lane_;

@@ -123,7 +123,7 @@ void WebSocketProxy::connect_upstream(net::io_context& ioc, const std::string& h
   });
 }
 
-WebSocketProxy::WebSocketProxy(ClientStream&& client, std::unique_ptr<Upstream> upstream,
+WebSocketProxy::WebSocketProxy(cairn::net::MaybeTlsStream&& client, std::unique_ptr<Upstream> upstream,
                                std::shared_ptr<SharedState> shared)
     : client_(std::move(client)), upstream_(std::move(upstream)), shared_(std::move(shared)) {}
 

@@ -22,7 +22,7 @@
 #include <string>
 
 #include "cairn/result.hpp"
-#include "client_stream.hpp"
+#include "cairn/net/maybe_tls_stream.hpp"
 #include "shared_state.hpp"
 
 namespace cairn::gateway {
@@ -52,7 +52,7 @@ class WebSocketProxy : public std::enable_shared_from_this<WebSocketProxy> {
                                const Request& request, const std::string& token,
                                std::chrono::steady_clock::time_point deadline, std::function<void(Attempt)> done);
 
-  WebSocketProxy(ClientStream&& client, std::unique_ptr<Upstream> upstream, std::shared_ptr<SharedState> shared);
+  WebSocketProxy(cairn::net::MaybeTlsStream&& client, std::unique_ptr<Upstream> upstream, std::shared_ptr<SharedState> shared);
   ~WebSocketProxy();
   // Keeps the connection's slot (GatewayOptions::max_connections) until the proxy ends.
   void hold(std::shared_ptr<void> slot) { slot_ = std::move(slot); }
@@ -73,7 +73,7 @@ class WebSocketProxy : public std::enable_shared_from_this<WebSocketProxy> {
   void close_upstream(int code, std::string reason);
   void cut_upstream();
 
-  beast::websocket::stream<ClientStream> client_;
+  beast::websocket::stream<cairn::net::MaybeTlsStream> client_;
   std::unique_ptr<Upstream> upstream_;
   std::shared_ptr<SharedState> shared_;
   std::shared_ptr<void> slot_;

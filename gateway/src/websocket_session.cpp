@@ -74,7 +74,7 @@ void SessionSink::attach(const std::shared_ptr<WebSocketSession>& session) {
   }
 }
 
-WebSocketSession::WebSocketSession(ClientStream&& stream, std::shared_ptr<SharedState> shared,
+WebSocketSession::WebSocketSession(cairn::net::MaybeTlsStream&& stream, std::shared_ptr<SharedState> shared,
                                    SocketId id, std::shared_ptr<SessionSink> sink)
     : ws_(std::move(stream)), shared_(std::move(shared)), id_(id), sink_(std::move(sink)) {}
 

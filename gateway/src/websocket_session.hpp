@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "cairn/websocket.hpp"
-#include "client_stream.hpp"
+#include "cairn/net/maybe_tls_stream.hpp"
 #include "io_lane.hpp"
 #include "shared_state.hpp"
 
@@ -57,7 +57,7 @@ class SessionSink final : public SocketSink, public std::enable_shared_from_this
 
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
  public:
-  WebSocketSession(ClientStream&& stream, std::shared_ptr<SharedState> shared, SocketId id,
+  WebSocketSession(cairn::net::MaybeTlsStream&& stream, std::shared_ptr<SharedState> shared, SocketId id,
                    std::shared_ptr<SessionSink> sink);
   ~WebSocketSession();
   // Keeps the connection's slot (GatewayOptions::max_connections) until the session ends.
@@ -86,7 +86,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     std::shared_ptr<const std::string> message;
     bool binary;
   };
-  beast::websocket::stream<ClientStream> ws_;
+  beast::websocket::stream<cairn::net::MaybeTlsStream> ws_;
   // Reads: idle, into small_; a message longer than that is assembled in message_.
   static constexpr std::size_t read_chunk = 16 * 1024;
   std::array<char, 64> small_;

@@ -180,3 +180,29 @@ TEST_CASE("TLS: a key that is not the certificate's, or half a pair, exits 2 nam
   CHECK(got.exit_status == 2);
   CHECK(got.output.find("--tls-key") != std::string::npos);
 }
+
+TEST_CASE("TLS: cairn-load books over HTTPS and watches the broadcasts over WSS, trusting --cacert") {
+  TempDir dir;
+  make_certificate(dir.path(), "one", "IP:127.0.0.1", 1);
+  make_certificate(dir.path(), "other", "IP:127.0.0.1", 1);
+  ServerProcess server(dir.path() / "data", {"--tls-cert", (dir.path() / "one.pem").string(), "--tls-key",
+                                             (dir.path() / "one.key").string()});
+  auto url = "https://127.0.0.1:" + std::to_string(server.port());
+  auto fanout = run_program({CAIRN_LOAD_PATH, "fanout", "--url", url, "--cacert", (dir.path() / "one.pem").string(),
+                             "-d", "1", "-f", "2", "-s", "10", "--timeout", "20"},
+                            90s);
+  INFO(fanout.output);
+  CHECK(fanout.exit_status == 0);
+  CHECK(fanout.output.find("broadcast (booking seen by every socket)") != std::string::npos);
+  auto book = run_program({CAIRN_LOAD_PATH, "book", "--url", url, "--cacert", (dir.path() / "one.pem").string(), "-d",
+                           "1", "-f", "3", "-c", "4", "--timeout", "20"},
+                          90s);
+  INFO(book.output);
+  CHECK(book.exit_status == 0);
+  // A certificate it does not trust: every request fails with the TLS error, named.
+  auto distrust = run_program({CAIRN_LOAD_PATH, "book", "--url", url, "--cacert",
+                               (dir.path() / "other.pem").string(), "-d", "1", "-f", "1", "-c", "1", "--timeout", "5"},
+                              90s);
+  CHECK(distrust.exit_status != 0);
+  CHECK(distrust.output.find("certificate verify failed") != std::string::npos);
+}

@@ -125,6 +125,10 @@ TEST_CASE("parse_url: loopback with a port, readable errors otherwise") {
   auto t = cairn::load::parse_url("http://127.0.0.1:8787/");
   CHECK(t.endpoint.port() == 8787);
   CHECK(t.host == "127.0.0.1:8787");
-  CHECK_THROWS_AS(cairn::load::parse_url("https://127.0.0.1:1"), std::invalid_argument);
+  CHECK_THROWS_AS(cairn::load::parse_url("ftp://127.0.0.1:1"), std::invalid_argument);
+  auto tls = cairn::load::parse_url("https://127.0.0.1:8443");
+  CHECK(tls.tls != nullptr);
+  CHECK(tls.tls_name == "127.0.0.1");
+  CHECK_THROWS_AS(cairn::load::parse_url("https://127.0.0.1:1", "/nonexistent/ca.pem"), std::invalid_argument);
   CHECK_THROWS_AS(cairn::load::parse_url("http://127.0.0.1:1/seats"), std::invalid_argument);
 }

@@ -1,8 +1,9 @@
-// ClientStream: a client's connection to a listener, plain TCP or TLS (OpenSSL through
-// Beast's ssl_stream), behind one type, so the HTTP and WebSocket sessions are written once.
-// It is an AsyncStream (async_read_some, async_write_some) and offers what the sessions use
-// of beast::tcp_stream (timeouts, the socket). WebSockets over it get their teardown here:
-// TLS's close_notify first, then the TCP close.
+// MaybeTlsStream: a TCP connection, plain or TLS (OpenSSL through Beast's ssl_stream), behind
+// one type, so code that speaks HTTP and WebSocket over it is written once: the gateway's
+// sessions (a client's connection to a listener) and cairn-load's clients. It is an
+// AsyncStream (async_read_some, async_write_some) and offers what they use of
+// beast::tcp_stream (timeouts, the socket). WebSockets over it get their teardown here: TLS's
+// close_notify first, then the TCP close. Header-only (cairn-load links no part of cairn).
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -15,20 +16,39 @@
 #include <optional>
 #include <utility>
 
-namespace cairn::gateway {
+namespace cairn::net {
 
-class ClientStream {
+class MaybeTlsStream {
  public:
   using executor_type = boost::beast::tcp_stream::executor_type;
   using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
-  explicit ClientStream(boost::asio::ip::tcp::socket&& socket) : plain_(std::in_place, std::move(socket)) {}
+  // Accepted connections: plain, or TLS with `context` (the server side).
+  explicit MaybeTlsStream(boost::asio::ip::tcp::socket&& socket) : plain_(std::in_place, std::move(socket)) {}
   // TLS with `context` (kept alive as long as the connection: a reload of the certificate
   // makes a new context for new connections).
-  ClientStream(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<boost::asio::ssl::context> context)
+  MaybeTlsStream(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<boost::asio::ssl::context> context)
       : context_(std::move(context)), tls_(std::in_place, boost::beast::tcp_stream(std::move(socket)), *context_) {}
-  ClientStream(ClientStream&&) = default;
-  ClientStream& operator=(ClientStream&&) = default;
+  // Not connected yet (the client side): plain, or TLS with `context` when it is not null.
+  MaybeTlsStream(const boost::asio::any_io_executor& executor, std::shared_ptr<boost::asio::ssl::context> context)
+      : context_(std::move(context)) {
+    if (context_) tls_.emplace(executor, *context_);
+    else plain_.emplace(executor);
+  }
+  MaybeTlsStream(MaybeTlsStream&&) = default;
+
+  // The client side, after a connection closed: a fresh, unconnected stream of the same kind
+  // (a TLS session does not outlive its connection).
+  void renew() {
+    auto executor = get_executor();
+    if (tls_) {
+      tls_.reset();
+      tls_.emplace(executor, *context_);
+    } else {
+      plain_.reset();
+      plain_.emplace(executor);
+    }
+  }
 
   bool tls() const { return tls_.has_value(); }
   tls_stream& tls_layer() { return *tls_; }
@@ -60,9 +80,9 @@ class ClientStream {
   }
 
   // What Beast's WebSocket timeouts call to drop a connection.
-  friend void beast_close_socket(ClientStream& stream) { boost::beast::close_socket(stream.socket()); }
+  friend void beast_close_socket(MaybeTlsStream& stream) { boost::beast::close_socket(stream.socket()); }
 
-  friend void teardown(boost::beast::role_type role, ClientStream& stream, boost::beast::error_code& ec) {
+  friend void teardown(boost::beast::role_type role, MaybeTlsStream& stream, boost::beast::error_code& ec) {
     using boost::beast::websocket::teardown;
     if (stream.tls_) {
       teardown(role, *stream.tls_, ec);
@@ -71,7 +91,7 @@ class ClientStream {
     }
   }
   template <class Handler>
-  friend void async_teardown(boost::beast::role_type role, ClientStream& stream, Handler&& handler) {
+  friend void async_teardown(boost::beast::role_type role, MaybeTlsStream& stream, Handler&& handler) {
     using boost::beast::websocket::async_teardown;
     if (stream.tls_) {
       async_teardown(role, *stream.tls_, std::forward<Handler>(handler));
@@ -86,4 +106,4 @@ class ClientStream {
   std::optional<tls_stream> tls_;
 };
 
-}  // namespace cairn::gateway
+}  // namespace cairn::net
