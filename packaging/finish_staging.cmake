@@ -1,7 +1,7 @@
 # Run by CPack once it has installed the packages' files into its staging directory, before
 # it builds the packages (CPACK_PRE_BUILD_SCRIPTS):
 # - strips the debugging sections off the static libraries (CPACK_STRIP_FILES strips only
-#   programs), as Debian's dh_strip leaves them;
+#   programs) and the .comment sections off the programs, as Debian's dh_strip does;
 # - writes a manual page for each program with help2man, from the staged program itself (its
 #   --help and --version), so the defaults it shows are the installed ones.
 set(stage "${CPACK_TEMPORARY_INSTALL_DIRECTORY}")
@@ -11,6 +11,15 @@ foreach(library IN LISTS libraries)
                   RESULT_VARIABLE failed)
   if(failed)
     message(FATAL_ERROR "strip --strip-debug ${library} failed")
+  endif()
+endforeach()
+
+# The programs' .comment sections (compiler versions), as dh_strip removes them.
+file(GLOB programs "${stage}/*/usr/bin/*")
+foreach(program IN LISTS programs)
+  execute_process(COMMAND strip --remove-section=.comment "${program}" RESULT_VARIABLE failed)
+  if(failed)
+    message(FATAL_ERROR "strip --remove-section=.comment ${program} failed")
   endif()
 endforeach()
 

@@ -18,12 +18,22 @@ if [[ $(id -u) -ne 0 ]]; then
   sudo_cmd=(sudo)
 fi
 
-mapfile -t debs < <(./scripts/package-deb.sh "$build")
-server_deb=$(printf '%s\n' "${debs[@]}" | grep '/cairn_')
-dev_deb=$(printf '%s\n' "${debs[@]}" | grep '/libcairn-dev_')
-echo "== test-deb: $server_deb $dev_deb"
-
 fail() { echo "test-deb: FAILED: $*" >&2; exit 1; }
+
+# It installs and then purges the packages, and a purge deletes /var/lib/cairn: never on a
+# machine where cairn is installed for real.
+for package in cairn libcairn-dev; do
+  if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed'; then
+    fail "$package is installed on this machine; this test would purge it (and /var/lib/cairn). Run it where cairn is not installed."
+  fi
+done
+
+listing=$(mktemp)
+./scripts/package-deb.sh "$build" >"$listing" || fail "scripts/package-deb.sh $build"
+server_deb=$(grep '/cairn_' "$listing") || fail "no cairn package was built"
+dev_deb=$(grep '/libcairn-dev_' "$listing") || fail "no libcairn-dev package was built"
+rm -f "$listing"
+echo "== test-deb: $server_deb $dev_deb"
 
 # Contents.
 contents=$(dpkg-deb -c "$server_deb")
@@ -46,7 +56,7 @@ lintian_out=$(lintian --suppress-tags-from-file packaging/lintian-left "$server_
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
-  [[ -n "$server_pid" ]] && kill -KILL "$server_pid" 2>/dev/null || true
+  [[ -n "$server_pid" ]] && "${sudo_cmd[@]}" kill -KILL "$server_pid" 2>/dev/null || true
   "${sudo_cmd[@]}" dpkg --purge cairn libcairn-dev >/dev/null 2>&1 || true
   "${sudo_cmd[@]}" rm -rf "$work"
 }
@@ -85,7 +95,7 @@ curl -fsS "http://127.0.0.1:$port/seats?flightId=DEB1" | grep -q '"occupant":"De
 curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$admin/metrics" | grep -q '^cairn_build_info{' ||
   fail "admin metrics"
 "${sudo_cmd[@]}" find "$work/data" -name '*.sqlite' -user cairn | grep -q . || fail "no database owned by cairn"
-kill -TERM "$server_pid"
+"${sudo_cmd[@]}" kill -TERM "$server_pid"  # through sudo when sudo started it (sudo relays it)
 status=0
 wait "$server_pid" || status=$?
 server_pid=""

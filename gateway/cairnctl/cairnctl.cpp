@@ -126,7 +126,7 @@ class AdminClient {
                                              std::string body, const std::string& type) {
     beast::error_code ec;
     http::request<http::string_body> request{method, target, 11};
-    request.set(http::field::host, endpoint_.host);
+    request.set(http::field::host, endpoint_.host.find(':') == std::string::npos ? endpoint_.host : "[" + endpoint_.host + "]");
     request.set(http::field::authorization, "Bearer " + token_);
     if (!body.empty()) request.set(http::field::content_type, type);
     request.body() = std::move(body);

@@ -1,6 +1,10 @@
 // run_app(): standard flags, Runtime, Gateway, serve().
 #include "cairn/gateway/app.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -11,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <filesystem>
@@ -286,7 +291,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
             auto* option = app.add_option(flag.name, *value, flag.help)->capture_default_str();
             if (!flag.choices.empty()) option->check(CLI::IsMember(flag.choices));
           } else {
-            app.add_option(flag.name, *value, flag.help)->check(CLI::Range(flag.min, flag.max))->capture_default_str();
+            auto* option = app.add_option(flag.name, *value, flag.help)->capture_default_str();
+            if (flag.min < flag.max) option->check(CLI::Range(flag.min, flag.max));
           }
         },
         flag.value);
@@ -321,6 +327,30 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   if (passed.cluster_fd >= 0 && cluster_option->count() == 0) {
     std::fprintf(stderr, "systemd passed a cluster socket, but --cluster is not set\n");
     return 2;
+  }
+  if (passed.cluster_fd >= 0) {
+    // Other nodes reach this node where systemd's socket listens (not --cluster-host).
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    boost::system::error_code bec;
+    boost::asio::ip::address address;
+    if (::getsockname(passed.cluster_fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+      if (local.ss_family == AF_INET) {
+        address = boost::asio::ip::address_v4(ntohl(reinterpret_cast<sockaddr_in*>(&local)->sin_addr.s_addr));
+      } else if (local.ss_family == AF_INET6) {
+        boost::asio::ip::address_v6::bytes_type bytes;
+        std::memcpy(bytes.data(), reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr.s6_addr, bytes.size());
+        address = boost::asio::ip::address_v6(bytes);
+      }
+    }
+    if (advertise.empty() && address.is_unspecified()) {
+      std::fprintf(stderr,
+                   "the cluster socket systemd passed listens on %s, which other nodes cannot reach: give "
+                   "--advertise http://IP:PORT\n",
+                   address.to_string().c_str());
+      return 2;
+    }
+    cluster_host = address.to_string();
   }
   std::string admin_token;
   if (admin_port_option->count() > 0 || passed.admin_fd >= 0) {

@@ -150,8 +150,8 @@ void HttpSession::read_failed(beast::error_code ec) {
                                      " bytes (limits::max_http_header_bytes)"),
                  false);
   }
-  if (ec == beast::error::timeout || ec == net::error::connection_reset ||
-      ec == net::error::eof || ec == net::error::operation_aborted) {
+  if (ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof ||
+      ec == net::error::operation_aborted || ec == net::ssl::error::stream_truncated) {
     return;  // the client went away, or was too slow (the stream is closed): nobody to answer
   }
   reply(Response::error(Code::invalid_argument, "malformed HTTP request: " + ec.message()), false);

@@ -28,7 +28,22 @@ ListenFds listen_fds() {
   if (n == 0) return out;
   int* roles[] = {&out.public_fd, &out.admin_fd, &out.cluster_fd};
   const char* role_names[] = {"public", "admin", "cluster"};
-  std::vector<int> unnamed;
+  auto role_of = [&](const std::string& label) {
+    for (int r = 0; r < 3; ++r) {
+      if (label == role_names[r]) return r;
+    }
+    return -1;
+  };
+  // Named sockets go by their names, and then every socket must have one (a socket meant
+  // for something else must not become the admin API). With no name given at all, the
+  // order decides: public, admin, cluster.
+  bool any_named = false;
+  for (const auto& label : labels) any_named = any_named || role_of(label) >= 0;
+  if (!any_named && n > 3) {
+    out.problem = "systemd passed " + std::to_string(n) +
+                  " sockets; cairn serves at most three (FileDescriptorName= public, admin, cluster)";
+    return out;
+  }
   for (int i = 0; i < n; ++i) {
     int fd = SD_LISTEN_FDS_START + i;
     if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
@@ -36,24 +51,15 @@ ListenFds listen_fds() {
                     ") is not a listening TCP socket";
       return out;
     }
-    bool named = false;
-    for (int r = 0; r < 3; ++r) {
-      if (labels[i] != role_names[r]) continue;
-      if (*roles[r] >= 0) {
-        out.problem = std::string("systemd passed two sockets named ") + role_names[r];
-        return out;
-      }
-      *roles[r] = fd;
-      named = true;
+    int r = any_named ? role_of(labels[i]) : i;
+    if (r < 0) {
+      out.problem = "systemd passed a socket named '" + labels[i] +
+                    "'; name each of cairn's sockets public, admin or cluster (FileDescriptorName=)";
+      return out;
     }
-    if (!named) unnamed.push_back(fd);
-  }
-  for (int fd : unnamed) {
-    int r = 0;
-    while (r < 3 && *roles[r] >= 0) ++r;
-    if (r == 3) {
-      out.problem = "systemd passed " + std::to_string(n) +
-                    " sockets; cairn serves at most three (FileDescriptorName= public, admin, cluster)";
+    if (*roles[r] >= 0) {
+      out.problem = std::string("systemd passed two sockets named ") + role_names[r] +
+                    "; cairn serves one socket each (ListenStream=[::]:PORT serves IPv4 and IPv6)";
       return out;
     }
     *roles[r] = fd;
@@ -73,14 +79,17 @@ Watchdog::Watchdog(std::function<bool(std::chrono::milliseconds)> healthy) {
   spdlog::info("systemd watchdog: a ping every {} ms", every.count());
   thread_ = std::thread([this, every, healthy = std::move(healthy)] {
     std::unique_lock lock(mutex_);
+    auto next = std::chrono::steady_clock::now();
     while (!stop_) {
+      next += every;
       lock.unlock();
-      // A wedged I/O thread stops the pings: systemd then restarts the service.
-      bool ok = healthy(every);
+      // A wedged I/O thread stops the pings: systemd then restarts the service. The check
+      // takes at most half a period, so pings stay a period apart.
+      bool ok = healthy(every / 2);
       if (ok) notify("WATCHDOG=1");
-      else spdlog::error("systemd watchdog: the listener did not answer within {} ms: no ping", every.count());
+      else spdlog::error("systemd watchdog: the listener did not answer within {} ms: no ping", (every / 2).count());
       lock.lock();
-      wake_.wait_for(lock, every, [this] { return stop_; });
+      wake_.wait_until(lock, next, [this] { return stop_; });
     }
   });
 }

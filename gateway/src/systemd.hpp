@@ -13,9 +13,9 @@
 
 namespace cairn::gateway::systemd {
 
-// The listening sockets systemd passed, by role. A socket's role is its FileDescriptorName=
-// ("public", "admin" or "cluster"); sockets with another name take the roles left, in that
-// order. -1: none passed for that role.
+// The listening sockets systemd passed, by role: its FileDescriptorName= ("public", "admin"
+// or "cluster"; then every socket must be so named, one per role), or, when none is so
+// named, the order (public, admin, cluster). -1: none passed for that role.
 struct ListenFds {
   int public_fd = -1;
   int admin_fd = -1;

@@ -180,6 +180,16 @@ TEST_CASE("socket activation: an unnamed socket is the public one, and a socket 
     CHECK(http_get(port, "/seats?flightId=SD2").status == 200);
   }
   ::close(fd);
+  // Once sockets are named, a socket with another name is refused (it must not become the
+  // admin API by its place).
+  std::uint16_t p1 = 0;
+  std::uint16_t p2 = 0;
+  int named = listening_socket(p1);
+  int stray = listening_socket(p2);
+  CHECK_THROWS_WITH_AS(ServerProcess(dir.path() / "data", {}, {.fds = {named, stray}, .names = "public:metrics"}),
+                       doctest::Contains("did not report its port"), std::runtime_error);
+  ::close(named);
+  ::close(stray);
   std::uint16_t unused = 0;
   int not_listening = bind_loopback(unused);
   CHECK_THROWS_WITH_AS(ServerProcess(dir.path() / "data", {}, {.fds = {not_listening}}),

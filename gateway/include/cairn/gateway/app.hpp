@@ -31,7 +31,7 @@ struct AppFlag {
   std::string name;
   std::string help;
   std::variant<double*, std::int64_t*, std::string*, bool*> value;
-  double min = 0;  // numbers
+  double min = 0;  // numbers: kept within [min, max] when min < max
   double max = 0;
   std::vector<std::string> choices = {};  // strings: the allowed values (empty: any)
 };

@@ -6,7 +6,10 @@
 // close_notify first, then the TCP close. Header-only (cairn-load links no part of cairn).
 #pragma once
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
@@ -90,11 +93,22 @@ class MaybeTlsStream {
       teardown(role, *stream.plain_, ec);
     }
   }
+  // Over TLS, a peer that closes TCP after the WebSocket close frames without sending TLS's
+  // close_notify (browsers may) ends the close cleanly all the same: the WebSocket close
+  // handshake is what counts.
   template <class Handler>
   friend void async_teardown(boost::beast::role_type role, MaybeTlsStream& stream, Handler&& handler) {
     using boost::beast::websocket::async_teardown;
     if (stream.tls_) {
-      async_teardown(role, *stream.tls_, std::forward<Handler>(handler));
+      auto executor = boost::asio::get_associated_executor(handler, stream.get_executor());
+      async_teardown(role, *stream.tls_,
+                     boost::asio::bind_executor(
+                         executor, [handler = std::forward<Handler>(handler)](boost::beast::error_code ec) mutable {
+                           if (ec == boost::asio::ssl::error::stream_truncated || ec == boost::asio::error::eof) {
+                             ec = {};
+                           }
+                           handler(ec);
+                         }));
     } else {
       async_teardown(role, *stream.plain_, std::forward<Handler>(handler));
     }
