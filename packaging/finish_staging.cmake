@@ -7,7 +7,7 @@
 set(stage "${CPACK_TEMPORARY_INSTALL_DIRECTORY}")
 file(GLOB_RECURSE libraries "${stage}/*.a")
 foreach(library IN LISTS libraries)
-  execute_process(COMMAND strip --strip-debug --enable-deterministic-archives "${library}"
+  execute_process(COMMAND strip --strip-debug --remove-section=.comment --enable-deterministic-archives "${library}"
                   RESULT_VARIABLE failed)
   if(failed)
     message(FATAL_ERROR "strip --strip-debug ${library} failed")
