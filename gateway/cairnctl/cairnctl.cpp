@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "cairn/cli/duration.hpp"
 #include "cairn/cli/program.hpp"
 #include "cairn/admin.hpp"
 
@@ -78,11 +79,25 @@ std::string encode(std::string_view text) {
   return out;
 }
 
+// Runs one asynchronous operation to its end on `ioc`: the stream's expiry then bounds it
+// (Beast's blocking calls ignore a tcp_stream's expiry, and a server that accepts and never
+// answers would hold cairnctl forever).
+template <class Start>
+beast::error_code run_op(net::io_context& ioc, Start start) {
+  beast::error_code result;
+  start([&result](beast::error_code ec, auto&&...) { result = ec; });
+  ioc.restart();
+  ioc.run();
+  return result;
+}
+
 class AdminClient {
  public:
   // `cacert`: the certificates an https:// server's must chain to (else the system's).
-  AdminClient(std::string url, std::string token, std::string cacert)
-      : url_(std::move(url)), endpoint_(parse_url(url_)), token_(std::move(token)), cacert_(std::move(cacert)) {}
+  // `timeout`: how long an answer may take (a backup of a large directory takes a while).
+  AdminClient(std::string url, std::string token, std::string cacert, std::chrono::milliseconds timeout)
+      : url_(std::move(url)), endpoint_(parse_url(url_)), token_(std::move(token)), cacert_(std::move(cacert)),
+        timeout_(timeout) {}
 
   // The response to one request; an answer that is not 2xx becomes a Failure with the
   // server's error message.
@@ -96,9 +111,9 @@ class AdminClient {
     if (!endpoint_.tls) {
       beast::tcp_stream stream(ioc);
       stream.expires_after(std::chrono::seconds(10));
-      stream.connect(addresses, ec);
+      ec = run_op(ioc, [&](auto handler) { stream.async_connect(addresses, handler); });
       if (ec) throw Failure("cannot connect to " + url_ + ": " + ec.message());
-      return exchange(stream, method, target, std::move(body), type);
+      return exchange(ioc, stream, method, target, std::move(body), type);
     }
     net::ssl::context tls(net::ssl::context::tls_client);
     tls.set_verify_mode(net::ssl::verify_peer);
@@ -114,16 +129,17 @@ class AdminClient {
     if (not_ip) SSL_set_tlsext_host_name(stream.native_handle(), endpoint_.host.c_str());  // SNI
     stream.set_verify_callback(net::ssl::host_name_verification(endpoint_.host));
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
-    beast::get_lowest_layer(stream).connect(addresses, ec);
+    ec = run_op(ioc, [&](auto handler) { beast::get_lowest_layer(stream).async_connect(addresses, handler); });
     if (ec) throw Failure("cannot connect to " + url_ + ": " + ec.message());
-    stream.handshake(net::ssl::stream_base::client, ec);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+    ec = run_op(ioc, [&](auto handler) { stream.async_handshake(net::ssl::stream_base::client, handler); });
     if (ec) throw Failure("TLS with " + url_ + " failed: " + ec.message());
-    return exchange(stream, method, target, std::move(body), type);
+    return exchange(ioc, stream, method, target, std::move(body), type);
   }
 
   template <class Stream>
-  http::response<http::string_body> exchange(Stream& stream, http::verb method, const std::string& target,
-                                             std::string body, const std::string& type) {
+  http::response<http::string_body> exchange(net::io_context& ioc, Stream& stream, http::verb method,
+                                             const std::string& target, std::string body, const std::string& type) {
     beast::error_code ec;
     http::request<http::string_body> request{method, target, 11};
     request.set(http::field::host, endpoint_.host.find(':') == std::string::npos ? endpoint_.host : "[" + endpoint_.host + "]");
@@ -131,14 +147,13 @@ class AdminClient {
     if (!body.empty()) request.set(http::field::content_type, type);
     request.body() = std::move(body);
     request.prepare_payload();
-    // a backup of a large directory takes a while
-    beast::get_lowest_layer(stream).expires_after(std::chrono::minutes(10));
-    http::write(stream, request, ec);
+    beast::get_lowest_layer(stream).expires_after(timeout_);
+    ec = run_op(ioc, [&](auto handler) { http::async_write(stream, request, handler); });
     if (ec) throw Failure("cannot send to " + url_ + ": " + ec.message());
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ULL << 32);
-    http::read(stream, buffer, parser, ec);
+    ec = run_op(ioc, [&](auto handler) { http::async_read(stream, buffer, parser, handler); });
     if (ec) throw Failure("no answer from " + url_ + ": " + ec.message());
     auto response = parser.release();
     if (response.result_int() >= 300) {
@@ -162,6 +177,7 @@ class AdminClient {
   Endpoint endpoint_;
   std::string token_;
   std::string cacert_;
+  std::chrono::milliseconds timeout_;
 };
 
 std::string cell(const json& value) {
@@ -278,6 +294,10 @@ int main(int argc, char** argv) {
   std::string token_file = std::getenv("CAIRN_ADMIN_TOKEN_FILE") ? std::getenv("CAIRN_ADMIN_TOKEN_FILE") : "";
   std::string cacert = std::getenv("CAIRN_CACERT") ? std::getenv("CAIRN_CACERT") : "";
   bool as_json = false;
+  double timeout_s = 600;
+  cairn::cli::add_duration(app, "--timeout", timeout_s, "how long an answer may take (a backup of much data takes long)")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
   app.add_option("--url", url, "the admin listener, http:// or https:// ($CAIRN_ADMIN_URL)")->capture_default_str();
   app.add_option("--cacert", cacert,
                  "https: trust the certificates in this PEM file instead of the system's ($CAIRN_CACERT)")
@@ -356,7 +376,8 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    AdminClient client(url, token_from(token_file), cacert);
+    AdminClient client(url, token_from(token_file), cacert,
+                       std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000)));
     auto print = [&](const json& value) { std::cout << value.dump(2) << '\n'; };
     if (bindings->parsed()) {
       auto answer = client.call_json(http::verb::get, "/admin/bindings");

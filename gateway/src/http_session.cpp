@@ -3,6 +3,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/websocket.hpp>
 #include <fstream>
 #include <sstream>
@@ -63,11 +64,42 @@ void HttpSession::run() {
     return;
   }
   // TLS: the handshake first, within the header timeout (a client that never completes it
-  // holds a connection slot no longer than one that never sends its header).
+  // holds a connection slot no longer than one that never sends its header). Its first
+  // bytes are read here: a TLS handshake record starts with 0x16; anything else is most
+  // likely plain HTTP sent to this HTTPS port, and gets a plain 400 that says so.
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
     self->stream_.expires_after(self->shared_->options.header_timeout);
-    self->stream_.tls_layer().async_handshake(
-        net::ssl::stream_base::server, beast::bind_front_handler(&HttpSession::on_handshake, self));
+    self->stream_.tcp().async_read_some(
+        self->buffer_.prepare(2048), [self](beast::error_code ec, std::size_t bytes) {
+          if (ec) return;  // gone, or too slow: the connection closes with the session
+          self->buffer_.commit(bytes);
+          const auto* first = static_cast<const unsigned char*>(self->buffer_.data().data());
+          if (bytes == 0 || *first != 0x16) return self->plain_on_tls_port();
+          self->stream_.tls_layer().async_handshake(
+              net::ssl::stream_base::server, self->buffer_.data(),
+              [self](beast::error_code handshake_ec, std::size_t used) {
+                self->buffer_.consume(used);
+                // Bytes after the handshake would be encrypted data read past it: not expected
+                // from a client that waits for the server's Finished, so refused.
+                if (!handshake_ec && self->buffer_.size() > 0) handshake_ec = net::ssl::error::stream_truncated;
+                self->on_handshake(handshake_ec);
+              });
+        });
+  });
+}
+
+void HttpSession::plain_on_tls_port() {
+  static const std::string answer = [] {
+    std::string body =
+        Error{Code::invalid_argument, "this port speaks HTTPS: use https:// (TLS), not plain HTTP"}.to_json().dump();
+    return "HTTP/1.1 400 Bad Request\r\nServer: cairn\r\nContent-Type: application/json\r\nConnection: close\r\n"
+           "Content-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  stream_.expires_after(shared_->options.body_timeout);
+  net::async_write(stream_.tcp(), net::buffer(answer), [self = shared_from_this()](beast::error_code, std::size_t) {
+    beast::error_code ignored;
+    self->stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
   });
 }
 

@@ -34,6 +34,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void on_handshake(beast::error_code ec);
+  // The first bytes on a TLS listener were not a TLS handshake: a plain 400 saying so.
+  void plain_on_tls_port();
   void do_read();
   void on_first_bytes(beast::error_code ec, std::size_t bytes);
   void read_header();

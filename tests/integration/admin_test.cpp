@@ -453,3 +453,21 @@ TEST_CASE("json logs: one object per line, a line per request at debug, no body 
   CHECK(lines > 2);
   CHECK(requests == 2);
 }
+
+TEST_CASE("cairnctl gives up after --timeout on a server that accepts and never answers") {
+  TempDir dir;
+  std::ofstream(dir.path() / "token") << "a-token-nobody-will-check\n";
+  std::uint16_t port = 0;
+  int silent = bind_loopback(port);  // the kernel completes connections; nobody answers
+  REQUIRE(::listen(silent, 16) == 0);
+  auto started = std::chrono::steady_clock::now();
+  auto got = run_program({CAIRNCTL_PATH, "--url", "http://127.0.0.1:" + std::to_string(port), "--token-file",
+                          (dir.path() / "token").string(), "--timeout", "1s", "bindings"},
+                         30s);
+  auto took = std::chrono::steady_clock::now() - started;
+  ::close(silent);
+  INFO(got.output);
+  CHECK(got.exit_status == 1);
+  CHECK(got.output.find("no answer") != std::string::npos);
+  CHECK(took < 10s);
+}

@@ -85,6 +85,12 @@ TEST_CASE("TLS: HTTPS and WSS round trips, refused certificates, SIGHUP reload w
   INFO(booked.output);
   CHECK(booked.exit_status == 0);
   CHECK(booked.output.find("booked successfully") != std::string::npos);
+  // Plain HTTP sent to the HTTPS port: a plain 400 that says so.
+  auto plain = run_program({"/usr/bin/curl", "-sS", "--max-time", "10", "-w", "%{http_code}",
+                            "http://127.0.0.1:" + std::to_string(server.port()) + "/seats?flightId=TLS1"},
+                           20s);
+  CHECK(plain.output.find("use https://") != std::string::npos);
+  CHECK(plain.output.find("400") != std::string::npos);
   // Not trusted: curl refuses (the server's certificate is not in the system's store).
   CHECK(run_program({"/usr/bin/curl", "-sS", "--max-time", "10", base + "/seats?flightId=TLS1"}, 20s).exit_status == 60);
   // The admin listener speaks TLS too; cairnctl with --cacert.
