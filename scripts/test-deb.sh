@@ -21,7 +21,13 @@ fi
 fail() { echo "test-deb: FAILED: $*" >&2; exit 1; }
 
 # It installs and then purges the packages, and a purge deletes /var/lib/cairn: never on a
-# machine where cairn is installed for real.
+# machine where cairn is installed for real. What an earlier run of this test left behind
+# (it was killed before its purge) carries its mark, and is purged first.
+marker=/var/lib/cairn/.installed-by-test-deb
+if "${sudo_cmd[@]}" test -e "$marker"; then
+  echo "== test-deb: purging what an interrupted earlier run installed" >&2
+  "${sudo_cmd[@]}" dpkg --purge cairn libcairn-dev >/dev/null
+fi
 for package in cairn libcairn-dev; do
   if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed'; then
     fail "$package is installed on this machine; this test would purge it (and /var/lib/cairn). Run it where cairn is not installed."
@@ -63,6 +69,7 @@ cleanup() {
 trap cleanup EXIT
 
 "${sudo_cmd[@]}" dpkg -i "$server_deb" "$dev_deb"
+"${sudo_cmd[@]}" touch "$marker"
 getent passwd cairn >/dev/null || fail "no cairn user"
 [[ "$(stat -c %U /var/lib/cairn)" == cairn ]] || fail "/var/lib/cairn is not the cairn user's"
 [[ "$("${sudo_cmd[@]}" stat -c %a /etc/cairn/admin-token)" == 600 ]] || fail "admin token mode"
