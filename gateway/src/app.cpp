@@ -139,6 +139,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   std::string durability = "full";
   std::size_t threads = 8;
   std::size_t io_threads = 1;
+  std::size_t storage_threads = limits::default_storage_threads;
   auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
   auto to_ms = [](double s) { return std::chrono::milliseconds(static_cast<long long>(s * 1000)); };
   double idle_timeout_s = seconds(limits::default_idle_timeout);
@@ -162,7 +163,11 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   app.add_option("--durability", durability, "full: fsync every commit; normal: WAL NORMAL")
       ->check(CLI::IsMember({"full", "normal"}))
       ->capture_default_str();
-  app.add_option("--threads", threads, "actor threads (each commit blocks one for an fsync)")
+  app.add_option("--threads", threads, "actor threads (they run actor code; commits are made durable on the storage threads)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--storage-threads", storage_threads,
+                 "threads that fsync commits (sized by fsyncs in flight, not by cores)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   app.add_option("--io-threads", io_threads, "HTTP/WebSocket I/O threads")
@@ -412,6 +417,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.data_dir = data_dir;
     options.durability = durability == "full" ? Durability::full : Durability::normal;
     options.threads = threads;
+    options.storage_threads = storage_threads;
     options.idle_timeout = to_ms(idle_timeout_s);
     options.max_live_instances = max_live;
     options.max_queued_events = max_queued;

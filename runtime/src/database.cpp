@@ -18,11 +18,19 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
+#include <atomic>
+#include <memory>
 
 #include "cairn/limits.hpp"
 
 namespace cairn {
 namespace {
+
+// SQLite's own automatic checkpoint threshold (SQLITE_DEFAULT_WAL_AUTOCHECKPOINT), in pages;
+// tests lower it to run checkpoints often.
+std::atomic<int> wal_checkpoint_pages{1000};
 
 sqlite3* open_connection(const std::filesystem::path& path) {
   sqlite3* db = nullptr;
@@ -70,23 +78,30 @@ const std::string& empty_wal_image(const std::filesystem::path& dir) {
 void create_from_image(const std::filesystem::path& path) {
   const auto& image = empty_wal_image(path.parent_path());
   if (image.empty()) return;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    if (errno == EEXIST) return;
-    throw SqlError(SQLITE_CANTOPEN, "cannot create " + path.string() + ": " + std::strerror(errno), "");
+  // Through SQLite's default VFS (the one sqlite3_open_v2 then uses), so every byte of a
+  // database passes one layer: a test VFS sees the file created and written.
+  sqlite3_vfs* vfs = sqlite3_vfs_find(nullptr);
+  std::unique_ptr<const char, void (*)(const char*)> name(
+      sqlite3_create_filename(path.c_str(), (path.string() + "-journal").c_str(), (path.string() + "-wal").c_str(), 0, nullptr),
+      [](const char* p) { sqlite3_free_filename(p); });
+  if (vfs == nullptr || name == nullptr) return;
+  std::vector<char> storage(static_cast<std::size_t>(vfs->szOsFile));
+  auto* file = reinterpret_cast<sqlite3_file*>(storage.data());
+  int out_flags = 0;
+  int rc = vfs->xOpen(vfs, name.get(), file,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE | SQLITE_OPEN_MAIN_DB, &out_flags);
+  if (rc != SQLITE_OK) {
+    if (file->pMethods != nullptr) file->pMethods->xClose(file);
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) return;  // made meanwhile: SQLite opens it
+    throw SqlError(rc, "cannot create " + path.string() + ": " + sqlite3_errstr(rc), "");
   }
-  std::size_t written = 0;
-  while (written < image.size()) {
-    auto n = ::write(fd, image.data() + written, image.size() - written);
-    if (n <= 0) break;
-    written += static_cast<std::size_t>(n);
-  }
-  bool ok = written == image.size() && ::fdatasync(fd) == 0;
-  int saved = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(path.c_str());
-    throw SqlError(SQLITE_IOERR, "cannot write " + path.string() + ": " + std::strerror(saved), "");
+  rc = file->pMethods->xWrite(file, image.data(), static_cast<int>(image.size()), 0);
+  if (rc == SQLITE_OK) rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
+  file->pMethods->xClose(file);
+  if (rc != SQLITE_OK) {
+    vfs->xDelete(vfs, path.c_str(), 0);
+    throw SqlError(rc, "cannot write " + path.string() + ": " + sqlite3_errstr(rc), "");
   }
 }
 
@@ -123,6 +138,40 @@ sqlite3* open_index_file(const std::filesystem::path& file, Durability durabilit
   return db;
 }
 
+void set_wal_checkpoint_pages(int pages) { wal_checkpoint_pages.store(pages < 1 ? 1 : pages); }
+
+bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error) {
+  // A filename made by SQLite, as xOpen expects of its callers (a VFS may read URI
+  // parameters after it).
+  std::unique_ptr<const char, void (*)(const char*)> name(
+      sqlite3_filename_wal(sqlite3_create_filename(wal.substr(0, wal.size() - 4).c_str(),
+                                                   (wal.substr(0, wal.size() - 4) + "-journal").c_str(),
+                                                   wal.c_str(), 0, nullptr)),
+      [](const char* p) {
+        if (p != nullptr) sqlite3_free_filename(sqlite3_filename_database(p));
+      });
+  if (name == nullptr) {
+    error = "out of memory";
+    return false;
+  }
+  std::vector<char> storage(static_cast<std::size_t>(vfs->szOsFile));
+  auto* file = reinterpret_cast<sqlite3_file*>(storage.data());
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_WAL;
+  int out_flags = 0;
+  int rc = vfs->xOpen(vfs, name.get(), file, flags, &out_flags);
+  if (rc == SQLITE_OK) {
+    rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
+    int saved = errno;
+    file->pMethods->xClose(file);
+    if (rc != SQLITE_OK) error = std::string("cannot sync ") + wal + ": " + sqlite3_errstr(rc) + " (" + std::strerror(saved) + ")";
+  } else {
+    int saved = errno;
+    if (file->pMethods != nullptr) file->pMethods->xClose(file);
+    error = std::string("cannot open ") + wal + " to sync it: " + sqlite3_errstr(rc) + " (" + std::strerror(saved) + ")";
+  }
+  return rc == SQLITE_OK;
+}
+
 bool sync_path(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -156,7 +205,7 @@ std::int64_t unix_ms() {
       .count();
 }
 
-Database::Database(const std::filesystem::path& path, Durability durability)
+Database::Database(const std::filesystem::path& path)
     : path_(path), db_(open_database(path)), sql_(db_) {
   try {
     // One process owns each file: exclusive locking keeps the WAL index in heap memory
@@ -172,8 +221,18 @@ Database::Database(const std::filesystem::path& path, Durability durability)
     sql_.run_internal(("PRAGMA journal_size_limit=" + std::to_string(limits::wal_bytes_kept)).c_str());
     // Foreign keys are enforced, as in Durable Objects.
     sql_.run_internal("PRAGMA foreign_keys=ON");
-    sql_.run_internal(durability == Durability::full ? "PRAGMA synchronous=FULL"
-                                                     : "PRAGMA synchronous=NORMAL");
+    // NORMAL: a commit does not sync; checkpoints do (the WAL before its frames are copied,
+    // the database file after, and the WAL's header before it is reused). The host syncs
+    // the WAL after each commit that wrote, off its thread (sync_wal), and releases the
+    // batch's outputs then: durability=full. SQLite documents NORMAL in WAL mode as safe from
+    // corruption; what it gives up, durability of the last commits, the host's sync returns.
+    sql_.run_internal("PRAGMA synchronous=NORMAL");
+    // Checkpoints as SQLite's own automatic ones (the same threshold, passive), run from the
+    // WAL hook that also tells commit() whether anything was written.
+    sqlite3_wal_hook(db_, &Database::on_wal_commit, this);
+    if (const char* wal = sqlite3_filename_wal(sqlite3_db_filename(db_, "main")); wal != nullptr) wal_file_ = wal;
+    sqlite3_file_control(db_, "main", SQLITE_FCNTL_VFS_POINTER, &vfs_);
+    if (wal_file_.empty() || vfs_ == nullptr) throw SqlError(SQLITE_ERROR, "cannot find the WAL of " + path.string(), "");
     sqlite3_limit(db_, SQLITE_LIMIT_VARIABLE_NUMBER, limits::max_sql_bound_parameters);
     sqlite3_limit(db_, SQLITE_LIMIT_SQL_LENGTH, limits::max_sql_statement_bytes);
     sqlite3_limit(db_, SQLITE_LIMIT_LENGTH, limits::max_sql_value_bytes);
@@ -192,14 +251,27 @@ Database::~Database() {
   sqlite3_close(db_);
 }
 
+int Database::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
+  auto* database = static_cast<Database*>(self);
+  database->wrote_ = true;
+  if (pages >= wal_checkpoint_pages.load(std::memory_order_relaxed)) {
+    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    // A checkpoint that could not sync the WAL may mean its frames never reach the disk:
+    // commit() fails the batch (a busy checkpoint, or another error, just waits for the next).
+    if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL) database->checkpoint_failed_ = rc;
+  }
+  return SQLITE_OK;  // the commit happened whatever the checkpoint did
+}
+
 void Database::begin() { sql_.begin_pending_ = true; }
-void Database::commit() {
+bool Database::commit() {
   sql_.begin_pending_ = false;
-  if (!sql_.in_transaction_) return;  // no event of the batch ran SQL
+  if (!sql_.in_transaction_) return false;  // no event of the batch ran SQL
   // A transaction SQLite ended by itself must fail the batch, never "commit" nothing.
   if (sql_.check_transaction()) sql_.throw_lost("COMMIT");
   assert(!sqlite3_get_autocommit(db_));
   sql_.in_transaction_ = false;
+  wrote_ = false;
   try {
     sql_.run_internal("COMMIT");
   } catch (...) {
@@ -208,6 +280,10 @@ void Database::commit() {
     sql_.in_transaction_ = !sqlite3_get_autocommit(db_);
     throw;
   }
+  if (int rc = std::exchange(checkpoint_failed_, 0); rc != 0) {
+    throw SqlError(rc, std::string("the checkpoint after the commit failed: ") + sqlite3_errstr(rc), "COMMIT");
+  }
+  return std::exchange(wrote_, false);
 }
 bool Database::transaction_lost() noexcept { return sql_.check_transaction(); }
 void Database::rollback() noexcept {

@@ -16,6 +16,7 @@
 #include "cairn/sql.hpp"
 
 struct sqlite3;
+struct sqlite3_vfs;
 
 namespace cairn {
 
@@ -25,6 +26,15 @@ namespace cairn {
 sqlite3* open_index_file(const std::filesystem::path& file, Durability durability, const std::string& what);
 // fsync a file, or a directory (its new or removed entries are then durable). False on failure.
 bool sync_path(const std::filesystem::path& path);
+// Makes what was written to WAL file `wal` durable: opens it anew through SQLite's VFS `vfs`
+// (the one its database uses, so test VFSs see it) and syncs its data. Any thread: the
+// pool's threads run it while the actor's thread writes on. False on failure, with `error`
+// saying why. (A new WAL's directory entry is made durable by SQLite itself: it syncs a new
+// WAL's header, the unix VFS the directory with it, before the first commit returns.)
+bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error);
+// Databases checkpoint their WAL once it holds this many pages (1,000 unless set; tests set
+// fewer to run checkpoints often). Any thread.
+void set_wal_checkpoint_pages(int pages);
 // Writes a consistent copy of `from`'s main database to `file` (which must not exist) with
 // SQLite's online backup, in rollback-journal mode (a standalone file, readable by read-only
 // openers), fsync'd. Throws SqlError.
@@ -39,9 +49,12 @@ std::int64_t unix_ms();
 
 class Database {
  public:
-  // Opens (creating) `path` in WAL mode with exclusive locking, the durability's synchronous
-  // level, Durable Objects' limits and the authorizer that guards user SQL. Throws SqlError.
-  Database(const std::filesystem::path& path, Durability durability);
+  // Opens (creating) `path` in WAL mode with exclusive locking, Durable Objects' limits and
+  // the authorizer that guards user SQL. Commits do not wait for the disk (synchronous=NORMAL):
+  // the host makes them durable with sync_wal() on its storage pool (pipelined durability),
+  // while checkpoints keep SQLite's own order (the WAL synced before its frames are copied,
+  // the database synced before the WAL is reused or cut). Throws SqlError.
+  explicit Database(const std::filesystem::path& path);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -52,7 +65,10 @@ class Database {
   // SAVEPOINT are deferred to the first statement after them (none if no SQL runs), and
   // COMMIT, RELEASE and ROLLBACK TO act only on what was opened.
   void begin();
-  void commit();
+  // True if the commit wrote to the WAL (a batch that only read writes nothing). Throws if
+  // the commit failed, or if the checkpoint that followed it could not sync (the batch's
+  // frames may then be lost: it must not be acknowledged).
+  bool commit();
   void rollback() noexcept;
   void savepoint();
   void release();
@@ -87,11 +103,20 @@ class Database {
   bool is_empty();
   // Bytes on disk: the database file and its WAL.
   std::uint64_t bytes_on_disk() const;
+  // The WAL's name as SQLite's VFS knows it, and that VFS (for sync_wal()).
+  const std::string& wal_file() const noexcept { return wal_file_; }
+  sqlite3_vfs* vfs() const noexcept { return vfs_; }
 
  private:
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
+
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
   Sql sql_;
+  std::string wal_file_;
+  sqlite3_vfs* vfs_ = nullptr;
+  bool wrote_ = false;           // the WAL hook ran since the last commit began
+  int checkpoint_failed_ = 0;    // the SQLite code of a checkpoint that failed, 0 if none
 };
 
 }  // namespace cairn

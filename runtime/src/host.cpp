@@ -17,6 +17,7 @@ namespace cairn {
 using namespace host_support;
 namespace {
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using synced_atom = caf::atom_constant<caf::atom("synced")>;
 }  // namespace
 
 Host::Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
@@ -36,6 +37,9 @@ caf::behavior Host::make_behavior() {
       [this](Event& event) { handle(event); },
       [this](commit_atom, std::uint64_t batch) {
         if (in_batch_ && batch == batch_) commit_batch();
+      },
+      [this](synced_atom, std::uint64_t term, std::uint64_t through, bool ok, const std::string& error) {
+        synced(term, through, ok, error);
       },
       [this](evict_atom, std::uint64_t generation) {
         if (generation != generation_) return;
@@ -85,7 +89,11 @@ void Host::open_database() {
   if (db_) return;
   // Named before its database exists, so every database with data can be listed by name.
   core_->names().record(id_);
-  db_.emplace(core_->database_path(id_), core_->options.durability);
+  // A database made now has its directory entries made durable by its first commit: SQLite
+  // syncs a new WAL's header before the commit returns, and the unix VFS syncs the directory
+  // on a new WAL's first sync (the power-loss test checks this).
+  db_.emplace(core_->database_path(id_));
+  ++db_term_;
   // Whatever the alarm index says of this actor is checked against the truth at commit.
   alarms_dirty_ = alarm_table_exists();
 }
@@ -245,44 +253,106 @@ bool Host::commit_batch() {
     return false;
   }
   auto commit_start = std::chrono::steady_clock::now();
+  bool wrote = false;
   try {
-    db_->commit();
+    wrote = db_->commit();
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: commit failed: {}", id_.binding(), id_.hex(), e.what());
-    // After a failed fsync the write may still surface when the database reopens (its WAL
+    // After a failed commit the write may still surface when the database reopens (its WAL
     // frames reached the file): the caller learns only that it was not made durable.
     abort_batch(storage_error(e, "the write could not be made durable"));
     return false;
   }
-  if (report) {
-    alarms_dirty_ = false;
-    core_->alarms_committed(id_, soonest);
-  }
+  if (report) alarms_dirty_ = false;
   auto committed_at = std::chrono::steady_clock::now();
-  core_->committed(batch_events_, std::chrono::duration<double>(committed_at - commit_start).count());
   // The metrics' database bytes follow at most every 100 ms (two stats), and at close.
   if (committed_at - bytes_reported_at_ > std::chrono::milliseconds(100)) {
     bytes_reported_at_ = committed_at;
     report_bytes();
   }
   in_batch_ = false;
+  ++committed_;
+  if (wrote) written_through_ = committed_;
+  WaitingBatch batch{written_through_, {}, outbox_.accepted(), std::exchange(answers_, {}),
+                     report, soonest, batch_epoch_, batch_events_, commit_start};
+  batch.outputs = outbox_.take();
   batch_events_ = 0;
-  if (auto owned = core_->owned_epoch(id_.shard()); !owned || *owned != batch_epoch_) {
+  if (core_->options.durability == Durability::normal) durable_through_ = written_through_;
+  if (batch.needs <= durable_through_ && waiting_.empty()) {
+    release(batch);  // nothing it shows can be lost: it read only what is durable
+    return true;
+  }
+  waiting_.push_back(std::move(batch));
+  start_sync();
+  return true;
+}
+
+void Host::start_sync() {
+  if (syncing_ || written_through_ <= durable_through_ || !db_) return;
+  syncing_ = true;
+  auto self = caf::actor_cast<caf::actor>(this);
+  core_->storage().post([self, vfs = db_->vfs(), wal = db_->wal_file(), term = db_term_,
+                         through = written_through_] {
+    std::string error;
+    bool ok = sync_wal(vfs, wal, error);
+    caf::anon_send(self, synced_atom::value, term, through, ok, error);
+  });
+}
+
+void Host::synced(std::uint64_t term, std::uint64_t through, bool ok, const std::string& error) {
+  if (term != db_term_ || !syncing_) return;  // for a database closed since
+  syncing_ = false;
+  if (!ok) {
+    spdlog::error("actor {} {}: cannot make its commits durable: {}", id_.binding(), id_.hex(), error);
+    // Every batch not yet durable fails, the open one too (it was written on top of them).
+    abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"});
+    return;
+  }
+  durable_through_ = std::max(durable_through_, through);
+  while (!waiting_.empty() && waiting_.front().needs <= durable_through_) {
+    auto batch = std::move(waiting_.front());
+    waiting_.pop_front();
+    release(batch);
+  }
+  start_sync();  // for what was committed while this one ran
+}
+
+bool Host::flush_durable() {
+  if (waiting_.empty() && written_through_ <= durable_through_) return true;
+  if (written_through_ > durable_through_) {
+    std::string error;
+    if (!db_ || !sync_wal(db_->vfs(), db_->wal_file(), error)) {
+      spdlog::error("actor {} {}: cannot make its commits durable: {}", id_.binding(), id_.hex(), error);
+      abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"});
+      return false;
+    }
+    durable_through_ = written_through_;
+    syncing_ = false;  // whatever runs on the pool now is stale (its term is bumped below)
+    ++db_term_;
+  }
+  for (auto& batch : std::exchange(waiting_, {})) release(batch);
+  return true;
+}
+
+void Host::release(WaitingBatch& batch) {
+  if (batch.report_alarms) core_->alarms_committed(id_, batch.soonest);
+  core_->committed(batch.events, std::chrono::duration<double>(std::chrono::steady_clock::now() - batch.started).count());
+  if (auto owned = core_->owned_epoch(id_.shard()); !owned || *owned != batch.epoch) {
     // Cluster mode: this node fenced itself (its lease may be expiring) or the shard moved
     // while the batch ran. Nothing may leave: another node may own the actor by now.
     spdlog::warn("actor {} {}: shard {} no longer owned at epoch {}; the batch's outputs are dropped",
-                 id_.binding(), id_.hex(), id_.shard(), batch_epoch_);
-    (void)outbox_.take();
+                 id_.binding(), id_.hex(), id_.shard(), batch.epoch);
     auto error = not_owner_error();
-    for (auto& pending : std::exchange(answers_, {})) {
+    for (auto& pending : batch.answers) {
       if (pending.reply) core_->fail_reply(pending.reply, error);
     }
+    batch.answers.clear();
     reset_instance();
-    return true;
+    return;
   }
   // The output gate opens: everything the batch sent leaves now, in order. Socket outputs
   // are addressed by socket: their connections are looked up once for the whole batch.
-  auto outputs = outbox_.take();
+  auto& outputs = batch.outputs;
   std::vector<SocketId> addressed;
   for (const auto& output : outputs) {
     if (auto* send = std::get_if<SocketSend>(&output)) addressed.push_back(send->to.socket);
@@ -300,11 +370,10 @@ bool Host::commit_batch() {
       if (auto& sink = sinks[next_sink++]) sink->close(close.code, std::move(close.reason));
     }
   }
-  for (auto& pending : std::exchange(answers_, {})) {
+  for (auto& pending : std::exchange(batch.answers, {})) {
     if (!pending.reply) continue;
     std::visit([&](auto& answer) { core_->answer_reply(pending.reply, std::move(answer)); }, pending.answer);
   }
-  return true;
 }
 
 Error Host::not_owner_error() const {
@@ -343,6 +412,17 @@ void Host::abort_batch(const Error& error) {
   for (auto& pending : std::exchange(answers_, {})) {
     if (pending.reply) core_->fail_reply(pending.reply, error);
   }
+  // So do the committed batches not yet durable: their commits may be lost (or surface when
+  // the database reopens); their callers learn only that they were not made durable.
+  for (auto& batch : std::exchange(waiting_, {})) {
+    for (SocketId socket : batch.accepted) core_->sockets.unaccept(socket);
+    for (auto& pending : batch.answers) {
+      if (pending.reply) core_->fail_reply(pending.reply, error);
+    }
+  }
+  durable_through_ = written_through_ = committed_;
+  syncing_ = false;
+  ++db_term_;
   in_batch_ = false;
   batch_events_ = 0;
   alarms_dirty_ = false;  // checked again when the database reopens
@@ -359,9 +439,16 @@ Host::~Host() {
 
 void Host::on_exit() {
   if (in_batch_) {
-    abort_batch(Error{Code::unavailable, "the actor stopped before answering"});
-    return;
+    // The open batch did not commit; those before it did: they are made durable first.
+    db_->rollback();
+    for (SocketId socket : outbox_.discard_batch()) core_->sockets.unaccept(socket);
+    for (auto& pending : std::exchange(answers_, {})) {
+      if (pending.reply) core_->fail_reply(pending.reply, Error{Code::unavailable, "the actor stopped before answering"});
+    }
+    in_batch_ = false;
+    batch_events_ = 0;
   }
+  flush_durable();
   reset_instance();
   db_.reset();
   report_bytes();
@@ -374,6 +461,7 @@ void Host::reset_instance() {
 
 void Host::finish() {
   if (in_batch_) commit_batch();
+  flush_durable();
   reset_instance();
   // An actor that never kept anything (no table, so no alarm either) leaves no trace, as in
   // Durable Objects: otherwise every name ever asked for would keep a file and a names row.

@@ -2,11 +2,14 @@
 // database, constructs the user's object on the first event (and again after a reset), and
 // runs events one at a time, each in its own savepoint inside a batch transaction that
 // commits when the mailbox has no more queued events (group commit) or the batch is full.
-// Replies and socket sends are released only after that commit (the output gate).
+// Replies and socket sends are released only once that commit is durable (the output gate):
+// the commit's WAL sync runs on the storage pool while the host runs its next events
+// (pipelined durability), and batches' outputs leave in commit order.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -76,6 +79,20 @@ class Host final : public caf::event_based_actor {
     std::variant<Response, Result<nlohmann::json>> answer;
   };
 
+  // A committed batch whose outputs wait for durability: its own commit's (if it wrote),
+  // else that of the last batch before it that wrote.
+  struct WaitingBatch {
+    std::uint64_t needs;  // durable_through_ must reach this
+    std::vector<SocketOutput> outputs;
+    std::vector<SocketId> accepted;
+    std::vector<PendingAnswer> answers;
+    bool report_alarms = false;
+    std::optional<std::int64_t> soonest;
+    std::int64_t epoch = 0;
+    std::size_t events = 0;
+    std::chrono::steady_clock::time_point started;
+  };
+
   enum class Outcome { ok, threw, failed };
   // The answer to an event of a shard this node does not serve now (cluster mode).
   Error not_owner_error() const;  // failed: storage broke, the batch was aborted
@@ -106,6 +123,15 @@ class Host final : public caf::event_based_actor {
   // Commits the open batch and releases its outputs; false if it failed (the batch was
   // aborted: callers told, database closed).
   bool commit_batch();
+  // Outputs of a durable batch leave (or are dropped if the shard moved meanwhile).
+  void release(WaitingBatch& batch);
+  // Starts the WAL sync that covers every batch committed so far, unless one runs (its
+  // completion starts the next).
+  void start_sync();
+  void synced(std::uint64_t term, std::uint64_t through, bool ok, const std::string& error);
+  // Makes every committed batch durable on this thread and releases it (before the database
+  // closes, and before the admin API looks at it); false if the sync failed (they failed).
+  bool flush_durable();
   void make_call(ActorCall call);
   void abort_batch(const Error& error);
   void reset_instance();
@@ -137,6 +163,13 @@ class Host final : public caf::event_based_actor {
   bool reset_after_event_ = false;  // delete_all(): the next event gets a fresh instance
   std::size_t batch_events_ = 0;
   std::uint64_t batch_ = 0;  // generation: a commit message for an older batch is stale
+  // Pipelined durability: committed batches, numbered from 1 across the host's life.
+  std::deque<WaitingBatch> waiting_;
+  std::uint64_t committed_ = 0;        // the last batch committed
+  std::uint64_t written_through_ = 0;  // the last committed batch that wrote
+  std::uint64_t durable_through_ = 0;  // batches up to this one are durable
+  bool syncing_ = false;               // a sync of this database is on the storage pool
+  std::uint64_t db_term_ = 0;          // counts openings: a sync of an older one is stale
   std::int64_t reported_bytes_ = 0;  // this database's bytes as the metrics' total has them
   std::chrono::steady_clock::time_point bytes_reported_at_{};
 };

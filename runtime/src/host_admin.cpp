@@ -40,8 +40,10 @@ void Host::run_admin(AdminEvent& event) {
 }
 
 Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
-  // The operator sees (and copies) what callers were told happened: the open batch first.
+  // The operator sees (and copies) what callers were told happened: the open batch first,
+  // made durable (a copy must not hold a write that a power loss could still take back).
   if (in_batch_) commit_batch();
+  if (!flush_durable()) return fail(Code::unavailable, "the actor's storage failed: its last writes could not be made durable");
   if (event.op == AdminEvent::Op::remove) return remove_everything();
   open_database();
   switch (event.op) {

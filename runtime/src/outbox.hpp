@@ -80,6 +80,8 @@ class Outbox {
     event_outputs_ = event_undo_ = event_accepted_ = 0;
     return std::exchange(accepted_, {});
   }
+  // The sockets the open batch accepted so far (take() forgets them).
+  const std::vector<SocketId>& accepted() const noexcept { return accepted_; }
   // The batch committed: everything kept so far, in order; the undo log is forgotten.
   std::vector<SocketOutput> take() {
     undo_.clear();

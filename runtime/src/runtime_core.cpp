@@ -52,6 +52,7 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
   if (options.max_live_instances == 0) {
     throw std::invalid_argument("max_live_instances must be at least 1");
   }
+  if (options.storage_threads == 0) throw std::invalid_argument("storage_threads must be at least 1");
   if (options.max_queued_events == 0) {
     throw std::invalid_argument("max_queued_events must be at least 1");
   }
@@ -87,6 +88,7 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
       it->second.store(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
     }
   }
+  storage_ = std::make_unique<StoragePool>(options.storage_threads);
   system_ = std::make_unique<caf::actor_system>(config_);
   if (options.idle_timeout.count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
   alarm_thread_ = std::thread([this] { alarm_loop(); });
@@ -654,6 +656,9 @@ void RuntimeCore::shutdown() {
   for (auto& host : hosts) caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
   hosts.clear();
   system_->await_all_actors_done();
+  // Every host made its commits durable before it ended; what is left are syncs whose hosts
+  // no longer wait for them.
+  storage_.reset();
   alarms_->close();  // after writing what the last commits told it
   names_->close();
   std::lock_guard lock(mutex_);

@@ -34,6 +34,7 @@
 #include "placement.hpp"
 #include "reply_router.hpp"
 #include "socket_table.hpp"
+#include "storage_pool.hpp"
 
 namespace cairn::detail {
 
@@ -106,6 +107,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     alarm_lateness_.observe(std::max(0.0, std::chrono::duration<double>(late).count()));
   }
   NamesIndex& names() { return *names_; }
+  // The threads that make hosts' commits durable (their WAL syncs).
+  StoragePool& storage() { return *storage_; }
   // A host's database files grew (or shrank) by `delta` bytes. Any thread, lock-free.
   void database_bytes_changed(const std::string& binding, std::int64_t delta) {
     if (auto it = database_bytes_.find(binding); it != database_bytes_.end()) {
@@ -248,6 +251,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   // Declared before the actor system: it outlives the hosts that answer through it.
   ReplyRouter replies_{node_};
   std::unique_ptr<Placement> placement_ = std::make_unique<LocalPlacement>(node_);
+  // Before the actor system: hosts post to it until they end (emptied in shutdown()).
+  std::unique_ptr<StoragePool> storage_;
   caf::actor_system_config config_;
   std::unique_ptr<caf::actor_system> system_;
   mutable std::mutex mutex_;  // the structure lock (see Stripe)

@@ -14,7 +14,7 @@ namespace {
 
 struct Fixture {
   TempDir dir;
-  Database db{dir.path() / "a.sqlite", cairn::Durability::full};
+  Database db{dir.path() / "a.sqlite"};
   cairn::Sql& sql = db.sql();
 };
 
@@ -185,7 +185,7 @@ TEST_CASE("a new database starts in WAL mode without a rollback journal and keep
   TempDir dir;
   auto path = dir.path() / "new.sqlite";
   {
-    Database db{path, cairn::Durability::full};
+    Database db{path};
     CHECK(std::get<std::string>(db.internal("PRAGMA journal_mode").one()["journal_mode"]) == "wal");
     CHECK_FALSE(std::filesystem::exists(dir.path() / "new.sqlite-journal"));
     db.begin();
@@ -198,7 +198,7 @@ TEST_CASE("a new database starts in WAL mode without a rollback journal and keep
     auto name = entry.path().filename().string();
     CHECK((name == "new.sqlite" || name == "new.sqlite-wal"));
   }
-  Database again{path, cairn::Durability::full};
+  Database again{path};
   CHECK(again.sql().exec("SELECT x FROM t").one()["x"] == cairn::SqlValue(std::int64_t{42}));
   CHECK(std::get<std::string>(again.internal("PRAGMA integrity_check").one()["integrity_check"]) == "ok");
 }

@@ -32,9 +32,15 @@ enum class Durability {
 struct RuntimeOptions {
   std::filesystem::path data_dir = "data";
   Durability durability = Durability::full;
-  // Threads that run actor events and their commits. A commit blocks its thread for an
-  // fsync, so this is sized by fsyncs in flight, not by cores.
+  // Threads that run actor events and their commits. Commits do not wait for the disk here
+  // (the storage threads below do), but opening a new actor's database and checkpoints still
+  // sync on these threads.
   std::size_t threads = 8;
+  // Threads that make commits durable (durability full): each waits on one fsync, and the disk
+  // merges the fsyncs of many files in flight, so this is sized by fsyncs in flight, not by
+  // cores. An actor runs its next events while its last commit syncs; their outputs leave
+  // once it (and their own) is durable. At least 1.
+  std::size_t storage_threads = limits::default_storage_threads;
   std::shared_ptr<Clock> clock = std::make_shared<SystemClock>();
   // An instance with no event for this long (by `clock`) is evicted: object destroyed,
   // database closed, sockets kept open. Zero: only the cap below evicts.

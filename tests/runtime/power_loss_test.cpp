@@ -1,0 +1,237 @@
+// Simulated power loss (tests/support/power_vfs.hpp): a runtime takes writes from many callers
+// over many actors (new ones each cycle, with the live cap forcing evictions and checkpoints
+// run every few pages), the power is cut after a random number of disk operations, the files
+// are left as a disk could hold them (only synced writes sure to survive), and a new runtime on
+// the same directory must hold every write it acknowledged, with every alarm it acknowledged
+// in its alarm index, and every database must pass PRAGMA integrity_check. kill -9 cannot find
+// what this finds: after a process crash the page cache still holds every unsynced write.
+//
+// CAIRN_POWER_CYCLES sets the number of cut points (default 200; by hand, thousands) and
+// CAIRN_POWER_SEED the first seed (default: random, printed).
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cairn/actor.hpp"
+#include "cairn/context.hpp"
+#include "cairn/registry.hpp"
+#include "cairn/runtime.hpp"
+#include "database.hpp"
+#include "power_vfs.hpp"
+#include "temp_dir.hpp"
+
+using namespace cairn;
+using namespace cairn::testing;
+using json = nlohmann::json;
+
+namespace {
+
+// Each write is one row, some with a blob (so the WAL fills and checkpoints run), some with
+// an alarm set an hour ahead (alarms never fire in this test).
+class Ledger final : public Actor {
+ public:
+  explicit Ledger(Context& ctx) : ctx_(ctx) {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, payload BLOB)");
+  }
+  Methods methods() override {
+    return {
+        {"add", [this](const json& args) -> Result<json> {
+           auto size = args.at("bytes").get<std::size_t>();
+           ctx_.sql().exec("INSERT INTO entries VALUES (?, zeroblob(?))", args.at("key").get<std::string>(),
+                           static_cast<std::int64_t>(size));
+           if (args.at("alarm").get<bool>()) {
+             auto result = ctx_.set_alarm(ctx_.now() + std::chrono::hours(1));
+             if (!result) return result.error();
+           }
+           return json{{"ok", true}};
+         }},
+        {"keys", [this](const json&) -> Result<json> {
+           json keys = json::array();
+           for (const auto& row : ctx_.sql().exec("SELECT key FROM entries")) keys.push_back(std::get<std::string>(row["key"]));
+           return keys;
+         }},
+        {"has_alarm", [this](const json&) -> Result<json> { return json(!ctx_.alarms().empty()); }},
+    };
+  }
+
+ private:
+  Context& ctx_;
+};
+
+Registry ledger_registry() {
+  Registry r;
+  r.add<Ledger>("LEDGER");
+  return r;
+}
+
+RuntimeOptions options_for(const std::filesystem::path& dir) {
+  RuntimeOptions o;
+  o.data_dir = dir;
+  o.threads = 4;
+  o.storage_threads = 4;
+  o.max_live_instances = 6;  // fewer than the actors written: evictions close databases
+  o.idle_timeout = std::chrono::milliseconds(0);
+  return o;
+}
+
+Result<json> call(Runtime& runtime, const std::string& name, const std::string& method, json args) {
+  auto promise = std::make_shared<std::promise<Result<json>>>();
+  auto future = promise->get_future();
+  runtime.get("LEDGER", name)->call(method, std::move(args), [promise](Result<json> r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+// What the callers were told, across the cycles of one data directory.
+struct Acknowledged {
+  std::mutex mutex;
+  std::map<std::string, std::set<std::string>> keys;  // actor -> keys answered ok
+  std::set<std::string> alarms;                        // actors whose alarm was answered ok
+  std::uint64_t count = 0;
+};
+
+// Writes from `callers` threads, each with up to 8 calls outstanding, until the power is cut
+// (or a time bound passes); returns when every call has been answered.
+void write_until_cut(Runtime& runtime, Acknowledged& acked, int cycle, std::uint64_t seed) {
+  constexpr int callers = 4;
+  constexpr int window = 8;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < callers; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 random(seed * 31 + static_cast<std::uint64_t>(t));
+      std::mutex mutex;
+      std::condition_variable cv;
+      int outstanding = 0;
+      for (int n = 0; !PowerVfs::is_cut() && std::chrono::steady_clock::now() < deadline && n < 2000; ++n) {
+        {
+          std::unique_lock lock(mutex);
+          cv.wait(lock, [&] { return outstanding < window; });
+          ++outstanding;
+        }
+        // Two actors new in every cycle, ten that last across cycles.
+        auto pick = random() % 12;
+        std::string name = pick < 2 ? "new-" + std::to_string(cycle) + "-" + std::to_string(pick)
+                                    : "old-" + std::to_string(pick);
+        std::string key = std::to_string(cycle) + "-" + std::to_string(t) + "-" + std::to_string(n);
+        bool alarm = random() % 8 == 0;
+        json args{{"key", key}, {"bytes", random() % 4 == 0 ? 3000 : 16}, {"alarm", alarm}};
+        runtime.get("LEDGER", name)->call("add", std::move(args), [&, name, key, alarm](Result<json> result) {
+          if (result) {
+            std::lock_guard lock(acked.mutex);
+            acked.keys[name].insert(key);
+            if (alarm) acked.alarms.insert(name);
+            ++acked.count;
+          }
+          std::lock_guard lock(mutex);
+          --outstanding;
+          cv.notify_all();
+        });
+      }
+      std::unique_lock lock(mutex);
+      cv.wait(lock, [&] { return outstanding == 0; });
+    });
+  }
+  for (auto& thread : threads) thread.join();
+}
+
+// Every database file under `dir` passes PRAGMA integrity_check.
+void check_integrity(const std::filesystem::path& dir) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.path().extension() != ".sqlite") continue;
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(entry.path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    std::string result;
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW) result += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    INFO(entry.path().string());
+    CHECK(result == "ok");
+  }
+}
+
+std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::strtoull(value, nullptr, 10) : fallback;
+}
+
+}  // namespace
+
+TEST_CASE("no acknowledged write, alarm or name is lost to a power cut at a random point") {
+  PowerVfs::install();
+  set_wal_checkpoint_pages(8);  // checkpoints every few commits, not every 4 MB
+  auto cycles = env_number("CAIRN_POWER_CYCLES", 200);
+  auto first_seed = env_number("CAIRN_POWER_SEED", std::random_device{}());
+  MESSAGE("CAIRN_POWER_SEED=" << first_seed << " CAIRN_POWER_CYCLES=" << cycles);
+  constexpr std::uint64_t cycles_per_directory = 10;
+  std::uint64_t acknowledged = 0, lost_sectors = 0, kept_sectors = 0, removed_files = 0;
+  for (std::uint64_t series = 0; series * cycles_per_directory < cycles; ++series) {
+    TempDir dir;
+    Acknowledged acked;
+    PowerVfs::reset();
+    for (std::uint64_t i = 0; i < cycles_per_directory && series * cycles_per_directory + i < cycles; ++i) {
+      auto cycle = static_cast<int>(series * cycles_per_directory + i);
+      auto seed = first_seed + static_cast<std::uint64_t>(cycle);
+      INFO("cycle " << cycle << ", seed " << seed);
+      std::mt19937_64 random(seed);
+      {
+        Runtime runtime(ledger_registry(), options_for(dir.path()));
+        // A cut after 1 to 3,000 writes and syncs from now: early ones fall in start-up and
+        // the first databases' creation, late ones in the steady state.
+        PowerVfs::cut(1 + random() % 3000);
+        write_until_cut(runtime, acked, cycle, seed);
+        PowerVfs::cut();  // if the countdown did not end it, the time bound did
+      }  // the runtime stops with the power off: every write fails, nothing is acknowledged
+      auto settled = PowerVfs::settle(seed, 0.5);
+      lost_sectors += settled.sectors_lost;
+      kept_sectors += settled.sectors_kept;
+      removed_files += settled.removed;
+      // Power back on: everything acknowledged so far, in this directory, must be there.
+      {
+        Runtime runtime(ledger_registry(), options_for(dir.path()));
+        std::lock_guard lock(acked.mutex);
+        // First, before any actor wakes (a host's commit brings the index up to date): the
+        // alarm index knows of every actor with an acknowledged alarm (early is allowed, late
+        // is not: an actor missing from it would never be woken).
+        CHECK(runtime.stats().actors_with_alarms >= acked.alarms.size());
+        for (const auto& [name, keys] : acked.keys) {
+          auto present = call(runtime, name, "keys", json::object());
+          REQUIRE_MESSAGE(present.ok(), name << ": " << (present.ok() ? "" : present.error().message));
+          std::set<std::string> found;
+          for (const auto& key : *present) found.insert(key.get<std::string>());
+          for (const auto& key : keys) {
+            INFO("actor " << name << ", key " << key);
+            CHECK(found.count(key) == 1);
+          }
+        }
+        for (const auto& name : acked.alarms) {
+          INFO("actor " << name);
+          auto has = call(runtime, name, "has_alarm", json::object());
+          REQUIRE(has.ok());
+          CHECK(has->get<bool>());
+        }
+      }
+      check_integrity(dir.path());
+      PowerVfs::reset();
+    }
+    acknowledged += acked.count;
+  }
+  MESSAGE(cycles << " power cuts: " << acknowledged << " writes acknowledged, every one found; "
+                 << lost_sectors << " unsynced sectors lost, " << kept_sectors << " kept, "
+                 << removed_files << " files whose entries were not durable removed");
+  CHECK(acknowledged > 0);
+}
