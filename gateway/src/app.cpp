@@ -407,8 +407,9 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   std::uint64_t descriptors = raise_descriptor_limit();
   spdlog::info("descriptor limit {}", descriptors);
   if (max_connections == 0) {
-    // Keep descriptors for the databases (2 per live instance) and the runtime's own files.
-    std::uint64_t reserve = 2 * max_live + limits::reserved_descriptors;
+    // Keep descriptors for the databases (2 per live instance), one for each storage
+    // thread's WAL sync, and the runtime's own files.
+    std::uint64_t reserve = 2 * max_live + storage_threads + limits::reserved_descriptors;
     max_connections = static_cast<std::size_t>(std::clamp<std::uint64_t>(
         descriptors > reserve ? descriptors - reserve : 0, 16, limits::default_max_connections));
   }

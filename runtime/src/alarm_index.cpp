@@ -76,14 +76,25 @@ void AlarmIndex::queue_locked(const ActorId& id, std::optional<Ticks> due) {
 void AlarmIndex::before_commit(const ActorId& id, std::optional<Ticks> next) {
   std::unique_lock lock(mutex_);
   if (!next) return;
-  // Skip only when the file already holds a time no later than `next` and no queued or
-  // running write is about to change it.
-  auto indexed = durable_.find(id.hex());
-  if (indexed != durable_.end() && indexed->second <= *next && !pending_.contains(id.hex()) &&
-      !in_flight_.contains(id.hex())) {
+  const auto& hex = id.hex();
+  // The file must hold `next` or sooner before the commit, and nothing queued or under way may
+  // raise it past `next` afterwards: such a write (the lazy one of an earlier commit, whose
+  // later time was the truth then) would leave the index late if this commit lands and the
+  // later time it was told of does not. So a queued write is lowered to `next` (lazily: the
+  // file is not raised past `next` before it runs), and the write is made now if the file, or
+  // what is being written to it, is later.
+  Ticks target = *next;
+  auto queued = pending_.find(hex);
+  if (queued != pending_.end() && queued->second.due && *queued->second.due < target) target = *queued->second.due;
+  auto indexed = durable_.find(hex);
+  auto writing = in_flight_.find(hex);
+  bool write = indexed == durable_.end() || indexed->second > target ||
+               (writing != in_flight_.end() && (!writing->second || *writing->second > target));
+  if (!write) {
+    if (queued != pending_.end()) queued->second.due = target;
     return;
   }
-  pending_.insert_or_assign(id.hex(), Write{id, next});
+  pending_.insert_or_assign(hex, Write{id, target});
   write_now(lock);
 }
 
@@ -193,7 +204,7 @@ void AlarmIndex::write_pending(std::unique_lock<std::mutex>& lock) {
   std::vector<Write> writes;
   writes.reserve(pending_.size());
   for (auto& [hex, write] : pending_) {
-    in_flight_.insert(hex);
+    in_flight_.insert_or_assign(hex, write.due);
     writes.push_back(std::move(write));
   }
   pending_.clear();

@@ -103,7 +103,7 @@ class AlarmIndex {
   std::set<std::pair<Ticks, std::string>> queue_;
   std::unordered_map<std::string, Ticks> durable_;  // what the file holds
   std::map<std::string, Write> pending_;           // not yet written, by hex
-  std::unordered_set<std::string> in_flight_;      // being written now
+  std::unordered_map<std::string, std::optional<Ticks>> in_flight_;  // being written now: hex -> due
   std::shared_ptr<Batch> next_batch_ = std::make_shared<Batch>();
   bool writing_ = false;
   std::condition_variable written_;

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 #include <atomic>
@@ -81,8 +82,11 @@ void create_from_image(const std::filesystem::path& path) {
   // Through SQLite's default VFS (the one sqlite3_open_v2 then uses), so every byte of a
   // database passes one layer: a test VFS sees the file created and written.
   sqlite3_vfs* vfs = sqlite3_vfs_find(nullptr);
+  // As SQLite names it: the absolute path (a test VFS keys its files by name).
+  std::error_code ec;
+  auto full = std::filesystem::absolute(path, ec).lexically_normal().string();
   std::unique_ptr<const char, void (*)(const char*)> name(
-      sqlite3_create_filename(path.c_str(), (path.string() + "-journal").c_str(), (path.string() + "-wal").c_str(), 0, nullptr),
+      sqlite3_create_filename(full.c_str(), (full + "-journal").c_str(), (full + "-wal").c_str(), 0, nullptr),
       [](const char* p) { sqlite3_free_filename(p); });
   if (vfs == nullptr || name == nullptr) return;
   std::vector<char> storage(static_cast<std::size_t>(vfs->szOsFile));
@@ -92,7 +96,6 @@ void create_from_image(const std::filesystem::path& path) {
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE | SQLITE_OPEN_MAIN_DB, &out_flags);
   if (rc != SQLITE_OK) {
     if (file->pMethods != nullptr) file->pMethods->xClose(file);
-    std::error_code ec;
     if (std::filesystem::exists(path, ec)) return;  // made meanwhile: SQLite opens it
     throw SqlError(rc, "cannot create " + path.string() + ": " + sqlite3_errstr(rc), "");
   }
@@ -100,7 +103,7 @@ void create_from_image(const std::filesystem::path& path) {
   if (rc == SQLITE_OK) rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
   file->pMethods->xClose(file);
   if (rc != SQLITE_OK) {
-    vfs->xDelete(vfs, path.c_str(), 0);
+    vfs->xDelete(vfs, full.c_str(), 0);
     throw SqlError(rc, "cannot write " + path.string() + ": " + sqlite3_errstr(rc), "");
   }
 }
@@ -159,6 +162,14 @@ bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_WAL;
   int out_flags = 0;
   int rc = vfs->xOpen(vfs, name.get(), file, flags, &out_flags);
+  // Out of descriptors is not a storage failure: wait for some (at most a second) rather than
+  // fail every batch waiting for this sync.
+  for (int retry = 0; rc != SQLITE_OK && (errno == EMFILE || errno == ENFILE) && retry < 100; ++retry) {
+    if (file->pMethods != nullptr) file->pMethods->xClose(file);
+    file->pMethods = nullptr;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    rc = vfs->xOpen(vfs, name.get(), file, flags, &out_flags);
+  }
   if (rc == SQLITE_OK) {
     rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
     int saved = errno;
@@ -281,6 +292,7 @@ bool Database::commit() {
     throw;
   }
   if (int rc = std::exchange(checkpoint_failed_, 0); rc != 0) {
+    durability_lost_ = true;
     throw SqlError(rc, std::string("the checkpoint after the commit failed: ") + sqlite3_errstr(rc), "COMMIT");
   }
   return std::exchange(wrote_, false);

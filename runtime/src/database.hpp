@@ -69,6 +69,9 @@ class Database {
   // the commit failed, or if the checkpoint that followed it could not sync (the batch's
   // frames may then be lost: it must not be acknowledged).
   bool commit();
+  // True once a commit failed because its checkpoint could not sync: what was committed
+  // before may not be durable (the error is told once, to the checkpoint's file handle).
+  bool durability_lost() const noexcept { return durability_lost_; }
   void rollback() noexcept;
   void savepoint();
   void release();
@@ -117,6 +120,7 @@ class Database {
   sqlite3_vfs* vfs_ = nullptr;
   bool wrote_ = false;           // the WAL hook ran since the last commit began
   int checkpoint_failed_ = 0;    // the SQLite code of a checkpoint that failed, 0 if none
+  bool durability_lost_ = false;
 };
 
 }  // namespace cairn

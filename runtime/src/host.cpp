@@ -94,6 +94,9 @@ void Host::open_database() {
   // on a new WAL's first sync (the power-loss test checks this).
   db_.emplace(core_->database_path(id_));
   ++db_term_;
+  // What the file holds may not be durable yet (a previous process's unsynced commits, still in
+  // the page cache): the first batch's outputs wait for a sync, even if it only reads.
+  if (core_->options.durability == Durability::full) written_through_ = ++committed_;
   // Whatever the alarm index says of this actor is checked against the truth at commit.
   alarms_dirty_ = alarm_table_exists();
 }
@@ -260,7 +263,9 @@ bool Host::commit_batch() {
     spdlog::error("actor {} {}: commit failed: {}", id_.binding(), id_.hex(), e.what());
     // After a failed commit the write may still surface when the database reopens (its WAL
     // frames reached the file): the caller learns only that it was not made durable.
-    abort_batch(storage_error(e, "the write could not be made durable"));
+    // A checkpoint that could not sync may have lost the WAL's frames: then the batches
+    // committed before this one are not durable either.
+    abort_batch(storage_error(e, "the write could not be made durable"), db_ && db_->durability_lost());
     return false;
   }
   if (report) alarms_dirty_ = false;
@@ -305,14 +310,13 @@ void Host::synced(std::uint64_t term, std::uint64_t through, bool ok, const std:
   if (!ok) {
     spdlog::error("actor {} {}: cannot make its commits durable: {}", id_.binding(), id_.hex(), error);
     // Every batch not yet durable fails, the open one too (it was written on top of them).
-    abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"});
+    abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"}, true);
     return;
   }
   durable_through_ = std::max(durable_through_, through);
   while (!waiting_.empty() && waiting_.front().needs <= durable_through_) {
-    auto batch = std::move(waiting_.front());
+    release(waiting_.front());
     waiting_.pop_front();
-    release(batch);
   }
   start_sync();  // for what was committed while this one ran
 }
@@ -323,19 +327,21 @@ bool Host::flush_durable() {
     std::string error;
     if (!db_ || !sync_wal(db_->vfs(), db_->wal_file(), error)) {
       spdlog::error("actor {} {}: cannot make its commits durable: {}", id_.binding(), id_.hex(), error);
-      abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"});
+      abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"}, true);
       return false;
     }
     durable_through_ = written_through_;
     syncing_ = false;  // whatever runs on the pool now is stale (its term is bumped below)
     ++db_term_;
   }
-  for (auto& batch : std::exchange(waiting_, {})) release(batch);
+  while (!waiting_.empty()) {
+    release(waiting_.front());
+    waiting_.pop_front();
+  }
   return true;
 }
 
 void Host::release(WaitingBatch& batch) {
-  if (batch.report_alarms) core_->alarms_committed(id_, batch.soonest);
   core_->committed(batch.events, std::chrono::duration<double>(std::chrono::steady_clock::now() - batch.started).count());
   if (auto owned = core_->owned_epoch(id_.shard()); !owned || *owned != batch.epoch) {
     // Cluster mode: this node fenced itself (its lease may be expiring) or the shard moved
@@ -349,6 +355,15 @@ void Host::release(WaitingBatch& batch) {
     batch.answers.clear();
     reset_instance();
     return;
+  }
+  // The alarm index learns of the batch's soonest alarm now that it is durable, unless a later
+  // batch (committed, still waiting) changed it again: that one reports. Reporting this one's
+  // later time now could leave the index late for the later batch's sooner alarm, which its
+  // commit wrote ahead (waiting_'s front is `batch` itself).
+  if (batch.report_alarms &&
+      std::none_of(waiting_.begin() + (!waiting_.empty() && &waiting_.front() == &batch ? 1 : 0), waiting_.end(),
+                   [](const WaitingBatch& later) { return later.report_alarms; })) {
+    core_->alarms_committed(id_, batch.soonest);
   }
   // The output gate opens: everything the batch sent leaves now, in order. Socket outputs
   // are addressed by socket: their connections are looked up once for the whole batch.
@@ -404,7 +419,7 @@ void Host::make_call(ActorCall call) {
   core_->call_actor(call.target, std::move(call.method), std::move(call.args), std::move(reply));
 }
 
-void Host::abort_batch(const Error& error) {
+void Host::abort_batch(const Error& error, bool durability_lost) {
   // Nothing of the batch happened: its outputs are dropped, its callers told, and the
   // instance and its connection start afresh on the next event.
   if (db_) db_->rollback();
@@ -412,8 +427,13 @@ void Host::abort_batch(const Error& error) {
   for (auto& pending : std::exchange(answers_, {})) {
     if (pending.reply) core_->fail_reply(pending.reply, error);
   }
-  // So do the committed batches not yet durable: their commits may be lost (or surface when
-  // the database reopens); their callers learn only that they were not made durable.
+  in_batch_ = false;
+  batch_events_ = 0;
+  // The batches committed before it are not the open batch's to fail: made durable now, they
+  // are released (if that sync fails, they fail there).
+  if (!durability_lost) flush_durable();
+  // Unless the storage failed under them: their commits may be lost (or surface when the
+  // database reopens); their callers learn only that they were not made durable.
   for (auto& batch : std::exchange(waiting_, {})) {
     for (SocketId socket : batch.accepted) core_->sockets.unaccept(socket);
     for (auto& pending : batch.answers) {
@@ -432,23 +452,22 @@ void Host::abort_batch(const Error& error) {
 }
 
 Host::~Host() {
+  Error stopped{Code::unavailable, "the actor stopped before answering"};
   for (auto& pending : std::exchange(answers_, {})) {
-    if (pending.reply) core_->fail_reply(pending.reply, Error{Code::unavailable, "the actor stopped before answering"});
+    if (pending.reply) core_->fail_reply(pending.reply, stopped);
+  }
+  for (auto& batch : std::exchange(waiting_, {})) {
+    for (auto& pending : batch.answers) {
+      if (pending.reply) core_->fail_reply(pending.reply, stopped);
+    }
   }
 }
 
 void Host::on_exit() {
-  if (in_batch_) {
-    // The open batch did not commit; those before it did: they are made durable first.
-    db_->rollback();
-    for (SocketId socket : outbox_.discard_batch()) core_->sockets.unaccept(socket);
-    for (auto& pending : std::exchange(answers_, {})) {
-      if (pending.reply) core_->fail_reply(pending.reply, Error{Code::unavailable, "the actor stopped before answering"});
-    }
-    in_batch_ = false;
-    batch_events_ = 0;
-  }
+  // The batches committed before the open one are made durable and released first; the open
+  // one did not commit: its callers hear so.
   flush_durable();
+  if (in_batch_) abort_batch(Error{Code::unavailable, "the actor stopped before answering"}, true);
   reset_instance();
   db_.reset();
   report_bytes();

@@ -133,7 +133,10 @@ class Host final : public caf::event_based_actor {
   // closes, and before the admin API looks at it); false if the sync failed (they failed).
   bool flush_durable();
   void make_call(ActorCall call);
-  void abort_batch(const Error& error);
+  // The open batch fails (rolled back, its outputs dropped, its callers told), the instance is
+  // reset and the database closed. The batches committed before it are made durable and
+  // released first, unless `durability_lost` (a sync failed): then they fail too.
+  void abort_batch(const Error& error, bool durability_lost = false);
   void reset_instance();
   void finish();
   // Deletes the (closed, empty) database's files and the actor's names row.

@@ -64,6 +64,13 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
       }
       reset_instance();
       db_->import_from(event.text);
+      // The backup's commit does not wait for the disk (nor pass the WAL hook): synced here,
+      // before the answer says it happened.
+      if (std::string error; !sync_wal(db_->vfs(), db_->wal_file(), error)) {
+        spdlog::error("actor {} {}: the import could not be made durable: {}", id_.binding(), id_.hex(), error);
+        db_.reset();
+        return fail(Code::unavailable, "the import could not be made durable: the actor's storage failed");
+      }
       // The imported alarms go into the index like a commit's.
       auto soonest = soonest_alarm();
       core_->alarm_index().before_commit(id_, soonest);

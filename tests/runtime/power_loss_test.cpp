@@ -52,8 +52,9 @@ class Ledger final : public Actor {
            auto size = args.at("bytes").get<std::size_t>();
            ctx_.sql().exec("INSERT INTO entries VALUES (?, zeroblob(?))", args.at("key").get<std::string>(),
                            static_cast<std::int64_t>(size));
-           if (args.at("alarm").get<bool>()) {
-             auto result = ctx_.set_alarm(ctx_.now() + std::chrono::hours(1));
+           if (auto minutes = args.at("alarm_minutes").get<int>(); minutes > 0) {
+             // Moved sooner or later than it was: the index must never be left late.
+             auto result = ctx_.set_alarm(ctx_.now() + std::chrono::minutes(minutes));
              if (!result) return result.error();
            }
            return json{{"ok", true}};
@@ -126,8 +127,9 @@ void write_until_cut(Runtime& runtime, Acknowledged& acked, int cycle, std::uint
         std::string name = pick < 2 ? "new-" + std::to_string(cycle) + "-" + std::to_string(pick)
                                     : "old-" + std::to_string(pick);
         std::string key = std::to_string(cycle) + "-" + std::to_string(t) + "-" + std::to_string(n);
-        bool alarm = random() % 8 == 0;
-        json args{{"key", key}, {"bytes", random() % 4 == 0 ? 3000 : 16}, {"alarm", alarm}};
+        bool alarm = random() % 6 == 0;
+        json args{{"key", key}, {"bytes", random() % 4 == 0 ? 3000 : 16},
+                  {"alarm_minutes", alarm ? 1 + static_cast<int>(random() % 120) : 0}};
         runtime.get("LEDGER", name)->call("add", std::move(args), [&, name, key, alarm](Result<json> result) {
           if (result) {
             std::lock_guard lock(acked.mutex);
@@ -145,6 +147,44 @@ void write_until_cut(Runtime& runtime, Acknowledged& acked, int cycle, std::uint
     });
   }
   for (auto& thread : threads) thread.join();
+}
+
+// Runs `sql` on database `file` (opened anew) and returns its rows' first two columns.
+std::vector<std::pair<std::string, std::int64_t>> rows_of(const std::filesystem::path& file, const char* sql) {
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK) {
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      if (sqlite3_column_type(stmt, 1) == SQLITE_NULL) continue;
+      const auto* text = sqlite3_column_text(stmt, 0);
+      out.emplace_back(text ? reinterpret_cast<const char*>(text) : "", sqlite3_column_int64(stmt, 1));
+    }
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+// As the files are after the cut, before any runtime opens them: every actor's soonest alarm
+// is in the alarm index at that time or sooner (early is allowed, late is not: the actor would
+// be woken late, or never).
+void check_alarm_index(const std::filesystem::path& dir) {
+  std::map<std::string, std::int64_t> index;
+  if (std::filesystem::exists(dir / "_cairn" / "alarms.sqlite")) {
+    for (const auto& [hex, due] : rows_of(dir / "_cairn" / "alarms.sqlite", "SELECT actor, due FROM alarms")) index[hex] = due;
+  }
+  if (!std::filesystem::exists(dir / "_shards")) return;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir / "_shards")) {
+    if (entry.path().extension() != ".sqlite") continue;
+    auto hex = entry.path().stem().string();
+    for (const auto& [name, due] : rows_of(entry.path(), "SELECT 'soonest', min(due) FROM _cairn_alarms")) {
+      INFO("actor " << hex << " has an alarm due at " << due);
+      REQUIRE(index.count(hex) == 1);
+      CHECK(index[hex] <= due);
+    }
+  }
 }
 
 // Every database file under `dir` passes PRAGMA integrity_check.
@@ -197,6 +237,7 @@ TEST_CASE("no acknowledged write, alarm or name is lost to a power cut at a rand
         PowerVfs::cut();  // if the countdown did not end it, the time bound did
       }  // the runtime stops with the power off: every write fails, nothing is acknowledged
       auto settled = PowerVfs::settle(seed, 0.5);
+      check_alarm_index(dir.path());
       lost_sectors += settled.sectors_lost;
       kept_sectors += settled.sectors_kept;
       removed_files += settled.removed;
