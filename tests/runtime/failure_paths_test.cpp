@@ -259,6 +259,28 @@ TEST_CASE("a statement that makes SQLite roll back the batch fails every event o
   CHECK(cairn::testing::call(*again.get("FRAGILE", "or-rollback"), "count").value() == 2);
 }
 
+TEST_CASE("a batch the actor breaks does not fail the batches committed before it that wait for the disk") {
+  cairn::testing::FaultVfs::install();
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto stub = *runtime.get("FRAGILE", "pipelined");
+  REQUIRE(cairn::testing::call(stub, "insert", {{"n", 1}}).ok());
+  // Syncs of this actor's files now take 300 ms: the next insert commits and waits for its
+  // sync while the actor runs on, and the batch after it ends its own transaction.
+  cairn::testing::FaultVfs::arm(cairn::testing::Fault::slow_fsync, stub.id().hex());
+  auto committed = call_async(stub, "insert", {{"n", 2}});
+  REQUIRE(cairn::testing::eventually([&] { return cairn::testing::FaultVfs::failures() > 0; }));
+  auto culprit = call_async(stub, "or_rollback_caught", {{"n", 1}});
+  auto broken = cairn::testing::wait_for(culprit);
+  REQUIRE(!broken.ok());
+  CHECK(broken.error().code == Code::internal);
+  // The insert of 2 was committed before: it becomes durable and is acknowledged.
+  auto answer = cairn::testing::wait_for(committed);
+  cairn::testing::FaultVfs::clear();
+  CHECK_MESSAGE(answer.ok(), (answer.ok() ? "" : answer.error().message));
+  CHECK(cairn::testing::call(stub, "count").value() == 2);
+}
+
 TEST_CASE("a trigger's RAISE(ROLLBACK) caught by the actor fails the whole batch") {
   TempDir dir;
   Runtime runtime(fragile_registry(), options_for(dir));
