@@ -228,8 +228,14 @@ void AlarmIndex::write_pending(std::unique_lock<std::mutex>& lock) {
     }
   } else {
     spdlog::error("alarm index: a write failed: {}", error);
-    // Keep the lazy ones for the next flush, unless a newer value came meanwhile.
-    for (auto& write : writes) pending_.try_emplace(write.id.hex(), std::move(write));
+    // The write may still have reached the file (a COMMIT whose fsync failed leaves valid
+    // frames a recovery replays): what the file holds for these actors is unknown, so the
+    // next before_commit of each writes again. Keep the lazy ones for the next flush, unless
+    // a newer value came meanwhile.
+    for (auto& write : writes) {
+      durable_.erase(write.id.hex());
+      pending_.try_emplace(write.id.hex(), std::move(write));
+    }
   }
   batch->done = true;
   batch->error = error;

@@ -161,13 +161,15 @@ bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error) {
   auto* file = reinterpret_cast<sqlite3_file*>(storage.data());
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_WAL;
   int out_flags = 0;
+  errno = 0;
   int rc = vfs->xOpen(vfs, name.get(), file, flags, &out_flags);
   // Out of descriptors is not a storage failure: wait for some (at most a second) rather than
   // fail every batch waiting for this sync.
-  for (int retry = 0; rc != SQLITE_OK && (errno == EMFILE || errno == ENFILE) && retry < 100; ++retry) {
+  for (int retry = 0; (rc & 0xff) == SQLITE_CANTOPEN && (errno == EMFILE || errno == ENFILE) && retry < 100; ++retry) {
     if (file->pMethods != nullptr) file->pMethods->xClose(file);
     file->pMethods = nullptr;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    errno = 0;
     rc = vfs->xOpen(vfs, name.get(), file, flags, &out_flags);
   }
   if (rc == SQLITE_OK) {

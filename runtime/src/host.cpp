@@ -360,7 +360,7 @@ void Host::release(WaitingBatch& batch) {
   // batch (committed, still waiting) changed it again: that one reports. Reporting this one's
   // later time now could leave the index late for the later batch's sooner alarm, which its
   // commit wrote ahead (waiting_'s front is `batch` itself).
-  if (batch.report_alarms &&
+  if (batch.report_alarms && !hold_alarm_reports_ &&
       std::none_of(waiting_.begin() + (!waiting_.empty() && &waiting_.front() == &batch ? 1 : 0), waiting_.end(),
                    [](const WaitingBatch& later) { return later.report_alarms; })) {
     core_->alarms_committed(id_, batch.soonest);
@@ -420,6 +420,11 @@ void Host::make_call(ActorCall call) {
 }
 
 void Host::abort_batch(const Error& error, bool durability_lost) {
+  // What the alarm index holds for this actor may no longer match any state its database can
+  // come back in (the open batch's sooner alarm was indexed before a commit that failed yet
+  // may surface; a dropped batch's report is lost, or an earlier one's was skipped for it).
+  bool alarms_unknown = alarms_dirty_ || std::any_of(waiting_.begin(), waiting_.end(),
+                                                     [](const WaitingBatch& b) { return b.report_alarms; });
   // Nothing of the batch happened: its outputs are dropped, its callers told, and the
   // instance and its connection start afresh on the next event.
   if (db_) db_->rollback();
@@ -430,8 +435,13 @@ void Host::abort_batch(const Error& error, bool durability_lost) {
   in_batch_ = false;
   batch_events_ = 0;
   // The batches committed before it are not the open batch's to fail: made durable now, they
-  // are released (if that sync fails, they fail there).
-  if (!durability_lost) flush_durable();
+  // are released (if that sync fails, they fail there), their alarm reports held back if the
+  // index may hold a sooner time for the open batch (the wake below tells it the truth).
+  if (!durability_lost) {
+    hold_alarm_reports_ = alarms_unknown;
+    flush_durable();
+    hold_alarm_reports_ = false;
+  }
   // Unless the storage failed under them: their commits may be lost (or surface when the
   // database reopens); their callers learn only that they were not made durable.
   for (auto& batch : std::exchange(waiting_, {})) {
@@ -449,6 +459,8 @@ void Host::abort_batch(const Error& error, bool durability_lost) {
   reset_instance();
   db_.reset();
   report_bytes();
+  // An early wake: the actor reopens its database and reports its soonest alarm as it is.
+  if (alarms_unknown) core_->alarms_committed(id_, to_ticks(core_->options.clock->now()));
 }
 
 Host::~Host() {

@@ -172,6 +172,7 @@ class Host final : public caf::event_based_actor {
   std::uint64_t written_through_ = 0;  // the last committed batch that wrote
   std::uint64_t durable_through_ = 0;  // batches up to this one are durable
   bool syncing_ = false;               // a sync of this database is on the storage pool
+  bool hold_alarm_reports_ = false;    // an abort releases earlier batches: the index hears later
   std::uint64_t db_term_ = 0;          // counts openings: a sync of an older one is stale
   std::int64_t reported_bytes_ = 0;  // this database's bytes as the metrics' total has them
   std::chrono::steady_clock::time_point bytes_reported_at_{};

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <optional>
 
 #include <caf/all.hpp>
 
@@ -39,6 +41,27 @@ void Host::run_admin(AdminEvent& event) {
   if (event.done) event.done->set_value(std::move(result));
 }
 
+namespace {
+
+// The soonest alarm in SQLite file `file` (an export about to be imported), if it has any.
+std::optional<std::int64_t> soonest_alarm_in(const std::string& file) {
+  sqlite3* db = nullptr;
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> guard(nullptr, sqlite3_close);
+  int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  guard.reset(db);
+  if (rc != SQLITE_OK) return std::nullopt;  // the import itself then says what is wrong
+  sqlite3_stmt* stmt = nullptr;
+  std::optional<std::int64_t> soonest;
+  if (sqlite3_prepare_v2(db, "SELECT min(due) FROM _cairn_alarms", -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+    soonest = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  return soonest;
+}
+
+}  // namespace
+
 Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
   // The operator sees (and copies) what callers were told happened: the open batch first,
   // made durable (a copy must not hold a write that a power loss could still take back).
@@ -46,6 +69,8 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
   if (!flush_durable()) return fail(Code::unavailable, "the actor's storage failed: its last writes could not be made durable");
   if (event.op == AdminEvent::Op::remove) return remove_everything();
   open_database();
+  // What a previous process left unsynced is synced before the operator sees or copies it.
+  if (!flush_durable()) return fail(Code::unavailable, "the actor's storage failed: its data could not be made durable");
   switch (event.op) {
     case AdminEvent::Op::inspect:
       return inspect();
@@ -63,17 +88,19 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
                                         "' already has data: delete it first, or import into a new name");
       }
       reset_instance();
+      // The imported alarms go into the index like a commit's: the soonest before the import
+      // lands (read from the file), so the index is never late for it.
+      core_->alarm_index().before_commit(id_, soonest_alarm_in(event.text));
+      alarms_dirty_ = true;  // until the index has heard the truth below
       db_->import_from(event.text);
       // The backup's commit does not wait for the disk (nor pass the WAL hook): synced here,
       // before the answer says it happened.
       if (std::string error; !sync_wal(db_->vfs(), db_->wal_file(), error)) {
         spdlog::error("actor {} {}: the import could not be made durable: {}", id_.binding(), id_.hex(), error);
-        db_.reset();
+        abort_batch(Error{Code::unavailable, "the import could not be made durable"}, true);
         return fail(Code::unavailable, "the import could not be made durable: the actor's storage failed");
       }
-      // The imported alarms go into the index like a commit's.
       auto soonest = soonest_alarm();
-      core_->alarm_index().before_commit(id_, soonest);
       core_->alarms_committed(id_, soonest);
       alarms_dirty_ = false;
       auto tables = db_->internal("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").one()["n"];

@@ -265,7 +265,7 @@ TEST_CASE("a batch the actor breaks does not fail the batches committed before i
   Runtime runtime(fragile_registry(), options_for(dir));
   auto stub = *runtime.get("FRAGILE", "pipelined");
   REQUIRE(cairn::testing::call(stub, "insert", {{"n", 1}}).ok());
-  // Syncs of this actor's files now take 300 ms: the next insert commits and waits for its
+  // Syncs of this actor's files now take a second: the next insert commits and waits for its
   // sync while the actor runs on, and the batch after it ends its own transaction.
   cairn::testing::FaultVfs::arm(cairn::testing::Fault::slow_fsync, stub.id().hex());
   auto committed = call_async(stub, "insert", {{"n", 2}});

@@ -72,7 +72,7 @@ int shim_truncate(sqlite3_file* f, sqlite3_int64 size) {
 }
 int shim_sync(sqlite3_file* f, int flags) {
   if (should_fail(f, Fault::fsync)) return SQLITE_IOERR_FSYNC;
-  if (should_fail(f, Fault::slow_fsync)) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  if (should_fail(f, Fault::slow_fsync)) std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   return real_of(f)->pMethods->xSync(real_of(f), flags);
 }
 int shim_file_size(sqlite3_file* f, sqlite3_int64* size) {

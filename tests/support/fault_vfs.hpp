@@ -14,7 +14,7 @@ enum class Fault {
   write,      // xWrite and xTruncate fail with SQLITE_IOERR_WRITE
   fsync,      // xSync fails with SQLITE_IOERR_FSYNC (the write reached the page cache)
   disk_full,  // xWrite fails with SQLITE_FULL
-  slow_fsync, // xSync takes 300 ms longer, then syncs (a disk that is slow, not broken)
+  slow_fsync, // xSync takes a second longer, then syncs (a disk that is slow, not broken)
 };
 
 class FaultVfs {

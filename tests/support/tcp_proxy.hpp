@@ -102,7 +102,9 @@ class TcpProxy {
         }
         int to = i == 0 ? b : a;
         for (ssize_t sent = 0; sent < n;) {
-          ssize_t w = ::write(to, buffer + sent, static_cast<std::size_t>(n - sent));
+          // MSG_NOSIGNAL: a peer that is gone must end this pump, not the test process (a
+          // plain write() raised SIGPIPE when a cut closed the other side first).
+          ssize_t w = ::send(to, buffer + sent, static_cast<std::size_t>(n - sent), MSG_NOSIGNAL);
           if (w <= 0) return;
           sent += w;
         }
