@@ -16,7 +16,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
-#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -29,6 +28,7 @@
 #include "cairn/context.hpp"
 #include "cairn/registry.hpp"
 #include "cairn/runtime.hpp"
+#include "cairn/testing.hpp"
 #include "database.hpp"
 #include "power_vfs.hpp"
 #include "temp_dir.hpp"
@@ -86,13 +86,6 @@ RuntimeOptions options_for(const std::filesystem::path& dir) {
   o.max_live_instances = 6;  // fewer than the actors written: evictions close databases
   o.idle_timeout = std::chrono::milliseconds(0);
   return o;
-}
-
-Result<json> call(Runtime& runtime, const std::string& name, const std::string& method, json args) {
-  auto promise = std::make_shared<std::promise<Result<json>>>();
-  auto future = promise->get_future();
-  runtime.get("LEDGER", name)->call(method, std::move(args), [promise](Result<json> r) { promise->set_value(std::move(r)); });
-  return future.get();
 }
 
 // What the callers were told, across the cycles of one data directory.
@@ -256,7 +249,7 @@ TEST_CASE("no acknowledged write, alarm or name is lost to a power cut at a rand
         // is not: an actor missing from it would never be woken).
         CHECK(runtime.stats().actors_with_alarms >= acked.alarms.size());
         for (const auto& [name, keys] : acked.keys) {
-          auto present = call(runtime, name, "keys", json::object());
+          auto present = cairn::testing::call(*runtime.get("LEDGER", name), "keys");
           REQUIRE_MESSAGE(present.ok(), name << ": " << (present.ok() ? "" : present.error().message));
           std::set<std::string> found;
           for (const auto& key : *present) found.insert(key.get<std::string>());
@@ -267,7 +260,7 @@ TEST_CASE("no acknowledged write, alarm or name is lost to a power cut at a rand
         }
         for (const auto& name : acked.alarms) {
           INFO("actor " << name);
-          auto has = call(runtime, name, "has_alarm", json::object());
+          auto has = cairn::testing::call(*runtime.get("LEDGER", name), "has_alarm");
           REQUIRE(has.ok());
           CHECK(has->get<bool>());
         }
