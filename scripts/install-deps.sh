@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ make ninja-build pkg-config
+  ccache  # scripts/test.sh and fuzz.sh compile through it: a rerun recompiles only what changed
   libcaf-dev libsqlite3-dev libboost-dev nlohmann-json3-dev doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev
   libsystemd-dev  # socket activation, sd_notify, the watchdog

@@ -14,6 +14,12 @@ cd "$(dirname "$0")/.."
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 jobs="${CAIRN_JOBS:-2}"
+# ccache keeps compiled objects between runs (in ~/.cache/ccache), keyed on the preprocessed
+# source and the flags: a fresh clone anywhere on this machine recompiles only what changed.
+# Paths under the clone are hashed relative to it, and not its directory, so clones share it.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1 CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-8G}"
+launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=)
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
 for build_type in RelWithDebInfo Sanitize; do
   dir="build/test-${build_type,,}"
@@ -26,7 +32,7 @@ for build_type in RelWithDebInfo Sanitize; do
   benchmarks=ON
   [[ "$build_type" == Sanitize ]] && benchmarks=OFF
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DCAIRN_WERROR=ON -DCAIRN_BUILD_TESTS=ON \
-    -DCAIRN_BUILD_BENCHMARKS="$benchmarks" >/dev/null
+    -DCAIRN_BUILD_BENCHMARKS="$benchmarks" "${launcher[@]}" >/dev/null
   cmake --build "$dir" -j "$jobs"
   echo "== ${build_type}: tests"
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
