@@ -5,6 +5,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include <caf/all.hpp>
@@ -87,13 +89,25 @@ bool Host::ensure_batch(ReplyTo reply) {
 
 void Host::open_database() {
   if (db_) return;
-  // Named before its database exists, so every database with data can be listed by name.
-  core_->names().record(id_);
-  // A database made now has its directory entries made durable by its first commit: SQLite
+  // Named before its database exists, so every database with acknowledged data can be listed
+  // by name: the record and the new directories' entries are made durable by the first sync
+  // (the first batch after an opening always waits for one), off this thread.
+  OpenDebt debt;
+  debt.names = core_->names().record(id_);
+  auto path = core_->database_path(id_, &debt.dirs);
+  // The database file's own entry, and its WAL's, are made durable by its first commit: SQLite
   // syncs a new WAL's header before the commit returns, and the unix VFS syncs the directory
   // on a new WAL's first sync (the power-loss test checks this).
-  db_.emplace(core_->database_path(id_));
+  db_.emplace(path);
   ++db_term_;
+  if (core_->options.durability == Durability::full) {
+    debt_ = std::move(debt);
+  } else if (!debt.empty()) {
+    core_->storage().post([core = core_, debt = std::move(debt), path] {
+      std::string error;
+      if (!pay(*core, debt, path, error)) spdlog::warn("{}", error);
+    });
+  }
   // What the file holds may not be durable yet (a previous process's unsynced commits, still in
   // the page cache): the first batch's outputs wait for a sync, even if it only reads.
   if (core_->options.durability == Durability::full) written_through_ = ++committed_;
@@ -296,10 +310,10 @@ void Host::start_sync() {
   if (syncing_ || written_through_ <= durable_through_ || !db_) return;
   syncing_ = true;
   auto self = caf::actor_cast<caf::actor>(this);
-  core_->storage().post([self, vfs = db_->vfs(), wal = db_->wal_file(), term = db_term_,
-                         through = written_through_] {
+  core_->storage().post([self, core = core_, debt = debt_, file = core_->database_file(id_), vfs = db_->vfs(),
+                         wal = db_->wal_file(), term = db_term_, through = written_through_] {
     std::string error;
-    bool ok = sync_wal(vfs, wal, error);
+    bool ok = (debt.empty() || pay(*core, debt, file, error)) && sync_wal(vfs, wal, error);
     caf::anon_send(self, synced_atom::value, term, through, ok, error);
   });
 }
@@ -313,6 +327,7 @@ void Host::synced(std::uint64_t term, std::uint64_t through, bool ok, const std:
     abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"}, true);
     return;
   }
+  debt_ = {};  // paid by this sync (an opening since would have changed the term)
   durable_through_ = std::max(durable_through_, through);
   while (!waiting_.empty() && waiting_.front().needs <= durable_through_) {
     release(waiting_.front());
@@ -321,16 +336,31 @@ void Host::synced(std::uint64_t term, std::uint64_t through, bool ok, const std:
   start_sync();  // for what was committed while this one ran
 }
 
+bool Host::pay(detail::RuntimeCore& core, const OpenDebt& debt, const std::filesystem::path& file,
+               std::string& error) {
+  if (debt.names != 0 && !core.names().sync_through(debt.names, error)) return false;
+  for (const auto& dir : debt.dirs) {
+    if (!sync_path(dir)) {
+      error = "cannot fsync the directory " + dir.string() + ": " + std::strerror(errno);
+      return false;
+    }
+  }
+  if (!debt.dirs.empty()) core.dirs_durable(file);
+  return true;
+}
+
 bool Host::flush_durable() {
   if (waiting_.empty() && written_through_ <= durable_through_) return true;
   if (written_through_ > durable_through_) {
     std::string error;
-    if (!db_ || !sync_wal(db_->vfs(), db_->wal_file(), error)) {
+    if (!db_ || !(debt_.empty() || pay(*core_, debt_, core_->database_file(id_), error)) ||
+        !sync_wal(db_->vfs(), db_->wal_file(), error)) {
       spdlog::error("actor {} {}: cannot make its commits durable: {}", id_.binding(), id_.hex(), error);
       abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"}, true);
       return false;
     }
     durable_through_ = written_through_;
+    debt_ = {};
     syncing_ = false;  // whatever runs on the pool now is stale (its term is bumped below)
     ++db_term_;
   }

@@ -174,6 +174,16 @@ class Host final : public caf::event_based_actor {
   bool syncing_ = false;               // a sync of this database is on the storage pool
   bool hold_alarm_reports_ = false;    // an abort releases earlier batches: the index hears later
   std::uint64_t db_term_ = 0;          // counts openings: a sync of an older one is stale
+  // What the database opened last still owes the disk before anything of it is acknowledged
+  // (durability full): its names record and the fsyncs of directories made for it. Paid by its
+  // first sync, off the actor's thread; with durability normal, by a job nobody waits for.
+  struct OpenDebt {
+    std::uint64_t names = 0;                  // for NamesIndex::sync_through
+    std::vector<std::filesystem::path> dirs;  // to fsync, then RuntimeCore::dirs_durable
+    bool empty() const { return names == 0 && dirs.empty(); }
+  };
+  OpenDebt debt_;
+  static bool pay(detail::RuntimeCore& core, const OpenDebt& debt, const std::filesystem::path& file, std::string& error);
   std::int64_t reported_bytes_ = 0;  // this database's bytes as the metrics' total has them
   std::chrono::steady_clock::time_point bytes_reported_at_{};
 };

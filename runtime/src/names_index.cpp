@@ -26,8 +26,10 @@ NamesIndex::Name to_name(const Row& row) {
 
 }  // namespace
 
-NamesIndex::NamesIndex(const std::filesystem::path& file, Durability durability) {
-  db_ = open_index_file(file, durability, "names index");
+NamesIndex::NamesIndex(const std::filesystem::path& file) {
+  // synchronous=NORMAL: a record is written at once and made durable by sync_through(),
+  // which the first sync of the actor's database calls (checkpoints keep their own syncs).
+  db_ = open_index_file(file, Durability::normal, "names index");
   try {
     Sql sql(db_);
     sql.exec(
@@ -35,6 +37,13 @@ NamesIndex::NamesIndex(const std::filesystem::path& file, Durability durability)
         "hex TEXT NOT NULL UNIQUE, created INTEGER NOT NULL, PRIMARY KEY (binding, name)) "
         "WITHOUT ROWID");
     for (const auto& row : sql.exec("SELECT hex FROM actors")) known_.insert(std::get<std::string>(row[0]));
+    if (const char* wal = sqlite3_filename_wal(sqlite3_db_filename(db_, "main")); wal != nullptr) wal_ = wal;
+    sqlite3_file_control(db_, "main", SQLITE_FCNTL_VFS_POINTER, &vfs_);
+    if (wal_.empty() || vfs_ == nullptr) throw std::runtime_error("cannot find its WAL");
+    // What the file holds may not be durable yet (a previous process's unsynced records): the
+    // names listed from now on are.
+    std::string error;
+    if (!sync_wal(vfs_, wal_, error)) throw std::runtime_error(error);
   } catch (const std::exception& e) {
     sqlite3_close(db_);
     throw std::runtime_error("cannot use the names index " + file.string() + ": " + e.what());
@@ -45,30 +54,61 @@ NamesIndex::~NamesIndex() { close(); }
 
 void NamesIndex::close() {
   std::unique_lock lock(mutex_);
-  while (writing_) done_.wait(lock);
+  while (writing_ || syncing_) done_.wait(lock);
   sqlite3_close(db_);
   db_ = nullptr;
 }
 
-void NamesIndex::record(const ActorId& id) {
+std::uint64_t NamesIndex::record(const ActorId& id) {
   std::unique_lock lock(mutex_);
-  if (known_.contains(id.hex())) return;
+  if (known_.contains(id.hex())) return synced_ >= written_ ? 0 : written_;  // written in some write up to now
   if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
   pending_.push_back({id.binding(), id.name(), id.hex(), unix_ms()});
   std::uint64_t mine = ++queued_;
   // Whoever finds no write in progress writes everything queued so far (group commit);
   // the others wait for the write that carries their record.
   while (written_ < mine) {
-    if (failed_upto_ >= mine) {
-      throw SqlError(SQLITE_IOERR, "cannot record actor " + id.binding() + " in the names index: " +
-                                       last_error_, "");
-    }
     if (!writing_) {
       write_pending(lock);
     } else {
       done_.wait(lock);
     }
   }
+  // A write that succeeded added the record to known_ (one that failed left it out).
+  if (!known_.contains(id.hex())) {
+    throw SqlError(SQLITE_IOERR, "cannot record actor " + id.binding() + " in the names index: " + last_error_, "");
+  }
+  return mine;
+}
+
+bool NamesIndex::sync_through(std::uint64_t seq, std::string& error) {
+  std::unique_lock lock(mutex_);
+  try {
+    while (synced_ < seq) {
+      if (syncing_) {
+        done_.wait(lock);
+      } else {
+        sync_locked(lock);
+      }
+    }
+    return true;
+  } catch (const std::exception& e) {
+    error = e.what();
+    return false;
+  }
+}
+
+void NamesIndex::sync_locked(std::unique_lock<std::mutex>& lock) {
+  syncing_ = true;
+  std::uint64_t upto = written_;  // every record written before the fsync starts
+  lock.unlock();
+  std::string error;
+  bool ok = sync_wal(vfs_, wal_, error);
+  lock.lock();
+  syncing_ = false;
+  if (ok) synced_ = std::max(synced_, upto);
+  done_.notify_all();
+  if (!ok) throw SqlError(SQLITE_IOERR, "cannot sync the names index: " + error, "");
 }
 
 void NamesIndex::write_pending(std::unique_lock<std::mutex>& lock) {
@@ -103,8 +143,7 @@ void NamesIndex::write_pending(std::unique_lock<std::mutex>& lock) {
     written_ = upto;
   } else {
     last_error_ = error;
-    failed_upto_ = upto;
-    written_ = upto;  // those waiting see failed_upto_ first
+    written_ = upto;  // those waiting find their record missing from known_
   }
   done_.notify_all();
 }
@@ -116,6 +155,8 @@ void NamesIndex::remove(const ActorId& id) {
   Sql sql(db_);
   sql.exec("DELETE FROM actors WHERE hex = ?", id.hex());
   known_.erase(id.hex());
+  while (syncing_) done_.wait(lock);
+  sync_locked(lock);
 }
 
 bool NamesIndex::contains(const std::string& hex) const {
@@ -179,8 +220,8 @@ std::vector<NamesIndex::Name> NamesIndex::of_shard(unsigned shard) const {
   return out;
 }
 
-void NamesIndex::in_transaction(const std::function<void(Sql&)>& work) {
-  // Called with mutex_ held and no group write running.
+void NamesIndex::in_transaction(std::unique_lock<std::mutex>& lock, const std::function<void(Sql&)>& work) {
+  // Called with mutex_ held and no group write running. Durable on return.
   if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
   Sql sql(db_);
   sql.exec("BEGIN IMMEDIATE");
@@ -191,12 +232,14 @@ void NamesIndex::in_transaction(const std::function<void(Sql&)>& work) {
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+  while (syncing_) done_.wait(lock);
+  sync_locked(lock);
 }
 
 void NamesIndex::adopt(const std::vector<Name>& names) {
   std::unique_lock lock(mutex_);
   while (writing_) done_.wait(lock);
-  in_transaction([&](Sql& sql) {
+  in_transaction(lock, [&](Sql& sql) {
     for (const auto& name : names) {
       sql.exec("INSERT OR IGNORE INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)", name.binding,
                name.name, name.hex, name.created_ms);
@@ -210,7 +253,7 @@ void NamesIndex::forget_shard(unsigned shard) {
   if (names.empty()) return;
   std::unique_lock lock(mutex_);
   while (writing_) done_.wait(lock);
-  in_transaction([&](Sql& sql) {
+  in_transaction(lock, [&](Sql& sql) {
     for (const auto& name : names) sql.exec("DELETE FROM actors WHERE hex = ?", name.hex);
   });
   for (const auto& name : names) known_.erase(name.hex);

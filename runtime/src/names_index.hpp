@@ -1,9 +1,11 @@
 // NamesIndex: every actor the runtime has ever opened a database for, by binding and name,
 // in <data>/_cairn/names.sqlite. Hosts record an actor before they first open (and so
-// create) its database, so every database with data has its name here: the admin API lists
-// actors by name from it, evicted ones and ones not woken since a restart included.
-// Records from many hosts share one transaction and one fsync (group commit); an actor
-// already recorded costs a lookup in memory. Thread-safe.
+// create) its database, and make the record durable before the database's first batch is
+// acknowledged (its first sync pays for it, off the actor's thread), so every database with
+// acknowledged data has its name here: the admin API lists actors by name from it, evicted
+// ones and ones not woken since a restart included. Records from many hosts share one
+// transaction (group commit) and one fsync (sync_through); an actor already recorded costs a
+// lookup in memory. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -20,6 +22,7 @@
 #include "cairn/runtime.hpp"
 
 struct sqlite3;
+struct sqlite3_vfs;
 
 namespace cairn {
 class Sql;
@@ -36,15 +39,21 @@ class NamesIndex {
     std::int64_t created_ms = 0;  // Unix milliseconds (system clock) of the first record
   };
 
-  // Opens (creating) the index. Throws std::runtime_error.
-  NamesIndex(const std::filesystem::path& file, Durability durability);
+  // Opens (creating) the index, and syncs what a previous process may have left unsynced.
+  // Throws std::runtime_error.
+  explicit NamesIndex(const std::filesystem::path& file);
   ~NamesIndex();
   NamesIndex(const NamesIndex&) = delete;
   NamesIndex& operator=(const NamesIndex&) = delete;
 
-  // Makes `id` durable in the index (returns at once if it is there). Throws SqlError.
-  void record(const ActorId& id);
-  // Forgets `id` (the actor was deleted). Throws SqlError.
+  // Writes `id` to the index (returns at once if it is there), without waiting for the disk:
+  // returns what to pass to sync_through() before anything of the actor is acknowledged
+  // (0: nothing, the record is durable). Throws SqlError.
+  std::uint64_t record(const ActorId& id);
+  // Makes durable every record written up to `seq` (a record()'s result): one fsync of the
+  // index's WAL, shared by the callers that wait meanwhile. False, with `error`, if it failed.
+  bool sync_through(std::uint64_t seq, std::string& error);
+  // Forgets `id` (the actor was deleted), durably. Throws SqlError.
   void remove(const ActorId& id);
   bool contains(const std::string& hex) const;
 
@@ -70,17 +79,22 @@ class NamesIndex {
 
  private:
   void write_pending(std::unique_lock<std::mutex>& lock);
+  // Syncs the WAL (mutex_ held, released while the disk works). Throws SqlError.
+  void sync_locked(std::unique_lock<std::mutex>& lock);
   // Runs `work` in one transaction of the file (mutex_ held, no group write running).
-  void in_transaction(const std::function<void(Sql&)>& work);
+  void in_transaction(std::unique_lock<std::mutex>& lock, const std::function<void(Sql&)>& work);
 
   sqlite3* db_ = nullptr;
   mutable std::mutex mutex_;  // guards everything below and the connection
   std::unordered_set<std::string> known_;  // hex of every recorded actor
   std::vector<Name> pending_;               // waiting for the next group write
   std::uint64_t queued_ = 0;                // records queued so far
-  std::uint64_t written_ = 0;               // of them, durable
+  std::uint64_t written_ = 0;               // of them, written (or failed)
+  std::uint64_t synced_ = 0;                // of them, durable
+  bool syncing_ = false;
+  sqlite3_vfs* vfs_ = nullptr;              // the file's VFS and WAL, for sync_wal()
+  std::string wal_;
   std::string last_error_;                  // of the last failed group write
-  std::uint64_t failed_upto_ = 0;           // records in that failed write
   bool writing_ = false;
   mutable std::condition_variable done_;
 };

@@ -7,14 +7,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <caf/all.hpp>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include "cairn/limits.hpp"
+#include "cairn/sql.hpp"
+#include "database.hpp"
 #include "host.hpp"
 
 namespace cairn::detail {
@@ -76,7 +81,7 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
   alarms_ = std::make_unique<AlarmIndex>(
       options.data_dir / "_cairn" / "alarms.sqlite", options.durability,
       [this](const std::string& binding) { return registry.find(binding) != nullptr; });
-  names_ = std::make_unique<NamesIndex>(options.data_dir / "_cairn" / "names.sqlite", options.durability);
+  names_ = std::make_unique<NamesIndex>(options.data_dir / "_cairn" / "names.sqlite");
   sync_path(options.data_dir);
   // After the indexes: their exclusive locks keep a second process off the directory.
   convert_to_shards(options.data_dir);
@@ -96,21 +101,43 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
 
 RuntimeCore::~RuntimeCore() { shutdown(); }
 
-std::filesystem::path RuntimeCore::database_path(const ActorId& id) {
+std::filesystem::path RuntimeCore::database_path(const ActorId& id, std::vector<std::filesystem::path>* owed) {
   auto file = database_file(id);
   auto dir = file.parent_path();
   std::lock_guard lock(mutex_);
-  if (binding_dirs_.insert(dir.string()).second) {
-    // Each level that did not exist is made durable in its parent (_shards, the shard, the
-    // binding), so a database created in it cannot vanish with its directory after a crash.
+  auto [it, made] = binding_dirs_.try_emplace(dir.string());
+  if (made) {
+    // Each level that did not exist must be made durable in its parent (_shards, the shard,
+    // the binding), so a database created in it cannot vanish with its directory after a
+    // crash. The fsyncs wait for the first sync of a database in it (off the actor's thread).
     std::vector<std::filesystem::path> created;
     for (auto level = dir; level != options.data_dir && !std::filesystem::exists(level); level = level.parent_path()) {
       created.push_back(level);
     }
-    std::filesystem::create_directories(dir);
-    for (const auto& level : created) sync_path(level.parent_path());
+    try {
+      std::filesystem::create_directories(dir);
+    } catch (...) {
+      binding_dirs_.erase(it);
+      throw;
+    }
+    for (const auto& level : created) it->second.push_back(level.parent_path());
+  }
+  if (!it->second.empty()) {
+    if (owed != nullptr) {
+      *owed = it->second;
+    } else {
+      for (const auto& level : it->second) {
+        if (!sync_path(level)) throw SqlError(SQLITE_IOERR, "cannot fsync " + level.string() + ": " + std::strerror(errno), "");
+      }
+      it->second.clear();
+    }
   }
   return file;
+}
+
+void RuntimeCore::dirs_durable(const std::filesystem::path& file) {
+  std::lock_guard lock(mutex_);
+  if (auto it = binding_dirs_.find(file.parent_path().string()); it != binding_dirs_.end()) it->second.clear();
 }
 
 RuntimeCore::Stripe& RuntimeCore::stripe_of(const std::string& hex) const {

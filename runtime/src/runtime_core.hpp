@@ -72,9 +72,13 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     if (to.node == node_) replies_.fail(to, error);
   }
 
-  // Creates the actor's directory, <data>/_shards/NNNN/<binding>/ (once), and makes its
-  // entries durable; returns the db path (data_layout.hpp).
-  std::filesystem::path database_path(const ActorId& id);
+  // Creates the actor's directory, <data>/_shards/NNNN/<binding>/ (once), and returns the db
+  // path (data_layout.hpp). The directories' entries made now are synced before it returns,
+  // or, given `owed`, left to the caller: `owed` then lists the directories whose fsync is
+  // still owed (made by this call or by another not yet synced) for dirs_durable(dir).
+  std::filesystem::path database_path(const ActorId& id, std::vector<std::filesystem::path>* owed = nullptr);
+  // The fsyncs database_path() left owed for the directory of `file` were done.
+  void dirs_durable(const std::filesystem::path& file);
   // The db path of `id`, nothing created.
   std::filesystem::path database_file(const ActorId& id) const { return actor_database(options.data_dir, id); }
 
@@ -262,7 +266,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::size_t closing_ = 0;      // evicted live instances whose hosts have not stopped yet
   std::deque<std::string> deferred_;  // entries waiting for a place under the cap, in order
   std::uint64_t next_generation_ = 1;
-  std::set<std::string> binding_dirs_;
+  // Each binding directory made: the directories whose fsync is still owed (empty: none).
+  std::map<std::string, std::vector<std::filesystem::path>> binding_dirs_;
   bool stopping_ = false;
 
   std::atomic<std::uint64_t> instances_started_{0};

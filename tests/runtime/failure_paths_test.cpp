@@ -618,3 +618,28 @@ TEST_CASE("a start waiting for a place under the cap is not overtaken by a busy 
   CHECK(cairn::testing::wait_for(a_again).ok());
   CHECK(runtime.stats().live_instances <= 1);
 }
+
+TEST_CASE("a names index that cannot be written or synced fails a new actor's first event, then heals") {
+  // A new actor's name must be durable before anything of it is acknowledged (its first sync
+  // pays for the record, off the actor's thread): a record that fails fails the event.
+  cairn::testing::FaultVfs::install();
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  for (auto fault : {cairn::testing::Fault::write, cairn::testing::Fault::fsync}) {
+    std::string name = fault == cairn::testing::Fault::write ? "unnamed-write" : "unnamed-fsync";
+    CAPTURE(name);
+    auto stub = *runtime.get("FRAGILE", name);
+    cairn::testing::FaultVfs::arm(fault, "names.sqlite");
+    auto refused = cairn::testing::call(stub, "insert", {{"n", 1}});
+    CHECK(cairn::testing::FaultVfs::failures() > 0);
+    REQUIRE(!refused.ok());
+    CHECK(refused.error().code == Code::unavailable);
+    cairn::testing::FaultVfs::clear();
+    // Healed: the actor serves, and is listed by name.
+    CHECK(cairn::testing::call(stub, "insert", {{"n", 2}}).ok());
+    auto names = Admin(runtime).list("FRAGILE", name, {}, 10);
+    REQUIRE(names.ok());
+    REQUIRE(names.value()["actors"].size() == 1);
+    CHECK(names.value()["actors"][0].at("name") == name);
+  }
+}

@@ -27,6 +27,7 @@
 #include "cairn/actor.hpp"
 #include "cairn/context.hpp"
 #include "cairn/registry.hpp"
+#include "cairn/admin.hpp"
 #include "cairn/runtime.hpp"
 #include "cairn/testing.hpp"
 #include "database.hpp"
@@ -248,6 +249,19 @@ TEST_CASE("no acknowledged write, alarm or name is lost to a power cut at a rand
         // alarm index knows of every actor with an acknowledged alarm (early is allowed, late
         // is not: an actor missing from it would never be woken).
         CHECK(runtime.stats().actors_with_alarms >= acked.alarms.size());
+        // And the names index lists every actor with an acknowledged write (its record was
+        // made durable by the actor's first sync, before the write was acknowledged).
+        std::set<std::string> named;
+        for (std::string after;;) {
+          auto listed = Admin(runtime).list("LEDGER", "", after, 1000);
+          REQUIRE(listed.ok());
+          if (listed.value()["actors"].empty()) break;
+          for (const auto& entry : listed.value()["actors"]) named.insert(after = entry.at("name").get<std::string>());
+        }
+        for (const auto& [name, keys] : acked.keys) {
+          INFO("actor " << name);
+          CHECK(named.count(name) == 1);
+        }
         for (const auto& [name, keys] : acked.keys) {
           auto present = cairn::testing::call(*runtime.get("LEDGER", name), "keys");
           REQUIRE_MESSAGE(present.ok(), name << ": " << (present.ok() ? "" : present.error().message));
