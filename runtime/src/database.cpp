@@ -1,5 +1,6 @@
 // Database: open with pragmas and limits; the host's transaction statements.
 #include "database.hpp"
+#include "database_vfs.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -35,9 +36,10 @@ std::atomic<int> wal_checkpoint_pages{1000};
 
 sqlite3* open_connection(const std::filesystem::path& path) {
   sqlite3* db = nullptr;
+  // Through the shim that lets a new WAL's first commit skip its header sync (database_vfs.hpp).
   int rc = sqlite3_open_v2(path.c_str(), &db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+                           detail::database_vfs_name());
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     int code = db ? sqlite3_extended_errcode(db) : rc;
@@ -143,7 +145,7 @@ sqlite3* open_index_file(const std::filesystem::path& file, Durability durabilit
 
 void set_wal_checkpoint_pages(int pages) { wal_checkpoint_pages.store(pages < 1 ? 1 : pages); }
 
-bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error) {
+bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error, bool with_directory) {
   // A filename made by SQLite, as xOpen expects of its callers (a VFS may read URI
   // parameters after it).
   std::unique_ptr<const char, void (*)(const char*)> name(
@@ -159,7 +161,9 @@ bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error) {
   }
   std::vector<char> storage(static_cast<std::size_t>(vfs->szOsFile));
   auto* file = reinterpret_cast<sqlite3_file*>(storage.data());
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_WAL;
+  // With SQLITE_OPEN_CREATE (the file exists: nothing is created) the unix VFS syncs the
+  // directory with the file, as it does for a WAL SQLite itself creates.
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_WAL | (with_directory ? SQLITE_OPEN_CREATE : 0);
   int out_flags = 0;
   errno = 0;
   int rc = vfs->xOpen(vfs, name.get(), file, flags, &out_flags);

@@ -29,9 +29,11 @@ bool sync_path(const std::filesystem::path& path);
 // Makes what was written to WAL file `wal` durable: opens it anew through SQLite's VFS `vfs`
 // (the one its database uses, so test VFSs see it) and syncs its data. Any thread: the
 // pool's threads run it while the actor's thread writes on. False on failure, with `error`
-// saying why. (A new WAL's directory entry is made durable by SQLite itself: it syncs a new
-// WAL's header, the unix VFS the directory with it, before the first commit returns.)
-bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error);
+// saying why. `with_directory`: the WAL's directory is synced too, which makes a new WAL's
+// entry (and a new database file's, beside it) durable: the first sync of a WAL the
+// database's VFS created must ask for it, as that VFS skipped SQLite's own header and
+// directory sync (database_vfs.hpp).
+bool sync_wal(sqlite3_vfs* vfs, const std::string& wal, std::string& error, bool with_directory = false);
 // Databases checkpoint their WAL once it holds this many pages (1,000 unless set; tests set
 // fewer to run checkpoints often). Any thread.
 void set_wal_checkpoint_pages(int pages);

@@ -95,17 +95,22 @@ void Host::open_database() {
   OpenDebt debt;
   debt.names = core_->names().record(id_);
   auto path = core_->database_path(id_, &debt.dirs);
-  // The database file's own entry, and its WAL's, are made durable by its first commit: SQLite
-  // syncs a new WAL's header before the commit returns, and the unix VFS syncs the directory
-  // on a new WAL's first sync (the power-loss test checks this).
+  // A new WAL's first commit does not sync its header, nor the directory (database_vfs.hpp):
+  // the first sync then syncs the directory, which holds the entries of the WAL and of a
+  // database file made now (the power-loss test checks this). An existing WAL's header sync
+  // does it as SQLite always does (the unix VFS syncs the directory with a WAL's first sync).
+  std::error_code ec;
+  debt.wal_directory = !std::filesystem::exists(path.string() + "-wal", ec);
   db_.emplace(path);
   ++db_term_;
   if (core_->options.durability == Durability::full) {
     debt_ = std::move(debt);
   } else if (!debt.empty()) {
-    core_->storage().post([core = core_, debt = std::move(debt), path] {
+    core_->storage().post([core = core_, debt = std::move(debt), path, vfs = db_->vfs(), wal = db_->wal_file()] {
       std::string error;
-      if (!pay(*core, debt, path, error)) spdlog::warn("{}", error);
+      if (!pay(*core, debt, path, error) || (debt.wal_directory && !sync_wal(vfs, wal, error, true))) {
+        spdlog::warn("{}", error);
+      }
     });
   }
   // What the file holds may not be durable yet (a previous process's unsynced commits, still in
@@ -313,7 +318,7 @@ void Host::start_sync() {
   core_->storage().post([self, core = core_, debt = debt_, file = core_->database_file(id_), vfs = db_->vfs(),
                          wal = db_->wal_file(), term = db_term_, through = written_through_] {
     std::string error;
-    bool ok = (debt.empty() || pay(*core, debt, file, error)) && sync_wal(vfs, wal, error);
+    bool ok = (debt.empty() || pay(*core, debt, file, error)) && sync_wal(vfs, wal, error, debt.wal_directory);
     caf::anon_send(self, synced_atom::value, term, through, ok, error);
   });
 }
@@ -354,7 +359,7 @@ bool Host::flush_durable() {
   if (written_through_ > durable_through_) {
     std::string error;
     if (!db_ || !(debt_.empty() || pay(*core_, debt_, core_->database_file(id_), error)) ||
-        !sync_wal(db_->vfs(), db_->wal_file(), error)) {
+        !sync_wal(db_->vfs(), db_->wal_file(), error, debt_.wal_directory)) {
       spdlog::error("actor {} {}: cannot make its commits durable: {}", id_.binding(), id_.hex(), error);
       abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"}, true);
       return false;

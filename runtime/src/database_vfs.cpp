@@ -1,0 +1,193 @@
+// The actor databases' VFS shim: skips the header sync of a WAL it created (database_vfs.hpp).
+// SQLite's VFS interface is C: a shim is a sqlite3_vfs whose xOpen wraps the real file in a
+// sqlite3_file of its own, with io_methods that forward to the real ones.
+#include "database_vfs.hpp"
+
+#include <sqlite3.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace cairn::detail {
+namespace {
+
+constexpr sqlite3_int64 wal_header_bytes = 32;  // WAL_HDRSIZE in SQLite's wal.c
+
+struct ShimFile {
+  sqlite3_file base;   // first: SQLite sees a sqlite3_file
+  sqlite3_file* real;  // right after this struct, in the same allocation
+  bool new_wal;        // a WAL this handle created: it holds no old frames
+  bool first_sync_seen;
+};
+static_assert(sizeof(ShimFile) % 8 == 0, "the real file after it stays aligned");
+
+sqlite3_vfs* base_of(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
+sqlite3_file* real_of(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f)->real; }
+
+int file_close(sqlite3_file* f) { return real_of(f)->pMethods->xClose(real_of(f)); }
+int file_read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
+  return real_of(f)->pMethods->xRead(real_of(f), out, amount, offset);
+}
+int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
+  return real_of(f)->pMethods->xWrite(real_of(f), data, amount, offset);
+}
+int file_truncate(sqlite3_file* f, sqlite3_int64 size) {
+  return real_of(f)->pMethods->xTruncate(real_of(f), size);
+}
+int file_sync(sqlite3_file* f, int flags) {
+  auto* shim = reinterpret_cast<ShimFile*>(f);
+  if (shim->new_wal && !shim->first_sync_seen) {
+    shim->first_sync_seen = true;
+    // The header sync of a WAL that holds nothing but its header: no old frame can come back.
+    sqlite3_int64 size = 0;
+    if (shim->real->pMethods->xFileSize(shim->real, &size) == SQLITE_OK && size <= wal_header_bytes) {
+      return SQLITE_OK;
+    }
+  }
+  return shim->real->pMethods->xSync(shim->real, flags);
+}
+int file_size(sqlite3_file* f, sqlite3_int64* size) { return real_of(f)->pMethods->xFileSize(real_of(f), size); }
+int file_lock(sqlite3_file* f, int level) { return real_of(f)->pMethods->xLock(real_of(f), level); }
+int file_unlock(sqlite3_file* f, int level) { return real_of(f)->pMethods->xUnlock(real_of(f), level); }
+int file_check_reserved(sqlite3_file* f, int* out) {
+  return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
+}
+int file_control(sqlite3_file* f, int op, void* arg) {
+  return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
+}
+int file_sector_size(sqlite3_file* f) { return real_of(f)->pMethods->xSectorSize(real_of(f)); }
+int file_device_characteristics(sqlite3_file* f) {
+  return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
+}
+int file_shm_map(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
+  auto* real = real_of(f);
+  return real->pMethods->iVersion >= 2 ? real->pMethods->xShmMap(real, region, size, extend, out)
+                                       : SQLITE_IOERR_SHMMAP;
+}
+int file_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
+  auto* real = real_of(f);
+  return real->pMethods->iVersion >= 2 ? real->pMethods->xShmLock(real, offset, n, flags) : SQLITE_IOERR_SHMLOCK;
+}
+void file_shm_barrier(sqlite3_file* f) {
+  auto* real = real_of(f);
+  if (real->pMethods->iVersion >= 2) real->pMethods->xShmBarrier(real);
+}
+int file_shm_unmap(sqlite3_file* f, int delete_flag) {
+  auto* real = real_of(f);
+  return real->pMethods->iVersion >= 2 ? real->pMethods->xShmUnmap(real, delete_flag) : SQLITE_OK;
+}
+int file_fetch(sqlite3_file* f, sqlite3_int64 offset, int amount, void** out) {
+  auto* real = real_of(f);
+  if (real->pMethods->iVersion >= 3) return real->pMethods->xFetch(real, offset, amount, out);
+  *out = nullptr;
+  return SQLITE_OK;
+}
+int file_unfetch(sqlite3_file* f, sqlite3_int64 offset, void* page) {
+  auto* real = real_of(f);
+  return real->pMethods->iVersion >= 3 ? real->pMethods->xUnfetch(real, offset, page) : SQLITE_OK;
+}
+
+const sqlite3_io_methods file_methods = {
+    3,           file_close,        file_read,         file_write,       file_truncate,
+    file_sync,   file_size,         file_lock,         file_unlock,      file_check_reserved,
+    file_control, file_sector_size, file_device_characteristics,
+    file_shm_map, file_shm_lock,    file_shm_barrier,  file_shm_unmap,   file_fetch,
+    file_unfetch,
+};
+
+int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
+  auto* base = base_of(vfs);
+  auto* shim = reinterpret_cast<ShimFile*>(f);
+  shim->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(ShimFile));
+  shim->real->pMethods = nullptr;
+  shim->new_wal = false;
+  shim->first_sync_seen = false;
+  if ((flags & SQLITE_OPEN_WAL) != 0 && (flags & SQLITE_OPEN_CREATE) != 0 && name != nullptr) {
+    int exists = 1;
+    if (base->xAccess(base, name, SQLITE_ACCESS_EXISTS, &exists) == SQLITE_OK) shim->new_wal = exists == 0;
+  }
+  int rc = base->xOpen(base, name, shim->real, flags, out_flags);
+  // SQLite calls xClose on a failed open only if pMethods is set: as the real file says.
+  f->pMethods = shim->real->pMethods != nullptr ? &file_methods : nullptr;
+  return rc;
+}
+int vfs_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
+  return base_of(vfs)->xDelete(base_of(vfs), name, sync_dir);
+}
+int vfs_access(sqlite3_vfs* vfs, const char* name, int flags, int* out) {
+  return base_of(vfs)->xAccess(base_of(vfs), name, flags, out);
+}
+int vfs_full_pathname(sqlite3_vfs* vfs, const char* name, int size, char* out) {
+  return base_of(vfs)->xFullPathname(base_of(vfs), name, size, out);
+}
+void* vfs_dl_open(sqlite3_vfs* vfs, const char* name) { return base_of(vfs)->xDlOpen(base_of(vfs), name); }
+void vfs_dl_error(sqlite3_vfs* vfs, int size, char* out) { base_of(vfs)->xDlError(base_of(vfs), size, out); }
+void (*vfs_dl_sym(sqlite3_vfs* vfs, void* handle, const char* symbol))(void) {
+  return base_of(vfs)->xDlSym(base_of(vfs), handle, symbol);
+}
+void vfs_dl_close(sqlite3_vfs* vfs, void* handle) { base_of(vfs)->xDlClose(base_of(vfs), handle); }
+int vfs_randomness(sqlite3_vfs* vfs, int size, char* out) {
+  return base_of(vfs)->xRandomness(base_of(vfs), size, out);
+}
+int vfs_sleep(sqlite3_vfs* vfs, int micros) { return base_of(vfs)->xSleep(base_of(vfs), micros); }
+int vfs_current_time(sqlite3_vfs* vfs, double* out) { return base_of(vfs)->xCurrentTime(base_of(vfs), out); }
+int vfs_last_error(sqlite3_vfs* vfs, int size, char* out) {
+  return base_of(vfs)->xGetLastError != nullptr ? base_of(vfs)->xGetLastError(base_of(vfs), size, out) : 0;
+}
+int vfs_current_time_int64(sqlite3_vfs* vfs, sqlite3_int64* out) {
+  auto* base = base_of(vfs);
+  if (base->iVersion >= 2 && base->xCurrentTimeInt64 != nullptr) return base->xCurrentTimeInt64(base, out);
+  double days = 0;
+  int rc = base->xCurrentTime(base, &days);
+  *out = static_cast<sqlite3_int64>(days * 86400000.0);
+  return rc;
+}
+
+struct Shim {
+  std::string name;
+  sqlite3_vfs vfs{};
+};
+
+}  // namespace
+
+const char* database_vfs_name() {
+  static std::mutex mutex;
+  static std::map<sqlite3_vfs*, std::unique_ptr<Shim>> shims;  // by the VFS they wrap
+  std::lock_guard lock(mutex);
+  sqlite3_vfs* base = sqlite3_vfs_find(nullptr);
+  if (base == nullptr) throw std::runtime_error("SQLite has no default VFS");
+  auto& shim = shims[base];
+  if (!shim) {
+    shim = std::make_unique<Shim>();
+    shim->name = std::string("cairn-") + base->zName;
+    auto& vfs = shim->vfs;
+    vfs.iVersion = 2;  // no system-call overrides: those stay the base VFS's own
+    vfs.szOsFile = static_cast<int>(sizeof(ShimFile)) + base->szOsFile;
+    vfs.mxPathname = base->mxPathname;
+    vfs.zName = shim->name.c_str();
+    vfs.pAppData = base;
+    vfs.xOpen = vfs_open;
+    vfs.xDelete = vfs_delete;
+    vfs.xAccess = vfs_access;
+    vfs.xFullPathname = vfs_full_pathname;
+    vfs.xDlOpen = vfs_dl_open;
+    vfs.xDlError = vfs_dl_error;
+    vfs.xDlSym = vfs_dl_sym;
+    vfs.xDlClose = vfs_dl_close;
+    vfs.xRandomness = vfs_randomness;
+    vfs.xSleep = vfs_sleep;
+    vfs.xCurrentTime = vfs_current_time;
+    vfs.xGetLastError = vfs_last_error;
+    vfs.xCurrentTimeInt64 = vfs_current_time_int64;
+    if (int rc = sqlite3_vfs_register(&vfs, 0); rc != SQLITE_OK) {
+      shim.reset();
+      throw std::runtime_error(std::string("cannot register the database VFS: ") + sqlite3_errstr(rc));
+    }
+  }
+  return shim->name.c_str();
+}
+
+}  // namespace cairn::detail

@@ -1,0 +1,22 @@
+// The VFS actor databases open with: a thin shim over the default VFS (as registered when a
+// database first asks: the unix VFS, or a test's VFS installed before the runtime started)
+// that changes one thing. SQLite syncs a WAL's 32-byte header before the first frames that
+// follow it, so that a power loss can never revive old frames under an old header while new
+// ones overwrite them. A WAL this shim's handle created has no old frames, so the shim skips
+// that first sync (and with it the directory sync the unix VFS attaches to a new WAL's first
+// sync): a new actor's first commit then costs its thread no fsync. What the skipped syncs
+// gave is paid before anything is acknowledged: the host's first sync of a new WAL opens it
+// with SQLITE_OPEN_CREATE, which makes the unix VFS sync the directory with it (sync_wal's
+// `with_directory`). Every other call is passed through unchanged.
+//
+// Why not a flag: SQLite decides the header sync once per connection, from the database
+// file's SQLITE_IOCAP_SEQUENTIAL, which would also skip it when a WAL is reused after a
+// checkpoint, where it is needed.
+#pragma once
+
+namespace cairn::detail {
+
+// The shim's name, for sqlite3_open_v2 (registered on first call; thread-safe).
+const char* database_vfs_name();
+
+}  // namespace cairn::detail
