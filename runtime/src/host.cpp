@@ -96,19 +96,19 @@ void Host::open_database() {
   debt.names = core_->names().record(id_);
   auto path = core_->database_path(id_, &debt.dirs);
   // A new WAL's first commit does not sync its header, nor the directory (database_vfs.hpp):
-  // the first sync then syncs the directory, which holds the entries of the WAL and of a
-  // database file made now (the power-loss test checks this). An existing WAL's header sync
-  // does it as SQLite always does (the unix VFS syncs the directory with a WAL's first sync).
-  std::error_code ec;
-  debt.wal_directory = !std::filesystem::exists(path.string() + "-wal", ec);
+  // the first sync after every opening syncs the directory, which holds the entries of the WAL
+  // and of the database file (the power-loss test checks this). After every opening, not only
+  // when the WAL is new: one left by a process that crashed before its first sync exists and
+  // has frames (so SQLite syncs no header), but its entry may not be durable.
+  debt.wal_directory = true;
   db_.emplace(path);
   ++db_term_;
   if (core_->options.durability == Durability::full) {
     debt_ = std::move(debt);
   } else if (!debt.empty()) {
-    core_->storage().post([core = core_, debt = std::move(debt), path, vfs = db_->vfs(), wal = db_->wal_file()] {
+    core_->storage().post([core = core_, debt = std::move(debt), vfs = db_->vfs(), wal = db_->wal_file()] {
       std::string error;
-      if (!pay(*core, debt, path, error) || (debt.wal_directory && !sync_wal(vfs, wal, error, true))) {
+      if (!pay(*core, debt, error) || (debt.wal_directory && !sync_wal(vfs, wal, error, true))) {
         spdlog::warn("{}", error);
       }
     });
@@ -315,10 +315,10 @@ void Host::start_sync() {
   if (syncing_ || written_through_ <= durable_through_ || !db_) return;
   syncing_ = true;
   auto self = caf::actor_cast<caf::actor>(this);
-  core_->storage().post([self, core = core_, debt = debt_, file = core_->database_file(id_), vfs = db_->vfs(),
+  core_->storage().post([self, core = core_, debt = debt_, vfs = db_->vfs(),
                          wal = db_->wal_file(), term = db_term_, through = written_through_] {
     std::string error;
-    bool ok = (debt.empty() || pay(*core, debt, file, error)) && sync_wal(vfs, wal, error, debt.wal_directory);
+    bool ok = (debt.empty() || pay(*core, debt, error)) && sync_wal(vfs, wal, error, debt.wal_directory);
     caf::anon_send(self, synced_atom::value, term, through, ok, error);
   });
 }
@@ -341,16 +341,15 @@ void Host::synced(std::uint64_t term, std::uint64_t through, bool ok, const std:
   start_sync();  // for what was committed while this one ran
 }
 
-bool Host::pay(detail::RuntimeCore& core, const OpenDebt& debt, const std::filesystem::path& file,
-               std::string& error) {
+bool Host::pay(detail::RuntimeCore& core, const OpenDebt& debt, std::string& error) {
   if (debt.names != 0 && !core.names().sync_through(debt.names, error)) return false;
-  for (const auto& dir : debt.dirs) {
-    if (!sync_path(dir)) {
-      error = "cannot fsync the directory " + dir.string() + ": " + std::strerror(errno);
+  for (const auto& level : debt.dirs) {
+    if (!sync_path(level.parent_path())) {
+      error = "cannot fsync the directory " + level.parent_path().string() + ": " + std::strerror(errno);
       return false;
     }
   }
-  if (!debt.dirs.empty()) core.dirs_durable(file);
+  if (!debt.dirs.empty()) core.dirs_durable(debt.dirs);
   return true;
 }
 
@@ -358,7 +357,7 @@ bool Host::flush_durable() {
   if (waiting_.empty() && written_through_ <= durable_through_) return true;
   if (written_through_ > durable_through_) {
     std::string error;
-    if (!db_ || !(debt_.empty() || pay(*core_, debt_, core_->database_file(id_), error)) ||
+    if (!db_ || !(debt_.empty() || pay(*core_, debt_, error)) ||
         !sync_wal(db_->vfs(), db_->wal_file(), error, debt_.wal_directory)) {
       spdlog::error("actor {} {}: cannot make its commits durable: {}", id_.binding(), id_.hex(), error);
       abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"}, true);

@@ -175,17 +175,18 @@ class Host final : public caf::event_based_actor {
   bool hold_alarm_reports_ = false;    // an abort releases earlier batches: the index hears later
   std::uint64_t db_term_ = 0;          // counts openings: a sync of an older one is stale
   // What the database opened last still owes the disk before anything of it is acknowledged
-  // (durability full): its names record, the fsyncs of directories made for it, and its
-  // directory's if its WAL is new (its entry, and a new database file's). Paid by its
+  // (durability full): its names record, the fsyncs of directories made for it, and its own
+  // directory's (its WAL's entry and its file's, which SQLite did not sync). Paid by its
   // first sync, off the actor's thread; with durability normal, by a job nobody waits for.
   struct OpenDebt {
     std::uint64_t names = 0;                  // for NamesIndex::sync_through
-    std::vector<std::filesystem::path> dirs;  // to fsync, then RuntimeCore::dirs_durable
-    bool wal_directory = false;  // the WAL is new: sync its directory with it (database_vfs.hpp)
+    std::vector<std::filesystem::path> dirs;  // levels whose parents to fsync (database_path)
+    bool wal_directory = false;  // sync the WAL's directory with it (database_vfs.hpp)
     bool empty() const { return names == 0 && dirs.empty() && !wal_directory; }
   };
   OpenDebt debt_;
-  static bool pay(detail::RuntimeCore& core, const OpenDebt& debt, const std::filesystem::path& file, std::string& error);
+  // The names sync and the directories' fsyncs (the WAL's is the caller's, with its sync).
+  static bool pay(detail::RuntimeCore& core, const OpenDebt& debt, std::string& error);
   std::int64_t reported_bytes_ = 0;  // this database's bytes as the metrics' total has them
   std::chrono::steady_clock::time_point bytes_reported_at_{};
 };

@@ -61,7 +61,7 @@ void NamesIndex::close() {
 
 std::uint64_t NamesIndex::record(const ActorId& id) {
   std::unique_lock lock(mutex_);
-  if (known_.contains(id.hex())) return synced_ >= written_ ? 0 : written_;  // written in some write up to now
+  if (known_.contains(id.hex())) return synced_ >= version_ ? 0 : version_;  // written by some write so far
   if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
   pending_.push_back({id.binding(), id.name(), id.hex(), unix_ms()});
   std::uint64_t mine = ++queued_;
@@ -78,19 +78,13 @@ std::uint64_t NamesIndex::record(const ActorId& id) {
   if (!known_.contains(id.hex())) {
     throw SqlError(SQLITE_IOERR, "cannot record actor " + id.binding() + " in the names index: " + last_error_, "");
   }
-  return mine;
+  return version_;
 }
 
-bool NamesIndex::sync_through(std::uint64_t seq, std::string& error) {
+bool NamesIndex::sync_through(std::uint64_t version, std::string& error) {
   std::unique_lock lock(mutex_);
   try {
-    while (synced_ < seq) {
-      if (syncing_) {
-        done_.wait(lock);
-      } else {
-        sync_locked(lock);
-      }
-    }
+    sync_upto(lock, version);
     return true;
   } catch (const std::exception& e) {
     error = e.what();
@@ -98,17 +92,68 @@ bool NamesIndex::sync_through(std::uint64_t seq, std::string& error) {
   }
 }
 
+void NamesIndex::sync_upto(std::unique_lock<std::mutex>& lock, std::uint64_t version) {
+  while (synced_ < version) {
+    if (syncing_ || writing_) {
+      done_.wait(lock);
+    } else if (rewrite_) {
+      rewrite_unsynced(lock);
+    } else {
+      sync_locked(lock);
+    }
+  }
+}
+
 void NamesIndex::sync_locked(std::unique_lock<std::mutex>& lock) {
   syncing_ = true;
-  std::uint64_t upto = written_;  // every record written before the fsync starts
+  std::uint64_t upto = version_;  // every change committed before the fsync starts
+  std::size_t rows = unsynced_.size();
   lock.unlock();
   std::string error;
   bool ok = sync_wal(vfs_, wal_, error);
   lock.lock();
   syncing_ = false;
-  if (ok) synced_ = std::max(synced_, upto);
+  if (ok) {
+    synced_ = std::max(synced_, upto);
+    unsynced_.erase(unsynced_.begin(), unsynced_.begin() + static_cast<std::ptrdiff_t>(rows));
+  } else {
+    // A failed fsync may have dropped the pages it failed to write (and marked them clean): a
+    // later fsync would not write them again. The rows it covered are written anew first.
+    rewrite_ = true;
+  }
   done_.notify_all();
   if (!ok) throw SqlError(SQLITE_IOERR, "cannot sync the names index: " + error, "");
+}
+
+void NamesIndex::rewrite_unsynced(std::unique_lock<std::mutex>& lock) {
+  writing_ = true;
+  auto rows = unsynced_;
+  lock.unlock();
+  std::string error;
+  try {
+    Sql sql(db_);
+    sql.exec("BEGIN IMMEDIATE");
+    try {
+      for (const auto& name : rows) {
+        sql.exec("INSERT OR REPLACE INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)",
+                 name.binding, name.name, name.hex, name.created_ms);
+      }
+      sql.exec("COMMIT");
+    } catch (...) {
+      if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  lock.lock();
+  writing_ = false;
+  if (error.empty()) {
+    rewrite_ = false;
+    ++version_;
+  }
+  done_.notify_all();
+  if (!error.empty()) throw SqlError(SQLITE_IOERR, "cannot write the names index again: " + error, "");
 }
 
 void NamesIndex::write_pending(std::unique_lock<std::mutex>& lock) {
@@ -139,7 +184,9 @@ void NamesIndex::write_pending(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   writing_ = false;
   if (error.empty()) {
-    for (auto& name : batch) known_.insert(std::move(name.hex));
+    for (auto& name : batch) known_.insert(name.hex);
+    unsynced_.insert(unsynced_.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+    ++version_;
     written_ = upto;
   } else {
     last_error_ = error;
@@ -154,9 +201,16 @@ void NamesIndex::remove(const ActorId& id) {
   if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
   Sql sql(db_);
   sql.exec("DELETE FROM actors WHERE hex = ?", id.hex());
-  known_.erase(id.hex());
-  while (syncing_) done_.wait(lock);
-  sync_locked(lock);
+  forget_locked({id.hex()});
+  sync_upto(lock, version_);
+}
+
+void NamesIndex::forget_locked(const std::vector<std::string>& hexes) {
+  std::unordered_set<std::string> gone(hexes.begin(), hexes.end());
+  for (const auto& hex : hexes) known_.erase(hex);
+  // Not written again after a failed sync: that would bring the name back.
+  std::erase_if(unsynced_, [&](const Name& name) { return gone.contains(name.hex); });
+  ++version_;
 }
 
 bool NamesIndex::contains(const std::string& hex) const {
@@ -220,7 +274,8 @@ std::vector<NamesIndex::Name> NamesIndex::of_shard(unsigned shard) const {
   return out;
 }
 
-void NamesIndex::in_transaction(std::unique_lock<std::mutex>& lock, const std::function<void(Sql&)>& work) {
+void NamesIndex::in_transaction(std::unique_lock<std::mutex>& lock, const std::function<void(Sql&)>& work,
+                                const std::function<void()>& committed) {
   // Called with mutex_ held and no group write running. Durable on return.
   if (db_ == nullptr) throw SqlError(SQLITE_MISUSE, "the names index is closed (the runtime stopped)", "");
   Sql sql(db_);
@@ -232,20 +287,26 @@ void NamesIndex::in_transaction(std::unique_lock<std::mutex>& lock, const std::f
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-  while (syncing_) done_.wait(lock);
-  sync_locked(lock);
+  committed();  // before the sync lets go of the lock: record() sees the change at once
+  sync_upto(lock, version_);
 }
 
 void NamesIndex::adopt(const std::vector<Name>& names) {
   std::unique_lock lock(mutex_);
   while (writing_) done_.wait(lock);
-  in_transaction(lock, [&](Sql& sql) {
-    for (const auto& name : names) {
-      sql.exec("INSERT OR IGNORE INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)", name.binding,
-               name.name, name.hex, name.created_ms);
-    }
-  });
-  for (const auto& name : names) known_.insert(name.hex);
+  in_transaction(
+      lock,
+      [&](Sql& sql) {
+        for (const auto& name : names) {
+          sql.exec("INSERT OR IGNORE INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)", name.binding,
+                   name.name, name.hex, name.created_ms);
+        }
+      },
+      [&] {
+        for (const auto& name : names) known_.insert(name.hex);
+        unsynced_.insert(unsynced_.end(), names.begin(), names.end());
+        ++version_;
+      });
 }
 
 void NamesIndex::forget_shard(unsigned shard) {
@@ -253,10 +314,14 @@ void NamesIndex::forget_shard(unsigned shard) {
   if (names.empty()) return;
   std::unique_lock lock(mutex_);
   while (writing_) done_.wait(lock);
-  in_transaction(lock, [&](Sql& sql) {
-    for (const auto& name : names) sql.exec("DELETE FROM actors WHERE hex = ?", name.hex);
-  });
-  for (const auto& name : names) known_.erase(name.hex);
+  std::vector<std::string> hexes;
+  for (const auto& name : names) hexes.push_back(name.hex);
+  in_transaction(
+      lock,
+      [&](Sql& sql) {
+        for (const auto& hex : hexes) sql.exec("DELETE FROM actors WHERE hex = ?", hex);
+      },
+      [&] { forget_locked(hexes); });
 }
 
 void NamesIndex::backup_to(const std::filesystem::path& file) const {

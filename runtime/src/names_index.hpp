@@ -50,9 +50,10 @@ class NamesIndex {
   // returns what to pass to sync_through() before anything of the actor is acknowledged
   // (0: nothing, the record is durable). Throws SqlError.
   std::uint64_t record(const ActorId& id);
-  // Makes durable every record written up to `seq` (a record()'s result): one fsync of the
-  // index's WAL, shared by the callers that wait meanwhile. False, with `error`, if it failed.
-  bool sync_through(std::uint64_t seq, std::string& error);
+  // Makes durable every change up to `version` (a record()'s result): one fsync of the index's
+  // WAL, shared by the callers that wait meanwhile. False, with `error`, if it failed (the
+  // rows it covered are written again before the next sync).
+  bool sync_through(std::uint64_t version, std::string& error);
   // Forgets `id` (the actor was deleted), durably. Throws SqlError.
   void remove(const ActorId& id);
   bool contains(const std::string& hex) const;
@@ -79,10 +80,18 @@ class NamesIndex {
 
  private:
   void write_pending(std::unique_lock<std::mutex>& lock);
-  // Syncs the WAL (mutex_ held, released while the disk works). Throws SqlError.
+  // Until every change up to `version` is durable: syncs the WAL, or waits for a sync under way,
+  // or first writes the rows of a failed sync again (mutex_ held, released while the disk
+  // works). Throws SqlError.
+  void sync_upto(std::unique_lock<std::mutex>& lock, std::uint64_t version);
   void sync_locked(std::unique_lock<std::mutex>& lock);
+  void rewrite_unsynced(std::unique_lock<std::mutex>& lock);
+  // The names are gone from the file (mutex_ held).
+  void forget_locked(const std::vector<std::string>& hexes);
   // Runs `work` in one transaction of the file (mutex_ held, no group write running).
-  void in_transaction(std::unique_lock<std::mutex>& lock, const std::function<void(Sql&)>& work);
+  // Runs `committed` (mutex_ still held) after the COMMIT, then syncs.
+  void in_transaction(std::unique_lock<std::mutex>& lock, const std::function<void(Sql&)>& work,
+                      const std::function<void()>& committed);
 
   sqlite3* db_ = nullptr;
   mutable std::mutex mutex_;  // guards everything below and the connection
@@ -90,7 +99,10 @@ class NamesIndex {
   std::vector<Name> pending_;               // waiting for the next group write
   std::uint64_t queued_ = 0;                // records queued so far
   std::uint64_t written_ = 0;               // of them, written (or failed)
+  std::uint64_t version_ = 0;               // changes committed to the file so far
   std::uint64_t synced_ = 0;                // of them, durable
+  std::vector<Name> unsynced_;              // rows written since the last sync that succeeded
+  bool rewrite_ = false;                    // a sync failed: write unsynced_ again first
   bool syncing_ = false;
   sqlite3_vfs* vfs_ = nullptr;              // the file's VFS and WAL, for sync_wal()
   std::string wal_;

@@ -105,39 +105,33 @@ std::filesystem::path RuntimeCore::database_path(const ActorId& id, std::vector<
   auto file = database_file(id);
   auto dir = file.parent_path();
   std::lock_guard lock(mutex_);
-  auto [it, made] = binding_dirs_.try_emplace(dir.string());
-  if (made) {
-    // Each level that did not exist must be made durable in its parent (_shards, the shard,
-    // the binding), so a database created in it cannot vanish with its directory after a
-    // crash. The fsyncs wait for the first sync of a database in it (off the actor's thread).
-    std::vector<std::filesystem::path> created;
-    for (auto level = dir; level != options.data_dir && !std::filesystem::exists(level); level = level.parent_path()) {
-      created.push_back(level);
-    }
-    try {
-      std::filesystem::create_directories(dir);
-    } catch (...) {
-      binding_dirs_.erase(it);
-      throw;
-    }
-    for (const auto& level : created) it->second.push_back(level.parent_path());
+  if (auto known = directories_.find(dir.string()); known != directories_.end() && known->second) return file;
+  // Each level up to the data directory (_shards, the shard, the binding) whose entry in its
+  // parent is not known durable in this process owes its parent's fsync, so that a database
+  // created in it cannot vanish with it after a crash: one made now, and one found on disk too
+  // (a process that crashed may have made it and never synced it). The fsyncs wait for the
+  // first sync of a database in it (off the actor's thread), or are done here if not `owed`.
+  std::filesystem::create_directories(dir);
+  std::vector<std::filesystem::path> levels;
+  for (auto level = dir; level != options.data_dir && level != level.parent_path(); level = level.parent_path()) {
+    if (!directories_.try_emplace(level.string(), false).first->second) levels.push_back(level);
   }
-  if (!it->second.empty()) {
-    if (owed != nullptr) {
-      *owed = it->second;
-    } else {
-      for (const auto& level : it->second) {
-        if (!sync_path(level)) throw SqlError(SQLITE_IOERR, "cannot fsync " + level.string() + ": " + std::strerror(errno), "");
+  if (owed != nullptr) {
+    *owed = std::move(levels);
+  } else {
+    for (const auto& level : levels) {
+      if (!sync_path(level.parent_path())) {
+        throw SqlError(SQLITE_IOERR, "cannot fsync " + level.parent_path().string() + ": " + std::strerror(errno), "");
       }
-      it->second.clear();
+      directories_[level.string()] = true;
     }
   }
   return file;
 }
 
-void RuntimeCore::dirs_durable(const std::filesystem::path& file) {
+void RuntimeCore::dirs_durable(const std::vector<std::filesystem::path>& levels) {
   std::lock_guard lock(mutex_);
-  if (auto it = binding_dirs_.find(file.parent_path().string()); it != binding_dirs_.end()) it->second.clear();
+  for (const auto& level : levels) directories_[level.string()] = true;
 }
 
 RuntimeCore::Stripe& RuntimeCore::stripe_of(const std::string& hex) const {

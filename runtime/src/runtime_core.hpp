@@ -72,13 +72,12 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     if (to.node == node_) replies_.fail(to, error);
   }
 
-  // Creates the actor's directory, <data>/_shards/NNNN/<binding>/ (once), and returns the db
-  // path (data_layout.hpp). The directories' entries made now are synced before it returns,
-  // or, given `owed`, left to the caller: `owed` then lists the directories whose fsync is
-  // still owed (made by this call or by another not yet synced) for dirs_durable(dir).
+  // Creates the actor's directory, <data>/_shards/NNNN/<binding>/ (if missing), and returns
+  // the db path (data_layout.hpp). Each level of it not yet known durable in this process has
+  // its parent fsync'd before this returns, or, given `owed`, lists the levels whose parents'
+  // fsyncs are left to the caller, who reports them done with dirs_durable().
   std::filesystem::path database_path(const ActorId& id, std::vector<std::filesystem::path>* owed = nullptr);
-  // The fsyncs database_path() left owed for the directory of `file` were done.
-  void dirs_durable(const std::filesystem::path& file);
+  void dirs_durable(const std::vector<std::filesystem::path>& levels);
   // The db path of `id`, nothing created.
   std::filesystem::path database_file(const ActorId& id) const { return actor_database(options.data_dir, id); }
 
@@ -266,8 +265,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::size_t closing_ = 0;      // evicted live instances whose hosts have not stopped yet
   std::deque<std::string> deferred_;  // entries waiting for a place under the cap, in order
   std::uint64_t next_generation_ = 1;
-  // Each binding directory made: the directories whose fsync is still owed (empty: none).
-  std::map<std::string, std::vector<std::filesystem::path>> binding_dirs_;
+  // Directories under the data directory seen by database_path(): entry durable in the parent?
+  std::map<std::string, bool> directories_;
   bool stopping_ = false;
 
   std::atomic<std::uint64_t> instances_started_{0};

@@ -5,11 +5,13 @@
 // actor is wedged.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cairn/actor_id.hpp"
@@ -642,4 +644,33 @@ TEST_CASE("a names index that cannot be written or synced fails a new actor's fi
     REQUIRE(names.value()["actors"].size() == 1);
     CHECK(names.value()["actors"][0].at("name") == name);
   }
+}
+
+TEST_CASE("every directory level a new database needs is owed its fsync until one is done, whoever made it") {
+  // A database's first sync fsyncs the parents of its directory levels not yet known durable;
+  // a second binding's database in the same new shard must owe the shard directory's entry
+  // too, though the first one made it.
+  TempDir dir;
+  auto core = std::make_shared<detail::RuntimeCore>(fragile_registry(), options_for(dir));
+  auto first = *ActorId::make("FRAGILE", "levels-1");
+  std::optional<ActorId> second;
+  for (int i = 0; !second; ++i) {  // a STATELESS actor in the same shard
+    auto candidate = *ActorId::make("STATELESS", "levels-" + std::to_string(i));
+    if (candidate.shard() == first.shard()) second = candidate;
+  }
+  auto shard_dir = core->database_file(first).parent_path().parent_path();
+  std::vector<std::filesystem::path> owed_first, owed_second, owed_again;
+  core->database_path(first, &owed_first);
+  core->database_path(*second, &owed_second);
+  CHECK(std::find(owed_first.begin(), owed_first.end(), shard_dir) != owed_first.end());
+  CHECK(std::find(owed_second.begin(), owed_second.end(), shard_dir) != owed_second.end());
+  CHECK(std::find(owed_second.begin(), owed_second.end(), shard_dir.parent_path()) != owed_second.end());
+  core->dirs_durable(owed_second);
+  core->database_path(first, &owed_again);  // its binding level is still owed; the rest are paid
+  CHECK(owed_again == std::vector<std::filesystem::path>{core->database_file(first).parent_path()});
+  core->dirs_durable(owed_again);
+  owed_again.clear();
+  core->database_path(first, &owed_again);
+  CHECK(owed_again.empty());
+  core->shutdown();
 }
