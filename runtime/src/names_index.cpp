@@ -24,6 +24,29 @@ NamesIndex::Name to_name(const Row& row) {
           std::get<std::string>(row["hex"]), std::get<std::int64_t>(row["created"])};
 }
 
+// Writes `rows` in one transaction with `insert` ("INSERT OR IGNORE": rows already there stay;
+// "INSERT OR REPLACE": written again). Returns the error, empty if it worked.
+std::string insert_rows(sqlite3* db, const std::vector<NamesIndex::Name>& rows, const char* insert) {
+  try {
+    if (db == nullptr) throw std::runtime_error("the names index is closed (the runtime stopped)");
+    Sql sql(db);
+    sql.exec("BEGIN IMMEDIATE");
+    try {
+      for (const auto& name : rows) {
+        sql.exec(std::string(insert) + " INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)",
+                 name.binding, name.name, name.hex, name.created_ms);
+      }
+      sql.exec("COMMIT");
+    } catch (...) {
+      if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+    return {};
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
 }  // namespace
 
 NamesIndex::NamesIndex(const std::filesystem::path& file) {
@@ -128,24 +151,9 @@ void NamesIndex::sync_locked(std::unique_lock<std::mutex>& lock) {
 void NamesIndex::rewrite_unsynced(std::unique_lock<std::mutex>& lock) {
   writing_ = true;
   auto rows = unsynced_;
+  sqlite3* db = db_;
   lock.unlock();
-  std::string error;
-  try {
-    Sql sql(db_);
-    sql.exec("BEGIN IMMEDIATE");
-    try {
-      for (const auto& name : rows) {
-        sql.exec("INSERT OR REPLACE INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)",
-                 name.binding, name.name, name.hex, name.created_ms);
-      }
-      sql.exec("COMMIT");
-    } catch (...) {
-      if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
+  std::string error = insert_rows(db, rows, "INSERT OR REPLACE");
   lock.lock();
   writing_ = false;
   if (error.empty()) {
@@ -163,24 +171,7 @@ void NamesIndex::write_pending(std::unique_lock<std::mutex>& lock) {
   std::uint64_t upto = queued_;
   sqlite3* db = db_;
   lock.unlock();
-  std::string error;
-  try {
-    if (db == nullptr) throw std::runtime_error("the names index is closed (the runtime stopped)");
-    Sql sql(db);
-    sql.exec("BEGIN IMMEDIATE");
-    try {
-      for (const auto& name : batch) {
-        sql.exec("INSERT OR IGNORE INTO actors (binding, name, hex, created) VALUES (?, ?, ?, ?)",
-                 name.binding, name.name, name.hex, name.created_ms);
-      }
-      sql.exec("COMMIT");
-    } catch (...) {
-      if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
+  std::string error = insert_rows(db, batch, "INSERT OR IGNORE");
   lock.lock();
   writing_ = false;
   if (error.empty()) {
