@@ -1,10 +1,12 @@
-// The actor databases' VFS shim: skips the header sync of a WAL it created (database_vfs.hpp).
+// The actor databases' VFS shim: skips the header sync of a WAL it created and grows WALs ahead
+// of their frames (database_vfs.hpp).
 // SQLite's VFS interface is C: a shim is a sqlite3_vfs whose xOpen wraps the real file in a
 // sqlite3_file of its own, with io_methods that forward to the real ones.
 #include "database_vfs.hpp"
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,8 +21,11 @@ constexpr sqlite3_int64 wal_header_bytes = 32;  // WAL_HDRSIZE in SQLite's wal.c
 struct ShimFile {
   sqlite3_file base;   // first: SQLite sees a sqlite3_file
   sqlite3_file* real;  // right after this struct, in the same allocation
-  bool new_wal;        // a WAL this handle created: it holds no old frames
+  bool new_wal;         // a WAL that did not exist (or was empty) when this handle opened it
+  bool wrote_header;    // this handle wrote the WAL's header: SQLite's writer, not a sync handle
   bool first_sync_seen;
+  bool wal;
+  sqlite3_int64 allocated;  // a WAL's size as this handle knows it (frames and zeros)
 };
 static_assert(sizeof(ShimFile) % 8 == 0, "the real file after it stays aligned");
 
@@ -32,16 +37,40 @@ int file_read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
   return real_of(f)->pMethods->xRead(real_of(f), out, amount, offset);
 }
 int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
-  return real_of(f)->pMethods->xWrite(real_of(f), data, amount, offset);
+  auto* shim = reinterpret_cast<ShimFile*>(f);
+  int rc = shim->real->pMethods->xWrite(shim->real, data, amount, offset);
+  sqlite3_int64 end = offset + amount;
+  if (rc != SQLITE_OK || !shim->wal) return rc;
+  if (offset == 0) shim->wrote_header = true;
+  if (offset < wal_header_bytes || end <= shim->allocated) return rc;
+  // Past every byte SQLite wrote before, even if an earlier fill failed: zeros go only above.
+  shim->allocated = end;
+  // Frames past the WAL's end: write zeros up to the next growth step now, so that the next
+  // commits overwrite blocks the file already has and their fdatasyncs write no inode or
+  // allocation bitmaps. A zero frame ends recovery (page number 0 is invalid), as a stale
+  // frame does. A failed zero write leaves only a shorter tail: the frames were written.
+  static const char zeros[64 * 1024] = {};
+  for (sqlite3_int64 at = end, target = wal_growth_target(end); at < target;) {
+    int n = static_cast<int>(std::min<sqlite3_int64>(sizeof zeros, target - at));
+    if (shim->real->pMethods->xWrite(shim->real, zeros, n, at) != SQLITE_OK) break;
+    at += n;
+    shim->allocated = at;
+  }
+  return rc;
 }
 int file_truncate(sqlite3_file* f, sqlite3_int64 size) {
+  auto* shim = reinterpret_cast<ShimFile*>(f);
+  if (shim->allocated > size) shim->allocated = size;
   return real_of(f)->pMethods->xTruncate(real_of(f), size);
 }
 int file_sync(sqlite3_file* f, int flags) {
   auto* shim = reinterpret_cast<ShimFile*>(f);
-  if (shim->new_wal && !shim->first_sync_seen) {
+  if (shim->new_wal && shim->wrote_header && !shim->first_sync_seen) {
     shim->first_sync_seen = true;
     // The header sync of a WAL that holds nothing but its header: no old frame can come back.
+    // Only on the handle that wrote it: another handle's sync (the storage pool's, which also
+    // syncs the directory) is always real, even on an empty WAL, which SQLite's xAccess calls
+    // absent.
     sqlite3_int64 size = 0;
     if (shim->real->pMethods->xFileSize(shim->real, &size) == SQLITE_OK && size <= wal_header_bytes) {
       return SQLITE_OK;
@@ -104,7 +133,10 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   shim->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(ShimFile));
   shim->real->pMethods = nullptr;
   shim->new_wal = false;
+  shim->wrote_header = false;
   shim->first_sync_seen = false;
+  shim->wal = (flags & SQLITE_OPEN_WAL) != 0;
+  shim->allocated = 0;
   if ((flags & SQLITE_OPEN_WAL) != 0 && (flags & SQLITE_OPEN_CREATE) != 0 && name != nullptr) {
     int exists = 1;
     if (base->xAccess(base, name, SQLITE_ACCESS_EXISTS, &exists) == SQLITE_OK) shim->new_wal = exists == 0;
@@ -112,6 +144,7 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   int rc = base->xOpen(base, name, shim->real, flags, out_flags);
   // SQLite calls xClose on a failed open only if pMethods is set: as the real file says.
   f->pMethods = shim->real->pMethods != nullptr ? &file_methods : nullptr;
+  if (rc == SQLITE_OK && shim->wal) shim->real->pMethods->xFileSize(shim->real, &shim->allocated);
   return rc;
 }
 int vfs_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
@@ -152,6 +185,14 @@ struct Shim {
 };
 
 }  // namespace
+
+std::int64_t wal_growth_target(std::int64_t end) {
+  constexpr std::int64_t smallest = 32 * 1024, largest_step = 256 * 1024;
+  if (end >= largest_step) return (end + largest_step - 1) / largest_step * largest_step;
+  std::int64_t target = smallest;
+  while (target < end) target *= 2;
+  return target;
+}
 
 const char* database_vfs_name() {
   static std::mutex mutex;

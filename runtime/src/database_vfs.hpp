@@ -1,6 +1,6 @@
 // The VFS actor databases open with: a thin shim over the default VFS (as registered when a
 // database first asks: the unix VFS, or a test's VFS installed before the runtime started)
-// that changes one thing. SQLite syncs a WAL's 32-byte header before the first frames that
+// that changes two things. SQLite syncs a WAL's 32-byte header before the first frames that
 // follow it, so that a power loss can never revive old frames under an old header while new
 // ones overwrite them. A WAL this shim's handle created has no old frames, so the shim skips
 // that first sync (and with it the directory sync the unix VFS attaches to a new WAL's first
@@ -9,12 +9,26 @@
 // with SQLITE_OPEN_CREATE, which makes the unix VFS sync the directory with it (sync_wal's
 // `with_directory`). Every other call is passed through unchanged.
 //
+// The shim also grows a WAL ahead of its frames: when a commit's frames pass the file's end it
+// writes zeros up to wal_growth_target(end). Each commit's fdatasync then writes its frames
+// into blocks the file already has, and no inode, extent or bitmap with them (one metadata
+// write per growth step instead of one per commit: measured about a sixth less CPU per durable
+// booking and a fifth more bookings/s over 1,000 flights). SQLite's recovery stops at the
+// first zero frame (page number 0), as it does at a stale one.
+//
 // Why not a flag: SQLite decides the header sync once per connection, from the database
 // file's SQLITE_IOCAP_SEQUENTIAL, which would also skip it when a WAL is reused after a
 // checkpoint, where it is needed.
 #pragma once
 
+#include <cstdint>
+
 namespace cairn::detail {
+
+// The size a WAL whose frames end at `end` grows to: powers of two from 32 KiB up to 256 KiB,
+// then multiples of 256 KiB. A new actor's WAL stays small; a busy one grows 256 KiB at a time,
+// which bounds the zeros one fdatasync writes and the space a live actor holds ahead.
+std::int64_t wal_growth_target(std::int64_t end);
 
 // The shim's name, for sqlite3_open_v2 (registered on first call; thread-safe).
 const char* database_vfs_name();

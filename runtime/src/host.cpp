@@ -289,8 +289,8 @@ bool Host::commit_batch() {
   }
   if (report) alarms_dirty_ = false;
   auto committed_at = std::chrono::steady_clock::now();
-  // The metrics' database bytes follow at most every 100 ms (two stats), and at close.
-  if (committed_at - bytes_reported_at_ > std::chrono::milliseconds(100)) {
+  // The metrics' database bytes follow at most every second (two stats), and at close.
+  if (committed_at - bytes_reported_at_ > std::chrono::seconds(1)) {
     bytes_reported_at_ = committed_at;
     report_bytes();
   }
