@@ -8,7 +8,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -1067,6 +1070,63 @@ RunResult run_disk(const Options& o, RunResult result) {
   return result;
 }
 
+// The file system's own rate of new databases: the file work a never-used actor needs, without
+// SQLite, HTTP or anything of cairn. Each one: create the file, write an 8 KiB image, fdatasync;
+// create its WAL, write 32 KiB, fdatasync; every 64th also fsyncs the directory (shared, as
+// cairn shares it). --connections threads at once. The files stay in a new directory under
+// --dir, for the caller to remove: deleting many files slows the next creations on ext4 (it
+// avoids reusing recently freed inodes), which would skew whatever runs next.
+RunResult run_newfiles(const Options& o, RunResult result) {
+  auto dir = std::filesystem::path(o.dir) /
+             ("cairn-load-newfiles-" + std::to_string(::getpid()) + "-" +
+              std::to_string(std::chrono::system_clock::now().time_since_epoch().count()));
+  std::error_code ec;
+  if (!std::filesystem::create_directories(dir, ec) || ec) {
+    throw std::invalid_argument("newfiles: cannot create " + dir.string() + ": " + ec.message());
+  }
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) throw std::invalid_argument("newfiles: cannot open " + dir.string() + ": " + std::strerror(errno));
+  std::vector<char> data(32 * 1024, 'x');
+  auto write_synced = [&](const std::string& path, std::size_t bytes) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    bool ok = ::pwrite(fd, data.data(), bytes, 0) == static_cast<ssize_t>(bytes) && ::fdatasync(fd) == 0;
+    return ::close(fd) == 0 && ok;
+  };
+  std::atomic<std::uint64_t> next{0}, failures{0};
+  std::mutex mutex;
+  Series series;
+  auto start = Clock::now();
+  auto end = start + seconds(o.duration);
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < std::max(1u, o.connections); ++t) {
+    threads.emplace_back([&] {
+      while (Clock::now() < end) {
+        auto n = next.fetch_add(1);
+        if (o.requests && n >= o.requests) break;
+        auto t0 = Clock::now();
+        auto file = (dir / ("a" + std::to_string(n) + ".sqlite")).string();
+        bool ok = write_synced(file, 8 * 1024) && write_synced(file + "-wal", 32 * 1024) &&
+                  (n % 64 != 0 || ::fsync(dir_fd) == 0);
+        if (!ok) failures.fetch_add(1);
+        auto now = Clock::now();
+        std::lock_guard lock(mutex);
+        series.record(now - t0, now - start);
+        progress_count.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ::close(dir_fd);
+  double measured = since(start);
+  result.seconds = measured;
+  result.series["new database file + WAL"] = series.summarize(measured);
+  result.extra["directory"] = dir.string();
+  if (auto n = failures.load()) result.errors["create, write or fsync failed"] = n;
+  check_errors(result, "every new file durable");
+  return result;
+}
+
 }  // namespace
 
 const std::vector<ScenarioInfo>& scenarios() {
@@ -1080,6 +1140,7 @@ const std::vector<ScenarioInfo>& scenarios() {
       {"mixed", "a user: open the socket, load seats, hold, book, see the broadcast"},
       {"get", "GET --path (e.g. /healthz): the server's HTTP ceiling"},
       {"disk", "append 100 B + fdatasync in --dir: the disk's durable-write ceiling"},
+      {"newfiles", "new files in --dir as a never-used actor makes them (file and WAL, each written and fdatasynced), --connections threads: the ceiling of cold starts"},
   };
   return all;
 }
@@ -1097,6 +1158,8 @@ RunResult run(const Options& o) {
   double server0 = o.server_pid ? process_cpu_seconds(o.server_pid) : -1;
   if (o.scenario == "disk") {
     result = run_disk(o, std::move(result));
+  } else if (o.scenario == "newfiles") {
+    result = run_newfiles(o, std::move(result));
   } else {
     auto target = parse_url(o.url, o.cacert);
     if (o.scenario == "get") result = run_get(o, target, std::move(result));

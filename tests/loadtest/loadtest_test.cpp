@@ -89,6 +89,29 @@ TEST_CASE("cairn-load hot passes against cairn-server") {
   CHECK(count(r.result, "write (hold or release)") > 20);
 }
 
+TEST_CASE("cairn-load newfiles makes durable new files, a file and its WAL each, and leaves them") {
+  cairn::testing::TempDir dir;
+  auto json_file = (dir.path() / "result.json").string();
+  auto r = run_program({CAIRN_LOAD_PATH, "newfiles", "-d", "0.3", "-c", "2", "--dir", dir.path().string(), "--json",
+                        json_file},
+                       std::chrono::seconds(60));
+  INFO(r.output);
+  REQUIRE(r.exit_status == 0);
+  std::ifstream in(json_file);
+  auto result = json::parse(in);
+  auto made = count(result, "new database file + WAL");
+  CHECK(made > 0);
+  std::filesystem::path files = result["extra"]["directory"].get<std::string>();
+  CHECK(files.parent_path() == dir.path());
+  std::size_t on_disk = 0, wal_bytes = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(files)) {
+    ++on_disk;
+    if (entry.path().string().ends_with("-wal")) wal_bytes += entry.file_size();
+  }
+  CHECK(on_disk == 2 * made);
+  CHECK(wal_bytes == made * 32 * 1024);
+}
+
 TEST_CASE("cairn-load coldstart passes against cairn-server") {
   Server f;
   auto r = load(f.port(), {"coldstart", "-d", "1", "-c", "4"}, f.data.path());
