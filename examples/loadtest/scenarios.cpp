@@ -1105,7 +1105,9 @@ RunResult run_newfiles(const Options& o, RunResult result) {
         auto n = next.fetch_add(1);
         if (o.requests && n >= o.requests) break;
         auto t0 = Clock::now();
-        auto file = (dir / ("a" + std::to_string(n) + ".sqlite")).string();
+        std::string name = "a";  // not "a" + to_string(n): GCC 12's false -Wrestrict at -O3
+        name += std::to_string(n);
+        auto file = (dir / (name + ".sqlite")).string();
         bool ok = write_synced(file, 8 * 1024) && write_synced(file + "-wal", 32 * 1024) &&
                   (n % 64 != 0 || ::fsync(dir_fd) == 0);
         if (!ok) failures.fetch_add(1);
