@@ -264,3 +264,36 @@ TEST_CASE("the storage pool's sync of a WAL that exists but is empty reaches the
   CHECK(failures == 1);
   CHECK(cairn::sync_wal(db.vfs(), db.wal_file(), error, true));
 }
+
+TEST_CASE("a WAL that cannot grow ahead on a nearly full disk loses no commit") {
+  // The zeros ahead are written in large pieces; when they fail and SQLite's own frames (a page
+  // and its header) still fit, every commit must stay whole, and the zeros go on only above
+  // every byte SQLite wrote.
+  cairn::testing::FaultVfs::install();
+  TempDir dir;
+  auto path = dir.path() / "nearly-full.sqlite";
+  auto copy = dir.path() / "copy";
+  std::filesystem::create_directory(copy);
+  Database db{path};
+  cairn::testing::FaultVfs::arm(cairn::testing::Fault::nearly_full, "nearly-full.sqlite-wal");
+  db.begin();
+  db.sql().exec("CREATE TABLE t (x, pad)");
+  db.commit();
+  for (int i = 0; i < 40; ++i) {
+    db.begin();
+    db.sql().exec("INSERT INTO t VALUES (?, randomblob(3000))", {cairn::SqlValue(std::int64_t{i})});
+    db.commit();
+  }
+  auto failures = cairn::testing::FaultVfs::failures();
+  cairn::testing::FaultVfs::clear();
+  CHECK(failures > 0);  // the fills did fail
+  std::string error;
+  REQUIRE(cairn::sync_wal(db.vfs(), db.wal_file(), error));
+  auto wal = std::filesystem::path(db.wal_file());
+  for (const auto& file : {path, wal}) std::filesystem::copy_file(file, copy / file.filename());
+  Database again{copy / "nearly-full.sqlite"};
+  auto row = again.sql().exec("SELECT count(*) AS n, sum(x) AS s FROM t").one();
+  CHECK(row["n"] == cairn::SqlValue(std::int64_t{40}));
+  CHECK(row["s"] == cairn::SqlValue(std::int64_t{40 * 39 / 2}));
+  CHECK(std::get<std::string>(again.internal("PRAGMA integrity_check").one()["integrity_check"]) == "ok");
+}

@@ -64,6 +64,7 @@ int shim_read(sqlite3_file* f, void* buf, int n, sqlite3_int64 off) {
 int shim_write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
   if (should_fail(f, Fault::disk_full)) return SQLITE_FULL;
   if (should_fail(f, Fault::write)) return SQLITE_IOERR_WRITE;
+  if (n >= 16 * 1024 && should_fail(f, Fault::nearly_full)) return SQLITE_FULL;
   return real_of(f)->pMethods->xWrite(real_of(f), buf, n, off);
 }
 int shim_truncate(sqlite3_file* f, sqlite3_int64 size) {

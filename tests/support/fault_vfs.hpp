@@ -15,6 +15,7 @@ enum class Fault {
   fsync,      // xSync fails with SQLITE_IOERR_FSYNC (the write reached the page cache)
   disk_full,  // xWrite fails with SQLITE_FULL
   slow_fsync, // xSync takes a second longer, then syncs (a disk that is slow, not broken)
+  nearly_full,  // xWrite of 16 KiB or more fails with SQLITE_FULL: smaller writes still fit
 };
 
 class FaultVfs {
