@@ -2,8 +2,9 @@
 // port, fresh data dir), runs cairn-load's standard scenarios against it, and writes one
 // markdown table and one JSON file: every figure beside a ceiling measured in the same run
 // (GET /healthz of the same server for HTTP, the disk's own fdatasync'ed appends for durable
-// writes, its own rate of new files for cold starts) and beside the bar it is held to. Exit status: 0, or 1 if a run's correctness
-// check failed (a missed bar is reported as MISS, not hidden, and fails only with --strict).
+// writes, its own rate of new files for cold starts) and beside the bar it is held to. Exit
+// status: 0, or 1 if a run's correctness check failed (a missed bar is reported as MISS, not
+// hidden, and fails only with --strict).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>

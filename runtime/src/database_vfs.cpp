@@ -25,7 +25,8 @@ struct ShimFile {
   bool wrote_header;    // this handle wrote the WAL's header: SQLite's writer, not a sync handle
   bool first_sync_seen;
   bool wal;
-  sqlite3_int64 allocated;  // a WAL's size as this handle knows it (frames and zeros)
+  sqlite3_int64 allocated;  // a WAL's size as this handle knows it (frames and zeros); -1: not
+                            // read yet (read at the first frame write: a sync handle never does)
 };
 static_assert(sizeof(ShimFile) % 8 == 0, "the real file after it stays aligned");
 
@@ -42,7 +43,12 @@ int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offs
   sqlite3_int64 end = offset + amount;
   if (rc != SQLITE_OK || !shim->wal) return rc;
   if (offset == 0) shim->wrote_header = true;
-  if (offset < wal_header_bytes || end <= shim->allocated) return rc;
+  if (offset < wal_header_bytes) return rc;
+  if (shim->allocated < 0 && shim->real->pMethods->xFileSize(shim->real, &shim->allocated) != SQLITE_OK) {
+    shim->allocated = -1;
+    return rc;  // unknown size: no growth this time, the frames were written
+  }
+  if (end <= shim->allocated) return rc;
   // Past every byte SQLite wrote before, even if an earlier fill failed: zeros go only above.
   shim->allocated = end;
   // Frames past the WAL's end: write zeros up to the next growth step now, so that the next
@@ -60,7 +66,7 @@ int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offs
 }
 int file_truncate(sqlite3_file* f, sqlite3_int64 size) {
   auto* shim = reinterpret_cast<ShimFile*>(f);
-  if (shim->allocated > size) shim->allocated = size;
+  if (shim->allocated > size) shim->allocated = size;  // -1 (not read yet) stays
   return real_of(f)->pMethods->xTruncate(real_of(f), size);
 }
 int file_sync(sqlite3_file* f, int flags) {
@@ -136,7 +142,7 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   shim->wrote_header = false;
   shim->first_sync_seen = false;
   shim->wal = (flags & SQLITE_OPEN_WAL) != 0;
-  shim->allocated = 0;
+  shim->allocated = -1;
   if ((flags & SQLITE_OPEN_WAL) != 0 && (flags & SQLITE_OPEN_CREATE) != 0 && name != nullptr) {
     int exists = 1;
     if (base->xAccess(base, name, SQLITE_ACCESS_EXISTS, &exists) == SQLITE_OK) shim->new_wal = exists == 0;
@@ -144,7 +150,6 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   int rc = base->xOpen(base, name, shim->real, flags, out_flags);
   // SQLite calls xClose on a failed open only if pMethods is set: as the real file says.
   f->pMethods = shim->real->pMethods != nullptr ? &file_methods : nullptr;
-  if (rc == SQLITE_OK && shim->wal) shim->real->pMethods->xFileSize(shim->real, &shim->allocated);
   return rc;
 }
 int vfs_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {

@@ -215,6 +215,31 @@ TEST_CASE("a WAL grows ahead of its frames: from 32 KiB by doubling, then 256 Ki
   CHECK(wal_growth_target(3 * 1024 * 1024 + 5) == 3 * 1024 * 1024 + 256 * 1024);
 }
 
+namespace {
+
+// Forty commits of a row each (x = 0..39, 3,000 bytes of padding) into table t (x, pad).
+void insert_forty(Database& db) {
+  for (int i = 0; i < 40; ++i) {
+    db.begin();
+    db.sql().exec("INSERT INTO t VALUES (?, randomblob(3000))", {cairn::SqlValue(std::int64_t{i})});
+    db.commit();
+  }
+}
+
+// A crash, as the files stood: copies `path` and its WAL into `copy` while the database is
+// still open (no checkpoint at close), opens the copy and checks it holds the forty rows.
+void check_copy_holds_forty(const std::filesystem::path& path, const std::filesystem::path& copy) {
+  std::filesystem::path wal = path.string() + "-wal";
+  for (const auto& file : {path, wal}) std::filesystem::copy_file(file, copy / file.filename());
+  Database again{copy / path.filename()};
+  auto row = again.sql().exec("SELECT count(*) AS n, sum(x) AS s FROM t").one();
+  CHECK(row["n"] == cairn::SqlValue(std::int64_t{40}));
+  CHECK(row["s"] == cairn::SqlValue(std::int64_t{40 * 39 / 2}));
+  CHECK(std::get<std::string>(again.internal("PRAGMA integrity_check").one()["integrity_check"]) == "ok");
+}
+
+}  // namespace
+
 TEST_CASE("a WAL grown ahead of its frames gives back every commit and nothing after a crash") {
   // The zeros past the last frame must end SQLite's recovery as a stale frame does. The crash
   // is a copy of the files taken while the database is open (no checkpoint at close).
@@ -228,21 +253,11 @@ TEST_CASE("a WAL grown ahead of its frames gives back every commit and nothing a
   db.commit();
   auto wal = std::filesystem::path(path.string() + "-wal");
   CHECK(std::filesystem::file_size(wal) == 32 * 1024);  // one small commit: the first step
-  for (int i = 0; i < 40; ++i) {
-    db.begin();
-    db.sql().exec("INSERT INTO t VALUES (?, randomblob(3000))", {cairn::SqlValue(std::int64_t{i})});
-    db.commit();
-  }
+  insert_forty(db);
   auto size = static_cast<std::int64_t>(std::filesystem::file_size(wal));
   CHECK(size == cairn::detail::wal_growth_target(size));  // on a step: grown, not appended
   CHECK(size >= 40 * 3000);
-  std::filesystem::copy_file(path, copy / "grown.sqlite");
-  std::filesystem::copy_file(wal, copy / "grown.sqlite-wal");
-  Database again{copy / "grown.sqlite"};
-  auto row = again.sql().exec("SELECT count(*) AS n, sum(x) AS s FROM t").one();
-  CHECK(row["n"] == cairn::SqlValue(std::int64_t{40}));
-  CHECK(row["s"] == cairn::SqlValue(std::int64_t{40 * 39 / 2}));
-  CHECK(std::get<std::string>(again.internal("PRAGMA integrity_check").one()["integrity_check"]) == "ok");
+  check_copy_holds_forty(path, copy);
 }
 
 TEST_CASE("the storage pool's sync of a WAL that exists but is empty reaches the disk") {
@@ -279,21 +294,11 @@ TEST_CASE("a WAL that cannot grow ahead on a nearly full disk loses no commit") 
   db.begin();
   db.sql().exec("CREATE TABLE t (x, pad)");
   db.commit();
-  for (int i = 0; i < 40; ++i) {
-    db.begin();
-    db.sql().exec("INSERT INTO t VALUES (?, randomblob(3000))", {cairn::SqlValue(std::int64_t{i})});
-    db.commit();
-  }
+  insert_forty(db);
   auto failures = cairn::testing::FaultVfs::failures();
   cairn::testing::FaultVfs::clear();
   CHECK(failures > 0);  // the fills did fail
   std::string error;
   REQUIRE(cairn::sync_wal(db.vfs(), db.wal_file(), error));
-  auto wal = std::filesystem::path(db.wal_file());
-  for (const auto& file : {path, wal}) std::filesystem::copy_file(file, copy / file.filename());
-  Database again{copy / "nearly-full.sqlite"};
-  auto row = again.sql().exec("SELECT count(*) AS n, sum(x) AS s FROM t").one();
-  CHECK(row["n"] == cairn::SqlValue(std::int64_t{40}));
-  CHECK(row["s"] == cairn::SqlValue(std::int64_t{40 * 39 / 2}));
-  CHECK(std::get<std::string>(again.internal("PRAGMA integrity_check").one()["integrity_check"]) == "ok");
+  check_copy_holds_forty(path, copy);
 }
