@@ -5,6 +5,9 @@
 #include "database_vfs.hpp"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <map>
@@ -21,7 +24,7 @@ constexpr sqlite3_int64 wal_header_bytes = 32;  // WAL_HDRSIZE in SQLite's wal.c
 struct ShimFile {
   sqlite3_file base;   // first: SQLite sees a sqlite3_file
   sqlite3_file* real;  // right after this struct, in the same allocation
-  bool new_wal;         // a WAL that did not exist (or was empty) when this handle opened it
+  bool new_wal;         // a WAL that did not exist when this handle opened it
   bool wrote_header;    // this handle wrote the WAL's header: SQLite's writer, not a sync handle
   bool first_sync_seen;
   bool wal;
@@ -144,8 +147,13 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   shim->wal = (flags & SQLITE_OPEN_WAL) != 0;
   shim->allocated = -1;
   if ((flags & SQLITE_OPEN_WAL) != 0 && (flags & SQLITE_OPEN_CREATE) != 0 && name != nullptr) {
-    int exists = 1;
-    if (base->xAccess(base, name, SQLITE_ACCESS_EXISTS, &exists) == SQLITE_OK) shim->new_wal = exists == 0;
+    // Absent, not merely empty (SQLite's xAccess calls an empty file absent): a WAL that a close
+    // cut to 0 bytes may still hold its old header and frames on the disk, since nobody synced
+    // the cut. Its next header must be synced before frames follow it, or a power loss could
+    // leave the old header with the first old frames, which recovery would replay over a
+    // database file newer than them. (The test VFSes keep real files under the same names.)
+    struct stat st;
+    shim->new_wal = ::stat(name, &st) != 0 && errno == ENOENT;
   }
   int rc = base->xOpen(base, name, shim->real, flags, out_flags);
   // SQLite calls xClose on a failed open only if pMethods is set: as the real file says.
