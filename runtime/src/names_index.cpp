@@ -130,7 +130,6 @@ void NamesIndex::sync_upto(std::unique_lock<std::mutex>& lock, std::uint64_t ver
 void NamesIndex::sync_locked(std::unique_lock<std::mutex>& lock) {
   syncing_ = true;
   std::uint64_t upto = version_;  // every change committed before the fsync starts
-  std::size_t rows = unsynced_.size();
   lock.unlock();
   std::string error;
   bool ok = sync_wal(vfs_, wal_, error);
@@ -138,7 +137,9 @@ void NamesIndex::sync_locked(std::unique_lock<std::mutex>& lock) {
   syncing_ = false;
   if (ok) {
     synced_ = std::max(synced_, upto);
-    unsynced_.erase(unsynced_.begin(), unsynced_.begin() + static_cast<std::ptrdiff_t>(rows));
+    // Only the rows it covered: rows may have been forgotten (remove, forget_shard) or
+    // written (record, adopt) while the lock was released.
+    std::erase_if(unsynced_, [&](const Unsynced& row) { return row.version <= upto; });
   } else {
     // A failed fsync may have dropped the pages it failed to write (and marked them clean): a
     // later fsync would not write them again. The rows it covered are written anew first.
@@ -150,7 +151,8 @@ void NamesIndex::sync_locked(std::unique_lock<std::mutex>& lock) {
 
 void NamesIndex::rewrite_unsynced(std::unique_lock<std::mutex>& lock) {
   writing_ = true;
-  auto rows = unsynced_;
+  std::vector<Name> rows;
+  for (const auto& row : unsynced_) rows.push_back(row.name);
   sqlite3* db = db_;
   lock.unlock();
   std::string error = insert_rows(db, rows, "INSERT OR REPLACE");
@@ -175,9 +177,11 @@ void NamesIndex::write_pending(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   writing_ = false;
   if (error.empty()) {
-    for (auto& name : batch) known_.insert(name.hex);
-    unsynced_.insert(unsynced_.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
     ++version_;
+    for (auto& name : batch) {
+      known_.insert(name.hex);
+      unsynced_.push_back({version_, std::move(name)});
+    }
     written_ = upto;
   } else {
     last_error_ = error;
@@ -200,7 +204,7 @@ void NamesIndex::forget_locked(const std::vector<std::string>& hexes) {
   std::unordered_set<std::string> gone(hexes.begin(), hexes.end());
   for (const auto& hex : hexes) known_.erase(hex);
   // Not written again after a failed sync: that would bring the name back.
-  std::erase_if(unsynced_, [&](const Name& name) { return gone.contains(name.hex); });
+  std::erase_if(unsynced_, [&](const Unsynced& row) { return gone.contains(row.name.hex); });
   ++version_;
 }
 
@@ -294,9 +298,11 @@ void NamesIndex::adopt(const std::vector<Name>& names) {
         }
       },
       [&] {
-        for (const auto& name : names) known_.insert(name.hex);
-        unsynced_.insert(unsynced_.end(), names.begin(), names.end());
         ++version_;
+        for (const auto& name : names) {
+          known_.insert(name.hex);
+          unsynced_.push_back({version_, name});
+        }
       });
 }
 

@@ -101,7 +101,11 @@ class NamesIndex {
   std::uint64_t written_ = 0;               // of them, written (or failed)
   std::uint64_t version_ = 0;               // changes committed to the file so far
   std::uint64_t synced_ = 0;                // of them, durable
-  std::vector<Name> unsynced_;              // rows written since the last sync that succeeded
+  struct Unsynced {
+    std::uint64_t version;  // the change that wrote it: a sync that began after it covers it
+    Name name;
+  };
+  std::vector<Unsynced> unsynced_;          // rows written and not yet covered by a sync
   bool rewrite_ = false;                    // a sync failed: write unsynced_ again first
   bool syncing_ = false;
   sqlite3_vfs* vfs_ = nullptr;              // the file's VFS and WAL, for sync_wal()
