@@ -282,6 +282,15 @@ int Database::on_wal_commit(void* self, sqlite3* db, const char* name, int pages
   return SQLITE_OK;  // the commit happened whatever the checkpoint did
 }
 
+void Database::absorb_wal() {
+  int log = -1, checkpointed = -1;
+  int rc = sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &checkpointed);
+  if (rc != SQLITE_OK || log != checkpointed) {
+    throw SqlError(rc == SQLITE_OK ? SQLITE_BUSY : rc,
+                   "cannot copy the WAL of " + path_.string() + " into its database file: " + sqlite3_errstr(rc), "");
+  }
+}
+
 void Database::begin() { sql_.begin_pending_ = true; }
 bool Database::commit() {
   sql_.begin_pending_ = false;

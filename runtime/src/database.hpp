@@ -74,6 +74,12 @@ class Database {
   // True once a commit failed because its checkpoint could not sync: what was committed
   // before may not be durable (the error is told once, to the checkpoint's file handle).
   bool durability_lost() const noexcept { return durability_lost_; }
+  // Copies every frame of the WAL into the database file, syncs it, and empties the WAL
+  // (a TRUNCATE checkpoint). After a failed sync: the frames it could not write stay readable
+  // (Linux marks their pages clean) and no later fsync of the WAL writes them, so commits
+  // behind them would be lost with them; written into the database file, they are new pages
+  // that its sync does write. Throws SqlError if any frame is left.
+  void absorb_wal();
   void rollback() noexcept;
   void savepoint();
   void release();

@@ -101,8 +101,25 @@ void Host::open_database() {
   // when the WAL is new: one left by a process that crashed before its first sync exists and
   // has frames (so SQLite syncs no header), but its entry may not be durable.
   debt.wal_directory = true;
+  // A WAL that is not empty was not closed cleanly (a close checkpoints it and cuts it to 0
+  // bytes): the process crashed, or a sync failed and the closing checkpoint with it. Its
+  // frames may be readable and yet not on the disk (after a failed fsync Linux marks their
+  // pages clean, and no later fsync writes them), so commits must not land behind them: they
+  // are copied into the database file first (Database::absorb_wal). Until that succeeds, no
+  // event runs.
+  std::error_code ec;
+  bool absorb = std::filesystem::file_size(path.string() + "-wal", ec) > 0 && !ec;
   db_.emplace(path);
+  if (absorb) {
+    try {
+      db_->absorb_wal();
+    } catch (...) {
+      db_.reset();
+      throw;
+    }
+  }
   ++db_term_;
+  gate_ = std::make_shared<SyncGate>();
   if (core_->options.durability == Durability::full) {
     debt_ = std::move(debt);
   } else if (!debt.empty()) {
@@ -315,12 +332,36 @@ void Host::start_sync() {
   if (syncing_ || written_through_ <= durable_through_ || !db_) return;
   syncing_ = true;
   auto self = caf::actor_cast<caf::actor>(this);
-  core_->storage().post([self, core = core_, debt = debt_, vfs = db_->vfs(),
+  core_->storage().post([self, core = core_, debt = debt_, vfs = db_->vfs(), gate = gate_,
                          wal = db_->wal_file(), term = db_term_, through = written_through_] {
     std::string error;
-    bool ok = (debt.empty() || pay(*core, debt, error)) && sync_wal(vfs, wal, error, debt.wal_directory);
+    bool ok = gated_sync(*core, *gate, debt, vfs, wal, error);
     caf::anon_send(self, synced_atom::value, term, through, ok, error);
   });
+}
+
+bool Host::gated_sync(detail::RuntimeCore& core, SyncGate& gate, const OpenDebt& debt, sqlite3_vfs* vfs,
+                      const std::string& wal, std::string& error) {
+  std::lock_guard lock(gate.mutex);
+  if (gate.retired) return true;
+  if (!gate.failure.empty()) {
+    error = gate.failure + " (an earlier sync of this opening failed)";
+    return false;
+  }
+  bool ok = (debt.empty() || pay(core, debt, error)) && sync_wal(vfs, wal, error, debt.wal_directory);
+  if (!ok) gate.failure = error;
+  return ok;
+}
+
+std::string Host::retire_gate(bool database_stays_open) {
+  std::string failure;
+  if (gate_) {
+    std::lock_guard lock(gate_->mutex);
+    gate_->retired = true;
+    failure = gate_->failure;
+  }
+  gate_ = database_stays_open ? std::make_shared<SyncGate>() : nullptr;
+  return failure;
 }
 
 void Host::synced(std::uint64_t term, std::uint64_t through, bool ok, const std::string& error) {
@@ -356,9 +397,10 @@ bool Host::pay(detail::RuntimeCore& core, const OpenDebt& debt, std::string& err
 bool Host::flush_durable() {
   if (waiting_.empty() && written_through_ <= durable_through_) return true;
   if (written_through_ > durable_through_) {
-    std::string error;
-    if (!db_ || !(debt_.empty() || pay(*core_, debt_, error)) ||
-        !sync_wal(db_->vfs(), db_->wal_file(), error, debt_.wal_directory)) {
+    // Through a gate of its own: the one a sync on the pool may be using is retired first
+    // (waiting for that sync), so that one's failure is seen here and no stale sync runs later.
+    std::string error = retire_gate(true);
+    if (!db_ || !error.empty() || !gated_sync(*core_, *gate_, debt_, db_->vfs(), db_->wal_file(), error)) {
       spdlog::error("actor {} {}: cannot make its commits durable: {}", id_.binding(), id_.hex(), error);
       abort_batch(Error{Code::unavailable, "the write could not be made durable: the actor's storage failed"}, true);
       return false;
@@ -487,6 +529,7 @@ void Host::abort_batch(const Error& error, bool durability_lost) {
   durable_through_ = written_through_ = committed_;
   syncing_ = false;
   ++db_term_;
+  retire_gate(false);  // no sync of this opening runs after the database closes
   in_batch_ = false;
   batch_events_ = 0;
   alarms_dirty_ = false;  // checked again when the database reopens

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -187,6 +188,25 @@ class Host final : public caf::event_based_actor {
   OpenDebt debt_;
   // The names sync and the directories' fsyncs (the WAL's is the caller's, with its sync).
   static bool pay(detail::RuntimeCore& core, const OpenDebt& debt, std::string& error);
+  // The syncs of an opening run one at a time, on the pool or on the host's thread, through
+  // its gate. Linux tells a failed writeback once, to whichever fsync of the file comes first:
+  // a sync whose result the host would not read (one made stale by flush_durable, or queued
+  // for a database closed since) must not take that error from the sync the host waits for.
+  // So a sync that fails marks the gate, and every later sync through it fails too; and a
+  // retired gate (its syncs stale) runs none: retiring it waits for the one under way.
+  struct SyncGate {
+    std::mutex mutex;
+    bool retired = false;
+    std::string failure;  // a sync through this gate failed: why
+  };
+  std::shared_ptr<SyncGate> gate_;
+  // Pays `debt` and syncs `wal` through `gate` (any thread). True if it is durable, or if the
+  // gate is retired (nothing ran: the result is stale and read by nobody).
+  static bool gated_sync(detail::RuntimeCore& core, SyncGate& gate, const OpenDebt& debt, sqlite3_vfs* vfs,
+                         const std::string& wal, std::string& error);
+  // Retires the current gate (waiting for a sync under way through it) and returns what it saw
+  // fail, if anything; a new one serves the syncs from now on if the database stays open.
+  std::string retire_gate(bool database_stays_open);
   std::int64_t reported_bytes_ = 0;  // this database's bytes as the metrics' total has them
   std::chrono::steady_clock::time_point bytes_reported_at_{};
 };

@@ -168,6 +168,7 @@ nlohmann::json Host::remove_everything() {
   }
   core_->sockets.set_rule(id_, nullptr);
   reset_instance();
+  retire_gate(false);
   db_.reset();
   alarms_dirty_ = false;
   auto path = core_->database_path(id_);

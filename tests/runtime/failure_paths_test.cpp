@@ -283,6 +283,28 @@ TEST_CASE("a batch the actor breaks does not fail the batches committed before i
   CHECK(cairn::testing::call(stub, "count").value() == 2);
 }
 
+TEST_CASE("a sync that fails on the storage pool while the actor is evicted fails the write it covered") {
+  // The eviction makes the open batches durable on the actor's thread while the pool's sync of
+  // the same WAL is under way. Linux tells the failed writeback to the first fsync only: the
+  // pool's, whose result the evicted host no longer reads. The eviction's own sync succeeds,
+  // yet the write is not on the disk: it must not be acknowledged.
+  cairn::testing::FaultVfs::install();
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto stub = *runtime.get("FRAGILE", "evicted-mid-sync");
+  REQUIRE(cairn::testing::call(stub, "insert", {{"n", 1}}).ok());
+  cairn::testing::FaultVfs::arm(cairn::testing::Fault::slow_fsync_fails_once, stub.id().hex() + ".sqlite-wal");
+  auto pending = call_async(stub, "insert", {{"n", 2}});
+  REQUIRE(cairn::testing::eventually([&] { return cairn::testing::FaultVfs::failures() > 0; }));
+  REQUIRE(*runtime.evict("FRAGILE", "evicted-mid-sync"));
+  auto answer = cairn::testing::wait_for(pending);
+  cairn::testing::FaultVfs::clear();
+  REQUIRE_FALSE(answer.ok());
+  CHECK(answer.error().code == Code::unavailable);
+  // The actor goes on: the next write is made durable and acknowledged.
+  CHECK(cairn::testing::call(stub, "insert", {{"n", 3}}).ok());
+}
+
 TEST_CASE("a trigger's RAISE(ROLLBACK) caught by the actor fails the whole batch") {
   TempDir dir;
   Runtime runtime(fragile_registry(), options_for(dir));

@@ -47,6 +47,7 @@ bool should_fail(sqlite3_file* f, Fault kind) {
   const std::string& path = *reinterpret_cast<ShimFile*>(f)->path;
   if (!s.path_part.empty() && path.find(s.path_part) == std::string::npos) return false;
   if (s.seen++ < s.skip) return false;
+  if (kind == Fault::slow_fsync_fails_once && s.failures > 0) return false;
   ++s.failures;
   return true;
 }
@@ -74,6 +75,10 @@ int shim_truncate(sqlite3_file* f, sqlite3_int64 size) {
 int shim_sync(sqlite3_file* f, int flags) {
   if (should_fail(f, Fault::fsync)) return SQLITE_IOERR_FSYNC;
   if (should_fail(f, Fault::slow_fsync)) std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  if (should_fail(f, Fault::slow_fsync_fails_once)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    return SQLITE_IOERR_FSYNC;
+  }
   return real_of(f)->pMethods->xSync(real_of(f), flags);
 }
 int shim_file_size(sqlite3_file* f, sqlite3_int64* size) {

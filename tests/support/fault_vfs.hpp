@@ -16,6 +16,9 @@ enum class Fault {
   disk_full,  // xWrite fails with SQLITE_FULL
   slow_fsync, // xSync takes a second longer, then syncs (a disk that is slow, not broken)
   nearly_full,  // xWrite of 16 KiB or more fails with SQLITE_FULL: smaller writes still fit
+  // The first xSync (after `skip`) takes a second, then fails; later ones pass, as Linux tells
+  // a failed writeback once, to whichever fsync of the file comes first.
+  slow_fsync_fails_once,
 };
 
 class FaultVfs {

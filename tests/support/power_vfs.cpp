@@ -41,6 +41,8 @@ struct State {
   std::atomic<bool> cut{false};
   std::uint64_t countdown = 0;  // operations left before the cut (0: none armed)
   std::atomic<std::uint64_t> syncs{0};
+  std::string fail_sync_of;  // fail_next_sync(): armed while fail_syncs > 0
+  int fail_syncs = 0;
 };
 State& state() {
   static State s;
@@ -122,6 +124,11 @@ int shim_sync(sqlite3_file* f, int) {
   auto* shim = reinterpret_cast<ShimFile*>(f);
   if (shim->path->empty()) return SQLITE_OK;
   auto& model = s.files[*shim->path];
+  if (s.fail_syncs > 0 && shim->path->find(s.fail_sync_of) != std::string::npos) {
+    --s.fail_syncs;
+    model.since.clear();  // lost to the disk, still in the real file (the page cache)
+    return SQLITE_IOERR_FSYNC;
+  }
   for (const auto& change : model.since) apply(model.durable, change);
   model.since.clear();
   if (shim->syncs_directory) {
@@ -254,6 +261,7 @@ void PowerVfs::reset() {
   auto& s = state();
   std::lock_guard lock(s.mutex);
   s.files.clear();
+  s.fail_syncs = 0;
   s.countdown = 0;
   s.cut.store(false);
 }
@@ -269,6 +277,13 @@ void PowerVfs::cut(std::uint64_t operations) {
 }
 
 bool PowerVfs::is_cut() { return state().cut.load(); }
+
+void PowerVfs::fail_next_sync(std::string path_part, int count) {
+  auto& s = state();
+  std::lock_guard lock(s.mutex);
+  s.fail_sync_of = std::move(path_part);
+  s.fail_syncs = count;
+}
 
 std::uint64_t PowerVfs::syncs() { return state().syncs.load(); }
 
@@ -320,6 +335,7 @@ PowerVfs::Settled PowerVfs::settle(std::uint64_t seed, double keep) {
     ++out.files;
   }
   s.files.clear();
+  s.fail_syncs = 0;
   s.countdown = 0;
   s.cut.store(false);
   return out;

@@ -26,6 +26,11 @@ class PowerVfs {
   // Cuts the power now, or once `operations` more writes and syncs have passed (0: now).
   static void cut(std::uint64_t operations = 0);
   static bool is_cut();
+  // The next `count` syncs of a file whose path contains `path_part` fail (SQLITE_IOERR_FSYNC),
+  // and the writes and truncations since that file's last sync never reach the disk, though
+  // they stay readable: Linux marks the pages of a failed writeback clean, and a later fsync
+  // does not write them again.
+  static void fail_next_sync(std::string path_part, int count = 1);
   struct Settled {
     std::uint64_t files = 0;          // files rewritten
     std::uint64_t removed = 0;        // files whose directory entry was not durable
