@@ -317,7 +317,10 @@ int main(int argc, char** argv) {
                                          std::to_string(idle_timeout), "--io-threads",
                                          std::to_string(io_threads), "--max-live-instances",
                                          std::to_string(std::max(flights, 1)), "--durability",
-                                         durability});
+                                         durability,
+                                         // Room for the bench's own requests beside the sockets
+                                         // (at the default 10,000 its /healthz was refused).
+                                         "--max-connections", std::to_string(sockets + 100)});
   auto port = process.port();
   std::printf("cairn-server pid %d on port %u: %zu sockets over %d flights, io-threads %zu, durability %s\n",
               static_cast<int>(process.pid()), static_cast<unsigned>(port), sockets, flights, io_threads,
