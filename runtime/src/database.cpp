@@ -81,9 +81,10 @@ const std::string& empty_wal_image(const std::filesystem::path& dir) {
 void create_from_image(const std::filesystem::path& path) {
   const auto& image = empty_wal_image(path.parent_path());
   if (image.empty()) return;
-  // Through SQLite's default VFS (the one sqlite3_open_v2 then uses), so every byte of a
-  // database passes one layer: a test VFS sees the file created and written.
-  sqlite3_vfs* vfs = sqlite3_vfs_find(nullptr);
+  // Through the actor databases' VFS (the one sqlite3_open_v2 then uses, over the default
+  // one), so every byte of a database passes one layer: a test VFS sees the file created and
+  // written, and a replicated shard's follower gets the image with its sync.
+  sqlite3_vfs* vfs = sqlite3_vfs_find(detail::database_vfs_name());
   // As SQLite names it: the absolute path (a test VFS keys its files by name).
   std::error_code ec;
   auto full = std::filesystem::absolute(path, ec).lexically_normal().string();
@@ -524,7 +525,7 @@ bool remove_database_files(const std::filesystem::path& file, std::error_code& e
   ec.clear();
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
     std::error_code one;
-    std::filesystem::remove(file.string() + suffix, one);
+    if (std::filesystem::remove(file.string() + suffix, one)) detail::replicate_removal(file.string() + suffix);
     if (one && !ec) {
       ec = one;
       if (failed != nullptr) *failed = file.string() + suffix;

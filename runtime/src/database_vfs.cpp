@@ -4,6 +4,8 @@
 // sqlite3_file of its own, with io_methods that forward to the real ones.
 #include "database_vfs.hpp"
 
+#include "cairn/replication.hpp"
+
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -15,15 +17,25 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 
 namespace cairn::detail {
 namespace {
 
 constexpr sqlite3_int64 wal_header_bytes = 32;  // WAL_HDRSIZE in SQLite's wal.c
 
+// Where a file's changes are replicated (cairn/replication.hpp): owned by its ShimFile.
+struct Replica {
+  std::shared_ptr<Replicator> to;
+  unsigned shard;
+  std::string path;  // relative to the shard's directory
+};
+
 struct ShimFile {
   sqlite3_file base;   // first: SQLite sees a sqlite3_file
   sqlite3_file* real;  // right after this struct, in the same allocation
+  Replica* replica;    // null: not replicated
   bool new_wal;         // a WAL that did not exist when this handle opened it
   bool wrote_header;    // this handle wrote the WAL's header: SQLite's writer, not a sync handle
   bool first_sync_seen;
@@ -34,9 +46,50 @@ struct ShimFile {
 static_assert(sizeof(ShimFile) % 8 == 0, "the real file after it stays aligned");
 
 sqlite3_vfs* base_of(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
+
+// The replication routes: "<data>/_shards/" -> the replicator of that data directory.
+struct Routes {
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<Replicator>> by_prefix;
+};
+Routes& routes() {
+  static Routes r;
+  return r;
+}
+
+std::string shards_prefix(const std::filesystem::path& data_dir) {
+  std::error_code ec;
+  auto full = std::filesystem::absolute(data_dir, ec).lexically_normal();
+  auto text = (full / "_shards").string();
+  return text + "/";
+}
+
+// The route of `name` (an absolute path, as SQLite gives it): its replicator, its shard and
+// its path inside the shard's directory; null if it has none.
+std::unique_ptr<Replica> route_of(std::string_view name) {
+  auto& r = routes();
+  std::lock_guard lock(r.mutex);
+  if (r.by_prefix.empty()) return nullptr;
+  for (const auto& [prefix, replicator] : r.by_prefix) {
+    if (name.size() < prefix.size() + 6 || name.substr(0, prefix.size()) != prefix) continue;
+    auto rest = name.substr(prefix.size());  // NNNN/<path>
+    unsigned shard = 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (rest[i] < '0' || rest[i] > '9') return nullptr;
+      shard = shard * 10 + static_cast<unsigned>(rest[i] - '0');
+    }
+    if (rest[4] != '/' || !valid_replica_path(rest.substr(5))) return nullptr;
+    return std::make_unique<Replica>(Replica{replicator, shard, std::string(rest.substr(5))});
+  }
+  return nullptr;
+}
 sqlite3_file* real_of(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f)->real; }
 
-int file_close(sqlite3_file* f) { return real_of(f)->pMethods->xClose(real_of(f)); }
+int file_close(sqlite3_file* f) {
+  auto* shim = reinterpret_cast<ShimFile*>(f);
+  delete std::exchange(shim->replica, nullptr);
+  return real_of(f)->pMethods->xClose(real_of(f));
+}
 int file_read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
   return real_of(f)->pMethods->xRead(real_of(f), out, amount, offset);
 }
@@ -44,6 +97,10 @@ int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offs
   auto* shim = reinterpret_cast<ShimFile*>(f);
   int rc = shim->real->pMethods->xWrite(shim->real, data, amount, offset);
   sqlite3_int64 end = offset + amount;
+  if (rc == SQLITE_OK && shim->replica != nullptr) {
+    shim->replica->to->write(shim->replica->shard, shim->replica->path, offset,
+                             std::string_view(static_cast<const char*>(data), static_cast<std::size_t>(amount)));
+  }
   if (rc != SQLITE_OK || !shim->wal) return rc;
   if (offset == 0) shim->wrote_header = true;
   if (offset < wal_header_bytes) return rc;
@@ -62,6 +119,10 @@ int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offs
   for (sqlite3_int64 at = end, target = wal_growth_target(end); at < target;) {
     int n = static_cast<int>(std::min<sqlite3_int64>(sizeof zeros, target - at));
     if (shim->real->pMethods->xWrite(shim->real, zeros, n, at) != SQLITE_OK) break;
+    if (shim->replica != nullptr) {
+      shim->replica->to->write(shim->replica->shard, shim->replica->path, at,
+                               std::string_view(zeros, static_cast<std::size_t>(n)));
+    }
     at += n;
     shim->allocated = at;
   }
@@ -70,7 +131,9 @@ int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offs
 int file_truncate(sqlite3_file* f, sqlite3_int64 size) {
   auto* shim = reinterpret_cast<ShimFile*>(f);
   if (shim->allocated > size) shim->allocated = size;  // -1 (not read yet) stays
-  return real_of(f)->pMethods->xTruncate(real_of(f), size);
+  int rc = real_of(f)->pMethods->xTruncate(real_of(f), size);
+  if (rc == SQLITE_OK && shim->replica != nullptr) shim->replica->to->truncate(shim->replica->shard, shim->replica->path, size);
+  return rc;
 }
 int file_sync(sqlite3_file* f, int flags) {
   auto* shim = reinterpret_cast<ShimFile*>(f);
@@ -85,7 +148,19 @@ int file_sync(sqlite3_file* f, int flags) {
       return SQLITE_OK;
     }
   }
-  return shim->real->pMethods->xSync(shim->real, flags);
+  if (shim->replica == nullptr) return shim->real->pMethods->xSync(shim->real, flags);
+  // Replicated: the follower's sync and this one run at once; the sync succeeds only if both
+  // do (a follower that is not reached in time fails it as a failed fsync would).
+  auto& replica = *shim->replica;
+  auto ticket = replica.to->flush(replica.shard, replica.path);
+  int rc = shim->real->pMethods->xSync(shim->real, flags);
+  std::string error;
+  bool replicated = replica.to->wait(replica.shard, ticket, error);
+  if (rc == SQLITE_OK && !replicated) {
+    sqlite3_log(SQLITE_IOERR_FSYNC, "the follower did not make %s durable: %s", replica.path.c_str(), error.c_str());
+    return SQLITE_IOERR_FSYNC;
+  }
+  return rc;
 }
 int file_size(sqlite3_file* f, sqlite3_int64* size) { return real_of(f)->pMethods->xFileSize(real_of(f), size); }
 int file_lock(sqlite3_file* f, int level) { return real_of(f)->pMethods->xLock(real_of(f), level); }
@@ -146,6 +221,7 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   shim->first_sync_seen = false;
   shim->wal = (flags & SQLITE_OPEN_WAL) != 0;
   shim->allocated = -1;
+  shim->replica = name != nullptr ? route_of(name).release() : nullptr;
   if ((flags & SQLITE_OPEN_WAL) != 0 && (flags & SQLITE_OPEN_CREATE) != 0 && name != nullptr) {
     // Absent, not merely empty (SQLite's xAccess calls an empty file absent): a WAL that a close
     // cut to 0 bytes may still hold its old header and frames on the disk, since nobody synced
@@ -158,10 +234,15 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   int rc = base->xOpen(base, name, shim->real, flags, out_flags);
   // SQLite calls xClose on a failed open only if pMethods is set: as the real file says.
   f->pMethods = shim->real->pMethods != nullptr ? &file_methods : nullptr;
+  if (f->pMethods == nullptr) delete std::exchange(shim->replica, nullptr);
   return rc;
 }
 int vfs_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
-  return base_of(vfs)->xDelete(base_of(vfs), name, sync_dir);
+  int rc = base_of(vfs)->xDelete(base_of(vfs), name, sync_dir);
+  if (rc == SQLITE_OK && name != nullptr) {
+    if (auto replica = route_of(name)) replica->to->remove(replica->shard, replica->path);
+  }
+  return rc;
 }
 int vfs_access(sqlite3_vfs* vfs, const char* name, int flags, int* out) {
   return base_of(vfs)->xAccess(base_of(vfs), name, flags, out);
@@ -205,6 +286,22 @@ std::int64_t wal_growth_target(std::int64_t end) {
   std::int64_t target = smallest;
   while (target < end) target *= 2;
   return target;
+}
+
+void route_replication(const std::filesystem::path& data_dir, std::shared_ptr<Replicator> replicator) {
+  auto& r = routes();
+  std::lock_guard lock(r.mutex);
+  if (replicator) {
+    r.by_prefix[shards_prefix(data_dir)] = std::move(replicator);
+  } else {
+    r.by_prefix.erase(shards_prefix(data_dir));
+  }
+}
+
+void replicate_removal(const std::filesystem::path& file) {
+  std::error_code ec;
+  auto full = std::filesystem::absolute(file, ec).lexically_normal().string();
+  if (auto replica = route_of(full)) replica->to->remove(replica->shard, replica->path);
 }
 
 const char* database_vfs_name() {

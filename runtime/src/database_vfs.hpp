@@ -22,6 +22,12 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <memory>
+
+namespace cairn {
+class Replicator;
+}
 
 namespace cairn::detail {
 
@@ -32,5 +38,13 @@ std::int64_t wal_growth_target(std::int64_t end);
 
 // The shim's name, for sqlite3_open_v2 (registered on first call; thread-safe).
 const char* database_vfs_name();
+
+// Replication (cairn/replication.hpp): files this shim opens under <data_dir>/_shards/NNNN/
+// have their writes, truncations and deletions handed to `replicator`, and their syncs wait
+// for it (a file opened before the call is not affected). Null removes the route.
+void route_replication(const std::filesystem::path& data_dir, std::shared_ptr<Replicator> replicator);
+// Tells the replicator of `file`'s data directory, if any, that the file was deleted (for files
+// removed without SQLite: a deleted actor's database).
+void replicate_removal(const std::filesystem::path& file);
 
 }  // namespace cairn::detail

@@ -1,6 +1,7 @@
 // RuntimeCore: directory of hosts, lazy spawn, eviction (idle, LRU, forced), data layout,
 // shutdown.
 #include "runtime_core.hpp"
+#include "database_vfs.hpp"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -93,6 +94,8 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
       it->second.store(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
     }
   }
+  // Before any database of a shard opens: each file takes its route when it is opened.
+  if (options.replicator) route_replication(options.data_dir, options.replicator);
   storage_ = std::make_unique<StoragePool>(options.storage_threads);
   system_ = std::make_unique<caf::actor_system>(config_);
   if (options.idle_timeout.count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
@@ -682,6 +685,7 @@ void RuntimeCore::shutdown() {
   storage_.reset();
   alarms_->close();  // after writing what the last commits told it
   names_->close();
+  if (options.replicator) route_replication(options.data_dir, nullptr);
   std::lock_guard lock(mutex_);
   for (auto& stripe : stripes_) {
     std::lock_guard stripe_lock(stripe.mutex);

@@ -24,6 +24,8 @@
 
 namespace cairn {
 
+class Replicator;  // cairn/replication.hpp
+
 enum class Durability {
   full,    // every commit is fsync'd: an answer means the write is on disk (the default)
   normal,  // WAL with synchronous=NORMAL: survives a process crash, not a power loss
@@ -61,6 +63,9 @@ struct RuntimeOptions {
   std::shared_ptr<const Ownership> ownership;
   // Cluster mode: how calls reach actors of shards this node does not own. Null: they fail.
   std::shared_ptr<RemoteCalls> remote_calls;
+  // Replication (cairn/replication.hpp): every change to the files of the shards is handed
+  // to it, and every sync waits for it. Null: the files live on this disk alone.
+  std::shared_ptr<Replicator> replicator;
 };
 
 struct RuntimeStats {

@@ -1,0 +1,145 @@
+// Replication: every change to a shard's files goes to a second copy (the shard's follower)
+// before anything it covers is acknowledged, so that losing the owner's disk loses nothing
+// acknowledged (DESIGN, "Many machines"; cluster-notes.md, "Storage that survives a dead
+// node").
+//
+// The layer is the file, as in LiteFS and dqlite: the actor databases' VFS
+// (runtime/src/database_vfs.*) hands the Replicator every write, truncation and deletion of a
+// file under <data>/_shards/NNNN/, in the order SQLite makes them, and every sync. A sync
+// returns only once the follower has made durable everything of the shard queued before it
+// (and the owner's own fsync is done: the two run at once). The storage pool's sync is what
+// releases a batch's outputs, so the output gate covers replication unchanged; and because the
+// follower applies the same operations and syncs at the same points, its copy is what the
+// owner's disk would hold at any instant: a cut (the owner dies, the link breaks) leaves it as
+// consistent as a power cut leaves the owner's own files.
+//
+// The follower side is ShardMirror: it applies a shard's operations to its copy under
+// <root>/NNNN/ and refuses those of an epoch older than one it has seen for the shard (the
+// fence: an owner that lost the shard can no longer make anything durable there).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cairn {
+
+// One change to a file of a shard. `path` is relative to the shard's directory
+// ("FLIGHT/<hex>.sqlite-wal"): no absolute path, no "..", no empty component.
+struct ReplicaOp {
+  enum class Kind : std::uint8_t { write = 1, truncate = 2, remove = 3, sync = 4 };
+  Kind kind = Kind::write;
+  std::string path;
+  std::int64_t offset = 0;  // write: where; truncate: the new size
+  std::string bytes;        // write only
+};
+
+// A shard's operations sent under one epoch, in order.
+struct ReplicaBatch {
+  unsigned shard = 0;
+  std::int64_t epoch = 0;
+  std::vector<ReplicaOp> ops;
+};
+
+// The wire form of a batch (little-endian, length-prefixed; see replication.cpp). decode
+// refuses anything malformed (a bad kind, a length past the end, a path that would leave the
+// shard's directory) with a message, and never reads past `data`.
+std::string encode(const ReplicaBatch& batch);
+std::optional<ReplicaBatch> decode(std::string_view data, std::string& error);
+
+// A path as a ReplicaOp may carry it (see ReplicaOp::path).
+bool valid_replica_path(std::string_view path);
+
+// The owner's side: the runtime calls it for every file of every shard (RuntimeOptions::
+// replicator). write, truncate and remove are called from the thread that changes the file
+// (an actor's, a storage thread's) and must not wait for the network: they queue. Their order
+// per shard is the order of the calls.
+class Replicator {
+ public:
+  virtual ~Replicator() = default;
+  virtual void write(unsigned shard, const std::string& path, std::int64_t offset, std::string_view bytes) = 0;
+  virtual void truncate(unsigned shard, const std::string& path, std::int64_t size) = 0;
+  virtual void remove(unsigned shard, const std::string& path) = 0;
+  // Starts making durable on the follower everything of `shard` queued so far, with a sync of
+  // `path` after it; returns a ticket for wait(). Must not block for long (it may send).
+  virtual std::uint64_t flush(unsigned shard, const std::string& path) = 0;
+  // Blocks until the flush that gave `ticket` is durable on the follower: true; or false with
+  // `error` if it is not and will not be (the follower refused it, or could not be reached in
+  // time and the shard may not go on without it): the sync fails, and with it every batch it
+  // covered (503), as when the owner's own fsync fails.
+  virtual bool wait(unsigned shard, std::uint64_t ticket, std::string& error) = 0;
+};
+
+// The follower's side: a copy of each shard it follows, under <root>/NNNN/. Thread-safe;
+// batches of one shard must be applied in the order they were sent.
+class ShardMirror {
+ public:
+  enum class Outcome { applied, stale_epoch, failed };
+  explicit ShardMirror(std::filesystem::path root);
+  ~ShardMirror();
+  ShardMirror(const ShardMirror&) = delete;
+  ShardMirror& operator=(const ShardMirror&) = delete;
+
+  // Applies the batch: writes, truncations and deletions as they come (each file's bytes as
+  // the owner wrote them), and each sync as an fdatasync of that file (and of its directory, the
+  // first time after the file was made). Refuses (stale_epoch, nothing applied) a batch whose
+  // epoch is older than the newest one seen for the shard; a newer one is recorded durably
+  // before anything of its batch is applied. failed: an I/O error (`error` says which); the
+  // copy of that shard may then miss changes and must be seeded again.
+  Outcome apply(const ReplicaBatch& batch, std::string& error);
+  // The newest epoch seen for `shard` (0: none).
+  std::int64_t epoch(unsigned shard) const;
+  // <root>/NNNN
+  std::filesystem::path shard_dir(unsigned shard) const;
+  // Closes the shard's files (before its directory is moved or deleted).
+  void close(unsigned shard);
+
+ private:
+  struct Shard;
+  Shard& shard_locked(unsigned shard);
+  std::filesystem::path root_;
+  mutable std::mutex mutex_;  // guards shards_ (each Shard has its own mutex for its files)
+  std::map<unsigned, std::unique_ptr<Shard>> shards_;
+};
+
+// A Replicator whose follower is a ShardMirror in this process (another disk of this machine,
+// or a test's): flush applies at once, on the caller's thread. The epoch of every batch is
+// `epoch`.
+class LocalReplicator final : public Replicator {
+ public:
+  LocalReplicator(std::shared_ptr<ShardMirror> mirror, std::int64_t epoch);
+  void write(unsigned shard, const std::string& path, std::int64_t offset, std::string_view bytes) override;
+  void truncate(unsigned shard, const std::string& path, std::int64_t size) override;
+  void remove(unsigned shard, const std::string& path) override;
+  std::uint64_t flush(unsigned shard, const std::string& path) override;
+  bool wait(unsigned shard, std::uint64_t ticket, std::string& error) override;
+  // Tests: after `operations` more operations reach the follower, the link is cut: later ones
+  // are dropped and every later flush fails (the owner died, or lost its follower, there).
+  void cut_after(std::uint64_t operations);
+  std::uint64_t operations_applied() const;
+
+ private:
+  struct Queue {
+    std::mutex send;  // held while a flush takes and applies the queue: batches stay in order
+    std::vector<ReplicaOp> ops;
+    std::uint64_t flushes = 0;
+    std::map<std::uint64_t, std::string> failed;  // ticket -> why (kept until waited for)
+  };
+  Queue& queue(unsigned shard);
+  void push(unsigned shard, ReplicaOp op);
+  std::shared_ptr<ShardMirror> mirror_;
+  std::int64_t epoch_;
+  mutable std::mutex mutex_;  // guards queues_ and each Queue's ops, flushes and failed
+  std::map<unsigned, std::unique_ptr<Queue>> queues_;
+  std::uint64_t applied_ = 0;
+  std::uint64_t cut_at_ = 0;  // 0: no cut armed
+  bool cut_ = false;
+};
+
+}  // namespace cairn

@@ -1,0 +1,434 @@
+// Replication: the batch codec, the follower's ShardMirror and the in-process LocalReplicator
+// (cairn/replication.hpp).
+#include "cairn/replication.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+#include <system_error>
+
+#include "cairn/actor_id.hpp"
+
+namespace cairn {
+namespace {
+
+// The wire form, little-endian:
+//   "CRB1" | shard u32 | epoch i64 | count u32 | count x op
+//   op: kind u8 | path length u16 | path | offset i64 | bytes length u32 | bytes
+// A hand-written codec: the format is a handful of fixed fields and two byte strings, and the
+// libraries Debian has for it (protobuf, flatbuffers) would bring a schema compiler to the
+// build for that.
+constexpr std::string_view magic = "CRB1";
+constexpr std::size_t max_path = 4096;
+
+template <class T>
+void put(std::string& out, T value) {
+  using U = std::make_unsigned_t<T>;
+  auto u = static_cast<U>(value);
+  for (std::size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((u >> (8 * i)) & 0xff));
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : data_(data) {}
+  template <class T>
+  bool get(T& value) {
+    using U = std::make_unsigned_t<T>;
+    if (data_.size() - at_ < sizeof(T)) return false;
+    U u = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i) u |= static_cast<U>(static_cast<unsigned char>(data_[at_ + i])) << (8 * i);
+    at_ += sizeof(T);
+    value = static_cast<T>(u);
+    return true;
+  }
+  bool bytes(std::size_t n, std::string& out) {
+    if (data_.size() - at_ < n) return false;
+    out.assign(data_.substr(at_, n));
+    at_ += n;
+    return true;
+  }
+  bool done() const { return at_ == data_.size(); }
+  std::size_t left() const { return data_.size() - at_; }
+
+ private:
+  std::string_view data_;
+  std::size_t at_ = 0;
+};
+
+std::string errno_text(const std::string& what, const std::filesystem::path& path) {
+  return what + " " + path.string() + ": " + std::strerror(errno);
+}
+
+bool fsync_dir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+bool valid_replica_path(std::string_view path) {
+  if (path.empty() || path.size() > max_path || path.front() == '/' || path.find('\0') != std::string_view::npos) {
+    return false;
+  }
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    auto part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+std::string encode(const ReplicaBatch& batch) {
+  std::string out(magic);
+  put<std::uint32_t>(out, batch.shard);
+  put<std::int64_t>(out, batch.epoch);
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(batch.ops.size()));
+  for (const auto& op : batch.ops) {
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(op.kind));
+    put<std::uint16_t>(out, static_cast<std::uint16_t>(op.path.size()));
+    out += op.path;
+    put<std::int64_t>(out, op.offset);
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(op.bytes.size()));
+    out += op.bytes;
+  }
+  return out;
+}
+
+std::optional<ReplicaBatch> decode(std::string_view data, std::string& error) {
+  if (data.substr(0, magic.size()) != magic) {
+    error = "not a replication batch (no CRB1 header)";
+    return std::nullopt;
+  }
+  Reader in(data.substr(magic.size()));
+  ReplicaBatch batch;
+  std::uint32_t shard = 0, count = 0;
+  if (!in.get(shard) || !in.get(batch.epoch) || !in.get(count)) {
+    error = "a replication batch cut short in its header";
+    return std::nullopt;
+  }
+  if (shard >= ActorId::shard_count) {
+    error = "shard " + std::to_string(shard) + " is out of range";
+    return std::nullopt;
+  }
+  batch.shard = shard;
+  // Each op takes at least 15 bytes: a count past what is left is malformed, not a reason
+  // to reserve memory.
+  if (count > in.left() / 15) {
+    error = "a replication batch claims more operations than it holds";
+    return std::nullopt;
+  }
+  batch.ops.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    ReplicaOp op;
+    std::uint8_t kind = 0;
+    std::uint16_t path_size = 0;
+    std::uint32_t size = 0;
+    if (!in.get(kind) || !in.get(path_size) || !in.bytes(path_size, op.path) || !in.get(op.offset) || !in.get(size) ||
+        !in.bytes(size, op.bytes)) {
+      error = "operation " + std::to_string(i) + " of a replication batch is cut short";
+      return std::nullopt;
+    }
+    if (kind < 1 || kind > 4) {
+      error = "operation " + std::to_string(i) + " has an unknown kind " + std::to_string(kind);
+      return std::nullopt;
+    }
+    op.kind = static_cast<ReplicaOp::Kind>(kind);
+    if (!valid_replica_path(op.path)) {
+      error = "operation " + std::to_string(i) + " names a path outside its shard";
+      return std::nullopt;
+    }
+    if (op.offset < 0 || (op.kind != ReplicaOp::Kind::write && !op.bytes.empty())) {
+      error = "operation " + std::to_string(i) + " is malformed (negative offset, or bytes on a non-write)";
+      return std::nullopt;
+    }
+    batch.ops.push_back(std::move(op));
+  }
+  if (!in.done()) {
+    error = "a replication batch has bytes after its last operation";
+    return std::nullopt;
+  }
+  return batch;
+}
+
+// ---- ShardMirror ----
+
+struct ShardMirror::Shard {
+  std::mutex mutex;  // one batch of the shard at a time
+  std::int64_t epoch = 0;
+  bool epoch_loaded = false;
+  // Directories whose entries changed (a file made or removed in them, or they were made)
+  // and are not yet synced: the next sync of any file of the shard syncs them first.
+  std::set<std::filesystem::path> dirty_dirs;
+};
+
+ShardMirror::ShardMirror(std::filesystem::path root) : root_(std::move(root)) {}
+ShardMirror::~ShardMirror() = default;
+
+std::filesystem::path ShardMirror::shard_dir(unsigned shard) const {
+  char name[16];
+  std::snprintf(name, sizeof name, "%04u", shard);
+  return root_ / name;
+}
+
+ShardMirror::Shard& ShardMirror::shard_locked(unsigned shard) {
+  auto& slot = shards_[shard];
+  if (!slot) slot = std::make_unique<Shard>();
+  return *slot;
+}
+
+std::int64_t ShardMirror::epoch(unsigned shard) const {
+  std::lock_guard lock(mutex_);
+  auto it = shards_.find(shard);
+  return it == shards_.end() ? 0 : it->second->epoch;
+}
+
+void ShardMirror::close(unsigned shard) {
+  std::lock_guard lock(mutex_);
+  shards_.erase(shard);
+}
+
+ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& error) {
+  Shard* state = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    state = &shard_locked(batch.shard);
+  }
+  std::lock_guard lock(state->mutex);
+  auto dir = shard_dir(batch.shard);
+  auto epoch_file = dir / ".epoch";
+  if (!state->epoch_loaded) {
+    // The newest epoch this copy has taken, as recorded durably by an earlier process.
+    if (FILE* in = std::fopen(epoch_file.c_str(), "r")) {
+      long long value = 0;
+      if (std::fscanf(in, "%lld", &value) == 1) state->epoch = value;
+      std::fclose(in);
+    }
+    state->epoch_loaded = true;
+  }
+  if (batch.epoch < state->epoch) {
+    error = "shard " + std::to_string(batch.shard) + ": epoch " + std::to_string(batch.epoch) +
+            " is older than " + std::to_string(state->epoch) + ", which this follower has seen";
+    return Outcome::stale_epoch;
+  }
+  std::error_code ec;
+  if (batch.epoch > state->epoch) {
+    // Recorded durably before anything of the batch lands: after a restart this copy still
+    // refuses the older owner.
+    bool made = !std::filesystem::exists(dir, ec);
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      error = "cannot make " + dir.string() + ": " + ec.message();
+      return Outcome::failed;
+    }
+    auto temporary = dir / ".epoch.new";
+    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    auto text = std::to_string(batch.epoch) + "\n";
+    bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+    if (fd >= 0) ::close(fd);
+    ok = ok && ::rename(temporary.c_str(), epoch_file.c_str()) == 0 && fsync_dir(dir) &&
+         (!made || (fsync_dir(dir.parent_path()) && fsync_dir(dir.parent_path().parent_path())));
+    if (!ok) {
+      error = errno_text("cannot record the epoch in", epoch_file);
+      return Outcome::failed;
+    }
+    state->epoch = batch.epoch;
+  }
+  // Each file is opened once per batch (a follower of many actors would otherwise hold two
+  // descriptors per actor it follows).
+  std::map<std::string, int> open;
+  auto close_all = [&] {
+    for (auto& [path, fd] : open) ::close(fd);
+    open.clear();
+  };
+  auto file = [&](const std::string& path) -> int {
+    if (auto it = open.find(path); it != open.end()) return it->second;
+    auto full = dir / path;
+    int fd = ::open(full.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      // Made here: every directory level made, and the file's entry, are synced before the
+      // next sync of the shard returns.
+      std::vector<std::filesystem::path> made;
+      for (auto level = full.parent_path(); level != dir && !std::filesystem::exists(level, ec);
+           level = level.parent_path()) {
+        made.push_back(level);
+      }
+      std::filesystem::create_directories(full.parent_path(), ec);
+      if (ec) return -1;
+      for (const auto& level : made) state->dirty_dirs.insert(level.parent_path());
+      fd = ::open(full.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd >= 0) state->dirty_dirs.insert(full.parent_path());
+    }
+    if (fd >= 0) open[path] = fd;
+    return fd;
+  };
+  for (const auto& op : batch.ops) {
+    auto full = dir / op.path;
+    switch (op.kind) {
+      case ReplicaOp::Kind::write: {
+        int fd = file(op.path);
+        if (fd < 0) {
+          error = errno_text("cannot open", full);
+          close_all();
+          return Outcome::failed;
+        }
+        std::size_t done = 0;
+        while (done < op.bytes.size()) {
+          auto n = ::pwrite(fd, op.bytes.data() + done, op.bytes.size() - done, static_cast<off_t>(op.offset) + static_cast<off_t>(done));
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) {
+            error = errno_text("cannot write", full);
+            close_all();
+            return Outcome::failed;
+          }
+          done += static_cast<std::size_t>(n);
+        }
+        break;
+      }
+      case ReplicaOp::Kind::truncate: {
+        int fd = file(op.path);
+        if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(op.offset)) != 0) {
+          error = errno_text("cannot truncate", full);
+          close_all();
+          return Outcome::failed;
+        }
+        break;
+      }
+      case ReplicaOp::Kind::remove: {
+        if (auto it = open.find(op.path); it != open.end()) {
+          ::close(it->second);
+          open.erase(it);
+        }
+        if (::unlink(full.c_str()) != 0 && errno != ENOENT) {
+          error = errno_text("cannot remove", full);
+          close_all();
+          return Outcome::failed;
+        }
+        state->dirty_dirs.insert(full.parent_path());
+        break;
+      }
+      case ReplicaOp::Kind::sync: {
+        int fd = file(op.path);
+        if (fd < 0 || ::fdatasync(fd) != 0) {
+          error = errno_text("cannot sync", full);
+          close_all();
+          return Outcome::failed;
+        }
+        // Deepest first is not needed: each level's own entry is in its parent, and all of
+        // them are synced before this returns.
+        for (auto it = state->dirty_dirs.begin(); it != state->dirty_dirs.end();) {
+          if (!fsync_dir(*it)) {
+            error = errno_text("cannot sync the directory", *it);
+            close_all();
+            return Outcome::failed;
+          }
+          it = state->dirty_dirs.erase(it);
+        }
+        break;
+      }
+    }
+  }
+  close_all();
+  return Outcome::applied;
+}
+
+// ---- LocalReplicator ----
+
+LocalReplicator::LocalReplicator(std::shared_ptr<ShardMirror> mirror, std::int64_t epoch)
+    : mirror_(std::move(mirror)), epoch_(epoch) {
+  if (!mirror_) throw std::invalid_argument("LocalReplicator needs a ShardMirror");
+}
+
+LocalReplicator::Queue& LocalReplicator::queue(unsigned shard) {
+  auto& slot = queues_[shard];
+  if (!slot) slot = std::make_unique<Queue>();
+  return *slot;
+}
+
+void LocalReplicator::push(unsigned shard, ReplicaOp op) {
+  std::lock_guard lock(mutex_);
+  queue(shard).ops.push_back(std::move(op));
+}
+
+void LocalReplicator::write(unsigned shard, const std::string& path, std::int64_t offset, std::string_view bytes) {
+  push(shard, {ReplicaOp::Kind::write, path, offset, std::string(bytes)});
+}
+void LocalReplicator::truncate(unsigned shard, const std::string& path, std::int64_t size) {
+  push(shard, {ReplicaOp::Kind::truncate, path, size, {}});
+}
+void LocalReplicator::remove(unsigned shard, const std::string& path) {
+  push(shard, {ReplicaOp::Kind::remove, path, 0, {}});
+}
+
+std::uint64_t LocalReplicator::flush(unsigned shard, const std::string& path) {
+  Queue* q = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    q = &queue(shard);
+  }
+  std::lock_guard send(q->send);
+  ReplicaBatch batch{shard, epoch_, {}};
+  std::uint64_t ticket = 0;
+  bool cut = false;
+  {
+    std::lock_guard lock(mutex_);
+    batch.ops = std::exchange(q->ops, {});
+    batch.ops.push_back({ReplicaOp::Kind::sync, path, 0, {}});
+    ticket = ++q->flushes;
+    if (cut_) {
+      batch.ops.clear();
+      cut = true;
+    } else if (cut_at_ > 0 && applied_ + batch.ops.size() >= cut_at_) {
+      batch.ops.resize(static_cast<std::size_t>(cut_at_ - applied_));
+      cut_ = cut = true;
+    }
+    applied_ += batch.ops.size();
+  }
+  std::string error;
+  if (!batch.ops.empty() && mirror_->apply(batch, error) != ShardMirror::Outcome::applied) {
+    std::lock_guard lock(mutex_);
+    q->failed[ticket] = error;
+  } else if (cut) {
+    std::lock_guard lock(mutex_);
+    q->failed[ticket] = "the link to the follower is cut";
+  }
+  return ticket;
+}
+
+bool LocalReplicator::wait(unsigned shard, std::uint64_t ticket, std::string& error) {
+  std::lock_guard lock(mutex_);
+  auto& q = queue(shard);
+  auto it = q.failed.find(ticket);
+  if (it == q.failed.end()) return true;
+  error = std::move(it->second);
+  q.failed.erase(it);
+  return false;
+}
+
+void LocalReplicator::cut_after(std::uint64_t operations) {
+  std::lock_guard lock(mutex_);
+  if (operations == 0) {
+    cut_ = true;
+  } else {
+    cut_at_ = applied_ + operations;
+  }
+}
+
+std::uint64_t LocalReplicator::operations_applied() const {
+  std::lock_guard lock(mutex_);
+  return applied_;
+}
+
+}  // namespace cairn

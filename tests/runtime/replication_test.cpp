@@ -1,0 +1,253 @@
+// Replication (cairn/replication.hpp): the batch codec, the follower's ShardMirror and its
+// epoch fence, and a runtime whose shards are mirrored: the link is cut at a random point under
+// load (the owner dies, or loses its follower, there), the owner's disk is then taken as lost,
+// and the follower's copy must hold every write the runtime acknowledged, with every database
+// passing PRAGMA integrity_check.
+#include "cairn/replication.hpp"
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "cairn/actor.hpp"
+#include "cairn/context.hpp"
+#include "cairn/registry.hpp"
+#include "cairn/runtime.hpp"
+#include "cairn/testing.hpp"
+#include "database.hpp"
+#include "temp_dir.hpp"
+
+using namespace cairn;
+using cairn::testing::TempDir;
+using json = nlohmann::json;
+
+namespace {
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+class Journal final : public Actor {
+ public:
+  explicit Journal(Context& ctx) : ctx_(ctx) {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, payload BLOB)");
+  }
+  Methods methods() override {
+    return {
+        {"add", [this](const json& args) -> Result<json> {
+           ctx_.sql().exec("INSERT INTO entries VALUES (?, zeroblob(?))", args.at("key").get<std::string>(),
+                           args.at("bytes").get<std::int64_t>());
+           return json{{"ok", true}};
+         }},
+        {"keys", [this](const json&) -> Result<json> {
+           json keys = json::array();
+           for (const auto& row : ctx_.sql().exec("SELECT key FROM entries")) keys.push_back(std::get<std::string>(row["key"]));
+           return keys;
+         }},
+    };
+  }
+
+ private:
+  Context& ctx_;
+};
+
+Registry journal_registry() {
+  Registry r;
+  r.add<Journal>("JOURNAL");
+  return r;
+}
+
+RuntimeOptions options_for(const std::filesystem::path& dir, std::shared_ptr<Replicator> replicator) {
+  RuntimeOptions o;
+  o.data_dir = dir;
+  o.threads = 4;
+  o.storage_threads = 4;
+  o.max_live_instances = 5;  // fewer than the actors: evictions close and reopen databases
+  o.idle_timeout = std::chrono::milliseconds(0);
+  o.replicator = std::move(replicator);
+  return o;
+}
+
+std::string integrity_of(const std::filesystem::path& file) {
+  sqlite3* db = nullptr;
+  std::string result;
+  if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(stmt) == SQLITE_ROW) result += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("a replication batch survives its wire form, and a malformed one is refused with a reason") {
+  ReplicaBatch batch{977, 12345678901234LL, {}};
+  batch.ops.push_back({ReplicaOp::Kind::write, "FLIGHT/ab.sqlite-wal", 32, std::string("\0frame\xff", 7)});
+  batch.ops.push_back({ReplicaOp::Kind::truncate, "FLIGHT/ab.sqlite-wal", 0, {}});
+  batch.ops.push_back({ReplicaOp::Kind::remove, "FLIGHT/cd.sqlite", 0, {}});
+  batch.ops.push_back({ReplicaOp::Kind::sync, "FLIGHT/ab.sqlite-wal", 0, {}});
+  auto wire = encode(batch);
+  std::string error;
+  auto back = decode(wire, error);
+  REQUIRE_MESSAGE(back, error);
+  CHECK(back->shard == 977);
+  CHECK(back->epoch == 12345678901234LL);
+  REQUIRE(back->ops.size() == 4);
+  CHECK(back->ops[0].bytes == std::string("\0frame\xff", 7));
+  CHECK(back->ops[0].offset == 32);
+  CHECK(back->ops[1].kind == ReplicaOp::Kind::truncate);
+  CHECK(back->ops[2].path == "FLIGHT/cd.sqlite");
+  CHECK(back->ops[3].kind == ReplicaOp::Kind::sync);
+
+  auto refused = [&](std::string data) {
+    std::string why;
+    bool bad = !decode(data, why);
+    CHECK_MESSAGE(!why.empty(), "no reason given");
+    return bad;
+  };
+  CHECK(refused(""));
+  CHECK(refused("XXXX" + wire.substr(4)));
+  for (std::size_t cut = 4; cut < wire.size(); cut += 3) CHECK(refused(wire.substr(0, cut)));
+  CHECK(refused(wire + "x"));
+  for (const char* path : {"../escape", "/etc/passwd", "FLIGHT//x", "FLIGHT/./x", "", "FLIGHT/.."}) {
+    ReplicaBatch evil{1, 1, {{ReplicaOp::Kind::write, path, 0, "x"}}};
+    INFO(path);
+    CHECK(refused(encode(evil)));
+  }
+  ReplicaBatch bad_kind{1, 1, {{ReplicaOp::Kind::sync, "a", 0, {}}}};
+  auto wire_kind = encode(bad_kind);
+  wire_kind[4 + 4 + 8 + 4] = 9;  // the first op's kind
+  CHECK(refused(wire_kind));
+  ReplicaBatch far_shard{1, 1, {}};
+  auto wire_shard = encode(far_shard);
+  wire_shard[4 + 1] = 0x10;  // shard 4097
+  CHECK(refused(wire_shard));
+  // A count of operations far past what the bytes hold is refused before anything is reserved.
+  auto wire_count = encode(far_shard);
+  wire_count[4 + 4 + 8 + 3] = 0x7f;
+  CHECK(refused(wire_count));
+}
+
+TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch even after a restart") {
+  TempDir dir;
+  std::string error;
+  {
+    ShardMirror mirror(dir.path() / "_replicas");
+    ReplicaBatch first{5, 7, {}};
+    first.ops.push_back({ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "hello world"});
+    first.ops.push_back({ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 6, "there"});
+    first.ops.push_back({ReplicaOp::Kind::truncate, "JOURNAL/a.sqlite", 9, {}});
+    first.ops.push_back({ReplicaOp::Kind::write, "JOURNAL/b.sqlite", 0, "gone soon"});
+    first.ops.push_back({ReplicaOp::Kind::remove, "JOURNAL/b.sqlite", 0, {}});
+    first.ops.push_back({ReplicaOp::Kind::sync, "JOURNAL/a.sqlite", 0, {}});
+    REQUIRE_MESSAGE(mirror.apply(first, error) == ShardMirror::Outcome::applied, error);
+    auto file = dir.path() / "_replicas" / "0005" / "JOURNAL" / "a.sqlite";
+    CHECK(read_file(file) == "hello the");
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "_replicas" / "0005" / "JOURNAL" / "b.sqlite"));
+    CHECK(mirror.epoch(5) == 7);
+    CHECK(mirror.epoch(6) == 0);
+
+    ReplicaBatch old{5, 6, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "HELLO"}}};
+    CHECK(mirror.apply(old, error) == ShardMirror::Outcome::stale_epoch);
+    CHECK(error.find("older") != std::string::npos);
+    CHECK(read_file(file) == "hello the");
+    ReplicaBatch newer{5, 8, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "H"}}};
+    REQUIRE(mirror.apply(newer, error) == ShardMirror::Outcome::applied);
+    CHECK(read_file(file) == "Hello the");
+  }
+  // A follower that restarts still refuses the epoch it had moved past.
+  ShardMirror again(dir.path() / "_replicas");
+  ReplicaBatch stale{5, 7, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "X"}}};
+  CHECK(again.apply(stale, error) == ShardMirror::Outcome::stale_epoch);
+  CHECK(again.epoch(5) == 8);
+}
+
+TEST_CASE("a mirrored runtime's follower holds every acknowledged write when the link is cut at a random point") {
+  set_wal_checkpoint_pages(8);  // checkpoints every few commits: the main files are mirrored too
+  auto first_seed = std::random_device{}();
+  MESSAGE("seed " << first_seed);
+  std::uint64_t acknowledged_total = 0, refused_total = 0;
+  for (unsigned round = 0; round < 6; ++round) {
+    auto seed = first_seed + round;
+    INFO("seed " << seed);
+    std::mt19937_64 random(seed);
+    TempDir owner, follower, promoted;
+    auto mirror = std::make_shared<ShardMirror>(follower.path() / "_replicas");
+    auto replicator = std::make_shared<LocalReplicator>(mirror, 1);
+    std::map<std::string, std::set<std::string>> acked;  // actor -> keys answered ok
+    {
+      Runtime runtime(journal_registry(), options_for(owner.path(), replicator));
+      // The cut comes after 1 to 1,500 operations: in the first databases' creation, or later.
+      replicator->cut_after(1 + random() % 1500);
+      std::mutex mutex;
+      std::condition_variable cv;
+      int outstanding = 0;
+      for (int n = 0; n < 400; ++n) {
+        std::string name = "journal-" + std::to_string(random() % 9);
+        std::string key = std::to_string(round) + "-" + std::to_string(n);
+        {
+          std::unique_lock lock(mutex);
+          cv.wait(lock, [&] { return outstanding < 8; });
+          ++outstanding;
+        }
+        json args{{"key", key}, {"bytes", random() % 3 == 0 ? 5000 : 20}};
+        runtime.get("JOURNAL", name)->call("add", std::move(args), [&, name, key](Result<json> result) {
+          std::lock_guard lock(mutex);
+          if (result) {
+            acked[name].insert(key);
+            ++acknowledged_total;
+          } else {
+            ++refused_total;
+          }
+          --outstanding;
+          cv.notify_all();
+        });
+      }
+      std::unique_lock lock(mutex);
+      cv.wait(lock, [&] { return outstanding == 0; });
+    }
+    // The owner's disk is lost: the follower's copy of each shard becomes the data directory.
+    std::filesystem::create_directories(promoted.path() / "_shards");
+    if (std::filesystem::exists(follower.path() / "_replicas")) {
+      for (const auto& shard : std::filesystem::directory_iterator(follower.path() / "_replicas")) {
+        std::filesystem::rename(shard.path(), promoted.path() / "_shards" / shard.path().filename());
+      }
+    }
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(promoted.path())) {
+      if (entry.path().extension() != ".sqlite") continue;
+      INFO(entry.path().string());
+      CHECK(integrity_of(entry.path()) == "ok");
+    }
+    Runtime runtime(journal_registry(), options_for(promoted.path(), nullptr));
+    for (const auto& [name, keys] : acked) {
+      auto present = cairn::testing::call(*runtime.get("JOURNAL", name), "keys");
+      REQUIRE_MESSAGE(present.ok(), name << ": " << (present.ok() ? "" : present.error().message));
+      std::set<std::string> found;
+      for (const auto& key : *present) found.insert(key.get<std::string>());
+      for (const auto& key : keys) {
+        INFO("actor " << name << ", key " << key);
+        CHECK(found.count(key) == 1);
+      }
+    }
+  }
+  MESSAGE(acknowledged_total << " writes acknowledged (every one found on the follower), " << refused_total
+                             << " refused after the cut");
+  CHECK(acknowledged_total > 0);
+  CHECK(refused_total > 0);
+  set_wal_checkpoint_pages(1000);
+}
