@@ -32,6 +32,7 @@
 #include "cairn/cluster/membership.hpp"
 #include "cairn/gateway/serve.hpp"
 #include "cairn/limits.hpp"
+#include "cairn/replication.hpp"
 #include "cairn/runtime.hpp"
 #include "cluster_admin.hpp"
 #include "handoff.hpp"
@@ -504,6 +505,23 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         auto* m = movers->load();
         if (m == nullptr) return Response::error(Code::unavailable, "this node has not joined the cluster yet");
         return m->receive(request);
+      };
+      // The copies of the shards this node follows (cairn/replication.hpp), beside its own.
+      auto mirror = std::make_shared<ShardMirror>(std::filesystem::path(data_dir) / "_replicas");
+      internal_routing->replicate = [mirror](const Request& request) {
+        std::string error;
+        auto batch = decode(request.body, error);
+        if (!batch) return Response::error(Code::invalid_argument, "a malformed replication batch: " + error);
+        switch (mirror->apply(*batch, error)) {
+          case ShardMirror::Outcome::applied:
+            return Response::json(200, {{"applied", batch->ops.size()}, {"epoch", mirror->epoch(batch->shard)}});
+          case ShardMirror::Outcome::stale_epoch:
+            return Response::error(Code::conflict, error);
+          case ShardMirror::Outcome::failed:
+            break;
+        }
+        spdlog::error("replication: shard {}: {}", batch->shard, error);
+        return Response::error(Code::unavailable, "the follower could not apply the batch: " + error);
       };
       extras.leaving = [&mover, limit = to_ms(handoff_timeout_s)] {
         if (mover) mover->leave(limit);

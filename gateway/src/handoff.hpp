@@ -38,6 +38,11 @@ namespace cairn::gateway {
 // The largest actor database a hand-off sends (in one request body, held in memory).
 inline constexpr std::size_t max_handoff_file_bytes = std::size_t{1} << 30;
 inline constexpr std::string_view handoff_path_prefix = "/_cairn/handoff/";
+// Replication batches from the owners of the shards this node follows (cairn/replication.hpp).
+inline constexpr std::string_view replicate_path = "/_cairn/replicate";
+// A batch carries one sync's worth of a shard's changes: a checkpoint's pages (SQLite's
+// 1,000-page threshold, 4 MiB of 4 KiB pages) and its WAL's growth, with room to spare.
+inline constexpr std::size_t max_replication_batch_bytes = std::size_t{64} << 20;
 
 // The identity of the data directory (<data_dir>/_cairn/identity, 32 random hex digits,
 // made durably on first use): the cluster records which directory a node's shards are in

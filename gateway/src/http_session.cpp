@@ -114,7 +114,13 @@ void HttpSession::on_handshake(beast::error_code ec) {
 void HttpSession::do_read() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(limits::max_http_header_bytes));
-  parser_->body_limit(shared_->admin_mode ? limits::max_admin_body_bytes : limits::max_http_body_bytes);
+  // Beast checks a Content-Length against the limit as the header completes, before on_header
+  // could raise it: the internal listener starts at the largest body it takes from another
+  // node (a hand-off's file) and on_header holds every other request to the usual limit.
+  const auto& cluster = shared_->options.cluster;
+  parser_->body_limit(cluster && cluster->internal ? max_handoff_file_bytes
+                      : shared_->admin_mode         ? limits::max_admin_body_bytes
+                                                    : limits::max_http_body_bytes);
   stats_slot_ = SharedState::other;
   if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
   // Between requests the connection may idle for the keep-alive timeout; once the first
@@ -145,13 +151,19 @@ void HttpSession::on_header(beast::error_code ec, std::size_t) {
   if (ec) return read_failed(ec);
   if (parser_->is_done()) return handle(parser_->release());
   if (const auto& cluster = shared_->options.cluster; cluster && cluster->internal) {
-    // A hand-off sends a whole actor database in one body: allowed to another node only.
+    // A hand-off sends a whole actor database in one body, a replication batch a sync's worth
+    // of pages: allowed to another node only. Anything else keeps the usual limit.
     const auto& header = parser_->get();
     auto token = header.find("X-Cairn-Cluster-Token");
-    if (header.target().starts_with(handoff_path_prefix) && token != header.end() &&
-        same_secret(token->value(), cluster->token)) {
-      parser_->body_limit(max_handoff_file_bytes);
+    std::uint64_t allowed = limits::max_http_body_bytes;
+    if (token != header.end() && same_secret(token->value(), cluster->token)) {
+      if (header.target().starts_with(handoff_path_prefix)) allowed = max_handoff_file_bytes;
+      if (header.target() == replicate_path) allowed = max_replication_batch_bytes;
     }
+    if (auto length = parser_->content_length(); length && *length > allowed) {
+      return read_failed(http::error::body_limit);
+    }
+    parser_->body_limit(allowed);  // a chunked body: checked as its chunks come
   }
   stream_.expires_after(shared_->options.body_timeout);
   http::async_read(stream_, buffer_, *parser_,
@@ -253,6 +265,7 @@ void HttpSession::handle(http::request<http::string_body> request) {
     request.erase("X-Cairn-Hop");
     if (path == remote_call_path) return remote_call(std::move(request));
     if (path.starts_with(handoff_path_prefix)) return handoff(std::move(request));
+    if (path == replicate_path) return replicate(std::move(request));
     if (path.starts_with(internal_admin_prefix)) return internal_admin(std::move(request));
   }
   if (auto object = match_object_route(shared_->options.object_bindings, target)) {
@@ -449,6 +462,18 @@ void HttpSession::handoff(http::request<http::string_body> request) {
   }
   answer_off_lane(keep_alive, "the hand-off here",
                   [hook, request = to_request(request)] { return hook(request); });
+}
+
+void HttpSession::replicate(http::request<http::string_body> request) {
+  bool keep_alive = request.keep_alive();
+  if (request.method() != http::verb::post) {
+    return reply(Response::method_not_allowed("POST", "a replication batch is POSTed"), keep_alive);
+  }
+  const auto& hook = shared_->options.cluster->replicate;
+  if (!hook || !shared_->admin_pool) {
+    return reply(Response::error(Code::not_found, "this node follows no shard (no replication here)"), keep_alive);
+  }
+  answer_off_lane(keep_alive, "the replication batch", [hook, request = to_request(request)] { return hook(request); });
 }
 
 void HttpSession::internal_admin(http::request<http::string_body> request) {

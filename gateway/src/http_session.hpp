@@ -51,6 +51,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void remote_call(http::request<http::string_body> request);
   // The internal listener: a hand-off's file or commit, run on a worker (disk I/O).
   void handoff(http::request<http::string_body> request);
+  void replicate(http::request<http::string_body> request);
   // The internal listener: another node's admin listener asks (/_cairn/admin/...).
   void internal_admin(http::request<http::string_body> request);
   // Runs `work` on the worker pool and replies with what it returns (500 if it throws).

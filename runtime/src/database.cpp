@@ -85,9 +85,10 @@ void create_from_image(const std::filesystem::path& path) {
   // one), so every byte of a database passes one layer: a test VFS sees the file created and
   // written, and a replicated shard's follower gets the image with its sync.
   sqlite3_vfs* vfs = sqlite3_vfs_find(detail::database_vfs_name());
-  // As SQLite names it: the absolute path (a test VFS keys its files by name).
+  // As SQLite names it: the absolute path with symbolic links resolved, as its unix VFS's
+  // xFullPathname gives it (a test VFS keys its files by name; replication routes by it).
   std::error_code ec;
-  auto full = std::filesystem::absolute(path, ec).lexically_normal().string();
+  auto full = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec).string();
   std::unique_ptr<const char, void (*)(const char*)> name(
       sqlite3_create_filename(full.c_str(), (full + "-journal").c_str(), (full + "-wal").c_str(), 0, nullptr),
       [](const char* p) { sqlite3_free_filename(p); });

@@ -57,12 +57,15 @@ Routes& routes() {
   return r;
 }
 
-std::string shards_prefix(const std::filesystem::path& data_dir) {
+// As SQLite names files (its unix VFS's xFullPathname resolves symbolic links): a data
+// directory reached through a link still matches the names its databases are opened by.
+std::string full_name(const std::filesystem::path& path) {
   std::error_code ec;
-  auto full = std::filesystem::absolute(data_dir, ec).lexically_normal();
-  auto text = (full / "_shards").string();
-  return text + "/";
+  auto full = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
+  return (ec ? std::filesystem::absolute(path, ec).lexically_normal() : full).string();
 }
+
+std::string shards_prefix(const std::filesystem::path& data_dir) { return full_name(data_dir / "_shards") + "/"; }
 
 // The route of `name` (an absolute path, as SQLite gives it): its replicator, its shard and
 // its path inside the shard's directory; null if it has none.
@@ -74,11 +77,12 @@ std::unique_ptr<Replica> route_of(std::string_view name) {
     if (name.size() < prefix.size() + 6 || name.substr(0, prefix.size()) != prefix) continue;
     auto rest = name.substr(prefix.size());  // NNNN/<path>
     unsigned shard = 0;
+    bool digits = true;
     for (std::size_t i = 0; i < 4; ++i) {
-      if (rest[i] < '0' || rest[i] > '9') return nullptr;
+      digits = digits && rest[i] >= '0' && rest[i] <= '9';
       shard = shard * 10 + static_cast<unsigned>(rest[i] - '0');
     }
-    if (rest[4] != '/' || !valid_replica_path(rest.substr(5))) return nullptr;
+    if (!digits || rest[4] != '/' || !valid_replica_path(rest.substr(5))) continue;
     return std::make_unique<Replica>(Replica{replicator, shard, std::string(rest.substr(5))});
   }
   return nullptr;
@@ -299,9 +303,14 @@ void route_replication(const std::filesystem::path& data_dir, std::shared_ptr<Re
 }
 
 void replicate_removal(const std::filesystem::path& file) {
-  std::error_code ec;
-  auto full = std::filesystem::absolute(file, ec).lexically_normal().string();
-  if (auto replica = route_of(full)) replica->to->remove(replica->shard, replica->path);
+  if (auto replica = route_of(full_name(file))) replica->to->remove(replica->shard, replica->path);
+}
+
+bool sync_replica_of(const std::filesystem::path& file, std::string& error) {
+  auto replica = route_of(full_name(file));
+  if (!replica) return true;
+  auto ticket = replica->to->flush(replica->shard, replica->path);
+  return replica->to->wait(replica->shard, ticket, error);
 }
 
 const char* database_vfs_name() {

@@ -46,5 +46,8 @@ void route_replication(const std::filesystem::path& data_dir, std::shared_ptr<Re
 // Tells the replicator of `file`'s data directory, if any, that the file was deleted (for files
 // removed without SQLite: a deleted actor's database).
 void replicate_removal(const std::filesystem::path& file);
+// Makes durable on the follower of `file`'s shard everything queued for it (a removal that must
+// not come back); true at once if the file is not replicated.
+bool sync_replica_of(const std::filesystem::path& file, std::string& error);
 
 }  // namespace cairn::detail

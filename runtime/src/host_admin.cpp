@@ -1,6 +1,7 @@
 // Host: the admin API's operations on one actor's database, and the bookkeeping of its
 // files (the metrics' byte totals; an empty database forgotten at eviction).
 #include "host.hpp"
+#include "database_vfs.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -178,6 +179,11 @@ nlohmann::json Host::remove_everything() {
     throw SqlError(SQLITE_IOERR, "cannot delete " + failed + ": " + ec.message(), "");
   }
   sync_path(path.parent_path());
+  // A replicated shard: the follower's copy must be gone too before the delete is answered,
+  // or a failover would bring the actor back.
+  if (std::string error; !detail::sync_replica_of(path, error)) {
+    throw SqlError(SQLITE_IOERR, "cannot delete the follower's copy of " + path.string() + ": " + error, "");
+  }
   report_bytes();
   core_->alarms_committed(id_, std::nullopt);
   core_->alarm_index().flush();

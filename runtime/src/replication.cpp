@@ -85,7 +85,9 @@ bool valid_replica_path(std::string_view path) {
     auto end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
     auto part = path.substr(start, end - start);
-    if (part.empty() || part == "." || part == "..") return false;
+    // No component starts with '.': none of SQLite's or the runtime's do, and the mirror keeps
+    // its own files (.epoch) beside the copies.
+    if (part.empty() || part.front() == '.') return false;
     start = end + 1;
   }
   return true;
@@ -172,6 +174,9 @@ struct ShardMirror::Shard {
   // Directories whose entries changed (a file made or removed in them, or they were made)
   // and are not yet synced: the next sync of any file of the shard syncs them first.
   std::set<std::filesystem::path> dirty_dirs;
+  // A batch failed part-way: the copy misses changes (of any of the shard's files) and takes
+  // no more batches until it is seeded again.
+  std::string broken;
 };
 
 ShardMirror::ShardMirror(std::filesystem::path root) : root_(std::move(root)) {}
@@ -190,14 +195,36 @@ ShardMirror::Shard& ShardMirror::shard_locked(unsigned shard) {
 }
 
 std::int64_t ShardMirror::epoch(unsigned shard) const {
-  std::lock_guard lock(mutex_);
-  auto it = shards_.find(shard);
-  return it == shards_.end() ? 0 : it->second->epoch;
+  Shard* state = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = shards_.find(shard);
+    if (it != shards_.end()) state = it->second.get();
+  }
+  if (state == nullptr) {
+    // Not seen since this process started: as recorded on disk.
+    std::string ignored;
+    return read_epoch(shard_dir(shard) / ".epoch", ignored).value_or(0);
+  }
+  std::lock_guard lock(state->mutex);
+  return state->epoch;
 }
 
-void ShardMirror::close(unsigned shard) {
-  std::lock_guard lock(mutex_);
-  shards_.erase(shard);
+std::optional<std::int64_t> ShardMirror::read_epoch(const std::filesystem::path& file, std::string& error) {
+  FILE* in = std::fopen(file.c_str(), "r");
+  if (in == nullptr) {
+    if (errno == ENOENT) return 0;
+    error = errno_text("cannot read the epoch in", file);
+    return std::nullopt;
+  }
+  long long value = 0;
+  bool ok = std::fscanf(in, "%lld", &value) == 1 && value >= 0;
+  std::fclose(in);
+  if (!ok) {
+    error = "the epoch in " + file.string() + " is unreadable";
+    return std::nullopt;
+  }
+  return value;
 }
 
 ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& error) {
@@ -210,13 +237,17 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
   auto dir = shard_dir(batch.shard);
   auto epoch_file = dir / ".epoch";
   if (!state->epoch_loaded) {
-    // The newest epoch this copy has taken, as recorded durably by an earlier process.
-    if (FILE* in = std::fopen(epoch_file.c_str(), "r")) {
-      long long value = 0;
-      if (std::fscanf(in, "%lld", &value) == 1) state->epoch = value;
-      std::fclose(in);
-    }
+    // The newest epoch this copy has taken, as recorded durably by an earlier process; one
+    // that cannot be read takes nothing (an unknown fence must not let an old owner in).
+    auto recorded = read_epoch(epoch_file, error);
+    if (!recorded) return Outcome::failed;
+    state->epoch = *recorded;
     state->epoch_loaded = true;
+  }
+  if (!state->broken.empty()) {
+    error = "the copy of shard " + std::to_string(batch.shard) + " missed changes (" + state->broken +
+            ") and takes none until it is seeded again";
+    return Outcome::failed;
   }
   if (batch.epoch < state->epoch) {
     error = "shard " + std::to_string(batch.shard) + ": epoch " + std::to_string(batch.epoch) +
@@ -282,6 +313,7 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
         if (fd < 0) {
           error = errno_text("cannot open", full);
           close_all();
+          state->broken = error;
           return Outcome::failed;
         }
         std::size_t done = 0;
@@ -291,6 +323,7 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
           if (n <= 0) {
             error = errno_text("cannot write", full);
             close_all();
+            state->broken = error;
             return Outcome::failed;
           }
           done += static_cast<std::size_t>(n);
@@ -302,6 +335,7 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
         if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(op.offset)) != 0) {
           error = errno_text("cannot truncate", full);
           close_all();
+          state->broken = error;
           return Outcome::failed;
         }
         break;
@@ -314,16 +348,20 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
         if (::unlink(full.c_str()) != 0 && errno != ENOENT) {
           error = errno_text("cannot remove", full);
           close_all();
+          state->broken = error;
           return Outcome::failed;
         }
         state->dirty_dirs.insert(full.parent_path());
         break;
       }
       case ReplicaOp::Kind::sync: {
-        int fd = file(op.path);
-        if (fd < 0 || ::fdatasync(fd) != 0) {
+        // A file never written here (removed, or made empty by SQLite and synced) has nothing
+        // to sync: it is not made for the sync.
+        int fd = open.count(op.path) != 0 || std::filesystem::exists(full, ec) ? file(op.path) : -2;
+        if (fd == -1 || (fd >= 0 && ::fdatasync(fd) != 0)) {
           error = errno_text("cannot sync", full);
           close_all();
+          state->broken = error;
           return Outcome::failed;
         }
         // Deepest first is not needed: each level's own entry is in its parent, and all of
@@ -332,6 +370,7 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
           if (!fsync_dir(*it)) {
             error = errno_text("cannot sync the directory", *it);
             close_all();
+            state->broken = error;
             return Outcome::failed;
           }
           it = state->dirty_dirs.erase(it);
@@ -397,12 +436,18 @@ std::uint64_t LocalReplicator::flush(unsigned shard, const std::string& path) {
     applied_ += batch.ops.size();
   }
   std::string error;
-  if (!batch.ops.empty() && mirror_->apply(batch, error) != ShardMirror::Outcome::applied) {
+  if (!q->broken.empty()) {
+    error = q->broken;
+  } else if (!batch.ops.empty() && mirror_->apply(batch, error) != ShardMirror::Outcome::applied) {
+    // Every op queued before this flush, of every file of the shard, went in this batch: a
+    // later batch must not be acknowledged over the ones the follower may have missed.
+    q->broken = error;
+  } else if (cut) {
+    error = "the link to the follower is cut";
+  }
+  if (!error.empty()) {
     std::lock_guard lock(mutex_);
     q->failed[ticket] = error;
-  } else if (cut) {
-    std::lock_guard lock(mutex_);
-    q->failed[ticket] = "the link to the follower is cut";
   }
   return ticket;
 }

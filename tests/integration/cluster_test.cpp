@@ -16,6 +16,7 @@
 
 #include "cairn/actor_id.hpp"
 #include "cairn/limits.hpp"
+#include "cairn/replication.hpp"
 #include "clients.hpp"
 #include "etcd_process.hpp"
 #include "haproxy_process.hpp"
@@ -303,6 +304,47 @@ TEST_CASE("cluster: the internal listener refuses requests without the cluster t
   HttpClient right(cluster.cluster_ports[0]);
   right.header("X-Cairn-Cluster-Token", "a-cluster-secret-of-the-test");
   CHECK(right.request(http::verb::get, "/seats?flightId=x").status == 200);
+}
+
+TEST_CASE("cluster: a node keeps the replication batches it is sent, and refuses an older epoch, a malformed batch and a caller without the token") {
+  Cluster cluster(1);
+  REQUIRE(eventually([&] { return cluster.serving(1); }, 20000ms));
+  auto copy = cluster.dir.path() / "node0" / "_replicas" / "0003" / "FLIGHT" / "x.sqlite";
+  auto read = [&] {
+    std::ifstream in(copy, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  HttpClient node(cluster.cluster_ports[0]);
+  node.header("X-Cairn-Cluster-Token", "a-cluster-secret-of-the-test");
+  cairn::ReplicaBatch batch{3, 5, {}};
+  batch.ops.push_back({cairn::ReplicaOp::Kind::write, "FLIGHT/x.sqlite", 0, "hello, follower"});
+  batch.ops.push_back({cairn::ReplicaOp::Kind::truncate, "FLIGHT/x.sqlite", 5, {}});
+  batch.ops.push_back({cairn::ReplicaOp::Kind::sync, "FLIGHT/x.sqlite", 0, {}});
+  auto applied = node.request(http::verb::post, "/_cairn/replicate", cairn::encode(batch));
+  REQUIRE_MESSAGE(applied.status == 200, applied.body);
+  CHECK(json::parse(applied.body)["applied"] == 3);
+  CHECK(read() == "hello");
+  // A batch as large as a checkpoint's pages passes the internal listener's body limit.
+  cairn::ReplicaBatch large{3, 5, {{cairn::ReplicaOp::Kind::write, "FLIGHT/x.sqlite", 0, std::string(5 << 20, 'z')}}};
+  CHECK(node.request(http::verb::post, "/_cairn/replicate", cairn::encode(large)).status == 200);
+  CHECK(std::filesystem::file_size(copy) == 5u << 20);
+  // An owner of an older epoch is refused, and nothing of its batch lands.
+  cairn::ReplicaBatch stale{3, 4, {{cairn::ReplicaOp::Kind::truncate, "FLIGHT/x.sqlite", 0, {}}}};
+  auto refused = node.request(http::verb::post, "/_cairn/replicate", cairn::encode(stale));
+  CHECK(refused.status == 409);
+  CHECK(json::parse(refused.body)["error"].get<std::string>().find("older") != std::string::npos);
+  CHECK(std::filesystem::file_size(copy) == 5u << 20);
+  // A malformed batch, or one that would write outside its shard, is a 400 that says why.
+  auto garbage = node.request(http::verb::post, "/_cairn/replicate", "not a batch");
+  CHECK(garbage.status == 400);
+  CHECK(json::parse(garbage.body)["error"].get<std::string>().find("malformed") != std::string::npos);
+  cairn::ReplicaBatch escape{3, 5, {{cairn::ReplicaOp::Kind::write, "../../escape", 0, "x"}}};
+  CHECK(node.request(http::verb::post, "/_cairn/replicate", cairn::encode(escape)).status == 400);
+  CHECK_FALSE(std::filesystem::exists(cluster.dir.path() / "node0" / "escape"));
+  CHECK(node.request(http::verb::get, "/_cairn/replicate").status == 405);
+  // Without the token: 401, on the public listener too (where the path means nothing).
+  CHECK(http_post(cluster.cluster_ports[0], "/_cairn/replicate", cairn::encode(batch)).status == 401);
+  CHECK(http_post(cluster.port(0), "/_cairn/replicate", cairn::encode(batch)).status == 404);
 }
 
 TEST_CASE("cluster: a node refuses to start without its token file or node id, or with an address others cannot reach, saying which") {

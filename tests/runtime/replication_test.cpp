@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "cairn/actor.hpp"
+#include "cairn/admin.hpp"
 #include "cairn/context.hpp"
 #include "cairn/registry.hpp"
 #include "cairn/runtime.hpp"
@@ -177,8 +178,26 @@ TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch 
   CHECK(again.epoch(5) == 8);
 }
 
+// Six actors in one shard (their files share the shard's batches) and three elsewhere.
+std::vector<std::string> journal_names() {
+  std::vector<std::string> names{"journal-0"};
+  auto shard = ActorId::make("JOURNAL", "journal-0")->shard();
+  for (int k = 1; names.size() < 6; ++k) {
+    auto name = "journal-" + std::to_string(k);
+    if (ActorId::make("JOURNAL", name)->shard() == shard) names.push_back(name);
+  }
+  for (const char* other : {"elsewhere-a", "elsewhere-b", "elsewhere-c"}) names.push_back(other);
+  return names;
+}
+
+struct CheckpointPages {
+  explicit CheckpointPages(int pages) { set_wal_checkpoint_pages(pages); }
+  ~CheckpointPages() { set_wal_checkpoint_pages(1000); }
+};
+
 TEST_CASE("a mirrored runtime's follower holds every acknowledged write when the link is cut at a random point") {
-  set_wal_checkpoint_pages(8);  // checkpoints every few commits: the main files are mirrored too
+  CheckpointPages often(8);  // checkpoints every few commits: the main files are mirrored too
+  auto names = journal_names();
   auto first_seed = std::random_device{}();
   MESSAGE("seed " << first_seed);
   std::uint64_t acknowledged_total = 0, refused_total = 0;
@@ -198,7 +217,7 @@ TEST_CASE("a mirrored runtime's follower holds every acknowledged write when the
       std::condition_variable cv;
       int outstanding = 0;
       for (int n = 0; n < 400; ++n) {
-        std::string name = "journal-" + std::to_string(random() % 9);
+        const auto& name = names[random() % names.size()];
         std::string key = std::to_string(round) + "-" + std::to_string(n);
         {
           std::unique_lock lock(mutex);
@@ -249,5 +268,20 @@ TEST_CASE("a mirrored runtime's follower holds every acknowledged write when the
                              << " refused after the cut");
   CHECK(acknowledged_total > 0);
   CHECK(refused_total > 0);
-  set_wal_checkpoint_pages(1000);
+}
+
+TEST_CASE("an actor deleted on a mirrored runtime is gone from the follower when the delete is answered") {
+  TempDir owner, follower;
+  auto mirror = std::make_shared<ShardMirror>(follower.path() / "_replicas");
+  auto replicator = std::make_shared<LocalReplicator>(mirror, 1);
+  Runtime runtime(journal_registry(), options_for(owner.path(), replicator));
+  auto id = *ActorId::make("JOURNAL", "doomed");
+  auto copy = mirror->shard_dir(id.shard()) / "JOURNAL" / (id.hex() + ".sqlite");
+  REQUIRE(cairn::testing::call(*runtime.get("JOURNAL", "doomed"), "add", {{"key", "k"}, {"bytes", 10}}).ok());
+  REQUIRE(std::filesystem::exists(copy));
+  CHECK(mirror->epoch(id.shard()) == 1);
+  auto deleted = Admin(runtime).remove("JOURNAL", "doomed");
+  REQUIRE_MESSAGE(deleted.ok(), (deleted.ok() ? "" : deleted.error().message));
+  CHECK_FALSE(std::filesystem::exists(copy));
+  CHECK_FALSE(std::filesystem::exists(copy.string() + "-wal"));
 }

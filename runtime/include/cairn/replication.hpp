@@ -90,18 +90,20 @@ class ShardMirror {
   // the owner wrote them), and each sync as an fdatasync of that file (and of its directory, the
   // first time after the file was made). Refuses (stale_epoch, nothing applied) a batch whose
   // epoch is older than the newest one seen for the shard; a newer one is recorded durably
-  // before anything of its batch is applied. failed: an I/O error (`error` says which); the
-  // copy of that shard may then miss changes and must be seeded again.
+  // before anything of its batch is applied. failed: an I/O error (`error` says which); if it
+  // came part-way through, the copy of that shard misses changes and every later batch of it
+  // fails too, until it is seeded again.
   Outcome apply(const ReplicaBatch& batch, std::string& error);
   // The newest epoch seen for `shard` (0: none).
   std::int64_t epoch(unsigned shard) const;
   // <root>/NNNN
   std::filesystem::path shard_dir(unsigned shard) const;
-  // Closes the shard's files (before its directory is moved or deleted).
-  void close(unsigned shard);
 
  private:
   struct Shard;
+  // The epoch recorded in `file` (0 if there is none); nullopt, with `error`, if it exists
+  // but cannot be read.
+  static std::optional<std::int64_t> read_epoch(const std::filesystem::path& file, std::string& error);
   Shard& shard_locked(unsigned shard);
   std::filesystem::path root_;
   mutable std::mutex mutex_;  // guards shards_ (each Shard has its own mutex for its files)
@@ -130,6 +132,7 @@ class LocalReplicator final : public Replicator {
     std::vector<ReplicaOp> ops;
     std::uint64_t flushes = 0;
     std::map<std::uint64_t, std::string> failed;  // ticket -> why (kept until waited for)
+    std::string broken;  // a batch failed: the follower misses changes, every later flush fails
   };
   Queue& queue(unsigned shard);
   void push(unsigned shard, ReplicaOp op);

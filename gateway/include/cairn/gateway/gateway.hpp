@@ -67,6 +67,10 @@ struct ClusterRouting {
   // its commit, from the node handing it over). Runs off the I/O threads (it writes and
   // fsyncs files). Unset: 404.
   std::function<Response(const Request&)> handoff;
+  // The internal listener: replication batches (POST /_cairn/replicate, the body a batch in
+  // the wire form of cairn/replication.hpp) from the owners of the shards this node follows.
+  // Runs off the I/O threads (it writes and fsyncs files). Unset: 404.
+  std::function<Response(const Request&)> replicate;
 };
 
 struct GatewayOptions {
