@@ -37,6 +37,7 @@
 #include "cluster_admin.hpp"
 #include "handoff.hpp"
 #include "remote_calls.hpp"
+#include "replicator.hpp"
 #include "systemd.hpp"
 
 namespace cairn::gateway {
@@ -273,6 +274,16 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                  "file whose first line is the secret every node of the cluster shares (16+ characters)")
       ->check(CLI::ExistingFile)
       ->needs(cluster_option);
+  std::string replicate_to;
+  app.add_option("--replicate-to", replicate_to,
+                 "replicate every shard this node owns to the node whose internal listener is at HOST:PORT "
+                 "before a write is acknowledged (a fixed follower; issue 20 makes it chosen per shard)")
+      ->needs(cluster_option);
+  double replication_timeout_s = 2;
+  cli::add_duration(app, "--replication-timeout", replication_timeout_s,
+                    "seconds a sync waits for the follower before it fails (and the shard's writes with it)")
+      ->check(CLI::Range(0.1, 60.0))
+      ->capture_default_str();
   double drain_period_s = 0;
   cli::add_duration(app, "--drain-period", drain_period_s,
                     "after SIGTERM, seconds /readyz answers 503 while everything is still served (a load balancer "
@@ -431,6 +442,14 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       calls = std::make_shared<ClusterCalls>([link](unsigned shard) { return link->locate(shard); }, cluster_token,
                                              to_ms(request_timeout_s));
       options.remote_calls = calls;
+      if (!replicate_to.empty()) {
+        HttpReplicatorOptions r;
+        r.follower = [replicate_to](unsigned) { return std::optional<std::string>(replicate_to); };
+        r.epoch = [link](unsigned shard) { return link->epoch(shard); };
+        r.token = cluster_token;
+        r.timeout = to_ms(replication_timeout_s);
+        options.replicator = std::make_shared<HttpReplicator>(std::move(r));
+      }
     }
     Runtime runtime(make_classes(), options);
     // Stopped before the runtime goes (ClusterCalls::stop).

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <fstream>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -345,6 +346,77 @@ TEST_CASE("cluster: a node keeps the replication batches it is sent, and refuses
   // Without the token: 401, on the public listener too (where the path means nothing).
   CHECK(http_post(cluster.cluster_ports[0], "/_cairn/replicate", cairn::encode(batch)).status == 401);
   CHECK(http_post(cluster.port(0), "/_cairn/replicate", cairn::encode(batch)).status == 404);
+}
+
+TEST_CASE("cluster: with --replicate-to, every booking either node acknowledged is on the other's disk when the first one's disk is lost") {
+  EtcdProcess etcd;
+  TempDir dir;
+  auto token_file = dir.path() / "token";
+  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+  std::uint16_t port_a = free_loopback_port(), port_b = free_loopback_port();
+  auto node = [&](const std::string& id, std::uint16_t port, std::uint16_t follower) {
+    return std::make_unique<ServerProcess>(
+        dir.path() / id,
+        std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-port", std::to_string(port),
+                                 "--cluster-token-file", token_file.string(), "--replicate-to",
+                                 "127.0.0.1:" + std::to_string(follower)});
+  };
+  auto a = node("a", port_a, port_b);
+  auto b = node("b", port_b, port_a);
+  std::vector<std::string> flights;
+  for (int i = 0; i < 12; ++i) flights.push_back("rep-" + std::to_string(i));
+  REQUIRE(eventually(
+      [&] {
+        for (const auto& f : flights) {
+          if (http_get(a->port(), "/seats?flightId=" + f).status != 200) return false;
+        }
+        return true;
+      },
+      30000ms));
+  // Bookings through both nodes (each forwards to the owner, which replicates to the other).
+  std::map<std::string, std::map<std::string, std::string>> acknowledged;  // flight -> seat -> name
+  int n = 0;
+  for (const auto& flight : flights) {
+    for (const char* seat : {"1A", "2C"}) {
+      std::string name = "Pax " + std::to_string(n);
+      auto reply = http_post((n++ % 2 == 0 ? a : b)->port(), "/book-seat?flightId=" + flight,
+                             R"({"seatNumber":")" + std::string(seat) + R"(","name":")" + name + R"("})");
+      REQUIRE_MESSAGE(reply.status == 200, reply.body);
+      acknowledged[flight][seat] = name;
+    }
+  }
+  // Both nodes die; a's disk is lost. b's disk holds its own shards and its copies of a's.
+  ::kill(a->pid(), SIGKILL);
+  ::kill(b->pid(), SIGKILL);
+  a.reset();
+  b.reset();
+  std::filesystem::remove_all(dir.path() / "a");
+  auto promoted = dir.path() / "promoted";
+  std::filesystem::create_directories(promoted / "_shards");
+  std::size_t copies = 0;
+  for (const char* from : {"_shards", "_replicas"}) {
+    if (!std::filesystem::exists(dir.path() / "b" / from)) continue;
+    for (const auto& shard : std::filesystem::directory_iterator(dir.path() / "b" / from)) {
+      auto to = promoted / "_shards" / shard.path().filename();
+      if (std::filesystem::exists(to)) continue;
+      std::filesystem::rename(shard.path(), to);
+      copies += std::string(from) == "_replicas";
+    }
+  }
+  CHECK(copies > 0);
+  ServerProcess alone(promoted, {});
+  for (const auto& [flight, seats] : acknowledged) {
+    auto got = http_get(alone.port(), "/seats?flightId=" + flight);
+    REQUIRE(got.status == 200);
+    auto map = json::parse(got.body);
+    for (const auto& [seat, name] : seats) {
+      bool found = false;
+      for (const auto& s : map) {
+        if (s["seatNumber"] == seat) found = s["occupant"] == name;
+      }
+      CHECK_MESSAGE(found, flight << " " << seat << " " << name);
+    }
+  }
 }
 
 TEST_CASE("cluster: a node refuses to start without its token file or node id, or with an address others cannot reach, saying which") {

@@ -1,0 +1,145 @@
+// HttpReplicator (replicator.hpp).
+#include "replicator.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "handoff.hpp"
+#include "peer.hpp"
+
+namespace cairn::gateway {
+
+HttpReplicator::HttpReplicator(HttpReplicatorOptions options)
+    : options_(std::move(options)), senders_(options_.senders == 0 ? 1 : options_.senders) {
+  if (!options_.follower || !options_.epoch) throw std::invalid_argument("HttpReplicator needs follower and epoch");
+}
+
+HttpReplicator::~HttpReplicator() { senders_.join(); }
+
+HttpReplicator::Queue& HttpReplicator::queue(unsigned shard) {
+  auto& slot = queues_[shard];
+  if (!slot) slot = std::make_unique<Queue>();
+  return *slot;
+}
+
+void HttpReplicator::push(unsigned shard, ReplicaOp op) {
+  std::lock_guard lock(mutex_);
+  queue(shard).ops.push_back(std::move(op));
+}
+
+void HttpReplicator::write(unsigned shard, const std::string& path, std::int64_t offset, std::string_view bytes) {
+  push(shard, {ReplicaOp::Kind::write, path, offset, std::string(bytes)});
+}
+void HttpReplicator::truncate(unsigned shard, const std::string& path, std::int64_t size) {
+  push(shard, {ReplicaOp::Kind::truncate, path, size, {}});
+}
+void HttpReplicator::remove(unsigned shard, const std::string& path) {
+  push(shard, {ReplicaOp::Kind::remove, path, 0, {}});
+}
+
+std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
+  Queue* q = nullptr;
+  std::uint64_t ticket = 0;
+  {
+    std::lock_guard lock(mutex_);
+    q = &queue(shard);
+    ticket = ++q->flushes;
+  }
+  boost::asio::post(senders_, [this, shard, q, ticket, path] { send(shard, *q, ticket, path); });
+  return ticket;
+}
+
+bool HttpReplicator::wait(unsigned shard, std::uint64_t ticket, std::string& error) {
+  std::unique_lock lock(mutex_);
+  auto& q = queue(shard);
+  done_.wait(lock, [&] { return q.results.count(ticket) != 0; });
+  auto result = std::move(q.results[ticket]);
+  q.results.erase(ticket);
+  if (!result) return true;
+  error = std::move(*result);
+  return false;
+}
+
+std::unique_ptr<Peer> HttpReplicator::take_peer(const std::string& address) {
+  {
+    std::lock_guard lock(mutex_);
+    auto& idle = peers_[address];
+    if (!idle.empty()) {
+      auto peer = std::move(idle.back());
+      idle.pop_back();
+      return peer;
+    }
+  }
+  auto colon = address.rfind(':');
+  return std::make_unique<Peer>(address.substr(0, colon), colon == std::string::npos ? "" : address.substr(colon + 1));
+}
+
+void HttpReplicator::give_peer(const std::string& address, std::unique_ptr<Peer> peer) {
+  std::lock_guard lock(mutex_);
+  peers_[address].push_back(std::move(peer));
+}
+
+void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::string path) {
+  std::lock_guard in_order(q.send);
+  ReplicaBatch batch{shard, 0, {}};
+  {
+    std::lock_guard lock(mutex_);
+    batch.ops = std::exchange(q.ops, {});
+  }
+  batch.ops.push_back({ReplicaOp::Kind::sync, std::move(path), 0, {}});
+  std::optional<std::string> error;
+  auto epoch = options_.epoch(shard);
+  auto follower = options_.follower(shard);
+  bool applied = false, stale = false;
+  std::size_t bytes = 0;
+  if (!q.broken.empty()) {
+    error = q.broken;
+  } else if (!epoch) {
+    error = "this node does not own shard " + std::to_string(shard) + " now";
+  } else if (follower) {
+    batch.epoch = *epoch;
+    auto body = encode(batch);
+    bytes = body.size();
+    auto peer = take_peer(*follower);
+    auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body),
+                             options_.token, std::chrono::steady_clock::now() + options_.timeout);
+    if (!answer) {
+      error = "the follower " + *follower + " did not answer in time: " + answer.error().message;
+    } else if (answer->result_int() == 200) {
+      applied = true;
+      give_peer(*follower, std::move(peer));
+    } else {
+      stale = answer->result_int() == 409;
+      error = "the follower " + *follower + " refused the batch (" + std::to_string(answer->result_int()) +
+              "): " + answer->body();
+      give_peer(*follower, std::move(peer));
+    }
+    // Whatever the follower did not take, it may miss: nothing after it may be acknowledged
+    // there until it is seeded again.
+    if (error) {
+      q.broken = *error;
+      spdlog::error("replication: shard {}: {}", shard, *error);
+    }
+  }
+  std::lock_guard lock(mutex_);
+  if (applied) {
+    ++stats_.batches;
+    stats_.bytes += bytes;
+  } else if (stale) {
+    ++stats_.refused_stale;
+  } else if (error) {
+    ++stats_.failed;
+  }
+  q.results[ticket] = std::move(error);
+  done_.notify_all();
+}
+
+HttpReplicator::Stats HttpReplicator::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+}  // namespace cairn::gateway
