@@ -444,6 +444,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       options.remote_calls = calls;
       if (!replicate_to.empty()) {
         HttpReplicatorOptions r;
+        r.data_dir = data_dir;
         r.follower = [replicate_to](unsigned) { return std::optional<std::string>(replicate_to); };
         r.epoch = [link](unsigned shard) { return link->epoch(shard); };
         r.token = cluster_token;

@@ -5,6 +5,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <utility>
 
 #include "handoff.hpp"
@@ -63,18 +64,27 @@ bool HttpReplicator::wait(unsigned shard, std::uint64_t ticket, std::string& err
   return false;
 }
 
-std::unique_ptr<Peer> HttpReplicator::take_peer(const std::string& address) {
+namespace {
+std::string host_of(const std::string& address) { return address.substr(0, address.rfind(':')); }
+std::string port_of(const std::string& address) {
+  auto colon = address.rfind(':');
+  return colon == std::string::npos ? "" : address.substr(colon + 1);
+}
+}  // namespace
+
+std::unique_ptr<Peer> HttpReplicator::take_peer(const std::string& address, bool& reused) {
   {
     std::lock_guard lock(mutex_);
     auto& idle = peers_[address];
     if (!idle.empty()) {
       auto peer = std::move(idle.back());
       idle.pop_back();
+      reused = true;
       return peer;
     }
   }
-  auto colon = address.rfind(':');
-  return std::make_unique<Peer>(address.substr(0, colon), colon == std::string::npos ? "" : address.substr(colon + 1));
+  reused = false;
+  return std::make_unique<Peer>(host_of(address), port_of(address));
 }
 
 void HttpReplicator::give_peer(const std::string& address, std::unique_ptr<Peer> peer) {
@@ -89,27 +99,51 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
     std::lock_guard lock(mutex_);
     batch.ops = std::exchange(q.ops, {});
   }
-  batch.ops.push_back({ReplicaOp::Kind::sync, std::move(path), 0, {}});
   std::optional<std::string> error;
   auto epoch = options_.epoch(shard);
   auto follower = options_.follower(shard);
   bool applied = false, stale = false;
+  bool seed = follower && epoch && (!q.broken.empty() || q.seeded != epoch);
+  if (seed) {
+    // Read after the queue was taken: every change taken is in the files (each is queued once
+    // its write returned), so the seed replaces them; later ones follow it.
+    char name[16];
+    std::snprintf(name, sizeof name, "%04u", shard);
+    try {
+      batch.ops = seed_ops(options_.data_dir / "_shards" / name);
+    } catch (const std::exception& e) {
+      error = std::string("cannot read the shard to seed its follower: ") + e.what();
+    }
+  }
+  batch.ops.push_back({ReplicaOp::Kind::sync, std::move(path), 0, {}});
   std::size_t bytes = 0;
-  if (!q.broken.empty()) {
-    error = q.broken;
+  if (error) {
+    q.broken = *error;
   } else if (!epoch) {
     error = "this node does not own shard " + std::to_string(shard) + " now";
   } else if (follower) {
     batch.epoch = *epoch;
     auto body = encode(batch);
     bytes = body.size();
-    auto peer = take_peer(*follower);
-    auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body),
-                             options_.token, std::chrono::steady_clock::now() + options_.timeout);
+    auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+    bool reused = false;
+    auto peer = take_peer(*follower, reused);
+    auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), body, options_.token,
+                             deadline);
+    if (!answer && reused) {
+      // A kept-alive connection the follower closed (it restarted, or timed it out): once more
+      // on a new one. A batch applied twice leaves what it leaves once (every operation sets
+      // bytes, a size or an absence, in order).
+      peer = std::make_unique<Peer>(host_of(*follower), port_of(*follower));
+      answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body),
+                          options_.token, deadline);
+    }
     if (!answer) {
       error = "the follower " + *follower + " did not answer in time: " + answer.error().message;
     } else if (answer->result_int() == 200) {
       applied = true;
+      q.broken.clear();
+      if (seed) q.seeded = epoch;
       give_peer(*follower, std::move(peer));
     } else {
       stale = answer->result_int() == 409;
@@ -128,6 +162,7 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
   if (applied) {
     ++stats_.batches;
     stats_.bytes += bytes;
+    stats_.seeds += seed ? 1 : 0;
   } else if (stale) {
     ++stats_.refused_stale;
   } else if (error) {

@@ -4,6 +4,13 @@
 // cluster token, over a kept-alive connection) while the owner's own fsync runs, and the sync
 // waits for the follower's answer, which comes after the follower's fsync.
 //
+// Seeding: the first batch of a shard in this process, the first after the epoch at which
+// this node owns it changed, and the first after a failed one, is a seed (seed_ops in
+// cairn/replication.hpp): the follower's copy is emptied and every file of the shard sent
+// whole, then the changes queued since. Only then does a sync of that shard succeed, so
+// nothing is acknowledged on a copy that misses a file made before, or a change lost with a
+// failed batch.
+//
 // What it does not decide: which node follows a shard (`follower`) and under which epoch this
 // node owns it (`epoch`) are asked per batch. A batch the follower refuses for its epoch, or
 // does not answer within the timeout, fails its sync, and the shard's link stays broken (every
@@ -13,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -30,6 +38,7 @@ namespace cairn::gateway {
 class Peer;
 
 struct HttpReplicatorOptions {
+  std::filesystem::path data_dir;  // the owner's: seeds are read from <data_dir>/_shards/NNNN
   // The follower of `shard` as "host:port" (its internal listener); nullopt: the shard has
   // none and its syncs are this node's alone.
   std::function<std::optional<std::string>(unsigned shard)> follower;
@@ -55,6 +64,7 @@ class HttpReplicator final : public Replicator {
     std::uint64_t bytes = 0;          // of those batches
     std::uint64_t refused_stale = 0;  // refused for an older epoch (409)
     std::uint64_t failed = 0;         // not applied (timeout, unreachable, follower's error)
+    std::uint64_t seeds = 0;          // of the batches applied, seeds
   };
   Stats stats() const;
 
@@ -64,12 +74,14 @@ class HttpReplicator final : public Replicator {
     std::vector<ReplicaOp> ops;
     std::uint64_t flushes = 0;
     std::map<std::uint64_t, std::optional<std::string>> results;  // ticket -> done (error if failed)
-    std::string broken;
+    std::string broken;            // the last batch failed: the next one is a seed
+    std::optional<std::int64_t> seeded;  // the epoch of the last seed that was applied
   };
   Queue& queue(unsigned shard);
   void push(unsigned shard, ReplicaOp op);
   void send(unsigned shard, Queue& q, std::uint64_t ticket, std::string path);
-  std::unique_ptr<Peer> take_peer(const std::string& address);
+  // An idle connection to `address` (`reused`), or a new one.
+  std::unique_ptr<Peer> take_peer(const std::string& address, bool& reused);
   void give_peer(const std::string& address, std::unique_ptr<Peer> peer);
 
   HttpReplicatorOptions options_;

@@ -143,12 +143,12 @@ std::optional<ReplicaBatch> decode(std::string_view data, std::string& error) {
       error = "operation " + std::to_string(i) + " of a replication batch is cut short";
       return std::nullopt;
     }
-    if (kind < 1 || kind > 4) {
+    if (kind < 1 || kind > 5) {
       error = "operation " + std::to_string(i) + " has an unknown kind " + std::to_string(kind);
       return std::nullopt;
     }
     op.kind = static_cast<ReplicaOp::Kind>(kind);
-    if (!valid_replica_path(op.path)) {
+    if (op.kind == ReplicaOp::Kind::reset ? op.path != "." : !valid_replica_path(op.path)) {
       error = "operation " + std::to_string(i) + " names a path outside its shard";
       return std::nullopt;
     }
@@ -163,6 +163,44 @@ std::optional<ReplicaBatch> decode(std::string_view data, std::string& error) {
     return std::nullopt;
   }
   return batch;
+}
+
+std::vector<ReplicaOp> seed_ops(const std::filesystem::path& shard_dir) {
+  std::vector<ReplicaOp> ops{{ReplicaOp::Kind::reset, ".", 0, {}}};
+  std::error_code ec;
+  if (!std::filesystem::exists(shard_dir, ec)) return ops;
+  std::vector<std::string> files;
+  for (auto it = std::filesystem::recursive_directory_iterator(shard_dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    auto relative = it->path().lexically_relative(shard_dir).string();
+    if (valid_replica_path(relative)) files.push_back(relative);
+  }
+  if (ec) throw std::runtime_error("cannot list " + shard_dir.string() + ": " + ec.message());
+  for (const auto& relative : files) {
+    auto full = shard_dir / relative;
+    int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) continue;  // removed meanwhile: its removal is queued
+    if (fd < 0) throw std::runtime_error(errno_text("cannot read", full));
+    std::string content;
+    char buffer[64 * 1024];
+    for (;;) {
+      auto n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        ::close(fd);
+        throw std::runtime_error(errno_text("cannot read", full));
+      }
+      if (n == 0) break;
+      content.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    auto size = static_cast<std::int64_t>(content.size());
+    ops.push_back({ReplicaOp::Kind::write, relative, 0, std::move(content)});
+    ops.push_back({ReplicaOp::Kind::truncate, relative, size, {}});
+    ops.push_back({ReplicaOp::Kind::sync, relative, 0, {}});
+  }
+  return ops;
 }
 
 // ---- ShardMirror ----
@@ -244,7 +282,8 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     state->epoch = *recorded;
     state->epoch_loaded = true;
   }
-  if (!state->broken.empty()) {
+  bool seed = !batch.ops.empty() && batch.ops.front().kind == ReplicaOp::Kind::reset;
+  if (!state->broken.empty() && !seed) {
     error = "the copy of shard " + std::to_string(batch.shard) + " missed changes (" + state->broken +
             ") and takes none until it is seeded again";
     return Outcome::failed;
@@ -308,6 +347,27 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
   for (const auto& op : batch.ops) {
     auto full = dir / op.path;
     switch (op.kind) {
+      case ReplicaOp::Kind::reset: {
+        // A seed begins: whatever the copy held goes (its files and directories, not the
+        // epoch), and so does a failure latched on it.
+        close_all();
+        for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+          if (entry.path().filename().string().front() == '.') continue;
+          std::filesystem::remove_all(entry.path(), ec);
+          if (ec) break;
+          state->dirty_dirs.insert(dir);
+        }
+        if (ec) {
+          error = "cannot empty " + dir.string() + ": " + ec.message();
+          state->broken = error;
+          return Outcome::failed;
+        }
+        state->broken.clear();
+        for (auto it = state->dirty_dirs.begin(); it != state->dirty_dirs.end();) {
+          it = it->string().starts_with(dir.string() + "/") ? state->dirty_dirs.erase(it) : std::next(it);
+        }
+        break;
+      }
       case ReplicaOp::Kind::write: {
         int fd = file(op.path);
         if (fd < 0) {

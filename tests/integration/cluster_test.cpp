@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -348,43 +349,55 @@ TEST_CASE("cluster: a node keeps the replication batches it is sent, and refuses
   CHECK(http_post(cluster.port(0), "/_cairn/replicate", cairn::encode(batch)).status == 404);
 }
 
-TEST_CASE("cluster: with --replicate-to, every booking either node acknowledged is on the other's disk when the first one's disk is lost") {
+TEST_CASE("cluster: with --replicate-to, every booking either node acknowledged is on the other's disk when the first one's disk is lost, those made before it replicated too") {
   EtcdProcess etcd;
   TempDir dir;
   auto token_file = dir.path() / "token";
   std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
   std::uint16_t port_a = free_loopback_port(), port_b = free_loopback_port();
-  auto node = [&](const std::string& id, std::uint16_t port, std::uint16_t follower) {
-    return std::make_unique<ServerProcess>(
-        dir.path() / id,
-        std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-port", std::to_string(port),
-                                 "--cluster-token-file", token_file.string(), "--replicate-to",
-                                 "127.0.0.1:" + std::to_string(follower)});
+  auto node = [&](const std::string& id, std::uint16_t port, std::optional<std::uint16_t> follower) {
+    std::vector<std::string> args{"--cluster",    etcd.url(), "--node-id", id, "--cluster-port", std::to_string(port),
+                                  "--cluster-token-file", token_file.string(), "--idle-timeout", "1s"};
+    if (follower) {
+      args.push_back("--replicate-to");
+      args.push_back("127.0.0.1:" + std::to_string(*follower));
+    }
+    return std::make_unique<ServerProcess>(dir.path() / id, args);
   };
-  auto a = node("a", port_a, port_b);
+  // a replicates nothing at first.
+  auto a = node("a", port_a, std::nullopt);
   auto b = node("b", port_b, port_a);
   std::vector<std::string> flights;
   for (int i = 0; i < 12; ++i) flights.push_back("rep-" + std::to_string(i));
-  REQUIRE(eventually(
-      [&] {
-        for (const auto& f : flights) {
-          if (http_get(a->port(), "/seats?flightId=" + f).status != 200) return false;
-        }
-        return true;
-      },
-      30000ms));
+  auto all_served = [&] {
+    for (const auto& f : flights) {
+      if (http_get(a->port(), "/seats?flightId=" + f).status != 200) return false;
+    }
+    return true;
+  };
   // Bookings through both nodes (each forwards to the owner, which replicates to the other).
   std::map<std::string, std::map<std::string, std::string>> acknowledged;  // flight -> seat -> name
   int n = 0;
-  for (const auto& flight : flights) {
-    for (const char* seat : {"1A", "2C"}) {
+  auto book = [&](const char* seat) {
+    for (const auto& flight : flights) {
       std::string name = "Pax " + std::to_string(n);
       auto reply = http_post((n++ % 2 == 0 ? a : b)->port(), "/book-seat?flightId=" + flight,
                              R"({"seatNumber":")" + std::string(seat) + R"(","name":")" + name + R"("})");
       REQUIRE_MESSAGE(reply.status == 200, reply.body);
       acknowledged[flight][seat] = name;
     }
-  }
+  };
+  REQUIRE(eventually(all_served, 30000ms));
+  book("1A");
+  // Its flights evicted (each database's WAL copied into its file), a comes back replicating:
+  // its first sync of each shard seeds b with the shard's files, bookings made before included
+  // (the bookings after it alone would write only a page or two of each file).
+  std::this_thread::sleep_for(2500ms);
+  ::kill(a->pid(), SIGKILL);
+  a.reset();
+  a = node("a", port_a, port_b);
+  REQUIRE(eventually(all_served, 30000ms));
+  book("2C");
   // Both nodes die; a's disk is lost. b's disk holds its own shards and its copies of a's.
   ::kill(a->pid(), SIGKILL);
   ::kill(b->pid(), SIGKILL);

@@ -171,6 +171,25 @@ TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch 
     REQUIRE(mirror.apply(newer, error) == ShardMirror::Outcome::applied);
     CHECK(read_file(file) == "Hello the");
   }
+  {
+    // A seed: the copy emptied, then the owner's files whole (what seed_ops reads).
+    ShardMirror mirror(dir.path() / "_replicas");
+    TempDir owner;
+    std::filesystem::create_directories(owner.path() / "JOURNAL");
+    std::ofstream(owner.path() / "JOURNAL" / "c.sqlite") << "the owner's c";
+    auto ops = seed_ops(owner.path());
+    REQUIRE(ops.size() == 4);
+    CHECK(ops[0].kind == ReplicaOp::Kind::reset);
+    ReplicaBatch seed{5, 8, ops};
+    std::string wire_error;
+    REQUIRE(decode(encode(seed), wire_error));
+    REQUIRE_MESSAGE(mirror.apply(seed, error) == ShardMirror::Outcome::applied, error);
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "_replicas" / "0005" / "JOURNAL" / "a.sqlite"));
+    CHECK(read_file(dir.path() / "_replicas" / "0005" / "JOURNAL" / "c.sqlite") == "the owner's c");
+    CHECK(mirror.epoch(5) == 8);  // the fence stays
+    ReplicaBatch misplaced{5, 8, {{ReplicaOp::Kind::reset, "JOURNAL", 0, {}}}};
+    CHECK_FALSE(decode(encode(misplaced), wire_error));
+  }
   // A follower that restarts still refuses the epoch it had moved past.
   ShardMirror again(dir.path() / "_replicas");
   ReplicaBatch stale{5, 7, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "X"}}};

@@ -33,7 +33,9 @@ namespace cairn {
 // One change to a file of a shard. `path` is relative to the shard's directory
 // ("FLIGHT/<hex>.sqlite-wal"): no absolute path, no "..", no empty component.
 struct ReplicaOp {
-  enum class Kind : std::uint8_t { write = 1, truncate = 2, remove = 3, sync = 4 };
+  // reset: every file of the shard's copy is removed (`path` names the shard's directory
+  // itself: "."), the first operation of a seed.
+  enum class Kind : std::uint8_t { write = 1, truncate = 2, remove = 3, sync = 4, reset = 5 };
   Kind kind = Kind::write;
   std::string path;
   std::int64_t offset = 0;  // write: where; truncate: the new size
@@ -46,6 +48,13 @@ struct ReplicaBatch {
   std::int64_t epoch = 0;
   std::vector<ReplicaOp> ops;
 };
+
+// The operations that make a follower's copy of a shard what its owner's files hold now:
+// a reset, then every file under `shard_dir` written whole, truncated to its size and synced.
+// Files changed while they are read may come out torn; the changes that tore them are queued
+// behind the seed and mend them (each is applied after it, whole). Throws std::runtime_error
+// if a file cannot be read.
+std::vector<ReplicaOp> seed_ops(const std::filesystem::path& shard_dir);
 
 // The wire form of a batch (little-endian, length-prefixed; see replication.cpp). decode
 // refuses anything malformed (a bad kind, a length past the end, a path that would leave the
