@@ -278,6 +278,13 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   app.add_option("--replicate-to", replicate_to,
                  "replicate every shard this node owns to the node whose internal listener is at HOST:PORT "
                  "before a write is acknowledged (a fixed follower; issue 20 makes it chosen per shard)")
+      ->check([](const std::string& value) -> std::string {
+        auto colon = value.rfind(':');
+        bool has_port = colon != std::string::npos && colon > 0 && colon + 1 < value.size() &&
+                    value.find_first_not_of("0123456789", colon + 1) == std::string::npos &&
+                    std::stoul(value.substr(colon + 1, 5)) > 0 && std::stoul(value.substr(colon + 1, 5)) < 65536;
+        return has_port ? "" : "--replicate-to must be HOST:PORT (a node's internal listener)";
+      })
       ->needs(cluster_option);
   double replication_timeout_s = 2;
   cli::add_duration(app, "--replication-timeout", replication_timeout_s,

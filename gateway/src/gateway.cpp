@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cairn/limits.hpp"
 #include "http_session.hpp"
 #include "routes.hpp"
 #include "io_lane.hpp"
@@ -49,6 +50,9 @@ SharedState::SharedState(Runtime& rt, GatewayOptions opts)
   } else if (options.cluster && options.cluster->internal) {
     admin_api = std::make_unique<AdminApi>(runtime);  // other nodes' admin listeners ask it
     admin_pool = std::make_unique<boost::asio::thread_pool>(2);  // hand-offs and admin operations
+    if (options.cluster->replicate) {
+      replication_pool = std::make_unique<boost::asio::thread_pool>(limits::default_storage_threads);
+    }
   }
 }
 
@@ -379,6 +383,7 @@ void Gateway::stop() {
   }
   for (SocketId id : left) impl_->shared->runtime.release_socket(id);
   if (impl_->shared->admin_pool) impl_->shared->admin_pool->join();
+  if (impl_->shared->replication_pool) impl_->shared->replication_pool->join();
 }
 
 }  // namespace cairn::gateway

@@ -439,9 +439,14 @@ Response HttpSession::misdirected(unsigned shard) {
 }
 
 void HttpSession::answer_off_lane(bool keep_alive, const char* what, std::function<Response()> work) {
-  // Blocking work (files, fsyncs, other nodes) runs on the worker pool; the reply comes back
+  answer_off_lane(keep_alive, what, std::move(work), *shared_->admin_pool);
+}
+
+void HttpSession::answer_off_lane(bool keep_alive, const char* what, std::function<Response()> work,
+                                  net::thread_pool& pool) {
+  // Blocking work (files, fsyncs, other nodes) runs on a worker pool; the reply comes back
   // to this session's lane. Anything the work throws is a 500 naming `what`.
-  net::post(*shared_->admin_pool, [self = shared_from_this(), keep_alive, what, work = std::move(work)]() {
+  net::post(pool, [self = shared_from_this(), keep_alive, what, work = std::move(work)]() {
     Response response;
     try {
       response = work();
@@ -470,10 +475,11 @@ void HttpSession::replicate(http::request<http::string_body> request) {
     return reply(Response::method_not_allowed("POST", "a replication batch is POSTed"), keep_alive);
   }
   const auto& hook = shared_->options.cluster->replicate;
-  if (!hook || !shared_->admin_pool) {
+  if (!hook || !shared_->replication_pool) {
     return reply(Response::error(Code::not_found, "this node follows no shard (no replication here)"), keep_alive);
   }
-  answer_off_lane(keep_alive, "the replication batch", [hook, request = to_request(request)] { return hook(request); });
+  answer_off_lane(keep_alive, "the replication batch", [hook, request = to_request(request)] { return hook(request); },
+                  *shared_->replication_pool);
 }
 
 void HttpSession::internal_admin(http::request<http::string_body> request) {

@@ -5,6 +5,7 @@
 // or 504 after the request timeout. Pipelined requests are answered one by one, in order.
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -56,6 +57,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void internal_admin(http::request<http::string_body> request);
   // Runs `work` on the worker pool and replies with what it returns (500 if it throws).
   void answer_off_lane(bool keep_alive, const char* what, std::function<Response()> work);
+  void answer_off_lane(bool keep_alive, const char* what, std::function<Response()> work,
+                       boost::asio::thread_pool& pool);
   // The 421 that tells another node its map is stale (retried there, never relayed).
   static Response misdirected(unsigned shard);
   // Cluster mode: sends `request` to the node that owns `shard` and relays its answer;

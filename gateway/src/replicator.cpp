@@ -49,7 +49,10 @@ std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
     q = &queue(shard);
     ticket = ++q->flushes;
   }
-  boost::asio::post(senders_, [this, shard, q, ticket, path] { send(shard, *q, ticket, path); });
+  // The follower's answer is due `timeout` after the sync asked, however long the batch waited
+  // for the shard's earlier ones.
+  auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+  boost::asio::post(senders_, [this, shard, q, ticket, path, deadline] { send(shard, *q, ticket, path, deadline); });
   return ticket;
 }
 
@@ -92,71 +95,22 @@ void HttpReplicator::give_peer(const std::string& address, std::unique_ptr<Peer>
   peers_[address].push_back(std::move(peer));
 }
 
-void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::string path) {
+void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::string path,
+                          std::chrono::steady_clock::time_point deadline) {
   std::lock_guard in_order(q.send);
-  ReplicaBatch batch{shard, 0, {}};
-  {
-    std::lock_guard lock(mutex_);
-    batch.ops = std::exchange(q.ops, {});
-  }
-  std::optional<std::string> error;
-  auto epoch = options_.epoch(shard);
-  auto follower = options_.follower(shard);
-  bool applied = false, stale = false;
-  bool seed = follower && epoch && (!q.broken.empty() || q.seeded != epoch);
-  if (seed) {
-    // Read after the queue was taken: every change taken is in the files (each is queued once
-    // its write returned), so the seed replaces them; later ones follow it.
-    char name[16];
-    std::snprintf(name, sizeof name, "%04u", shard);
-    try {
-      batch.ops = seed_ops(options_.data_dir / "_shards" / name);
-    } catch (const std::exception& e) {
-      error = std::string("cannot read the shard to seed its follower: ") + e.what();
-    }
-  }
-  batch.ops.push_back({ReplicaOp::Kind::sync, std::move(path), 0, {}});
+  bool applied = false, stale = false, seed = false;
   std::size_t bytes = 0;
+  std::optional<std::string> error;
+  try {
+    error = send_batch(shard, q, std::move(path), deadline, applied, stale, seed, bytes);
+  } catch (const std::exception& e) {
+    // A job that throws would end the process (Asio's thread pool): the sync fails instead.
+    error = std::string("cannot send the batch: ") + e.what();
+  }
   if (error) {
+    // Whatever the follower did not take, it may miss: the next batch is a seed.
     q.broken = *error;
-  } else if (!epoch) {
-    error = "this node does not own shard " + std::to_string(shard) + " now";
-  } else if (follower) {
-    batch.epoch = *epoch;
-    auto body = encode(batch);
-    bytes = body.size();
-    auto deadline = std::chrono::steady_clock::now() + options_.timeout;
-    bool reused = false;
-    auto peer = take_peer(*follower, reused);
-    auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), body, options_.token,
-                             deadline);
-    if (!answer && reused) {
-      // A kept-alive connection the follower closed (it restarted, or timed it out): once more
-      // on a new one. A batch applied twice leaves what it leaves once (every operation sets
-      // bytes, a size or an absence, in order).
-      peer = std::make_unique<Peer>(host_of(*follower), port_of(*follower));
-      answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body),
-                          options_.token, deadline);
-    }
-    if (!answer) {
-      error = "the follower " + *follower + " did not answer in time: " + answer.error().message;
-    } else if (answer->result_int() == 200) {
-      applied = true;
-      q.broken.clear();
-      if (seed) q.seeded = epoch;
-      give_peer(*follower, std::move(peer));
-    } else {
-      stale = answer->result_int() == 409;
-      error = "the follower " + *follower + " refused the batch (" + std::to_string(answer->result_int()) +
-              "): " + answer->body();
-      give_peer(*follower, std::move(peer));
-    }
-    // Whatever the follower did not take, it may miss: nothing after it may be acknowledged
-    // there until it is seeded again.
-    if (error) {
-      q.broken = *error;
-      spdlog::error("replication: shard {}: {}", shard, *error);
-    }
+    spdlog::error("replication: shard {}: {}", shard, *error);
   }
   std::lock_guard lock(mutex_);
   if (applied) {
@@ -170,6 +124,82 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
   }
   q.results[ticket] = std::move(error);
   done_.notify_all();
+}
+
+std::optional<std::string> HttpReplicator::send_batch(unsigned shard, Queue& q, std::string path,
+                                                      std::chrono::steady_clock::time_point deadline, bool& applied,
+                                                      bool& stale, bool& seed, std::size_t& bytes) {
+  ReplicaBatch batch{shard, 0, {}};
+  {
+    std::lock_guard lock(mutex_);
+    batch.ops = std::exchange(q.ops, {});
+  }
+  auto epoch = options_.epoch(shard);
+  if (!epoch) {
+    // The changes taken are dropped with this batch: the next one must be a seed.
+    return "this node does not own shard " + std::to_string(shard) + " now";
+  }
+  auto follower = options_.follower(shard);
+  if (!follower) {
+    q.broken = "the shard had no follower";  // what it gets later starts with a seed
+    return std::nullopt;                     // the shard runs on this node's disk alone
+  }
+  for (int attempt = 0;; ++attempt) {
+    seed = !q.broken.empty() || q.seeded != epoch || q.seeded_to != *follower;
+    if (seed) {
+      // Read after the queue was taken: every change taken is in the files (each is queued once
+      // its write returned), so the seed replaces them; later ones follow it.
+      char name[16];
+      std::snprintf(name, sizeof name, "%04u", shard);
+      batch.ops = seed_ops(options_.data_dir / "_shards" / name);
+      batch.seed = ++q.seeds;
+      batch.index = q.index = 0;
+    } else {
+      batch.seed = q.seeds;
+      batch.index = ++q.index;
+    }
+    batch.ops.push_back({ReplicaOp::Kind::sync, std::move(path), 0, {}});
+    batch.epoch = *epoch;
+    auto body = encode(batch);
+    batch.ops.clear();
+    bytes = body.size();
+    if (bytes > max_replication_batch_bytes) {
+      return "a batch of " + std::to_string(bytes) + " bytes is over the " +
+             std::to_string(max_replication_batch_bytes) + " a follower takes (a seed of a shard that large is not "
+             "supported yet)";
+    }
+    bool reused = false;
+    auto peer = take_peer(*follower, reused);
+    auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), body, options_.token, deadline);
+    if (!answer && reused && std::chrono::steady_clock::now() < deadline) {
+      // A kept-alive connection the follower closed (it restarted, or timed it out): once more
+      // on a new one. A batch applied twice leaves what it leaves once (every operation sets
+      // bytes, a size or an absence, in order); a second copy of it is refused as out of order.
+      peer = std::make_unique<Peer>(host_of(*follower), port_of(*follower));
+      answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body),
+                          options_.token, deadline);
+    }
+    if (!answer) return "the follower " + *follower + " did not answer in time: " + answer.error().message;
+    give_peer(*follower, std::move(peer));
+    if (answer->result_int() == 200) {
+      applied = true;
+      q.broken.clear();
+      if (seed) {
+        q.seeded = epoch;
+        q.seeded_to = *follower;
+      }
+      return std::nullopt;
+    }
+    stale = answer->result_int() == 409;
+    std::string refused = "the follower " + *follower + " refused the batch (" + std::to_string(answer->result_int()) +
+                          "): " + answer->body();
+    // A follower that lost its place (it restarted, or a batch failed there) takes a seed: once,
+    // within the same deadline. An older epoch (409) or a malformed batch is final.
+    if (stale || seed || attempt > 0 || answer->result_int() != 503 || std::chrono::steady_clock::now() >= deadline) {
+      return refused;
+    }
+    q.broken = refused;
+  }
 }
 
 HttpReplicator::Stats HttpReplicator::stats() const {

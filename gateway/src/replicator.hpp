@@ -76,10 +76,17 @@ class HttpReplicator final : public Replicator {
     std::map<std::uint64_t, std::optional<std::string>> results;  // ticket -> done (error if failed)
     std::string broken;            // the last batch failed: the next one is a seed
     std::optional<std::int64_t> seeded;  // the epoch of the last seed that was applied
+    std::string seeded_to;               // and the follower it went to
+    std::uint64_t seeds = 0, index = 0;  // the run (seed) and the batch in it (ReplicaBatch)
   };
   Queue& queue(unsigned shard);
   void push(unsigned shard, ReplicaOp op);
-  void send(unsigned shard, Queue& q, std::uint64_t ticket, std::string path);
+  void send(unsigned shard, Queue& q, std::uint64_t ticket, std::string path,
+            std::chrono::steady_clock::time_point deadline);
+  // send()'s work; throws what it cannot handle (send() fails the ticket with it).
+  std::optional<std::string> send_batch(unsigned shard, Queue& q, std::string path,
+                                        std::chrono::steady_clock::time_point deadline, bool& applied, bool& stale,
+                                        bool& seed, std::size_t& bytes);
   // An idle connection to `address` (`reused`), or a new one.
   std::unique_ptr<Peer> take_peer(const std::string& address, bool& reused);
   void give_peer(const std::string& address, std::unique_ptr<Peer> peer);

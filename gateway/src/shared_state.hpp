@@ -60,6 +60,9 @@ struct SharedState {
   // The admin API and the threads its blocking operations run on (admin mode only).
   std::unique_ptr<AdminApi> admin_api;
   std::unique_ptr<boost::asio::thread_pool> admin_pool;
+  // The internal listener's: replication batches, each waiting on the follower's fsyncs, as
+  // many at once as an owner's storage threads send (never queued behind a hand-off).
+  std::unique_ptr<boost::asio::thread_pool> replication_pool;
 
   SocketId reserve(std::shared_ptr<SocketSink> sink) {
     SocketId id = runtime.reserve_socket(std::move(sink));

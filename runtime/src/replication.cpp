@@ -20,7 +20,7 @@ namespace cairn {
 namespace {
 
 // The wire form, little-endian:
-//   "CRB1" | shard u32 | epoch i64 | count u32 | count x op
+//   "CRB1" | shard u32 | epoch i64 | seed u64 | index u64 | count u32 | count x op
 //   op: kind u8 | path length u16 | path | offset i64 | bytes length u32 | bytes
 // A hand-written codec: the format is a handful of fixed fields and two byte strings, and the
 // libraries Debian has for it (protobuf, flatbuffers) would bring a schema compiler to the
@@ -97,6 +97,8 @@ std::string encode(const ReplicaBatch& batch) {
   std::string out(magic);
   put<std::uint32_t>(out, batch.shard);
   put<std::int64_t>(out, batch.epoch);
+  put<std::uint64_t>(out, batch.seed);
+  put<std::uint64_t>(out, batch.index);
   put<std::uint32_t>(out, static_cast<std::uint32_t>(batch.ops.size()));
   for (const auto& op : batch.ops) {
     put<std::uint8_t>(out, static_cast<std::uint8_t>(op.kind));
@@ -117,7 +119,7 @@ std::optional<ReplicaBatch> decode(std::string_view data, std::string& error) {
   Reader in(data.substr(magic.size()));
   ReplicaBatch batch;
   std::uint32_t shard = 0, count = 0;
-  if (!in.get(shard) || !in.get(batch.epoch) || !in.get(count)) {
+  if (!in.get(shard) || !in.get(batch.epoch) || !in.get(batch.seed) || !in.get(batch.index) || !in.get(count)) {
     error = "a replication batch cut short in its header";
     return std::nullopt;
   }
@@ -209,6 +211,8 @@ struct ShardMirror::Shard {
   std::mutex mutex;  // one batch of the shard at a time
   std::int64_t epoch = 0;
   bool epoch_loaded = false;
+  std::uint64_t seed = 0, index = 0;  // the run (as recorded) and the batch of it last applied
+  bool index_known = false;           // false since a restart: the next batch must be a seed
   // Directories whose entries changed (a file made or removed in them, or they were made)
   // and are not yet synced: the next sync of any file of the shard syncs them first.
   std::set<std::filesystem::path> dirty_dirs;
@@ -242,27 +246,30 @@ std::int64_t ShardMirror::epoch(unsigned shard) const {
   if (state == nullptr) {
     // Not seen since this process started: as recorded on disk.
     std::string ignored;
-    return read_epoch(shard_dir(shard) / ".epoch", ignored).value_or(0);
+    auto recorded = read_epoch(shard_dir(shard) / ".epoch", ignored);
+    return recorded ? recorded->first : 0;
   }
   std::lock_guard lock(state->mutex);
   return state->epoch;
 }
 
-std::optional<std::int64_t> ShardMirror::read_epoch(const std::filesystem::path& file, std::string& error) {
+std::optional<std::pair<std::int64_t, std::uint64_t>> ShardMirror::read_epoch(const std::filesystem::path& file,
+                                                                               std::string& error) {
   FILE* in = std::fopen(file.c_str(), "r");
   if (in == nullptr) {
-    if (errno == ENOENT) return 0;
+    if (errno == ENOENT) return std::pair<std::int64_t, std::uint64_t>{0, 0};
     error = errno_text("cannot read the epoch in", file);
     return std::nullopt;
   }
-  long long value = 0;
-  bool ok = std::fscanf(in, "%lld", &value) == 1 && value >= 0;
+  long long epoch = 0;
+  unsigned long long seed = 0;
+  bool ok = std::fscanf(in, "%lld %llu", &epoch, &seed) == 2 && epoch >= 0;
   std::fclose(in);
   if (!ok) {
     error = "the epoch in " + file.string() + " is unreadable";
     return std::nullopt;
   }
-  return value;
+  return std::pair<std::int64_t, std::uint64_t>{epoch, seed};
 }
 
 ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& error) {
@@ -279,7 +286,9 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     // that cannot be read takes nothing (an unknown fence must not let an old owner in).
     auto recorded = read_epoch(epoch_file, error);
     if (!recorded) return Outcome::failed;
-    state->epoch = *recorded;
+    state->epoch = recorded->first;
+    state->seed = recorded->second;
+    state->index_known = false;  // the run goes on only after a new seed
     state->epoch_loaded = true;
   }
   bool seed = !batch.ops.empty() && batch.ops.front().kind == ReplicaOp::Kind::reset;
@@ -293,10 +302,22 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
             " is older than " + std::to_string(state->epoch) + ", which this follower has seen";
     return Outcome::stale_epoch;
   }
+  // In order, or not at all: a seed must be newer than the run it ends; any other batch must
+  // be the next of the current run. (After a restart no run is current: the next batch of the
+  // shard must be a seed.)
+  if (seed ? batch.epoch == state->epoch && batch.seed <= state->seed
+           : batch.epoch != state->epoch || !state->index_known || batch.seed != state->seed ||
+                 batch.index != state->index + 1) {
+    error = "shard " + std::to_string(batch.shard) + ": batch " + std::to_string(batch.seed) + "." +
+            std::to_string(batch.index) + " is out of order (the last applied is " + std::to_string(state->seed) +
+            "." + std::to_string(state->index) + "): the owner must seed this copy again";
+    return Outcome::failed;
+  }
   std::error_code ec;
-  if (batch.epoch > state->epoch) {
-    // Recorded durably before anything of the batch lands: after a restart this copy still
-    // refuses the older owner.
+  if (seed) {
+    // The epoch and the run, recorded durably before anything of the seed lands: after a
+    // restart this copy still refuses an older owner, and an older seed that comes late.
+    // (Only a seed can bring a newer epoch: see above.)
     bool made = !std::filesystem::exists(dir, ec);
     std::filesystem::create_directories(dir, ec);
     if (ec) {
@@ -305,7 +326,7 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     }
     auto temporary = dir / ".epoch.new";
     int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    auto text = std::to_string(batch.epoch) + "\n";
+    auto text = std::to_string(batch.epoch) + " " + std::to_string(batch.seed) + "\n";
     bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
     if (fd >= 0) ::close(fd);
     ok = ok && ::rename(temporary.c_str(), epoch_file.c_str()) == 0 && fsync_dir(dir) &&
@@ -315,6 +336,7 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
       return Outcome::failed;
     }
     state->epoch = batch.epoch;
+    state->seed = batch.seed;
   }
   // Each file is opened once per batch (a follower of many actors would otherwise hold two
   // descriptors per actor it follows).
@@ -440,6 +462,8 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     }
   }
   close_all();
+  state->index = batch.index;
+  state->index_known = true;
   return Outcome::applied;
 }
 
@@ -484,7 +508,10 @@ std::uint64_t LocalReplicator::flush(unsigned shard, const std::string& path) {
   {
     std::lock_guard lock(mutex_);
     batch.ops = std::exchange(q->ops, {});
+    if (q->index == 0) batch.ops.insert(batch.ops.begin(), {ReplicaOp::Kind::reset, ".", 0, {}});
     batch.ops.push_back({ReplicaOp::Kind::sync, path, 0, {}});
+    batch.seed = 1;
+    batch.index = q->index++;
     ticket = ++q->flushes;
     if (cut_) {
       batch.ops.clear();

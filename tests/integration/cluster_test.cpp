@@ -318,16 +318,18 @@ TEST_CASE("cluster: a node keeps the replication batches it is sent, and refuses
   };
   HttpClient node(cluster.cluster_ports[0]);
   node.header("X-Cairn-Cluster-Token", "a-cluster-secret-of-the-test");
-  cairn::ReplicaBatch batch{3, 5, {}};
+  cairn::ReplicaBatch batch{3, 5, {}, 1, 0};  // a seed: the first batch of a run
+  batch.ops.push_back({cairn::ReplicaOp::Kind::reset, ".", 0, {}});
   batch.ops.push_back({cairn::ReplicaOp::Kind::write, "FLIGHT/x.sqlite", 0, "hello, follower"});
   batch.ops.push_back({cairn::ReplicaOp::Kind::truncate, "FLIGHT/x.sqlite", 5, {}});
   batch.ops.push_back({cairn::ReplicaOp::Kind::sync, "FLIGHT/x.sqlite", 0, {}});
   auto applied = node.request(http::verb::post, "/_cairn/replicate", cairn::encode(batch));
   REQUIRE_MESSAGE(applied.status == 200, applied.body);
-  CHECK(json::parse(applied.body)["applied"] == 3);
+  CHECK(json::parse(applied.body)["applied"] == 4);
   CHECK(read() == "hello");
   // A batch as large as a checkpoint's pages passes the internal listener's body limit.
-  cairn::ReplicaBatch large{3, 5, {{cairn::ReplicaOp::Kind::write, "FLIGHT/x.sqlite", 0, std::string(5 << 20, 'z')}}};
+  cairn::ReplicaBatch large{3, 5, {{cairn::ReplicaOp::Kind::write, "FLIGHT/x.sqlite", 0, std::string(5 << 20, 'z')}},
+                            1, 1};
   CHECK(node.request(http::verb::post, "/_cairn/replicate", cairn::encode(large)).status == 200);
   CHECK(std::filesystem::file_size(copy) == 5u << 20);
   // An owner of an older epoch is refused, and nothing of its batch lands.
@@ -344,6 +346,11 @@ TEST_CASE("cluster: a node keeps the replication batches it is sent, and refuses
   CHECK(node.request(http::verb::post, "/_cairn/replicate", cairn::encode(escape)).status == 400);
   CHECK_FALSE(std::filesystem::exists(cluster.dir.path() / "node0" / "escape"));
   CHECK(node.request(http::verb::get, "/_cairn/replicate").status == 405);
+  // The same batch again (its sender gave up on it) is refused: it comes out of order.
+  CHECK(node.request(http::verb::post, "/_cairn/replicate", cairn::encode(large)).status == 503);
+  // Without a token, a large body is refused at its header, before any of it is read.
+  HttpClient stranger(cluster.cluster_ports[0]);
+  CHECK(stranger.raw("POST /_cairn/replicate HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n").status == 413);
   // Without the token: 401, on the public listener too (where the path means nothing).
   CHECK(http_post(cluster.cluster_ports[0], "/_cairn/replicate", cairn::encode(batch)).status == 401);
   CHECK(http_post(cluster.port(0), "/_cairn/replicate", cairn::encode(batch)).status == 404);
@@ -398,6 +405,16 @@ TEST_CASE("cluster: with --replicate-to, every booking either node acknowledged 
   a = node("a", port_a, port_b);
   REQUIRE(eventually(all_served, 30000ms));
   book("2C");
+  // Some of the flights are a's (their only copy elsewhere is b's replica).
+  int on_a = 0;
+  for (const auto& flight : flights) {
+    auto id = cairn::ActorId::make("FLIGHT", flight).value();
+    char shard[16];
+    std::snprintf(shard, sizeof shard, "%04u", id.shard());
+    on_a += std::filesystem::exists(dir.path() / "a" / "_shards" / shard / "FLIGHT" / (id.hex() + ".sqlite"));
+  }
+  CHECK(on_a > 0);
+  CHECK(on_a < static_cast<int>(flights.size()));
   // Both nodes die; a's disk is lost. b's disk holds its own shards and its copies of a's.
   ::kill(a->pid(), SIGKILL);
   ::kill(b->pid(), SIGKILL);

@@ -132,7 +132,7 @@ TEST_CASE("a replication batch survives its wire form, and a malformed one is re
   }
   ReplicaBatch bad_kind{1, 1, {{ReplicaOp::Kind::sync, "a", 0, {}}}};
   auto wire_kind = encode(bad_kind);
-  wire_kind[4 + 4 + 8 + 4] = 9;  // the first op's kind
+  wire_kind[4 + 4 + 8 + 8 + 8 + 4] = 9;  // the first op's kind
   CHECK(refused(wire_kind));
   ReplicaBatch far_shard{1, 1, {}};
   auto wire_shard = encode(far_shard);
@@ -140,7 +140,7 @@ TEST_CASE("a replication batch survives its wire form, and a malformed one is re
   CHECK(refused(wire_shard));
   // A count of operations far past what the bytes hold is refused before anything is reserved.
   auto wire_count = encode(far_shard);
-  wire_count[4 + 4 + 8 + 3] = 0x7f;
+  wire_count[4 + 4 + 8 + 8 + 8 + 3] = 0x7f;
   CHECK(refused(wire_count));
 }
 
@@ -149,7 +149,8 @@ TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch 
   std::string error;
   {
     ShardMirror mirror(dir.path() / "_replicas");
-    ReplicaBatch first{5, 7, {}};
+    ReplicaBatch first{5, 7, {}, 1, 0};  // a run's first batch: a seed
+    first.ops.push_back({ReplicaOp::Kind::reset, ".", 0, {}});
     first.ops.push_back({ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "hello world"});
     first.ops.push_back({ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 6, "there"});
     first.ops.push_back({ReplicaOp::Kind::truncate, "JOURNAL/a.sqlite", 9, {}});
@@ -167,7 +168,24 @@ TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch 
     CHECK(mirror.apply(old, error) == ShardMirror::Outcome::stale_epoch);
     CHECK(error.find("older") != std::string::npos);
     CHECK(read_file(file) == "hello the");
-    ReplicaBatch newer{5, 8, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "H"}}};
+    // In its run, in order: the next batch is taken; a copy of it, one that skips ahead, one
+    // of an older run, and one of a new epoch that is no seed, are refused and change nothing.
+    ReplicaBatch next{5, 7, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "H"}}, 1, 1};
+    REQUIRE_MESSAGE(mirror.apply(next, error) == ShardMirror::Outcome::applied, error);
+    CHECK(read_file(file) == "Hello the");
+    for (auto [seed, index] : {std::pair{1, 1}, std::pair{1, 3}, std::pair{0, 2}}) {
+      ReplicaBatch late{5, 7, {{ReplicaOp::Kind::truncate, "JOURNAL/a.sqlite", 0, {}}},
+                        static_cast<std::uint64_t>(seed), static_cast<std::uint64_t>(index)};
+      INFO(seed << "." << index);
+      CHECK(mirror.apply(late, error) == ShardMirror::Outcome::failed);
+      CHECK(error.find("out of order") != std::string::npos);
+    }
+    ReplicaBatch unseeded{5, 8, {{ReplicaOp::Kind::truncate, "JOURNAL/a.sqlite", 0, {}}}, 1, 2};
+    CHECK(mirror.apply(unseeded, error) == ShardMirror::Outcome::failed);
+    CHECK(read_file(file) == "Hello the");
+    CHECK(mirror.epoch(5) == 7);
+    ReplicaBatch newer{5, 8, {{ReplicaOp::Kind::reset, ".", 0, {}}, {ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "Hello the"}},
+                       1, 0};
     REQUIRE(mirror.apply(newer, error) == ShardMirror::Outcome::applied);
     CHECK(read_file(file) == "Hello the");
   }
@@ -180,7 +198,9 @@ TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch 
     auto ops = seed_ops(owner.path());
     REQUIRE(ops.size() == 4);
     CHECK(ops[0].kind == ReplicaOp::Kind::reset);
-    ReplicaBatch seed{5, 8, ops};
+    ReplicaBatch older_seed{5, 8, ops, 1, 0};  // a seed no newer than the run it would end
+    CHECK(mirror.apply(older_seed, error) == ShardMirror::Outcome::failed);
+    ReplicaBatch seed{5, 8, ops, 2, 0};
     std::string wire_error;
     REQUIRE(decode(encode(seed), wire_error));
     REQUIRE_MESSAGE(mirror.apply(seed, error) == ShardMirror::Outcome::applied, error);

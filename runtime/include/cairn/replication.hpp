@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace cairn {
@@ -42,11 +43,17 @@ struct ReplicaOp {
   std::string bytes;        // write only
 };
 
-// A shard's operations sent under one epoch, in order.
+// A shard's operations sent under one epoch, in order. A follower takes a shard's batches only
+// in the order they were made: each seed (a batch that begins with a reset) opens a run,
+// numbered by `seed` (increasing within an epoch), whose later batches are numbered by `index`
+// (1, 2, ...). A batch that comes late (its sender gave up on it and seeded again) or out of
+// order is refused, so it can never undo what a later batch made durable.
 struct ReplicaBatch {
   unsigned shard = 0;
   std::int64_t epoch = 0;
   std::vector<ReplicaOp> ops;
+  std::uint64_t seed = 0;
+  std::uint64_t index = 0;
 };
 
 // The operations that make a follower's copy of a shard what its owner's files hold now:
@@ -95,7 +102,8 @@ class ShardMirror {
   ShardMirror(const ShardMirror&) = delete;
   ShardMirror& operator=(const ShardMirror&) = delete;
 
-  // Applies the batch: writes, truncations and deletions as they come (each file's bytes as
+  // Applies the batch (in its run, see ReplicaBatch; one out of order fails and changes
+  // nothing): writes, truncations and deletions as they come (each file's bytes as
   // the owner wrote them), and each sync as an fdatasync of that file (and of its directory, the
   // first time after the file was made). Refuses (stale_epoch, nothing applied) a batch whose
   // epoch is older than the newest one seen for the shard; a newer one is recorded durably
@@ -110,18 +118,20 @@ class ShardMirror {
 
  private:
   struct Shard;
-  // The epoch recorded in `file` (0 if there is none); nullopt, with `error`, if it exists
-  // but cannot be read.
-  static std::optional<std::int64_t> read_epoch(const std::filesystem::path& file, std::string& error);
+  // The epoch and seed recorded in `file` (0, 0 if there is none); nullopt, with `error`, if it
+  // exists but cannot be read.
+  static std::optional<std::pair<std::int64_t, std::uint64_t>> read_epoch(const std::filesystem::path& file,
+                                                                          std::string& error);
   Shard& shard_locked(unsigned shard);
   std::filesystem::path root_;
   mutable std::mutex mutex_;  // guards shards_ (each Shard has its own mutex for its files)
   std::map<unsigned, std::unique_ptr<Shard>> shards_;
 };
 
-// A Replicator whose follower is a ShardMirror in this process (another disk of this machine,
-// or a test's): flush applies at once, on the caller's thread. The epoch of every batch is
-// `epoch`.
+// A Replicator whose follower is a ShardMirror in this process (tests): flush applies at once,
+// on the caller's thread. The epoch of every batch is `epoch`. It does not read files to seed
+// (HttpReplicator does): the owner's data directory must start empty; a shard's first batch
+// only resets the copy.
 class LocalReplicator final : public Replicator {
  public:
   LocalReplicator(std::shared_ptr<ShardMirror> mirror, std::int64_t epoch);
@@ -138,6 +148,7 @@ class LocalReplicator final : public Replicator {
  private:
   struct Queue {
     std::mutex send;  // held while a flush takes and applies the queue: batches stay in order
+    std::uint64_t index = 0;  // of the last batch sent (0: none yet: the next one is a seed)
     std::vector<ReplicaOp> ops;
     std::uint64_t flushes = 0;
     std::map<std::uint64_t, std::string> failed;  // ticket -> why (kept until waited for)
