@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -444,6 +445,12 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.event_budget = to_ms(event_budget_s);
     auto link = std::make_shared<ClusterLink>();
     std::shared_ptr<ClusterCalls> calls;
+    std::shared_ptr<HttpReplicator> replicator;
+    // What this node did as a follower (POST /_cairn/replicate), for /metrics.
+    struct FollowerCounts {
+      std::atomic<std::uint64_t> applied{0}, stale_epoch{0}, failed{0}, malformed{0};
+    };
+    auto followed = std::make_shared<FollowerCounts>();
     if (!etcd.empty()) {
       options.ownership = link;
       calls = std::make_shared<ClusterCalls>([link](unsigned shard) { return link->locate(shard); }, cluster_token,
@@ -456,7 +463,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         r.epoch = [link](unsigned shard) { return link->epoch(shard); };
         r.token = cluster_token;
         r.timeout = to_ms(replication_timeout_s);
-        options.replicator = std::make_shared<HttpReplicator>(std::move(r));
+        replicator = std::make_shared<HttpReplicator>(std::move(r));
+        options.replicator = replicator;
       }
     }
     Runtime runtime(make_classes(), options);
@@ -535,16 +543,22 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       };
       // The copies of the shards this node follows (cairn/replication.hpp), beside its own.
       auto mirror = std::make_shared<ShardMirror>(std::filesystem::path(data_dir) / "_replicas");
-      internal_routing->replicate = [mirror](const Request& request) {
+      internal_routing->replicate = [mirror, followed](const Request& request) {
         std::string error;
         auto batch = decode(request.body, error);
-        if (!batch) return Response::error(Code::invalid_argument, "a malformed replication batch: " + error);
+        if (!batch) {
+          ++followed->malformed;
+          return Response::error(Code::invalid_argument, "a malformed replication batch: " + error);
+        }
         switch (mirror->apply(*batch, error)) {
           case ShardMirror::Outcome::applied:
+            ++followed->applied;
             return Response::json(200, {{"applied", batch->ops.size()}, {"epoch", mirror->epoch(batch->shard)}});
           case ShardMirror::Outcome::stale_epoch:
+            ++followed->stale_epoch;
             return Response::error(Code::conflict, error);
           case ShardMirror::Outcome::failed:
+            ++followed->failed;
             break;
         }
         spdlog::error("replication: shard {}: {}", batch->shard, error);
@@ -575,7 +589,33 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         link->attach(membership.get(), mover.get());
         banner += ", node " + node_id + " of the cluster at " + cluster_endpoints;
       };
-      extras.metrics = [&membership, &mover, calls](metrics::TextWriter& out) {
+      extras.metrics = [&membership, &mover, calls, replicator, followed](metrics::TextWriter& out) {
+        out.family("cairn_replication_follower_batches_total", "counter",
+                   "Replication batches this node received as a follower, by outcome: applied, stale_epoch "
+                   "(refused: an owner of an older epoch), failed (out of order, or an I/O error), malformed");
+        out.sample("cairn_replication_follower_batches_total", {{"outcome", "applied"}},
+                   static_cast<double>(followed->applied.load()));
+        out.sample("cairn_replication_follower_batches_total", {{"outcome", "stale_epoch"}},
+                   static_cast<double>(followed->stale_epoch.load()));
+        out.sample("cairn_replication_follower_batches_total", {{"outcome", "failed"}},
+                   static_cast<double>(followed->failed.load()));
+        out.sample("cairn_replication_follower_batches_total", {{"outcome", "malformed"}},
+                   static_cast<double>(followed->malformed.load()));
+        if (replicator) {
+          auto r = replicator->stats();
+          out.family("cairn_replication_batches_total", "counter",
+                     "Replication batches this node sent as an owner, by outcome: applied by the follower, "
+                     "refused_stale (the follower has seen a newer epoch), failed (no answer in time, or refused)");
+          out.sample("cairn_replication_batches_total", {{"outcome", "applied"}}, static_cast<double>(r.batches));
+          out.sample("cairn_replication_batches_total", {{"outcome", "refused_stale"}},
+                     static_cast<double>(r.refused_stale));
+          out.sample("cairn_replication_batches_total", {{"outcome", "failed"}}, static_cast<double>(r.failed));
+          out.family("cairn_replication_seeds_total", "counter",
+                     "Of the batches applied, seeds (a shard's files sent whole to its follower)");
+          out.sample("cairn_replication_seeds_total", {}, static_cast<double>(r.seeds));
+          out.family("cairn_replication_sent_bytes_total", "counter", "Bytes of the batches applied by followers");
+          out.sample("cairn_replication_sent_bytes_total", {}, static_cast<double>(r.bytes));
+        }
         auto sent = calls->stats();
         out.family("cairn_cluster_calls_total", "counter",
                    "Tries of calls (Context::call) of actors on other nodes: answered, retried (no owner, moved or "

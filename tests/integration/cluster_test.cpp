@@ -351,6 +351,14 @@ TEST_CASE("cluster: a node keeps the replication batches it is sent, and refuses
   // Without a token, a large body is refused at its header, before any of it is read.
   HttpClient stranger(cluster.cluster_ports[0]);
   CHECK(stranger.raw("POST /_cairn/replicate HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n").status == 413);
+  // What the follower did, on /metrics.
+  auto followed = [&](const char* outcome) {
+    return cluster.metric(0, std::string("cairn_replication_follower_batches_total{outcome=\"") + outcome + "\"}");
+  };
+  CHECK(followed("applied") == 2);
+  CHECK(followed("stale_epoch") == 1);
+  CHECK(followed("failed") == 1);
+  CHECK(followed("malformed") == 2);
   // Without the token: 401, on the public listener too (where the path means nothing).
   CHECK(http_post(cluster.cluster_ports[0], "/_cairn/replicate", cairn::encode(batch)).status == 401);
   CHECK(http_post(cluster.port(0), "/_cairn/replicate", cairn::encode(batch)).status == 404);
@@ -361,10 +369,13 @@ TEST_CASE("cluster: with --replicate-to, every booking either node acknowledged 
   TempDir dir;
   auto token_file = dir.path() / "token";
   std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+  auto admin_token_file = dir.path() / "admin-token";
+  std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
   std::uint16_t port_a = free_loopback_port(), port_b = free_loopback_port();
   auto node = [&](const std::string& id, std::uint16_t port, std::optional<std::uint16_t> follower) {
     std::vector<std::string> args{"--cluster",    etcd.url(), "--node-id", id, "--cluster-port", std::to_string(port),
-                                  "--cluster-token-file", token_file.string(), "--idle-timeout", "1s"};
+                                  "--cluster-token-file", token_file.string(), "--idle-timeout", "1s",
+                                  "--admin-port", "0", "--admin-token-file", admin_token_file.string()};
     if (follower) {
       args.push_back("--replicate-to");
       args.push_back("127.0.0.1:" + std::to_string(*follower));
@@ -415,6 +426,18 @@ TEST_CASE("cluster: with --replicate-to, every booking either node acknowledged 
   }
   CHECK(on_a > 0);
   CHECK(on_a < static_cast<int>(flights.size()));
+  // a's metrics: what it sent as an owner (a seed per shard it wrote to since its restart).
+  auto sample = [&](ServerProcess& server, const std::string& name) {
+    HttpClient admin(server.admin_port());
+    admin.header("Authorization", "Bearer an-admin-token-of-the-test");
+    auto text = admin.request(http::verb::get, "/metrics").body;
+    auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  };
+  CHECK(sample(*a, "cairn_replication_batches_total{outcome=\"applied\"}") > 0);
+  CHECK(sample(*a, "cairn_replication_seeds_total") > 0);
+  CHECK(sample(*a, "cairn_replication_batches_total{outcome=\"failed\"}") == 0);
+  CHECK(sample(*b, "cairn_replication_follower_batches_total{outcome=\"applied\"}") > 0);
   // Both nodes die; a's disk is lost. b's disk holds its own shards and its copies of a's.
   ::kill(a->pid(), SIGKILL);
   ::kill(b->pid(), SIGKILL);
