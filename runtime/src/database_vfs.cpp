@@ -12,6 +12,7 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,7 @@ sqlite3_vfs* base_of(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->p
 struct Routes {
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<Replicator>> by_prefix;
+  std::atomic<bool> any{false};  // by_prefix is not empty: without routes no open takes the lock
 };
 Routes& routes() {
   static Routes r;
@@ -71,8 +73,8 @@ std::string shards_prefix(const std::filesystem::path& data_dir) { return full_n
 // its path inside the shard's directory; null if it has none.
 std::unique_ptr<Replica> route_of(std::string_view name) {
   auto& r = routes();
+  if (!r.any.load(std::memory_order_acquire)) return nullptr;
   std::lock_guard lock(r.mutex);
-  if (r.by_prefix.empty()) return nullptr;
   for (const auto& [prefix, replicator] : r.by_prefix) {
     if (name.size() < prefix.size() + 6 || name.substr(0, prefix.size()) != prefix) continue;
     auto rest = name.substr(prefix.size());  // NNNN/<path>
@@ -89,6 +91,22 @@ std::unique_ptr<Replica> route_of(std::string_view name) {
 }
 sqlite3_file* real_of(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f)->real; }
 
+// The replicator is called from SQLite's C callbacks, where nothing may throw: a change it could
+// not take fails the call that made it (an I/O error: the commit fails), so the follower never
+// misses a change silently.
+template <class Call>
+bool replicated(const char* what, Call&& call) noexcept {
+  try {
+    call();
+    return true;
+  } catch (const std::exception& e) {
+    sqlite3_log(SQLITE_IOERR, "cannot replicate %s: %s", what, e.what());
+  } catch (...) {
+    sqlite3_log(SQLITE_IOERR, "cannot replicate %s", what);
+  }
+  return false;
+}
+
 int file_close(sqlite3_file* f) {
   auto* shim = reinterpret_cast<ShimFile*>(f);
   delete std::exchange(shim->replica, nullptr);
@@ -101,9 +119,11 @@ int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offs
   auto* shim = reinterpret_cast<ShimFile*>(f);
   int rc = shim->real->pMethods->xWrite(shim->real, data, amount, offset);
   sqlite3_int64 end = offset + amount;
-  if (rc == SQLITE_OK && shim->replica != nullptr) {
-    shim->replica->to->write(shim->replica->shard, shim->replica->path, offset,
-                             std::string_view(static_cast<const char*>(data), static_cast<std::size_t>(amount)));
+  if (rc == SQLITE_OK && shim->replica != nullptr && !replicated("a write", [&] {
+        shim->replica->to->write(shim->replica->shard, shim->replica->path, offset,
+                                 std::string_view(static_cast<const char*>(data), static_cast<std::size_t>(amount)));
+      })) {
+    return SQLITE_IOERR_WRITE;
   }
   if (rc != SQLITE_OK || !shim->wal) return rc;
   if (offset == 0) shim->wrote_header = true;
@@ -123,9 +143,11 @@ int file_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offs
   for (sqlite3_int64 at = end, target = wal_growth_target(end); at < target;) {
     int n = static_cast<int>(std::min<sqlite3_int64>(sizeof zeros, target - at));
     if (shim->real->pMethods->xWrite(shim->real, zeros, n, at) != SQLITE_OK) break;
-    if (shim->replica != nullptr) {
-      shim->replica->to->write(shim->replica->shard, shim->replica->path, at,
-                               std::string_view(zeros, static_cast<std::size_t>(n)));
+    if (shim->replica != nullptr && !replicated("a write", [&] {
+          shim->replica->to->write(shim->replica->shard, shim->replica->path, at,
+                                   std::string_view(zeros, static_cast<std::size_t>(n)));
+        })) {
+      return SQLITE_IOERR_WRITE;  // zeros the follower lacks: the commit must not count
     }
     at += n;
     shim->allocated = at;
@@ -136,7 +158,10 @@ int file_truncate(sqlite3_file* f, sqlite3_int64 size) {
   auto* shim = reinterpret_cast<ShimFile*>(f);
   if (shim->allocated > size) shim->allocated = size;  // -1 (not read yet) stays
   int rc = real_of(f)->pMethods->xTruncate(real_of(f), size);
-  if (rc == SQLITE_OK && shim->replica != nullptr) shim->replica->to->truncate(shim->replica->shard, shim->replica->path, size);
+  if (rc == SQLITE_OK && shim->replica != nullptr &&
+      !replicated("a truncation", [&] { shim->replica->to->truncate(shim->replica->shard, shim->replica->path, size); })) {
+    return SQLITE_IOERR_TRUNCATE;
+  }
   return rc;
 }
 int file_sync(sqlite3_file* f, int flags) {
@@ -156,7 +181,8 @@ int file_sync(sqlite3_file* f, int flags) {
   // Replicated: the follower's sync and this one run at once; the sync succeeds only if both
   // do (a follower that is not reached in time fails it as a failed fsync would).
   auto& replica = *shim->replica;
-  auto ticket = replica.to->flush(replica.shard, replica.path);
+  std::uint64_t ticket = 0;
+  if (!replicated("a sync", [&] { ticket = replica.to->flush(replica.shard, replica.path); })) return SQLITE_IOERR_FSYNC;
   int rc = shim->real->pMethods->xSync(shim->real, flags);
   std::string error;
   bool replicated = replica.to->wait(replica.shard, ticket, error);
@@ -225,7 +251,11 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   shim->first_sync_seen = false;
   shim->wal = (flags & SQLITE_OPEN_WAL) != 0;
   shim->allocated = -1;
-  shim->replica = name != nullptr ? route_of(name).release() : nullptr;
+  shim->replica = nullptr;
+  if (name != nullptr && !replicated("an open", [&] { shim->replica = route_of(name).release(); })) {
+    f->pMethods = nullptr;  // SQLite calls no xClose
+    return SQLITE_CANTOPEN;
+  }
   if ((flags & SQLITE_OPEN_WAL) != 0 && (flags & SQLITE_OPEN_CREATE) != 0 && name != nullptr) {
     // Absent, not merely empty (SQLite's xAccess calls an empty file absent): a WAL that a close
     // cut to 0 bytes may still hold its old header and frames on the disk, since nobody synced
@@ -243,8 +273,10 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
 }
 int vfs_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
   int rc = base_of(vfs)->xDelete(base_of(vfs), name, sync_dir);
-  if (rc == SQLITE_OK && name != nullptr) {
-    if (auto replica = route_of(name)) replica->to->remove(replica->shard, replica->path);
+  if (rc == SQLITE_OK && name != nullptr && !replicated("a deletion", [&] {
+        if (auto replica = route_of(name)) replica->to->remove(replica->shard, replica->path);
+      })) {
+    return SQLITE_IOERR_DELETE;
   }
   return rc;
 }
@@ -300,13 +332,16 @@ void route_replication(const std::filesystem::path& data_dir, std::shared_ptr<Re
   } else {
     r.by_prefix.erase(shards_prefix(data_dir));
   }
+  r.any.store(!r.by_prefix.empty(), std::memory_order_release);
 }
 
 void replicate_removal(const std::filesystem::path& file) {
+  if (!routes().any.load(std::memory_order_acquire)) return;  // full_name() costs system calls
   if (auto replica = route_of(full_name(file))) replica->to->remove(replica->shard, replica->path);
 }
 
 bool sync_replica_of(const std::filesystem::path& file, std::string& error) {
+  if (!routes().any.load(std::memory_order_acquire)) return true;
   auto replica = route_of(full_name(file));
   if (!replica) return true;
   auto ticket = replica->to->flush(replica->shard, replica->path);
