@@ -506,8 +506,11 @@ void Database::import_from(const std::filesystem::path& file) {
   }
 }
 
+bool Database::writing() const noexcept { return sqlite3_txn_state(db_, "main") == SQLITE_TXN_WRITE; }
+
 bool Database::is_empty() {
-  return internal("SELECT 1 FROM sqlite_schema LIMIT 1").size() == 0;
+  // The runtime's record of whose database it is is not data.
+  return internal("SELECT 1 FROM sqlite_schema WHERE name <> '_cairn_actor' LIMIT 1").size() == 0;
 }
 
 std::uint64_t Database::bytes_on_disk() const { return database_bytes(path_); }

@@ -80,6 +80,8 @@ class Database {
   // behind them would be lost with them; written into the database file, they are new pages
   // that its sync does write. Throws SqlError if any frame is left.
   void absorb_wal();
+  // True while the open transaction has written (SQLite holds its write lock).
+  bool writing() const noexcept;
   void rollback() noexcept;
   void savepoint();
   void release();

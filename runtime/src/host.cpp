@@ -135,6 +135,7 @@ void Host::open_database() {
   if (core_->options.durability == Durability::full) written_through_ = ++committed_;
   // Whatever the alarm index says of this actor is checked against the truth at commit.
   alarms_dirty_ = alarm_table_exists();
+  identity_known_ = identity_recorded();
 }
 
 Host::Outcome Host::run_event(const std::function<void()>& body,
@@ -293,7 +294,11 @@ bool Host::commit_batch() {
   }
   auto commit_start = std::chrono::steady_clock::now();
   bool wrote = false;
+  bool naming = false;
   try {
+    // In the same transaction as the first write of an opening that finds it missing.
+    naming = !identity_known_ && db_->writing();
+    if (naming) record_identity();
     wrote = db_->commit();
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: commit failed: {}", id_.binding(), id_.hex(), e.what());
@@ -305,6 +310,7 @@ bool Host::commit_batch() {
     return false;
   }
   if (report) alarms_dirty_ = false;
+  if (naming) identity_known_ = true;
   auto committed_at = std::chrono::steady_clock::now();
   // The metrics' database bytes follow at most every second (two stats), and at close.
   if (committed_at - bytes_reported_at_ > std::chrono::seconds(1)) {

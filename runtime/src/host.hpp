@@ -120,6 +120,13 @@ class Host final : public caf::event_based_actor {
   void run_due_alarms();
   void schedule_retry(const DueAlarm& alarm);
   bool alarm_table_exists();
+  // The actor's own name in its database (_cairn_actor: binding, name, created_ms), written
+  // with the first batch of an opening that writes while it is missing or another's (an
+  // imported copy): a shard's files then say whose they are, so a follower that takes the
+  // shard over can rebuild the node's names and alarm indexes from them
+  // (Runtime::adopt_shard_files). True once it is there.
+  bool identity_recorded();
+  void record_identity();
   std::optional<std::int64_t> soonest_alarm();
   // Commits the open batch and releases its outputs; false if it failed (the batch was
   // aborted: callers told, database closed).
@@ -164,6 +171,7 @@ class Host final : public caf::event_based_actor {
   std::vector<PendingAnswer> answers_;
   bool in_batch_ = false;
   bool alarms_dirty_ = false;       // the batch may have changed the soonest alarm
+  bool identity_known_ = false;     // _cairn_actor names this actor (committed)
   bool reset_after_event_ = false;  // delete_all(): the next event gets a fresh instance
   std::size_t batch_events_ = 0;
   std::uint64_t batch_ = 0;  // generation: a commit message for an older batch is stale

@@ -94,6 +94,17 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
       core_->alarm_index().before_commit(id_, soonest_alarm_in(event.text));
       alarms_dirty_ = true;  // until the index has heard the truth below
       db_->import_from(event.text);
+      identity_known_ = false;
+      // The copy may name the actor it was exported from: this one's name replaces it.
+      db_->begin();
+      try {
+        record_identity();
+        db_->commit();
+        identity_known_ = true;
+      } catch (...) {
+        db_->rollback();
+        throw;
+      }
       // The backup's commit does not wait for the disk (nor pass the WAL hook): synced here,
       // before the answer says it happened.
       if (std::string error; !sync_wal(db_->vfs(), db_->wal_file(), error)) {
@@ -104,7 +115,7 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
       auto soonest = soonest_alarm();
       core_->alarms_committed(id_, soonest);
       alarms_dirty_ = false;
-      auto tables = db_->internal("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").one()["n"];
+      auto tables = db_->internal("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table' AND name <> '_cairn_actor'").one()["n"];
       return nlohmann::json{{"imported", true},
                             {"bytes", db_->bytes_on_disk()},
                             {"tables", std::get<std::int64_t>(tables)}};

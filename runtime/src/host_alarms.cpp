@@ -100,6 +100,27 @@ bool Host::alarm_table_exists() {
              .size() == 1;
 }
 
+bool Host::identity_recorded() {
+  if (db_->internal("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_cairn_actor'").size() != 1) {
+    return false;
+  }
+  auto rows = db_->internal("SELECT binding, name FROM _cairn_actor");
+  if (rows.size() != 1) return false;
+  auto row = rows.one();
+  auto* binding = std::get_if<std::string>(&row["binding"]);
+  auto* name = std::get_if<std::string>(&row["name"]);
+  return binding != nullptr && name != nullptr && *binding == id_.binding() && *name == id_.name();
+}
+
+void Host::record_identity() {
+  db_->internal(
+      "CREATE TABLE IF NOT EXISTS _cairn_actor (binding TEXT NOT NULL, name TEXT NOT NULL, "
+      "created_ms INTEGER NOT NULL)");
+  db_->internal("DELETE FROM _cairn_actor");
+  db_->internal("INSERT INTO _cairn_actor (binding, name, created_ms) VALUES (?, ?, ?)",
+                std::vector<SqlValue>{id_.binding(), id_.name(), unix_ms()});
+}
+
 std::optional<std::int64_t> Host::soonest_alarm() {
   if (!alarm_table_exists()) return std::nullopt;
   auto soonest = db_->internal("SELECT min(due) AS due FROM _cairn_alarms").one()["due"];

@@ -135,6 +135,7 @@ Result<void> HostContext::call(std::string_view binding, std::string_view name, 
 void HostContext::delete_all() {
   host_.db_->drop_everything();
   host_.alarms_dirty_ = true;
+  host_.identity_known_ = false;
   for (auto& socket : websockets({})) socket.close(1000, "deleted");
   host_.reset_after_event_ = true;
 }

@@ -54,6 +54,7 @@ std::filesystem::path Runtime::shard_dir(unsigned shard) const {
 nlohmann::json Runtime::shard_indexes(unsigned shard) const { return core_->shard_indexes(shard); }
 void Runtime::adopt_shard_indexes(const nlohmann::json& rows) { core_->adopt_shard_indexes(rows); }
 void Runtime::forget_shard_indexes(unsigned shard) { core_->forget_shard_indexes(shard); }
+nlohmann::json Runtime::adopt_shard_files(unsigned shard) { return core_->adopt_shard_files(shard); }
 std::size_t Runtime::close_shard_sockets(unsigned shard, int code, const std::string& reason) {
   return core_->close_shard_sockets(shard, code, reason);
 }

@@ -129,6 +129,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   nlohmann::json shard_indexes(unsigned shard) const;
   void adopt_shard_indexes(const nlohmann::json& rows);
   void forget_shard_indexes(unsigned shard);
+  nlohmann::json adopt_shard_files(unsigned shard);
   std::size_t close_shard_sockets(unsigned shard, int code, const std::string& reason);
   // The epoch at which this node owns `shard` now (0 on a single node, which owns all).
   std::optional<std::int64_t> owned_epoch(unsigned shard) const {

@@ -1,7 +1,15 @@
 // RuntimeCore: what a cluster hand-off needs of the runtime (DESIGN, "Many machines"): to
 // know when a shard's instances are all closed, the shard's rows of the node's alarm and
 // names indexes (they travel with the shard's files), and its sockets closed with 1012.
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <memory>
 #include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "data_layout.hpp"
 
 #include "runtime_core.hpp"
 
@@ -78,6 +86,64 @@ void RuntimeCore::adopt_shard_indexes(const nlohmann::json& rows) {
 void RuntimeCore::forget_shard_indexes(unsigned shard) {
   alarms_->forget_shard(shard);
   names_->forget_shard(shard);
+}
+
+nlohmann::json RuntimeCore::adopt_shard_files(unsigned shard) {
+  namespace fs = std::filesystem;
+  nlohmann::json rows{{"alarms", nlohmann::json::array()}, {"names", nlohmann::json::array()}};
+  auto dir = detail::shard_dir(options.data_dir, shard);
+  std::error_code ec;
+  std::vector<fs::path> files;
+  for (const auto& binding : fs::directory_iterator(dir, ec)) {
+    if (!binding.is_directory()) continue;
+    for (const auto& file : fs::directory_iterator(binding.path(), ec)) {
+      if (file.path().extension() == ".sqlite") files.push_back(file.path());
+    }
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    throw std::runtime_error("cannot list " + dir.string() + ": " + ec.message());
+  }
+  for (const auto& file : files) {
+    // Opened with SQLite's own VFS, not the runtime's: nothing here is the shard's owner yet,
+    // and a WAL left by the owner's crash is recovered by the open like any other.
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(file.c_str(), &raw, SQLITE_OPEN_READWRITE, "unix");
+    std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close_v2);
+    auto query = [&](const char* sql, auto&& each) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(db.get(), sql, -1, &stmt, nullptr) != SQLITE_OK) return false;
+      while (sqlite3_step(stmt) == SQLITE_ROW) each(stmt);
+      sqlite3_finalize(stmt);
+      return true;
+    };
+    std::string binding, name;
+    std::int64_t created = 0;
+    bool named = rc == SQLITE_OK && query("SELECT binding, name, created_ms FROM _cairn_actor", [&](sqlite3_stmt* s) {
+      auto text = [s](int column) {
+        auto* t = reinterpret_cast<const char*>(sqlite3_column_text(s, column));
+        return t == nullptr ? std::string() : std::string(t);
+      };
+      binding = text(0);
+      name = text(1);
+      created = sqlite3_column_int64(s, 2);
+    });
+    auto id = named ? ActorId::make(binding, name) : Result<ActorId>(Error{Code::not_found, "unnamed"});
+    if (!id || id->binding() != file.parent_path().filename().string() || id->hex() != file.stem().string()) {
+      spdlog::warn("cluster: shard {}: {} does not name its actor (written before cairn kept names in each "
+                   "database?): it is not indexed here, so its alarms wait until the actor is next called",
+                   shard, file.string());
+      continue;
+    }
+    rows["names"].push_back({{"binding", binding}, {"name", name}, {"created_ms", created}});
+    (void)query("SELECT min(due) FROM _cairn_alarms", [&](sqlite3_stmt* s) {
+      if (sqlite3_column_type(s, 0) == SQLITE_INTEGER) {
+        rows["alarms"].push_back({{"binding", binding}, {"name", name}, {"due", sqlite3_column_int64(s, 0)}});
+      }
+    });
+  }
+  forget_shard_indexes(shard);
+  adopt_shard_indexes(rows);
+  return rows;
 }
 
 std::size_t RuntimeCore::close_shard_sockets(unsigned shard, int code, const std::string& reason) {

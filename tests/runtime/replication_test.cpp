@@ -27,6 +27,7 @@
 #include "cairn/testing.hpp"
 #include "database.hpp"
 #include "temp_dir.hpp"
+#include "wait.hpp"
 
 using namespace cairn;
 using cairn::testing::TempDir;
@@ -323,4 +324,87 @@ TEST_CASE("an actor deleted on a mirrored runtime is gone from the follower when
   REQUIRE_MESSAGE(deleted.ok(), (deleted.ok() ? "" : deleted.error().message));
   CHECK_FALSE(std::filesystem::exists(copy));
   CHECK_FALSE(std::filesystem::exists(copy.string() + "-wal"));
+}
+
+namespace {
+// An actor whose alarm writes a row: it shows where the alarm fired.
+class Waker final : public Actor {
+ public:
+  explicit Waker(Context& ctx) : ctx_(ctx) {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS fired (at INTEGER)");
+  }
+  Methods methods() override {
+    return {
+        {"arm", [this](const json& args) -> Result<json> {
+           auto at = Clock::time_point(std::chrono::milliseconds(args.at("at").get<std::int64_t>()));
+           if (auto set = ctx_.set_alarm(at); !set) return set.error();
+           return json{{"ok", true}};
+         }},
+        {"fired", [this](const json&) -> Result<json> {
+           return json(std::get<std::int64_t>(ctx_.sql().exec("SELECT count(*) AS n FROM fired").one()["n"]));
+         }},
+    };
+  }
+  void on_alarm(const AlarmInfo&) override { ctx_.sql().exec("INSERT INTO fired VALUES (1)"); }
+
+ private:
+  Context& ctx_;
+};
+}  // namespace
+
+TEST_CASE("a follower that takes a shard over rebuilds its names and alarms from the files, and the alarms fire there") {
+  TempDir owner, follower, promoted;
+  auto clock = std::make_shared<ManualClock>(Clock::time_point{std::chrono::hours(24 * 365 * 50)});
+  auto now_ms = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock->now().time_since_epoch()).count();
+  };
+  auto registry = [] {
+    Registry r;
+    r.add<Waker>("WAKER");
+    return r;
+  };
+  auto options = [&](const std::filesystem::path& dir, std::shared_ptr<Replicator> replicator) {
+    auto o = options_for(dir, std::move(replicator));
+    o.clock = clock;
+    return o;
+  };
+  auto mirror = std::make_shared<ShardMirror>(follower.path() / "_replicas");
+  auto replicator = std::make_shared<LocalReplicator>(mirror, 1);
+  std::set<unsigned> shards;
+  const std::vector<std::string> names{"a", "b", "c"};
+  {
+    Runtime runtime(registry(), options(owner.path(), replicator));
+    for (const auto& name : names) {
+      shards.insert(ActorId::make("WAKER", name)->shard());
+      auto result = cairn::testing::call(*runtime.get("WAKER", name), "arm", {{"at", now_ms() + 60'000}});
+      REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
+    }
+  }
+  std::filesystem::create_directories(promoted.path() / "_shards");
+  for (unsigned shard : shards) {
+    std::filesystem::rename(mirror->shard_dir(shard), promoted.path() / "_shards" / mirror->shard_dir(shard).filename());
+  }
+  Runtime runtime(registry(), options(promoted.path(), nullptr));
+  std::set<std::string> adopted;
+  std::size_t alarms = 0;
+  for (unsigned shard : shards) {
+    auto rows = runtime.adopt_shard_files(shard);
+    for (const auto& row : rows["names"]) adopted.insert(row["name"].get<std::string>());
+    alarms += rows["alarms"].size();
+  }
+  CHECK(adopted == std::set<std::string>{"a", "b", "c"});
+  CHECK(alarms == 3);
+  auto listed = Admin(runtime).list("WAKER", "", "", 10);
+  REQUIRE(listed.ok());
+  CHECK((*listed)["actors"].size() == 3);
+  CHECK(runtime.stats().actors_with_alarms == 3);
+  clock->advance(std::chrono::milliseconds(60'000));
+  runtime.fire_due_alarms();
+  for (const std::string name : {"a", "b", "c"}) {
+    INFO(name);
+    CHECK(cairn::testing::eventually([&] {
+      auto fired = cairn::testing::call(*runtime.get("WAKER", name), "fired");
+      return fired.ok() && *fired == 1;
+    }));
+  }
 }

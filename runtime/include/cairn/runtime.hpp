@@ -138,6 +138,13 @@ class Runtime {
   void adopt_shard_indexes(const nlohmann::json& rows);
   // Drops the shard's rows (it moved away). Throws std::runtime_error.
   void forget_shard_indexes(unsigned shard);
+  // A follower that takes a shard over (replication, failover): the shard's rows of the
+  // indexes, read from its files (each actor database names its actor: _cairn_actor) rather
+  // than sent: its rows here are replaced by one per database found, with the soonest alarm
+  // each one holds. Call it before the shard is owned here (it opens the files itself).
+  // Returns the rows adopted. A database that does not name its actor (written only by a
+  // version before the name was kept) is skipped with a warning. Throws std::runtime_error.
+  nlohmann::json adopt_shard_files(unsigned shard);
   // Closes every WebSocket of the shard's actors with `code` (1012: clients reconnect).
   std::size_t close_shard_sockets(unsigned shard, int code, const std::string& reason);
 
