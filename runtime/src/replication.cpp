@@ -219,6 +219,7 @@ struct ShardMirror::Shard {
   // A batch failed part-way: the copy misses changes (of any of the shard's files) and takes
   // no more batches until it is seeded again.
   std::string broken;
+  bool promoted = false;  // promote()d: every batch is refused until fence() or demote()
 };
 
 ShardMirror::ShardMirror(std::filesystem::path root) : root_(std::move(root)) {}
@@ -291,6 +292,11 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     state->index_known = false;  // the run goes on only after a new seed
     state->epoch_loaded = true;
   }
+  if (state->promoted) {
+    error = "shard " + std::to_string(batch.shard) + " was taken over by this node: a batch of epoch " +
+            std::to_string(batch.epoch) + " comes from an owner older than its claim";
+    return Outcome::stale_epoch;
+  }
   bool seed = !batch.ops.empty() && batch.ops.front().kind == ReplicaOp::Kind::reset;
   if (!state->broken.empty() && !seed) {
     error = "the copy of shard " + std::to_string(batch.shard) + " missed changes (" + state->broken +
@@ -337,6 +343,16 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     }
     state->epoch = batch.epoch;
     state->seed = batch.seed;
+    // The copy is not whole until the seed's last operation is applied: marked so durably
+    // before the reset empties it (a follower must never take over a half-seeded copy).
+    auto mark = dir / ".seeding";
+    int marker = ::open(mark.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    bool marked = marker >= 0 && ::close(marker) == 0 && fsync_dir(dir);
+    if (!marked) {
+      error = errno_text("cannot mark the seed in", mark);
+      state->broken = error;
+      return Outcome::failed;
+    }
   }
   // Each file is opened once per batch (a follower of many actors would otherwise hold two
   // descriptors per actor it follows).
@@ -462,9 +478,117 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     }
   }
   close_all();
+  if (seed) {
+    // Every file of the seed is synced (each has its sync operation, and the batch ends
+    // with one): the copy is whole from here on.
+    auto mark = dir / ".seeding";
+    if (::unlink(mark.c_str()) != 0 || !fsync_dir(dir)) {
+      error = errno_text("cannot end the seed in", mark);
+      state->broken = error;
+      return Outcome::failed;
+    }
+  }
   state->index = batch.index;
   state->index_known = true;
   return Outcome::applied;
+}
+
+bool ShardMirror::whole(unsigned shard) const {
+  Shard* state = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = shards_.find(shard);
+    if (it != shards_.end()) state = it->second.get();
+  }
+  std::unique_lock<std::mutex> lock;
+  if (state != nullptr) {
+    lock = std::unique_lock(state->mutex);
+    if (state->promoted) return false;
+  }
+  auto dir = shard_dir(shard);
+  std::error_code ec;
+  return std::filesystem::exists(dir / ".epoch", ec) && !std::filesystem::exists(dir / ".seeding", ec) && !ec;
+}
+
+bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, std::string& error) {
+  Shard* state = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    state = &shard_locked(shard);
+  }
+  std::lock_guard lock(state->mutex);
+  auto dir = shard_dir(shard);
+  std::error_code ec;
+  if (state->promoted || !std::filesystem::exists(dir / ".epoch", ec) || std::filesystem::exists(dir / ".seeding", ec)) {
+    error = "the copy of shard " + std::to_string(shard) + " is not whole";
+    return false;
+  }
+  if (std::filesystem::exists(target, ec)) {
+    error = target.string() + " exists";
+    return false;
+  }
+  std::filesystem::create_directories(target.parent_path(), ec);
+  if (ec || ::rename(dir.c_str(), target.c_str()) != 0) {
+    error = errno_text("cannot move the copy to", target);
+    return false;
+  }
+  state->promoted = true;  // from the rename on: nothing may land in the files it moved
+  state->epoch_loaded = true;
+  state->index_known = false;
+  state->dirty_dirs.clear();
+  ::unlink((target / ".epoch").c_str());
+  if (!fsync_dir(target.parent_path()) || !fsync_dir(dir.parent_path())) {
+    error = errno_text("cannot make the move durable in", target.parent_path());
+    return false;  // promoted stays: the caller demotes
+  }
+  return true;
+}
+
+bool ShardMirror::fence(unsigned shard, std::int64_t epoch, std::string& error) {
+  Shard* state = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    state = &shard_locked(shard);
+  }
+  std::lock_guard lock(state->mutex);
+  auto dir = shard_dir(shard);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  auto file = dir / ".epoch";
+  auto temporary = dir / ".epoch.new";
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  auto text = std::to_string(epoch) + " 0\n";
+  bool ok = !ec && fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  ok = ok && ::rename(temporary.c_str(), file.c_str()) == 0 && fsync_dir(dir) && fsync_dir(dir.parent_path());
+  // Fenced in memory whatever the disk did: this process refuses older owners either way.
+  state->epoch = std::max(state->epoch, epoch);
+  state->seed = 0;
+  state->index_known = false;
+  state->promoted = false;
+  if (!ok) error = errno_text("cannot record the epoch in", file);
+  return ok;
+}
+
+bool ShardMirror::demote(unsigned shard, const std::filesystem::path& target, std::string& error) {
+  Shard* state = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    state = &shard_locked(shard);
+  }
+  std::lock_guard lock(state->mutex);
+  auto dir = shard_dir(shard);
+  std::error_code ec;
+  bool ok = true;
+  if (std::filesystem::exists(target, ec) && !std::filesystem::exists(dir, ec)) {
+    ok = ::rename(target.c_str(), dir.c_str()) == 0 && fsync_dir(dir.parent_path()) && fsync_dir(target.parent_path());
+  }
+  state->promoted = false;
+  state->epoch_loaded = false;  // read again: the epoch file went away with the move
+  state->index_known = false;
+  if (!ok) error = errno_text("cannot move the copy back from", target);
+  return ok;
 }
 
 // ---- LocalReplicator ----

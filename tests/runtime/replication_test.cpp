@@ -218,6 +218,57 @@ TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch 
   CHECK(again.epoch(5) == 8);
 }
 
+TEST_CASE("a copy is whole only after a seed applied to its end, and a promoted copy refuses every batch until fenced at its claim") {
+  TempDir dir;
+  std::string error;
+  ShardMirror mirror(dir.path() / "_replicas");
+  auto own = dir.path() / "_shards" / "0003";
+  CHECK_FALSE(mirror.whole(3));
+  // A seed cut short (an operation fails part-way): the copy is marked as not whole.
+  ReplicaBatch cut{3, 10, {{ReplicaOp::Kind::reset, ".", 0, {}},
+                           {ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "half"},
+                           {ReplicaOp::Kind::truncate, "JOURNAL/a.sqlite", std::int64_t{1} << 62, {}},
+                           {ReplicaOp::Kind::sync, "JOURNAL/a.sqlite", 0, {}}},
+                   1, 0};
+  CHECK(mirror.apply(cut, error) == ShardMirror::Outcome::failed);
+  CHECK_FALSE(mirror.whole(3));
+  CHECK_FALSE(ShardMirror(dir.path() / "_replicas").whole(3));  // after a restart too
+  CHECK_FALSE(mirror.promote(3, own, error));
+  CHECK(error.find("not whole") != std::string::npos);
+  ReplicaBatch seed{3, 10, {{ReplicaOp::Kind::reset, ".", 0, {}},
+                            {ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "whole"},
+                            {ReplicaOp::Kind::sync, "JOURNAL/a.sqlite", 0, {}}},
+                    2, 0};
+  REQUIRE_MESSAGE(mirror.apply(seed, error) == ShardMirror::Outcome::applied, error);
+  CHECK(mirror.whole(3));
+  // Taken over: the files move to the node's own shards, and the owner's next batch is refused.
+  REQUIRE_MESSAGE(mirror.promote(3, own, error), error);
+  CHECK(read_file(own / "JOURNAL" / "a.sqlite") == "whole");
+  CHECK_FALSE(std::filesystem::exists(own / ".epoch"));
+  CHECK_FALSE(mirror.whole(3));
+  ReplicaBatch next{3, 10, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "W"}}, 2, 1};
+  CHECK(mirror.apply(next, error) == ShardMirror::Outcome::stale_epoch);
+  CHECK(read_file(own / "JOURNAL" / "a.sqlite") == "whole");
+  // The claim was made at epoch 12: older owners stay refused, after a restart too; a later
+  // owner's seed is taken into a new copy.
+  REQUIRE_MESSAGE(mirror.fence(3, 12, error), error);
+  CHECK(mirror.apply(ReplicaBatch{3, 11, seed.ops, 9, 0}, error) == ShardMirror::Outcome::stale_epoch);
+  CHECK(ShardMirror(dir.path() / "_replicas").apply(ReplicaBatch{3, 11, seed.ops, 9, 0}, error) ==
+        ShardMirror::Outcome::stale_epoch);
+  REQUIRE(mirror.apply(ReplicaBatch{3, 13, seed.ops, 1, 0}, error) == ShardMirror::Outcome::applied);
+  CHECK(mirror.whole(3));
+  CHECK(read_file(own / "JOURNAL" / "a.sqlite") == "whole");
+  // A promotion whose claim is refused goes back: the next batch must be a seed.
+  std::filesystem::remove_all(own);
+  REQUIRE_MESSAGE(mirror.promote(3, own, error), error);
+  REQUIRE_MESSAGE(mirror.demote(3, own, error), error);
+  CHECK_FALSE(std::filesystem::exists(own));
+  CHECK(read_file(mirror.shard_dir(3) / "JOURNAL" / "a.sqlite") == "whole");
+  CHECK(mirror.apply(ReplicaBatch{3, 13, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "X"}}, 1, 1}, error) ==
+        ShardMirror::Outcome::failed);
+  CHECK(mirror.apply(ReplicaBatch{3, 14, seed.ops, 1, 0}, error) == ShardMirror::Outcome::applied);
+}
+
 // Six actors in one shard (their files share the shard's batches) and three elsewhere.
 std::vector<std::string> journal_names() {
   std::vector<std::string> names{"journal-0"};

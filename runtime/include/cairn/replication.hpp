@@ -113,6 +113,22 @@ class ShardMirror {
   Outcome apply(const ReplicaBatch& batch, std::string& error);
   // The newest epoch seen for `shard` (0: none).
   std::int64_t epoch(unsigned shard) const;
+  // True if the copy of `shard` is whole: a seed of it was applied to its end (a seed under
+  // way, or one cut short, leaves a `.seeding` mark that says otherwise), and it was not
+  // promoted since. Only a whole copy may be promoted.
+  bool whole(unsigned shard) const;
+  // Failover: the copy of `shard` becomes this node's own, moved (renamed, durably) to
+  // `target` (which must not exist). From then on every batch of the shard is refused as
+  // stale (an owner that sends one is older than the claim this node is about to make)
+  // until fence() or demote(). False, with `error`, if the copy is not whole or cannot move.
+  bool promote(unsigned shard, const std::filesystem::path& target, std::string& error);
+  // After promote(): the claim was made at `epoch`; the copy's fence is recorded durably
+  // there (batches older than it stay refused after a restart, and a later owner's seed is
+  // taken). False, with `error`, on an I/O error.
+  bool fence(unsigned shard, std::int64_t epoch, std::string& error);
+  // After promote(): the claim was refused; the files go back from `target` (the next batch
+  // must be a seed).
+  bool demote(unsigned shard, const std::filesystem::path& target, std::string& error);
   // <root>/NNNN
   std::filesystem::path shard_dir(unsigned shard) const;
 
