@@ -58,7 +58,8 @@ bool valid_node_id(const std::string& id) {
 
 struct Membership::Impl {
   MembershipOptions options;
-  std::string nodes_prefix, coordinator_key, assign_prefix, shards_prefix, moves_prefix, disk_key;
+  std::string nodes_prefix, coordinator_key, assign_prefix, shards_prefix, moves_prefix, disk_key, disks_prefix,
+      replicas_prefix;
 
   mutable std::mutex mutex;  // the maps below: what this node has seen of etcd
   std::map<std::string, std::string> nodes;
@@ -68,6 +69,10 @@ struct Membership::Impl {
   std::set<std::string> leaving;  // live nodes that said they are leaving
   std::map<std::string, std::int64_t> node_revision;  // nodes/<id>'s mod_revision
   std::optional<std::string> disk;  // this node's disks/<id>, as seen
+  std::map<std::string, std::string> node_disk;      // the data directory each live node runs with
+  std::map<std::string, std::string> recorded_disk;  // disks/<id>: where each node's shards are
+  std::array<std::optional<ReplicaSet>, shard_count> replicas{};
+  Takeover takeover;
   std::array<std::optional<ShardMove>, shard_count> moves{};
   std::array<std::int64_t, shard_count> move_revision{};  // the move key's mod_revision
   std::function<void(unsigned)> on_change;
@@ -87,7 +92,7 @@ struct Membership::Impl {
   std::condition_variable wake;
   bool kicked = false;
 
-  std::atomic<std::uint64_t> renewals{0}, renewal_failures{0}, joins{0}, claims{0}, moves_asked{0};
+  std::atomic<std::uint64_t> renewals{0}, renewal_failures{0}, joins{0}, claims{0}, moves_asked{0}, takeovers{0};
   std::atomic<double> last_renew_seconds{0};
 
   std::unique_ptr<EtcdWatch> watch;
@@ -97,8 +102,13 @@ struct Membership::Impl {
   std::string shard_key(unsigned shard) const { return shards_prefix + four_digits(shard); }
   std::string assign_key(unsigned shard) const { return assign_prefix + four_digits(shard); }
   std::string move_key(unsigned shard) const { return moves_prefix + four_digits(shard); }
+  std::string replicas_key(unsigned shard) const { return replicas_prefix + four_digits(shard); }
+  static std::string replica_value(const std::string& follower, const std::vector<std::string>& in_sync) {
+    return json{{"follower", follower}, {"in_sync", in_sync}}.dump();
+  }
   std::string node_value() const {
     json value{{"advertise", options.advertise}};
+    if (!options.data_id.empty()) value["disk"] = options.data_id;
     if (leaving_now.load()) value["leaving"] = true;
     return value.dump();
   }
@@ -158,9 +168,11 @@ struct Membership::Impl {
           nodes.erase(id);
           leaving.erase(id);
           node_revision.erase(id);
+          node_disk.erase(id);
         } else {
           auto value = json::parse(kv.value);
           nodes[id] = value.value("advertise", "");
+          node_disk[id] = value.value("disk", "");
           node_revision[id] = kv.mod_revision;
           if (value.value("leaving", false)) {
             leaving.insert(id);
@@ -175,11 +187,32 @@ struct Membership::Impl {
           if (kv.value == options.node_id && coordinator != kv.value) coordinator_seen = Steady::now();
           coordinator = kv.value;
         }
-      } else if (key == disk_key) {
+      } else if (key.starts_with(disks_prefix)) {
+        auto id = key.substr(disks_prefix.size());
         if (removed) {
-          disk.reset();
+          recorded_disk.erase(id);
         } else {
-          disk = kv.value;
+          recorded_disk[id] = kv.value;
+        }
+        if (key == disk_key) {
+          if (removed) {
+            disk.reset();
+          } else {
+            disk = kv.value;
+          }
+        }
+      } else if (key.starts_with(replicas_prefix)) {
+        if (auto shard = shard_of(key.substr(replicas_prefix.size()))) {
+          if (removed) {
+            replicas[*shard].reset();
+          } else {
+            auto value = json::parse(kv.value);
+            ReplicaSet set;
+            set.follower = value.value("follower", "");
+            for (const auto& node : value.value("in_sync", json::array())) set.in_sync.push_back(node.get<std::string>());
+            set.revision = kv.mod_revision;
+            replicas[*shard] = std::move(set);
+          }
         }
       } else if (key.starts_with(moves_prefix)) {
         if (auto shard = shard_of(key.substr(moves_prefix.size()))) {
@@ -222,6 +255,9 @@ struct Membership::Impl {
           leaving.clear();
           node_revision.clear();
           disk.reset();
+          node_disk.clear();
+          recorded_disk.clear();
+          replicas.fill(std::nullopt);
           moves.fill(std::nullopt);
           coordinator.reset();
           assigned.fill("");
@@ -342,8 +378,13 @@ struct Membership::Impl {
       for (int batch = 0; batch < 16 && assign_fresh(client); ++batch) {
       }
       rebalance(client);
+      for (int batch = 0; options.replicate && batch < 32 && assign_followers(client); ++batch) {
+      }
       // Recorded as soon as it joins (a hand-off to it waits for that: disk_ok()).
-      if (right_disk(client)) claim_mine(client, my_lease);
+      if (right_disk(client)) {
+        claim_mine(client, my_lease);
+        if (options.replicate) take_over(client, my_lease);
+      }
     }
   }
 
@@ -516,6 +557,155 @@ struct Membership::Impl {
     return false;
   }
 
+  // A live node other than `owner` that is not leaving, with the fewest shards followed
+  // (`load`, counted by the caller); "" if there is none.
+  std::string least_followed(const std::map<std::string, std::size_t>& load, const std::string& owner) const {
+    std::string best;
+    std::size_t fewest = 0;
+    for (const auto& [id, count] : load) {
+      if (id == owner) continue;
+      if (best.empty() || count < fewest) {
+        best = id;
+        fewest = count;
+      }
+    }
+    return best;
+  }
+
+  // The coordinator gives a follower to each assigned shard whose owner is live and whose
+  // follower is missing, is the owner, died, or leaves (in_sync: the owner alone). True if it
+  // gave a batch (there may be more).
+  bool assign_followers(EtcdClient& client) {
+    struct Plan {
+      unsigned shard;
+      std::string owner, follower;
+      std::int64_t revision;  // of the record replaced (0: none)
+    };
+    std::vector<Plan> plan;
+    {
+      std::lock_guard lock(mutex);
+      if (coordinator != options.node_id || Steady::now() - coordinator_seen < options.settle) return false;
+      std::map<std::string, std::size_t> load;
+      for (const auto& [id, url] : nodes) {
+        if (!leaving.contains(id)) load[id] = 0;
+      }
+      if (load.size() < 2) return false;
+      for (const auto& set : replicas) {
+        if (!set) continue;
+        if (auto it = load.find(set->follower); it != load.end()) ++it->second;
+      }
+      for (unsigned s = 0; s < shard_count && plan.size() < claim_batch; ++s) {  // two compares each
+        const auto& owner = assigned[s];
+        if (owner.empty() || !nodes.contains(owner)) continue;  // unassigned, or its owner is down
+        const auto& set = replicas[s];
+        if (set && !set->follower.empty() && set->follower != owner && load.contains(set->follower)) continue;
+        auto follower = least_followed(load, owner);
+        if (follower.empty()) continue;
+        ++load[follower];
+        plan.push_back({s, owner, follower, set ? set->revision : 0});
+      }
+    }
+    if (plan.empty()) return false;
+    std::vector<Compare> compares{Compare::value_is(coordinator_key, options.node_id)};
+    std::vector<Operation> puts;
+    for (const auto& p : plan) {
+      compares.push_back(Compare::value_is(assign_key(p.shard), p.owner));
+      compares.push_back(p.revision == 0 ? Compare::absent(replicas_key(p.shard))
+                                         : Compare::modified_at(replicas_key(p.shard), p.revision));
+      puts.push_back(Operation::put(replicas_key(p.shard), replica_value(p.follower, {p.owner})));
+    }
+    auto done = client.txn(compares, puts);
+    if (!done.ok()) {
+      spdlog::warn("cluster: cannot assign followers: {}", done.error().message);
+      return false;
+    }
+    if (!done.value().succeeded) return false;
+    // Seen here at once (the watch brings the same): the next batch plans from it.
+    std::lock_guard lock(mutex);
+    for (const auto& p : plan) {
+      replicas[p.shard] = ReplicaSet{p.follower, {p.owner}, done.value().revision};
+    }
+    return true;
+  }
+
+  // Failover: this node, the in-sync follower of shards whose owner is gone, takes them over.
+  void take_over(EtcdClient& client, std::int64_t my_lease) {
+    struct Candidate {
+      unsigned shard;
+      std::string owner;
+      std::int64_t revision;
+    };
+    std::vector<Candidate> candidates;
+    Takeover hooks;
+    {
+      std::lock_guard lock(mutex);
+      hooks = takeover;
+      if (!hooks.prepare || !hooks.finish) return;
+      for (unsigned s = 0; s < shard_count && candidates.size() < claim_batch; ++s) {
+        const auto& set = replicas[s];
+        const auto& owner = assigned[s];
+        if (owners[s] || owner.empty() || owner == options.node_id || !set) continue;
+        if (set->follower != options.node_id || !set->counts(options.node_id)) continue;
+        // Its owner is not live, or is live with another data directory than its shards' (its
+        // disk was lost): it will not claim the shard itself.
+        bool owner_gone = !nodes.contains(owner);
+        if (!owner_gone) {
+          auto running = node_disk.find(owner);
+          auto recorded = recorded_disk.find(owner);
+          owner_gone = running != node_disk.end() && !running->second.empty() && recorded != recorded_disk.end() &&
+                       running->second != recorded->second;
+        }
+        if (owner_gone) candidates.push_back({s, owner, set->revision});
+      }
+    }
+    std::string value = json{{"node", options.node_id}, {"advertise", options.advertise}}.dump();
+    for (const auto& c : candidates) {
+      if (stopping.load() || fenced() || lease.load() != my_lease) return;
+      spdlog::warn("cluster: shard {}'s owner {} is gone: node {}, its in-sync follower, takes it over", c.shard,
+                   c.owner, options.node_id);
+      bool prepared = false;
+      try {
+        prepared = hooks.prepare(c.shard);
+      } catch (const std::exception& e) {
+        spdlog::error("cluster: cannot take shard {} over: {}", c.shard, e.what());
+      }
+      if (!prepared) continue;
+      std::vector<Compare> compares{Compare::absent(shard_key(c.shard)),
+                                    Compare::value_is(assign_key(c.shard), c.owner),
+                                    Compare::modified_at(replicas_key(c.shard), c.revision)};
+      if (!options.data_id.empty()) compares.push_back(Compare::value_is(disk_key, options.data_id));
+      std::vector<Operation> ops{Operation::put(assign_key(c.shard), options.node_id),
+                                 Operation::put(shard_key(c.shard), value, my_lease),
+                                 Operation::put(replicas_key(c.shard), replica_value("", {options.node_id}))};
+      auto done = client.txn(compares, ops);
+      std::optional<std::int64_t> epoch;
+      if (done.ok()) {
+        if (done.value().succeeded) epoch = done.value().revision;
+      } else {
+        // Unknown: asked again until etcd answers (the copy stays this node's meanwhile).
+        for (int attempt = 0; !stopping.load(); ++attempt) {
+          auto read = client.range(shard_key(c.shard));
+          if (read.ok()) {
+            const auto& kvs = read.value().kvs;
+            if (!kvs.empty() && kvs.front().lease == my_lease) epoch = kvs.front().mod_revision;
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+      }
+      if (epoch) {
+        claims.fetch_add(1);
+        takeovers.fetch_add(1);
+        spdlog::warn("cluster: node {} took shard {} over at epoch {}", options.node_id, c.shard, *epoch);
+      }
+      try {
+        hooks.finish(c.shard, epoch);
+      } catch (const std::exception& e) {
+        spdlog::error("cluster: shard {}: {}", c.shard, e.what());
+      }
+    }
+  }
+
   // Claims the shards assigned to this node that nobody holds.
   void claim_mine(EtcdClient& client, std::int64_t my_lease) {
     std::vector<unsigned> mine;
@@ -575,7 +765,9 @@ Membership::Membership(MembershipOptions options) : impl_(std::make_shared<Impl>
   impl.assign_prefix = impl.options.prefix + "assign/";
   impl.shards_prefix = impl.options.prefix + "shards/";
   impl.moves_prefix = impl.options.prefix + "moves/";
-  impl.disk_key = impl.options.prefix + "disks/" + impl.options.node_id;
+  impl.disks_prefix = impl.options.prefix + "disks/";
+  impl.disk_key = impl.disks_prefix + impl.options.node_id;
+  impl.replicas_prefix = impl.options.prefix + "replicas/";
   impl.lease_thread = std::thread([&impl] { impl.lease_loop(); });
   impl.control_thread = std::thread([&impl] { impl.control_loop(); });
 }
@@ -711,6 +903,7 @@ Result<std::size_t> Membership::leave() {
 
 Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const std::string& to) {
   auto& impl = *impl_;
+  // Two compares and four operations per shard: within etcd's 128 operations per transaction.
   if (shards.empty() || shards.size() > 24) return Error{Code::invalid_argument, "hand over 1 to 24 shards at a time"};
   std::vector<Compare> compares;
   std::vector<Operation> ops;
@@ -729,6 +922,8 @@ Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const st
     ops.push_back(Operation::put(impl.assign_key(s), to));
     ops.push_back(Operation::remove(impl.shard_key(s)));
     ops.push_back(Operation::remove(impl.move_key(s)));
+    // The new owner gets a follower from the coordinator (its own copy is what it was sent).
+    ops.push_back(Operation::remove(impl.replicas_key(s)));
   }
   EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
   auto done = client.txn(compares, ops);
@@ -792,9 +987,77 @@ void Membership::on_owner_change(std::function<void(unsigned)> callback) {
 }
 
 Membership::Stats Membership::stats() const {
-  return Stats{impl_->renewals.load(),   impl_->renewal_failures.load(), impl_->joins.load(),
-               impl_->claims.load(),     impl_->moves_asked.load(),      impl_->wrong_disk.load(),
-               impl_->last_renew_seconds.load()};
+  Stats out;
+  out.renewals = impl_->renewals.load();
+  out.renewal_failures = impl_->renewal_failures.load();
+  out.joins = impl_->joins.load();
+  out.claims = impl_->claims.load();
+  out.moves_asked = impl_->moves_asked.load();
+  out.takeovers = impl_->takeovers.load();
+  out.wrong_disk = impl_->wrong_disk.load();
+  out.last_renew_seconds = impl_->last_renew_seconds.load();
+  return out;
+}
+
+std::optional<ReplicaSet> Membership::replicas(unsigned shard) const {
+  if (shard >= shard_count) return std::nullopt;
+  std::lock_guard lock(impl_->mutex);
+  return impl_->replicas[shard];
+}
+
+std::optional<FollowerView> Membership::follower(unsigned shard) const {
+  if (!impl_->epoch(shard)) return std::nullopt;
+  std::lock_guard lock(impl_->mutex);
+  const auto& set = impl_->replicas[shard];
+  if (!set || set->follower.empty() || set->follower == impl_->options.node_id) return std::nullopt;
+  FollowerView view;
+  view.node = set->follower;
+  view.in_sync = set->counts(set->follower);
+  if (auto it = impl_->nodes.find(set->follower); it != impl_->nodes.end()) {
+    view.address = it->second.starts_with("http://") ? it->second.substr(7) : it->second;
+  }
+  return view;
+}
+
+Result<bool> Membership::record_in_sync(unsigned shard, const std::string& follower, bool counted) {
+  auto& impl = *impl_;
+  if (shard >= shard_count) return Error{Code::invalid_argument, "no such shard"};
+  EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto epoch = impl.epoch(shard);
+    if (!epoch) return false;
+    auto read = client.range(impl.replicas_key(shard));
+    if (!read.ok()) return read.error();
+    if (read.value().kvs.empty()) return !counted;  // no record: nobody is counted
+    const auto& kv = read.value().kvs.front();
+    auto value = json::parse(kv.value, nullptr, false);
+    if (value.is_discarded() || !value.is_object()) return Error{Code::internal, "a malformed replica record"};
+    std::string current = value.value("follower", "");
+    std::vector<std::string> in_sync;
+    for (const auto& node : value.value("in_sync", json::array())) {
+      if (node.is_string()) in_sync.push_back(node.get<std::string>());
+    }
+    bool is_counted = std::find(in_sync.begin(), in_sync.end(), follower) != in_sync.end();
+    if (current != follower) return !counted && !is_counted;
+    if (is_counted == counted) return true;
+    std::vector<std::string> next{impl.options.node_id};
+    if (counted) next.push_back(follower);
+    auto done = client.txn({Compare::modified_at(impl.shard_key(shard), *epoch),
+                            Compare::modified_at(impl.replicas_key(shard), kv.mod_revision)},
+                           {Operation::put(impl.replicas_key(shard), Impl::replica_value(follower, next))});
+    if (!done.ok()) return done.error();
+    if (done.value().succeeded) {
+      std::lock_guard lock(impl.mutex);
+      impl.replicas[shard] = ReplicaSet{follower, next, done.value().revision};
+      return true;
+    }
+  }
+  return Error{Code::unavailable, "the replica record of shard " + std::to_string(shard) + " kept changing"};
+}
+
+void Membership::on_takeover(Takeover takeover) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->takeover = std::move(takeover);
 }
 
 }  // namespace cairn::cluster

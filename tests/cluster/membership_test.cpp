@@ -241,3 +241,120 @@ TEST_CASE("membership: a node that joins gets shards by moves from their owners,
   CHECK(b.moves_to_make().empty());
   CHECK(all_owned(a));
 }
+
+TEST_CASE("membership: with replication every shard gets a follower, and a dead owner's shards go to their in-sync followers only") {
+  EtcdProcess etcd;
+  struct Seen {
+    std::mutex mutex;
+    std::map<unsigned, std::optional<std::int64_t>> finished;
+    std::vector<unsigned> prepared;
+  };
+  std::map<std::string, std::shared_ptr<Seen>> seen;
+  std::map<std::string, std::unique_ptr<Membership>> nodes;
+  for (const char* id : {"a", "b", "c"}) {
+    auto o = node_options(etcd.endpoint(), id);
+    o.replicate = true;
+    o.data_id = std::string("disk-") + id;
+    auto log = seen[id] = std::make_shared<Seen>();
+    nodes[id] = std::make_unique<Membership>(o);
+    nodes[id]->on_takeover(Takeover{[log](unsigned shard) {
+                                      std::lock_guard lock(log->mutex);
+                                      log->prepared.push_back(shard);
+                                      return true;
+                                    },
+                                    [log](unsigned shard, std::optional<std::int64_t> epoch) {
+                                      std::lock_guard lock(log->mutex);
+                                      log->finished[shard] = epoch;
+                                    }});
+  }
+  auto& a = *nodes["a"];
+  auto followed = [&](unsigned s) {
+    auto owner = a.owner(s);
+    auto set = a.replicas(s);
+    return owner && set && !set->follower.empty() && set->follower != owner->node && set->in_sync.size() >= 1 &&
+           set->in_sync.front() == owner->node;
+  };
+  REQUIRE(testing::eventually([&] {
+    for (unsigned s = 0; s < ActorId::shard_count; ++s) {
+      if (!followed(s)) return false;
+    }
+    return true;
+  }, 20000ms));
+  // Each node follows about a third.
+  std::map<std::string, unsigned> follows;
+  for (unsigned s = 0; s < ActorId::shard_count; ++s) ++follows[a.replicas(s)->follower];
+  for (const auto& [node, count] : follows) {
+    INFO(node);
+    CHECK(count >= 250);
+  }
+  // c counts the follower of every other shard of its own in sync, and of one it then drops.
+  auto& c = *nodes["c"];
+  auto mine = c.owned();
+  REQUIRE(mine.size() > 10);
+  std::map<unsigned, std::string> in_sync;  // shard -> its follower
+  std::vector<unsigned> alone;
+  std::map<unsigned, std::int64_t> old_epoch;
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    auto s = mine[i];
+    auto follower = c.follower(s);
+    REQUIRE(follower);
+    CHECK_FALSE(follower->in_sync);
+    CHECK_FALSE(follower->address.empty());
+    old_epoch[s] = *c.epoch(s);
+    if (i % 2 == 0) {
+      REQUIRE(c.record_in_sync(s, follower->node, true).value());
+      CHECK(c.follower(s)->in_sync);
+      in_sync[s] = follower->node;
+    } else {
+      alone.push_back(s);
+    }
+  }
+  auto dropped = mine.front();
+  REQUIRE(c.record_in_sync(dropped, in_sync[dropped], false).value());
+  CHECK_FALSE(c.follower(dropped)->in_sync);
+  in_sync.erase(dropped);
+  alone.push_back(dropped);
+  // A stale follower name is refused; dropping a node that is not the follower is a no-op.
+  CHECK_FALSE(c.record_in_sync(mine[1], "nobody", true).value());
+  CHECK(c.record_in_sync(mine[1], "nobody", false).value());
+  // c dies (its lease revoked: its claims go at once).
+  nodes.erase("c");
+  REQUIRE(testing::eventually([&] {
+    for (const auto& [s, follower] : in_sync) {
+      auto owner = a.owner(s);
+      if (!owner || owner->node != follower) return false;
+    }
+    return true;
+  }, 15000ms));
+  for (const auto& [s, follower] : in_sync) {
+    INFO("shard " << s);
+    CHECK(a.owner(s)->epoch > old_epoch[s]);
+    CHECK(a.assignment(s).value() == follower);
+    auto& log = *seen[follower];
+    std::lock_guard lock(log.mutex);
+    REQUIRE(log.finished.count(s) == 1);
+    CHECK(log.finished[s] == a.owner(s)->epoch);
+  }
+  CHECK(nodes["a"]->stats().takeovers + nodes["b"]->stats().takeovers == in_sync.size());
+  // The shards whose follower was not in sync wait for c: nobody took them.
+  std::this_thread::sleep_for(1000ms);
+  for (auto s : alone) {
+    INFO("shard " << s);
+    CHECK_FALSE(a.owner(s).has_value());
+    CHECK(a.assignment(s).value() == "c");
+  }
+  for (const auto& [id, log] : seen) {
+    std::lock_guard lock(log->mutex);
+    CHECK(log->prepared.size() == log->finished.size());
+  }
+  // The shards taken over get a new follower: the other live node, in sync with nobody yet.
+  CHECK(testing::eventually([&] {
+    for (const auto& [s, owner] : in_sync) {
+      auto set = a.replicas(s);
+      if (!set || set->follower.empty() || set->follower == owner || set->in_sync != std::vector<std::string>{owner}) {
+        return false;
+      }
+    }
+    return true;
+  }, 10000ms));
+}

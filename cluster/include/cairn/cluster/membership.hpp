@@ -9,6 +9,10 @@
 //                                                   shard's epoch
 //   disks/<id>        <data directory identity>     the data directory the node's shards
 //                                                   are in (never under a lease)
+//   replicas/NNNN     {"follower": id, "in_sync": [ids]}  (replication on) the shard's
+//                                                   follower, chosen by the coordinator, and
+//                                                   the nodes that hold every write the owner
+//                                                   acknowledged; never under a lease
 //   moves/NNNN        {"from": id, "to": id}        a hand-off asked of the owner `from`: by
 //                                                   the coordinator (rebalancing a join) or by
 //                                                   `from` itself (leaving); never under a lease
@@ -27,6 +31,20 @@
 // number per transaction); a node claims the shards assigned to it by compare-and-set
 // (the key absent and the assignment its own). A shard whose owner died keeps its assignment:
 // no other node claims it (its data is on the dead node's disk) until that node is back.
+//
+// Replication (MembershipOptions::replicate, cairn/replication.hpp): the coordinator gives
+// each assigned shard whose owner is live a follower (a live node other than the owner, not
+// leaving, the fewest followed first) with in_sync = [owner]; it replaces a follower that died
+// or leaves the same way. The owner adds the follower to in_sync once it has seeded it and
+// the follower holds everything acknowledged so far, and drops it before acknowledging
+// anything the follower has not confirmed (record_in_sync, compare-and-set at the owner's
+// epoch). Failover: a shard whose claim is gone (its owner's lease expired) and whose owner is
+// not live, or came back with another data directory, is taken over by its follower if that
+// follower is in sync: it makes its copy its own (Takeover::prepare), then in one transaction
+// that holds only if the claim is still absent, the assignment and the replica record
+// unchanged, it assigns the shard to itself, claims it and records in_sync = [itself]. A
+// shard's hand-off deletes its replica record (the coordinator gives the new owner a
+// follower).
 //
 // Self-fencing: the node renews its lease every `renew_every`; a renewal sent at time t keeps
 // the lease until t + TTL at the earliest. fenced() turns true at t + TTL - fence_margin
@@ -66,6 +84,39 @@ struct MembershipOptions {
   // The identity of this node's data directory (data_identity() in the gateway); empty: not
   // checked (tests of membership alone).
   std::string data_id;
+  // Replication: as coordinator, give every shard a follower; as a follower, take over the
+  // shards whose owner is gone (on_takeover must be set for that).
+  bool replicate = false;
+};
+
+// A shard's replica record (replicas/NNNN).
+struct ReplicaSet {
+  std::string follower;              // "" for none
+  std::vector<std::string> in_sync;  // the nodes that hold every acknowledged write
+  std::int64_t revision = 0;         // the key's mod_revision
+  bool counts(const std::string& node) const {
+    for (const auto& n : in_sync) {
+      if (n == node) return true;
+    }
+    return false;
+  }
+};
+
+// What the owner of a shard needs to replicate it.
+struct FollowerView {
+  std::string node;
+  std::string address;  // its internal listener, HOST:PORT ("" if it is not live)
+  bool in_sync = false;
+};
+
+// A follower taking a shard over (failover).
+struct Takeover {
+  // Makes this node's copy of `shard` its own data (before the claim): false if it cannot
+  // (the copy is not whole), and the shard is not claimed.
+  std::function<bool(unsigned shard)> prepare;
+  // After prepare(): the claim was made at `epoch`, or (nullopt) was refused and prepare()
+  // must be undone.
+  std::function<void(unsigned shard, std::optional<std::int64_t> epoch)> finish;
 };
 
 struct ShardMove {
@@ -142,12 +193,27 @@ class Membership final : public Ownership {
   // Called (on the watch's thread) when a shard's owner changed as seen here.
   void on_owner_change(std::function<void(unsigned shard)> callback);
 
+  // --- Replication (MembershipOptions::replicate). ---
+  // The shard's replica record, as seen.
+  std::optional<ReplicaSet> replicas(unsigned shard) const;
+  // The follower of `shard` if this node owns it now and one is assigned.
+  std::optional<FollowerView> follower(unsigned shard) const;
+  // The owner, at its epoch: counts `follower` in the shard's in_sync set (`counted`) or not,
+  // by compare-and-set, reading the record afresh when it changed meanwhile. True when the
+  // record says so now (or, for counted=false, when `follower` is no longer the follower);
+  // false if this node no longer owns the shard, or (counted=true) the follower changed. An
+  // error: etcd did not answer (the record is as it was, or as asked). Blocks on etcd.
+  Result<bool> record_in_sync(unsigned shard, const std::string& follower, bool counted);
+  // Set before the first takeover can happen (right after construction).
+  void on_takeover(Takeover takeover);
+
   struct Stats {
     std::uint64_t renewals = 0;
     std::uint64_t renewal_failures = 0;
     std::uint64_t joins = 0;         // leases granted (1 + re-joins after fencing)
     std::uint64_t claims = 0;        // shards claimed
     std::uint64_t moves_asked = 0;   // moves this node wrote (coordinator or leaving)
+    std::uint64_t takeovers = 0;     // shards this node took over as their follower
     bool wrong_disk = false;         // its shards were given to another data directory
     double last_renew_seconds = 0;   // latency of the last successful renewal
   };
