@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Replication's cost (issue 20): durable bookings over 1,000 flights on a two-node cluster
 # (Release, one etcd, loopback), each node replicating every shard it owns to the other
-# (--replicate-to) or not at all, alternated ROUNDS times in the same run. cairn-load `book`
+# (--replicate: with two nodes each follows the other's shards) or not at all, alternated ROUNDS
+# times in the same run (with replication, measured once every follower is in sync). cairn-load `book`
 # takes turns over both nodes. Node i is pinned to core i of the 2-core machine, cairn-load is
 # not: owner and follower share the disk and the cores, so the figures are an upper bound on
 # what a follower on its own machine would cost.
@@ -32,7 +33,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 head -c 32 /dev/urandom | base64 > "$work/token"
 
 run() {  # $1: on|off -> one line of figures
-  local mode="$1" etcd_port peer_port i node url="" other
+  local mode="$1" etcd_port peer_port i node url=""
   rm -rf "$work/etcd" "$work"/n*
   etcd_port="$(free_port)"; peer_port="$(free_port)"
   etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
@@ -41,14 +42,15 @@ run() {  # $1: on|off -> one line of figures
     --log-level warn > "$work/etcd.log" 2>&1 &
   pids+=("$!")
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$etcd_port/health" && break; sleep 0.1; done
-  local cport=("$(free_port)" "$(free_port)")
+  local cport=("$(free_port)" "$(free_port)") aport=("$(free_port)" "$(free_port)")
   for i in 0 1; do
-    node="n$i"; other="${cport[$((1 - i))]}"
+    node="n$i"
     local extra=()
-    [[ $mode == on ]] && extra=(--replicate-to "127.0.0.1:$other")
+    [[ $mode == on ]] && extra=(--replicate)
     taskset -c "$((i % cores))" "$server" --host 127.0.0.1 --port 0 --data-dir "$work/$node" --log-level warn \
       --public-dir "" --cluster "http://127.0.0.1:$etcd_port" --node-id "$node" --cluster-port "${cport[$i]}" \
-      --cluster-token-file "$work/token" "${extra[@]}" > "$work/$node.out" 2>&1 &
+      --cluster-token-file "$work/token" --admin-port "${aport[$i]}" --admin-token-file "$work/token" \
+      "${extra[@]}" > "$work/$node.out" 2>&1 &
     pids+=("$!")
     for _ in $(seq 200); do grep -q 'listening on' "$work/$node.out" 2>/dev/null && break; sleep 0.05; done
     url+="${url:+,}http://127.0.0.1:$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/$node.out" | grep -o '[0-9]*$')"
@@ -59,6 +61,17 @@ run() {  # $1: on|off -> one line of figures
     for u in ${url//,/ }; do [[ "$(curl -s -o /dev/null -w '%{http_code}' "$u/seats?flightId=ready")" == 200 ]] || ok=0; done
     [[ $ok == 1 ]] && break; sleep 0.1
   done
+  if [[ $mode == on ]]; then  # every shard's follower seeded and counted in sync
+    for _ in $(seq 600); do
+      local in_sync=0 n
+      for i in 0 1; do
+        n="$(curl -s -H "Authorization: Bearer $(cat "$work/token")" "http://127.0.0.1:${aport[$i]}/metrics" |
+          awk '/^cairn_replication_shards\{state="in_sync"\}/ {print $2}')"
+        in_sync=$((in_sync + ${n:-0}))
+      done
+      [[ $in_sync == 1024 ]] && break; sleep 0.1
+    done
+  fi
   "$load" book --url "$url" -c "$connections" -f 1000 -d "$seconds" --no-progress --json "$work/book.json" > "$work/book.txt"
   python3 -c 'import json,sys
 r = json.load(open(sys.argv[1]))

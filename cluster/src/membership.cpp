@@ -641,7 +641,7 @@ struct Membership::Impl {
       std::lock_guard lock(mutex);
       hooks = takeover;
       if (!hooks.prepare || !hooks.finish) return;
-      for (unsigned s = 0; s < shard_count && candidates.size() < claim_batch; ++s) {
+      for (unsigned s = 0; s < shard_count; ++s) {
         const auto& set = replicas[s];
         const auto& owner = assigned[s];
         if (owners[s] || owner.empty() || owner == options.node_id || !set) continue;
@@ -659,40 +659,37 @@ struct Membership::Impl {
       }
     }
     std::string value = json{{"node", options.node_id}, {"advertise", options.advertise}}.dump();
-    for (const auto& c : candidates) {
-      if (stopping.load() || fenced() || lease.load() != my_lease) return;
-      spdlog::warn("cluster: shard {}'s owner {} is gone: node {}, its in-sync follower, takes it over", c.shard,
-                   c.owner, options.node_id);
-      bool prepared = false;
-      try {
-        prepared = hooks.prepare(c.shard);
-      } catch (const std::exception& e) {
-        spdlog::error("cluster: cannot take shard {} over: {}", c.shard, e.what());
-      }
-      if (!prepared) continue;
-      std::vector<Compare> compares{Compare::absent(shard_key(c.shard)),
-                                    Compare::value_is(assign_key(c.shard), c.owner),
-                                    Compare::modified_at(replicas_key(c.shard), c.revision)};
+    // One transaction per group of shards (each three compares and three puts, within etcd's
+    // 128 operations), then one per shard of a group that failed as a whole.
+    auto claim = [&](const std::vector<Candidate>& group) -> std::optional<std::int64_t> {
+      std::vector<Compare> compares;
       if (!options.data_id.empty()) compares.push_back(Compare::value_is(disk_key, options.data_id));
-      std::vector<Operation> ops{Operation::put(assign_key(c.shard), options.node_id),
-                                 Operation::put(shard_key(c.shard), value, my_lease),
-                                 Operation::put(replicas_key(c.shard), replica_value("", {options.node_id}))};
-      auto done = client.txn(compares, ops);
-      std::optional<std::int64_t> epoch;
-      if (done.ok()) {
-        if (done.value().succeeded) epoch = done.value().revision;
-      } else {
-        // Unknown: asked again until etcd answers (the copy stays this node's meanwhile).
-        for (int attempt = 0; !stopping.load(); ++attempt) {
-          auto read = client.range(shard_key(c.shard));
-          if (read.ok()) {
-            const auto& kvs = read.value().kvs;
-            if (!kvs.empty() && kvs.front().lease == my_lease) epoch = kvs.front().mod_revision;
-            break;
-          }
-          std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        }
+      std::vector<Operation> ops;
+      for (const auto& c : group) {
+        compares.push_back(Compare::absent(shard_key(c.shard)));
+        compares.push_back(Compare::value_is(assign_key(c.shard), c.owner));
+        compares.push_back(Compare::modified_at(replicas_key(c.shard), c.revision));
+        ops.push_back(Operation::put(assign_key(c.shard), options.node_id));
+        ops.push_back(Operation::put(shard_key(c.shard), value, my_lease));
+        ops.push_back(Operation::put(replicas_key(c.shard), replica_value("", {options.node_id})));
       }
+      auto done = client.txn(compares, ops);
+      if (done.ok()) {
+        if (done.value().succeeded) return done.value().revision;
+        return std::nullopt;
+      }
+      // Unknown: asked again until etcd answers (the copies stay this node's meanwhile). The
+      // group's keys were written together or not at all: the first one says.
+      for (; !stopping.load(); std::this_thread::sleep_for(std::chrono::milliseconds(200))) {
+        auto read = client.range(shard_key(group.front().shard));
+        if (!read.ok()) continue;
+        const auto& kvs = read.value().kvs;
+        if (!kvs.empty() && kvs.front().lease == my_lease) return kvs.front().mod_revision;
+        return std::nullopt;
+      }
+      return std::nullopt;
+    };
+    auto finish = [&](const Candidate& c, std::optional<std::int64_t> epoch) {
       if (epoch) {
         claims.fetch_add(1);
         takeovers.fetch_add(1);
@@ -703,6 +700,29 @@ struct Membership::Impl {
       } catch (const std::exception& e) {
         spdlog::error("cluster: shard {}: {}", c.shard, e.what());
       }
+    };
+    constexpr std::size_t group_size = 16;
+    for (std::size_t at = 0; at < candidates.size(); at += group_size) {
+      if (stopping.load() || fenced() || lease.load() != my_lease) return;
+      std::vector<Candidate> group;
+      for (std::size_t i = at; i < std::min(candidates.size(), at + group_size); ++i) {
+        const auto& c = candidates[i];
+        spdlog::warn("cluster: shard {}'s owner {} is gone: node {}, its in-sync follower, takes it over", c.shard,
+                     c.owner, options.node_id);
+        bool prepared = false;
+        try {
+          prepared = hooks.prepare(c.shard);
+        } catch (const std::exception& e) {
+          spdlog::error("cluster: cannot take shard {} over: {}", c.shard, e.what());
+        }
+        if (prepared) group.push_back(c);
+      }
+      if (group.empty()) continue;
+      if (auto epoch = claim(group)) {
+        for (const auto& c : group) finish(c, epoch);
+        continue;
+      }
+      for (const auto& c : group) finish(c, group.size() == 1 ? std::nullopt : claim({c}));
     }
   }
 

@@ -22,6 +22,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <shared_mutex>
+#include <thread>
+#include <condition_variable>
 #include <stdexcept>
 #include <type_traits>
 #include <variant>
@@ -83,11 +86,44 @@ std::string read_token(const std::string& file, std::string& problem) {
   return token;
 }
 
+// Runs `work` every `period` on its own thread until destroyed.
+class Periodic {
+ public:
+  Periodic(std::chrono::milliseconds period, std::function<void()> work)
+      : thread_([this, period, work = std::move(work)] {
+          std::unique_lock lock(mutex_);
+          while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
+            lock.unlock();
+            try {
+              work();
+            } catch (const std::exception& e) {
+              spdlog::error("{}", e.what());
+            }
+            lock.lock();
+          }
+        }) {}
+  ~Periodic() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the rest is made
+};
+
 // Cluster mode's link between the runtime (which needs its Ownership before the cluster
 // listener is bound) and the Membership (which needs that listener's address to join).
 class ClusterLink final : public Ownership {
  public:
   void attach(cluster::Membership* membership, ShardMover* mover) {
+    std::unique_lock lock(replication_);
     mover_.store(mover);
     membership_.store(membership);
   }
@@ -103,6 +139,22 @@ class ClusterLink final : public Ownership {
     if (membership->fenced()) return "fenced: its etcd lease may have lapsed";
     if (membership->owned().empty()) return "it owns no shard";
     return "";
+  }
+  // Replication (HttpReplicatorOptions): under a lock that attach() takes, so that no call is
+  // in a membership that is being destroyed.
+  std::optional<HttpReplicatorOptions::Follower> follower(unsigned shard) const {
+    std::shared_lock lock(replication_);
+    auto* membership = membership_.load();
+    if (membership == nullptr) return std::nullopt;
+    auto view = membership->follower(shard);
+    if (!view) return std::nullopt;
+    return HttpReplicatorOptions::Follower{view->node, view->address, view->in_sync};
+  }
+  Result<bool> record(unsigned shard, const std::string& node, bool counted) const {
+    std::shared_lock lock(replication_);
+    auto* membership = membership_.load();
+    if (membership == nullptr) return false;
+    return membership->record_in_sync(shard, node, counted);
   }
   bool admits(unsigned shard) const override {
     auto* mover = mover_.load();
@@ -127,6 +179,7 @@ class ClusterLink final : public Ownership {
  private:
   std::atomic<cluster::Membership*> membership_{nullptr};
   std::atomic<ShardMover*> mover_{nullptr};
+  mutable std::shared_mutex replication_;
 };
 
 }  // namespace
@@ -275,21 +328,23 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                  "file whose first line is the secret every node of the cluster shares (16+ characters)")
       ->check(CLI::ExistingFile)
       ->needs(cluster_option);
-  std::string replicate_to;
-  app.add_option("--replicate-to", replicate_to,
-                 "replicate every shard this node owns to the node whose internal listener is at HOST:PORT "
-                 "before a write is acknowledged (a fixed follower; issue 20 makes it chosen per shard)")
-      ->check([](const std::string& value) -> std::string {
-        auto colon = value.rfind(':');
-        bool has_port = colon != std::string::npos && colon > 0 && colon + 1 < value.size() &&
-                    value.find_first_not_of("0123456789", colon + 1) == std::string::npos &&
-                    std::stoul(value.substr(colon + 1, 5)) > 0 && std::stoul(value.substr(colon + 1, 5)) < 65536;
-        return has_port ? "" : "--replicate-to must be HOST:PORT (a node's internal listener)";
-      })
+  bool replicate = false;
+  app.add_flag("--replicate", replicate,
+               "keep a copy of every shard this node owns on a follower the cluster chooses (every node of the "
+               "cluster must say it): a write is acknowledged once the follower holds it too, and if this node "
+               "dies, or loses its disk, the follower takes its shards over")
       ->needs(cluster_option);
+  int min_replicas = 1;
+  app.add_option("--min-replicas", min_replicas,
+                 "1: while a shard's follower is lost or being seeded, its writes are acknowledged on the owner's "
+                 "disk alone (etcd records that, so the stale follower never takes over); 2: they are refused "
+                 "with a retryable 503 until the follower is in sync again")
+      ->check(CLI::Range(1, 2))
+      ->capture_default_str();
   double replication_timeout_s = 2;
   cli::add_duration(app, "--replication-timeout", replication_timeout_s,
-                    "seconds a sync waits for the follower before it fails (and the shard's writes with it)")
+                    "seconds a sync waits for the follower before the owner drops it from the shard's in-sync set "
+                    "(see --min-replicas)")
       ->check(CLI::Range(0.1, 60.0))
       ->capture_default_str();
   double drain_period_s = 0;
@@ -456,13 +511,17 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       calls = std::make_shared<ClusterCalls>([link](unsigned shard) { return link->locate(shard); }, cluster_token,
                                              to_ms(request_timeout_s));
       options.remote_calls = calls;
-      if (!replicate_to.empty()) {
+      if (replicate) {
         HttpReplicatorOptions r;
         r.data_dir = data_dir;
-        r.follower = [replicate_to](unsigned) { return std::optional<std::string>(replicate_to); };
+        r.follower = [link](unsigned shard) { return link->follower(shard); };
         r.epoch = [link](unsigned shard) { return link->epoch(shard); };
+        r.record = [link](unsigned shard, const std::string& node, bool counted) {
+          return link->record(shard, node, counted);
+        };
         r.token = cluster_token;
         r.timeout = to_ms(replication_timeout_s);
+        r.min_replicas = min_replicas;
         replicator = std::make_shared<HttpReplicator>(std::move(r));
         options.replicator = replicator;
       }
@@ -501,12 +560,15 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     std::unique_ptr<cluster::Membership> membership;
     std::unique_ptr<ShardMover> mover;
     std::shared_ptr<std::unique_ptr<ClusterAdmin>> cluster_admin;  // uses the membership: reset with it
+    std::unique_ptr<Periodic> catch_up_pass;
     struct Leave {
+      std::unique_ptr<Periodic>& pass;
       ClusterLink& link;
       std::unique_ptr<cluster::Membership>& membership;
       std::unique_ptr<ShardMover>& mover;
       std::shared_ptr<std::unique_ptr<ClusterAdmin>>& admin;
       ~Leave() {
+        pass.reset();
         link.attach(nullptr, nullptr);
         mover.reset();
         if (admin) admin->reset();
@@ -514,7 +576,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         membership.reset();  // its lease is revoked; shards it still owns wait for it
         spdlog::info("cluster: left");
       }
-    } leave{*link, membership, mover, cluster_admin};
+    } leave{catch_up_pass, *link, membership, mover, cluster_admin};
     if (!etcd.empty()) {
       auto routing = std::make_shared<ClusterRouting>();
       routing->locate = [link](unsigned shard) { return link->locate(shard); };
@@ -569,13 +631,68 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       };
       internal.cluster = internal_routing;
       extras.internal = std::move(internal);
-      extras.internal_started = [&, link, movers](std::uint16_t bound) {
+      extras.internal_started = [&, link, movers, mirror](std::uint16_t bound) {
         cluster::MembershipOptions m;
         m.etcd = etcd;
         m.node_id = node_id;
         m.advertise = advertise.empty() ? "http://" + cluster_host + ":" + std::to_string(bound) : advertise;
         m.data_id = data_identity(data_dir);
+        m.replicate = replicate;
         membership = std::make_unique<cluster::Membership>(m);
+        if (replicate) {
+          // Failover (cairn/cluster/membership.hpp): the follower's copy becomes this node's
+          // shard, its index rows are rebuilt from the files, and only then is it claimed.
+          membership->on_takeover(cluster::Takeover{
+              [&runtime, mirror, data = std::filesystem::path(data_dir)](unsigned shard) {
+                auto target = runtime.shard_dir(shard);
+                std::error_code ec;
+                if (std::filesystem::exists(target, ec)) {
+                  // A copy left from when this node owned the shard before: stale (the shard
+                  // was assigned elsewhere since), it makes way.
+                  auto trash = data / "_cairn" / "trash" /
+                               ("takeover-" + std::to_string(shard) + "-" +
+                                std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+                  std::filesystem::create_directories(trash.parent_path());
+                  std::filesystem::rename(target, trash);
+                  std::filesystem::remove_all(trash, ec);
+                }
+                std::string error;
+                if (!mirror->promote(shard, target, error)) {
+                  spdlog::error("cluster: cannot take shard {} over: {}", shard, error);
+                  if (std::filesystem::exists(target, ec)) (void)mirror->demote(shard, target, error);
+                  return false;
+                }
+                try {
+                  auto rows = runtime.adopt_shard_files(shard);
+                  spdlog::info("cluster: shard {}: {} actors and {} alarms found in the follower's copy", shard,
+                               rows["names"].size(), rows["alarms"].size());
+                } catch (const std::exception& e) {
+                  spdlog::error("cluster: cannot take shard {} over: its indexes: {}", shard, e.what());
+                  (void)mirror->demote(shard, target, error);
+                  return false;
+                }
+                return true;
+              },
+              [&runtime, mirror](unsigned shard, std::optional<std::int64_t> epoch) {
+                std::string error;
+                if (epoch) {
+                  if (!mirror->fence(shard, *epoch, error)) spdlog::error("cluster: shard {}: {}", shard, error);
+                  return;
+                }
+                try {
+                  runtime.forget_shard_indexes(shard);
+                } catch (const std::exception& e) {
+                  spdlog::warn("cluster: shard {}: {}", shard, e.what());
+                }
+                if (!mirror->demote(shard, runtime.shard_dir(shard), error)) {
+                  spdlog::error("cluster: shard {}: {}", shard, error);
+                }
+              }});
+          // Followers nothing writes to are caught up too (HttpReplicator::catch_up).
+          catch_up_pass = std::make_unique<Periodic>(std::chrono::milliseconds(500), [&membership, replicator] {
+            for (unsigned shard : membership->owned()) replicator->catch_up(shard);
+          });
+        }
         membership->on_owner_change([&runtime, movers](unsigned shard) {
           runtime.evict_shard(shard);
           if (auto* mine = movers->load()) mine->owner_changed(shard);
@@ -615,6 +732,28 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
           out.sample("cairn_replication_seeds_total", {}, static_cast<double>(r.seeds));
           out.family("cairn_replication_sent_bytes_total", "counter", "Bytes of the batches applied by followers");
           out.sample("cairn_replication_sent_bytes_total", {}, static_cast<double>(r.bytes));
+          out.family("cairn_replication_followers_total", "counter",
+                     "Followers this owner dropped from a shard's in-sync set (they failed a batch), and counted in "
+                     "sync again (seeded and caught up)");
+          out.sample("cairn_replication_followers_total", {{"event", "dropped"}}, static_cast<double>(r.dropped));
+          out.sample("cairn_replication_followers_total", {{"event", "caught_up"}}, static_cast<double>(r.caught_up));
+          out.family("cairn_replication_alone_syncs_total", "counter",
+                     "Syncs acknowledged on this owner's disk alone: the shard's record counted no follower in sync");
+          out.sample("cairn_replication_alone_syncs_total", {}, static_cast<double>(r.alone));
+          if (membership) {
+            double in_sync = 0, alone = 0;
+            for (unsigned shard : membership->owned()) {
+              auto view = membership->follower(shard);
+              (view && view->in_sync ? in_sync : alone) += 1;
+            }
+            out.family("cairn_replication_shards", "gauge",
+                       "Shards this node owns whose follower is in sync, and those on this node's disk alone");
+            out.sample("cairn_replication_shards", {{"state", "in_sync"}}, in_sync);
+            out.sample("cairn_replication_shards", {{"state", "alone"}}, alone);
+            out.family("cairn_cluster_takeovers_total", "counter",
+                       "Shards this node took over as their in-sync follower (their owner was gone)");
+            out.sample("cairn_cluster_takeovers_total", {}, static_cast<double>(membership->stats().takeovers));
+          }
         }
         auto sent = calls->stats();
         out.family("cairn_cluster_calls_total", "counter",

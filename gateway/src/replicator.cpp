@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <set>
+#include <stdexcept>
 #include <utility>
 
 #include "handoff.hpp"
@@ -15,10 +17,16 @@ namespace cairn::gateway {
 
 HttpReplicator::HttpReplicator(HttpReplicatorOptions options)
     : options_(std::move(options)), senders_(options_.senders == 0 ? 1 : options_.senders) {
-  if (!options_.follower || !options_.epoch) throw std::invalid_argument("HttpReplicator needs follower and epoch");
+  if (!options_.follower || !options_.epoch || !options_.record) {
+    throw std::invalid_argument("HttpReplicator needs follower, epoch and record");
+  }
+  if (options_.min_replicas < 1 || options_.min_replicas > 2) throw std::invalid_argument("min_replicas is 1 or 2");
 }
 
-HttpReplicator::~HttpReplicator() { senders_.join(); }
+HttpReplicator::~HttpReplicator() {
+  catchers_.join();
+  senders_.join();
+}
 
 HttpReplicator::Queue& HttpReplicator::queue(unsigned shard) {
   auto& slot = queues_[shard];
@@ -41,19 +49,58 @@ void HttpReplicator::remove(unsigned shard, const std::string& path) {
   push(shard, {ReplicaOp::Kind::remove, path, 0, {}});
 }
 
+std::string HttpReplicator::too_few(unsigned shard) const {
+  return "shard " + std::to_string(shard) +
+         " has fewer than 2 replicas in sync (--min-replicas 2) while its follower is seeded: retry";
+}
+
 std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
+  auto follower = options_.follower(shard);  // outside mutex_: it takes the membership's lock
   Queue* q = nullptr;
   std::uint64_t ticket = 0;
+  bool start_catch_up = false;
   {
     std::lock_guard lock(mutex_);
     q = &queue(shard);
     ticket = ++q->flushes;
+    if (!follower || !follower->in_sync) {
+      if (!q->hold) {
+        // The record does not count a follower: this sync is the owner's alone (or, with
+        // --min-replicas 2, refused). What was queued goes: the follower gets a seed first.
+        q->ops.clear();
+        q->broken = follower ? "the follower is not in sync" : "the shard has no follower";
+        if (options_.min_replicas >= 2) {
+          q->results[ticket] = too_few(shard);
+        } else {
+          q->results[ticket] = std::nullopt;
+          ++stats_.alone;
+        }
+        if (follower && !follower->address.empty() && !q->catching &&
+            std::chrono::steady_clock::now() >= q->retry_at) {
+          q->catching = start_catch_up = true;
+        }
+      }
+    }
+    if (q->results.count(ticket) != 0) {
+      if (start_catch_up) boost::asio::post(catchers_, [this, shard, q] { run_catch_up(shard, *q); });
+      return ticket;
+    }
   }
   // The follower's answer is due `timeout` after the sync asked, however long the batch waited
   // for the shard's earlier ones.
   auto deadline = std::chrono::steady_clock::now() + options_.timeout;
   boost::asio::post(senders_, [this, shard, q, ticket, path, deadline] { send(shard, *q, ticket, path, deadline); });
   return ticket;
+}
+
+void HttpReplicator::catch_up(unsigned shard) {
+  auto follower = options_.follower(shard);
+  if (!follower || follower->in_sync || follower->address.empty()) return;
+  std::lock_guard lock(mutex_);
+  auto& q = queue(shard);
+  if (q.catching || std::chrono::steady_clock::now() < q.retry_at) return;
+  q.catching = true;
+  boost::asio::post(catchers_, [this, shard, qp = &q] { run_catch_up(shard, *qp); });
 }
 
 bool HttpReplicator::wait(unsigned shard, std::uint64_t ticket, std::string& error) {
@@ -95,58 +142,169 @@ void HttpReplicator::give_peer(const std::string& address, std::unique_ptr<Peer>
   peers_[address].push_back(std::move(peer));
 }
 
+void HttpReplicator::count(const Sent& sent) {
+  // mutex_ held
+  if (sent.applied) {
+    ++stats_.batches;
+    stats_.bytes += sent.bytes;
+    stats_.seeds += sent.seed ? 1 : 0;
+  } else if (sent.stale) {
+    ++stats_.refused_stale;
+  } else if (sent.error) {
+    ++stats_.failed;
+  }
+}
+
 void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::string path,
                           std::chrono::steady_clock::time_point deadline) {
   std::lock_guard in_order(q.send);
-  bool applied = false, stale = false, seed = false;
-  std::size_t bytes = 0;
-  std::optional<std::string> error;
+  std::optional<std::string> result;
+  Sent sent;
+  bool alone = false;
   try {
-    error = send_batch(shard, q, std::move(path), deadline, applied, stale, seed, bytes);
+    std::vector<ReplicaOp> ops;
+    bool holding = false;
+    {
+      std::lock_guard lock(mutex_);
+      ops = std::exchange(q.ops, {});
+      holding = q.hold;
+    }
+    auto epoch = options_.epoch(shard);
+    auto follower = options_.follower(shard);  // as the record is now (a catch-up may have ended)
+    if (!epoch) {
+      // The changes taken are dropped with this batch: the next one must be a seed.
+      q.broken = "this node does not own the shard now";
+      result = "this node does not own shard " + std::to_string(shard) + " now";
+    } else if (!follower || (!follower->in_sync && !holding)) {
+      // Not counted (the record changed since the flush): as flush() answers such a sync.
+      q.broken = "the follower is not in sync";
+      if (options_.min_replicas >= 2) {
+        result = too_few(shard);
+      } else {
+        alone = true;
+      }
+    } else {
+      sent = transmit(shard, q, std::move(ops), {path}, follower->address, *epoch, deadline);
+      if (sent.error) {
+        q.broken = *sent.error;
+        q.retry_at = std::chrono::steady_clock::now() + options_.retry_after;
+        spdlog::error("replication: shard {}: {}", shard, *sent.error);
+        {
+          std::lock_guard lock(mutex_);
+          q.hold = false;
+        }
+        if (follower->in_sync) {
+          // Counted in sync, and it may now miss this batch: it is dropped from the record
+          // before this sync can succeed on the owner's disk alone.
+          auto dropped = options_.record(shard, follower->node, false);
+          if (dropped.ok() && dropped.value()) {
+            spdlog::warn("replication: shard {}: follower {} dropped from the in-sync set", shard, follower->node);
+            std::lock_guard lock(mutex_);
+            ++stats_.dropped;
+            if (options_.min_replicas < 2) alone = true;
+          }
+          if (!alone) {
+            result = dropped.ok() ? (dropped.value() ? too_few(shard) : *sent.error)
+                                  : *sent.error + "; and the in-sync set could not be changed: " +
+                                        dropped.error().message;
+          }
+        } else if (holding) {
+          if (options_.min_replicas >= 2) {
+            result = too_few(shard);
+          } else {
+            alone = true;
+          }
+        }
+      }
+    }
   } catch (const std::exception& e) {
     // A job that throws would end the process (Asio's thread pool): the sync fails instead.
-    error = std::string("cannot send the batch: ") + e.what();
-  }
-  if (error) {
-    // Whatever the follower did not take, it may miss: the next batch is a seed.
-    q.broken = *error;
-    spdlog::error("replication: shard {}: {}", shard, *error);
+    q.broken = std::string("cannot send the batch: ") + e.what();
+    result = q.broken;
   }
   std::lock_guard lock(mutex_);
-  if (applied) {
-    ++stats_.batches;
-    stats_.bytes += bytes;
-    stats_.seeds += seed ? 1 : 0;
-  } else if (stale) {
-    ++stats_.refused_stale;
-  } else if (error) {
-    ++stats_.failed;
-  }
-  q.results[ticket] = std::move(error);
+  count(sent);
+  if (alone) ++stats_.alone;
+  q.results[ticket] = std::move(result);
   done_.notify_all();
 }
 
-std::optional<std::string> HttpReplicator::send_batch(unsigned shard, Queue& q, std::string path,
-                                                      std::chrono::steady_clock::time_point deadline, bool& applied,
-                                                      bool& stale, bool& seed, std::size_t& bytes) {
-  ReplicaBatch batch{shard, 0, {}};
-  {
+void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
+  std::lock_guard in_order(q.send);
+  auto finish = [&](const std::optional<std::string>& error) {
     std::lock_guard lock(mutex_);
-    batch.ops = std::exchange(q.ops, {});
+    q.catching = false;
+    q.hold = false;
+    if (error) {
+      q.broken = *error;
+      q.retry_at = std::chrono::steady_clock::now() + options_.retry_after;
+    }
+  };
+  try {
+    auto epoch = options_.epoch(shard);
+    auto follower = options_.follower(shard);
+    if (!epoch || !follower || follower->in_sync || follower->address.empty()) return finish(std::nullopt);
+    auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+    {
+      std::lock_guard lock(mutex_);
+      q.ops.clear();  // the seed replaces them
+    }
+    q.broken = "catching up";  // the next batch is a seed
+    auto seeded = transmit(shard, q, {}, {}, follower->address, *epoch, deadline);
+    {
+      std::lock_guard lock(mutex_);
+      count(seeded);
+    }
+    if (seeded.error) {
+      spdlog::warn("replication: shard {}: cannot seed follower {}: {}", shard, follower->node, *seeded.error);
+      return finish(seeded.error);
+    }
+    // What syncs acknowledged meanwhile on the owner's disk alone follows the seed; from here
+    // on, syncs wait for their batch.
+    std::vector<ReplicaOp> ops;
+    {
+      std::lock_guard lock(mutex_);
+      ops = std::exchange(q.ops, {});
+      q.hold = true;
+    }
+    std::set<std::string> paths;
+    for (const auto& op : ops) {
+      if (op.kind == ReplicaOp::Kind::write || op.kind == ReplicaOp::Kind::truncate) paths.insert(op.path);
+    }
+    auto sent = transmit(shard, q, std::move(ops), {paths.begin(), paths.end()}, follower->address, *epoch,
+                         std::chrono::steady_clock::now() + options_.timeout);
+    {
+      std::lock_guard lock(mutex_);
+      count(sent);
+    }
+    if (sent.error) {
+      spdlog::warn("replication: shard {}: cannot catch follower {} up: {}", shard, follower->node, *sent.error);
+      return finish(sent.error);
+    }
+    auto counted = options_.record(shard, follower->node, true);
+    if (!counted.ok() || !counted.value()) {
+      return finish("the in-sync set could not count the follower: " +
+                    (counted.ok() ? std::string("the record changed") : counted.error().message));
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ++stats_.caught_up;
+    }
+    spdlog::info("replication: shard {}: follower {} is in sync", shard, follower->node);
+    finish(std::nullopt);
+  } catch (const std::exception& e) {
+    finish(std::string("cannot catch the follower up: ") + e.what());
   }
-  auto epoch = options_.epoch(shard);
-  if (!epoch) {
-    // The changes taken are dropped with this batch: the next one must be a seed.
-    return "this node does not own shard " + std::to_string(shard) + " now";
-  }
-  auto follower = options_.follower(shard);
-  if (!follower) {
-    q.broken = "the shard had no follower";  // what it gets later starts with a seed
-    return std::nullopt;                     // the shard runs on this node's disk alone
-  }
+}
+
+HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vector<ReplicaOp> ops,
+                                              const std::vector<std::string>& syncs, const std::string& address,
+                                              std::int64_t epoch, std::chrono::steady_clock::time_point deadline) {
+  Sent out;
+  ReplicaBatch batch{shard, epoch, {}};
   for (int attempt = 0;; ++attempt) {
-    seed = !q.broken.empty() || q.seeded != epoch || q.seeded_to != *follower;
-    if (seed) {
+    out.seed = !q.broken.empty() || q.seeded != epoch || q.seeded_to != address;
+    if (out.seed) {
       // Read after the queue was taken: every change taken is in the files (each is queued once
       // its write returned), so the seed replaces them; later ones follow it.
       char name[16];
@@ -155,48 +313,54 @@ std::optional<std::string> HttpReplicator::send_batch(unsigned shard, Queue& q, 
       batch.seed = ++q.seeds;
       batch.index = q.index = 0;
     } else {
+      batch.ops = std::move(ops);
       batch.seed = q.seeds;
       batch.index = ++q.index;
     }
-    batch.ops.push_back({ReplicaOp::Kind::sync, std::move(path), 0, {}});
-    batch.epoch = *epoch;
+    for (const auto& path : syncs) batch.ops.push_back({ReplicaOp::Kind::sync, path, 0, {}});
     auto body = encode(batch);
     batch.ops.clear();
-    bytes = body.size();
-    if (bytes > max_replication_batch_bytes) {
-      return "a batch of " + std::to_string(bytes) + " bytes is over the " +
-             std::to_string(max_replication_batch_bytes) + " a follower takes (a seed of a shard that large is not "
-             "supported yet)";
+    out.bytes = body.size();
+    if (out.bytes > max_replication_batch_bytes) {
+      out.error = "a batch of " + std::to_string(out.bytes) + " bytes is over the " +
+                  std::to_string(max_replication_batch_bytes) + " a follower takes (a seed of a shard that large is "
+                  "not supported yet)";
+      return out;
     }
     bool reused = false;
-    auto peer = take_peer(*follower, reused);
+    auto peer = take_peer(address, reused);
     auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), body, options_.token, deadline);
     if (!answer && reused && std::chrono::steady_clock::now() < deadline) {
       // A kept-alive connection the follower closed (it restarted, or timed it out): once more
       // on a new one. A batch applied twice leaves what it leaves once (every operation sets
       // bytes, a size or an absence, in order); a second copy of it is refused as out of order.
-      peer = std::make_unique<Peer>(host_of(*follower), port_of(*follower));
+      peer = std::make_unique<Peer>(host_of(address), port_of(address));
       answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body),
                           options_.token, deadline);
     }
-    if (!answer) return "the follower " + *follower + " did not answer in time: " + answer.error().message;
-    give_peer(*follower, std::move(peer));
-    if (answer->result_int() == 200) {
-      applied = true;
-      q.broken.clear();
-      if (seed) {
-        q.seeded = epoch;
-        q.seeded_to = *follower;
-      }
-      return std::nullopt;
+    if (!answer) {
+      out.error = "the follower " + address + " did not answer in time: " + answer.error().message;
+      return out;
     }
-    stale = answer->result_int() == 409;
-    std::string refused = "the follower " + *follower + " refused the batch (" + std::to_string(answer->result_int()) +
+    give_peer(address, std::move(peer));
+    if (answer->result_int() == 200) {
+      out.applied = true;
+      q.broken.clear();
+      if (out.seed) {
+        q.seeded = epoch;
+        q.seeded_to = address;
+      }
+      return out;
+    }
+    out.stale = answer->result_int() == 409;
+    std::string refused = "the follower " + address + " refused the batch (" + std::to_string(answer->result_int()) +
                           "): " + answer->body();
     // A follower that lost its place (it restarted, or a batch failed there) takes a seed: once,
     // within the same deadline. An older epoch (409) or a malformed batch is final.
-    if (stale || seed || attempt > 0 || answer->result_int() != 503 || std::chrono::steady_clock::now() >= deadline) {
-      return refused;
+    if (out.stale || out.seed || attempt > 0 || answer->result_int() != 503 ||
+        std::chrono::steady_clock::now() >= deadline) {
+      out.error = refused;
+      return out;
     }
     q.broken = refused;
   }

@@ -11,10 +11,17 @@
 // nothing is acknowledged on a copy that misses a file made before, or a change lost with a
 // failed batch.
 //
-// What it does not decide: which node follows a shard (`follower`) and under which epoch this
-// node owns it (`epoch`) are asked per batch. A batch the follower refuses for its epoch, or
-// does not answer within the timeout, fails its sync, and the shard's link stays broken (every
-// later sync fails: the follower may have missed changes) until the follower is seeded again.
+// Followers and the in-sync set (cluster mode, cairn/cluster/membership.hpp): which node
+// follows a shard, and whether the shard's replica record counts it in sync, are asked per
+// sync (`follower`). While it is counted, a sync waits for the follower's answer; if the
+// follower fails it (no answer within the timeout, a refusal), the owner drops it from the
+// record (`record`, compare-and-set) before the sync returns: with min_replicas 1 the sync
+// then succeeds on the owner's disk alone, which the record now says; with 2 it fails. While
+// it is not counted, syncs do not wait for it (min_replicas 1) or fail at once (2), and the
+// follower is caught up in the background: a seed, then what was queued during the seed
+// (syncs wait for their batch from then on), and then the record counts it again. A failed
+// catch-up is tried again after `retry_after`. catch_up() starts one for a shard nothing
+// writes to.
 #pragma once
 
 #include <chrono>
@@ -32,6 +39,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "cairn/replication.hpp"
+#include "cairn/result.hpp"
 
 namespace cairn::gateway {
 
@@ -39,13 +47,23 @@ class Peer;
 
 struct HttpReplicatorOptions {
   std::filesystem::path data_dir;  // the owner's: seeds are read from <data_dir>/_shards/NNNN
-  // The follower of `shard` as "host:port" (its internal listener); nullopt: the shard has
-  // none and its syncs are this node's alone.
-  std::function<std::optional<std::string>(unsigned shard)> follower;
+  struct Follower {
+    std::string node;     // its id
+    std::string address;  // its internal listener, HOST:PORT ("" if it is not live)
+    bool in_sync = false;  // the shard's replica record counts it
+  };
+  // The follower of `shard`; nullopt: the shard has none (its syncs are this node's alone, or
+  // fail with min_replicas 2).
+  std::function<std::optional<Follower>(unsigned shard)> follower;
   // The epoch at which this node owns `shard`; nullopt: it does not (the batch fails).
   std::function<std::optional<std::int64_t>(unsigned shard)> epoch;
+  // Counts `node` in the shard's in-sync set or not (Membership::record_in_sync): true when
+  // the record says so now (for counted=false: or `node` is no longer the follower).
+  std::function<Result<bool>(unsigned shard, const std::string& node, bool counted)> record;
   std::string token;  // the cluster token
   std::chrono::milliseconds timeout{2000};  // --replication-timeout
+  std::chrono::milliseconds retry_after{1000};  // between catch-ups of a follower that failed
+  int min_replicas = 1;                     // --min-replicas: 1 or 2
   std::size_t senders = 16;                 // batches in flight at once (over every shard)
 };
 
@@ -58,6 +76,10 @@ class HttpReplicator final : public Replicator {
   void remove(unsigned shard, const std::string& path) override;
   std::uint64_t flush(unsigned shard, const std::string& path) override;
   bool wait(unsigned shard, std::uint64_t ticket, std::string& error) override;
+  // Starts catching up the follower of `shard` if the record does not count it in sync and
+  // none is under way (the owner's periodic pass over its shards: one nothing writes to is
+  // caught up too).
+  void catch_up(unsigned shard);
 
   struct Stats {
     std::uint64_t batches = 0;        // applied by a follower
@@ -65,6 +87,9 @@ class HttpReplicator final : public Replicator {
     std::uint64_t refused_stale = 0;  // refused for an older epoch (409)
     std::uint64_t failed = 0;         // not applied (timeout, unreachable, follower's error)
     std::uint64_t seeds = 0;          // of the batches applied, seeds
+    std::uint64_t dropped = 0;        // followers dropped from an in-sync set
+    std::uint64_t caught_up = 0;      // followers counted in sync again
+    std::uint64_t alone = 0;          // syncs acknowledged on the owner's disk alone
   };
   Stats stats() const;
 
@@ -78,18 +103,30 @@ class HttpReplicator final : public Replicator {
     std::optional<std::int64_t> seeded;  // the epoch of the last seed that was applied
     std::string seeded_to;               // and the follower it went to
     std::uint64_t seeds = 0, index = 0;  // the run (seed) and the batch in it (ReplicaBatch)
+    // Catching up a follower the record does not count: under way, and (hold) past its seed:
+    // syncs wait for their batch from then on.
+    bool catching = false, hold = false;
+    std::chrono::steady_clock::time_point retry_at{};
+  };
+  struct Sent {
+    bool applied = false, stale = false, seed = false;
+    std::size_t bytes = 0;
+    std::optional<std::string> error;
   };
   Queue& queue(unsigned shard);
   void push(unsigned shard, ReplicaOp op);
   void send(unsigned shard, Queue& q, std::uint64_t ticket, std::string path,
             std::chrono::steady_clock::time_point deadline);
-  // send()'s work; throws what it cannot handle (send() fails the ticket with it).
-  std::optional<std::string> send_batch(unsigned shard, Queue& q, std::string path,
-                                        std::chrono::steady_clock::time_point deadline, bool& applied, bool& stale,
-                                        bool& seed, std::size_t& bytes);
+  void run_catch_up(unsigned shard, Queue& q);
+  // Sends `ops` (or a seed in their place, when one is due) as the shard's next batch, each
+  // of `syncs` synced after them; q.send held.
+  Sent transmit(unsigned shard, Queue& q, std::vector<ReplicaOp> ops, const std::vector<std::string>& syncs,
+                const std::string& address, std::int64_t epoch, std::chrono::steady_clock::time_point deadline);
+  void count(const Sent& sent);
   // An idle connection to `address` (`reused`), or a new one.
   std::unique_ptr<Peer> take_peer(const std::string& address, bool& reused);
   void give_peer(const std::string& address, std::unique_ptr<Peer> peer);
+  std::string too_few(unsigned shard) const;
 
   HttpReplicatorOptions options_;
   mutable std::mutex mutex_;  // guards queues_, each Queue's ops/flushes/results, stats_, peers_
@@ -98,6 +135,9 @@ class HttpReplicator final : public Replicator {
   std::map<std::string, std::vector<std::unique_ptr<Peer>>> peers_;  // idle connections
   Stats stats_;
   boost::asio::thread_pool senders_;
+  // Catch-ups (seeds) on threads of their own: a sync's batch never waits behind another
+  // shard's seed.
+  boost::asio::thread_pool catchers_{4};
 };
 
 }  // namespace cairn::gateway
