@@ -350,7 +350,7 @@ int main(int argc, char** argv) {
   cluster->require_subcommand(1);
   bool with_shards = false;
   auto* cluster_status = cluster->add_subcommand("status", "nodes, shards per node, unowned shards, as the server sees them");
-  cluster_status->add_flag("--shards", with_shards, "also every shard's owner and epoch");
+  cluster_status->add_flag("--shards", with_shards, "also every shard's owner and epoch (and, with replication, its follower and in-sync set)");
   std::string haproxy_socket, haproxy_map, map_file;
   auto* haproxy = cluster->add_subcommand(
       "haproxy-map", "the shard map for HAProxy (\"<shard> <node id>\" per owned shard): printed, written to --write, "
@@ -470,18 +470,33 @@ int main(int argc, char** argv) {
       if (answer["node"].is_null()) throw Failure("the node has not joined its cluster yet");
       std::cout << "node " << answer["node"].get<std::string>() << (answer["fenced"] ? " (FENCED: it may serve nothing)" : "")
                 << ", coordinator " << (answer["coordinator"].is_string() ? answer["coordinator"].get<std::string>() : "none")
-                << ", " << answer["shards_unowned"] << " of 1024 shards without owner\n\n";
+                << ", " << answer["shards_unowned"] << " of 1024 shards without owner";
+      if (answer.contains("shards_not_replicated")) {
+        std::cout << ", " << answer["shards_not_replicated"] << " whose follower is not in sync";
+      }
+      std::cout << "\n\n";
       std::vector<std::vector<std::string>> rows;
       for (const auto& n : answer["nodes"]) rows.push_back({cell(n["node"]), cell(n["advertise"]), cell(n["shards"])});
       print_table({"NODE", "ADVERTISE", "SHARDS"}, rows);
       if (with_shards) {
         std::cout << '\n';
         std::vector<std::vector<std::string>> shards;
+        bool replicated = !answer["shards"].empty() && answer["shards"][0].contains("follower");
         for (const auto& sh : answer["shards"]) {
           shards.push_back({cell(sh["shard"]), sh["node"].is_null() ? "-" : cell(sh["node"]),
                             sh["epoch"].is_null() ? "-" : cell(sh["epoch"])});
+          if (replicated) {
+            std::string in_sync;
+            for (const auto& n : sh["in_sync"]) in_sync += (in_sync.empty() ? "" : ",") + n.get<std::string>();
+            shards.back().push_back(sh["follower"].is_null() ? "-" : cell(sh["follower"]));
+            shards.back().push_back(in_sync.empty() ? "-" : in_sync);
+          }
         }
-        print_table({"SHARD", "NODE", "EPOCH"}, shards);
+        if (replicated) {
+          print_table({"SHARD", "NODE", "EPOCH", "FOLLOWER", "IN SYNC"}, shards);
+        } else {
+          print_table({"SHARD", "NODE", "EPOCH"}, shards);
+        }
       }
     } else if (haproxy->parsed()) {
       if (!haproxy_socket.empty() && haproxy_map.empty()) throw Failure("--socket needs --map (the map's file name in HAProxy's config)");

@@ -813,18 +813,40 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
           advertised[id] = url;
         }
         auto shards = nlohmann::json::array();
-        std::size_t unowned = 0;
+        std::size_t unowned = 0, alone = 0;
+        bool replicated = membership->options().replicate;
         for (unsigned shard = 0; shard < ActorId::shard_count; ++shard) {
           auto owner = membership->owner(shard);
+          // Replication: the shard's follower and the nodes that hold every acknowledged write.
+          auto add_replicas = [&](nlohmann::json& row) {
+            if (!replicated) return;
+            auto set = membership->replicas(shard);
+            row["follower"] = set && !set->follower.empty() ? nlohmann::json(set->follower) : nlohmann::json(nullptr);
+            row["in_sync"] = set ? set->in_sync : std::vector<std::string>{};
+          };
           if (!owner) {
             ++unowned;
-            if (with_shards) shards.push_back({{"shard", shard}, {"node", nullptr}, {"epoch", nullptr}});
+            if (with_shards) {
+              nlohmann::json row{{"shard", shard}, {"node", nullptr}, {"epoch", nullptr}};
+              add_replicas(row);
+              shards.push_back(std::move(row));
+            }
             continue;
           }
           ++per_node[owner->node];
           if (!advertised.count(owner->node)) advertised[owner->node] = owner->advertise;
-          if (with_shards) shards.push_back({{"shard", shard}, {"node", owner->node}, {"epoch", owner->epoch}});
+          if (replicated) {
+            auto set = membership->replicas(shard);
+            if (!set || set->follower.empty() || !set->counts(set->follower)) ++alone;
+          }
+          if (with_shards) {
+            nlohmann::json row{{"shard", shard}, {"node", owner->node}, {"epoch", owner->epoch}};
+            add_replicas(row);
+            shards.push_back(std::move(row));
+          }
         }
+        // Owned shards whose follower is not in sync (their writes are on the owner's disk alone).
+        if (replicated) out["shards_not_replicated"] = alone;
         auto nodes = nlohmann::json::array();
         for (const auto& [id, count] : per_node) {
           nodes.push_back({{"node", id}, {"advertise", advertised[id]}, {"shards", count}});

@@ -66,8 +66,10 @@ std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
     if (!follower || !follower->in_sync) {
       if (!q->hold) {
         // The record does not count a follower: this sync is the owner's alone (or, with
-        // --min-replicas 2, refused). What was queued goes: the follower gets a seed first.
-        q->ops.clear();
+        // --min-replicas 2, refused). What was queued goes (the follower gets a seed first),
+        // unless a catch-up is under way: what was written after its seed read the files
+        // follows the seed, and nothing acknowledged here may be missing from it.
+        if (!q->catching) q->ops.clear();
         q->broken = follower ? "the follower is not in sync" : "the shard has no follower";
         if (options_.min_replicas >= 2) {
           q->results[ticket] = too_few(shard);

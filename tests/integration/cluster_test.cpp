@@ -390,7 +390,8 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
     return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
   };
   std::vector<std::string> flights;
-  for (int i = 0; i < 24; ++i) flights.push_back("fo-" + std::to_string(i));
+  // Enough seats (60 each) that bookings go on writing through the whole test.
+  for (int i = 0; i < 240; ++i) flights.push_back("fo-" + std::to_string(i));
   // Every flight served, then some bookings made before the followers are in sync: the
   // catch-up seeds them with the shards' files.
   REQUIRE(eventually([&] {
@@ -447,7 +448,7 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
   for (int i = 0; i < 3; ++i) {
     if (i != victim) survivors.push_back(nodes[static_cast<std::size_t>(i)]->port());
   }
-  // Booking load through the two survivors: random seats of the 24 flights, so bookers race.
+  // Booking load through the two survivors: random seats of the flights, so bookers race.
   std::atomic<bool> stop{false};
   std::vector<std::thread> bookers;
   for (int t = 0; t < 4; ++t) {
@@ -461,6 +462,10 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
     });
   }
   std::this_thread::sleep_for(2000ms);
+  auto acked_at_kill = [&] {
+    std::lock_guard lock(mutex);
+    return acked.size();
+  }();
   // The owner dies and its disk is lost.
   ::kill(nodes[static_cast<std::size_t>(victim)]->pid(), SIGKILL);
   auto killed_at = std::chrono::steady_clock::now();
@@ -486,6 +491,7 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
                           << " s after its kill -9 (lease 5 s); " << acked.size() << " bookings acknowledged, "
                           << refused_names.size() << " refused");
   CHECK(slowest < 10.0);
+  CHECK(acked.size() > acked_at_kill + 100);  // the bookings went on writing
   CHECK(doubles.load() == 0);  // no seat answered 200 to two bookers
   double takeovers = 0;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
@@ -512,6 +518,138 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
     for (const auto& [name, count] : seen) CHECK(count == 1);
   }
   CHECK(found == acked.size());
+}
+
+TEST_CASE("cluster: with --replicate, kill -9 of a follower under booking load stalls no write past the replication timeout, loses nothing, and its shards get a new follower in sync") {
+  EtcdProcess etcd;
+  TempDir dir;
+  auto token_file = dir.path() / "token";
+  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+  auto admin_token_file = dir.path() / "admin-token";
+  std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+  const std::vector<std::string> ids{"a", "b", "c"};
+  for (const auto& id : ids) {
+    nodes.push_back(std::make_unique<ServerProcess>(
+        dir.path() / id,
+        std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-port", "0",
+                                 "--cluster-token-file", token_file.string(), "--replicate", "--idle-timeout", "1s",
+                                 "--replication-timeout", "2s", "--admin-port", "0", "--admin-token-file",
+                                 admin_token_file.string()}));
+  }
+  auto admin = [&](std::size_t i, const std::string& target) {
+    HttpClient client(nodes[i]->admin_port());
+    client.header("Authorization", "Bearer an-admin-token-of-the-test");
+    return client.request(http::verb::get, target).body;
+  };
+  auto sample = [&](std::size_t i, const std::string& name) {
+    auto text = admin(i, "/metrics");
+    auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  };
+  auto not_replicated = [&](std::size_t i) {
+    auto status = json::parse(admin(i, "/admin/cluster"));
+    return status.value("shards_unowned", 1024) == 0 ? status.value("shards_not_replicated", 1024) : 1024;
+  };
+  REQUIRE(eventually([&] { return not_replicated(0) == 0; }, 40000ms));
+  // The victim: the node that follows the most of the test's flights it does not own.
+  auto status = json::parse(admin(0, "/admin/cluster?shards=1"));
+  std::vector<std::string> all;
+  for (int i = 0; i < 240; ++i) all.push_back("fk-" + std::to_string(i));  // seats enough for the whole test
+  std::map<std::string, std::vector<std::string>> followed;  // follower -> flights
+  std::map<std::string, std::string> owner_of;
+  for (const auto& f : all) {
+    const auto& row = status["shards"][cairn::ActorId::make("FLIGHT", f).value().shard()];
+    REQUIRE(row["follower"].is_string());
+    followed[row["follower"].get<std::string>()].push_back(f);
+    owner_of[f] = row["node"].get<std::string>();
+  }
+  std::string victim = "a";
+  for (const auto& id : ids) {
+    if (followed[id].size() > followed[victim].size()) victim = id;
+  }
+  auto victim_index = static_cast<std::size_t>(victim[0] - 'a');
+  const auto& flights = followed[victim];  // owned by the others, followed by the victim
+  REQUIRE(flights.size() >= 40);
+  std::vector<std::size_t> survivors;
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i != victim_index) survivors.push_back(i);
+  }
+  std::mutex mutex;
+  std::map<std::pair<std::string, std::string>, std::string> acked;
+  std::set<std::string> refused;
+  std::atomic<int> serial{0}, failed{0};
+  std::atomic<double> slowest{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> bookers;
+  for (int t = 0; t < 4; ++t) {
+    bookers.emplace_back([&, t] {
+      std::mt19937 random(static_cast<unsigned>(t) * 104729u + 3);
+      while (!stop.load()) {
+        const auto& f = flights[random() % flights.size()];
+        std::string seat = std::to_string(1 + random() % 10) + std::string(1, static_cast<char>('A' + random() % 6));
+        std::string name = "Pax " + std::to_string(serial++);
+        auto started = std::chrono::steady_clock::now();
+        auto reply = http_post(nodes[survivors[static_cast<std::size_t>(t) % 2]]->port(), "/book-seat?flightId=" + f,
+                               R"({"seatNumber":")" + seat + R"(","name":")" + name + R"("})");
+        double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        for (double seen = slowest.load(); took > seen && !slowest.compare_exchange_weak(seen, took);) {
+        }
+        std::lock_guard lock(mutex);
+        if (reply.status == 200) {
+          acked[{f, seat}] = name;
+        } else if (reply.status == 409) {
+          refused.insert(name);
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(1500ms);
+  auto acked_before = [&] {
+    std::lock_guard lock(mutex);
+    return acked.size();
+  }();
+  ::kill(nodes[victim_index]->pid(), SIGKILL);
+  nodes[victim_index].reset();
+  std::this_thread::sleep_for(2500ms);
+  stop.store(true);
+  for (auto& t : bookers) t.join();
+  MESSAGE("follower " << victim << " of " << flights.size() << " flights killed: the slowest booking took "
+                      << slowest.load() << " s, " << acked.size() << " acknowledged, " << failed.load()
+                      << " failed");
+  CHECK(slowest.load() < 3.0);  // the replication timeout (2 s) and a request's own time
+  CHECK(acked.size() > acked_before + 100);  // writes went on after the kill
+  double dropped = 0;
+  for (auto i : survivors) dropped += sample(i, "cairn_replication_followers_total{event=\"dropped\"}");
+  for (auto i : survivors) {
+    MESSAGE(ids[i] << ": applied " << sample(i, "cairn_replication_batches_total{outcome=\"applied\"}") << " failed "
+                   << sample(i, "cairn_replication_batches_total{outcome=\"failed\"}") << " alone "
+                   << sample(i, "cairn_replication_alone_syncs_total"));
+  }
+  CHECK(dropped > 0);
+  // The coordinator gives the shards a new follower, which is seeded and counted in sync.
+  CHECK(eventually([&] { return not_replicated(survivors[0]) == 0; }, 30000ms));
+  status = json::parse(admin(survivors[0], "/admin/cluster?shards=1"));
+  for (const auto& f : flights) {
+    const auto& row = status["shards"][cairn::ActorId::make("FLIGHT", f).value().shard()];
+    CHECK(row["follower"] != victim);
+    CHECK(row["in_sync"].size() == 2);
+  }
+  // Nothing acknowledged is lost, nothing refused is there.
+  for (const auto& f : flights) {
+    auto got = http_get(nodes[survivors[1]]->port(), "/seats?flightId=" + f);
+    REQUIRE(got.status == 200);
+    std::map<std::string, std::string> seats;
+    for (const auto& s : json::parse(got.body)) {
+      if (s["occupant"].is_string()) seats[s["seatNumber"].get<std::string>()] = s["occupant"].get<std::string>();
+    }
+    for (const auto& [seat, occupant] : seats) CHECK(refused.count(occupant) == 0);
+    for (const auto& [key, name] : acked) {
+      if (key.first == f) CHECK_MESSAGE(seats[key.second] == name, f << " " << key.second);
+    }
+  }
 }
 
 TEST_CASE("cluster: a node refuses to start without its token file or node id, or with an address others cannot reach, saying which") {
