@@ -203,6 +203,9 @@ struct Membership::Impl {
         }
       } else if (key.starts_with(replicas_prefix)) {
         if (auto shard = shard_of(key.substr(replicas_prefix.size()))) {
+          // Never back to an older state than one already seen (record_in_sync and the
+          // coordinator set theirs at once, before the watch brings it).
+          if (replicas[*shard] && replicas[*shard]->revision > kv.mod_revision) return std::nullopt;
           if (removed) {
             replicas[*shard].reset();
           } else {
@@ -634,6 +637,7 @@ struct Membership::Impl {
       unsigned shard;
       std::string owner;
       std::int64_t revision;
+      std::string record;  // the replica record's value, as seen
     };
     std::vector<Candidate> candidates;
     Takeover hooks;
@@ -655,12 +659,15 @@ struct Membership::Impl {
           owner_gone = running != node_disk.end() && !running->second.empty() && recorded != recorded_disk.end() &&
                        running->second != recorded->second;
         }
-        if (owner_gone) candidates.push_back({s, owner, set->revision});
+        if (owner_gone) candidates.push_back({s, owner, set->revision, replica_value(set->follower, set->in_sync)});
       }
     }
     std::string value = json{{"node", options.node_id}, {"advertise", options.advertise}}.dump();
     // One transaction per group of shards (each three compares and three puts, within etcd's
     // 128 operations), then one per shard of a group that failed as a whole.
+    // The claim's outcome: its epoch, nullopt if refused; `unknown` if etcd never said
+    // (the node is stopping): the copies then stay promoted and nothing is finished.
+    bool unknown = false;
     auto claim = [&](const std::vector<Candidate>& group) -> std::optional<std::int64_t> {
       std::vector<Compare> compares;
       if (!options.data_id.empty()) compares.push_back(Compare::value_is(disk_key, options.data_id));
@@ -678,15 +685,26 @@ struct Membership::Impl {
         if (done.value().succeeded) return done.value().revision;
         return std::nullopt;
       }
-      // Unknown: asked again until etcd answers (the copies stay this node's meanwhile). The
-      // group's keys were written together or not at all: the first one says.
+      // Unknown: the transaction may still be applied. It is made impossible by rewriting the
+      // replica records it compares (unchanged values, new revisions); if that finds them
+      // changed, the claim was applied or something else changed them: the claim key says.
       for (; !stopping.load(); std::this_thread::sleep_for(std::chrono::milliseconds(200))) {
+        std::vector<Compare> seen;
+        std::vector<Operation> same;
+        for (const auto& c : group) {
+          seen.push_back(Compare::modified_at(replicas_key(c.shard), c.revision));
+          same.push_back(Operation::put(replicas_key(c.shard), c.record));
+        }
+        auto bumped = client.txn(seen, same);
+        if (!bumped.ok()) continue;
+        if (bumped.value().succeeded) return std::nullopt;
         auto read = client.range(shard_key(group.front().shard));
         if (!read.ok()) continue;
         const auto& kvs = read.value().kvs;
         if (!kvs.empty() && kvs.front().lease == my_lease) return kvs.front().mod_revision;
         return std::nullopt;
       }
+      unknown = true;
       return std::nullopt;
     };
     auto finish = [&](const Candidate& c, std::optional<std::int64_t> epoch) {
@@ -711,18 +729,24 @@ struct Membership::Impl {
                      c.owner, options.node_id);
         bool prepared = false;
         try {
-          prepared = hooks.prepare(c.shard);
+          prepared = hooks.prepare(c.shard, c.revision);
         } catch (const std::exception& e) {
           spdlog::error("cluster: cannot take shard {} over: {}", c.shard, e.what());
         }
         if (prepared) group.push_back(c);
       }
       if (group.empty()) continue;
-      if (auto epoch = claim(group)) {
+      auto epoch = claim(group);
+      if (unknown) return;
+      if (epoch) {
         for (const auto& c : group) finish(c, epoch);
         continue;
       }
-      for (const auto& c : group) finish(c, group.size() == 1 ? std::nullopt : claim({c}));
+      for (const auto& c : group) {
+        auto one = group.size() == 1 ? std::nullopt : claim({c});
+        if (unknown) return;
+        finish(c, one);
+      }
     }
   }
 

@@ -2,6 +2,8 @@
 #include "cairn/gateway/app.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -84,6 +86,18 @@ std::string read_token(const std::string& file, std::string& problem) {
   token = first == std::string::npos ? std::string() : token.substr(first, last - first + 1);
   if (token.size() < 16) problem = "the admin token in " + file + " must be at least 16 characters";
   return token;
+}
+
+// Writes `text` to `file` (replacing it) and makes it and its entry durable.
+bool write_durably(const std::filesystem::path& file, const std::string& text, std::string& error) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  int dir = ok ? ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  ok = ok && dir >= 0 && ::fsync(dir) == 0;
+  if (dir >= 0) ::close(dir);
+  if (!ok) error = "cannot write " + file.string() + ": " + std::strerror(errno);
+  return ok;
 }
 
 // Runs `work` every `period` on its own thread until destroyed.
@@ -643,24 +657,42 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
           // Failover (cairn/cluster/membership.hpp): the follower's copy becomes this node's
           // shard, its index rows are rebuilt from the files, and only then is it claimed.
           membership->on_takeover(cluster::Takeover{
-              [&runtime, mirror, data = std::filesystem::path(data_dir)](unsigned shard) {
+              [&runtime, mirror, data = std::filesystem::path(data_dir)](unsigned shard, std::int64_t record) {
                 auto target = runtime.shard_dir(shard);
+                // Marks a copy promoted for replica record `record`, until its claim's
+                // outcome is known (a restart in between takes it as it is).
+                auto marker = target / ".promoted";
                 std::error_code ec;
+                bool reuse = false;
                 if (std::filesystem::exists(target, ec)) {
-                  // A copy left from when this node owned the shard before: stale (the shard
-                  // was assigned elsewhere since), it makes way.
-                  auto trash = data / "_cairn" / "trash" /
-                               ("takeover-" + std::to_string(shard) + "-" +
-                                std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-                  std::filesystem::create_directories(trash.parent_path());
-                  std::filesystem::rename(target, trash);
-                  std::filesystem::remove_all(trash, ec);
+                  std::ifstream in(marker);
+                  std::string mark;
+                  reuse = in && std::getline(in, mark) && mark == std::to_string(record);
+                  if (!reuse) {
+                    // A copy left from when this node owned the shard before: stale (the
+                    // shard was assigned elsewhere since). Put aside (the trash is emptied
+                    // at the next start), not deleted here.
+                    auto trash = data / "_cairn" / "trash" /
+                                 ("takeover-" + std::to_string(shard) + "-" +
+                                  std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+                    std::filesystem::create_directories(trash.parent_path());
+                    std::filesystem::rename(target, trash);
+                  }
                 }
                 std::string error;
-                if (!mirror->promote(shard, target, error)) {
-                  spdlog::error("cluster: cannot take shard {} over: {}", shard, error);
-                  if (std::filesystem::exists(target, ec)) (void)mirror->demote(shard, target, error);
-                  return false;
+                if (reuse) {
+                  mirror->promoted(shard);
+                } else {
+                  if (!mirror->promote(shard, target, error)) {
+                    spdlog::error("cluster: cannot take shard {} over: {}", shard, error);
+                    if (std::filesystem::exists(target, ec)) (void)mirror->demote(shard, target, error);
+                    return false;
+                  }
+                  if (!write_durably(marker, std::to_string(record) + "\n", error)) {
+                    spdlog::error("cluster: cannot take shard {} over: {}", shard, error);
+                    (void)mirror->demote(shard, target, error);
+                    return false;
+                  }
                 }
                 try {
                   auto rows = runtime.adopt_shard_files(shard);
@@ -668,6 +700,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                                rows["names"].size(), rows["alarms"].size());
                 } catch (const std::exception& e) {
                   spdlog::error("cluster: cannot take shard {} over: its indexes: {}", shard, e.what());
+                  (void)std::filesystem::remove(marker, ec);
                   (void)mirror->demote(shard, target, error);
                   return false;
                 }
@@ -675,8 +708,11 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
               },
               [&runtime, mirror](unsigned shard, std::optional<std::int64_t> epoch) {
                 std::string error;
+                std::error_code ec;
+                auto target = runtime.shard_dir(shard);
                 if (epoch) {
                   if (!mirror->fence(shard, *epoch, error)) spdlog::error("cluster: shard {}: {}", shard, error);
+                  std::filesystem::remove(target / ".promoted", ec);
                   return;
                 }
                 try {
@@ -684,9 +720,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                 } catch (const std::exception& e) {
                   spdlog::warn("cluster: shard {}: {}", shard, e.what());
                 }
-                if (!mirror->demote(shard, runtime.shard_dir(shard), error)) {
-                  spdlog::error("cluster: shard {}: {}", shard, error);
-                }
+                std::filesystem::remove(target / ".promoted", ec);
+                if (!mirror->demote(shard, target, error)) spdlog::error("cluster: shard {}: {}", shard, error);
               }});
           // Followers nothing writes to are caught up too (HttpReplicator::catch_up).
           catch_up_pass = std::make_unique<Periodic>(std::chrono::milliseconds(500), [&membership, replicator] {

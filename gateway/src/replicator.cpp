@@ -55,7 +55,9 @@ std::string HttpReplicator::too_few(unsigned shard) const {
 }
 
 std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
-  auto follower = options_.follower(shard);  // outside mutex_: it takes the membership's lock
+  // Outside mutex_: they take the membership's lock.
+  auto epoch = options_.epoch(shard);
+  auto follower = options_.follower(shard);
   Queue* q = nullptr;
   std::uint64_t ticket = 0;
   bool start_catch_up = false;
@@ -63,27 +65,32 @@ std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
     std::lock_guard lock(mutex_);
     q = &queue(shard);
     ticket = ++q->flushes;
-    if (!follower || !follower->in_sync) {
-      if (!q->hold) {
-        // The record does not count a follower: this sync is the owner's alone (or, with
-        // --min-replicas 2, refused). What was queued goes (the follower gets a seed first),
-        // unless a catch-up is under way: what was written after its seed read the files
-        // follows the seed, and nothing acknowledged here may be missing from it.
-        if (!q->catching) q->ops.clear();
-        q->broken = follower ? "the follower is not in sync" : "the shard has no follower";
-        if (options_.min_replicas >= 2) {
-          q->results[ticket] = too_few(shard);
-        } else {
-          q->results[ticket] = std::nullopt;
-          ++stats_.alone;
-        }
-        if (follower && !follower->address.empty() && !q->catching &&
-            std::chrono::steady_clock::now() >= q->retry_at) {
-          q->catching = start_catch_up = true;
-        }
-      }
+    if (!epoch) {
+      // Not this node's now (or fenced): nothing may be acknowledged; what was queued goes.
+      if (!q->catching) q->ops.clear();
+      q->dropped = true;
+      q->results[ticket] = "this node does not own shard " + std::to_string(shard) + " now";
+      return ticket;
     }
-    if (q->results.count(ticket) != 0) {
+    if (!counted_locked(*q, follower) && !q->hold) {
+      // The record counts no follower: this sync is the owner's alone (or, with
+      // --min-replicas 2, refused). What was queued goes (the follower gets a seed first),
+      // unless a catch-up is under way: what was written after its seed read the files
+      // follows the seed, and nothing acknowledged here may be missing from it.
+      if (!q->catching) {
+        q->ops.clear();
+        q->dropped = true;
+      }
+      if (options_.min_replicas >= 2) {
+        q->results[ticket] = too_few(shard);
+      } else {
+        q->results[ticket] = std::nullopt;
+        ++stats_.alone;
+      }
+      if (follower && !follower->address.empty() && !q->catching &&
+          std::chrono::steady_clock::now() >= q->retry_at) {
+        q->catching = start_catch_up = true;
+      }
       if (start_catch_up) boost::asio::post(catchers_, [this, shard, q] { run_catch_up(shard, *q); });
       return ticket;
     }
@@ -100,7 +107,7 @@ void HttpReplicator::catch_up(unsigned shard) {
   if (!follower || follower->in_sync || follower->address.empty()) return;
   std::lock_guard lock(mutex_);
   auto& q = queue(shard);
-  if (q.catching || std::chrono::steady_clock::now() < q.retry_at) return;
+  if (q.catching || counted_locked(q, follower) || std::chrono::steady_clock::now() < q.retry_at) return;
   q.catching = true;
   boost::asio::post(catchers_, [this, shard, qp = &q] { run_catch_up(shard, *qp); });
 }
@@ -164,20 +171,21 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
   Sent sent;
   bool alone = false;
   try {
+    auto epoch = options_.epoch(shard);
+    auto follower = options_.follower(shard);  // as the record is now (a catch-up may have ended)
     std::vector<ReplicaOp> ops;
-    bool holding = false;
+    bool holding = false, counted = false;
     {
       std::lock_guard lock(mutex_);
       ops = std::exchange(q.ops, {});
       holding = q.hold;
+      counted = counted_locked(q, follower);
     }
-    auto epoch = options_.epoch(shard);
-    auto follower = options_.follower(shard);  // as the record is now (a catch-up may have ended)
     if (!epoch) {
       // The changes taken are dropped with this batch: the next one must be a seed.
       q.broken = "this node does not own the shard now";
       result = "this node does not own shard " + std::to_string(shard) + " now";
-    } else if (!follower || (!follower->in_sync && !holding)) {
+    } else if (!counted && !holding) {
       // Not counted (the record changed since the flush): as flush() answers such a sync.
       q.broken = "the follower is not in sync";
       if (options_.min_replicas >= 2) {
@@ -189,19 +197,20 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
       sent = transmit(shard, q, std::move(ops), {path}, follower->address, *epoch, deadline);
       if (sent.error) {
         q.broken = *sent.error;
-        q.retry_at = std::chrono::steady_clock::now() + options_.retry_after;
         spdlog::error("replication: shard {}: {}", shard, *sent.error);
         {
           std::lock_guard lock(mutex_);
           q.hold = false;
+          q.retry_at = std::chrono::steady_clock::now() + options_.retry_after;
         }
-        if (follower->in_sync) {
+        if (counted) {
           // Counted in sync, and it may now miss this batch: it is dropped from the record
           // before this sync can succeed on the owner's disk alone.
           auto dropped = options_.record(shard, follower->node, false);
           if (dropped.ok() && dropped.value()) {
             spdlog::warn("replication: shard {}: follower {} dropped from the in-sync set", shard, follower->node);
             std::lock_guard lock(mutex_);
+            if (q.counted == follower->node) q.counted.clear();
             ++stats_.dropped;
             if (options_.min_replicas < 2) alone = true;
           }
@@ -234,18 +243,23 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
 void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
   std::lock_guard in_order(q.send);
   auto finish = [&](const std::optional<std::string>& error) {
+    if (error) q.broken = *error;  // q.send held
     std::lock_guard lock(mutex_);
     q.catching = false;
     q.hold = false;
-    if (error) {
-      q.broken = *error;
-      q.retry_at = std::chrono::steady_clock::now() + options_.retry_after;
-    }
+    if (error) q.retry_at = std::chrono::steady_clock::now() + options_.retry_after;
   };
   try {
     auto epoch = options_.epoch(shard);
     auto follower = options_.follower(shard);
-    if (!epoch || !follower || follower->in_sync || follower->address.empty()) return finish(std::nullopt);
+    if (!epoch || !follower || follower->address.empty()) return finish(std::nullopt);
+    {
+      std::lock_guard lock(mutex_);
+      if (counted_locked(q, follower)) {
+        q.catching = false;
+        return;
+      }
+    }
     auto deadline = std::chrono::steady_clock::now() + options_.timeout;
     {
       std::lock_guard lock(mutex_);
@@ -271,7 +285,7 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
     }
     std::set<std::string> paths;
     for (const auto& op : ops) {
-      if (op.kind == ReplicaOp::Kind::write || op.kind == ReplicaOp::Kind::truncate) paths.insert(op.path);
+      paths.insert(op.path);  // a removal's sync syncs its directory
     }
     auto sent = transmit(shard, q, std::move(ops), {paths.begin(), paths.end()}, follower->address, *epoch,
                          std::chrono::steady_clock::now() + options_.timeout);
@@ -283,7 +297,16 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
       spdlog::warn("replication: shard {}: cannot catch follower {} up: {}", shard, follower->node, *sent.error);
       return finish(sent.error);
     }
+    {
+      // From here on etcd may count it (an answer lost in a timeout included).
+      std::lock_guard lock(mutex_);
+      q.counted = follower->node;
+    }
     auto counted = options_.record(shard, follower->node, true);
+    if (counted.ok() && !counted.value()) {
+      std::lock_guard lock(mutex_);
+      if (q.counted == follower->node) q.counted.clear();  // known not to be
+    }
     if (!counted.ok() || !counted.value()) {
       return finish("the in-sync set could not count the follower: " +
                     (counted.ok() ? std::string("the record changed") : counted.error().message));
@@ -305,7 +328,12 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
   Sent out;
   ReplicaBatch batch{shard, epoch, {}};
   for (int attempt = 0;; ++attempt) {
-    out.seed = !q.broken.empty() || q.seeded != epoch || q.seeded_to != address;
+    bool dropped = false;
+    {
+      std::lock_guard lock(mutex_);
+      dropped = std::exchange(q.dropped, false);  // what a seed read now covers
+    }
+    out.seed = dropped || !q.broken.empty() || q.seeded != epoch || q.seeded_to != address;
     if (out.seed) {
       // Read after the queue was taken: every change taken is in the files (each is queued once
       // its write returned), so the seed replaces them; later ones follow it.
@@ -346,12 +374,31 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
     }
     give_peer(address, std::move(peer));
     if (answer->result_int() == 200) {
-      out.applied = true;
       q.broken.clear();
       if (out.seed) {
         q.seeded = epoch;
         q.seeded_to = address;
+        // The seed read the files while they were being written (a checkpoint may have moved
+        // frames from the WAL read after it into the database file read before it): what was
+        // written since its read follows at once, and only then is the sync answered.
+        std::vector<ReplicaOp> since;
+        {
+          std::lock_guard lock(mutex_);
+          since = std::exchange(q.ops, {});
+        }
+        if (!since.empty()) {
+          std::set<std::string> paths;
+          for (const auto& op : since) paths.insert(op.path);
+          ReplicaBatch next{shard, epoch, std::move(since), q.seeds, ++q.index};
+          for (const auto& path : paths) next.ops.push_back({ReplicaOp::Kind::sync, path, 0, {}});
+          auto follow = peer_send(address, encode(next), deadline);
+          if (follow) {
+            out.error = "the follower " + address + " did not take what followed the seed: " + *follow;
+            return out;
+          }
+        }
       }
+      out.applied = true;
       return out;
     }
     out.stale = answer->result_int() == 409;
@@ -366,6 +413,22 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
     }
     q.broken = refused;
   }
+}
+
+std::optional<std::string> HttpReplicator::peer_send(const std::string& address, std::string body,
+                                                     std::chrono::steady_clock::time_point deadline) {
+  bool reused = false;
+  auto peer = take_peer(address, reused);
+  auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), body, options_.token, deadline);
+  if (!answer && reused && std::chrono::steady_clock::now() < deadline) {
+    peer = std::make_unique<Peer>(host_of(address), port_of(address));
+    answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body), options_.token,
+                        deadline);
+  }
+  if (!answer) return "no answer in time: " + answer.error().message;
+  give_peer(address, std::move(peer));
+  if (answer->result_int() != 200) return "refused (" + std::to_string(answer->result_int()) + "): " + answer->body();
+  return std::nullopt;
 }
 
 HttpReplicator::Stats HttpReplicator::stats() const {

@@ -106,8 +106,19 @@ class HttpReplicator final : public Replicator {
     // Catching up a follower the record does not count: under way, and (hold) past its seed:
     // syncs wait for their batch from then on.
     bool catching = false, hold = false;
-    std::chrono::steady_clock::time_point retry_at{};
+    std::chrono::steady_clock::time_point retry_at{};  // mutex_
+    // Changes dropped by a sync acknowledged alone (mutex_): the next batch is a seed.
+    bool dropped = false;
+    // The follower etcd may count in sync as far as this replicator knows (mutex_): set before
+    // it asks for it to be counted, cleared only once it is known not to be. While set, syncs
+    // wait for that follower whatever the membership's view says (it may lag, or a request
+    // whose answer was lost may have counted it).
+    std::string counted;
   };
+  // True if `follower` must be waited for (mutex_ held).
+  static bool counted_locked(const Queue& q, const std::optional<HttpReplicatorOptions::Follower>& follower) {
+    return follower && (follower->in_sync || (!q.counted.empty() && q.counted == follower->node));
+  }
   struct Sent {
     bool applied = false, stale = false, seed = false;
     std::size_t bytes = 0;
@@ -127,6 +138,9 @@ class HttpReplicator final : public Replicator {
   std::unique_ptr<Peer> take_peer(const std::string& address, bool& reused);
   void give_peer(const std::string& address, std::unique_ptr<Peer> peer);
   std::string too_few(unsigned shard) const;
+  // POSTs one encoded batch; the error if it was not applied.
+  std::optional<std::string> peer_send(const std::string& address, std::string body,
+                                       std::chrono::steady_clock::time_point deadline);
 
   HttpReplicatorOptions options_;
   mutable std::mutex mutex_;  // guards queues_, each Queue's ops/flushes/results, stats_, peers_

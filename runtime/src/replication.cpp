@@ -544,6 +544,19 @@ bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, s
   return true;
 }
 
+void ShardMirror::promoted(unsigned shard) {
+  Shard* state = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    state = &shard_locked(shard);
+  }
+  std::lock_guard lock(state->mutex);
+  state->promoted = true;
+  state->epoch_loaded = true;
+  state->index_known = false;
+  state->dirty_dirs.clear();
+}
+
 bool ShardMirror::fence(unsigned shard, std::int64_t epoch, std::string& error) {
   Shard* state = nullptr;
   {

@@ -257,7 +257,7 @@ TEST_CASE("membership: with replication every shard gets a follower, and a dead 
     o.data_id = std::string("disk-") + id;
     auto log = seen[id] = std::make_shared<Seen>();
     nodes[id] = std::make_unique<Membership>(o);
-    nodes[id]->on_takeover(Takeover{[log](unsigned shard) {
+    nodes[id]->on_takeover(Takeover{[log](unsigned shard, std::int64_t) {
                                       std::lock_guard lock(log->mutex);
                                       log->prepared.push_back(shard);
                                       return true;

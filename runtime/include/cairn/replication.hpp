@@ -122,6 +122,9 @@ class ShardMirror {
   // stale (an owner that sends one is older than the claim this node is about to make)
   // until fence() or demote(). False, with `error`, if the copy is not whole or cannot move.
   bool promote(unsigned shard, const std::filesystem::path& target, std::string& error);
+  // The same for a copy an earlier process of this node promoted already (the claim's outcome
+  // was not known when it stopped): only the refusal of every batch is taken up again.
+  void promoted(unsigned shard);
   // After promote(): the claim was made at `epoch`; the copy's fence is recorded durably
   // there (batches older than it stay refused after a restart, and a later owner's seed is
   // taken). False, with `error`, on an I/O error.

@@ -112,8 +112,10 @@ struct FollowerView {
 // A follower taking a shard over (failover).
 struct Takeover {
   // Makes this node's copy of `shard` its own data (before the claim): false if it cannot
-  // (the copy is not whole), and the shard is not claimed.
-  std::function<bool(unsigned shard)> prepare;
+  // (the copy is not whole), and the shard is not claimed. `record` is the replica record's
+  // revision the claim compares: a copy promoted for the same record by an earlier try (the
+  // node stopped before the claim's outcome was known) is taken as it is.
+  std::function<bool(unsigned shard, std::int64_t record)> prepare;
   // After prepare(): the claim was made at `epoch`, or (nullopt) was refused and prepare()
   // must be undone.
   std::function<void(unsigned shard, std::optional<std::int64_t> epoch)> finish;
