@@ -609,26 +609,56 @@ struct Membership::Impl {
       }
     }
     if (plan.empty()) return false;
-    std::vector<Compare> compares{Compare::value_is(coordinator_key, options.node_id)};
-    std::vector<Operation> puts;
-    for (const auto& p : plan) {
-      compares.push_back(Compare::value_is(assign_key(p.shard), p.owner));
-      compares.push_back(p.revision == 0 ? Compare::absent(replicas_key(p.shard))
-                                         : Compare::modified_at(replicas_key(p.shard), p.revision));
-      puts.push_back(Operation::put(replicas_key(p.shard), replica_value(p.follower, {p.owner})));
-    }
-    auto done = client.txn(compares, puts);
-    if (!done.ok()) {
-      spdlog::warn("cluster: cannot assign followers: {}", done.error().message);
+    auto give = [&](const std::vector<Plan>& group) -> Result<bool> {
+      std::vector<Compare> compares{Compare::value_is(coordinator_key, options.node_id)};
+      std::vector<Operation> puts;
+      for (const auto& p : group) {
+        compares.push_back(Compare::value_is(assign_key(p.shard), p.owner));
+        compares.push_back(p.revision == 0 ? Compare::absent(replicas_key(p.shard))
+                                           : Compare::modified_at(replicas_key(p.shard), p.revision));
+        puts.push_back(Operation::put(replicas_key(p.shard), replica_value(p.follower, {p.owner})));
+      }
+      auto done = client.txn(compares, puts);
+      if (!done.ok()) return done.error();
+      if (done.value().succeeded) {
+        // Seen here at once (the watch brings the same): the next batch plans from it.
+        std::lock_guard lock(mutex);
+        for (const auto& p : group) {
+          auto& seen = replicas[p.shard];
+          if (!seen || seen->revision < done.value().revision) {
+            seen = ReplicaSet{p.follower, {p.owner}, done.value().revision};
+          }
+        }
+      }
+      return done.value().succeeded;
+    };
+    auto given = give(plan);
+    if (!given.ok()) {
+      spdlog::warn("cluster: cannot assign followers: {}", given.error().message);
       return false;
     }
-    if (!done.value().succeeded) return false;
-    // Seen here at once (the watch brings the same): the next batch plans from it.
-    std::lock_guard lock(mutex);
+    if (given.value()) return true;
+    // Something changed under the plan: each shard on its own, and where one still fails,
+    // what this node has seen of it is read afresh (it may lag, or be wrong), so that one
+    // shard never holds up the others' followers.
+    bool any = false;
     for (const auto& p : plan) {
-      replicas[p.shard] = ReplicaSet{p.follower, {p.owner}, done.value().revision};
+      auto one = give({p});
+      if (!one.ok()) return any;
+      if (one.value()) {
+        any = true;
+        continue;
+      }
+      auto record = client.range(replicas_key(p.shard));
+      auto assignment = client.range(assign_key(p.shard));
+      if (!record.ok() || !assignment.ok()) return any;
+      std::lock_guard lock(mutex);
+      for (const auto& kv : record.value().kvs) apply_locked(kv, false);
+      if (record.value().kvs.empty()) replicas[p.shard].reset();
+      assigned[p.shard] = assignment.value().kvs.empty() ? "" : assignment.value().kvs.front().value;
+      spdlog::info("cluster: shard {}'s replica record was read afresh", p.shard);
     }
-    return true;
+    return any;
   }
 
   // Failover: this node, the in-sync follower of shards whose owner is gone, takes them over.
@@ -1092,7 +1122,8 @@ Result<bool> Membership::record_in_sync(unsigned shard, const std::string& follo
     if (!done.ok()) return done.error();
     if (done.value().succeeded) {
       std::lock_guard lock(impl.mutex);
-      impl.replicas[shard] = ReplicaSet{follower, next, done.value().revision};
+      auto& seen = impl.replicas[shard];
+      if (!seen || seen->revision < done.value().revision) seen = ReplicaSet{follower, next, done.value().revision};
       return true;
     }
   }

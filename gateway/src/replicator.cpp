@@ -49,6 +49,14 @@ void HttpReplicator::remove(unsigned shard, const std::string& path) {
   push(shard, {ReplicaOp::Kind::remove, path, 0, {}});
 }
 
+std::chrono::milliseconds HttpReplicator::backoff(Queue& q) const {
+  // Doubled after each failure in a row, up to 32 times retry_after: a follower that stays
+  // down, or a shard too large to seed, is not read whole every second.
+  auto wait = options_.retry_after * (std::int64_t{1} << std::min<unsigned>(q.failures, 5));
+  ++q.failures;
+  return wait;
+}
+
 std::string HttpReplicator::too_few(unsigned shard) const {
   return "shard " + std::to_string(shard) +
          " has fewer than 2 replicas in sync (--min-replicas 2) while its follower is seeded: retry";
@@ -72,7 +80,7 @@ std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
       q->results[ticket] = "this node does not own shard " + std::to_string(shard) + " now";
       return ticket;
     }
-    if (!counted_locked(*q, follower) && !q->hold) {
+    if (!counted_locked(*q, follower, epoch) && !q->hold) {
       // The record counts no follower: this sync is the owner's alone (or, with
       // --min-replicas 2, refused). What was queued goes (the follower gets a seed first),
       // unless a catch-up is under way: what was written after its seed read the files
@@ -103,11 +111,12 @@ std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
 }
 
 void HttpReplicator::catch_up(unsigned shard) {
+  auto epoch = options_.epoch(shard);
   auto follower = options_.follower(shard);
-  if (!follower || follower->in_sync || follower->address.empty()) return;
+  if (!epoch || !follower || follower->in_sync || follower->address.empty()) return;
   std::lock_guard lock(mutex_);
   auto& q = queue(shard);
-  if (q.catching || counted_locked(q, follower) || std::chrono::steady_clock::now() < q.retry_at) return;
+  if (q.catching || counted_locked(q, follower, epoch) || std::chrono::steady_clock::now() < q.retry_at) return;
   q.catching = true;
   boost::asio::post(catchers_, [this, shard, qp = &q] { run_catch_up(shard, *qp); });
 }
@@ -179,7 +188,7 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
       std::lock_guard lock(mutex_);
       ops = std::exchange(q.ops, {});
       holding = q.hold;
-      counted = counted_locked(q, follower);
+      counted = counted_locked(q, follower, epoch);
     }
     if (!epoch) {
       // The changes taken are dropped with this batch: the next one must be a seed.
@@ -201,7 +210,7 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
         {
           std::lock_guard lock(mutex_);
           q.hold = false;
-          q.retry_at = std::chrono::steady_clock::now() + options_.retry_after;
+          q.retry_at = std::chrono::steady_clock::now() + backoff(q);
         }
         if (counted) {
           // Counted in sync, and it may now miss this batch: it is dropped from the record
@@ -247,7 +256,11 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
     std::lock_guard lock(mutex_);
     q.catching = false;
     q.hold = false;
-    if (error) q.retry_at = std::chrono::steady_clock::now() + options_.retry_after;
+    if (error) {
+      q.retry_at = std::chrono::steady_clock::now() + backoff(q);
+    } else {
+      q.failures = 0;
+    }
   };
   try {
     auto epoch = options_.epoch(shard);
@@ -255,7 +268,7 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
     if (!epoch || !follower || follower->address.empty()) return finish(std::nullopt);
     {
       std::lock_guard lock(mutex_);
-      if (counted_locked(q, follower)) {
+      if (counted_locked(q, follower, epoch)) {
         q.catching = false;
         return;
       }
@@ -301,6 +314,7 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
       // From here on etcd may count it (an answer lost in a timeout included).
       std::lock_guard lock(mutex_);
       q.counted = follower->node;
+      q.counted_epoch = *epoch;
     }
     auto counted = options_.record(shard, follower->node, true);
     if (counted.ok() && !counted.value()) {

@@ -107,17 +107,23 @@ class HttpReplicator final : public Replicator {
     // syncs wait for their batch from then on.
     bool catching = false, hold = false;
     std::chrono::steady_clock::time_point retry_at{};  // mutex_
+    unsigned failures = 0;                             // in a row (mutex_)
     // Changes dropped by a sync acknowledged alone (mutex_): the next batch is a seed.
     bool dropped = false;
     // The follower etcd may count in sync as far as this replicator knows (mutex_): set before
     // it asks for it to be counted, cleared only once it is known not to be. While set, syncs
     // wait for that follower whatever the membership's view says (it may lag, or a request
     // whose answer was lost may have counted it).
+    // Only for the epoch it was set at: a new claim of the shard either rewrote or deleted the
+    // record (a takeover, a hand-off), or was made with the record read afresh (a re-join).
     std::string counted;
+    std::int64_t counted_epoch = 0;
   };
-  // True if `follower` must be waited for (mutex_ held).
-  static bool counted_locked(const Queue& q, const std::optional<HttpReplicatorOptions::Follower>& follower) {
-    return follower && (follower->in_sync || (!q.counted.empty() && q.counted == follower->node));
+  // True if `follower` must be waited for at `epoch` (mutex_ held).
+  static bool counted_locked(const Queue& q, const std::optional<HttpReplicatorOptions::Follower>& follower,
+                             std::optional<std::int64_t> epoch) {
+    return follower && (follower->in_sync || (!q.counted.empty() && q.counted == follower->node && epoch &&
+                                              q.counted_epoch == *epoch));
   }
   struct Sent {
     bool applied = false, stale = false, seed = false;
@@ -138,6 +144,7 @@ class HttpReplicator final : public Replicator {
   std::unique_ptr<Peer> take_peer(const std::string& address, bool& reused);
   void give_peer(const std::string& address, std::unique_ptr<Peer> peer);
   std::string too_few(unsigned shard) const;
+  std::chrono::milliseconds backoff(Queue& q) const;  // mutex_ held
   // POSTs one encoded batch; the error if it was not applied.
   std::optional<std::string> peer_send(const std::string& address, std::string body,
                                        std::chrono::steady_clock::time_point deadline);

@@ -66,6 +66,14 @@ std::string errno_text(const std::string& what, const std::filesystem::path& pat
   return what + " " + path.string() + ": " + std::strerror(errno);
 }
 
+// Writes `text` to `file` (replacing it) and fsyncs it (not its directory).
+bool write_small_file(const std::filesystem::path& file, const std::string& text) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  return ok;
+}
+
 bool fsync_dir(const std::filesystem::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -343,13 +351,17 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     }
     state->epoch = batch.epoch;
     state->seed = batch.seed;
-    // The copy is not whole until the seed's last operation is applied: marked so durably
-    // before the reset empties it (a follower must never take over a half-seeded copy).
-    auto mark = dir / ".seeding";
-    int marker = ::open(mark.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    bool marked = marker >= 0 && ::close(marker) == 0 && fsync_dir(dir);
-    if (!marked) {
-      error = errno_text("cannot mark the seed in", mark);
+  }
+  // A seed is applied to a copy of its own beside the current one, which stays whole (and
+  // can still be taken over) until the seed's last operation is applied and synced; the two
+  // are then exchanged in one rename.
+  auto staging = root_ / (dir.filename().string() + ".seed");
+  const auto& work = seed ? staging : dir;
+  if (seed) {
+    std::filesystem::remove_all(staging, ec);
+    std::filesystem::create_directories(staging, ec);
+    if (ec) {
+      error = "cannot make " + staging.string() + ": " + ec.message();
       state->broken = error;
       return Outcome::failed;
     }
@@ -363,13 +375,13 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
   };
   auto file = [&](const std::string& path) -> int {
     if (auto it = open.find(path); it != open.end()) return it->second;
-    auto full = dir / path;
+    auto full = work / path;
     int fd = ::open(full.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
       // Made here: every directory level made, and the file's entry, are synced before the
       // next sync of the shard returns.
       std::vector<std::filesystem::path> made;
-      for (auto level = full.parent_path(); level != dir && !std::filesystem::exists(level, ec);
+      for (auto level = full.parent_path(); level != work && !std::filesystem::exists(level, ec);
            level = level.parent_path()) {
         made.push_back(level);
       }
@@ -383,26 +395,26 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     return fd;
   };
   for (const auto& op : batch.ops) {
-    auto full = dir / op.path;
+    auto full = work / op.path;
     switch (op.kind) {
       case ReplicaOp::Kind::reset: {
         // A seed begins: whatever the copy held goes (its files and directories, not the
         // epoch), and so does a failure latched on it.
         close_all();
-        for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        for (const auto& entry : std::filesystem::directory_iterator(work, ec)) {
           if (entry.path().filename().string().front() == '.') continue;
           std::filesystem::remove_all(entry.path(), ec);
           if (ec) break;
-          state->dirty_dirs.insert(dir);
+          state->dirty_dirs.insert(work);
         }
         if (ec) {
-          error = "cannot empty " + dir.string() + ": " + ec.message();
+          error = "cannot empty " + work.string() + ": " + ec.message();
           state->broken = error;
           return Outcome::failed;
         }
         state->broken.clear();
         for (auto it = state->dirty_dirs.begin(); it != state->dirty_dirs.end();) {
-          it = it->string().starts_with(dir.string() + "/") ? state->dirty_dirs.erase(it) : std::next(it);
+          it = it->string().starts_with(work.string() + "/") ? state->dirty_dirs.erase(it) : std::next(it);
         }
         break;
       }
@@ -480,13 +492,28 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
   close_all();
   if (seed) {
     // Every file of the seed is synced (each has its sync operation, and the batch ends
-    // with one): the copy is whole from here on.
-    auto mark = dir / ".seeding";
-    if (::unlink(mark.c_str()) != 0 || !fsync_dir(dir)) {
-      error = errno_text("cannot end the seed in", mark);
+    // with one). The copy gets the fence and its mark of a whole copy, and takes the current
+    // one's place atomically (renameat2 RENAME_EXCHANGE; where the file system cannot, in two
+    // renames, with a moment in which a crash leaves no copy).
+    std::string ignored;
+    bool ok = write_small_file(staging / ".epoch", std::to_string(batch.epoch) + " " + std::to_string(batch.seed) + "\n") &&
+              write_small_file(staging / ".whole", "") && fsync_dir(staging);
+    if (ok) {
+      if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
+        auto old = root_ / (dir.filename().string() + ".old");
+        std::filesystem::remove_all(old, ec);
+        ok = (::rename(dir.c_str(), old.c_str()) == 0 || errno == ENOENT) && ::rename(staging.c_str(), dir.c_str()) == 0;
+        std::filesystem::remove_all(old, ec);
+      }
+      ok = ok && fsync_dir(root_);
+    }
+    if (!ok) {
+      error = errno_text("cannot put the seeded copy in place at", dir);
       state->broken = error;
       return Outcome::failed;
     }
+    std::filesystem::remove_all(staging, ec);  // the copy it replaced
+    state->dirty_dirs.clear();
   }
   state->index = batch.index;
   state->index_known = true;
@@ -507,7 +534,7 @@ bool ShardMirror::whole(unsigned shard) const {
   }
   auto dir = shard_dir(shard);
   std::error_code ec;
-  return std::filesystem::exists(dir / ".epoch", ec) && !std::filesystem::exists(dir / ".seeding", ec) && !ec;
+  return std::filesystem::exists(dir / ".whole", ec) && !ec;
 }
 
 bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, std::string& error) {
@@ -519,7 +546,7 @@ bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, s
   std::lock_guard lock(state->mutex);
   auto dir = shard_dir(shard);
   std::error_code ec;
-  if (state->promoted || !std::filesystem::exists(dir / ".epoch", ec) || std::filesystem::exists(dir / ".seeding", ec)) {
+  if (state->promoted || !std::filesystem::exists(dir / ".whole", ec)) {
     error = "the copy of shard " + std::to_string(shard) + " is not whole";
     return false;
   }
@@ -537,6 +564,7 @@ bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, s
   state->index_known = false;
   state->dirty_dirs.clear();
   ::unlink((target / ".epoch").c_str());
+  ::unlink((target / ".whole").c_str());
   if (!fsync_dir(target.parent_path()) || !fsync_dir(dir.parent_path())) {
     error = errno_text("cannot make the move durable in", target.parent_path());
     return false;  // promoted stays: the caller demotes

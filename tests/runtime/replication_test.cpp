@@ -241,12 +241,23 @@ TEST_CASE("a copy is whole only after a seed applied to its end, and a promoted 
                     2, 0};
   REQUIRE_MESSAGE(mirror.apply(seed, error) == ShardMirror::Outcome::applied, error);
   CHECK(mirror.whole(3));
+  // A later seed cut short (a restarted owner's) leaves the whole copy as it was: it can still
+  // be taken over.
+  ReplicaBatch cut_again{3, 11, cut.ops, 1, 0};
+  cut_again.ops[1].bytes = "torn";
+  CHECK(mirror.apply(cut_again, error) == ShardMirror::Outcome::failed);
+  CHECK(mirror.whole(3));
+  CHECK(read_file(mirror.shard_dir(3) / "JOURNAL" / "a.sqlite") == "whole");
+  CHECK(mirror.epoch(3) == 11);  // the fence moved on all the same
+  seed.epoch = 11;
+  seed.seed = 2;
+  REQUIRE_MESSAGE(mirror.apply(seed, error) == ShardMirror::Outcome::applied, error);
   // Taken over: the files move to the node's own shards, and the owner's next batch is refused.
   REQUIRE_MESSAGE(mirror.promote(3, own, error), error);
   CHECK(read_file(own / "JOURNAL" / "a.sqlite") == "whole");
   CHECK_FALSE(std::filesystem::exists(own / ".epoch"));
   CHECK_FALSE(mirror.whole(3));
-  ReplicaBatch next{3, 10, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "W"}}, 2, 1};
+  ReplicaBatch next{3, 11, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "W"}}, 2, 1};
   CHECK(mirror.apply(next, error) == ShardMirror::Outcome::stale_epoch);
   CHECK(read_file(own / "JOURNAL" / "a.sqlite") == "whole");
   // The claim was made at epoch 12: older owners stay refused, after a restart too; a later

@@ -113,9 +113,10 @@ class ShardMirror {
   Outcome apply(const ReplicaBatch& batch, std::string& error);
   // The newest epoch seen for `shard` (0: none).
   std::int64_t epoch(unsigned shard) const;
-  // True if the copy of `shard` is whole: a seed of it was applied to its end (a seed under
-  // way, or one cut short, leaves a `.seeding` mark that says otherwise), and it was not
-  // promoted since. Only a whole copy may be promoted.
+  // True if the copy of `shard` is whole: a seed of it was applied to its end (marked
+  // `.whole`), and it was not promoted since. A seed is applied beside the copy (NNNN.seed)
+  // and exchanged with it atomically once it is applied and synced, so a seed under way or cut
+  // short leaves the copy before it whole. Only a whole copy may be promoted.
   bool whole(unsigned shard) const;
   // Failover: the copy of `shard` becomes this node's own, moved (renamed, durably) to
   // `target` (which must not exist). From then on every batch of the shard is refused as
