@@ -70,6 +70,15 @@ bool Host::ensure_batch(ReplyTo reply) {
   try {
     open_database();
     if (!in_batch_) {
+      // The batch runs under the epoch at which the shard is owned now (an event sets it
+      // before; an alarm's batch, which may be the first of a new instance, takes it here):
+      // its outputs are released only while that epoch holds.
+      auto epoch = core_->owned_epoch(id_.shard());
+      if (!epoch) {
+        if (reply) core_->fail_reply(reply, not_owner_error());
+        return false;
+      }
+      batch_epoch_ = *epoch;
       db_->begin();
       in_batch_ = true;
       batch_events_ = 0;

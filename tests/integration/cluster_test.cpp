@@ -737,7 +737,8 @@ TEST_CASE("cluster: with --replicate, a hold's alarm set on a dead owner fires o
   // The hold's alarm: nothing asks for its flight, so only the index rebuilt from the copy can
   // wake it; it runs once, when due (12 s after the hold), on the node that took it over.
   CHECK(alarms_run() == alarms_before);
-  REQUIRE(eventually([&] { return alarms_run() == alarms_before + 1; }, 20000ms));
+  bool fired = eventually([&] { return alarms_run() == alarms_before + 1; }, 20000ms);
+  REQUIRE(fired);
   CHECK(std::chrono::steady_clock::now() - held_at >= 11500ms);
   std::this_thread::sleep_for(1000ms);
   CHECK(alarms_run() == alarms_before + 1);
