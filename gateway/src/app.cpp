@@ -772,6 +772,12 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                      "sync again (seeded and caught up)");
           out.sample("cairn_replication_followers_total", {{"event", "dropped"}}, static_cast<double>(r.dropped));
           out.sample("cairn_replication_followers_total", {{"event", "caught_up"}}, static_cast<double>(r.caught_up));
+          out.family("cairn_replication_lag_bytes", "gauge",
+                     "Bytes written on this owner and not yet sent to the shards' followers");
+          out.sample("cairn_replication_lag_bytes", {}, static_cast<double>(r.lag_bytes));
+          out.family("cairn_replication_lag_seconds", "gauge",
+                     "How long the oldest change not yet sent to a follower has waited");
+          out.sample("cairn_replication_lag_seconds", {}, r.lag_seconds);
           out.family("cairn_replication_alone_syncs_total", "counter",
                      "Syncs acknowledged on this owner's disk alone: the shard's record counted no follower in sync");
           out.sample("cairn_replication_alone_syncs_total", {}, static_cast<double>(r.alone));

@@ -36,7 +36,10 @@ HttpReplicator::Queue& HttpReplicator::queue(unsigned shard) {
 
 void HttpReplicator::push(unsigned shard, ReplicaOp op) {
   std::lock_guard lock(mutex_);
-  queue(shard).ops.push_back(std::move(op));
+  auto& q = queue(shard);
+  if (q.ops.empty()) q.oldest = std::chrono::steady_clock::now();
+  q.queued_bytes += op.bytes.size();
+  q.ops.push_back(std::move(op));
 }
 
 void HttpReplicator::write(unsigned shard, const std::string& path, std::int64_t offset, std::string_view bytes) {
@@ -75,7 +78,7 @@ std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
     ticket = ++q->flushes;
     if (!epoch) {
       // Not this node's now (or fenced): nothing may be acknowledged; what was queued goes.
-      if (!q->catching) q->ops.clear();
+      if (!q->catching) (void)take_locked(*q);
       q->dropped = true;
       q->results[ticket] = "this node does not own shard " + std::to_string(shard) + " now";
       return ticket;
@@ -86,7 +89,7 @@ std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
       // unless a catch-up is under way: what was written after its seed read the files
       // follows the seed, and nothing acknowledged here may be missing from it.
       if (!q->catching) {
-        q->ops.clear();
+        (void)take_locked(*q);
         q->dropped = true;
       }
       if (options_.min_replicas >= 2) {
@@ -186,7 +189,7 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
     bool holding = false, counted = false;
     {
       std::lock_guard lock(mutex_);
-      ops = std::exchange(q.ops, {});
+      ops = take_locked(q);
       holding = q.hold;
       counted = counted_locked(q, follower, epoch);
     }
@@ -276,7 +279,7 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
     auto deadline = std::chrono::steady_clock::now() + options_.timeout;
     {
       std::lock_guard lock(mutex_);
-      q.ops.clear();  // the seed replaces them
+      (void)take_locked(q);  // the seed replaces them
     }
     q.broken = "catching up";  // the next batch is a seed
     auto seeded = transmit(shard, q, {}, {}, follower->address, *epoch, deadline);
@@ -293,7 +296,7 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
     std::vector<ReplicaOp> ops;
     {
       std::lock_guard lock(mutex_);
-      ops = std::exchange(q.ops, {});
+      ops = take_locked(q);
       q.hold = true;
     }
     std::set<std::string> paths;
@@ -398,7 +401,7 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
         std::vector<ReplicaOp> since;
         {
           std::lock_guard lock(mutex_);
-          since = std::exchange(q.ops, {});
+          since = take_locked(q);
         }
         if (!since.empty()) {
           std::set<std::string> paths;
@@ -445,9 +448,21 @@ std::optional<std::string> HttpReplicator::peer_send(const std::string& address,
   return std::nullopt;
 }
 
+std::vector<ReplicaOp> HttpReplicator::take_locked(Queue& q) {
+  q.queued_bytes = 0;
+  return std::exchange(q.ops, {});
+}
+
 HttpReplicator::Stats HttpReplicator::stats() const {
   std::lock_guard lock(mutex_);
-  return stats_;
+  auto out = stats_;
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& [shard, q] : queues_) {
+    if (q->ops.empty()) continue;
+    out.lag_bytes += q->queued_bytes;
+    out.lag_seconds = std::max(out.lag_seconds, std::chrono::duration<double>(now - q->oldest).count());
+  }
+  return out;
 }
 
 }  // namespace cairn::gateway

@@ -90,6 +90,10 @@ class HttpReplicator final : public Replicator {
     std::uint64_t dropped = 0;        // followers dropped from an in-sync set
     std::uint64_t caught_up = 0;      // followers counted in sync again
     std::uint64_t alone = 0;          // syncs acknowledged on the owner's disk alone
+    // Lag: changes made here and not yet taken into a batch for a follower (bytes written),
+    // and how long the oldest of them has waited.
+    std::uint64_t lag_bytes = 0;
+    double lag_seconds = 0;
   };
   Stats stats() const;
 
@@ -97,6 +101,8 @@ class HttpReplicator final : public Replicator {
   struct Queue {
     std::mutex send;  // held while one batch of the shard is taken and sent: batches stay in order
     std::vector<ReplicaOp> ops;
+    std::uint64_t queued_bytes = 0;                  // written by the ops (mutex_)
+    std::chrono::steady_clock::time_point oldest{};  // when the first of them was queued
     std::uint64_t flushes = 0;
     std::map<std::uint64_t, std::optional<std::string>> results;  // ticket -> done (error if failed)
     std::string broken;            // the last batch failed: the next one is a seed
@@ -144,6 +150,7 @@ class HttpReplicator final : public Replicator {
   std::unique_ptr<Peer> take_peer(const std::string& address, bool& reused);
   void give_peer(const std::string& address, std::unique_ptr<Peer> peer);
   std::string too_few(unsigned shard) const;
+  static std::vector<ReplicaOp> take_locked(Queue& q);  // the queued changes (mutex_ held)
   std::chrono::milliseconds backoff(Queue& q) const;  // mutex_ held
   // POSTs one encoded batch; the error if it was not applied.
   std::optional<std::string> peer_send(const std::string& address, std::string body,
