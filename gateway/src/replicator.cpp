@@ -374,22 +374,11 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
                   "not supported yet)";
       return out;
     }
-    bool reused = false;
-    auto peer = take_peer(address, reused);
-    auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), body, options_.token, deadline);
-    if (!answer && reused && std::chrono::steady_clock::now() < deadline) {
-      // A kept-alive connection the follower closed (it restarted, or timed it out): once more
-      // on a new one. A batch applied twice leaves what it leaves once (every operation sets
-      // bytes, a size or an absence, in order); a second copy of it is refused as out of order.
-      peer = std::make_unique<Peer>(host_of(address), port_of(address));
-      answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body),
-                          options_.token, deadline);
-    }
+    auto answer = post(address, std::move(body), deadline);
     if (!answer) {
       out.error = "the follower " + address + " did not answer in time: " + answer.error().message;
       return out;
     }
-    give_peer(address, std::move(peer));
     if (answer->result_int() == 200) {
       q.broken.clear();
       if (out.seed) {
@@ -408,9 +397,10 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
           for (const auto& op : since) paths.insert(op.path);
           ReplicaBatch next{shard, epoch, std::move(since), q.seeds, ++q.index};
           for (const auto& path : paths) next.ops.push_back({ReplicaOp::Kind::sync, path, 0, {}});
-          auto follow = peer_send(address, encode(next), deadline);
-          if (follow) {
-            out.error = "the follower " + address + " did not take what followed the seed: " + *follow;
+          auto follow = post(address, encode(next), deadline);
+          if (!follow || follow->result_int() != 200) {
+            out.error = "the follower " + address + " did not take what followed the seed: " +
+                        (follow ? std::to_string(follow->result_int()) + " " + follow->body() : follow.error().message);
             return out;
           }
         }
@@ -432,20 +422,21 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
   }
 }
 
-std::optional<std::string> HttpReplicator::peer_send(const std::string& address, std::string body,
-                                                     std::chrono::steady_clock::time_point deadline) {
+Result<HttpReplicator::Answer> HttpReplicator::post(const std::string& address, std::string body,
+                                                    std::chrono::steady_clock::time_point deadline) {
   bool reused = false;
   auto peer = take_peer(address, reused);
   auto answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), body, options_.token, deadline);
   if (!answer && reused && std::chrono::steady_clock::now() < deadline) {
+    // A kept-alive connection the follower closed (it restarted, or timed it out): once more
+    // on a new one. A batch applied twice leaves what it leaves once (every operation sets
+    // bytes, a size or an absence, in order); a second copy of it is refused as out of order.
     peer = std::make_unique<Peer>(host_of(address), port_of(address));
     answer = peer->send(boost::beast::http::verb::post, std::string(replicate_path), std::move(body), options_.token,
                         deadline);
   }
-  if (!answer) return "no answer in time: " + answer.error().message;
-  give_peer(address, std::move(peer));
-  if (answer->result_int() != 200) return "refused (" + std::to_string(answer->result_int()) + "): " + answer->body();
-  return std::nullopt;
+  if (answer) give_peer(address, std::move(peer));
+  return answer;
 }
 
 std::vector<ReplicaOp> HttpReplicator::take_locked(Queue& q) {

@@ -37,6 +37,8 @@
 #include <vector>
 
 #include <boost/asio/thread_pool.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 
 #include "cairn/replication.hpp"
 #include "cairn/result.hpp"
@@ -152,9 +154,9 @@ class HttpReplicator final : public Replicator {
   std::string too_few(unsigned shard) const;
   static std::vector<ReplicaOp> take_locked(Queue& q);  // the queued changes (mutex_ held)
   std::chrono::milliseconds backoff(Queue& q) const;  // mutex_ held
-  // POSTs one encoded batch; the error if it was not applied.
-  std::optional<std::string> peer_send(const std::string& address, std::string body,
-                                       std::chrono::steady_clock::time_point deadline);
+  using Answer = boost::beast::http::response<boost::beast::http::string_body>;
+  // POSTs one encoded batch to the follower's /_cairn/replicate over a kept-alive connection.
+  Result<Answer> post(const std::string& address, std::string body, std::chrono::steady_clock::time_point deadline);
 
   HttpReplicatorOptions options_;
   mutable std::mutex mutex_;  // guards queues_, each Queue's ops/flushes/results, stats_, peers_

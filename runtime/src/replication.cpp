@@ -82,6 +82,14 @@ bool fsync_dir(const std::filesystem::path& dir) {
   return ok;
 }
 
+// Records "epoch seed" in <dir>/.epoch durably (a new file renamed over the old one, then
+// the directory synced): a crash leaves the old record or the new one.
+bool record_epoch(const std::filesystem::path& dir, std::int64_t epoch, std::uint64_t seed) {
+  auto temporary = dir / ".epoch.new";
+  return write_small_file(temporary, std::to_string(epoch) + " " + std::to_string(seed) + "\n") &&
+         ::rename(temporary.c_str(), (dir / ".epoch").c_str()) == 0 && fsync_dir(dir);
+}
+
 }  // namespace
 
 bool valid_replica_path(std::string_view path) {
@@ -239,6 +247,11 @@ std::filesystem::path ShardMirror::shard_dir(unsigned shard) const {
   return root_ / name;
 }
 
+ShardMirror::Shard& ShardMirror::state_of(unsigned shard) {
+  std::lock_guard lock(mutex_);
+  return shard_locked(shard);
+}
+
 ShardMirror::Shard& ShardMirror::shard_locked(unsigned shard) {
   auto& slot = shards_[shard];
   if (!slot) slot = std::make_unique<Shard>();
@@ -282,11 +295,7 @@ std::optional<std::pair<std::int64_t, std::uint64_t>> ShardMirror::read_epoch(co
 }
 
 ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& error) {
-  Shard* state = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    state = &shard_locked(batch.shard);
-  }
+  Shard* state = &state_of(batch.shard);
   std::lock_guard lock(state->mutex);
   auto dir = shard_dir(batch.shard);
   auto epoch_file = dir / ".epoch";
@@ -338,13 +347,8 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
       error = "cannot make " + dir.string() + ": " + ec.message();
       return Outcome::failed;
     }
-    auto temporary = dir / ".epoch.new";
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    auto text = std::to_string(batch.epoch) + " " + std::to_string(batch.seed) + "\n";
-    bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    if (fd >= 0) ::close(fd);
-    ok = ok && ::rename(temporary.c_str(), epoch_file.c_str()) == 0 && fsync_dir(dir) &&
-         (!made || (fsync_dir(dir.parent_path()) && fsync_dir(dir.parent_path().parent_path())));
+    bool ok = record_epoch(dir, batch.epoch, batch.seed) &&
+              (!made || (fsync_dir(dir.parent_path()) && fsync_dir(dir.parent_path().parent_path())));
     if (!ok) {
       error = errno_text("cannot record the epoch in", epoch_file);
       return Outcome::failed;
@@ -495,9 +499,8 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     // with one). The copy gets the fence and its mark of a whole copy, and takes the current
     // one's place atomically (renameat2 RENAME_EXCHANGE; where the file system cannot, in two
     // renames, with a moment in which a crash leaves no copy).
-    std::string ignored;
-    bool ok = write_small_file(staging / ".epoch", std::to_string(batch.epoch) + " " + std::to_string(batch.seed) + "\n") &&
-              write_small_file(staging / ".whole", "") && fsync_dir(staging);
+    bool ok = record_epoch(staging, batch.epoch, batch.seed) && write_small_file(staging / ".whole", "") &&
+              fsync_dir(staging);
     if (ok) {
       if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
         auto old = root_ / (dir.filename().string() + ".old");
@@ -538,11 +541,7 @@ bool ShardMirror::whole(unsigned shard) const {
 }
 
 bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, std::string& error) {
-  Shard* state = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    state = &shard_locked(shard);
-  }
+  Shard* state = &state_of(shard);
   std::lock_guard lock(state->mutex);
   auto dir = shard_dir(shard);
   std::error_code ec;
@@ -559,10 +558,7 @@ bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, s
     error = errno_text("cannot move the copy to", target);
     return false;
   }
-  state->promoted = true;  // from the rename on: nothing may land in the files it moved
-  state->epoch_loaded = true;
-  state->index_known = false;
-  state->dirty_dirs.clear();
+  hold_locked(*state);  // from the rename on: nothing may land in the files it moved
   ::unlink((target / ".epoch").c_str());
   ::unlink((target / ".whole").c_str());
   if (!fsync_dir(target.parent_path()) || !fsync_dir(dir.parent_path())) {
@@ -573,36 +569,26 @@ bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, s
 }
 
 void ShardMirror::promoted(unsigned shard) {
-  Shard* state = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    state = &shard_locked(shard);
-  }
+  Shard* state = &state_of(shard);
   std::lock_guard lock(state->mutex);
-  state->promoted = true;
-  state->epoch_loaded = true;
-  state->index_known = false;
-  state->dirty_dirs.clear();
+  hold_locked(*state);
+}
+
+void ShardMirror::hold_locked(Shard& state) {
+  state.promoted = true;
+  state.epoch_loaded = true;
+  state.index_known = false;
+  state.dirty_dirs.clear();
 }
 
 bool ShardMirror::fence(unsigned shard, std::int64_t epoch, std::string& error) {
-  Shard* state = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    state = &shard_locked(shard);
-  }
+  Shard* state = &state_of(shard);
   std::lock_guard lock(state->mutex);
   auto dir = shard_dir(shard);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   auto file = dir / ".epoch";
-  auto temporary = dir / ".epoch.new";
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  auto text = std::to_string(epoch) + " 0\n";
-  bool ok = !ec && fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  ok = ok && ::rename(temporary.c_str(), file.c_str()) == 0 && fsync_dir(dir) && fsync_dir(dir.parent_path());
+  bool ok = !ec && record_epoch(dir, epoch, 0) && fsync_dir(dir.parent_path());
   // Fenced in memory whatever the disk did: this process refuses older owners either way.
   state->epoch = std::max(state->epoch, epoch);
   state->seed = 0;
@@ -613,11 +599,7 @@ bool ShardMirror::fence(unsigned shard, std::int64_t epoch, std::string& error) 
 }
 
 bool ShardMirror::demote(unsigned shard, const std::filesystem::path& target, std::string& error) {
-  Shard* state = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    state = &shard_locked(shard);
-  }
+  Shard* state = &state_of(shard);
   std::lock_guard lock(state->mutex);
   auto dir = shard_dir(shard);
   std::error_code ec;

@@ -38,6 +38,29 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// GET `target` on a node's admin listener, with the tests' admin token.
+std::string admin_get(const ServerProcess& node, const std::string& target) {
+  HttpClient admin(node.admin_port());
+  admin.header("Authorization", "Bearer an-admin-token-of-the-test");
+  return admin.request(http::verb::get, target).body;
+}
+
+// One sample of a node's /metrics (`absent` if it has none).
+double metric_of(const ServerProcess& node, const std::string& sample, double absent = 0) {
+  auto text = admin_get(node, "/metrics");
+  auto at = text.find("\n" + sample + " ");
+  return at == std::string::npos ? absent : std::stod(text.substr(at + sample.size() + 2));
+}
+
+// Whether the node whose data directory is `data_dir` holds flight `name`'s database.
+bool holds_flight(const std::filesystem::path& data_dir, const std::string& name) {
+  auto id = cairn::ActorId::make("FLIGHT", name).value();
+  char shard[16];
+  std::snprintf(shard, sizeof shard, "%04u", id.shard());
+  return std::filesystem::exists(data_dir / "_shards" / shard / "FLIGHT" / (id.hex() + ".sqlite"));
+}
+
+
 struct Cluster {
   EtcdProcess etcd;
   TempDir dir;
@@ -70,14 +93,7 @@ struct Cluster {
   }
   std::uint16_t port(std::size_t i) const { return nodes[i]->port(); }
   // One sample of node i's /metrics (0 if absent).
-  double metric(std::size_t i, const std::string& sample) const {
-    HttpClient admin(nodes[i]->admin_port());
-    admin.header("Authorization", "Bearer an-admin-token-of-the-test");
-    auto text = admin.request(http::verb::get, "/metrics").body;
-    auto at = text.find("\n" + sample + " ");
-    if (at == std::string::npos) return 0;
-    return std::stod(text.substr(at + sample.size() + 2));
-  }
+  double metric(std::size_t i, const std::string& sample) const { return metric_of(*nodes[i], sample); }
   // The nodes whose data directory holds flight `name`'s database.
   std::vector<std::size_t> holders(const std::string& name) const {
     auto id = cairn::ActorId::make("FLIGHT", name).value();
@@ -383,13 +399,7 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
                                  "--request-timeout", "2s", "--admin-port", "0", "--admin-token-file",
                                  admin_token_file.string()}));
   }
-  auto sample = [&](std::size_t i, const std::string& name) {
-    HttpClient admin(nodes[i]->admin_port());
-    admin.header("Authorization", "Bearer an-admin-token-of-the-test");
-    auto text = admin.request(http::verb::get, "/metrics").body;
-    auto at = text.find("\n" + name + " ");
-    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
-  };
+  auto sample = [&](std::size_t i, const std::string& name) { return metric_of(*nodes[i], name, -1.0); };
   std::vector<std::string> flights;
   // Enough seats (60 each) that bookings go on writing through the whole test.
   for (int i = 0; i < 240; ++i) flights.push_back("fo-" + std::to_string(i));
@@ -427,14 +437,8 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
   }, 30000ms));
   // The victim: the node that owns the most of the test's flights.
   auto owner_of = [&](const std::string& flight) -> int {
-    auto id = cairn::ActorId::make("FLIGHT", flight).value();
-    char shard[16];
-    std::snprintf(shard, sizeof shard, "%04u", id.shard());
     for (int i = 0; i < 3; ++i) {
-      if (std::filesystem::exists(dir.path() / std::string(1, static_cast<char>('a' + i)) / "_shards" / shard /
-                                  "FLIGHT" / (id.hex() + ".sqlite"))) {
-        return i;
-      }
+      if (holds_flight(dir.path() / std::string(1, static_cast<char>('a' + i)), flight)) return i;
     }
     return -1;
   };
@@ -538,16 +542,8 @@ TEST_CASE("cluster: with --replicate, kill -9 of a follower under booking load s
                                  "--replication-timeout", "2s", "--admin-port", "0", "--admin-token-file",
                                  admin_token_file.string()}));
   }
-  auto admin = [&](std::size_t i, const std::string& target) {
-    HttpClient client(nodes[i]->admin_port());
-    client.header("Authorization", "Bearer an-admin-token-of-the-test");
-    return client.request(http::verb::get, target).body;
-  };
-  auto sample = [&](std::size_t i, const std::string& name) {
-    auto text = admin(i, "/metrics");
-    auto at = text.find("\n" + name + " ");
-    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
-  };
+  auto admin = [&](std::size_t i, const std::string& target) { return admin_get(*nodes[i], target); };
+  auto sample = [&](std::size_t i, const std::string& name) { return metric_of(*nodes[i], name, -1.0); };
   auto not_replicated = [&](std::size_t i) {
     auto status = json::parse(admin(i, "/admin/cluster"));
     return status.value("shards_unowned", 1024) == 0 ? status.value("shards_not_replicated", 1024) : 1024;
@@ -669,27 +665,15 @@ TEST_CASE("cluster: with --replicate, a hold's alarm set on a dead owner fires o
                                  "--request-timeout", "2s", "--admin-port", "0", "--admin-token-file",
                                  admin_token_file.string()}));
   }
-  auto sample = [&](std::size_t i, const std::string& name) {
-    HttpClient admin(nodes[i]->admin_port());
-    admin.header("Authorization", "Bearer an-admin-token-of-the-test");
-    auto text = admin.request(http::verb::get, "/metrics").body;
-    auto at = text.find("\n" + name + " ");
-    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
-  };
+  auto sample = [&](std::size_t i, const std::string& name) { return metric_of(*nodes[i], name, -1.0); };
   REQUIRE(eventually([&] {
     double in_sync = 0;
     for (std::size_t i = 0; i < nodes.size(); ++i) in_sync += sample(i, "cairn_replication_shards{state=\"in_sync\"}");
     return in_sync == 1024;
   }, 40000ms));
   auto owner_of = [&](const std::string& flight) -> int {
-    auto id = cairn::ActorId::make("FLIGHT", flight).value();
-    char shard[16];
-    std::snprintf(shard, sizeof shard, "%04u", id.shard());
     for (int i = 0; i < 3; ++i) {
-      if (std::filesystem::exists(dir.path() / std::string(1, static_cast<char>('a' + i)) / "_shards" / shard /
-                                  "FLIGHT" / (id.hex() + ".sqlite"))) {
-        return i;
-      }
+      if (holds_flight(dir.path() / std::string(1, static_cast<char>('a' + i)), flight)) return i;
     }
     return -1;
   };
@@ -883,25 +867,14 @@ TEST_CASE("cluster: with --replicate, an owner cut off from etcd answers no writ
   };
   auto a = node("a", etcd.port());
   auto b = node("b", proxy.port());  // b reaches etcd only through the proxy
-  auto sample = [&](ServerProcess& server, const std::string& name) {
-    HttpClient admin(server.admin_port());
-    admin.header("Authorization", "Bearer an-admin-token-of-the-test");
-    auto text = admin.request(http::verb::get, "/metrics").body;
-    auto at = text.find("\n" + name + " ");
-    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
-  };
+  auto sample = [&](ServerProcess& server, const std::string& name) { return metric_of(server, name, -1.0); };
   auto in_sync = [&] {
     return sample(*a, "cairn_replication_shards{state=\"in_sync\"}") +
            sample(*b, "cairn_replication_shards{state=\"in_sync\"}");
   };
   // Flights whose shards b owns.
   std::vector<std::string> flights;
-  auto on_b = [&](const std::string& name) {
-    auto id = cairn::ActorId::make("FLIGHT", name).value();
-    char shard[16];
-    std::snprintf(shard, sizeof shard, "%04u", id.shard());
-    return std::filesystem::exists(dir.path() / "b" / "_shards" / shard / "FLIGHT" / (id.hex() + ".sqlite"));
-  };
+  auto on_b = [&](const std::string& name) { return holds_flight(dir.path() / "b", name); };
   REQUIRE(eventually([&] { return in_sync() == 1024; }, 40000ms));
   for (int i = 0; i < 60 && flights.size() < 4; ++i) {
     std::string name = "pcut-" + std::to_string(i);
@@ -956,15 +929,13 @@ TEST_CASE("cluster: with --replicate, an owner cut off from etcd answers no writ
   bool synced = eventually([&] { return in_sync() == 1024; }, 40000ms);
   if (!synced) {
     for (ServerProcess* server : {a.get(), b.get()}) {
-      HttpClient admin(server->admin_port());
-      admin.header("Authorization", "Bearer an-admin-token-of-the-test");
       std::string lines;
-      std::istringstream text(admin.request(http::verb::get, "/metrics").body);
+      std::istringstream text(admin_get(*server, "/metrics"));
       for (std::string line; std::getline(text, line);) {
         if ((line.starts_with("cairn_replication") || line.starts_with("cairn_cluster")) && line[0] != '#') lines += line + "\n";
       }
       MESSAGE(lines);
-      auto status = json::parse(admin.request(http::verb::get, "/admin/cluster?shards=1").body);
+      auto status = json::parse(admin_get(*server, "/admin/cluster?shards=1"));
       std::string rows;
       int shown = 0;
       for (const auto& row : status["shards"]) {

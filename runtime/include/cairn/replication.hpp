@@ -142,7 +142,10 @@ class ShardMirror {
   // exists but cannot be read.
   static std::optional<std::pair<std::int64_t, std::uint64_t>> read_epoch(const std::filesystem::path& file,
                                                                           std::string& error);
-  Shard& shard_locked(unsigned shard);
+  Shard& shard_locked(unsigned shard);  // mutex_ held
+  Shard& state_of(unsigned shard);      // takes mutex_
+  // promote()'s state: every batch refused until fence() or demote() (the Shard's mutex held).
+  static void hold_locked(Shard& state);
   std::filesystem::path root_;
   mutable std::mutex mutex_;  // guards shards_ (each Shard has its own mutex for its files)
   std::map<unsigned, std::unique_ptr<Shard>> shards_;
