@@ -846,15 +846,17 @@ Membership::Membership(MembershipOptions options) : impl_(std::make_shared<Impl>
   impl.control_thread = std::thread([&impl] { impl.control_loop(); });
 }
 
-Membership::~Membership() {
+Membership::~Membership() { stop(); }
+
+void Membership::stop() {
   {
     std::lock_guard lock(impl_->wake_mutex);  // no waiter can miss it
     impl_->stopping.store(true);
   }
   impl_->wake.notify_all();
-  impl_->control_thread.join();
+  if (impl_->control_thread.joinable()) impl_->control_thread.join();
   impl_->watch.reset();  // after the control thread, which made it
-  impl_->lease_thread.join();
+  if (impl_->lease_thread.joinable()) impl_->lease_thread.join();
 }
 
 const MembershipOptions& Membership::options() const { return impl_->options; }
@@ -961,6 +963,16 @@ Result<std::size_t> Membership::leave() {
     for (unsigned s = 0; s < shard_count; ++s) {
       if (!impl.epoch(s)) continue;
       if (impl.moves[s]) continue;  // already asked (by the coordinator): it stands
+      // Replicated: to the follower the record counts in sync, which promotes its copy
+      // (nothing is copied); the coordinator spread the followers evenly.
+      const auto& set = impl.replicas[s];
+      if (impl.options.replicate && set && !set->follower.empty() && set->counts(set->follower)) {
+        if (auto it = load.find(set->follower); it != load.end()) {
+          plan.push_back(ShardMove{s, impl.options.node_id, it->first});
+          ++it->second;
+          continue;
+        }
+      }
       auto least = std::min_element(load.begin(), load.end(), [](const auto& a, const auto& b) {
         return a.second < b.second;
       });

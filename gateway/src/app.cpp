@@ -43,6 +43,7 @@
 #include "cluster_admin.hpp"
 #include "handoff.hpp"
 #include "remote_calls.hpp"
+#include "promotion.hpp"
 #include "replicator.hpp"
 #include "systemd.hpp"
 
@@ -86,18 +87,6 @@ std::string read_token(const std::string& file, std::string& problem) {
   token = first == std::string::npos ? std::string() : token.substr(first, last - first + 1);
   if (token.size() < 16) problem = "the admin token in " + file + " must be at least 16 characters";
   return token;
-}
-
-// Writes `text` to `file` (replacing it) and makes it and its entry durable.
-bool write_durably(const std::filesystem::path& file, const std::string& text, std::string& error) {
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  int dir = ok ? ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-  ok = ok && dir >= 0 && ::fsync(dir) == 0;
-  if (dir >= 0) ::close(dir);
-  if (!ok) error = "cannot write " + file.string() + ": " + std::strerror(errno);
-  return ok;
 }
 
 // Runs `work` every `period` on its own thread until destroyed.
@@ -169,6 +158,15 @@ class ClusterLink final : public Ownership {
     auto* membership = membership_.load();
     if (membership == nullptr) return false;
     return membership->record_in_sync(shard, node, counted);
+  }
+  // True if this node owns `shard` or claimed it, as far as it has seen (fenced or not).
+  bool owned_here(unsigned shard) const {
+    std::shared_lock lock(replication_);
+    auto* membership = membership_.load();
+    if (membership == nullptr) return false;
+    if (membership->epoch(shard)) return true;
+    auto owner = membership->owner(shard);
+    return owner && owner->node == membership->options().node_id;
   }
   bool admits(unsigned shard) const override {
     auto* mover = mover_.load();
@@ -540,6 +538,10 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         options.replicator = replicator;
       }
     }
+    // Stopped (Membership::stop) with the cluster below, before the runtime goes, and destroyed
+    // only after it: a runtime thread that read the link before it was detached may still
+    // ask the membership for an epoch while the runtime stops.
+    std::unique_ptr<cluster::Membership> membership;
     Runtime runtime(make_classes(), options);
     // Stopped before the runtime goes (ClusterCalls::stop).
     struct StopCalls {
@@ -569,9 +571,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     ServeExtras extras;
     extras.drain_period = to_ms(drain_period_s);
     // Left after every gateway thread has stopped (serve() returns only then) and before the
-    // runtime is destroyed: nothing can reach the Membership after it is gone, nor its
+    // runtime is destroyed: nothing can reach the Membership after it is stopped, nor its
     // watch reach the runtime.
-    std::unique_ptr<cluster::Membership> membership;
     std::unique_ptr<ShardMover> mover;
     std::shared_ptr<std::unique_ptr<ClusterAdmin>> cluster_admin;  // uses the membership: reset with it
     std::unique_ptr<Periodic> catch_up_pass;
@@ -587,7 +588,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         mover.reset();
         if (admin) admin->reset();
         if (!membership) return;
-        membership.reset();  // its lease is revoked; shards it still owns wait for it
+        membership->stop();  // its lease is revoked; shards it still owns wait for it
         spdlog::info("cluster: left");
       }
     } leave{catch_up_pass, *link, membership, mover, cluster_admin};
@@ -619,14 +620,20 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       };
       // The copies of the shards this node follows (cairn/replication.hpp), beside its own.
       auto mirror = std::make_shared<ShardMirror>(std::filesystem::path(data_dir) / "_replicas");
-      internal_routing->replicate = [mirror, followed](const Request& request) {
+      auto promoter = std::make_shared<CopyPromoter>(runtime, mirror, data_dir);
+      internal_routing->replicate = [mirror, followed, promoter, link](const Request& request) {
         std::string error;
         auto batch = decode(request.body, error);
         if (!batch) {
           ++followed->malformed;
           return Response::error(Code::invalid_argument, "a malformed replication batch: " + error);
         }
-        switch (mirror->apply(*batch, error)) {
+        auto outcome = mirror->apply(*batch, error);
+        if (outcome == ShardMirror::Outcome::stale_epoch &&
+            promoter->put_back_for_batch(batch->shard, batch->epoch, link->owned_here(batch->shard))) {
+          outcome = mirror->apply(*batch, error);  // a seed is taken; another batch asks for one
+        }
+        switch (outcome) {
           case ShardMirror::Outcome::applied:
             ++followed->applied;
             return Response::json(200, {{"applied", batch->ops.size()}, {"epoch", mirror->epoch(batch->shard)}});
@@ -645,7 +652,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       };
       internal.cluster = internal_routing;
       extras.internal = std::move(internal);
-      extras.internal_started = [&, link, movers, mirror](std::uint16_t bound) {
+      extras.internal_started = [&, link, movers, mirror, promoter](std::uint16_t bound) {
         cluster::MembershipOptions m;
         m.etcd = etcd;
         m.node_id = node_id;
@@ -657,84 +664,30 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
           // Failover (cairn/cluster/membership.hpp): the follower's copy becomes this node's
           // shard, its index rows are rebuilt from the files, and only then is it claimed.
           membership->on_takeover(cluster::Takeover{
-              [&runtime, mirror, data = std::filesystem::path(data_dir)](unsigned shard, std::int64_t record) {
-                auto target = runtime.shard_dir(shard);
-                // Marks a copy promoted for replica record `record`, until its claim's
-                // outcome is known (a restart in between takes it as it is).
-                auto marker = target / ".promoted";
-                std::error_code ec;
-                bool reuse = false;
-                if (std::filesystem::exists(target, ec)) {
-                  std::ifstream in(marker);
-                  std::string mark;
-                  reuse = in && std::getline(in, mark) && mark == std::to_string(record);
-                  if (!reuse) {
-                    // A copy left from when this node owned the shard before: stale (the
-                    // shard was assigned elsewhere since). Put aside (the trash is emptied
-                    // at the next start), not deleted here.
-                    auto trash = data / "_cairn" / "trash" /
-                                 ("takeover-" + std::to_string(shard) + "-" +
-                                  std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-                    std::filesystem::create_directories(trash.parent_path());
-                    std::filesystem::rename(target, trash);
-                  }
-                }
-                std::string error;
-                if (reuse) {
-                  mirror->promoted(shard);
-                } else {
-                  if (!mirror->promote(shard, target, error)) {
-                    spdlog::error("cluster: cannot take shard {} over: {}", shard, error);
-                    if (std::filesystem::exists(target, ec)) (void)mirror->demote(shard, target, error);
-                    return false;
-                  }
-                  if (!write_durably(marker, std::to_string(record) + "\n", error)) {
-                    spdlog::error("cluster: cannot take shard {} over: {}", shard, error);
-                    (void)mirror->demote(shard, target, error);
-                    return false;
-                  }
-                }
-                try {
-                  auto rows = runtime.adopt_shard_files(shard);
-                  spdlog::info("cluster: shard {}: {} actors and {} alarms found in the follower's copy", shard,
-                               rows["names"].size(), rows["alarms"].size());
-                } catch (const std::exception& e) {
-                  spdlog::error("cluster: cannot take shard {} over: its indexes: {}", shard, e.what());
-                  (void)std::filesystem::remove(marker, ec);
-                  (void)mirror->demote(shard, target, error);
-                  return false;
-                }
-                return true;
-              },
-              [&runtime, mirror](unsigned shard, std::optional<std::int64_t> epoch) {
-                std::string error;
-                std::error_code ec;
-                auto target = runtime.shard_dir(shard);
-                if (epoch) {
-                  if (!mirror->fence(shard, *epoch, error)) spdlog::error("cluster: shard {}: {}", shard, error);
-                  std::filesystem::remove(target / ".promoted", ec);
-                  return;
-                }
-                try {
-                  runtime.forget_shard_indexes(shard);
-                } catch (const std::exception& e) {
-                  spdlog::warn("cluster: shard {}: {}", shard, e.what());
-                }
-                std::filesystem::remove(target / ".promoted", ec);
-                if (!mirror->demote(shard, target, error)) spdlog::error("cluster: shard {}: {}", shard, error);
+              [promoter](unsigned shard, std::int64_t record) { return promoter->take_over(shard, record); },
+              [promoter](unsigned shard, std::optional<std::int64_t> epoch) {
+                promoter->finish_takeover(shard, epoch);
               }});
           // Followers nothing writes to are caught up too (HttpReplicator::catch_up).
           catch_up_pass = std::make_unique<Periodic>(std::chrono::milliseconds(500), [&membership, replicator] {
             for (unsigned shard : membership->owned()) replicator->catch_up(shard);
           });
         }
-        membership->on_owner_change([&runtime, movers](unsigned shard) {
+        membership->on_owner_change([&runtime, &membership, movers, promoter, replicate](unsigned shard) {
           runtime.evict_shard(shard);
           if (auto* mine = movers->load()) mine->owner_changed(shard);
+          // A copy handed in by a graceful leave, now claimed here: its fence is recorded.
+          if (auto epoch = membership->epoch(shard); epoch && replicate) promoter->claimed(shard, *epoch);
         });
-        mover = std::make_unique<ShardMover>(runtime, *membership, data_dir,
-                                             ShardMover::Options{cluster_token, std::chrono::milliseconds(10000),
-                                                                 std::chrono::milliseconds(60000)});
+        ShardMover::Options moving;
+        moving.token = cluster_token;
+        if (replicate) {
+          moving.settle = [replicator](unsigned shard) { return replicator->settle(shard); };
+          moving.promote = [promoter](const std::vector<std::pair<unsigned, ReplicaPosition>>& shards,
+                                      const std::string& move) { return promoter->hand_in(shards, move); };
+          moving.demote = [promoter](unsigned shard, const std::string& move) { promoter->hand_back(shard, move); };
+        }
+        mover = std::make_unique<ShardMover>(runtime, *membership, data_dir, std::move(moving));
         movers->store(mover.get());
         *cluster_admin = std::make_unique<ClusterAdmin>(*membership, [link](unsigned shard) { return link->locate(shard); },
                                                         cluster_token, to_ms(request_timeout_s));

@@ -361,11 +361,16 @@ void Gateway::stop() {
     }
     sessions.clear();
     relays.clear();
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    // Requests under way are answered first (a forwarded one waiting for its shard's new
+    // owner reaches it), within a bound: a stop never waits a request's whole timeout.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     while (std::chrono::steady_clock::now() < deadline) {
       {
         std::lock_guard lock(impl_->shared->mutex);
-        if (impl_->shared->sockets.empty() && impl_->shared->proxies.empty()) break;
+        if (impl_->shared->sockets.empty() && impl_->shared->proxies.empty() &&
+            impl_->shared->requests_waiting.load() <= 0) {
+          break;
+        }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

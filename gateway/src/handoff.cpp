@@ -235,7 +235,7 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
       backoff_[s] = wait;
       retry_at_[s] = Steady::now() + wait;
     }
-    if (peer) {  // what the target stored goes (best effort; it also clears old ones itself)
+    if (peer) {  // what the target stored or promoted goes (best effort; it also clears old ones itself)
       (void)peer->send(http::verb::post, std::string(handoff_path_prefix) + "abort?move=" + move,
                        {}, options_.token, Steady::now() + std::chrono::seconds(2));
     }
@@ -272,12 +272,42 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 
-  // 2. Files, then the commit with the index rows.
+  // 2. Replicated shards whose follower is the target: promoted there once it holds all that
+  // was queued here. The others (and any the follower could not be brought level for): files,
+  // then the commit with the index rows.
   auto deadline = Steady::now() + options_.transfer_timeout;
+  std::vector<unsigned> copied;
+  json promote{{"move", move}, {"from", me}, {"shards", json::array()}};
+  for (unsigned s : shards) {
+    auto follower = options_.settle ? membership_.follower(s) : std::nullopt;
+    if (!follower || follower->node != to || !follower->in_sync) {
+      copied.push_back(s);
+      continue;
+    }
+    auto at = options_.settle(s);
+    if (!at.ok()) {
+      spdlog::warn("cluster: shard {} is copied to {}: its follower there cannot be brought level: {}", s, to,
+                   at.error().message);
+      copied.push_back(s);
+      continue;
+    }
+    promote["shards"].push_back(
+        {{"shard", s}, {"epoch", at.value().epoch}, {"seed", at.value().seed}, {"index", at.value().index}});
+  }
+  std::size_t promoted = promote["shards"].size();
+  if (promoted > 0) {
+    auto answer = peer->send(http::verb::post, std::string(handoff_path_prefix) + "promote", promote.dump(),
+                             options_.token, deadline);
+    if (!answer.ok()) return fail(answer.error().message);
+    if (answer.value().result_int() != 200) {
+      return fail("it refused to promote its copies: " + std::to_string(answer.value().result_int()) + " " +
+                  answer.value().body());
+    }
+  }
   json commit{{"move", move}, {"from", me}, {"shards", json::array()}};
   std::uint64_t bytes = 0;
   try {
-    for (unsigned s : shards) {
+    for (unsigned s : copied) {
       json files = json::array();
       auto dir = runtime_.shard_dir(s);
       std::error_code ec;
@@ -313,12 +343,14 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   } catch (const std::exception& e) {
     return fail(e.what());
   }
-  auto committed = peer->send(http::verb::post, std::string(handoff_path_prefix) + "commit",
-                              commit.dump(), options_.token, deadline);
-  if (!committed.ok()) return fail(committed.error().message);
-  if (committed.value().result_int() != 200) {
-    return fail("it refused the commit: " + std::to_string(committed.value().result_int()) + " " +
-                committed.value().body());
+  if (!copied.empty()) {
+    auto committed =
+        peer->send(http::verb::post, std::string(handoff_path_prefix) + "commit", commit.dump(), options_.token, deadline);
+    if (!committed.ok()) return fail(committed.error().message);
+    if (committed.value().result_int() != 200) {
+      return fail("it refused the commit: " + std::to_string(committed.value().result_int()) + " " +
+                  committed.value().body());
+    }
   }
 
   // 3. The owner key, by compare-and-set.
@@ -378,13 +410,15 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   for (unsigned s : shards) backoff_[s] = {};
   double seconds = std::chrono::duration<double>(Steady::now() - started).count();
   moved_out_.fetch_add(shards.size());
+  promoted_out_.fetch_add(promoted);
   groups_done_.fetch_add(1);
   bytes_out_.fetch_add(bytes);
   seconds_total_.store(seconds_total_.load() + seconds);
   last_seconds_.store(seconds);
   spdlog::info(
-      "cluster: moved {} shards ({} bytes, {} sockets told to reconnect) to {} in {:.3f} s",
-      shards.size(), bytes, sockets, to, seconds);
+      "cluster: moved {} shards ({} promoted on their follower, {} bytes copied, {} sockets told to reconnect) to {} "
+      "in {:.3f} s",
+      shards.size(), promoted, bytes, sockets, to, seconds);
   return true;
 }
 
@@ -399,6 +433,11 @@ Response ShardMover::receive(const Request& request) {
     if (request.method != "POST")
       return Response::method_not_allowed("POST", "a hand-off commit is POST");
     return receive_commit(request);
+  }
+  if (path == std::string(handoff_path_prefix) + "promote") {
+    if (request.method != "POST")
+      return Response::method_not_allowed("POST", "a hand-off promotion is POST");
+    return receive_promote(request);
   }
   if (path == std::string(handoff_path_prefix) + "abort") {
     if (request.method != "POST")
@@ -534,6 +573,60 @@ Response ShardMover::receive_commit(const Request& request) {
   return Response::json(200, {{"installed", shards.size()}});
 }
 
+Response ShardMover::receive_promote(const Request& request) {
+  if (!options_.promote || !options_.demote) {
+    return Response::error(Code::conflict, "this node does not replicate (--replicate): it has no copy to promote");
+  }
+  auto body = json::parse(request.body, nullptr, false);
+  if (!body.is_object() || !body.contains("move") || !body["move"].is_string() ||
+      !valid_move_id(body["move"].get<std::string>()) || !body.contains("shards") || !body["shards"].is_array() ||
+      body["shards"].empty() || body["shards"].size() > 64) {
+    return Response::error(Code::invalid_argument,
+                           "a hand-off promotion is {\"move\", \"from\", \"shards\": [{\"shard\", \"epoch\", "
+                           "\"seed\", \"index\"}, ...]}");
+  }
+  std::string move = body["move"].get<std::string>();
+  if (!membership_.disk_ok()) {
+    return Response::error(Code::unavailable, "this node's data directory is not recorded in the cluster yet");
+  }
+  if (leaving_.load()) return Response::error(Code::unavailable, "this node is leaving: it takes no shard");
+  std::vector<std::pair<unsigned, ReplicaPosition>> asked;
+  for (const auto& entry : body["shards"]) {
+    auto number = [&](const char* key) {
+      return entry.is_object() && entry.contains(key) && entry[key].is_number_unsigned();
+    };
+    if (!number("shard") || !number("epoch") || !number("seed") || !number("index") ||
+        entry["shard"].get<unsigned>() >= ActorId::shard_count) {
+      return Response::error(Code::invalid_argument,
+                             "each shard of a promotion is {\"shard\": 0-1023, \"epoch\", \"seed\", \"index\"}");
+    }
+    unsigned s = entry["shard"].get<unsigned>();
+    if (membership_.epoch(s) || busy_[s].load()) {
+      return Response::error(Code::conflict, "this node owns shard " + std::to_string(s) + ": it takes no copy");
+    }
+    if (runtime_.shard_instances(s) > 0) {
+      return Response::error(Code::conflict, "shard " + std::to_string(s) + " still has instances open here");
+    }
+    asked.emplace_back(s, ReplicaPosition{entry["epoch"].get<std::int64_t>(), entry["seed"].get<std::uint64_t>(),
+                                          entry["index"].get<std::uint64_t>()});
+  }
+  std::lock_guard lock(receive_mutex_);
+  auto made = options_.promote(asked, move);
+  if (!made.ok()) return Response::error(made.error().code, "cannot promote the copies: " + made.error().message);
+  auto entry = std::find_if(promoted_by_move_.begin(), promoted_by_move_.end(),
+                            [&](const auto& e) { return e.first == move; });
+  if (entry == promoted_by_move_.end()) entry = promoted_by_move_.insert(promoted_by_move_.end(), {move, {}});
+  for (const auto& [s, at] : asked) {
+    if (std::find(entry->second.begin(), entry->second.end(), s) == entry->second.end()) entry->second.push_back(s);
+  }
+  // Bounded: an old entry is one whose hand-off finished (the shard is claimed here) or
+  // failed (aborted, or put back by the owner's next batch).
+  while (promoted_by_move_.size() > 256) promoted_by_move_.pop_front();
+  moved_in_.fetch_add(asked.size());
+  promoted_in_.fetch_add(asked.size());
+  return Response::json(200, {{"promoted", asked.size()}});
+}
+
 Response ShardMover::receive_abort(const Request& request) {
   auto move = request.query_param("move");
   if (!move || !*move || !valid_move_id(**move))
@@ -541,7 +634,18 @@ Response ShardMover::receive_abort(const Request& request) {
   std::lock_guard lock(receive_mutex_);
   std::error_code ec;
   auto removed = fs::remove_all(data_dir_ / "_cairn" / "incoming" / **move, ec);
-  return Response::json(200, {{"removed", ec ? 0 : removed}});
+  std::size_t demoted = 0;
+  if (auto it = std::find_if(promoted_by_move_.begin(), promoted_by_move_.end(),
+                             [&](const auto& e) { return e.first == **move; });
+      it != promoted_by_move_.end()) {
+    for (unsigned s : it->second) {
+      if (membership_.epoch(s)) continue;  // claimed here after all: the hand-off went through
+      options_.demote(s, **move);
+      ++demoted;
+    }
+    promoted_by_move_.erase(it);
+  }
+  return Response::json(200, {{"removed", ec ? 0 : removed}, {"demoted", demoted}});
 }
 
 void ShardMover::clear_stale_incoming() {
@@ -615,6 +719,12 @@ void ShardMover::write_metrics(metrics::TextWriter& out) const {
              static_cast<double>(moved_out_.load()));
   out.sample("cairn_cluster_shards_moved_total", {{"direction", "in"}},
              static_cast<double>(moved_in_.load()));
+  out.family("cairn_cluster_shards_promoted_total", "counter",
+             "Shards handed over by promoting the follower's copy (nothing copied), by direction");
+  out.sample("cairn_cluster_shards_promoted_total", {{"direction", "out"}},
+             static_cast<double>(promoted_out_.load()));
+  out.sample("cairn_cluster_shards_promoted_total", {{"direction", "in"}},
+             static_cast<double>(promoted_in_.load()));
   out.family("cairn_cluster_handoff_bytes_total", "counter",
              "Database bytes sent and received by hand-offs");
   out.sample("cairn_cluster_handoff_bytes_total", {{"direction", "out"}},

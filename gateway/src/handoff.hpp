@@ -13,6 +13,12 @@
 //   4. S's WebSockets here are closed with 1012 (clients reconnect through any node), its
 //      rows and files here are removed.
 // A failure before step 3 leaves S here (served again at once) and drops the move.
+// Replicated (--replicate): a shard whose follower is T and counted in sync is not copied.
+// In step 2 this node sends T everything of S still queued (HttpReplicator::settle) and
+// asks T to promote its copy (POST .../promote with where the stream stands): T does only if
+// its copy applied exactly that far, moves it into _shards/NNNN and rebuilds S's index rows
+// from its files. A hand-off that fails after that has T put the copy back (abort, or the
+// next batch of S at the epoch it was handed at, which only an owner that kept S can send).
 // Moves run one group (up to 24 shards bound for one node) at a time, on the mover's thread.
 #pragma once
 
@@ -21,7 +27,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -31,6 +40,8 @@
 #include "cairn/cluster/membership.hpp"
 #include "cairn/http.hpp"
 #include "cairn/metrics.hpp"
+#include "cairn/replication.hpp"
+#include "cairn/result.hpp"
 #include "cairn/runtime.hpp"
 
 namespace cairn::gateway {
@@ -55,6 +66,17 @@ class ShardMover {
     std::string token;  // the cluster token, sent to the target's internal listener
     std::chrono::milliseconds drain_timeout{10000};     // for a shard's instances to close
     std::chrono::milliseconds transfer_timeout{60000};  // for one group's files and commit
+    // Replication (all three set, or none). The owner's side: sends what is queued of `shard`
+    // to its in-sync follower (HttpReplicator::settle).
+    std::function<Result<ReplicaPosition>(unsigned shard)> settle;
+    // The target's side: makes the follower's copies of `shards` this node's for hand-off
+    // `move` (all or none), each if it applied exactly to its position, with their index rows
+    // (each is claimed once assigned).
+    std::function<Result<void>(const std::vector<std::pair<unsigned, ReplicaPosition>>& shards,
+                               const std::string& move)>
+        promote;
+    // Undoes promote() for `move` (its hand-off did not go through).
+    std::function<void(unsigned shard, const std::string& move)> demote;
   };
   // Starts the mover's thread. Removes what an interrupted hand-off left in
   // <data_dir>/_cairn/incoming and /trash.
@@ -92,6 +114,7 @@ class ShardMover {
 
   Response receive_file(const Request& request);
   Response receive_commit(const Request& request);
+  Response receive_promote(const Request& request);
   Response receive_abort(const Request& request);
   // Removes what transfers that never committed left in incoming/ (older than an hour).
   void clear_stale_incoming();
@@ -109,9 +132,12 @@ class ShardMover {
   std::array<std::chrono::steady_clock::duration, ActorId::shard_count> backoff_{};
   std::atomic<bool> leaving_{false};  // leave() or stop() began: it takes no shard
   std::mutex receive_mutex_;          // one commit at a time (and no file written into one)
+  // The shards each recent hand-off promoted here (receive_mutex_): an abort puts them back.
+  std::deque<std::pair<std::string, std::vector<unsigned>>> promoted_by_move_;  // oldest first
 
   std::atomic<std::uint64_t> moved_out_{0}, moved_in_{0}, groups_done_{0}, groups_failed_{0};
   std::atomic<std::uint64_t> bytes_out_{0}, bytes_in_{0};
+  std::atomic<std::uint64_t> promoted_out_{0}, promoted_in_{0};  // shards handed without a copy
   std::atomic<double> seconds_total_{0}, last_seconds_{0};
 
   std::mutex mutex_;

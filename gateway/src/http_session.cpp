@@ -58,6 +58,16 @@ HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedSt
       deadline_(stream_.get_executor()),
       retry_(stream_.get_executor()) {}
 
+HttpSession::~HttpSession() {
+  if (waiting_for_ != 0) shared_->requests_waiting.fetch_sub(1);
+}
+
+void HttpSession::wait_for(std::uint64_t request_id) {
+  if (waiting_for_ == 0 && request_id != 0) shared_->requests_waiting.fetch_add(1);
+  if (waiting_for_ != 0 && request_id == 0) shared_->requests_waiting.fetch_sub(1);
+  waiting_for_ = request_id;
+}
+
 void HttpSession::run() {
   if (!stream_.tls()) {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
@@ -389,7 +399,7 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
   bool keep_alive = request.keep_alive();
   bool head = request.method() == http::verb::head;
   std::uint64_t request_id = ++next_request_;
-  waiting_for_ = request_id;
+  wait_for(request_id);
   deadline_.expires_after(shared_->options.request_timeout);
   deadline_.async_wait([self = shared_from_this(), request_id, keep_alive, head](beast::error_code ec) {
     if (ec) return;  // answered in time
@@ -409,7 +419,7 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
                                              response = std::move(response)]() mutable {
       bool in_time = self->waiting_for_ == request_id;
       if (in_time && socket != 0 && response.status == 101) {
-        self->waiting_for_ = 0;
+        self->wait_for(0);
         self->deadline_.cancel();
         self->shared_->routes[self->stats_slot_]->record(
             101, std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count());
@@ -519,7 +529,7 @@ void HttpSession::remote_call(http::request<http::string_body> request) {
     return reply(misdirected(shard), keep_alive);
   }
   std::uint64_t request_id = ++next_request_;
-  waiting_for_ = request_id;
+  wait_for(request_id);
   deadline_.expires_after(shared_->options.request_timeout);
   deadline_.async_wait([self = shared_from_this(), request_id, keep_alive](beast::error_code ec) {
     if (ec) return;
@@ -556,7 +566,7 @@ void HttpSession::forward(http::request<http::string_body> request, unsigned sha
   bool keep_alive = request.keep_alive() && !beast::websocket::is_upgrade(request);
   bool head = request.method() == http::verb::head;
   std::uint64_t request_id = ++next_request_;
-  waiting_for_ = request_id;
+  wait_for(request_id);
   auto until = std::chrono::steady_clock::now() + shared_->options.request_timeout;
   deadline_.expires_at(until);
   deadline_.async_wait([self = shared_from_this(), request_id, keep_alive, head](beast::error_code ec) {
@@ -588,7 +598,7 @@ void HttpSession::forward_attempt(std::shared_ptr<http::request<http::string_bod
   auto where = shared_->options.cluster->locate(shard);
   if (where.kind == ShardLocation::Kind::here) {
     // It moved here meanwhile: served as any request of this listener.
-    waiting_for_ = 0;
+    wait_for(0);
     deadline_.cancel();
     outgoing->erase("X-Cairn-Cluster-Token");
     outgoing->erase("X-Cairn-Hop");
@@ -668,7 +678,7 @@ void HttpSession::upgrade_attempt(std::shared_ptr<http::request<http::string_bod
   if (waiting_for_ != request_id) return;  // answered already (504)
   auto where = shared_->options.cluster->locate(shard);
   if (where.kind == ShardLocation::Kind::here) {
-    waiting_for_ = 0;
+    wait_for(0);
     deadline_.cancel();
     return handle(std::move(*request));
   }
@@ -707,7 +717,7 @@ void HttpSession::upgrade_attempt(std::shared_ptr<http::request<http::string_bod
           return self->answer_actor(request_id, relayed(got), false, false);
         }
         self->shared_->forwards_answered.fetch_add(1, std::memory_order_relaxed);
-        self->waiting_for_ = 0;
+        self->wait_for(0);
         self->deadline_.cancel();
         self->shared_->routes[self->stats_slot_]->record(
             101, std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count());
@@ -721,7 +731,7 @@ void HttpSession::upgrade_attempt(std::shared_ptr<http::request<http::string_bod
 void HttpSession::answer_actor(std::uint64_t request_id, Response response, bool keep_alive,
                                bool head) {
   if (waiting_for_ != request_id) return;
-  waiting_for_ = 0;
+  wait_for(0);
   deadline_.cancel();
   reply(response, keep_alive, head);
 }

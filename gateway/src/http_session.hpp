@@ -31,9 +31,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // `slot` is this connection's share of GatewayOptions::max_connections.
   HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<SharedState> shared,
               IoLane& lane, std::shared_ptr<void> slot);
+  ~HttpSession();
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
   void run();
 
  private:
+  // Sets waiting_for_ (0: none), keeping SharedState::requests_waiting in step.
+  void wait_for(std::uint64_t request_id);
   void on_handshake(beast::error_code ec);
   // The first bytes on a TLS listener were not a TLS handshake: a plain 400 saying so.
   void plain_on_tls_port();

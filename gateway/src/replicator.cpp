@@ -124,6 +124,50 @@ void HttpReplicator::catch_up(unsigned shard) {
   boost::asio::post(catchers_, [this, shard, qp = &q] { run_catch_up(shard, *qp); });
 }
 
+Result<ReplicaPosition> HttpReplicator::settle(unsigned shard) {
+  auto epoch = options_.epoch(shard);
+  auto follower = options_.follower(shard);
+  Queue* q = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    q = &queue(shard);
+  }
+  std::lock_guard in_order(q->send);
+  std::vector<ReplicaOp> ops;
+  {
+    std::lock_guard lock(mutex_);
+    if (!epoch) return Error{Code::conflict, "this node does not own shard " + std::to_string(shard) + " now"};
+    if (!counted_locked(*q, follower, epoch) || q->catching || follower->address.empty()) {
+      return Error{Code::unavailable, "the follower of shard " + std::to_string(shard) + " is not in sync"};
+    }
+    // Nothing queued since the last batch, which the follower applied: it is level already.
+    if (q->ops.empty() && !q->dropped && q->broken.empty() && q->seeded == epoch && q->seeded_to == follower->address) {
+      return ReplicaPosition{*epoch, q->seeds, q->index};
+    }
+    ops = take_locked(*q);
+  }
+  std::set<std::string> paths;
+  for (const auto& op : ops) paths.insert(op.path);
+  Sent sent;
+  try {
+    sent = transmit(shard, *q, std::move(ops), {paths.begin(), paths.end()}, follower->address, *epoch,
+                    std::chrono::steady_clock::now() + options_.timeout);
+  } catch (const std::exception& e) {
+    sent.error = std::string("cannot send the batch: ") + e.what();
+  }
+  {
+    std::lock_guard lock(mutex_);
+    count(sent);
+  }
+  if (sent.error) {
+    // The follower may miss what was taken: the next batch is a seed. (Those changes were
+    // never synced, so no acknowledgement covers them: the in-sync set stays as it is.)
+    q->broken = *sent.error;
+    return Error{Code::unavailable, *sent.error};
+  }
+  return ReplicaPosition{*epoch, q->seeds, q->index};
+}
+
 bool HttpReplicator::wait(unsigned shard, std::uint64_t ticket, std::string& error) {
   std::unique_lock lock(mutex_);
   auto& q = queue(shard);

@@ -82,6 +82,11 @@ class HttpReplicator final : public Replicator {
   // none is under way (the owner's periodic pass over its shards: one nothing writes to is
   // caught up too).
   void catch_up(unsigned shard);
+  // A hand-off to the follower (graceful leave): sends everything of `shard` queued so far to
+  // the follower the record counts in sync, each file it changed synced there, and says where
+  // the stream then stands; an error if the follower is not counted or did not apply it. The
+  // shard must take no events meanwhile (its hand-off closed it). Blocks on the network.
+  Result<ReplicaPosition> settle(unsigned shard);
 
   struct Stats {
     std::uint64_t batches = 0;        // applied by a follower

@@ -121,6 +121,10 @@ struct SharedState {
   std::atomic<std::uint64_t> connections_refused{0};  // answered 503: max_connections reached
   // Cluster mode: requests sent to the node that owns their actor, by what came of each try.
   std::atomic<std::uint64_t> forwards_answered{0};    // the owner answered (relayed)
+  // Requests taken and not yet answered, over every connection: a stop waits for them (a
+  // forwarded request waiting for its shard's new owner would otherwise be cut, and its sender
+  // could not know whether it took effect).
+  std::atomic<std::int64_t> requests_waiting{0};
   std::atomic<std::uint64_t> forwards_retried{0};     // 421 (moved) or owner unreachable: tried again
   std::atomic<std::uint64_t> forwards_failed{0};      // answered here: 503 (no owner in time) or 504
   std::atomic<std::uint64_t> websockets_forwarded{0};  // WebSockets relayed to their owner, ever

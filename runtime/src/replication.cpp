@@ -192,6 +192,9 @@ std::vector<ReplicaOp> seed_ops(const std::filesystem::path& shard_dir) {
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
     auto relative = it->path().lexically_relative(shard_dir).string();
+    // Not the node's own marks beside the actor files (a promoted copy's .promoted, .handed-*):
+    // those say what this node did with its copy, not what the shard holds.
+    if (relative.starts_with('.') && relative.find('/') == std::string::npos) continue;
     if (valid_replica_path(relative)) files.push_back(relative);
   }
   if (ec) throw std::runtime_error("cannot list " + shard_dir.string() + ": " + ec.message());
@@ -236,6 +239,7 @@ struct ShardMirror::Shard {
   // no more batches until it is seeded again.
   std::string broken;
   bool promoted = false;  // promote()d: every batch is refused until fence() or demote()
+  std::int64_t handed = 0;  // promoted by a hand-off from the owner at this epoch
 };
 
 ShardMirror::ShardMirror(std::filesystem::path root) : root_(std::move(root)) {}
@@ -543,9 +547,45 @@ bool ShardMirror::whole(unsigned shard) const {
 bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, std::string& error) {
   Shard* state = &state_of(shard);
   std::lock_guard lock(state->mutex);
+  return promote_locked(shard, *state, target, error, true);
+}
+
+bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, const ReplicaPosition& at,
+                          std::string& error, bool sync) {
+  Shard* state = &state_of(shard);
+  std::lock_guard lock(state->mutex);
+  if (!state->promoted && (!state->epoch_loaded || !state->index_known || !state->broken.empty() ||
+                           state->epoch != at.epoch || state->seed != at.seed || state->index != at.index)) {
+    error = "the copy of shard " + std::to_string(shard) + " is not where its owner's stream is (it applied " +
+            (state->index_known ? std::to_string(state->epoch) + "/" + std::to_string(state->seed) + "." +
+                                      std::to_string(state->index)
+                                : std::string("no run since a restart")) +
+            ", the owner sent " + std::to_string(at.epoch) + "/" + std::to_string(at.seed) + "." +
+            std::to_string(at.index) + ")";
+    return false;
+  }
+  if (!promote_locked(shard, *state, target, error, sync)) return false;
+  state->handed = at.epoch;
+  return true;
+}
+
+std::int64_t ShardMirror::handed(unsigned shard) const {
+  Shard* state = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = shards_.find(shard);
+    if (it == shards_.end()) return 0;
+    state = it->second.get();
+  }
+  std::lock_guard lock(state->mutex);
+  return state->promoted ? state->handed : 0;
+}
+
+bool ShardMirror::promote_locked(unsigned shard, Shard& state, const std::filesystem::path& target,
+                                 std::string& error, bool sync) {
   auto dir = shard_dir(shard);
   std::error_code ec;
-  if (state->promoted || !std::filesystem::exists(dir / ".whole", ec)) {
+  if (state.promoted || !std::filesystem::exists(dir / ".whole", ec)) {
     error = "the copy of shard " + std::to_string(shard) + " is not whole";
     return false;
   }
@@ -553,15 +593,23 @@ bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, s
     error = target.string() + " exists";
     return false;
   }
+  if (!state.epoch_loaded) {  // kept in memory: demote() records it again
+    auto recorded = read_epoch(dir / ".epoch", error);
+    if (!recorded) return false;
+    state.epoch = recorded->first;
+    state.seed = recorded->second;
+    state.index_known = false;
+    state.epoch_loaded = true;
+  }
   std::filesystem::create_directories(target.parent_path(), ec);
   if (ec || ::rename(dir.c_str(), target.c_str()) != 0) {
     error = errno_text("cannot move the copy to", target);
     return false;
   }
-  hold_locked(*state);  // from the rename on: nothing may land in the files it moved
+  hold_locked(state);  // from the rename on: nothing may land in the files it moved
   ::unlink((target / ".epoch").c_str());
   ::unlink((target / ".whole").c_str());
-  if (!fsync_dir(target.parent_path()) || !fsync_dir(dir.parent_path())) {
+  if (sync && (!fsync_dir(target.parent_path()) || !fsync_dir(dir.parent_path()))) {
     error = errno_text("cannot make the move durable in", target.parent_path());
     return false;  // promoted stays: the caller demotes
   }
@@ -576,6 +624,7 @@ void ShardMirror::promoted(unsigned shard) {
 
 void ShardMirror::hold_locked(Shard& state) {
   state.promoted = true;
+  state.handed = 0;
   state.epoch_loaded = true;
   state.index_known = false;
   state.dirty_dirs.clear();
@@ -604,11 +653,18 @@ bool ShardMirror::demote(unsigned shard, const std::filesystem::path& target, st
   auto dir = shard_dir(shard);
   std::error_code ec;
   bool ok = true;
+  bool moved = false;
   if (std::filesystem::exists(target, ec) && !std::filesystem::exists(dir, ec)) {
     ok = ::rename(target.c_str(), dir.c_str()) == 0 && fsync_dir(dir.parent_path()) && fsync_dir(target.parent_path());
+    moved = ok;
   }
+  // The epoch file went with the promotion: the fence this copy had is recorded again (the
+  // run is not: the next batch must be a seed, the copy is no longer marked whole).
+  if (moved && state->epoch_loaded && state->epoch > 0 && !record_epoch(dir, state->epoch, 0)) ok = false;
   state->promoted = false;
-  state->epoch_loaded = false;  // read again: the epoch file went away with the move
+  state->handed = 0;
+  state->epoch_loaded = moved && ok && state->epoch > 0;
+  state->seed = 0;
   state->index_known = false;
   if (!ok) error = errno_text("cannot move the copy back from", target);
   return ok;

@@ -71,7 +71,7 @@ struct Cluster {
 
   std::filesystem::path admin_token_file = dir.path() / "admin-token";
 
-  explicit Cluster(int count, int first_id = 0) {
+  explicit Cluster(int count, int first_id = 0, const std::vector<std::string>& extra = {}) {
     std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
     std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
     for (int i = 0; i < count; ++i) {
@@ -79,6 +79,7 @@ struct Cluster {
       args.push_back({"--cluster", etcd.url(), "--node-id", "n" + std::to_string(i + first_id), "--cluster-port",
                       std::to_string(cluster_ports.back()), "--cluster-token-file", token_file.string(),
                       "--admin-port", "0", "--admin-token-file", admin_token_file.string()});
+      args.back().insert(args.back().end(), extra.begin(), extra.end());
       start(static_cast<std::size_t>(i));
     }
   }
@@ -124,6 +125,14 @@ struct Cluster {
         },
         limit);
   }
+  // A flight (named `prefix`N) whose database only node `node` holds, made through node 1.
+  std::string flight_on(std::size_t node, const std::string& prefix) const {
+    for (int i = 0;; ++i) {
+      std::string name = prefix + std::to_string(i);
+      REQUIRE(http_get(port(1), "/seats?flightId=" + name).status == 200);
+      if (holders(name) == std::vector<std::size_t>{node}) return name;
+    }
+  }
   // Every node answers for `flights` (their shards have owners that serve them).
   bool serving(int flights) const {
     for (int f = 0; f < flights; ++f) {
@@ -132,6 +141,44 @@ struct Cluster {
       }
     }
     return true;
+  }
+};
+
+// Two cairn-load harnesses booking through nodes 1 and 2 of a cluster (while node 0 leaves).
+struct BookingLoad {
+  std::vector<std::string> reports;
+  std::vector<ProgramResult> results = std::vector<ProgramResult>(2);
+  std::vector<std::thread> threads;
+  BookingLoad(const Cluster& c, const std::string& prefix) {
+    auto url = [&](std::size_t i) { return "http://127.0.0.1:" + std::to_string(c.port(i)); };
+    for (std::size_t k = 0; k < 2; ++k) {
+      reports.push_back((c.dir.path() / (prefix + std::to_string(k) + ".json")).string());
+      threads.emplace_back([this, k, prefix, urls = url(1) + "," + url(2)] {
+        results[k] = run_program({CAIRN_LOAD_PATH, "book", "--url", urls, "-c", "4", "-f", "200", "-d", "4", "--prefix",
+                                  prefix + std::to_string(k), "--expect-overload", "--json", reports[k], "--no-progress"},
+                                 60s);
+      });
+    }
+  }
+  // Waits for both; checks that nothing failed but retryable 503s, nothing acknowledged was
+  // lost or booked twice. Returns the number of 503s.
+  std::uint64_t check() {
+    for (auto& t : threads) t.join();
+    threads.clear();
+    std::uint64_t unavailable = 0;
+    for (std::size_t k = 0; k < 2; ++k) {
+      INFO(results[k].output);
+      auto run = json::parse(std::ifstream(reports[k]));
+      CHECK(run["errors"].empty());  // nothing failed but retryable 503s
+      CHECK(run["extra"]["lost"] == 0);
+      CHECK(run["extra"]["double_booked"] == 0);
+      CHECK(run["extra"]["acknowledged"].get<int>() > 50);
+      unavailable += run["expected"].value("503 overloaded", 0);
+    }
+    return unavailable;
+  }
+  ~BookingLoad() {
+    for (auto& t : threads) t.join();
   }
 };
 
@@ -1064,50 +1111,97 @@ TEST_CASE("cluster: a node back with an empty data directory serves none of its 
   CHECK(std::filesystem::exists(dir.path() / "b" / "_cairn" / "identity"));
 }
 
-TEST_CASE("cluster: a node stopped (SIGSTOP) for twice its lease TTL acknowledges nothing it had under way when it resumes") {
+namespace {
+
+// Two nodes of the calls example (TALLY actors, with a /slow?ms= event), a and b.
+struct TallyPair {
   EtcdProcess etcd;
   TempDir dir;
-  auto token_file = dir.path() / "token";
-  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
   std::vector<std::unique_ptr<ServerProcess>> nodes;
-  for (const char* id : {"a", "b"}) {
-    nodes.push_back(std::make_unique<ServerProcess>(std::vector<std::string>{
-        CAIRN_CALLS_SERVER_PATH, "--port", "0", "--data-dir", (dir.path() / id).string(), "--threads", "2",
-        "--log-level", "warn", "--cluster", etcd.url(), "--node-id", id, "--cluster-token-file",
-        token_file.string(), "--request-timeout", "60s", "--event-budget", "60s"}));
+  explicit TallyPair(const std::vector<std::string>& extra = {}) {
+    auto token_file = dir.path() / "token";
+    std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+    for (const char* id : {"a", "b"}) {
+      std::vector<std::string> args{CAIRN_CALLS_SERVER_PATH, "--port", "0", "--data-dir", (dir.path() / id).string(),
+                                    "--threads", "2", "--log-level", "warn", "--cluster", etcd.url(), "--node-id", id,
+                                    "--cluster-token-file", token_file.string(), "--request-timeout", "60s",
+                                    "--event-budget", "60s"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      nodes.push_back(std::make_unique<ServerProcess>(args));
+    }
   }
-  auto on_b = [&](const std::string& name) {
-    auto actor = cairn::ActorId::make("TALLY", name).value();
-    char shard[16];
-    std::snprintf(shard, sizeof shard, "%04u", actor.shard());
-    return std::filesystem::exists(dir.path() / "b" / "_shards" / shard / "TALLY" / (actor.hex() + ".sqlite"));
-  };
-  std::string name;
-  REQUIRE(eventually(
-      [&] {
-        for (int i = 0; i < 40 && name.empty(); ++i) {
-          std::string candidate = "stopped-" + std::to_string(i);
-          if (http_get(nodes[0]->port(), "/objects/TALLY/" + candidate + "/answers").status == 200 && on_b(candidate)) {
-            name = candidate;
+  // Sends a POST of TALLY `name`'s /slow event (`ms` long) to node `i`; read the answer from
+  // the connection returned.
+  std::unique_ptr<RawSocket> slow(std::size_t i, const std::string& name, int ms) {
+    auto client = std::make_unique<RawSocket>(nodes[i]->port());
+    REQUIRE(client->send("POST /objects/TALLY/" + name + "/slow?ms=" + std::to_string(ms) +
+                         " HTTP/1.1\r\nHost: cairn\r\nContent-Length: 0\r\n\r\n"));
+    return client;
+  }
+  // A TALLY actor whose database is on b, called once through a ("" if none within 32 s).
+  std::string name_on_b(const std::string& prefix) {
+    auto on_b = [&](const std::string& name) {
+      auto actor = cairn::ActorId::make("TALLY", name).value();
+      char shard[16];
+      std::snprintf(shard, sizeof shard, "%04u", actor.shard());
+      return std::filesystem::exists(dir.path() / "b" / "_shards" / shard / "TALLY" / (actor.hex() + ".sqlite"));
+    };
+    std::string name;
+    (void)eventually(
+        [&] {
+          for (int i = 0; i < 40 && name.empty(); ++i) {
+            std::string candidate = prefix + std::to_string(i);
+            if (http_get(nodes[0]->port(), "/objects/TALLY/" + candidate + "/answers").status == 200 &&
+                on_b(candidate)) {
+              name = candidate;
+            }
           }
-        }
-        return !name.empty();
-      },
-      32000ms));
+          return !name.empty();
+        },
+        32000ms);
+    return name;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cluster: a node stopped (SIGSTOP) for twice its lease TTL acknowledges nothing it had under way when it resumes") {
+  TallyPair pair;
+  auto& nodes = pair.nodes;
+  std::string name = pair.name_on_b("stopped-");
+  REQUIRE(!name.empty());
   // An event runs on b (its owner) when b stops; b's lease lapses meanwhile.
-  RawSocket client(nodes[1]->port());
-  REQUIRE(client.send("POST /objects/TALLY/" + name + "/slow?ms=1500 HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n"));
+  auto client = pair.slow(1, name, 1500);
   std::this_thread::sleep_for(300ms);
   REQUIRE(::kill(nodes[1]->pid(), SIGSTOP) == 0);
   std::this_thread::sleep_for(10s);  // twice the lease's TTL
   REQUIRE(::kill(nodes[1]->pid(), SIGCONT) == 0);
-  auto answer = client.read_responses(1, 20000ms);
+  auto answer = client->read_responses(1, 20000ms);
   INFO(answer);
   CHECK(status_of(answer) == 503);  // its outcome is unknown: never a 200 from a lapsed lease
   // b comes back under a new lease and serves its actors again, through either node.
   REQUIRE(eventually([&] { return http_get(nodes[0]->port(), "/objects/TALLY/" + name + "/answers").status == 200; },
                      15000ms));
   CHECK(http_get(nodes[1]->port(), "/objects/TALLY/" + name + "/answers").status == 200);
+}
+
+TEST_CASE("cluster: a node that stops answers the requests it forwarded before it goes, rather than cutting them") {
+  TallyPair pair({"--handoff-timeout", "2s"});
+  auto& nodes = pair.nodes;
+  std::string name = pair.name_on_b("forwarded-");
+  REQUIRE(!name.empty());
+  // a forwards a slow request to b, and is told to stop while b works on it: a hands its
+  // shards over and stops its listeners well before b answers.
+  auto client = pair.slow(0, name, 3000);
+  std::this_thread::sleep_for(200ms);
+  auto stopping = std::chrono::steady_clock::now();
+  int status = nodes[0]->stop();
+  double stop_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopping).count();
+  CHECK(status == 0);
+  auto answer = client->read_responses(1, 10000ms);
+  INFO(answer);
+  MESSAGE("a stopped in " << stop_seconds << " s");
+  CHECK(status_of(answer) == 200);  // relayed before a went: not a cut connection
 }
 
 TEST_CASE("cluster: an actor's call of an actor on another node is made there, and the answer comes back to it") {
@@ -1243,12 +1337,7 @@ TEST_CASE("cluster: SIGTERM hands a node's shards to the others under booking lo
   Cluster c(3);
   REQUIRE(c.all_owned(30000ms));
   // Sockets on the leaving node's flights are told to reconnect (1012).
-  std::string moving_flight;
-  for (int i = 0; moving_flight.empty(); ++i) {
-    std::string name = "leave-ws-" + std::to_string(i);
-    REQUIRE(http_get(c.port(1), "/seats?flightId=" + name).status == 200);
-    if (c.holders(name) == std::vector<std::size_t>{0}) moving_flight = name;
-  }
+  std::string moving_flight = c.flight_on(0, "leave-ws-");
   WsClient socket(c.port(0), "/ws?flightId=" + moving_flight);
   REQUIRE(http_post(c.port(2), "/book-seat?flightId=" + moving_flight, R"({"seatNumber":"3C","name":"Stays"})").status ==
           200);
@@ -1256,19 +1345,7 @@ TEST_CASE("cluster: SIGTERM hands a node's shards to the others under booking lo
   auto before = json::parse(http_get(c.port(2), "/seats?flightId=" + moving_flight).body);
 
   // Two harnesses book through the nodes that stay, while node 0 hands its shards over.
-  auto url = [&](std::size_t i) { return "http://127.0.0.1:" + std::to_string(c.port(i)); };
-  auto report = [&](const std::string& name) { return (c.dir.path() / name).string(); };
-  std::vector<std::string> reports{report("load-a.json"), report("load-b.json")};
-  std::vector<std::thread> loads;
-  std::vector<ProgramResult> results(2);
-  for (std::size_t k = 0; k < 2; ++k) {
-    loads.emplace_back([&, k] {
-      results[k] = run_program({CAIRN_LOAD_PATH, "book", "--url", url(1) + "," + url(2), "-c", "4", "-f", "200",
-                                "-d", "4", "--prefix", "leave-" + std::to_string(k), "--expect-overload",
-                                "--json", reports[k], "--no-progress"},
-                               60s);
-    });
-  }
+  BookingLoad load(c, "leave-");
   int heard_close = 0;
   std::thread listener([&] { heard_close = socket.read_until_closed(nullptr, 20000ms); });
   std::this_thread::sleep_for(1500ms);
@@ -1278,18 +1355,7 @@ TEST_CASE("cluster: SIGTERM hands a node's shards to the others under booking lo
   CHECK(status == 0);
   MESSAGE("node 0 handed its shards over and stopped in " << stop_seconds << " s");
   CHECK(stop_seconds < 9);  // well before the harness's SIGKILL
-  for (auto& t : loads) t.join();
-  std::uint64_t unavailable = 0;
-  for (std::size_t k = 0; k < 2; ++k) {
-    INFO(results[k].output);
-    auto run = json::parse(std::ifstream(reports[k]));
-    CHECK(run["errors"].empty());  // nothing failed but retryable 503s
-    CHECK(run["extra"]["lost"] == 0);
-    CHECK(run["extra"]["double_booked"] == 0);
-    CHECK(run["extra"]["acknowledged"].get<int>() > 50);
-    unavailable += run["expected"].value("503 overloaded", 0);
-  }
-  MESSAGE("retryable 503s during the move: " << unavailable);
+  MESSAGE("retryable 503s during the move: " << load.check());
   // The socket heard 1012, and its flight is served by another node with what it had.
   listener.join();
   CHECK(heard_close == 1012);
@@ -1306,4 +1372,57 @@ TEST_CASE("cluster: SIGTERM hands a node's shards to the others under booking lo
   REQUIRE(c.all_owned(30000ms));
   CHECK(c.metric(0, "cairn_cluster_shards_owned") >= 340);
   CHECK(json::parse(http_get(c.port(0), "/seats?flightId=" + moving_flight).body) == before);
+}
+
+TEST_CASE("cluster: with --replicate, SIGTERM hands a node's shards to their followers by promoting their copies: nothing is copied and no acknowledged booking is lost") {
+  Cluster c(3, 0, {"--replicate"});
+  REQUIRE(c.all_owned(30000ms));
+  auto in_sync = [&](std::initializer_list<std::size_t> which) {
+    double sum = 0;
+    for (std::size_t i : which) sum += c.metric(i, "cairn_replication_shards{state=\"in_sync\"}");
+    return sum;
+  };
+  REQUIRE(eventually([&] { return in_sync({0, 1, 2}) == 1024; }, 30000ms));
+  std::string moving_flight = c.flight_on(0, "promote-ws-");
+  WsClient socket(c.port(1), "/ws?flightId=" + moving_flight);
+  REQUIRE(http_post(c.port(2), "/book-seat?flightId=" + moving_flight, R"({"seatNumber":"3C","name":"Stays"})").status ==
+          200);
+  REQUIRE(socket.read().value_or("").find("Stays") != std::string::npos);
+  auto before = json::parse(http_get(c.port(2), "/seats?flightId=" + moving_flight).body);
+  double owned_before = c.metric(0, "cairn_cluster_shards_owned");
+
+  // Two harnesses book through the nodes that stay while node 0 leaves.
+  BookingLoad load(c, "promote-");
+  int heard_close = 0;
+  std::thread listener([&] { heard_close = socket.read_until_closed(nullptr, 20000ms); });
+  std::this_thread::sleep_for(1500ms);
+  auto stop_started = std::chrono::steady_clock::now();
+  int status = c.nodes[0]->stop();
+  double stop_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_started).count();
+  CHECK(status == 0);
+  MESSAGE("retryable 503s during the move: " << load.check());
+  listener.join();
+  c.nodes[0].reset();
+  // Its shards were promoted on their followers, not copied.
+  double promoted = 0, copied_bytes = 0;
+  for (std::size_t i : {1, 2}) {
+    promoted += c.metric(i, "cairn_cluster_shards_promoted_total{direction=\"in\"}");
+    copied_bytes += c.metric(i, "cairn_cluster_handoff_bytes_total{direction=\"in\"}");
+  }
+  MESSAGE("node 0 left in " << stop_seconds << " s: " << promoted << " of its " << owned_before
+                            << " shards promoted on their followers, " << copied_bytes << " bytes copied");
+  CHECK(stop_seconds < 9);
+  CHECK(promoted >= 0.9 * owned_before);  // a follower that fell behind under load is copied to instead
+  CHECK(copied_bytes < 4 * 1024 * 1024);
+  // The socket's flight: told to reconnect, served by its follower with what it had.
+  CHECK(heard_close == 1012);
+  double owned = 0;
+  for (std::size_t i : {1, 2}) owned += c.metric(i, "cairn_cluster_shards_owned");
+  CHECK(owned == 1024);
+  CHECK(json::parse(http_get(c.port(2), "/seats?flightId=" + moving_flight).body) == before);
+  CHECK(c.holders(moving_flight).size() == 1);
+  // The two left follow each other's shards, in sync again.
+  CHECK(eventually([&] { return in_sync({1, 2}) == 1024; }, 30000ms));
+  REQUIRE(http_post(c.port(1), "/book-seat?flightId=" + moving_flight, R"({"seatNumber":"4D","name":"After"})").status ==
+          200);
 }

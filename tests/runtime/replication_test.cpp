@@ -196,6 +196,9 @@ TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch 
     TempDir owner;
     std::filesystem::create_directories(owner.path() / "JOURNAL");
     std::ofstream(owner.path() / "JOURNAL" / "c.sqlite") << "the owner's c";
+    // The node's own marks on a promoted copy are not the shard's: they are not sent.
+    std::ofstream(owner.path() / ".promoted") << "17\n";
+    std::ofstream(owner.path() / ".handed-n0-0123456789abcdef");
     auto ops = seed_ops(owner.path());
     REQUIRE(ops.size() == 4);
     CHECK(ops[0].kind == ReplicaOp::Kind::reset);
@@ -278,6 +281,54 @@ TEST_CASE("a copy is whole only after a seed applied to its end, and a promoted 
   CHECK(mirror.apply(ReplicaBatch{3, 13, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "X"}}, 1, 1}, error) ==
         ShardMirror::Outcome::failed);
   CHECK(mirror.apply(ReplicaBatch{3, 14, seed.ops, 1, 0}, error) == ShardMirror::Outcome::applied);
+}
+
+TEST_CASE("a hand-off promotes a copy only where the owner's stream stands, and a copy put back keeps its fence") {
+  TempDir dir;
+  std::string error;
+  ShardMirror mirror(dir.path() / "_replicas");
+  auto own = dir.path() / "_shards" / "0007";
+  ReplicaBatch seed{7, 20, {{ReplicaOp::Kind::reset, ".", 0, {}},
+                            {ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "first"},
+                            {ReplicaOp::Kind::sync, "JOURNAL/a.sqlite", 0, {}}},
+                    3, 0};
+  REQUIRE_MESSAGE(mirror.apply(seed, error) == ShardMirror::Outcome::applied, error);
+  ReplicaBatch next{7, 20, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "second"},
+                            {ReplicaOp::Kind::sync, "JOURNAL/a.sqlite", 0, {}}},
+                    3, 1};
+  REQUIRE_MESSAGE(mirror.apply(next, error) == ShardMirror::Outcome::applied, error);
+  // The owner sent one batch more than the copy applied (it was lost), or is at another run
+  // or epoch: the copy is not promoted, and stays the mirror's.
+  for (auto at : {ReplicaPosition{20, 3, 2}, ReplicaPosition{20, 4, 1}, ReplicaPosition{21, 3, 1},
+                  ReplicaPosition{20, 3, 0}}) {
+    CHECK_FALSE(mirror.promote(7, own, at, error));
+    CHECK(error.find("not where its owner's stream is") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(own));
+    CHECK(mirror.whole(7));
+  }
+  CHECK(mirror.handed(7) == 0);
+  // Level with the owner: promoted, and marked as handed at the owner's epoch.
+  REQUIRE_MESSAGE(mirror.promote(7, own, ReplicaPosition{20, 3, 1}, error), error);
+  CHECK(read_file(own / "JOURNAL" / "a.sqlite") == "second");
+  CHECK(mirror.handed(7) == 20);
+  CHECK(mirror.apply(ReplicaBatch{7, 20, next.ops, 3, 2}, error) == ShardMirror::Outcome::stale_epoch);
+  // Put back (the hand-off did not go through): the fence at 20 holds, in this process and
+  // the next, and the owner's next batch must be a seed.
+  REQUIRE_MESSAGE(mirror.demote(7, own, error), error);
+  CHECK(mirror.handed(7) == 0);
+  CHECK(read_file(mirror.shard_dir(7) / "JOURNAL" / "a.sqlite") == "second");
+  CHECK(mirror.apply(ReplicaBatch{7, 19, seed.ops, 9, 0}, error) == ShardMirror::Outcome::stale_epoch);
+  CHECK(ShardMirror(dir.path() / "_replicas").apply(ReplicaBatch{7, 19, seed.ops, 9, 0}, error) ==
+        ShardMirror::Outcome::stale_epoch);
+  CHECK(mirror.apply(ReplicaBatch{7, 20, next.ops, 3, 2}, error) == ShardMirror::Outcome::failed);
+  REQUIRE_MESSAGE(mirror.apply(ReplicaBatch{7, 20, seed.ops, 4, 0}, error) == ShardMirror::Outcome::applied, error);
+  // A restart forgets where the run stood: no promotion until the next batch is applied.
+  ShardMirror again(dir.path() / "_replicas");
+  CHECK_FALSE(again.promote(7, own, ReplicaPosition{20, 4, 0}, error));
+  REQUIRE_MESSAGE(again.apply(ReplicaBatch{7, 20, seed.ops, 5, 0}, error) == ShardMirror::Outcome::applied, error);
+  REQUIRE_MESSAGE(again.promote(7, own, ReplicaPosition{20, 5, 0}, error), error);
+  REQUIRE_MESSAGE(again.fence(7, 23, error), error);
+  CHECK(again.handed(7) == 0);
 }
 
 // Six actors in one shard (their files share the shard's batches) and three elsewhere.

@@ -56,6 +56,15 @@ struct ReplicaBatch {
   std::uint64_t index = 0;
 };
 
+// Where a shard's stream stands: the epoch, run and batch of the last batch sent and applied.
+// An owner that hands a shard to its follower (a graceful leave) sends everything queued, and
+// the follower promotes its copy only if it applied exactly that far.
+struct ReplicaPosition {
+  std::int64_t epoch = 0;
+  std::uint64_t seed = 0;
+  std::uint64_t index = 0;
+};
+
 // The operations that make a follower's copy of a shard what its owner's files hold now:
 // a reset, then every file under `shard_dir` written whole, truncated to its size and synced.
 // Files changed while they are read may come out torn; the changes that tore them are queued
@@ -123,6 +132,16 @@ class ShardMirror {
   // stale (an owner that sends one is older than the claim this node is about to make)
   // until fence() or demote(). False, with `error`, if the copy is not whole or cannot move.
   bool promote(unsigned shard, const std::filesystem::path& target, std::string& error);
+  // A hand-off's promote() (a graceful leave, cairn/cluster/membership.hpp): the same, only if
+  // the copy applied exactly to `at` (it holds everything the owner wrote: the owner's shard
+  // is closed and its queue was sent). handed() then says `at.epoch` until fence() or
+  // demote(): a batch of that epoch comes later only if the hand-off did not go through.
+  // With `sync` false the rename is not made durable here: the caller syncs the file system
+  // (syncfs) once for a group of shards before it relies on any of them.
+  bool promote(unsigned shard, const std::filesystem::path& target, const ReplicaPosition& at, std::string& error,
+               bool sync = true);
+  // The epoch of the owner that handed `shard` over (promote() with a position), 0 if none.
+  std::int64_t handed(unsigned shard) const;
   // The same for a copy an earlier process of this node promoted already (the claim's outcome
   // was not known when it stopped): only the refusal of every batch is taken up again.
   void promoted(unsigned shard);
@@ -146,6 +165,8 @@ class ShardMirror {
   Shard& state_of(unsigned shard);      // takes mutex_
   // promote()'s state: every batch refused until fence() or demote() (the Shard's mutex held).
   static void hold_locked(Shard& state);
+  bool promote_locked(unsigned shard, Shard& state, const std::filesystem::path& target, std::string& error,
+                      bool sync);
   std::filesystem::path root_;
   mutable std::mutex mutex_;  // guards shards_ (each Shard has its own mutex for its files)
   std::map<unsigned, std::unique_ptr<Shard>> shards_;

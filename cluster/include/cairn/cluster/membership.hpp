@@ -21,7 +21,9 @@
 // assignment at `to`, deletes its own claim and the move; `to` then claims it as any
 // assigned shard. The assignment is the promise that the node has the shard's data.
 // A node that leaves says so in its node key ("leaving": true): it gets no shard, and it
-// asks for its own shards to be moved to the others.
+// asks for its own shards to be moved to the others; with replication, each shard whose
+// follower is counted in sync to that follower, which promotes its copy instead of taking one
+// (gateway/src/handoff.hpp).
 // A node claims only with the data directory its shards were given to (disks/<id>): one that
 // comes back with another (an empty disk) claims nothing while shards are assigned to it,
 // so it never serves them from empty databases; with none assigned it records its new one.
@@ -142,6 +144,10 @@ class Membership final : public Ownership {
   explicit Membership(MembershipOptions options);
   // Leaves: revokes the lease (its shard keys go with it; assignments stay).
   ~Membership() override;
+  // The same, keeping the object: its threads are stopped (no callback runs after this
+  // returns) while calls made from other threads (epoch()) stay safe until it is destroyed.
+  // Idempotent; not concurrent with itself.
+  void stop();
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
