@@ -114,7 +114,8 @@ struct Membership::Impl {
   }
 
   bool fenced() const {
-    return lease.load() == 0 || Boot::now_ns() >= fence_at.load();
+    if (lease.load() == 0) return true;
+    return options.self_fence ? Boot::now_ns() >= fence_at.load() : fence_at.load() == 0;
   }
 
   void kick() {

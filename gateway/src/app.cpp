@@ -585,11 +585,11 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       ~Leave() {
         pass.reset();
         link.attach(nullptr, nullptr);
+        // Stopped first: its watch calls into the mover (owner changes) until then.
+        if (membership) membership->stop();  // its lease is revoked; shards it still owns wait for it
         mover.reset();
         if (admin) admin->reset();
-        if (!membership) return;
-        membership->stop();  // its lease is revoked; shards it still owns wait for it
-        spdlog::info("cluster: left");
+        if (membership) spdlog::info("cluster: left");
       }
     } leave{catch_up_pass, *link, membership, mover, cluster_admin};
     if (!etcd.empty()) {
@@ -659,6 +659,11 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         m.advertise = advertise.empty() ? "http://" + cluster_host + ":" + std::to_string(bound) : advertise;
         m.data_id = data_identity(data_dir);
         m.replicate = replicate;
+        if (const char* unsafe = std::getenv("CAIRN_TEST_UNSAFE_NO_SELF_FENCE"); unsafe != nullptr && *unsafe == '1') {
+          m.self_fence = false;
+          spdlog::critical("CAIRN_TEST_UNSAFE_NO_SELF_FENCE=1: this node does not fence itself when it loses etcd "
+                           "(for tests of the followers' fence only; never in production)");
+        }
         membership = std::make_unique<cluster::Membership>(m);
         if (replicate) {
           // Failover (cairn/cluster/membership.hpp): the follower's copy becomes this node's

@@ -611,6 +611,9 @@ Response ShardMover::receive_promote(const Request& request) {
                                           entry["index"].get<std::uint64_t>()});
   }
   std::lock_guard lock(receive_mutex_);
+  if (std::find(aborted_.begin(), aborted_.end(), move) != aborted_.end()) {
+    return Response::error(Code::conflict, "hand-off " + move + " was aborted");
+  }
   auto made = options_.promote(asked, move);
   if (!made.ok()) return Response::error(made.error().code, "cannot promote the copies: " + made.error().message);
   auto entry = std::find_if(promoted_by_move_.begin(), promoted_by_move_.end(),
@@ -632,6 +635,8 @@ Response ShardMover::receive_abort(const Request& request) {
   if (!move || !*move || !valid_move_id(**move))
     return Response::error(Code::invalid_argument, "abort needs ?move=ID");
   std::lock_guard lock(receive_mutex_);
+  aborted_.push_back(**move);
+  while (aborted_.size() > 256) aborted_.pop_front();
   std::error_code ec;
   auto removed = fs::remove_all(data_dir_ / "_cairn" / "incoming" / **move, ec);
   std::size_t demoted = 0;

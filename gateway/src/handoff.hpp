@@ -134,6 +134,9 @@ class ShardMover {
   std::mutex receive_mutex_;          // one commit at a time (and no file written into one)
   // The shards each recent hand-off promoted here (receive_mutex_): an abort puts them back.
   std::deque<std::pair<std::string, std::vector<unsigned>>> promoted_by_move_;  // oldest first
+  // Moves aborted lately (receive_mutex_): a promotion of one that comes after its abort (the
+  // requests ran on different threads) is refused.
+  std::deque<std::string> aborted_;
 
   std::atomic<std::uint64_t> moved_out_{0}, moved_in_{0}, groups_done_{0}, groups_failed_{0};
   std::atomic<std::uint64_t> bytes_out_{0}, bytes_in_{0};

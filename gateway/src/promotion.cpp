@@ -236,7 +236,9 @@ void CopyPromoter::hand_back(unsigned shard, const std::string& move) {
 
 void CopyPromoter::claimed(unsigned shard, std::int64_t epoch) {
   std::lock_guard lock(mutex_);
-  if (!read_marker(shard).starts_with("move ")) return;
+  // (A copy handed in and then replaced by one copied in by another hand-off has no marker,
+  // and the mirror still holds its promotion: fenced all the same.)
+  if (!read_marker(shard).starts_with("move ") && mirror_->handed(shard) == 0) return;
   std::string error;
   if (!mirror_->fence(shard, epoch, error)) spdlog::error("cluster: shard {}: {}", shard, error);
   remove_markers(shard);
@@ -244,7 +246,10 @@ void CopyPromoter::claimed(unsigned shard, std::int64_t epoch) {
 
 bool CopyPromoter::put_back_for_batch(unsigned shard, std::int64_t epoch, bool owned_here) {
   std::lock_guard lock(mutex_);
-  if (owned_here || mirror_->handed(shard) != epoch || !read_marker(shard).starts_with("move ")) return false;
+  // An owner at the epoch it handed at kept the shard; one at a later epoch claimed it again
+  // (it stopped before its hand-over's outcome was known, and came back in time).
+  auto handed = mirror_->handed(shard);
+  if (owned_here || handed == 0 || epoch < handed || !read_marker(shard).starts_with("move ")) return false;
   spdlog::warn("cluster: shard {}: its owner still writes at epoch {}: the hand-off did not go through, the "
                "follower's copy goes back",
                shard, epoch);

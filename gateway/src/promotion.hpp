@@ -43,10 +43,10 @@ class CopyPromoter {
   // The owner of `shard` changed: if this node now owns it at `epoch` and its copy came by a
   // hand-off, the copy's fence is recorded there and the marker goes.
   void claimed(unsigned shard, std::int64_t epoch);
-  // A batch of `epoch` was refused because the copy was handed in here at that epoch: its
-  // owner kept the shard (the hand-off did not go through, and its abort never came). Unless
-  // this node owns the shard (`owned_here`), the copy goes back to the mirror (the owner's next
-  // batch seeds it). True if it did.
+  // A batch of `epoch` was refused because the copy was handed in here at that epoch or an
+  // older one: its owner kept the shard or claimed it again (the hand-off did not go through,
+  // and its abort never came). Unless this node owns the shard (`owned_here`), the copy goes
+  // back to the mirror (the owner's next batch seeds it). True if it did.
   bool put_back_for_batch(unsigned shard, std::int64_t epoch, bool owned_here);
 
  private:

@@ -140,10 +140,8 @@ Result<ReplicaPosition> HttpReplicator::settle(unsigned shard) {
     if (!counted_locked(*q, follower, epoch) || q->catching || follower->address.empty()) {
       return Error{Code::unavailable, "the follower of shard " + std::to_string(shard) + " is not in sync"};
     }
-    // Nothing queued since the last batch, which the follower applied: it is level already.
-    if (q->ops.empty() && !q->dropped && q->broken.empty() && q->seeded == epoch && q->seeded_to == follower->address) {
-      return ReplicaPosition{*epoch, q->seeds, q->index};
-    }
+    // A batch is sent even when nothing is queued: the follower says where it stands (one that
+    // lost its place, by a restart or a copy put back, answers 503 and is seeded again here).
     ops = take_locked(*q);
   }
   std::set<std::string> paths;

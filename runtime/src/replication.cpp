@@ -606,9 +606,10 @@ bool ShardMirror::promote_locked(unsigned shard, Shard& state, const std::filesy
     error = errno_text("cannot move the copy to", target);
     return false;
   }
-  hold_locked(state);  // from the rename on: nothing may land in the files it moved
-  ::unlink((target / ".epoch").c_str());
-  ::unlink((target / ".whole").c_str());
+  // From the rename on nothing may land in the files it moved. Its .epoch and .whole go with
+  // it (the node's own marks, never read there nor seeded from there): a copy put back by
+  // demote() is whole again, with its fence, even after a restart.
+  hold_locked(state);
   if (sync && (!fsync_dir(target.parent_path()) || !fsync_dir(dir.parent_path()))) {
     error = errno_text("cannot make the move durable in", target.parent_path());
     return false;  // promoted stays: the caller demotes

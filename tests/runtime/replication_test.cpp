@@ -258,7 +258,6 @@ TEST_CASE("a copy is whole only after a seed applied to its end, and a promoted 
   // Taken over: the files move to the node's own shards, and the owner's next batch is refused.
   REQUIRE_MESSAGE(mirror.promote(3, own, error), error);
   CHECK(read_file(own / "JOURNAL" / "a.sqlite") == "whole");
-  CHECK_FALSE(std::filesystem::exists(own / ".epoch"));
   CHECK_FALSE(mirror.whole(3));
   ReplicaBatch next{3, 11, {{ReplicaOp::Kind::write, "JOURNAL/a.sqlite", 0, "W"}}, 2, 1};
   CHECK(mirror.apply(next, error) == ShardMirror::Outcome::stale_epoch);
@@ -317,6 +316,7 @@ TEST_CASE("a hand-off promotes a copy only where the owner's stream stands, and 
   REQUIRE_MESSAGE(mirror.demote(7, own, error), error);
   CHECK(mirror.handed(7) == 0);
   CHECK(read_file(mirror.shard_dir(7) / "JOURNAL" / "a.sqlite") == "second");
+  CHECK(mirror.whole(7));  // it can still be taken over
   CHECK(mirror.apply(ReplicaBatch{7, 19, seed.ops, 9, 0}, error) == ShardMirror::Outcome::stale_epoch);
   CHECK(ShardMirror(dir.path() / "_replicas").apply(ReplicaBatch{7, 19, seed.ops, 9, 0}, error) ==
         ShardMirror::Outcome::stale_epoch);
@@ -327,8 +327,19 @@ TEST_CASE("a hand-off promotes a copy only where the owner's stream stands, and 
   CHECK_FALSE(again.promote(7, own, ReplicaPosition{20, 4, 0}, error));
   REQUIRE_MESSAGE(again.apply(ReplicaBatch{7, 20, seed.ops, 5, 0}, error) == ShardMirror::Outcome::applied, error);
   REQUIRE_MESSAGE(again.promote(7, own, ReplicaPosition{20, 5, 0}, error), error);
-  REQUIRE_MESSAGE(again.fence(7, 23, error), error);
-  CHECK(again.handed(7) == 0);
+  // Put back by a process that did not promote it (a restart in between): whole, and fenced.
+  {
+    ShardMirror later(dir.path() / "_replicas");
+    REQUIRE_MESSAGE(later.demote(7, own, error), error);
+    CHECK(later.whole(7));
+    CHECK(later.apply(ReplicaBatch{7, 19, seed.ops, 9, 0}, error) == ShardMirror::Outcome::stale_epoch);
+  }
+  CHECK(ShardMirror(dir.path() / "_replicas").whole(7));
+  ShardMirror fresh(dir.path() / "_replicas");
+  REQUIRE_MESSAGE(fresh.apply(ReplicaBatch{7, 20, seed.ops, 6, 0}, error) == ShardMirror::Outcome::applied, error);
+  REQUIRE_MESSAGE(fresh.promote(7, own, ReplicaPosition{20, 6, 0}, error), error);
+  REQUIRE_MESSAGE(fresh.fence(7, 23, error), error);
+  CHECK(fresh.handed(7) == 0);
 }
 
 // Six actors in one shard (their files share the shard's batches) and three elsewhere.

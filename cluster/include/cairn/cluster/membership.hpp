@@ -89,6 +89,11 @@ struct MembershipOptions {
   // Replication: as coordinator, give every shard a follower; as a follower, take over the
   // shards whose owner is gone (on_takeover must be set for that).
   bool replicate = false;
+  // Tests only (CAIRN_TEST_UNSAFE_NO_SELF_FENCE=1 in the server's environment): the node does
+  // not fence itself when its renewals fail, only once etcd says its lease is gone. This is
+  // what a node whose clock or scheduler misbehaves would do; the partition test runs it to
+  // show that a follower's fence alone keeps such an owner from making anything durable.
+  bool self_fence = true;
 };
 
 // A shard's replica record (replicas/NNNN).
