@@ -534,6 +534,12 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         r.token = cluster_token;
         r.timeout = to_ms(replication_timeout_s);
         r.min_replicas = min_replicas;
+        // Tests only: seeds in small pieces, so that a test's shards of a few pages take several.
+        if (const char* piece = std::getenv("CAIRN_TEST_SEED_PIECE_BYTES"); piece != nullptr && std::atoi(piece) > 0) {
+          r.seed_piece_bytes = static_cast<std::size_t>(std::atoi(piece));
+          spdlog::warn("CAIRN_TEST_SEED_PIECE_BYTES={}: seeds go in pieces of {} bytes (for tests)", piece,
+                       r.seed_piece_bytes);
+        }
         replicator = std::make_shared<HttpReplicator>(std::move(r));
         options.replicator = replicator;
       }
@@ -723,6 +729,9 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
           out.family("cairn_replication_seeds_total", "counter",
                      "Of the batches applied, seeds (a shard's files sent whole to its follower)");
           out.sample("cairn_replication_seeds_total", {}, static_cast<double>(r.seeds));
+          out.family("cairn_replication_seed_pieces_total", "counter",
+                     "The batches those seeds were sent in (a shard's files are sent in pieces of 16 MiB)");
+          out.sample("cairn_replication_seed_pieces_total", {}, static_cast<double>(r.seed_pieces));
           out.family("cairn_replication_sent_bytes_total", "counter", "Bytes of the batches applied by followers");
           out.sample("cairn_replication_sent_bytes_total", {}, static_cast<double>(r.bytes));
           out.family("cairn_replication_followers_total", "counter",

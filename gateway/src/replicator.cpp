@@ -211,6 +211,7 @@ void HttpReplicator::count(const Sent& sent) {
     ++stats_.batches;
     stats_.bytes += sent.bytes;
     stats_.seeds += sent.seed ? 1 : 0;
+    stats_.seed_pieces += sent.seed ? sent.pieces : 0;
   } else if (sent.stale) {
     ++stats_.refused_stale;
   } else if (sent.error) {
@@ -387,6 +388,8 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
   Sent out;
   ReplicaBatch batch{shard, epoch, {}};
   for (int attempt = 0;; ++attempt) {
+    out.bytes = 0;
+    out.pieces = 1;
     bool dropped = false;
     {
       std::lock_guard lock(mutex_);
@@ -395,12 +398,30 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
     out.seed = dropped || !q.broken.empty() || q.seeded != epoch || q.seeded_to != address;
     if (out.seed) {
       // Read after the queue was taken: every change taken is in the files (each is queued once
-      // its write returned), so the seed replaces them; later ones follow it.
+      // its write returned), so the seed replaces them; later ones follow it. In pieces: all
+      // but the last are sent here, each with a timeout of its own; the last goes below.
       char name[16];
       std::snprintf(name, sizeof name, "%04u", shard);
-      batch.ops = seed_ops(options_.data_dir / "_shards" / name);
+      SeedReader reader(options_.data_dir / "_shards" / name, options_.seed_piece_bytes);
       batch.seed = ++q.seeds;
       batch.index = q.index = 0;
+      batch.ops = reader.next();
+      while (!reader.done()) {
+        auto piece = encode(batch);
+        out.bytes += piece.size();
+        auto answer = post(address, std::move(piece), std::max(deadline, std::chrono::steady_clock::now() + options_.timeout));
+        if (!answer || answer->result_int() != 200) {
+          out.error = "the follower " + address + " did not take piece " + std::to_string(batch.index + 1) +
+                      " of a seed: " + (answer ? std::to_string(answer->result_int()) + " " + answer->body()
+                                               : answer.error().message);
+          out.stale = answer && answer->result_int() == 409;
+          return out;
+        }
+        batch.ops = reader.next();
+        batch.index = ++q.index;
+        ++out.pieces;
+        deadline = std::max(deadline, std::chrono::steady_clock::now() + options_.timeout);
+      }
     } else {
       batch.ops = std::move(ops);
       batch.seed = q.seeds;
@@ -409,11 +430,12 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
     for (const auto& path : syncs) batch.ops.push_back({ReplicaOp::Kind::sync, path, 0, {}});
     auto body = encode(batch);
     batch.ops.clear();
-    out.bytes = body.size();
-    if (out.bytes > max_replication_batch_bytes) {
-      out.error = "a batch of " + std::to_string(out.bytes) + " bytes is over the " +
-                  std::to_string(max_replication_batch_bytes) + " a follower takes (a seed of a shard that large is "
-                  "not supported yet)";
+    out.bytes += body.size();
+    if (body.size() > max_replication_batch_bytes) {
+      // (A seed comes in pieces; a batch of changes this large is one sync's worth of a
+      // checkpoint far past SQLite's.)
+      out.error = "a batch of " + std::to_string(body.size()) + " bytes is over the " +
+                  std::to_string(max_replication_batch_bytes) + " a follower takes";
       return out;
     }
     auto answer = post(address, std::move(body), deadline);

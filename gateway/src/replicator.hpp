@@ -67,6 +67,8 @@ struct HttpReplicatorOptions {
   std::chrono::milliseconds retry_after{1000};  // between catch-ups of a follower that failed
   int min_replicas = 1;                     // --min-replicas: 1 or 2
   std::size_t senders = 16;                 // batches in flight at once (over every shard)
+  // A seed is sent in pieces of about this much file content (SeedReader).
+  std::size_t seed_piece_bytes = std::size_t{16} << 20;
 };
 
 class HttpReplicator final : public Replicator {
@@ -94,6 +96,7 @@ class HttpReplicator final : public Replicator {
     std::uint64_t refused_stale = 0;  // refused for an older epoch (409)
     std::uint64_t failed = 0;         // not applied (timeout, unreachable, follower's error)
     std::uint64_t seeds = 0;          // of the batches applied, seeds
+    std::uint64_t seed_pieces = 0;    // the pieces those seeds were sent in (SeedReader)
     std::uint64_t dropped = 0;        // followers dropped from an in-sync set
     std::uint64_t caught_up = 0;      // followers counted in sync again
     std::uint64_t alone = 0;          // syncs acknowledged on the owner's disk alone
@@ -140,7 +143,7 @@ class HttpReplicator final : public Replicator {
   }
   struct Sent {
     bool applied = false, stale = false, seed = false;
-    std::size_t bytes = 0;
+    std::size_t bytes = 0, pieces = 0;
     std::optional<std::string> error;
   };
   Queue& queue(unsigned shard);

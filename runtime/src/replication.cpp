@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <stdexcept>
 #include <system_error>
@@ -161,17 +162,22 @@ std::optional<ReplicaBatch> decode(std::string_view data, std::string& error) {
       error = "operation " + std::to_string(i) + " of a replication batch is cut short";
       return std::nullopt;
     }
-    if (kind < 1 || kind > 5) {
+    if (kind < 1 || kind > 6) {
       error = "operation " + std::to_string(i) + " has an unknown kind " + std::to_string(kind);
       return std::nullopt;
     }
     op.kind = static_cast<ReplicaOp::Kind>(kind);
-    if (op.kind == ReplicaOp::Kind::reset ? op.path != "." : !valid_replica_path(op.path)) {
+    bool whole_shard = op.kind == ReplicaOp::Kind::reset || op.kind == ReplicaOp::Kind::more;
+    if (whole_shard ? op.path != "." : !valid_replica_path(op.path)) {
       error = "operation " + std::to_string(i) + " names a path outside its shard";
       return std::nullopt;
     }
     if (op.offset < 0 || (op.kind != ReplicaOp::Kind::write && !op.bytes.empty())) {
       error = "operation " + std::to_string(i) + " is malformed (negative offset, or bytes on a non-write)";
+      return std::nullopt;
+    }
+    if (op.kind == ReplicaOp::Kind::more && i + 1 != count) {
+      error = "operation " + std::to_string(i) + " says a seed goes on, and is not the batch's last";
       return std::nullopt;
     }
     batch.ops.push_back(std::move(op));
@@ -183,45 +189,83 @@ std::optional<ReplicaBatch> decode(std::string_view data, std::string& error) {
   return batch;
 }
 
-std::vector<ReplicaOp> seed_ops(const std::filesystem::path& shard_dir) {
-  std::vector<ReplicaOp> ops{{ReplicaOp::Kind::reset, ".", 0, {}}};
+SeedReader::SeedReader(std::filesystem::path shard_dir, std::size_t piece_bytes)
+    : dir_(std::move(shard_dir)), piece_bytes_(piece_bytes == 0 ? 1 : piece_bytes) {
   std::error_code ec;
-  if (!std::filesystem::exists(shard_dir, ec)) return ops;
-  std::vector<std::string> files;
-  for (auto it = std::filesystem::recursive_directory_iterator(shard_dir, ec);
+  if (!std::filesystem::exists(dir_, ec)) return;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
-    auto relative = it->path().lexically_relative(shard_dir).string();
+    auto relative = it->path().lexically_relative(dir_).string();
     // Not the node's own marks beside the actor files (a promoted copy's .promoted, .handed-*):
     // those say what this node did with its copy, not what the shard holds.
     if (relative.starts_with('.') && relative.find('/') == std::string::npos) continue;
-    if (valid_replica_path(relative)) files.push_back(relative);
+    if (valid_replica_path(relative)) files_.push_back(relative);
   }
-  if (ec) throw std::runtime_error("cannot list " + shard_dir.string() + ": " + ec.message());
-  for (const auto& relative : files) {
-    auto full = shard_dir / relative;
+  if (ec) throw std::runtime_error("cannot list " + dir_.string() + ": " + ec.message());
+}
+
+std::vector<ReplicaOp> SeedReader::next() {
+  std::vector<ReplicaOp> ops;
+  if (done_) return ops;
+  if (!started_) ops.push_back({ReplicaOp::Kind::reset, ".", 0, {}});
+  started_ = true;
+  std::size_t taken = 0;
+  while (file_ < files_.size() && taken < piece_bytes_) {
+    const auto& relative = files_[file_];
+    auto full = dir_ / relative;
     int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) continue;  // removed meanwhile: its removal is queued
+    if (fd < 0 && errno == ENOENT) {  // removed meanwhile: its removal is queued
+      ++file_;
+      offset_ = 0;
+      continue;
+    }
     if (fd < 0) throw std::runtime_error(errno_text("cannot read", full));
     std::string content;
     char buffer[64 * 1024];
-    for (;;) {
-      auto n = ::read(fd, buffer, sizeof buffer);
+    bool ended = false;
+    while (taken + content.size() < piece_bytes_) {
+      auto want = std::min(sizeof buffer, piece_bytes_ - taken - content.size());
+      auto n = ::pread(fd, buffer, want, static_cast<off_t>(offset_) + static_cast<off_t>(content.size()));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         ::close(fd);
         throw std::runtime_error(errno_text("cannot read", full));
       }
-      if (n == 0) break;
+      if (n == 0) {
+        ended = true;
+        break;
+      }
       content.append(buffer, static_cast<std::size_t>(n));
     }
+    if (!ended) {  // the piece is full: is the file over all the same?
+      char probe = 0;
+      ssize_t n = 0;
+      do {
+        n = ::pread(fd, &probe, 1, static_cast<off_t>(offset_) + static_cast<off_t>(content.size()));
+      } while (n < 0 && errno == EINTR);
+      ended = n == 0;
+    }
     ::close(fd);
-    auto size = static_cast<std::int64_t>(content.size());
-    ops.push_back({ReplicaOp::Kind::write, relative, 0, std::move(content)});
-    ops.push_back({ReplicaOp::Kind::truncate, relative, size, {}});
-    ops.push_back({ReplicaOp::Kind::sync, relative, 0, {}});
+    taken += content.size();
+    auto at = offset_;
+    offset_ += static_cast<std::int64_t>(content.size());
+    if (!content.empty() || at == 0) ops.push_back({ReplicaOp::Kind::write, relative, at, std::move(content)});
+    if (ended) {
+      ops.push_back({ReplicaOp::Kind::truncate, relative, offset_, {}});
+      ops.push_back({ReplicaOp::Kind::sync, relative, 0, {}});
+      ++file_;
+      offset_ = 0;
+    }
   }
+  done_ = file_ >= files_.size();
+  if (!done_) ops.push_back({ReplicaOp::Kind::more, ".", 0, {}});
   return ops;
+}
+
+std::vector<ReplicaOp> seed_ops(const std::filesystem::path& shard_dir) {
+  SeedReader reader(shard_dir, std::numeric_limits<std::size_t>::max());
+  return reader.next();
 }
 
 // ---- ShardMirror ----
@@ -239,6 +283,7 @@ struct ShardMirror::Shard {
   // no more batches until it is seeded again.
   std::string broken;
   bool promoted = false;  // promote()d: every batch is refused until fence() or demote()
+  bool seeding = false;   // a seed in pieces is under way: the run's next batch goes on with it
   std::int64_t handed = 0;  // promoted by a hand-off from the owner at this epoch
 };
 
@@ -362,9 +407,13 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
   }
   // A seed is applied to a copy of its own beside the current one, which stays whole (and
   // can still be taken over) until the seed's last operation is applied and synced; the two
-  // are then exchanged in one rename.
+  // are then exchanged in one rename. A seed in pieces goes on in the run's next batches,
+  // into the same copy, until one that does not end with a `more`.
   auto staging = root_ / (dir.filename().string() + ".seed");
-  const auto& work = seed ? staging : dir;
+  bool piece = seed || state->seeding;
+  bool more = !batch.ops.empty() && batch.ops.back().kind == ReplicaOp::Kind::more;
+  const auto& work = piece ? staging : dir;
+  state->seeding = false;  // until this batch is applied
   if (seed) {
     std::filesystem::remove_all(staging, ec);
     std::filesystem::create_directories(staging, ec);
@@ -373,6 +422,14 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
       state->broken = error;
       return Outcome::failed;
     }
+  } else if (piece && !std::filesystem::is_directory(staging, ec)) {
+    error = "the seed of shard " + std::to_string(batch.shard) + " under way is gone from " + staging.string();
+    state->broken = error;
+    return Outcome::failed;
+  } else if (!piece && more) {
+    error = "shard " + std::to_string(batch.shard) + ": a batch says a seed goes on, and no seed is under way";
+    state->broken = error;
+    return Outcome::failed;
   }
   // Each file is opened once per batch (a follower of many actors would otherwise hold two
   // descriptors per actor it follows).
@@ -472,6 +529,8 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
         state->dirty_dirs.insert(full.parent_path());
         break;
       }
+      case ReplicaOp::Kind::more:
+        break;  // the seed goes on in the next batch (see above)
       case ReplicaOp::Kind::sync: {
         // A file never written here (removed, or made empty by SQLite and synced) has nothing
         // to sync: it is not made for the sync.
@@ -498,7 +557,9 @@ ShardMirror::Outcome ShardMirror::apply(const ReplicaBatch& batch, std::string& 
     }
   }
   close_all();
-  if (seed) {
+  if (piece && more) {
+    state->seeding = true;
+  } else if (piece) {
     // Every file of the seed is synced (each has its sync operation, and the batch ends
     // with one). The copy gets the fence and its mark of a whole copy, and takes the current
     // one's place atomically (renameat2 RENAME_EXCHANGE; where the file system cannot, in two
@@ -625,6 +686,7 @@ void ShardMirror::promoted(unsigned shard) {
 
 void ShardMirror::hold_locked(Shard& state) {
   state.promoted = true;
+  state.seeding = false;
   state.handed = 0;
   state.epoch_loaded = true;
   state.index_known = false;

@@ -144,6 +144,18 @@ struct Cluster {
   }
 };
 
+// One etcd, a scratch directory, and the cluster's and the admin listener's token files.
+struct ClusterFiles {
+  EtcdProcess etcd;
+  TempDir dir;
+  std::filesystem::path token_file = dir.path() / "token";
+  std::filesystem::path admin_token_file = dir.path() / "admin-token";
+  ClusterFiles() {
+    std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
+    std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
+  }
+};
+
 // Two cairn-load harnesses booking through nodes 1 and 2 of a cluster (while node 0 leaves).
 struct BookingLoad {
   std::vector<std::string> reports;
@@ -431,12 +443,11 @@ TEST_CASE("cluster: a node keeps the replication batches it is sent, and refuses
 }
 
 TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and the loss of its disk lose no acknowledged booking: its followers serve its flights within seconds") {
-  EtcdProcess etcd;
-  TempDir dir;
-  auto token_file = dir.path() / "token";
-  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
-  auto admin_token_file = dir.path() / "admin-token";
-  std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
+  ClusterFiles files;
+  auto& etcd = files.etcd;
+  auto& dir = files.dir;
+  const auto& token_file = files.token_file;
+  const auto& admin_token_file = files.admin_token_file;
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   for (const char* id : {"a", "b", "c"}) {
     nodes.push_back(std::make_unique<ServerProcess>(
@@ -572,13 +583,80 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
   CHECK(found == acked.size());
 }
 
+TEST_CASE("cluster: with --replicate, a follower is seeded in pieces with flights booked before it joined, and serves them all once their owner is killed") {
+  ClusterFiles files;
+  auto& etcd = files.etcd;
+  auto& dir = files.dir;
+  const auto& token_file = files.token_file;
+  const auto& admin_token_file = files.admin_token_file;
+  auto node = [&](const std::string& id) {
+    return std::make_unique<ServerProcess>(
+        dir.path() / id,
+        std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-token-file", token_file.string(),
+                                 "--replicate", "--admin-port", "0", "--admin-token-file", admin_token_file.string()},
+        // Pieces of 8 KiB: a flight's database (several pages) takes a few.
+        ServerProcess::Passed{{}, {}, {"CAIRN_TEST_SEED_PIECE_BYTES=8192"}});
+  };
+  auto a = node("a");
+  std::vector<std::string> flights;
+  for (int i = 0; i < 6; ++i) flights.push_back("pieces-" + std::to_string(i));
+  REQUIRE(eventually([&] { return http_get(a->port(), "/seats?flightId=" + flights[0]).status == 200; }, 30000ms));
+  // Booked while a is alone: these are in a's files only, and reach b by its seed.
+  std::map<std::pair<std::string, std::string>, std::string> booked;
+  for (const auto& f : flights) {
+    for (const char* seat : {"1A", "2B", "3C", "4D", "5E", "6F", "7A", "8B"}) {
+      std::string name = f + " " + seat;
+      REQUIRE(http_post(a->port(), "/book-seat?flightId=" + f,
+                        R"({"seatNumber":")" + std::string(seat) + R"(","name":")" + name + R"("})")
+                  .status == 200);
+      booked[{f, seat}] = name;
+    }
+  }
+  auto b = node("b");
+  // a keeps its shards (b has none: the coordinator moves some to it, by hand-off), and b
+  // follows a's: every shard in sync.
+  REQUIRE(eventually([&] {
+    return metric_of(*a, "cairn_replication_shards{state=\"in_sync\"}") +
+               metric_of(*b, "cairn_replication_shards{state=\"in_sync\"}") ==
+           1024;
+  }, 60000ms));
+  double seeds = metric_of(*a, "cairn_replication_seeds_total") + metric_of(*b, "cairn_replication_seeds_total");
+  double pieces = metric_of(*a, "cairn_replication_seed_pieces_total") + metric_of(*b, "cairn_replication_seed_pieces_total");
+  MESSAGE(seeds << " seeds in " << pieces << " pieces");
+  CHECK(seeds > 0);
+  CHECK(pieces > seeds);  // the flights' shards took several pieces each
+  // The flights' owners (a, or b for those moved to it) die with their disks: each flight is
+  // served by its follower with every booking. Killed: whichever holds flights[0].
+  bool on_a = holds_flight(dir.path() / "a", flights[0]);
+  auto& victim = on_a ? a : b;
+  auto& survivor = on_a ? b : a;
+  ::kill(victim->pid(), SIGKILL);
+  victim.reset();
+  std::filesystem::remove_all(dir.path() / (on_a ? "a" : "b"));
+  for (const auto& f : flights) {
+    INFO(f);
+    std::string body;
+    REQUIRE(eventually([&] {
+      auto got = http_get(survivor->port(), "/seats?flightId=" + f);
+      body = got.body;
+      return got.status == 200;
+    }, 20000ms));
+    std::map<std::string, std::string> seats;
+    for (const auto& seat : json::parse(body)) {
+      if (seat["occupant"].is_string()) seats[seat["seatNumber"].get<std::string>()] = seat["occupant"].get<std::string>();
+    }
+    for (const auto& [key, name] : booked) {
+      if (key.first == f) CHECK(seats[key.second] == name);
+    }
+  }
+}
+
 TEST_CASE("cluster: with --replicate, kill -9 of a follower under booking load stalls no write past the replication timeout, loses nothing, and its shards get a new follower in sync") {
-  EtcdProcess etcd;
-  TempDir dir;
-  auto token_file = dir.path() / "token";
-  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
-  auto admin_token_file = dir.path() / "admin-token";
-  std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
+  ClusterFiles files;
+  auto& etcd = files.etcd;
+  auto& dir = files.dir;
+  const auto& token_file = files.token_file;
+  const auto& admin_token_file = files.admin_token_file;
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   const std::vector<std::string> ids{"a", "b", "c"};
   for (const auto& id : ids) {
@@ -697,12 +775,11 @@ TEST_CASE("cluster: with --replicate, kill -9 of a follower under booking load s
 }
 
 TEST_CASE("cluster: with --replicate, a hold's alarm set on a dead owner fires once on the node that took its flight over, and a WebSocket through another node reconnects and gets the current seats") {
-  EtcdProcess etcd;
-  TempDir dir;
-  auto token_file = dir.path() / "token";
-  std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
-  auto admin_token_file = dir.path() / "admin-token";
-  std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
+  ClusterFiles files;
+  auto& etcd = files.etcd;
+  auto& dir = files.dir;
+  const auto& token_file = files.token_file;
+  const auto& admin_token_file = files.admin_token_file;
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   for (const char* id : {"a", "b", "c"}) {
     nodes.push_back(std::make_unique<ServerProcess>(

@@ -221,6 +221,72 @@ TEST_CASE("a shard's mirror applies writes in order, and refuses an older epoch 
   CHECK(again.epoch(5) == 8);
 }
 
+TEST_CASE("a seed in pieces rebuilds the owner's files whole, and the copy before it stays whole until its last piece") {
+  TempDir owner, follower;
+  std::string error;
+  std::filesystem::create_directories(owner.path() / "JOURNAL");
+  std::string big(10'000, 'x');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  std::ofstream(owner.path() / "JOURNAL" / "big.sqlite") << big;
+  std::ofstream(owner.path() / "JOURNAL" / "small.sqlite") << "small";
+  std::ofstream(owner.path() / "JOURNAL" / "empty.sqlite");
+  std::ofstream(owner.path() / "JOURNAL" / "edge.sqlite") << std::string(1000, 'e');  // ends a piece exactly
+
+  // Read whole, the same files as in pieces of 1,000 bytes.
+  auto whole = seed_ops(owner.path());
+  CHECK(whole.back().kind != ReplicaOp::Kind::more);
+  SeedReader reader(owner.path(), 1000);
+  std::vector<std::vector<ReplicaOp>> pieces;
+  while (!reader.done()) pieces.push_back(reader.next());
+  CHECK(pieces.size() >= 12);
+  CHECK(pieces.front().front().kind == ReplicaOp::Kind::reset);
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    std::size_t bytes = 0;
+    for (const auto& op : pieces[i]) bytes += op.bytes.size();
+    CHECK(bytes <= 1000);
+    CHECK((pieces[i].back().kind == ReplicaOp::Kind::more) == (i + 1 < pieces.size()));
+    std::string wire_error;
+    REQUIRE(decode(encode(ReplicaBatch{6, 30, pieces[i], 1, i}), wire_error));
+  }
+
+  ShardMirror mirror(follower.path() / "_replicas");
+  ReplicaBatch before{6, 30, {{ReplicaOp::Kind::reset, ".", 0, {}},
+                              {ReplicaOp::Kind::write, "JOURNAL/old.sqlite", 0, "the copy before"},
+                              {ReplicaOp::Kind::sync, "JOURNAL/old.sqlite", 0, {}}},
+                      1, 0};
+  REQUIRE_MESSAGE(mirror.apply(before, error) == ShardMirror::Outcome::applied, error);
+  // The pieces of a second seed: the copy before stays as it was, and whole, until the last.
+  for (std::size_t i = 0; i + 1 < pieces.size(); ++i) {
+    REQUIRE_MESSAGE(mirror.apply(ReplicaBatch{6, 30, pieces[i], 2, i}, error) == ShardMirror::Outcome::applied, error);
+    CHECK(mirror.whole(6));
+    CHECK(read_file(mirror.shard_dir(6) / "JOURNAL" / "old.sqlite") == "the copy before");
+  }
+  // A piece out of order is refused (the owner seeds again).
+  CHECK(mirror.apply(ReplicaBatch{6, 30, pieces.back(), 2, pieces.size()}, error) == ShardMirror::Outcome::failed);
+  CHECK(read_file(mirror.shard_dir(6) / "JOURNAL" / "old.sqlite") == "the copy before");
+  // Seeded again, to its end.
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    REQUIRE_MESSAGE(mirror.apply(ReplicaBatch{6, 30, pieces[i], 3, i}, error) == ShardMirror::Outcome::applied, error);
+  }
+  CHECK(mirror.whole(6));
+  CHECK_FALSE(std::filesystem::exists(mirror.shard_dir(6) / "JOURNAL" / "old.sqlite"));
+  CHECK(read_file(mirror.shard_dir(6) / "JOURNAL" / "big.sqlite") == big);
+  CHECK(read_file(mirror.shard_dir(6) / "JOURNAL" / "small.sqlite") == "small");
+  CHECK(read_file(mirror.shard_dir(6) / "JOURNAL" / "edge.sqlite") == std::string(1000, 'e'));
+  CHECK(std::filesystem::exists(mirror.shard_dir(6) / "JOURNAL" / "empty.sqlite"));
+  // The run goes on after the seed's last piece, in the copy.
+  ReplicaBatch next{6, 30, {{ReplicaOp::Kind::write, "JOURNAL/small.sqlite", 0, "SMALL"},
+                            {ReplicaOp::Kind::sync, "JOURNAL/small.sqlite", 0, {}}},
+                    3, pieces.size()};
+  REQUIRE_MESSAGE(mirror.apply(next, error) == ShardMirror::Outcome::applied, error);
+  CHECK(read_file(mirror.shard_dir(6) / "JOURNAL" / "small.sqlite") == "SMALL");
+  // A `more` with no seed under way, or not last, is refused.
+  CHECK(mirror.apply(ReplicaBatch{6, 30, {{ReplicaOp::Kind::more, ".", 0, {}}}, 3, pieces.size() + 1}, error) ==
+        ShardMirror::Outcome::failed);
+  std::string wire_error;
+  CHECK_FALSE(decode(encode(ReplicaBatch{6, 30, {{ReplicaOp::Kind::more, ".", 0, {}}, next.ops[0]}, 3, 9}), wire_error));
+}
+
 TEST_CASE("a copy is whole only after a seed applied to its end, and a promoted copy refuses every batch until fenced at its claim") {
   TempDir dir;
   std::string error;

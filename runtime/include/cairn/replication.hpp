@@ -35,8 +35,9 @@ namespace cairn {
 // ("FLIGHT/<hex>.sqlite-wal"): no absolute path, no "..", no empty component.
 struct ReplicaOp {
   // reset: every file of the shard's copy is removed (`path` names the shard's directory
-  // itself: "."), the first operation of a seed.
-  enum class Kind : std::uint8_t { write = 1, truncate = 2, remove = 3, sync = 4, reset = 5 };
+  // itself: "."), the first operation of a seed. more: the last operation of a piece of a seed
+  // that goes on in the run's next batch (path "."; see SeedReader).
+  enum class Kind : std::uint8_t { write = 1, truncate = 2, remove = 3, sync = 4, reset = 5, more = 6 };
   Kind kind = Kind::write;
   std::string path;
   std::int64_t offset = 0;  // write: where; truncate: the new size
@@ -71,6 +72,30 @@ struct ReplicaPosition {
 // behind the seed and mend them (each is applied after it, whole). Throws std::runtime_error
 // if a file cannot be read.
 std::vector<ReplicaOp> seed_ops(const std::filesystem::path& shard_dir);
+
+// The same seed in pieces of about `piece_bytes` of file content each, so that a shard of any
+// size is seeded in batches a follower takes (max_replication_batch_bytes) and in memory that
+// does not grow with the shard. The first piece begins with the reset; a file larger than a
+// piece is written in parts, and truncated and synced after its last part; every piece but
+// the last ends with a `more`. Files are listed when the reader is made and read as the pieces
+// are taken: a file changed meanwhile may come out torn, and is mended by the changes queued
+// behind the seed, as with seed_ops. Throws std::runtime_error if a file cannot be read.
+class SeedReader {
+ public:
+  SeedReader(std::filesystem::path shard_dir, std::size_t piece_bytes);
+  // The next piece (the first call: the first piece, which may be the last).
+  std::vector<ReplicaOp> next();
+  // True once the last piece was taken.
+  bool done() const { return done_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::size_t piece_bytes_;
+  std::vector<std::string> files_;  // relative paths, in order
+  std::size_t file_ = 0;            // the file being read
+  std::int64_t offset_ = 0;         // how far into it
+  bool started_ = false, done_ = false;
+};
 
 // The wire form of a batch (little-endian, length-prefixed; see replication.cpp). decode
 // refuses anything malformed (a bad kind, a length past the end, a path that would leave the
@@ -112,7 +137,7 @@ class ShardMirror {
   ShardMirror& operator=(const ShardMirror&) = delete;
 
   // Applies the batch (in its run, see ReplicaBatch; one out of order fails and changes
-  // nothing): writes, truncations and deletions as they come (each file's bytes as
+  // nothing; the pieces of a seed, SeedReader, all go to the seed's copy beside this one): writes, truncations and deletions as they come (each file's bytes as
   // the owner wrote them), and each sync as an fdatasync of that file (and of its directory, the
   // first time after the file was made). Refuses (stale_epoch, nothing applied) a batch whose
   // epoch is older than the newest one seen for the shard; a newer one is recorded durably
