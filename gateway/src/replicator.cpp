@@ -149,7 +149,7 @@ Result<ReplicaPosition> HttpReplicator::settle(unsigned shard) {
   Sent sent;
   try {
     sent = transmit(shard, *q, std::move(ops), {paths.begin(), paths.end()}, follower->address, *epoch,
-                    std::chrono::steady_clock::now() + options_.timeout);
+                    std::chrono::steady_clock::now() + options_.timeout, true);
   } catch (const std::exception& e) {
     sent.error = std::string("cannot send the batch: ") + e.what();
   }
@@ -249,7 +249,10 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
         alone = true;
       }
     } else {
-      sent = transmit(shard, q, std::move(ops), {path}, follower->address, *epoch, deadline);
+      // A seed due here must fit the sync's deadline: a large one fails the batch (the follower
+      // is dropped) and is left to the catch-up, whose seeds take as long as they need, so that
+      // no sender thread is held by one shard for long.
+      sent = transmit(shard, q, std::move(ops), {path}, follower->address, *epoch, deadline, false);
       if (sent.error) {
         q.broken = *sent.error;
         spdlog::error("replication: shard {}: {}", shard, *sent.error);
@@ -325,7 +328,7 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
       (void)take_locked(q);  // the seed replaces them
     }
     q.broken = "catching up";  // the next batch is a seed
-    auto seeded = transmit(shard, q, {}, {}, follower->address, *epoch, deadline);
+    auto seeded = transmit(shard, q, {}, {}, follower->address, *epoch, deadline, true);
     {
       std::lock_guard lock(mutex_);
       count(seeded);
@@ -347,7 +350,7 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
       paths.insert(op.path);  // a removal's sync syncs its directory
     }
     auto sent = transmit(shard, q, std::move(ops), {paths.begin(), paths.end()}, follower->address, *epoch,
-                         std::chrono::steady_clock::now() + options_.timeout);
+                         std::chrono::steady_clock::now() + options_.timeout, true);
     {
       std::lock_guard lock(mutex_);
       count(sent);
@@ -384,8 +387,18 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
 
 HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vector<ReplicaOp> ops,
                                               const std::vector<std::string>& syncs, const std::string& address,
-                                              std::int64_t epoch, std::chrono::steady_clock::time_point deadline) {
+                                              std::int64_t epoch, std::chrono::steady_clock::time_point deadline,
+                                              bool patient) {
   Sent out;
+  // Each batch after the first of a seed (or of what follows it) has a timeout of its own when
+  // `patient`; otherwise all of them are due by `deadline`.
+  auto due = [&] {
+    return patient ? std::max(deadline, std::chrono::steady_clock::now() + options_.timeout) : deadline;
+  };
+  auto too_large = [&](std::size_t bytes) {
+    return "a batch of " + std::to_string(bytes) + " bytes is over the " + std::to_string(max_replication_batch_bytes) +
+           " a follower takes";
+  };
   ReplicaBatch batch{shard, epoch, {}};
   for (int attempt = 0;; ++attempt) {
     out.bytes = 0;
@@ -409,7 +422,11 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
       while (!reader.done()) {
         auto piece = encode(batch);
         out.bytes += piece.size();
-        auto answer = post(address, std::move(piece), std::max(deadline, std::chrono::steady_clock::now() + options_.timeout));
+        if (piece.size() > max_replication_batch_bytes) {
+          out.error = too_large(piece.size());
+          return out;
+        }
+        auto answer = post(address, std::move(piece), due());
         if (!answer || answer->result_int() != 200) {
           out.error = "the follower " + address + " did not take piece " + std::to_string(batch.index + 1) +
                       " of a seed: " + (answer ? std::to_string(answer->result_int()) + " " + answer->body()
@@ -420,7 +437,6 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
         batch.ops = reader.next();
         batch.index = ++q.index;
         ++out.pieces;
-        deadline = std::max(deadline, std::chrono::steady_clock::now() + options_.timeout);
       }
     } else {
       batch.ops = std::move(ops);
@@ -434,11 +450,10 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
     if (body.size() > max_replication_batch_bytes) {
       // (A seed comes in pieces; a batch of changes this large is one sync's worth of a
       // checkpoint far past SQLite's.)
-      out.error = "a batch of " + std::to_string(body.size()) + " bytes is over the " +
-                  std::to_string(max_replication_batch_bytes) + " a follower takes";
+      out.error = too_large(body.size());
       return out;
     }
-    auto answer = post(address, std::move(body), deadline);
+    auto answer = post(address, std::move(body), out.seed ? due() : deadline);
     if (!answer) {
       out.error = "the follower " + address + " did not answer in time: " + answer.error().message;
       return out;
@@ -456,12 +471,27 @@ HttpReplicator::Sent HttpReplicator::transmit(unsigned shard, Queue& q, std::vec
           std::lock_guard lock(mutex_);
           since = take_locked(q);
         }
-        if (!since.empty()) {
-          std::set<std::string> paths;
-          for (const auto& op : since) paths.insert(op.path);
-          ReplicaBatch next{shard, epoch, std::move(since), q.seeds, ++q.index};
-          for (const auto& path : paths) next.ops.push_back({ReplicaOp::Kind::sync, path, 0, {}});
-          auto follow = post(address, encode(next), deadline);
+        // In batches of at most a seed piece's size (a long seed leaves much behind it), each
+        // file it changed synced after the last.
+        std::set<std::string> paths;
+        for (const auto& op : since) paths.insert(op.path);
+        for (std::size_t at = 0; at < since.size();) {
+          ReplicaBatch next{shard, epoch, {}, q.seeds, ++q.index};
+          std::size_t bytes = 0;
+          for (; at < since.size() && (next.ops.empty() || bytes + since[at].bytes.size() <= options_.seed_piece_bytes);
+               ++at) {
+            bytes += since[at].bytes.size() + since[at].path.size() + 32;
+            next.ops.push_back(std::move(since[at]));
+          }
+          if (at == since.size()) {
+            for (const auto& path : paths) next.ops.push_back({ReplicaOp::Kind::sync, path, 0, {}});
+          }
+          auto encoded = encode(next);
+          if (encoded.size() > max_replication_batch_bytes) {
+            out.error = too_large(encoded.size());
+            return out;
+          }
+          auto follow = post(address, std::move(encoded), due());
           if (!follow || follow->result_int() != 200) {
             out.error = "the follower " + address + " did not take what followed the seed: " +
                         (follow ? std::to_string(follow->result_int()) + " " + follow->body() : follow.error().message);

@@ -153,8 +153,11 @@ class HttpReplicator final : public Replicator {
   void run_catch_up(unsigned shard, Queue& q);
   // Sends `ops` (or a seed in their place, when one is due) as the shard's next batch, each
   // of `syncs` synced after them; q.send held.
+  // `patient`: a seed (and what follows it) may take past `deadline`, each batch with a timeout
+  // of its own (catch-ups, settles); otherwise all of it is due by `deadline` (a sync's batch).
   Sent transmit(unsigned shard, Queue& q, std::vector<ReplicaOp> ops, const std::vector<std::string>& syncs,
-                const std::string& address, std::int64_t epoch, std::chrono::steady_clock::time_point deadline);
+                const std::string& address, std::int64_t epoch, std::chrono::steady_clock::time_point deadline,
+                bool patient);
   void count(const Sent& sent);
   // An idle connection to `address` (`reused`), or a new one.
   std::unique_ptr<Peer> take_peer(const std::string& address, bool& reused);

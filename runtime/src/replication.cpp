@@ -176,6 +176,10 @@ std::optional<ReplicaBatch> decode(std::string_view data, std::string& error) {
       error = "operation " + std::to_string(i) + " is malformed (negative offset, or bytes on a non-write)";
       return std::nullopt;
     }
+    if (op.kind == ReplicaOp::Kind::reset && i != 0) {
+      error = "operation " + std::to_string(i) + " empties the copy, and is not the batch's first";
+      return std::nullopt;
+    }
     if (op.kind == ReplicaOp::Kind::more && i + 1 != count) {
       error = "operation " + std::to_string(i) + " says a seed goes on, and is not the batch's last";
       return std::nullopt;
@@ -210,8 +214,11 @@ std::vector<ReplicaOp> SeedReader::next() {
   if (done_) return ops;
   if (!started_) ops.push_back({ReplicaOp::Kind::reset, ".", 0, {}});
   started_ = true;
-  std::size_t taken = 0;
-  while (file_ < files_.size() && taken < piece_bytes_) {
+  // Each operation counts for its bytes and its overhead on the wire, and a piece holds at
+  // most 256 files (the follower keeps each open until the batch is applied).
+  std::size_t taken = 0, files = 0;
+  while (file_ < files_.size() && taken < piece_bytes_ && files < 256) {
+    ++files;
     const auto& relative = files_[file_];
     auto full = dir_ / relative;
     int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
@@ -247,7 +254,7 @@ std::vector<ReplicaOp> SeedReader::next() {
       ended = n == 0;
     }
     ::close(fd);
-    taken += content.size();
+    taken += content.size() + 3 * (32 + relative.size());
     auto at = offset_;
     offset_ += static_cast<std::int64_t>(content.size());
     if (!content.empty() || at == 0) ops.push_back({ReplicaOp::Kind::write, relative, at, std::move(content)});
@@ -615,7 +622,7 @@ bool ShardMirror::promote(unsigned shard, const std::filesystem::path& target, c
                           std::string& error, bool sync) {
   Shard* state = &state_of(shard);
   std::lock_guard lock(state->mutex);
-  if (!state->promoted && (!state->epoch_loaded || !state->index_known || !state->broken.empty() ||
+  if (!state->promoted && (!state->epoch_loaded || !state->index_known || !state->broken.empty() || state->seeding ||
                            state->epoch != at.epoch || state->seed != at.seed || state->index != at.index)) {
     error = "the copy of shard " + std::to_string(shard) + " is not where its owner's stream is (it applied " +
             (state->index_known ? std::to_string(state->epoch) + "/" + std::to_string(state->seed) + "." +
@@ -667,6 +674,7 @@ bool ShardMirror::promote_locked(unsigned shard, Shard& state, const std::filesy
     error = errno_text("cannot move the copy to", target);
     return false;
   }
+  std::filesystem::remove_all(root_ / (dir.filename().string() + ".seed"), ec);  // a seed under way is over
   // From the rename on nothing may land in the files it moved. Its .epoch and .whole go with
   // it (the node's own marks, never read there nor seeded from there): a copy put back by
   // demote() is whole again, with its fence, even after a restart.
@@ -701,11 +709,13 @@ bool ShardMirror::fence(unsigned shard, std::int64_t epoch, std::string& error) 
   std::filesystem::create_directories(dir, ec);
   auto file = dir / ".epoch";
   bool ok = !ec && record_epoch(dir, epoch, 0) && fsync_dir(dir.parent_path());
+  std::filesystem::remove_all(root_ / (dir.filename().string() + ".seed"), ec);  // an old owner's seed
   // Fenced in memory whatever the disk did: this process refuses older owners either way.
   state->epoch = std::max(state->epoch, epoch);
   state->seed = 0;
   state->index_known = false;
   state->promoted = false;
+  state->seeding = false;
   if (!ok) error = errno_text("cannot record the epoch in", file);
   return ok;
 }

@@ -255,11 +255,13 @@ TEST_CASE("a seed in pieces rebuilds the owner's files whole, and the copy befor
                               {ReplicaOp::Kind::sync, "JOURNAL/old.sqlite", 0, {}}},
                       1, 0};
   REQUIRE_MESSAGE(mirror.apply(before, error) == ShardMirror::Outcome::applied, error);
-  // The pieces of a second seed: the copy before stays as it was, and whole, until the last.
+  // The pieces of a second seed: the copy before stays as it was, and whole, until the last;
+  // no hand-off promotes it meanwhile (the stream's position is the seed's, not the copy's).
   for (std::size_t i = 0; i + 1 < pieces.size(); ++i) {
     REQUIRE_MESSAGE(mirror.apply(ReplicaBatch{6, 30, pieces[i], 2, i}, error) == ShardMirror::Outcome::applied, error);
     CHECK(mirror.whole(6));
     CHECK(read_file(mirror.shard_dir(6) / "JOURNAL" / "old.sqlite") == "the copy before");
+    CHECK_FALSE(mirror.promote(6, follower.path() / "_shards" / "0006", ReplicaPosition{30, 2, i}, error));
   }
   // A piece out of order is refused (the owner seeds again).
   CHECK(mirror.apply(ReplicaBatch{6, 30, pieces.back(), 2, pieces.size()}, error) == ShardMirror::Outcome::failed);
@@ -285,6 +287,27 @@ TEST_CASE("a seed in pieces rebuilds the owner's files whole, and the copy befor
         ShardMirror::Outcome::failed);
   std::string wire_error;
   CHECK_FALSE(decode(encode(ReplicaBatch{6, 30, {{ReplicaOp::Kind::more, ".", 0, {}}, next.ops[0]}, 3, 9}), wire_error));
+  CHECK_FALSE(decode(encode(ReplicaBatch{6, 30, {next.ops[0], {ReplicaOp::Kind::reset, ".", 0, {}}}, 3, 9}), wire_error));
+  CHECK(wire_error.find("first") != std::string::npos);
+
+  // A takeover in the middle of a seed takes the copy before it; the seed's own copy goes.
+  auto own = follower.path() / "_shards" / "0006";
+  REQUIRE_MESSAGE(mirror.apply(ReplicaBatch{6, 30, pieces[0], 4, 0}, error) == ShardMirror::Outcome::applied, error);
+  CHECK(std::filesystem::exists(mirror.shard_dir(6).string() + ".seed"));
+  REQUIRE_MESSAGE(mirror.promote(6, own, error), error);
+  CHECK(read_file(own / "JOURNAL" / "small.sqlite") == "SMALL");
+  CHECK_FALSE(std::filesystem::exists(mirror.shard_dir(6).string() + ".seed"));
+
+  // Many small files: at most 256 to a piece (the follower keeps each open while it applies).
+  TempDir many;
+  std::filesystem::create_directories(many.path() / "JOURNAL");
+  for (int i = 0; i < 300; ++i) std::ofstream(many.path() / "JOURNAL" / ("f" + std::to_string(i) + ".sqlite")) << "x";
+  SeedReader small_files(many.path(), std::size_t{1} << 20);
+  auto first = small_files.next();
+  CHECK_FALSE(small_files.done());
+  CHECK(first.back().kind == ReplicaOp::Kind::more);
+  CHECK(small_files.next().back().kind != ReplicaOp::Kind::more);
+  CHECK(small_files.done());
 }
 
 TEST_CASE("a copy is whole only after a seed applied to its end, and a promoted copy refuses every batch until fenced at its claim") {
