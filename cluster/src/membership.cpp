@@ -1036,6 +1036,18 @@ Result<std::string> Membership::assignment(unsigned shard) const {
   return read.value().kvs.empty() ? std::string() : read.value().kvs.front().value;
 }
 
+Result<std::string> Membership::move_target(unsigned shard) const {
+  if (shard >= shard_count) return Error{Code::invalid_argument, "no such shard"};
+  EtcdClient client(impl_->options.etcd, impl_->options.etcd_timeout);
+  auto read = client.range(impl_->move_key(shard));
+  if (!read.ok()) return read.error();
+  if (read.value().kvs.empty()) return std::string();
+  auto value = json::parse(read.value().kvs.front().value, nullptr, false);
+  // A move key this node cannot read counts as a move to it: the caller keeps its files.
+  if (!value.is_object() || !value.contains("to") || !value["to"].is_string()) return impl_->options.node_id;
+  return value["to"].get<std::string>();
+}
+
 std::size_t Membership::assigned_here() const {
   std::lock_guard lock(impl_->mutex);
   return static_cast<std::size_t>(

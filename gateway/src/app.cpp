@@ -672,6 +672,38 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         }
         membership = std::make_unique<cluster::Membership>(m);
         if (replicate) {
+          // Back after a crash: copies of shards that followers took over meanwhile are stale
+          // (the shard is assigned to another node, and no move of it is bound here, which a
+          // hand-off to this node under way would be). They go, with their index rows; this
+          // node is seeded again as a follower. Before any hand-off can reach this node (the
+          // mover does not exist yet), and never a copy a promotion marked.
+          std::size_t discarded = 0;
+          std::error_code listed;
+          for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(data_dir) / "_shards", listed)) {
+            auto name = entry.path().filename().string();
+            if (!entry.is_directory() || name.size() != 4 || name.find_first_not_of("0123456789") != std::string::npos) {
+              continue;
+            }
+            auto shard = static_cast<unsigned>(std::stoul(name));
+            if (shard >= ActorId::shard_count) continue;
+            auto assigned = membership->assignment(shard);
+            if (!assigned.ok()) {
+              spdlog::warn("cluster: cannot look for stale shard copies: {}", assigned.error().message);
+              break;
+            }
+            if (assigned.value().empty() || assigned.value() == node_id) continue;
+            auto moving = membership->move_target(shard);
+            if (!moving.ok()) {
+              spdlog::warn("cluster: cannot look for stale shard copies: {}", moving.error().message);
+              break;
+            }
+            if (moving.value() == node_id) continue;
+            if (promoter->discard_stale(shard)) ++discarded;
+          }
+          if (discarded > 0) {
+            spdlog::info("cluster: {} shard copies put aside: their shards were taken over while this node was away",
+                         discarded);
+          }
           // Failover (cairn/cluster/membership.hpp): the follower's copy becomes this node's
           // shard, its index rows are rebuilt from the files, and only then is it claimed.
           membership->on_takeover(cluster::Takeover{

@@ -244,6 +244,22 @@ void CopyPromoter::claimed(unsigned shard, std::int64_t epoch) {
   remove_markers(shard);
 }
 
+bool CopyPromoter::discard_stale(unsigned shard) {
+  std::lock_guard lock(mutex_);
+  std::error_code ec;
+  if (!fs::exists(runtime_.shard_dir(shard), ec) || !read_marker(shard).empty() || runtime_.shard_instances(shard) > 0) {
+    return false;
+  }
+  try {
+    trash(shard, "the shard is another node's now");
+    runtime_.forget_shard_indexes(shard);
+  } catch (const std::exception& e) {
+    spdlog::warn("cluster: shard {}: {}", shard, e.what());
+    return false;
+  }
+  return true;
+}
+
 bool CopyPromoter::put_back_for_batch(unsigned shard, std::int64_t epoch, bool owned_here) {
   std::lock_guard lock(mutex_);
   // An owner at the epoch it handed at kept the shard; one at a later epoch claimed it again

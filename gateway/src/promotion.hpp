@@ -48,6 +48,11 @@ class CopyPromoter {
   // and its abort never came). Unless this node owns the shard (`owned_here`), the copy goes
   // back to the mirror (the owner's next batch seeds it). True if it did.
   bool put_back_for_batch(unsigned shard, std::int64_t epoch, bool owned_here);
+  // A node that comes back (replicated): its copy of `shard`, which the caller found assigned
+  // to another node with no move of it bound here (a follower took it over while this node
+  // was down), goes to the trash with its index rows; never a copy with a marker, nor one
+  // with instances open. True if it went.
+  bool discard_stale(unsigned shard);
 
  private:
   std::filesystem::path marker_of(unsigned shard) const;

@@ -780,15 +780,16 @@ TEST_CASE("cluster: with --replicate, a hold's alarm set on a dead owner fires o
   auto& dir = files.dir;
   const auto& token_file = files.token_file;
   const auto& admin_token_file = files.admin_token_file;
-  std::vector<std::unique_ptr<ServerProcess>> nodes;
-  for (const char* id : {"a", "b", "c"}) {
-    nodes.push_back(std::make_unique<ServerProcess>(
+  auto start = [&](const std::string& id) {
+    return std::make_unique<ServerProcess>(
         dir.path() / id,
         std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-port", "0",
                                  "--cluster-token-file", token_file.string(), "--replicate", "--hold-seconds", "12",
                                  "--request-timeout", "2s", "--admin-port", "0", "--admin-token-file",
-                                 admin_token_file.string()}));
-  }
+                                 admin_token_file.string()});
+  };
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+  for (const char* id : {"a", "b", "c"}) nodes.push_back(start(id));
   auto sample = [&](std::size_t i, const std::string& name) { return metric_of(*nodes[i], name, -1.0); };
   REQUIRE(eventually([&] {
     double in_sync = 0;
@@ -823,7 +824,6 @@ TEST_CASE("cluster: with --replicate, a hold's alarm set on a dead owner fires o
   auto socket = std::make_unique<WsClient>(nodes[1]->port(), "/ws?flightId=" + watched);
   ::kill(nodes[0]->pid(), SIGKILL);
   nodes[0].reset();
-  std::filesystem::remove_all(dir.path() / "a");
   CHECK(socket->read_until_closed() == 1012);  // its owner went away: connect again
   // Through the same node, once the flight's new owner serves it.
   REQUIRE(eventually([&] {
@@ -853,6 +853,23 @@ TEST_CASE("cluster: with --replicate, a hold's alarm set on a dead owner fires o
   for (std::size_t i = 1; i < 3; ++i) {
     CHECK(json::parse(http_get(nodes[i]->port(), "/healthz").body)["actors_with_alarms"] == 0);
   }
+  // a comes back with its disk. Its copies of the shards taken over meanwhile are stale: they
+  // go, with their index rows (the hold's alarm row among them), and a is seeded again as a
+  // follower. (The alarm fired where the flight is now, so no node has a row for it.)
+  nodes[0] = start("a");
+  CHECK(json::parse(http_get(nodes[0]->port(), "/healthz").body)["actors_with_alarms"] == 0);
+  REQUIRE(eventually([&] {
+    double in_sync = 0;
+    for (std::size_t i = 0; i < nodes.size(); ++i) in_sync += sample(i, "cairn_replication_shards{state=\"in_sync\"}");
+    return in_sync == 1024;
+  }, 40000ms));
+  CHECK(json::parse(http_get(nodes[0]->port(), "/healthz").body)["actors_with_alarms"] == 0);
+  CHECK(alarms_run() == alarms_before + 1);
+  auto got = http_get(nodes[0]->port(), "/seats?flightId=" + watched);
+  REQUIRE(got.status == 200);
+  std::map<std::string, json> now;
+  for (const auto& seat : json::parse(got.body)) now[seat["seatNumber"].get<std::string>()] = seat["occupant"];
+  CHECK(now["2C"] == "After");  // never served from a's stale copy
 }
 
 TEST_CASE("cluster: a node refuses to start without its token file or node id, or with an address others cannot reach, saying which") {

@@ -195,6 +195,9 @@ class Membership final : public Ownership {
   // Who shard `shard` is assigned to, read from etcd now (linearizable; "" for nobody): how
   // a hand-off whose answer was lost learns whether it happened.
   Result<std::string> assignment(unsigned shard) const;
+  // The node a move of `shard` asked for is bound to, read from etcd now ("" if no move is
+  // asked). Blocks on etcd.
+  Result<std::string> move_target(unsigned shard) const;
   // Shards assigned to this node, as seen (claimed or not).
   std::size_t assigned_here() const;
   // Live nodes other than this one that are not leaving.
