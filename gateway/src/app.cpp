@@ -686,18 +686,21 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
             }
             auto shard = static_cast<unsigned>(std::stoul(name));
             if (shard >= ActorId::shard_count) continue;
-            auto assigned = membership->assignment(shard);
-            if (!assigned.ok()) {
-              spdlog::warn("cluster: cannot look for stale shard copies: {}", assigned.error().message);
-              break;
-            }
-            if (assigned.value().empty() || assigned.value() == node_id) continue;
+            // The move first, then the assignment: a hand-over to this node that lands between
+            // the two reads (one transaction assigns the shard here and deletes the move) is
+            // then seen in the second. No new hand-off can reach this node meanwhile.
             auto moving = membership->move_target(shard);
             if (!moving.ok()) {
               spdlog::warn("cluster: cannot look for stale shard copies: {}", moving.error().message);
               break;
             }
             if (moving.value() == node_id) continue;
+            auto assigned = membership->assignment(shard);
+            if (!assigned.ok()) {
+              spdlog::warn("cluster: cannot look for stale shard copies: {}", assigned.error().message);
+              break;
+            }
+            if (assigned.value().empty() || assigned.value() == node_id) continue;
             if (promoter->discard_stale(shard)) ++discarded;
           }
           if (discarded > 0) {
