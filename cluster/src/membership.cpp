@@ -740,6 +740,14 @@ struct Membership::Impl {
     };
     auto finish = [&](const Candidate& c, std::optional<std::int64_t> epoch) {
       if (epoch) {
+        // The claim's replica record, seen at once: until the watch brings it, the next round
+        // would find the shard ownerless with this node its follower, and take it over again
+        // (putting aside the copy it now serves). Never older than one already seen.
+        {
+          std::lock_guard lock(mutex);
+          auto& seen = replicas[c.shard];
+          if (!seen || seen->revision < *epoch) seen = ReplicaSet{"", {options.node_id}, *epoch};
+        }
         claims.fetch_add(1);
         takeovers.fetch_add(1);
         spdlog::warn("cluster: node {} took shard {} over at epoch {}", options.node_id, c.shard, *epoch);

@@ -96,6 +96,12 @@ bool CopyPromoter::take_over(unsigned shard, std::int64_t record) {
       // never went through, when the mirror has had no copy since (nothing of the shard
       // landed here after it: it is the newest this node has).
       reuse = mark == std::to_string(record) || (mark.starts_with("move ") && !fs::exists(mirror_->shard_dir(shard), ec));
+      // A copy with instances open is one this node serves (asked by a view of the cluster
+      // older than its own claim): putting it aside would lose what they wrote.
+      if (!reuse && runtime_.shard_instances(shard) > 0) {
+        spdlog::error("cluster: shard {} not taken over: this node serves it (instances open)", shard);
+        return false;
+      }
       if (!reuse) trash(shard, "stale: the shard was assigned elsewhere since this node had it");
     }
     if (reuse) {

@@ -248,6 +248,7 @@ TEST_CASE("membership: with replication every shard gets a follower, and a dead 
     std::mutex mutex;
     std::map<unsigned, std::optional<std::int64_t>> finished;
     std::vector<unsigned> prepared;
+    std::vector<unsigned> prepared_after_taken;  // a shard this node already took over
   };
   std::map<std::string, std::shared_ptr<Seen>> seen;
   std::map<std::string, std::unique_ptr<Membership>> nodes;
@@ -260,6 +261,10 @@ TEST_CASE("membership: with replication every shard gets a follower, and a dead 
     nodes[id]->on_takeover(Takeover{[log](unsigned shard, std::int64_t) {
                                       std::lock_guard lock(log->mutex);
                                       log->prepared.push_back(shard);
+                                      // Preparing it again would put aside the copy it serves.
+                                      if (auto f = log->finished.find(shard); f != log->finished.end() && f->second) {
+                                        log->prepared_after_taken.push_back(shard);
+                                      }
                                       return true;
                                     },
                                     [log](unsigned shard, std::optional<std::int64_t> epoch) {
@@ -323,6 +328,10 @@ TEST_CASE("membership: with replication every shard gets a follower, and a dead 
     for (const auto& [s, follower] : in_sync) {
       auto owner = a.owner(s);
       if (!owner || owner->node != follower) return false;
+      // a may see the claim before the claimer's own finish hook has run.
+      auto& log = *seen[follower];
+      std::lock_guard lock(log.mutex);
+      if (!log.finished.contains(s) || log.finished[s] != owner->epoch) return false;
     }
     return true;
   }, 15000ms));
@@ -344,8 +353,10 @@ TEST_CASE("membership: with replication every shard gets a follower, and a dead 
     CHECK(a.assignment(s).value() == "c");
   }
   for (const auto& [id, log] : seen) {
+    INFO("node " << id);
     std::lock_guard lock(log->mutex);
     CHECK(log->prepared.size() == log->finished.size());
+    CHECK(log->prepared_after_taken.empty());
   }
   // The shards taken over get a new follower: the other live node, in sync with nobody yet.
   CHECK(testing::eventually([&] {

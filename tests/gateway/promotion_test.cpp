@@ -14,7 +14,9 @@
 #include "cairn/registry.hpp"
 #include "cairn/replication.hpp"
 #include "cairn/runtime.hpp"
+#include "cairn/testing.hpp"
 #include "temp_dir.hpp"
+#include "wait.hpp"
 
 using namespace cairn;
 using namespace cairn::gateway;
@@ -25,6 +27,20 @@ namespace {
 class Idle final : public Actor {
  public:
   explicit Idle(Context&) {}
+};
+
+// Writes a row in its own database on every request.
+class Writer final : public Actor {
+ public:
+  explicit Writer(Context& ctx) : ctx_(ctx) {}
+  Response fetch(const Request&) override {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS t (v INTEGER)");
+    ctx_.sql().exec("INSERT INTO t VALUES (1)");
+    return Response::json(200, nlohmann::json{{"ok", true}});
+  }
+
+ private:
+  Context& ctx_;
 };
 
 std::string read_file(const std::filesystem::path& file) {
@@ -43,6 +59,7 @@ struct Node {
   Node() {
     Registry registry;
     registry.add<Idle>("IDLE");
+    registry.add<Writer>("WRITER");
     RuntimeOptions options;
     options.data_dir = dir.path();
     options.threads = 2;
@@ -146,4 +163,20 @@ TEST_CASE("a takeover uses a copy a hand-off promoted and never finished, and a 
   std::ofstream(node.own(4) / ".handed-n1-ffff");
   REQUIRE(node.promoter->take_over(4, 900));
   CHECK(read_file(node.own(4) / "IDLE" / "file.sqlite") == "newer");
+}
+
+TEST_CASE("a takeover never puts aside a shard this node serves: with instances open it is refused, and both copies are kept") {
+  Node node;
+  auto stub = node.runtime->get("WRITER", "live").value();
+  REQUIRE(testing::fetch(stub, testing::get("/")).status == 200);
+  unsigned shard = ActorId::make("WRITER", "live")->shard();
+  REQUIRE(node.runtime->shard_instances(shard) == 1);
+  node.seed(shard, 50, 1, "follower's");
+  // A stale view of the cluster (this node's own claim not yet seen) asks for it again.
+  CHECK_FALSE(node.promoter->take_over(shard, 123));
+  CHECK(std::filesystem::exists(node.own(shard) / "WRITER"));
+  CHECK_FALSE(std::filesystem::exists(node.own(shard) / ".promoted"));
+  CHECK(read_file(node.mirror->shard_dir(shard) / "IDLE" / "file.sqlite") == "follower's");
+  CHECK(testing::fetch(stub, testing::get("/")).status == 200);
+  CHECK(node.runtime->shard_instances(shard) == 1);
 }
