@@ -169,7 +169,7 @@ Result<ReplicaPosition> HttpReplicator::settle(unsigned shard) {
 bool HttpReplicator::wait(unsigned shard, std::uint64_t ticket, std::string& error) {
   std::unique_lock lock(mutex_);
   auto& q = queue(shard);
-  done_.wait(lock, [&] { return q.results.count(ticket) != 0; });
+  q.done.wait(lock, [&] { return q.results.count(ticket) != 0; });
   auto result = std::move(q.results[ticket]);
   q.results.erase(ticket);
   if (!result) return true;
@@ -295,7 +295,7 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
   count(sent);
   if (alone) ++stats_.alone;
   q.results[ticket] = std::move(result);
-  done_.notify_all();
+  q.done.notify_all();
 }
 
 void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {

@@ -115,6 +115,9 @@ class HttpReplicator final : public Replicator {
     std::chrono::steady_clock::time_point oldest{};  // when the first of them was queued
     std::uint64_t flushes = 0;
     std::map<std::uint64_t, std::optional<std::string>> results;  // ticket -> done (error if failed)
+    // Signalled when a result lands: one per shard, so that a batch's answer wakes only the
+    // syncs of its own shard (one for every replicator woke every storage thread waiting).
+    std::condition_variable done;
     std::string broken;            // the last batch failed: the next one is a seed
     std::optional<std::int64_t> seeded;  // the epoch of the last seed that was applied
     std::string seeded_to;               // and the follower it went to
@@ -171,7 +174,6 @@ class HttpReplicator final : public Replicator {
 
   HttpReplicatorOptions options_;
   mutable std::mutex mutex_;  // guards queues_, each Queue's ops/flushes/results, stats_, peers_
-  std::condition_variable done_;
   std::map<unsigned, std::unique_ptr<Queue>> queues_;
   std::map<std::string, std::vector<std::unique_ptr<Peer>>> peers_;  // idle connections
   Stats stats_;
