@@ -75,6 +75,7 @@ struct Membership::Impl {
   Takeover takeover;
   std::array<std::optional<ShardMove>, shard_count> moves{};
   std::array<std::int64_t, shard_count> move_revision{};  // the move key's mod_revision
+  std::map<unsigned, std::int64_t> handing;  // shard -> the move revision its last hand_over() required
   std::function<void(unsigned)> on_change;
   Steady::time_point coordinator_seen{};  // when this node last became coordinator
 
@@ -1012,6 +1013,15 @@ Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const st
   for (unsigned s : shards) {
     auto epoch = impl.epoch(s);
     if (!epoch) return false;
+    std::int64_t move_revision = 0;
+    {
+      std::lock_guard lock(impl.mutex);
+      const auto& move = impl.moves[s];
+      if (!move || move->from != impl.options.node_id || move->to != to) return false;
+      move_revision = impl.move_revision[s];
+      impl.handing[s] = move_revision;
+    }
+    compares.push_back(Compare::modified_at(impl.move_key(s), move_revision));
     compares.push_back(Compare::modified_at(impl.shard_key(s), *epoch));
     compares.push_back(Compare::value_is(impl.assign_key(s), impl.options.node_id));
     ops.push_back(Operation::put(impl.assign_key(s), to));
@@ -1033,6 +1043,32 @@ Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const st
       impl.publish_locked(s);
     }
   }
+  return done.value().succeeded;
+}
+
+Result<bool> Membership::settle_hand_over(const std::vector<unsigned>& shards) {
+  auto& impl = *impl_;
+  std::vector<Compare> compares;
+  std::vector<Operation> ops;
+  {
+    std::lock_guard lock(impl.mutex);
+    for (unsigned s : shards) {
+      // The revision the last hand_over() required, or else the move's as seen.
+      std::int64_t revision = 0;
+      if (auto seen = impl.handing.find(s); seen != impl.handing.end()) {
+        revision = seen->second;
+      } else if (impl.moves[s]) {
+        revision = impl.move_revision[s];
+      } else {
+        return false;  // no move of it seen: nothing to delete, nothing could go through
+      }
+      compares.push_back(Compare::modified_at(impl.move_key(s), revision));
+      ops.push_back(Operation::remove(impl.move_key(s)));
+    }
+  }
+  EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
+  auto done = client.txn(compares, ops);
+  if (!done.ok()) return done.error();
   return done.value().succeeded;
 }
 

@@ -359,17 +359,32 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   auto handed = membership_.hand_over(shards, to);
   bool done = handed.ok() && handed.value();
   if (!handed.ok() && handed.error().code == Code::timeout) {
-    // Its outcome is unknown. Only etcd can say: the assignment, read linearizably (the
-    // transaction changes all of them or none). Until it answers, nothing runs here: the
-    // shards stay closed, whatever the wait.
+    // Its outcome is unknown, and the transaction may still be on its way. First it is made
+    // impossible (its moves deleted, if they are still the ones it required); if that finds
+    // a move changed, it went through or never will, and the assignment, read linearizably
+    // (the transaction changes all of them or none), says which. Until etcd answers, nothing
+    // runs here: the shards stay closed, whatever the wait. (Read at once, the assignment
+    // could say "not yet" of a transaction applied just after: the shards would then be
+    // the target's, with the copy it was told to put back.)
     spdlog::warn(
         "cluster: the hand-over of {} shards to {} may or may not have happened; asking etcd",
         shards.size(), to);
+    std::optional<bool> impossible;  // settle_hand_over()'s answer, once etcd gave one
     for (;;) {
-      auto assigned = membership_.assignment(shards.front());
-      if (assigned.ok()) {
-        done = assigned.value() == to;
+      if (!impossible) {
+        auto settled = membership_.settle_hand_over(shards);
+        if (settled.ok()) impossible = settled.value();
+      }
+      if (impossible && *impossible) {
+        done = false;
         break;
+      }
+      if (impossible) {
+        auto assigned = membership_.assignment(shards.front());
+        if (assigned.ok()) {
+          done = assigned.value() == to;
+          break;
+        }
       }
       {
         std::lock_guard lock(mutex_);

@@ -189,9 +189,15 @@ class Membership final : public Ownership {
   // the epoch it has seen, the assignment goes to `to` and this node's claim and the move
   // are deleted, all in one transaction that also requires `to`'s node key as seen (alive,
   // not leaving); false if anything no longer holds (nothing was changed). On success the
-  // shards stop being this node's at once (epoch() says so before this returns).
-  // Code::timeout: the outcome is unknown (read assignment()). Blocks on etcd.
+  // shards stop being this node's at once (epoch() says so before this returns). Each shard's
+  // move to `to` must be there as seen (its key unchanged): settle_hand_over() relies on it.
+  // Code::timeout: the outcome is unknown (settle_hand_over()). Blocks on etcd.
   Result<bool> hand_over(const std::vector<unsigned>& shards, const std::string& to);
+  // After a hand_over() of `shards` whose outcome is unknown: deletes their moves, all or
+  // none, if they are still the ones it required. true: done, and the hand-over can never go
+  // through now (a transaction still in flight finds a move changed); false: a move was gone
+  // or changed, so it went through or never will: assignment() then says which, for good.
+  Result<bool> settle_hand_over(const std::vector<unsigned>& shards);
   // Who shard `shard` is assigned to, read from etcd now (linearizable; "" for nobody): how
   // a hand-off whose answer was lost learns whether it happened.
   Result<std::string> assignment(unsigned shard) const;
