@@ -262,6 +262,10 @@ struct Membership::Impl {
           disk.reset();
           node_disk.clear();
           recorded_disk.clear();
+          // A record this node wrote after the read was answered (a takeover's claim,
+          // record_in_sync) is newer than what the read says: it stays (read back, the claim's
+          // record would make the shard a takeover candidate again).
+          auto written = replicas;
           replicas.fill(std::nullopt);
           moves.fill(std::nullopt);
           coordinator.reset();
@@ -269,6 +273,13 @@ struct Membership::Impl {
           owners.fill(std::nullopt);
           for (const auto& kv : read.value().kvs) {
             if (auto shard = apply_locked(kv, false)) changed.push_back(*shard);
+          }
+          for (unsigned s = 0; s < shard_count; ++s) {
+            const auto& mine = written[s];
+            if (mine && mine->revision > read.value().revision &&
+                (!replicas[s] || replicas[s]->revision < mine->revision)) {
+              replicas[s] = mine;
+            }
           }
           for (unsigned s = 0; s < shard_count; ++s) {  // those not read: no owner now
             if (publish_locked(s)) changed.push_back(s);
@@ -1003,6 +1014,7 @@ Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const st
   if (shards.empty() || shards.size() > 24) return Error{Code::invalid_argument, "hand over 1 to 24 shards at a time"};
   std::vector<Compare> compares;
   std::vector<Operation> ops;
+  std::vector<std::pair<unsigned, std::int64_t>> required;  // shard -> its move's revision
   {
     // The target as seen, still there and not leaving (its key unchanged since).
     std::lock_guard lock(impl.mutex);
@@ -1019,8 +1031,8 @@ Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const st
       const auto& move = impl.moves[s];
       if (!move || move->from != impl.options.node_id || move->to != to) return false;
       move_revision = impl.move_revision[s];
-      impl.handing[s] = move_revision;
     }
+    required.emplace_back(s, move_revision);
     compares.push_back(Compare::modified_at(impl.move_key(s), move_revision));
     compares.push_back(Compare::modified_at(impl.shard_key(s), *epoch));
     compares.push_back(Compare::value_is(impl.assign_key(s), impl.options.node_id));
@@ -1029,6 +1041,10 @@ Result<bool> Membership::hand_over(const std::vector<unsigned>& shards, const st
     ops.push_back(Operation::remove(impl.move_key(s)));
     // The new owner gets a follower from the coordinator (its own copy is what it was sent).
     ops.push_back(Operation::remove(impl.replicas_key(s)));
+  }
+  {
+    std::lock_guard lock(impl.mutex);
+    for (const auto& [s, revision] : required) impl.handing[s] = revision;
   }
   EtcdClient client(impl.options.etcd, impl.options.etcd_timeout);
   auto done = client.txn(compares, ops);

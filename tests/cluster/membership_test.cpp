@@ -216,9 +216,10 @@ TEST_CASE("membership: a node that joins gets shards by moves from their owners,
     REQUIRE(a.hand_over({went.shard}, went.to).value());
     CHECK(a.settle_hand_over({went.shard}).value() == false);
     CHECK(a.assignment(went.shard).value() == went.to);
+    // (The coordinator may ask for its move again at once: a new move, which a later
+    // hand-over may use; the settled one can never go through.)
     CHECK(a.settle_hand_over({stays.shard}).value() == true);
-    CHECK(a.hand_over({stays.shard}, stays.to).value() == false);
-    CHECK(a.assignment(stays.shard).value() == "a");  // (its move is asked again later)
+    CHECK(a.assignment(stays.shard).value() == "a");
   }
 
   std::size_t most_in_flight = 0;
