@@ -582,13 +582,19 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     std::unique_ptr<ShardMover> mover;
     std::shared_ptr<std::unique_ptr<ClusterAdmin>> cluster_admin;  // uses the membership: reset with it
     std::unique_ptr<Periodic> catch_up_pass;
+    std::unique_ptr<Periodic> sweep_pass;  // stale copies (replicated nodes)
+    // The sweep itself (set once the membership exists), and how many copies it put aside.
+    auto sweep = std::make_shared<std::function<void(bool all)>>();
+    auto stale_total = std::make_shared<std::atomic<std::uint64_t>>(0);
     struct Leave {
+      std::unique_ptr<Periodic>& sweep;
       std::unique_ptr<Periodic>& pass;
       ClusterLink& link;
       std::unique_ptr<cluster::Membership>& membership;
       std::unique_ptr<ShardMover>& mover;
       std::shared_ptr<std::unique_ptr<ClusterAdmin>>& admin;
       ~Leave() {
+        sweep.reset();
         pass.reset();
         link.attach(nullptr, nullptr);
         // Stopped first: its watch calls into the mover (owner changes) until then.
@@ -597,7 +603,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         if (admin) admin->reset();
         if (membership) spdlog::info("cluster: left");
       }
-    } leave{catch_up_pass, *link, membership, mover, cluster_admin};
+    } leave{sweep_pass, catch_up_pass, *link, membership, mover, cluster_admin};
     if (!etcd.empty()) {
       auto routing = std::make_shared<ClusterRouting>();
       routing->locate = [link](unsigned shard) { return link->locate(shard); };
@@ -672,41 +678,58 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         }
         membership = std::make_unique<cluster::Membership>(m);
         if (replicate) {
-          // Back after a crash: copies of shards that followers took over meanwhile are stale
-          // (the shard is assigned to another node, and no move of it is bound here, which a
-          // hand-off to this node under way would be). They go, with their index rows; this
-          // node is seeded again as a follower. Before any hand-off can reach this node (the
-          // mover does not exist yet), and never a copy a promotion marked.
-          std::size_t discarded = 0;
-          std::error_code listed;
-          for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(data_dir) / "_shards", listed)) {
-            auto name = entry.path().filename().string();
-            if (!entry.is_directory() || name.size() != 4 || name.find_first_not_of("0123456789") != std::string::npos) {
-              continue;
+          // Back after a crash or a partition: copies of shards that followers took over
+          // meanwhile are stale (the shard is assigned to another node, and no move of it is
+          // bound here, which a hand-off to this node under way would be). They go, with their
+          // index rows; this node is seeded again as a follower. At start, before any hand-off
+          // can reach this node (the mover does not exist yet); then every few seconds, over
+          // the copies of shards this node does not own, while no hand-off to it commits;
+          // never a copy a promotion marked, nor one a takeover is making this node's.
+          *sweep = [&membership, promoter, data_dir, node_id, stale_total](bool all) {
+            // The periodic pass picks suspects from the local view, which a fenced node cannot
+            // trust; the start-up pass asks etcd about every copy.
+            if (!all && membership->fenced()) return;
+            std::size_t discarded = 0;
+            std::error_code listed;
+            for (const auto& entry :
+                 std::filesystem::directory_iterator(std::filesystem::path(data_dir) / "_shards", listed)) {
+              auto name = entry.path().filename().string();
+              if (!entry.is_directory() || name.size() != 4 || name.find_first_not_of("0123456789") != std::string::npos) {
+                continue;
+              }
+              auto shard = static_cast<unsigned>(std::stoul(name));
+              if (shard >= ActorId::shard_count) continue;
+              if (!all && membership->epoch(shard)) continue;  // owned here: not a suspect
+              bool unreadable = false;
+              bool gone = promoter->discard_stale(shard, [&] {
+                // The move first, then the assignment: a hand-over to this node that lands
+                // between the two reads (one transaction assigns the shard here and deletes
+                // the move) is then seen in the second.
+                auto moving = membership->move_target(shard);
+                if (!moving.ok()) {
+                  spdlog::warn("cluster: cannot look for stale shard copies: {}", moving.error().message);
+                  unreadable = true;
+                  return false;
+                }
+                if (moving.value() == node_id) return false;
+                auto assigned = membership->assignment(shard);
+                if (!assigned.ok()) {
+                  spdlog::warn("cluster: cannot look for stale shard copies: {}", assigned.error().message);
+                  unreadable = true;
+                  return false;
+                }
+                return !assigned.value().empty() && assigned.value() != node_id;
+              });
+              if (gone) ++discarded;
+              if (unreadable) break;
             }
-            auto shard = static_cast<unsigned>(std::stoul(name));
-            if (shard >= ActorId::shard_count) continue;
-            // The move first, then the assignment: a hand-over to this node that lands between
-            // the two reads (one transaction assigns the shard here and deletes the move) is
-            // then seen in the second. No new hand-off can reach this node meanwhile.
-            auto moving = membership->move_target(shard);
-            if (!moving.ok()) {
-              spdlog::warn("cluster: cannot look for stale shard copies: {}", moving.error().message);
-              break;
+            if (discarded > 0) {
+              stale_total->fetch_add(discarded);
+              spdlog::info("cluster: {} shard copies put aside: their shards were taken over while this node was away",
+                           discarded);
             }
-            if (moving.value() == node_id) continue;
-            auto assigned = membership->assignment(shard);
-            if (!assigned.ok()) {
-              spdlog::warn("cluster: cannot look for stale shard copies: {}", assigned.error().message);
-              break;
-            }
-            if (assigned.value().empty() || assigned.value() == node_id) continue;
-            if (promoter->discard_stale(shard)) ++discarded;
-          }
-          if (discarded > 0) {
-            spdlog::info("cluster: {} shard copies put aside: their shards were taken over while this node was away",
-                         discarded);
-          }
+          };
+          (*sweep)(true);
           // Failover (cairn/cluster/membership.hpp): the follower's copy becomes this node's
           // shard, its index rows are rebuilt from the files, and only then is it claimed.
           membership->on_takeover(cluster::Takeover{
@@ -717,6 +740,9 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
           // Followers nothing writes to are caught up too (HttpReplicator::catch_up).
           catch_up_pass = std::make_unique<Periodic>(std::chrono::milliseconds(500), [&membership, replicator] {
             for (unsigned shard : membership->owned()) replicator->catch_up(shard);
+          });
+          sweep_pass = std::make_unique<Periodic>(std::chrono::seconds(5), [movers, sweep] {
+            if (auto* mine = movers->load()) mine->exclusive([&] { (*sweep)(false); });
           });
         }
         membership->on_owner_change([&runtime, &membership, movers, promoter, replicate](unsigned shard) {
@@ -740,7 +766,11 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         link->attach(membership.get(), mover.get());
         banner += ", node " + node_id + " of the cluster at " + cluster_endpoints;
       };
-      extras.metrics = [&membership, &mover, calls, replicator, followed](metrics::TextWriter& out) {
+      extras.metrics = [&membership, &mover, calls, replicator, followed, stale_total](metrics::TextWriter& out) {
+        out.family("cairn_cluster_stale_copies_total", "counter",
+                   "Copies of shards this node held that were put aside because followers took the shards over "
+                   "while it was away (after a crash or a partition)");
+        out.sample("cairn_cluster_stale_copies_total", {}, static_cast<double>(stale_total->load()));
         out.family("cairn_replication_follower_batches_total", "counter",
                    "Replication batches this node received as a follower, by outcome: applied, stale_epoch "
                    "(refused: an owner of an older epoch), failed (out of order, or an I/O error), malformed");

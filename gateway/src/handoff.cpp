@@ -437,6 +437,11 @@ bool ShardMover::move_group(const std::string& to, const std::vector<unsigned>& 
   return true;
 }
 
+void ShardMover::exclusive(const std::function<void()>& work) {
+  std::lock_guard lock(receive_mutex_);
+  work();
+}
+
 Response ShardMover::receive(const Request& request) {
   auto path = request.path();
   if (path == std::string(handoff_path_prefix) + "file") {

@@ -99,6 +99,9 @@ class ShardMover {
   // The target's side: the internal listener's requests under /_cairn/handoff/ (file,
   // commit, abort). Blocks on the disk: call it off the I/O threads.
   Response receive(const Request& request);
+  // Runs `work` while no hand-off to this node commits, promotes or aborts (the start-up and
+  // periodic sweeps of stale copies: none of them can see a hand-off half done).
+  void exclusive(const std::function<void()>& work);
 
   // SIGTERM: says in etcd that this node leaves, asks for its shards to be moved to the
   // others and waits until it owns none, or `limit` passed. Returns how many it still owns

@@ -250,12 +250,13 @@ void CopyPromoter::claimed(unsigned shard, std::int64_t epoch) {
   remove_markers(shard);
 }
 
-bool CopyPromoter::discard_stale(unsigned shard) {
+bool CopyPromoter::discard_stale(unsigned shard, const std::function<bool()>& stale) {
   std::lock_guard lock(mutex_);
   std::error_code ec;
   if (!fs::exists(runtime_.shard_dir(shard), ec) || !read_marker(shard).empty() || runtime_.shard_instances(shard) > 0) {
     return false;
   }
+  if (!stale()) return false;
   try {
     trash(shard, "the shard is another node's now");
     runtime_.forget_shard_indexes(shard);

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,11 +49,14 @@ class CopyPromoter {
   // and its abort never came). Unless this node owns the shard (`owned_here`), the copy goes
   // back to the mirror (the owner's next batch seeds it). True if it did.
   bool put_back_for_batch(unsigned shard, std::int64_t epoch, bool owned_here);
-  // A node that comes back (replicated): its copy of `shard`, which the caller found assigned
-  // to another node with no move of it bound here (a follower took it over while this node
-  // was down), goes to the trash with its index rows; never a copy with a marker, nor one
-  // with instances open. True if it went.
-  bool discard_stale(unsigned shard);
+  // A node that comes back (replicated; after a restart, or a partition): its copy of
+  // `shard` goes to the trash with its index rows if `stale` says so (a follower took the
+  // shard over while this node was away: etcd assigns it to another node, with no move of it
+  // bound here); never a copy with a marker, nor one with instances open. `stale` is asked
+  // with this promoter's lock held, so no takeover of the shard runs between its answer and
+  // the discard (read before a takeover's claim, it would say stale of the copy the takeover
+  // then serves). True if the copy went.
+  bool discard_stale(unsigned shard, const std::function<bool()>& stale);
 
  private:
   std::filesystem::path marker_of(unsigned shard) const;

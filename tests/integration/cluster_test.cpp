@@ -1135,6 +1135,24 @@ void partition_owner_from_etcd(bool self_fencing) {
   }
   REQUIRE(synced);
   check_seats(*b);
+  // b's own copies of the shards a took over are stale: put aside (or replaced, if a shard
+  // was handed back to b meanwhile), never kept beside a's.
+  auto owner_of = [&](const std::string& flight) -> std::string {
+    auto shard = cairn::ActorId::make("FLIGHT", flight).value().shard();
+    auto status = json::parse(admin_get(*a, "/admin/cluster?shards=1"));
+    for (const auto& row : status["shards"]) {
+      if (row["shard"] == shard) return row["node"].is_string() ? row["node"].get<std::string>() : "";
+    }
+    return "";
+  };
+  bool swept = eventually([&] {
+    for (const auto& f : flights) {
+      if (on_b(f) && owner_of(f) != "b") return false;
+    }
+    return true;
+  }, 20000ms);
+  CHECK_MESSAGE(swept, "b still holds a copy of a shard a took over");
+  MESSAGE("stale copies b put aside: " << sample(*b, "cairn_cluster_stale_copies_total"));
 }
 
 }  // namespace
