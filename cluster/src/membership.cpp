@@ -1096,6 +1096,13 @@ Result<std::string> Membership::assignment(unsigned shard) const {
   return read.value().kvs.empty() ? std::string() : read.value().kvs.front().value;
 }
 
+Result<std::string> Membership::disk_of(const std::string& node) const {
+  EtcdClient client(impl_->options.etcd, impl_->options.etcd_timeout);
+  auto read = client.range(impl_->disks_prefix + node);
+  if (!read.ok()) return read.error();
+  return read.value().kvs.empty() ? std::string() : read.value().kvs.front().value;
+}
+
 Result<std::string> Membership::move_target(unsigned shard) const {
   if (shard >= shard_count) return Error{Code::invalid_argument, "no such shard"};
   EtcdClient client(impl_->options.etcd, impl_->options.etcd_timeout);

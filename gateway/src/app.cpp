@@ -659,7 +659,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
         spdlog::error("replication: shard {}: {}", batch->shard, error);
         return Response::error(Code::unavailable, "the follower could not apply the batch: " + error);
       };
-      extras.leaving = [&mover, limit = to_ms(handoff_timeout_s)] {
+      extras.leaving = [&mover, &sweep_pass, limit = to_ms(handoff_timeout_s)] {
+        sweep_pass.reset();  // nothing is put aside while the node stops
         if (mover) mover->leave(limit);
       };
       internal.cluster = internal_routing;
@@ -685,11 +686,11 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
           // can reach this node (the mover does not exist yet); then every few seconds, over
           // the copies of shards this node does not own, while no hand-off to it commits;
           // never a copy a promotion marked, nor one a takeover is making this node's.
-          *sweep = [&membership, promoter, data_dir, node_id, stale_total](bool all) {
+          *sweep = [&membership, promoter, data_dir, node_id, stale_total, data_id = data_identity(data_dir)](bool all) {
             // The periodic pass picks suspects from the local view, which a fenced node cannot
             // trust; the start-up pass asks etcd about every copy.
             if (!all && membership->fenced()) return;
-            std::size_t discarded = 0;
+            std::size_t discarded = 0, asked = 0;
             std::error_code listed;
             for (const auto& entry :
                  std::filesystem::directory_iterator(std::filesystem::path(data_dir) / "_shards", listed)) {
@@ -700,6 +701,9 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
               auto shard = static_cast<unsigned>(std::stoul(name));
               if (shard >= ActorId::shard_count) continue;
               if (!all && membership->epoch(shard)) continue;  // owned here: not a suspect
+              // A periodic pass asks etcd about a few copies at most (it holds the hand-off
+              // and promotion locks meanwhile); the next pass goes on.
+              if (!all && ++asked > 8) break;
               bool unreadable = false;
               bool gone = promoter->discard_stale(shard, [&] {
                 // The move first, then the assignment: a hand-over to this node that lands
@@ -718,7 +722,15 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                   unreadable = true;
                   return false;
                 }
-                return !assigned.value().empty() && assigned.value() != node_id;
+                if (assigned.value().empty() || assigned.value() == node_id) return false;
+                // This directory under its old node id: the shards are its data, waiting.
+                auto disk = membership->disk_of(assigned.value());
+                if (!disk.ok()) {
+                  spdlog::warn("cluster: cannot look for stale shard copies: {}", disk.error().message);
+                  unreadable = true;
+                  return false;
+                }
+                return disk.value() != data_id;
               });
               if (gone) ++discarded;
               if (unreadable) break;

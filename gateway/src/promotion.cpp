@@ -257,9 +257,18 @@ bool CopyPromoter::discard_stale(unsigned shard, const std::function<bool()>& st
     return false;
   }
   if (!stale()) return false;
+  // A follower's copy (it carries the mirror's .whole) with no copy left in the mirror: a
+  // takeover moved it here and the process ended before it marked it. It goes back to the
+  // mirror, as the takeover would have put it back; never to the trash, which the next start
+  // empties (with the owner's disk lost, it may be the only copy there is).
+  if (fs::exists(runtime_.shard_dir(shard) / ".whole", ec) && !fs::exists(mirror_->shard_dir(shard), ec)) {
+    spdlog::warn("cluster: shard {}: a copy a takeover left unmarked goes back to the follower's copies", shard);
+    demote_locked(shard);
+    return true;
+  }
   try {
-    trash(shard, "the shard is another node's now");
     runtime_.forget_shard_indexes(shard);
+    trash(shard, "the shard is another node's now");
   } catch (const std::exception& e) {
     spdlog::warn("cluster: shard {}: {}", shard, e.what());
     return false;

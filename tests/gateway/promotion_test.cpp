@@ -180,3 +180,28 @@ TEST_CASE("a takeover never puts aside a shard this node serves: with instances 
   CHECK(testing::fetch(stub, testing::get("/")).status == 200);
   CHECK(node.runtime->shard_instances(shard) == 1);
 }
+
+TEST_CASE("a stale copy is put aside, but a follower's copy a takeover left unmarked goes back to the follower's copies") {
+  Node node;
+  // This node's own copy of shard 6, from when it owned it: stale once another node has it.
+  std::filesystem::create_directories(node.own(6) / "IDLE");
+  std::ofstream(node.own(6) / "IDLE" / "file.sqlite") << "old";
+  CHECK_FALSE(node.promoter->discard_stale(6, [] { return false; }));  // not stale: kept
+  CHECK(std::filesystem::exists(node.own(6)));
+  CHECK(node.promoter->discard_stale(6, [] { return true; }));
+  CHECK_FALSE(std::filesystem::exists(node.own(6)));
+
+  // A takeover moved the follower's copy of shard 7 here, and the process ended before it
+  // wrote its mark: the copy goes back to the mirror, whole, never to the trash.
+  node.seed(7, 40, 1, "the only copy");
+  REQUIRE(node.promoter->take_over(7, 555));
+  std::filesystem::remove(node.own(7) / ".promoted");
+  CHECK(node.promoter->discard_stale(7, [] { return true; }));
+  CHECK_FALSE(std::filesystem::exists(node.own(7)));
+  CHECK(read_file(node.mirror->shard_dir(7) / "IDLE" / "file.sqlite") == "the only copy");
+  // A copy with a mark is never touched.
+  node.seed(8, 41, 1, "marked");
+  REQUIRE(node.promoter->take_over(8, 556));
+  CHECK_FALSE(node.promoter->discard_stale(8, [] { return true; }));
+  CHECK(read_file(node.own(8) / "IDLE" / "file.sqlite") == "marked");
+}

@@ -1165,6 +1165,28 @@ TEST_CASE("cluster: with --replicate, an owner cut off from etcd that does not f
   partition_owner_from_etcd(false);
 }
 
+TEST_CASE("cluster: with --replicate, a data directory that comes back under another node id keeps the shards its old id still holds") {
+  ClusterFiles files;
+  auto node = [&](const std::string& id) {
+    return std::make_unique<ServerProcess>(
+        files.dir.path() / "disk",
+        std::vector<std::string>{"--cluster", files.etcd.url(), "--node-id", id, "--cluster-token-file",
+                                 files.token_file.string(), "--replicate"});
+  };
+  auto a = node("a");
+  REQUIRE(eventually([&] { return http_get(a->port(), "/seats?flightId=renamed").status == 200; }, 20000ms));
+  REQUIRE(http_post(a->port(), "/book-seat?flightId=renamed", R"({"seatNumber":"1A","name":"Kept"})").status == 200);
+  REQUIRE(holds_flight(files.dir.path() / "disk", "renamed"));
+  ::kill(a->pid(), SIGKILL);  // its shards stay assigned to a, whose disk this is
+  a->stop();
+  // The same directory as node c: the start-up sweep must not take a's shards for stale
+  // copies (they are assigned to a node whose recorded disk is this one).
+  auto c = node("c");
+  REQUIRE(eventually([&] { return http_get(c->port(), "/healthz").status == 200; }, 20000ms));
+  std::this_thread::sleep_for(1000ms);
+  CHECK(holds_flight(files.dir.path() / "disk", "renamed"));
+}
+
 TEST_CASE("cluster: kill -9 of a node loses no acknowledged booking, its flights wait for it and are served again after its restart") {
   EtcdProcess etcd;
   TempDir dir;

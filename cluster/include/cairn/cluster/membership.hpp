@@ -201,6 +201,10 @@ class Membership final : public Ownership {
   // Who shard `shard` is assigned to, read from etcd now (linearizable; "" for nobody): how
   // a hand-off whose answer was lost learns whether it happened.
   Result<std::string> assignment(unsigned shard) const;
+  // The data directory identity node `node` recorded (disks/<node>), read from etcd now; ""
+  // for none. A directory that comes back under another node id still holds its old id's
+  // shards: they are its data, not stale copies.
+  Result<std::string> disk_of(const std::string& node) const;
   // The node a move of `shard` asked for is bound to, read from etcd now ("" if no move is
   // asked). Blocks on etcd.
   Result<std::string> move_target(unsigned shard) const;
