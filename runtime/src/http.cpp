@@ -87,7 +87,8 @@ Response Response::json(int status, const nlohmann::json& value) {
 
 Response Response::error(const Error& error) {
   Response out = json(http_status(error.code), error.to_json());
-  if (error.code == Code::overloaded || error.code == Code::unavailable) {
+  // Every answer that asks the client to come back later says when: 503 and 429 alike.
+  if (error.code == Code::overloaded || error.code == Code::unavailable || error.code == Code::resource_exhausted) {
     out.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds));
   }
   return out;

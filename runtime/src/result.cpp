@@ -49,7 +49,8 @@ bool retryable(Code code) noexcept {
 }
 
 nlohmann::json Error::to_json() const {
-  nlohmann::json out{{"error", message}, {"status", http_status(code)}};
+  // "code": the Code's stable name, for programs (the message is for people and may change).
+  nlohmann::json out{{"error", message}, {"status", http_status(code)}, {"code", code_name(code)}};
   if (retryable(code)) out["retryable"] = true;
   if (code == Code::overloaded) out["overloaded"] = true;
   return out;

@@ -152,6 +152,7 @@ TEST_CASE("an answer later than the request timeout is 504, dropped when it come
   CHECK(late.status == 504);
   auto body = json::parse(late.body);
   CHECK(body["retryable"] == true);
+  CHECK(body["code"] == "timeout");
   CHECK(body["error"].get<std::string>().find("--request-timeout") != std::string::npos);
   // Another actor is not held up by the slow one.
   CHECK(http_get(gateway.port(), "/objects/SLOW/b/count").status == 200);

@@ -95,6 +95,23 @@ TEST_CASE("overload, timeout and storage errors are retryable and map to 503, 50
     CHECK_FALSE(retryable(code));
     CHECK_FALSE(Error{code, "x"}.to_json().contains("retryable"));
   }
+  // Every error body names its code, stably, beside the message and the status.
+  for (Code code : {Code::invalid_argument, Code::unauthenticated, Code::forbidden, Code::not_found,
+                    Code::method_not_allowed, Code::conflict, Code::too_large, Code::headers_too_large,
+                    Code::resource_exhausted, Code::internal, Code::unavailable, Code::overloaded, Code::timeout,
+                    Code::storage_full}) {
+    auto body = json::parse(Response::error(code, "x").body);
+    CHECK(body["code"] == code_name(code));
+    CHECK(body["status"] == http_status(code));
+  }
+  CHECK(json::parse(Response::error(Code::resource_exhausted, "x").body)["code"] == "resource_exhausted");
+  // 429 and 503 both say when to come back.
+  for (Code code : {Code::resource_exhausted, Code::overloaded, Code::unavailable}) {
+    auto answer = Response::error(code, "later");
+    bool said = false;
+    for (const auto& [name, value] : answer.headers) said = said || (name == "Retry-After" && value == "1");
+    CHECK_MESSAGE(said, code_name(code));
+  }
   auto busy = Response::error(Code::overloaded, "full");
   CHECK(busy.status == 503);
   CHECK(json::parse(busy.body)["overloaded"] == true);
