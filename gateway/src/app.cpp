@@ -705,32 +705,24 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
               // and promotion locks meanwhile); the next pass goes on.
               if (!all && ++asked > 8) break;
               bool unreadable = false;
+              // An etcd read that failed ends the pass: the copy stays (false).
+              auto read = [&](const Result<std::string>& got) {
+                if (got.ok()) return true;
+                spdlog::warn("cluster: cannot look for stale shard copies: {}", got.error().message);
+                unreadable = true;
+                return false;
+              };
               bool gone = promoter->discard_stale(shard, [&] {
                 // The move first, then the assignment: a hand-over to this node that lands
                 // between the two reads (one transaction assigns the shard here and deletes
                 // the move) is then seen in the second.
                 auto moving = membership->move_target(shard);
-                if (!moving.ok()) {
-                  spdlog::warn("cluster: cannot look for stale shard copies: {}", moving.error().message);
-                  unreadable = true;
-                  return false;
-                }
-                if (moving.value() == node_id) return false;
+                if (!read(moving) || moving.value() == node_id) return false;
                 auto assigned = membership->assignment(shard);
-                if (!assigned.ok()) {
-                  spdlog::warn("cluster: cannot look for stale shard copies: {}", assigned.error().message);
-                  unreadable = true;
-                  return false;
-                }
-                if (assigned.value().empty() || assigned.value() == node_id) return false;
+                if (!read(assigned) || assigned.value().empty() || assigned.value() == node_id) return false;
                 // This directory under its old node id: the shards are its data, waiting.
                 auto disk = membership->disk_of(assigned.value());
-                if (!disk.ok()) {
-                  spdlog::warn("cluster: cannot look for stale shard copies: {}", disk.error().message);
-                  unreadable = true;
-                  return false;
-                }
-                return disk.value() != data_id;
+                return read(disk) && disk.value() != data_id;
               });
               if (gone) ++discarded;
               if (unreadable) break;

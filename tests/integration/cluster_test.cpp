@@ -154,6 +154,18 @@ struct ClusterFiles {
     std::ofstream(token_file) << "a-cluster-secret-of-the-test\n";
     std::ofstream(admin_token_file) << "an-admin-token-of-the-test\n";
   }
+  // Node `id` of this cluster, with its data in dir/<disk> (dir/<id> by default), the cluster
+  // token and an admin listener; `extra` arguments and `env` after.
+  std::unique_ptr<ServerProcess> node(const std::string& id, std::vector<std::string> extra = {},
+                                      std::vector<std::string> env = {}, const std::string& disk = "") const {
+    std::vector<std::string> args{"--cluster",          etcd.url(),         "--node-id",
+                                  id,                   "--cluster-token-file", token_file.string(),
+                                  "--admin-port",       "0",                "--admin-token-file",
+                                  admin_token_file.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<ServerProcess>(dir.path() / (disk.empty() ? id : disk), std::move(args),
+                                           ServerProcess::Passed{{}, {}, std::move(env)});
+  }
 };
 
 // Two cairn-load harnesses booking through nodes 1 and 2 of a cluster (while node 0 leaves).
@@ -444,18 +456,10 @@ TEST_CASE("cluster: a node keeps the replication batches it is sent, and refuses
 
 TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and the loss of its disk lose no acknowledged booking: its followers serve its flights within seconds") {
   ClusterFiles files;
-  auto& etcd = files.etcd;
   auto& dir = files.dir;
-  const auto& token_file = files.token_file;
-  const auto& admin_token_file = files.admin_token_file;
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   for (const char* id : {"a", "b", "c"}) {
-    nodes.push_back(std::make_unique<ServerProcess>(
-        dir.path() / id,
-        std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-port", "0",
-                                 "--cluster-token-file", token_file.string(), "--replicate", "--idle-timeout", "1s",
-                                 "--request-timeout", "2s", "--admin-port", "0", "--admin-token-file",
-                                 admin_token_file.string()}));
+    nodes.push_back(files.node(id, {"--cluster-port", "0", "--replicate", "--idle-timeout", "1s", "--request-timeout", "2s"}));
   }
   auto sample = [&](std::size_t i, const std::string& name) { return metric_of(*nodes[i], name, -1.0); };
   std::vector<std::string> flights;
@@ -585,17 +589,10 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
 
 TEST_CASE("cluster: with --replicate, a follower is seeded in pieces with flights booked before it joined, and serves them all once their owner is killed") {
   ClusterFiles files;
-  auto& etcd = files.etcd;
   auto& dir = files.dir;
-  const auto& token_file = files.token_file;
-  const auto& admin_token_file = files.admin_token_file;
   auto node = [&](const std::string& id) {
-    return std::make_unique<ServerProcess>(
-        dir.path() / id,
-        std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-token-file", token_file.string(),
-                                 "--replicate", "--admin-port", "0", "--admin-token-file", admin_token_file.string()},
-        // Pieces of 8 KiB: a flight's database (several pages) takes a few.
-        ServerProcess::Passed{{}, {}, {"CAIRN_TEST_SEED_PIECE_BYTES=8192"}});
+    // Pieces of 8 KiB: a flight's database (several pages) takes a few.
+    return files.node(id, {"--replicate"}, {"CAIRN_TEST_SEED_PIECE_BYTES=8192"});
   };
   auto a = node("a");
   std::vector<std::string> flights;
@@ -653,19 +650,11 @@ TEST_CASE("cluster: with --replicate, a follower is seeded in pieces with flight
 
 TEST_CASE("cluster: with --replicate, kill -9 of a follower under booking load stalls no write past the replication timeout, loses nothing, and its shards get a new follower in sync") {
   ClusterFiles files;
-  auto& etcd = files.etcd;
-  auto& dir = files.dir;
-  const auto& token_file = files.token_file;
-  const auto& admin_token_file = files.admin_token_file;
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   const std::vector<std::string> ids{"a", "b", "c"};
   for (const auto& id : ids) {
-    nodes.push_back(std::make_unique<ServerProcess>(
-        dir.path() / id,
-        std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-port", "0",
-                                 "--cluster-token-file", token_file.string(), "--replicate", "--idle-timeout", "1s",
-                                 "--replication-timeout", "2s", "--admin-port", "0", "--admin-token-file",
-                                 admin_token_file.string()}));
+    nodes.push_back(
+        files.node(id, {"--cluster-port", "0", "--replicate", "--idle-timeout", "1s", "--replication-timeout", "2s"}));
   }
   auto admin = [&](std::size_t i, const std::string& target) { return admin_get(*nodes[i], target); };
   auto sample = [&](std::size_t i, const std::string& name) { return metric_of(*nodes[i], name, -1.0); };
@@ -778,17 +767,9 @@ TEST_CASE("cluster: with --replicate, kill -9 of a follower under booking load s
 
 TEST_CASE("cluster: with --replicate, a hold's alarm set on a dead owner fires once on the node that took its flight over, and a WebSocket through another node reconnects and gets the current seats") {
   ClusterFiles files;
-  auto& etcd = files.etcd;
   auto& dir = files.dir;
-  const auto& token_file = files.token_file;
-  const auto& admin_token_file = files.admin_token_file;
   auto start = [&](const std::string& id) {
-    return std::make_unique<ServerProcess>(
-        dir.path() / id,
-        std::vector<std::string>{"--cluster", etcd.url(), "--node-id", id, "--cluster-port", "0",
-                                 "--cluster-token-file", token_file.string(), "--replicate", "--hold-seconds", "12",
-                                 "--request-timeout", "2s", "--admin-port", "0", "--admin-token-file",
-                                 admin_token_file.string()});
+    return files.node(id, {"--cluster-port", "0", "--replicate", "--hold-seconds", "12", "--request-timeout", "2s"});
   };
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   for (const char* id : {"a", "b", "c"}) nodes.push_back(start(id));
@@ -1167,12 +1148,7 @@ TEST_CASE("cluster: with --replicate, an owner cut off from etcd that does not f
 
 TEST_CASE("cluster: with --replicate, a data directory that comes back under another node id keeps the shards its old id still holds") {
   ClusterFiles files;
-  auto node = [&](const std::string& id) {
-    return std::make_unique<ServerProcess>(
-        files.dir.path() / "disk",
-        std::vector<std::string>{"--cluster", files.etcd.url(), "--node-id", id, "--cluster-token-file",
-                                 files.token_file.string(), "--replicate"});
-  };
+  auto node = [&](const std::string& id) { return files.node(id, {"--replicate"}, {}, "disk"); };
   auto a = node("a");
   REQUIRE(eventually([&] { return http_get(a->port(), "/seats?flightId=renamed").status == 200; }, 20000ms));
   REQUIRE(http_post(a->port(), "/book-seat?flightId=renamed", R"({"seatNumber":"1A","name":"Kept"})").status == 200);
