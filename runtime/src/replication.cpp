@@ -271,8 +271,16 @@ std::vector<ReplicaOp> SeedReader::next() {
 }
 
 std::vector<ReplicaOp> seed_ops(const std::filesystem::path& shard_dir) {
+  // One piece with no size limit; the reader still ends a piece after 256 files, so the
+  // pieces are joined (without their `more`s) into the one seed this promises.
   SeedReader reader(shard_dir, std::numeric_limits<std::size_t>::max());
-  return reader.next();
+  std::vector<ReplicaOp> ops;
+  while (!reader.done()) {
+    for (auto& op : reader.next()) {
+      if (op.kind != ReplicaOp::Kind::more) ops.push_back(std::move(op));
+    }
+  }
+  return ops;
 }
 
 // ---- ShardMirror ----
