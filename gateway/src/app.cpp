@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -40,7 +41,9 @@
 #include "cairn/limits.hpp"
 #include "cairn/replication.hpp"
 #include "cairn/runtime.hpp"
+#include "cairn/log_context.hpp"
 #include "cluster_admin.hpp"
+#include "error_log.hpp"
 #include "handoff.hpp"
 #include "remote_calls.hpp"
 #include "promotion.hpp"
@@ -66,11 +69,37 @@ class JsonFormatter final : public spdlog::formatter {
                         {"logger", std::string(msg.logger_name.data(), msg.logger_name.size())},
                         {"thread", msg.thread_id},
                         {"message", std::string(msg.payload.data(), msg.payload.size())}};
+    if (const auto* about = current_log_context()) {
+      if (!about->request_id.empty()) line["request_id"] = about->request_id;
+      if (!about->trace_id.empty()) line["trace_id"] = about->trace_id;
+      if (about->fields != nullptr && about->fields->is_object()) {
+        for (const auto& [key, value] : about->fields->items()) line[key] = value;
+      }
+    }
     auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     dest.append(text.data(), text.data() + text.size());
     dest.push_back('\n');
   }
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+};
+
+// --log-format text: the request and trace a line is about (cairn/log_context.hpp) after it.
+class LogContextFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const auto* about = current_log_context();
+    if (about == nullptr) return;
+    auto append = [&dest](std::string_view text) { dest.append(text.data(), text.data() + text.size()); };
+    if (!about->request_id.empty()) {
+      append(" request_id=");
+      append(about->request_id);
+    }
+    if (!about->trace_id.empty()) {
+      append(" trace_id=");
+      append(about->trace_id);
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<LogContextFlag>(); }
 };
 
 // The admin token: the file's first line, trimmed; empty if it cannot be read.
@@ -278,6 +307,57 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                     "with 500 (0: no budget)")
       ->check(CLI::Range(0.0, 86400.0))
       ->capture_default_str();
+  // The public edge (README "Securing the public listener").
+  std::vector<std::string> trusted_proxies;
+  std::vector<std::string> cors_origins;
+  bool cors_credentials = false;
+  bool access_log = true;
+  std::string jwt_secret_file;
+  std::string jwt_public_key_file;
+  std::string jwt_issuer;
+  std::string jwt_audience;
+  double jwt_skew_s = 30;
+  std::vector<std::string> auth_required;
+  std::vector<std::string> rate_limits;
+  std::size_t rate_limit_clients = 100'000;
+  std::vector<CLI::Option*> lists;  // options that take many values
+  lists.push_back(app.add_option("--trusted-proxy", trusted_proxies,
+                                 "a proxy's address or network (CIDR; repeat the flag for more): its Forwarded or "
+                                 "X-Forwarded-For names the client, its X-Request-Id is kept; from others they are "
+                                 "ignored"));
+  lists.push_back(app.add_option("--cors-origin", cors_origins,
+                                 "an origin (https://app.example.com; repeat for more) whose pages may call this "
+                                 "server from a browser, or * for any; set, WebSocket upgrades from other origins "
+                                 "are refused (403)"));
+  app.add_flag("--cors-credentials", cors_credentials,
+               "browsers may send cookies and credentials with cross-origin requests (not with --cors-origin *)")
+      ->default_str("false");
+  app.add_flag("--access-log", access_log,
+               "one info line per request (address, method, path, status, bytes, ms, request id); "
+               "--access-log=false: none")
+      ->default_str("true");
+  app.add_option("--auth-hs256-secret-file", jwt_secret_file,
+                 "verify bearer tokens (JWT) signed HS256 with the secret in this file (32+ bytes; default: "
+                 "systemd's credential auth-hs256-secret)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--auth-rs256-public-key", jwt_public_key_file,
+                 "verify bearer tokens (JWT) signed RS256 with this PEM public key or certificate")
+      ->check(CLI::ExistingFile);
+  app.add_option("--auth-issuer", jwt_issuer, "a token's \"iss\" must be this (empty: not checked)");
+  app.add_option("--auth-audience", jwt_audience, "a token's \"aud\" must name this (empty: not checked)");
+  cli::add_duration(app, "--auth-clock-skew", jwt_skew_s, "leeway for a token's \"exp\" and \"nbf\"")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  lists.push_back(app.add_option("--auth-required", auth_required,
+                                 "requests that need a valid bearer token, \"[METHODS] TARGET\": \"POST /book\", a "
+                                 "binding (\"FLIGHT\"), \"/objects/COUNTER/*\" or \"*\"; repeat for more"));
+  lists.push_back(app.add_option("--rate-limit", rate_limits,
+                                 "a rate limit per client, \"[METHODS] TARGET RATE/UNIT [BURST]\": \"POST /book 5/s 10\" "
+                                 "(429 with Retry-After past it); repeat for more"));
+  app.add_option("--rate-limit-clients", rate_limit_clients,
+                 "clients each rate limit remembers at most (the least recently seen are forgotten)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
+      ->capture_default_str();
   std::string tls_cert;
   std::string tls_key;
   auto* tls_cert_option =
@@ -312,6 +392,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     return std::filesystem::is_regular_file(path, ec) ? path.string() : std::string();
   };
   admin_token_file = credential("admin-token");
+  jwt_secret_file = credential("auth-hs256-secret");
   app.add_option("--admin-token-file", admin_token_file,
                  "file whose first line is the admin API's bearer token (16+ characters; default: systemd's "
                  "credential admin-token)")
@@ -391,6 +472,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   }
   // A flag given twice takes its last value, so a script's defaults can be overridden.
   for (auto* option : app.get_options()) option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  for (auto* option : lists) option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "cairn-server";
   cli::add_version(app, program);
   auto configured = cli::configure(app);
@@ -402,7 +484,55 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   // Logs go to stderr; stdout carries only the line with the address.
   spdlog::set_default_logger(spdlog::stderr_color_mt("cairn"));
   spdlog::set_level(spdlog::level::from_str(log_level));
-  if (log_format == "json") spdlog::set_formatter(std::make_unique<JsonFormatter>());
+  if (log_format == "json") {
+    spdlog::set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    auto text = std::make_unique<spdlog::pattern_formatter>();
+    text->add_flag<LogContextFlag>('*').set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [%^%l%$] %v%*");
+    spdlog::set_formatter(std::move(text));
+  }
+  EdgeOptions edge;
+  {
+    auto read_file = [](const std::string& file, std::string& problem) {
+      std::ifstream in(file, std::ios::binary);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in.good() && !in.eof()) problem = "cannot read " + file;
+      return text;
+    };
+    std::string problem;
+    edge.trusted_proxies = trusted_proxies;
+    edge.cors_origins = cors_origins;
+    edge.cors_credentials = cors_credentials;
+    edge.access_log = access_log;
+    if (!jwt_secret_file.empty()) {
+      edge.jwt.hs256_secret = read_file(jwt_secret_file, problem);
+      // A secret file ends in a newline more often than not: it is no part of the key.
+      while (!edge.jwt.hs256_secret.empty() &&
+             (edge.jwt.hs256_secret.back() == '\n' || edge.jwt.hs256_secret.back() == '\r')) {
+        edge.jwt.hs256_secret.pop_back();
+      }
+    }
+    if (!jwt_public_key_file.empty()) edge.jwt.rs256_public_key_pem = read_file(jwt_public_key_file, problem);
+    edge.jwt.issuer = jwt_issuer;
+    edge.jwt.audience = jwt_audience;
+    edge.jwt.clock_skew = std::chrono::seconds(static_cast<long long>(jwt_skew_s));
+    for (const auto& text : auth_required) {
+      auto rule = parse_request_rule(text);
+      if (!rule) problem = "--auth-required: " + rule.error().message;
+      else edge.jwt.required.push_back(std::move(*rule));
+    }
+    for (const auto& text : rate_limits) {
+      auto limit = parse_rate_limit(text);
+      if (!limit) problem = "--rate-limit: " + limit.error().message;
+      else edge.rate_limits.push_back(std::move(*limit));
+    }
+    edge.rate_limit_clients = rate_limit_clients;
+    if (problem.empty()) problem = check_edge_options(edge);
+    if (!problem.empty()) {
+      std::fprintf(stderr, "%s: %s\n", program.c_str(), problem.c_str());
+      return 2;
+    }
+  }
   if (!tls_cert.empty()) {
     if (auto problem = check_tls_files(tls_cert, tls_key); !problem.empty()) {
       std::fprintf(stderr, "%s\n", problem.c_str());
@@ -572,6 +702,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     web.request_timeout = to_ms(request_timeout_s);
     web.header_timeout = to_ms(header_timeout_s);
     web.keep_alive_timeout = to_ms(keep_alive_s);
+    web.edge = edge;
+    web.errors = std::make_shared<ErrorLog>();
     routes(web);
     std::string banner = "(data in " + data_dir + ", durability " + durability + ")";
     ServeExtras extras;
@@ -873,6 +1005,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     admin.request_timeout = web.request_timeout;
     admin.header_timeout = web.header_timeout;
     admin.keep_alive_timeout = web.keep_alive_timeout;
+    admin.errors = web.errors;
     if (!etcd.empty()) {
       admin.not_ready = [link] { return link->not_ready(); };
       admin.cluster_status = [&membership](bool with_shards) {

@@ -36,7 +36,9 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 SharedState::SharedState(Runtime& rt, GatewayOptions opts)
-    : runtime(rt), options(std::move(opts)), admin_mode(!options.admin_token.empty()) {
+    : runtime(rt), options(std::move(opts)), admin_mode(!options.admin_token.empty()),
+      internal(options.cluster && options.cluster->internal) {
+  if (!admin_mode && !internal) edge = std::make_unique<Edge>(options.edge);
   for (const char* label : {"other", "static", "/healthz", "/metrics", "/admin", "/inspector"}) {
     routes.push_back(std::make_unique<RouteStats>(label));
   }
@@ -81,6 +83,21 @@ void SharedState::write_metrics(metrics::TextWriter& out) const {
              "Connections answered 503 at once: --max-connections reached");
   out.sample("cairn_http_connections_refused_total", {{"listener", listener}},
              static_cast<double>(connections_refused.load()));
+  if (edge) {
+    out.family("cairn_http_edge_refusals_total", "counter",
+               "Public requests the gateway answered itself before an actor saw them: rate limited (429), "
+               "no valid bearer token (401), a CORS origin refused (403), answered by the on_request hook");
+    out.sample("cairn_http_edge_refusals_total", {{"reason", "rate_limited"}}, static_cast<double>(rate_limited.load()));
+    out.sample("cairn_http_edge_refusals_total", {{"reason", "unauthenticated"}},
+               static_cast<double>(unauthenticated.load()));
+    out.sample("cairn_http_edge_refusals_total", {{"reason", "origin"}}, static_cast<double>(origins_refused.load()));
+    out.sample("cairn_http_edge_refusals_total", {{"reason", "hook"}}, static_cast<double>(hook_answered.load()));
+    if (!options.edge.rate_limits.empty()) {
+      out.family("cairn_http_rate_limited_clients", "gauge",
+                 "Clients the rate limits remember now (at most --rate-limit-clients per limit)");
+      out.sample("cairn_http_rate_limited_clients", {}, static_cast<double>(edge->rate_limited_clients()));
+    }
+  }
   if (options.cluster && !options.cluster->internal) {
     out.family("cairn_cluster_forwards_total", "counter",
                "Tries of sending a request to the node that owns its actor: answered (relayed), retried "

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cairn/limits.hpp"
+#include "cairn/log_context.hpp"
 #include "admin_assets.hpp"
 #include "admin_api.hpp"
 #include "cluster_admin.hpp"
@@ -56,7 +57,11 @@ HttpSession::HttpSession(net::ip::tcp::socket&& socket, std::shared_ptr<SharedSt
                                     : cairn::net::MaybeTlsStream(std::move(socket))),
       shared_(std::move(shared)), lane_(lane), slot_(std::move(slot)),
       deadline_(stream_.get_executor()),
-      retry_(stream_.get_executor()) {}
+      retry_(stream_.get_executor()) {
+  beast::error_code ec;
+  auto endpoint = stream_.socket().remote_endpoint(ec);
+  if (!ec) peer_ = endpoint.address();
+}
 
 HttpSession::~HttpSession() {
   if (waiting_for_ != 0) shared_->requests_waiting.fetch_sub(1);
@@ -132,6 +137,12 @@ void HttpSession::do_read() {
                       : shared_->admin_mode         ? limits::max_admin_body_bytes
                                                     : limits::max_http_body_bytes);
   stats_slot_ = SharedState::other;
+  edge_done_ = false;
+  request_id_.clear();
+  traceparent_.clear();
+  cors_origin_.clear();
+  log_method_.clear();
+  log_path_.clear();
   if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
   // Between requests the connection may idle for the keep-alive timeout; once the first
   // byte of a request has come, the header must follow within the header timeout.
@@ -225,13 +236,146 @@ Response HttpSession::healthz() const {
                               {"connections_refused", shared_->connections_refused.load()}});
 }
 
+void HttpSession::begin_request(http::request<http::string_body>& request) {
+  edge_done_ = true;
+  claims_ = nullptr;
+  cors_origin_.clear();
+  // Never from a client: only a forwarding node sets these (with the cluster's token), and
+  // only the runtime marks an internal error.
+  auto cluster_token = request.find("X-Cairn-Cluster-Token");
+  bool from_node = shared_->internal && cluster_token != request.end() &&
+                   same_secret(cluster_token->value(), shared_->options.cluster->token);
+  auto header = [&request](std::string_view name) -> std::string_view {
+    auto found = request.find(beast::string_view(name.data(), name.size()));
+    return found == request.end() ? std::string_view() : std::string_view(found->value());
+  };
+  if (from_node) {
+    client_address_ = std::string(header("X-Cairn-Client"));
+    request_id_ = usable_request_id(header("X-Request-Id")).value_or(new_request_id());
+    traceparent_ = std::string(header("traceparent"));
+    if (auto claims = header("X-Cairn-Claims"); !claims.empty()) {
+      claims_ = nlohmann::json::parse(claims, nullptr, false);
+      if (claims_.is_discarded()) claims_ = nullptr;
+    }
+  } else {
+    bool trusted = shared_->edge && !shared_->edge->trusted().empty() && shared_->edge->trusted().contains(peer_);
+    client_address_ = shared_->edge ? client_address(peer_, request, shared_->edge->trusted()) : address_text(peer_);
+    std::optional<std::string> given;
+    if (trusted) given = usable_request_id(header("X-Request-Id"));
+    request_id_ = given ? std::move(*given) : new_request_id();
+    traceparent_ = next_traceparent(header("traceparent"));
+    if (shared_->edge && shared_->edge->cors()) {
+      auto origin = header("Origin");
+      if (!origin.empty() && shared_->edge->origin_allowed(origin)) cors_origin_ = std::string(origin);
+    }
+  }
+  for (const char* name : {"X-Cairn-Client", "X-Cairn-Claims", "X-Cairn-Internal-Error"}) request.erase(name);
+  if (!shared_->admin_mode) {
+    // What the actor (or the node it runs on) sees: this request's id and trace.
+    request.set("X-Request-Id", request_id_);
+    if (!traceparent_.empty()) request.set("traceparent", traceparent_);
+  }
+  // The path only: a query or a body may carry what must not reach a log.
+  std::string_view target = request.target();
+  log_method_ = std::string(request.method_string());
+  log_path_ = std::string(target.substr(0, target.find('?')));
+}
+
+std::optional<Response> HttpSession::edge_checks(http::request<http::string_body>& request, std::string_view path,
+                                                 const std::string& binding) {
+  auto& edge = *shared_->edge;
+  std::string_view method = request.method_string();
+  if (edge.cors() && beast::websocket::is_upgrade(request)) {
+    // Browsers send the page's Origin with every upgrade and enforce no CORS on WebSockets:
+    // the gateway does. Same-origin pages (this listener's own) are always allowed.
+    auto origin = request.find(http::field::origin);
+    auto host = request.find(http::field::host);
+    if (origin != request.end() && !edge.origin_allowed(origin->value()) &&
+        !same_origin(origin->value(), host == request.end() ? std::string_view() : std::string_view(host->value()))) {
+      shared_->origins_refused.fetch_add(1, std::memory_order_relaxed);
+      return Response::error(Code::forbidden, "WebSocket upgrades from origin " + std::string(origin->value()) +
+                                                          " are not allowed (--cors-origin)");
+    }
+  }
+  if (edge.options().jwt.enabled() && edge.token_required(method, path, binding)) {
+    auto authorization = request.find(http::field::authorization);
+    auto claims = edge.verify_bearer(authorization == request.end() ? std::nullopt
+                                                                     : std::optional<std::string_view>(authorization->value()));
+    if (!claims) {
+      shared_->unauthenticated.fetch_add(1, std::memory_order_relaxed);
+      auto refused = Response::error(claims.error());
+      refused.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"cairn\", error=\"invalid_token\"");
+      return refused;
+    }
+    claims_ = std::move(*claims);
+  }
+  if (!edge.options().rate_limits.empty()) {
+    // A verified identity is the client; else its address.
+    std::string client = claims_.is_object() && claims_.contains("sub") && claims_["sub"].is_string()
+                             ? "sub:" + claims_["sub"].get<std::string>()
+                             : client_address_;
+    if (auto wait = edge.over_limit(method, path, binding, client)) {
+      shared_->rate_limited.fetch_add(1, std::memory_order_relaxed);
+      auto refused = Response::error(Code::resource_exhausted, "too many requests from this client: try again in " +
+                                                                   std::to_string(static_cast<long>(std::ceil(*wait))) +
+                                                                   " s (rate limit)");
+      // Response::error says "1"; the bucket knows better.
+      for (auto& [name, value] : refused.headers) {
+        if (name == "Retry-After") value = std::to_string(std::max(1L, static_cast<long>(std::ceil(*wait))));
+      }
+      return refused;
+    }
+  }
+  if (const auto& hook = edge.options().on_request) {
+    Request seen = to_request(request);
+    seen.client_address = client_address_;
+    seen.request_id = request_id_;
+    seen.traceparent = traceparent_;
+    seen.claims = claims_;
+    std::optional<Response> answer;
+    try {
+      answer = hook(seen, binding);
+    } catch (const std::exception& e) {
+      spdlog::error("the on_request hook threw: {}", e.what());
+      answer = Response::error(Code::internal, "internal error in the request hook");
+    } catch (...) {
+      spdlog::error("the on_request hook threw something that is not a std::exception");
+      answer = Response::error(Code::internal, "internal error in the request hook");
+    }
+    if (answer) {
+      shared_->hook_answered.fetch_add(1, std::memory_order_relaxed);
+      return answer;
+    }
+    // The headers it set (or took away) go on with the request; what no client may set stays out.
+    request.clear();
+    for (const auto& [name, value] : seen.headers) {
+      if (name == "X-Cairn-Client" || name == "X-Cairn-Claims" || name == "X-Cairn-Internal-Error") continue;
+      request.insert(beast::string_view(name.data(), name.size()), beast::string_view(value.data(), value.size()));
+    }
+  }
+  return std::nullopt;
+}
+
 void HttpSession::handle(http::request<http::string_body> request) {
+  if (!edge_done_) begin_request(request);
+  ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_)), nullptr});
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
-  if (spdlog::should_log(spdlog::level::debug)) {
-    // The path only: a query or a body may carry what must not reach a log.
-    log_method_ = std::string(request.method_string());
-    log_path_ = std::string(path);
+  if (shared_->edge && shared_->edge->cors() && request.method() == http::verb::options &&
+      request.find(http::field::origin) != request.end() &&
+      request.find(http::field::access_control_request_method) != request.end()) {
+    // A CORS preflight: answered here, before any actor (it carries no credentials).
+    stats_slot_ = SharedState::other;
+    std::string origin(request[http::field::origin]);
+    cors_origin_.clear();  // the preflight's answer carries its own
+    if (!shared_->edge->origin_allowed(origin)) {
+      shared_->origins_refused.fetch_add(1, std::memory_order_relaxed);
+      return reply(Response::error(Code::forbidden,
+                                   "origin " + origin + " may not call this server from a browser (--cors-origin)"),
+                   request.keep_alive());
+    }
+    return reply(shared_->edge->preflight(origin, request[http::field::access_control_request_headers]),
+                 request.keep_alive());
   }
   // Every listener answers /livez (the process serves) and /readyz (it should get traffic:
   // not draining after a stop signal, and in cluster mode not fenced and owning shards),
@@ -282,6 +426,9 @@ void HttpSession::handle(http::request<http::string_body> request) {
     if (!*object) return reply(Response::error(object->error()), request.keep_alive());
     auto& matched = **object;
     stats_slot_ = shared_->object_slot(matched.binding);
+    if (shared_->edge) {
+      if (auto answer = edge_checks(request, path, matched.binding)) return reply(*answer, request.keep_alive());
+    }
     return to_actor(std::move(request), matched.binding, matched.name, std::move(matched.target));
   }
   Request probe;
@@ -290,9 +437,15 @@ void HttpSession::handle(http::request<http::string_body> request) {
     if (!*matched) return reply(Response::error(matched->error()), request.keep_alive());
     const Route& route = *(*matched)->route;
     stats_slot_ = shared_->route_slot(static_cast<std::size_t>(&route - shared_->options.routes.data()));
+    if (shared_->edge) {
+      if (auto answer = edge_checks(request, path, route.binding)) return reply(*answer, request.keep_alive());
+    }
     return to_actor(std::move(request), route.binding, (*matched)->name);
   }
   stats_slot_ = SharedState::static_files;
+  if (shared_->edge) {
+    if (auto answer = edge_checks(request, path, {})) return reply(*answer, request.keep_alive());
+  }
   serve_static(request);
 }
 
@@ -338,6 +491,18 @@ void HttpSession::handle_admin(http::request<http::string_body> request) {
         } else {
           response = Response::json(200, status(shards->has_value() && **shards != "0"));
         }
+      }
+    } else if (actor_request.path() == "/admin/errors") {
+      // The public listener's last 5xx answers, with what their clients were not told.
+      auto id = actor_request.query_param("request_id");
+      if (actor_request.method != "GET" && actor_request.method != "HEAD") {
+        response = Response::method_not_allowed("GET, HEAD", "use GET /admin/errors[?request_id=ID]");
+      } else if (!id) {
+        response = Response::error(id.error());
+      } else if (!self->shared_->options.errors) {
+        response = Response::json(200, {{"errors", nlohmann::json::array()}});
+      } else {
+        response = Response::json(200, {{"errors", self->shared_->options.errors->to_json(id->value_or(""))}});
       }
     } else if (metrics) {
       metrics::TextWriter out;
@@ -389,6 +554,13 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
   }
   Request actor_request = to_request(request);
   if (target) actor_request.target = std::move(*target);
+  actor_request.client_address = client_address_;
+  actor_request.request_id = request_id_;
+  actor_request.traceparent = traceparent_;
+  actor_request.claims = claims_;
+  std::erase_if(actor_request.headers, [](const auto& field) {
+    return field.first == "X-Cairn-Client" || field.first == "X-Cairn-Claims";
+  });
   std::shared_ptr<SessionSink> sink;
   bool upgrade = beast::websocket::is_upgrade(request);
   if (upgrade) {
@@ -421,8 +593,9 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
       if (in_time && socket != 0 && response.status == 101) {
         self->wait_for(0);
         self->deadline_.cancel();
-        self->shared_->routes[self->stats_slot_]->record(
-            101, std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count());
+        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count();
+        self->shared_->routes[self->stats_slot_]->record(101, elapsed);
+        self->log_access(101, 0, elapsed);
         auto session = std::make_shared<WebSocketSession>(std::move(self->stream_), self->shared_,
                                                           socket, std::move(sink));
         session->hold(std::move(self->slot_));
@@ -565,6 +738,10 @@ void HttpSession::forward(http::request<http::string_body> request, unsigned sha
   // An upgrade that fails ends the connection, whatever its answer.
   bool keep_alive = request.keep_alive() && !beast::websocket::is_upgrade(request);
   bool head = request.method() == http::verb::head;
+  // Who is calling, for the owner's actor (its internal listener trusts these from a node
+  // only; X-Request-Id and traceparent are on the request already).
+  request.set("X-Cairn-Client", client_address_);
+  if (!claims_.is_null()) request.set("X-Cairn-Claims", claims_.dump());
   std::uint64_t request_id = ++next_request_;
   wait_for(request_id);
   auto until = std::chrono::steady_clock::now() + shared_->options.request_timeout;
@@ -719,8 +896,9 @@ void HttpSession::upgrade_attempt(std::shared_ptr<http::request<http::string_bod
         self->shared_->forwards_answered.fetch_add(1, std::memory_order_relaxed);
         self->wait_for(0);
         self->deadline_.cancel();
-        self->shared_->routes[self->stats_slot_]->record(
-            101, std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count());
+        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count();
+        self->shared_->routes[self->stats_slot_]->record(101, elapsed);
+        self->log_access(101, 0, elapsed);
         auto proxy = std::make_shared<WebSocketProxy>(std::move(self->stream_), std::move(attempt.upstream),
                                                       self->shared_);
         proxy->hold(std::move(self->slot_));
@@ -753,13 +931,58 @@ void HttpSession::serve_static(const http::request<http::string_body>& request) 
   reply(response, request.keep_alive(), request.method() == http::verb::head);
 }
 
+void HttpSession::log_access(int status, std::size_t bytes, double elapsed) {
+  bool access = shared_->options.edge.access_log && spdlog::should_log(spdlog::level::info);
+  if (!access && !spdlog::should_log(spdlog::level::debug)) return;
+  if (log_method_.empty()) log_method_ = "-";  // refused before its request line was read
+  if (log_path_.empty()) log_path_ = "-";
+  ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_)), nullptr});
+  if (access) {
+    // Common Log Format's facts (the time is the line's own), in one line; JSON logs get them
+    // as fields too.
+    nlohmann::json fields{{"client", client_address_}, {"method", log_method_}, {"path", log_path_},
+                          {"status", status},          {"bytes", bytes},        {"ms", elapsed * 1000}};
+    ScopedLogContext with_fields({request_id_, std::string(trace_id_of(traceparent_)), &fields});
+    spdlog::info("access {} \"{} {}\" {} {} {:.2f}ms", client_address_, log_method_, log_path_, status, bytes,
+                 elapsed * 1000);
+  } else {
+    spdlog::debug("{} {} {} {:.2f} ms", log_method_, log_path_, status, elapsed * 1000);
+  }
+}
+
 void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   shared_->routes[stats_slot_]->record(response.status, elapsed);
-  if (!log_path_.empty()) {
-    spdlog::debug("{} {} {} {:.2f} ms", log_method_, log_path_, response.status, elapsed * 1000);
-    log_path_.clear();
+  if (request_id_.empty()) request_id_ = new_request_id();  // refused before it was read
+  const std::string* body = &response.body;
+  std::string rewritten;
+  bool public_listener = shared_->edge != nullptr;
+  if (public_listener && response.status >= 400 && !request_id_.empty()) {
+    if (find_header(response.headers, detail::internal_error_header)) {
+      // What an actor threw is for the operators (the log, GET /admin/errors), not the client.
+      ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_)), nullptr});
+      spdlog::error("request {} {} {} answered {}: {}", request_id_, log_method_.empty() ? "-" : log_method_,
+                    log_path_.empty() ? "-" : log_path_, response.status, response.body);
+      auto error = Error{Code::internal, "internal error; the server's log tells what happened, under request id " +
+                                             request_id_}
+                       .to_json();
+      error["request_id"] = request_id_;
+      rewritten = error.dump();
+    } else if (!response.body.empty() && response.body.front() == '{') {
+      // Every JSON error body names the request (the gateway's, the runtime's, an actor's).
+      auto error = nlohmann::json::parse(response.body, nullptr, false);
+      if (error.is_object() && error.contains("error") && !error.contains("request_id")) {
+        error["request_id"] = request_id_;
+        rewritten = error.dump();
+      }
+    }
+    if (!rewritten.empty()) body = &rewritten;
+    if (response.status >= 500 && shared_->options.errors) {
+      shared_->options.errors->add({std::chrono::system_clock::now(), request_id_, std::string(trace_id_of(traceparent_)),
+                                    log_method_, log_path_, response.status, response.body});
+    }
   }
+  log_access(response.status, head ? 0 : body->size(), elapsed);
   response_ = std::make_shared<http::response<http::string_body>>();
   auto& res = *response_;
   res.version(11);
@@ -773,9 +996,19 @@ void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
   } else if (!shared_->options.content_security_policy.empty()) {
     res.set("Content-Security-Policy", shared_->options.content_security_policy);
   }
-  for (const auto& [name, value] : response.headers) res.set(name, value);
+  for (const auto& [name, value] : response.headers) {
+    // The internal listener relays the mark to the node that answers the client.
+    if (public_listener && name == detail::internal_error_header) continue;
+    res.set(name, value);
+  }
+  if (!request_id_.empty()) res.set("X-Request-Id", request_id_);
+  if (!cors_origin_.empty()) {
+    Headers cors;
+    shared_->edge->add_cors_headers(cors, cors_origin_);
+    for (const auto& [name, value] : cors) res.set(name, value);
+  }
   res.keep_alive(keep_alive);
-  res.body() = response.body;
+  res.body() = *body;
   res.prepare_payload();
   if (head) res.body().clear();  // the Content-Length of the GET stays
   stream_.expires_after(shared_->options.body_timeout);

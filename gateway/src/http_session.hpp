@@ -50,6 +50,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // The answer to a read that failed (nothing if the client is gone); closes after it.
   void read_failed(beast::error_code ec);
   void handle(http::request<http::string_body> request);
+  // Who is calling, its request id and trace, for this listener (the public one reads the
+  // wire, trusting proxies' headers only from --trusted-proxy; the internal one reads what the
+  // forwarding node sent). Strips the headers no client may set.
+  void begin_request(http::request<http::string_body>& request);
+  // The public listener's checks once the route is known (binding "" for static files):
+  // WebSocket origin, bearer token, rate limits, the application's hook. An answer means the
+  // request goes no further.
+  std::optional<Response> edge_checks(http::request<http::string_body>& request, std::string_view path,
+                                      const std::string& binding);
+  // The access log's line for the request answered `status` with `bytes` of body.
+  void log_access(int status, std::size_t bytes, double elapsed);
   // Forwards `request` to actor (binding, name); `target`, if set, replaces its target.
   void to_actor(http::request<http::string_body> request, const std::string& binding,
                 const std::string& name, std::optional<std::string> target = std::nullopt);
@@ -109,6 +120,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::chrono::steady_clock::time_point started_;
   std::string log_method_;
   std::string log_path_;
+  // The connection's peer, and the request being answered as the edge saw it.
+  boost::asio::ip::address peer_;
+  bool edge_done_ = false;  // begin_request ran for it (a forward that came back here)
+  std::string client_address_;
+  std::string request_id_;
+  std::string traceparent_;
+  std::string cors_origin_;  // an allowed Origin: the response gets the CORS headers
+  nlohmann::json claims_;
 };
 
 }  // namespace cairn::gateway

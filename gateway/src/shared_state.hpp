@@ -19,6 +19,8 @@
 #include "cairn/metrics.hpp"
 #include "cairn/runtime.hpp"
 #include "admin_api.hpp"
+#include "edge.hpp"
+#include "error_log.hpp"
 
 namespace cairn::gateway {
 
@@ -44,6 +46,13 @@ struct SharedState {
   Runtime& runtime;
   const GatewayOptions options;
   const bool admin_mode;  // options.admin_token is set
+  const bool internal;    // the cluster's internal listener
+  // The public listener's edge (options.edge made ready); null on the admin and internal ones.
+  std::unique_ptr<Edge> edge;
+  std::atomic<std::uint64_t> rate_limited{0};       // answered 429 by a rate limit
+  std::atomic<std::uint64_t> unauthenticated{0};    // answered 401: no valid bearer token
+  std::atomic<std::uint64_t> origins_refused{0};    // CORS: preflights and upgrades refused 403
+  std::atomic<std::uint64_t> hook_answered{0};      // answered by EdgeOptions::on_request
 
   // The routes' statistics: slot 0 "other" (refused before routing), then the slots below.
   enum Slot : std::size_t { other = 0, static_files = 1, healthz = 2, metrics_route = 3, admin_route = 4, inspector = 5, first_route = 6 };

@@ -9,6 +9,14 @@
 namespace cairn {
 namespace {
 
+// A fetch's answer made by the runtime from an error: a 500 (what an actor threw, a rollback
+// it caused) is marked, so the public gateway shows its text to no client.
+Response error_response(const Error& error) {
+  Response out = Response::error(error);
+  if (error.code == Code::internal) out.headers.emplace_back(detail::internal_error_header, "1");
+  return out;
+}
+
 // Runs a caller's callback. It is the caller's code, run on an actor's thread: whatever it
 // throws is logged and goes no further (CAF 0.17 would kill the host, and a destructor
 // would terminate the process).
@@ -63,7 +71,7 @@ void PendingReply::answer(Result<nlohmann::json> result) {
       return;
     }
     auto& fetch = std::get<Stub::FetchCallback>(callback_);
-    fetch(result ? Response::json(200, *result) : Response::error(result.error()));
+    fetch(result ? Response::json(200, *result) : error_response(result.error()));
   });
 }
 
@@ -73,7 +81,7 @@ void PendingReply::fail(const Error& error) {
     std::visit([&](auto& cb) {
       using T = std::decay_t<decltype(cb)>;
       if constexpr (std::is_same_v<T, Stub::FetchCallback>) {
-        cb(Response::error(error));
+        cb(error_response(error));
       } else {
         cb(error);
       }

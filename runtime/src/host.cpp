@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "cairn/limits.hpp"
+#include "cairn/log_context.hpp"
 #include "host_support.hpp"
 #include "runtime_core.hpp"
 
@@ -62,6 +63,12 @@ void Host::handle(Event& event) {
     return;
   }
   ReplyTo reply = event.take_reply();  // answered from now on through the router
+  // Log lines written while it runs (the runtime's and the actor's) name its request.
+  LogContext about;
+  if (const auto* fetch = std::get_if<FetchEvent>(&event.body)) {
+    about = {fetch->request.request_id, std::string(trace_id_of(fetch->request.traceparent))};
+  }
+  ScopedLogContext log_context(std::move(about));
   run_event([&] { dispatch(event, reply); }, reply);
 }
 

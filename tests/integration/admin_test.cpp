@@ -418,7 +418,7 @@ TEST_CASE("the server refuses an admin port without a usable token file") {
   CHECK(weak.output.find("at least 16") != std::string::npos);
 }
 
-TEST_CASE("json logs: one object per line, a line per request at debug, no body or token") {
+TEST_CASE("json logs: one object per line with an access line per request and no body or token") {
   TempDir dir;
   auto log = dir.path() / "server.log";
   auto token_file = dir.path() / "token";
@@ -445,7 +445,12 @@ TEST_CASE("json logs: one object per line, a line per request at debug, no body 
     CHECK(parsed.contains("time"));
     CHECK(parsed.contains("level"));
     auto message = parsed["message"].get<std::string>();
-    if (message.rfind("POST /book-seat 200", 0) == 0 || message.rfind("GET /seats 200", 0) == 0) ++requests;
+    if (message.rfind("access 127.0.0.1 \"POST /book-seat\" 200", 0) == 0 ||
+        message.rfind("access 127.0.0.1 \"GET /seats\" 200", 0) == 0) {
+      ++requests;
+      CHECK(parsed["status"] == 200);
+      CHECK(parsed["request_id"].get<std::string>().size() == 16);
+    }
     CHECK(line.find("SecretName") == std::string::npos);
     CHECK(line.find(token) == std::string::npos);
     CHECK(line.find("shh") == std::string::npos);

@@ -11,6 +11,9 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "../../examples/counter/counter.hpp"
@@ -79,6 +82,35 @@ class Tally final : public cairn::Actor {
   cairn::Context& ctx_;
 };
 
+// WHOAMI answers what the gateway told it of the request: GET /objects/WHOAMI/<name>/ gives
+// the client's address, request id, traceparent, verified claims and the headers the hook
+// set; /throw throws an exception whose text must reach no client; an upgrade is accepted.
+class Whoami final : public cairn::Actor {
+ public:
+  explicit Whoami(cairn::Context& ctx) : ctx_(ctx) {}
+  cairn::Response fetch(const cairn::Request& request) override {
+    if (request.path() == "/throw") throw std::runtime_error("secret: the database password is hunter2");
+    if (request.is_websocket_upgrade()) {
+      auto accepted = ctx_.accept_websocket(request);
+      return accepted ? std::move(*accepted) : cairn::Response::error(accepted.error());
+    }
+    auto header = [&request](const char* name) {
+      auto value = request.header(name);
+      return value ? cairn::json(std::string(*value)) : cairn::json();
+    };
+    return cairn::Response::json(200, {{"client_address", request.client_address},
+                                       {"request_id", request.request_id},
+                                       {"traceparent", request.traceparent},
+                                       {"claims", request.claims},
+                                       {"x_request_id", header("X-Request-Id")},
+                                       {"x_hooked", header("X-Hooked")},
+                                       {"x_cairn_client", header("X-Cairn-Client")}});
+  }
+
+ private:
+  cairn::Context& ctx_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,7 +127,18 @@ int main(int argc, char** argv) {
         cairn::Registry classes;
         classes.add<Counter>("COUNTER");
         classes.add<Tally>("TALLY");
+        classes.add<Whoami>("WHOAMI");
         return classes;
       },
-      [](cairn::gateway::GatewayOptions& web) { web.object_bindings = {"COUNTER", "TALLY"}; });
+      [](cairn::gateway::GatewayOptions& web) {
+        web.object_bindings = {"COUNTER", "TALLY", "WHOAMI"};
+        // The application's own check: "X-Block: 1" is refused, WHOAMI's requests get a header.
+        web.edge.on_request = [](cairn::Request& request, std::string_view binding) -> std::optional<cairn::Response> {
+          if (request.header("X-Block") == "1") {
+            return cairn::Response::error(cairn::Code::forbidden, "blocked by the application's hook");
+          }
+          if (binding == "WHOAMI") request.headers.emplace_back("X-Hooked", std::string(binding));
+          return std::nullopt;
+        };
+      });
 }

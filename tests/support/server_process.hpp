@@ -32,6 +32,7 @@ struct PassedToServer {
   std::string names = {};
   std::vector<std::string> env = {};
   bool admin = false;  // an admin socket is among them: read the admin line too
+  std::string stderr_file = {};  // set: the server's stderr (its log) goes to this file
 };
 
 class ServerProcess {
@@ -67,6 +68,10 @@ class ServerProcess {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    if (!passed.stderr_file.empty()) {
+      posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, passed.stderr_file.c_str(),
+                                       O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    }
     // Out of the way first, so no passed descriptor is overwritten by another's dup2.
     std::vector<int> high;
     for (std::size_t i = 0; i < passed.fds.size(); ++i) {

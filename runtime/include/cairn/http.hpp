@@ -32,6 +32,21 @@ struct Request {
   // Set by the gateway on an upgrade request: the socket reserved for it (0 = none).
   std::uint64_t websocket = 0;
 
+  // Set by the gateway, never read from the client's own headers (README "Securing the
+  // public listener"); empty for a request made in-process (Stub::fetch).
+  // The caller's IP address ("203.0.113.7", "2001:db8::1"): the connection's peer, or, when
+  // the peer is a --trusted-proxy, the client it names in Forwarded or X-Forwarded-For.
+  std::string client_address = {};
+  // This request's id, also in the response's X-Request-Id header and in its error bodies:
+  // generated, or a trusted proxy's X-Request-Id.
+  std::string request_id = {};
+  // W3C trace context, "00-<trace id>-<span id>-<flags>": the caller's trace (a valid
+  // traceparent header) or a new one; the span is the gateway's.
+  std::string traceparent = {};
+  // The claims of the caller's verified bearer token (JWT) where the route requires one
+  // (--auth-required); null elsewhere.
+  nlohmann::json claims = nullptr;
+
   std::string_view path() const;
   std::string_view query() const;  // after '?', or empty
   // The decoded value of query parameter `name`: nullopt if absent, an error if malformed.
@@ -57,5 +72,12 @@ struct Response {
   // 101: the actor accepted the WebSocket upgrade (made by Context::accept_websocket).
   static Response switching_protocols();
 };
+
+namespace detail {
+// Marks a 500 the runtime made from what an actor threw (its body names the exception): the
+// public gateway answers such a response with a generic message and the request id, and
+// logs the text instead (README "Securing the public listener").
+inline constexpr std::string_view internal_error_header = "X-Cairn-Internal-Error";
+}  // namespace detail
 
 }  // namespace cairn

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cairn/gateway/edge.hpp"
 #include "cairn/limits.hpp"
 #include "cairn/metrics.hpp"
 #include "cairn/runtime.hpp"
@@ -53,6 +54,10 @@ struct ShardLocation {
   std::string host;  // there: its internal listener
   std::string port;
 };
+// The last requests answered 5xx, with what the client was not told (an actor's exception):
+// the public listener adds to it, the admin listener shows it (GET /admin/errors). Any thread.
+class ErrorLog;
+
 struct ClusterRouting {
   // Where shard `shard` (ActorId::shard()) runs now. Any I/O thread; must not block.
   std::function<ShardLocation(unsigned shard)> locate;
@@ -94,6 +99,12 @@ struct GatewayOptions {
   // Bindings served by the generic route /objects/<BINDING>/<name>/<rest>: the request (HTTP
   // or WebSocket upgrade) goes to that instance's fetch() with the target /<rest>[?query].
   std::vector<std::string> object_bindings;
+  // Who is calling, request ids and traces, CORS, tokens, rate limits, the access log and
+  // the application's own hook (the public listener; cairn/gateway/edge.hpp).
+  EdgeOptions edge = {};
+  // The public listener records its 5xx answers here, the admin listener reads them (both
+  // given the same one; null: none kept).
+  std::shared_ptr<ErrorLog> errors = {};
   // Hostile and slow clients (defaults in limits.hpp; see limits::default_header_timeout).
   std::chrono::milliseconds keep_alive_timeout = limits::default_keep_alive_timeout;
   std::chrono::milliseconds header_timeout = limits::default_header_timeout;

@@ -1,0 +1,334 @@
+// The public edge against the real server (cairn-calls-server: its WHOAMI actor answers what
+// the gateway told it of each request): who is calling behind trusted proxies only, request
+// ids and traces, bearer tokens, rate limits in bounded memory, CORS, the application's hook,
+// and 500s that tell the client nothing of the exception.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "clients.hpp"
+#include "jwt_sign.hpp"
+#include "raw_socket.hpp"
+#include "server_process.hpp"
+#include "temp_dir.hpp"
+
+using namespace cairn::testing;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+ServerProcess edge_server(const TempDir& dir, std::vector<std::string> extra, std::string log_file = {}) {
+  std::vector<std::string> args{CAIRN_CALLS_SERVER_PATH, "--host", "127.0.0.1", "--port", "0", "--data-dir",
+                                (dir.path() / "data").string(), "--threads", "2", "--log-level", "warn"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  PassedToServer passed;
+  passed.stderr_file = std::move(log_file);
+  return ServerProcess(args, passed);
+}
+
+std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The server's resident memory in KiB (/proc/PID/status VmRSS).
+long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// The value of metric sample `name{labels}` in the Prometheus text, or -1.
+double metric(const std::string& text, const std::string& sample) {
+  auto at = text.find("\n" + sample + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + sample.size() + 2));
+}
+
+json whoami(HttpClient& client, const std::string& name = "a") {
+  auto reply = client.request(http::verb::get, "/objects/WHOAMI/" + name + "/");
+  REQUIRE(reply.status == 200);
+  return json::parse(reply.body);
+}
+
+}  // namespace
+
+TEST_CASE("who is calling: the peer's address and a spoofed X-Forwarded-For ignored unless the proxy is trusted") {
+  TempDir dir;
+  const std::string incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  {
+    auto server = edge_server(dir, {});
+    HttpClient client(server.port());
+    client.header("X-Forwarded-For", "203.0.113.9");
+    client.header("Forwarded", "for=198.51.100.7");
+    client.header("X-Request-Id", "chosen-by-the-client");
+    client.header("X-Cairn-Client", "192.0.2.1");  // never believed from a client
+    client.header("traceparent", incoming);
+    auto reply = client.request(http::verb::get, "/objects/WHOAMI/a/");
+    REQUIRE(reply.status == 200);
+    auto seen = json::parse(reply.body);
+    CHECK(seen["client_address"] == "127.0.0.1");
+    CHECK(seen["x_cairn_client"].is_null());
+    // A request id of the server's own, in the response, the actor's Request and its header.
+    std::string id = seen["request_id"];
+    CHECK(id.size() == 16);
+    CHECK(id != "chosen-by-the-client");
+    CHECK(reply.header("X-Request-Id") == id);
+    CHECK(seen["x_request_id"] == id);
+    // The caller's trace goes on, with the gateway's span.
+    std::string traceparent = seen["traceparent"];
+    CHECK(traceparent.substr(0, 36) == incoming.substr(0, 36));
+    CHECK(traceparent.substr(36, 16) != incoming.substr(36, 16));
+    // The hook of the application ran, and its header reached the actor.
+    CHECK(seen["x_hooked"] == "WHOAMI");
+    CHECK(seen["claims"].is_null());
+    // Every error body names its request.
+    auto missing = client.request(http::verb::get, "/objects/NOSUCH/a/");
+    CHECK(missing.status == 404);
+    CHECK(json::parse(missing.body)["request_id"] == missing.header("X-Request-Id"));
+    // The hook's own refusal.
+    client.header("X-Block", "1");
+    auto blocked = client.request(http::verb::get, "/objects/WHOAMI/a/");
+    CHECK(blocked.status == 403);
+    CHECK(json::parse(blocked.body)["error"] == "blocked by the application's hook");
+  }
+  {
+    auto server = edge_server(dir, {"--trusted-proxy", "127.0.0.0/8", "--trusted-proxy", "10.0.0.0/8"});
+    HttpClient client(server.port());
+    client.header("X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.1.2.3");
+    client.header("X-Request-Id", "from-the-proxy-42");
+    auto seen = whoami(client);
+    CHECK(seen["client_address"] == "203.0.113.9");
+    CHECK(seen["request_id"] == "from-the-proxy-42");
+    HttpClient forwarded(server.port());
+    forwarded.header("Forwarded", "for=\"[2001:db8::7]:4711\";proto=https");
+    forwarded.header("X-Request-Id", "bad id with spaces");
+    auto seen_v6 = whoami(forwarded);
+    CHECK(seen_v6["client_address"] == "2001:db8::7");
+    CHECK(seen_v6["request_id"] != "bad id with spaces");
+  }
+}
+
+TEST_CASE("bearer tokens: a missing or forged or expired or misaddressed token is 401 and a valid one's claims reach the actor") {
+  TempDir dir;
+  const std::string secret = "0123456789abcdef0123456789abcdef-test";
+  auto secret_file = dir.path() / "jwt-secret";
+  std::ofstream(secret_file) << secret << "\n";  // the newline is no part of the key
+  auto server = edge_server(dir, {"--auth-hs256-secret-file", secret_file.string(), "--auth-issuer",
+                                  "https://login.example.com/", "--auth-audience", "seat-booking", "--auth-required",
+                                  "WHOAMI", "--auth-required", "POST /objects/COUNTER/*"});
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  json claims{{"sub", "alice"}, {"iss", "https://login.example.com/"}, {"aud", "seat-booking"}, {"exp", now + 300},
+              {"role", "agent"}};
+  auto with_token = [&](const std::string& authorization) {
+    HttpClient client(server.port());
+    if (!authorization.empty()) client.header("Authorization", authorization);
+    return client.request(http::verb::get, "/objects/WHOAMI/a/");
+  };
+  auto none = with_token("");
+  CHECK(none.status == 401);
+  CHECK(none.header("WWW-Authenticate").rfind("Bearer", 0) == 0);
+  CHECK(json::parse(none.body)["code"] == "unauthenticated");
+  CHECK(with_token("Bearer " + hs256_token(claims, std::string(40, 'x'))).status == 401);
+  auto expired = claims;
+  expired["exp"] = now - 3600;
+  auto late = with_token("Bearer " + hs256_token(expired, secret));
+  CHECK(late.status == 401);
+  CHECK(json::parse(late.body)["error"].get<std::string>().find("expired") != std::string::npos);
+  auto elsewhere = claims;
+  elsewhere["aud"] = "billing";
+  CHECK(with_token("Bearer " + hs256_token(elsewhere, secret)).status == 401);
+  CHECK(with_token("Basic YWxpY2U6c2VjcmV0").status == 401);
+  auto good = with_token("Bearer " + hs256_token(claims, secret));
+  REQUIRE(good.status == 200);
+  auto seen = json::parse(good.body);
+  CHECK(seen["claims"]["sub"] == "alice");
+  CHECK(seen["claims"]["role"] == "agent");
+  // Rules by method and path: reading a counter needs no token, adding to it does.
+  HttpClient anonymous(server.port());
+  CHECK(anonymous.request(http::verb::get, "/objects/COUNTER/c/value").status == 200);
+  CHECK(anonymous.request(http::verb::post, "/objects/COUNTER/c/increment", "{}").status == 401);
+}
+
+TEST_CASE("rate limits: 429 with Retry-After past the burst and back after the window while a flood of clients stays bounded") {
+  TempDir dir;
+  auto token_file = dir.path() / "admin-token";
+  { std::ofstream(token_file) << "edge-test-admin-token-0123456789\n"; }
+  auto server = edge_server(dir, {"--trusted-proxy", "127.0.0.1", "--rate-limit", "GET /objects/WHOAMI/* 2/s 2",
+                                  "--rate-limit", "GET /flood 1000/s 5", "--rate-limit-clients", "2000",
+                                  "--admin-port", "0", "--admin-token-file", token_file.string()});
+  HttpClient client(server.port());
+  client.header("X-Forwarded-For", "203.0.113.9");
+  CHECK(client.request(http::verb::get, "/objects/WHOAMI/a/").status == 200);
+  CHECK(client.request(http::verb::get, "/objects/WHOAMI/a/").status == 200);
+  auto refused = client.request(http::verb::get, "/objects/WHOAMI/a/");
+  CHECK(refused.status == 429);
+  CHECK(refused.header("Retry-After") == "1");
+  auto body = json::parse(refused.body);
+  CHECK(body["code"] == "resource_exhausted");
+  CHECK(body["request_id"] == refused.header("X-Request-Id"));
+  // Another client has its own bucket; other routes are not limited by this rule.
+  HttpClient other(server.port());
+  other.header("X-Forwarded-For", "203.0.113.10");
+  CHECK(other.request(http::verb::get, "/objects/WHOAMI/a/").status == 200);
+  CHECK(client.request(http::verb::get, "/objects/COUNTER/a/value").status == 200);
+  // One token comes back every half second.
+  std::this_thread::sleep_for(600ms);
+  CHECK(client.request(http::verb::get, "/objects/WHOAMI/a/").status == 200);
+
+  // 100,000 distinct addresses, each one request (pipelined, 500 at a time, on 4
+  // connections): the limiter forgets the least recently seen past --rate-limit-clients.
+  HttpClient admin(server.admin_port());
+  admin.header("Authorization", "Bearer edge-test-admin-token-0123456789");
+  long before = rss_kib(server.pid());
+  constexpr int total = 100'000;
+  constexpr int batch = 500;
+  std::vector<std::thread> senders;
+  std::atomic<int> answered{0};
+  std::atomic<int> limited{0};
+  for (int t = 0; t < 4; ++t) {
+    senders.emplace_back([&, t] {
+      RawSocket socket(server.port());
+      for (int first = t * (total / 4); first < (t + 1) * (total / 4); first += batch) {
+        std::string requests;
+        for (int i = first; i < first + batch; ++i) {
+          requests += "GET /flood HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10." + std::to_string(i >> 16) + "." +
+                      std::to_string((i >> 8) & 255) + "." + std::to_string(i & 255) + "\r\n\r\n";
+        }
+        if (!socket.send(requests)) return;
+        auto text = socket.read_responses(batch, 20s);
+        answered += static_cast<int>(RawSocket::complete_responses(text));
+        for (auto at = text.find(" 429 "); at != std::string::npos; at = text.find(" 429 ", at + 1)) ++limited;
+      }
+    });
+  }
+  for (auto& sender : senders) sender.join();
+  long after = rss_kib(server.pid());
+  auto metrics = admin.request(http::verb::get, "/metrics").body;
+  double remembered = metric(metrics, "cairn_http_rate_limited_clients");
+  std::printf("rate limiter flood: %d requests from %d addresses answered; RSS %ld KiB before, %ld KiB after; "
+              "%.0f clients remembered (at most 2,000 per limit)\n",
+              answered.load(), total, before, after, remembered);
+  CHECK(answered.load() == total);
+  CHECK(limited.load() == 0);  // one request each: within every burst
+  CHECK(remembered > 0);
+  CHECK(remembered <= 2 * 2000 + 2 * 16);
+  // Bounded: 100,000 remembered clients would be tens of MiB; allow the allocator its slack.
+  CHECK(after - before < 32 * 1024);
+  CHECK(metric(metrics, "cairn_http_edge_refusals_total{reason=\"rate_limited\"}") >= 1);
+}
+
+TEST_CASE("CORS: preflights answered and headers for allowed origins only and WebSocket upgrades from other origins refused") {
+  TempDir dir;
+  auto server = edge_server(dir, {"--cors-origin", "https://app.example.com"});
+  HttpClient client(server.port());
+  auto raw = [&](const std::string& text) {
+    HttpClient one(server.port());
+    return one.raw(text);
+  };
+  auto preflight = raw("OPTIONS /objects/WHOAMI/a/ HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.com\r\n"
+                       "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n");
+  CHECK(preflight.status == 204);
+  CHECK(preflight.header("Access-Control-Allow-Origin") == "https://app.example.com");
+  CHECK(preflight.header("Access-Control-Allow-Methods").find("POST") != std::string::npos);
+  CHECK(preflight.header("Access-Control-Allow-Headers") == "content-type");
+  auto refused = raw("OPTIONS /objects/WHOAMI/a/ HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example.com\r\n"
+                     "Access-Control-Request-Method: POST\r\n\r\n");
+  CHECK(refused.status == 403);
+  CHECK(refused.header("Access-Control-Allow-Origin").empty());
+  client.header("Origin", "https://app.example.com");
+  auto allowed = client.request(http::verb::get, "/objects/WHOAMI/a/");
+  CHECK(allowed.status == 200);
+  CHECK(allowed.header("Access-Control-Allow-Origin") == "https://app.example.com");
+  CHECK(allowed.header("Access-Control-Expose-Headers").find("X-Request-Id") != std::string::npos);
+  HttpClient stranger(server.port());
+  stranger.header("Origin", "https://evil.example.com");
+  auto plain = stranger.request(http::verb::get, "/objects/WHOAMI/a/");
+  CHECK(plain.status == 200);  // the browser, not the server, keeps the page from reading it
+  CHECK(plain.header("Access-Control-Allow-Origin").empty());
+  auto upgrade = [&](const std::string& origin) {
+    std::string text = "GET /objects/WHOAMI/a/ HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(server.port()) +
+                       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n";
+    if (!origin.empty()) text += "Origin: " + origin + "\r\n";
+    RawSocket socket(server.port());
+    socket.send(text + "\r\n");
+    auto answer = socket.read_responses(1, 5s);
+    return status_of(answer);
+  };
+  CHECK(upgrade("https://evil.example.com") == 403);
+  CHECK(upgrade("https://app.example.com") == 101);
+  CHECK(upgrade("http://127.0.0.1:" + std::to_string(server.port())) == 101);  // the listener's own pages
+  CHECK(upgrade("") == 101);  // not a browser
+}
+
+TEST_CASE("a throwing actor's 500 tells the client nothing but the request id while the log and the admin API have the text") {
+  TempDir dir;
+  auto token_file = dir.path() / "admin-token";
+  { std::ofstream(token_file) << "edge-test-admin-token-0123456789\n"; }
+  auto log = dir.path() / "server.log";
+  std::string id;
+  {
+    auto server = edge_server(dir, {"--log-level", "info", "--log-format", "json", "--admin-port", "0",
+                                    "--admin-token-file", token_file.string()},
+                              log.string());
+    HttpClient client(server.port());
+    auto reply = client.request(http::verb::get, "/objects/WHOAMI/a/throw?password=hunter2");
+    CHECK(reply.status == 500);
+    id = reply.header("X-Request-Id");
+    REQUIRE(id.size() == 16);
+    CHECK(reply.body.find("hunter2") == std::string::npos);
+    CHECK(reply.header("X-Cairn-Internal-Error").empty());
+    auto body = json::parse(reply.body);
+    CHECK(body["code"] == "internal");
+    CHECK(body["request_id"] == id);
+    CHECK(body["error"].get<std::string>().find(id) != std::string::npos);
+    HttpClient admin(server.admin_port());
+    admin.header("Authorization", "Bearer edge-test-admin-token-0123456789");
+    auto errors = admin.request(http::verb::get, "/admin/errors?request_id=" + id);
+    REQUIRE(errors.status == 200);
+    auto listed = json::parse(errors.body)["errors"];
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0]["status"] == 500);
+    CHECK(listed[0]["path"] == "/objects/WHOAMI/a/throw");
+    CHECK(listed[0]["detail"].get<std::string>().find("hunter2") != std::string::npos);
+    CHECK(whoami(client)["request_id"] != id);
+  }
+  // The log: the exception under the request's id (the runtime's line and the gateway's), and
+  // the access log's line with its fields; the query (it may hold secrets) is in none.
+  auto text = read_text(log);
+  bool exception_logged = false;
+  bool access_logged = false;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    auto entry = json::parse(line, nullptr, false);
+    if (!entry.is_object() || entry.value("request_id", "") != id) continue;
+    auto message = entry.value("message", "");
+    if (message.find("the database password is hunter2") != std::string::npos) exception_logged = true;
+    if (message.rfind("access ", 0) == 0) {
+      access_logged = true;
+      CHECK(entry["status"] == 500);
+      CHECK(entry["path"] == "/objects/WHOAMI/a/throw");
+      CHECK(entry["method"] == "GET");
+      CHECK(entry["client"] == "127.0.0.1");
+      CHECK(entry["trace_id"].get<std::string>().size() == 32);
+    }
+  }
+  CHECK(exception_logged);
+  CHECK(access_logged);
+  CHECK(text.find("password=hunter2") == std::string::npos);
+}
