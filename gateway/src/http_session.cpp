@@ -713,6 +713,9 @@ void HttpSession::remote_call(http::request<http::string_body> request) {
                        keep_alive, false);
   });
   nlohmann::json args = body.contains("args") ? std::move(body["args"]) : nlohmann::json();
+  TraceContext trace;
+  if (const auto* id = text("request_id")) trace.request_id = *id;
+  if (const auto* traceparent = text("traceparent")) trace.traceparent = *traceparent;
   // Here only: a shard lost meanwhile is the caller's to find again (421), never a second hop.
   stub->call_here(*method, std::move(args), [self = shared_from_this(), request_id, keep_alive,
                                              shard](Result<nlohmann::json> result) {
@@ -731,7 +734,7 @@ void HttpSession::remote_call(http::request<http::string_body> request) {
     net::post(self->stream_.get_executor(), [self, request_id, keep_alive, response = std::move(response)]() mutable {
       self->answer_actor(request_id, std::move(response), keep_alive, false);
     });
-  });
+  }, std::move(trace));
 }
 
 void HttpSession::forward(http::request<http::string_body> request, unsigned shard) {

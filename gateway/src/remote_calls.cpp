@@ -74,7 +74,8 @@ void ClusterCalls::stop() {
   }
 }
 
-void ClusterCalls::call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here here) {
+void ClusterCalls::call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here here,
+                        TraceContext trace) {
   auto pending = std::make_shared<Pending>(target, ioc_);
   pending->until = std::chrono::steady_clock::now() + timeout_;
   pending->done = std::move(done);
@@ -86,11 +87,14 @@ void ClusterCalls::call(const ActorId& target, std::string method, nlohmann::jso
   request->set("X-Cairn-Cluster-Token", token_);
   request->set("X-Cairn-Hop", "1");
   request->keep_alive(true);
-  request->body() = nlohmann::json{{"binding", target.binding()},
-                                   {"name", target.name()},
-                                   {"method", std::move(method)},
-                                   {"args", std::move(args)}}
-                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  nlohmann::json body{{"binding", target.binding()},
+                      {"name", target.name()},
+                      {"method", std::move(method)},
+                      {"args", std::move(args)}};
+  // The request the call descends from, for the callee on the other node.
+  if (!trace.request_id.empty()) body["request_id"] = std::move(trace.request_id);
+  if (!trace.traceparent.empty()) body["traceparent"] = std::move(trace.traceparent);
+  request->body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   request->prepare_payload();
   pending->request = std::move(request);
   net::post(ioc_, [this, pending] { attempt(pending); });

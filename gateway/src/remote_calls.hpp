@@ -39,7 +39,8 @@ class ClusterCalls final : public RemoteCalls {
   ClusterCalls(const ClusterCalls&) = delete;
   ClusterCalls& operator=(const ClusterCalls&) = delete;
 
-  void call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here here) override;
+  void call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here here,
+            TraceContext trace) override;
   Stats stats() const;
   // Stops the thread (calls still out are dropped). Before the runtime goes: its last
   // reference may otherwise be dropped on this object's own thread.

@@ -97,6 +97,7 @@ struct FetchEvent {
 struct CallEvent {
   std::string method;
   nlohmann::json args;
+  TraceContext trace = {};  // the request the call descends from
 };
 struct SocketEvent {
   enum class Kind { message, close, error };

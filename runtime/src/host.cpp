@@ -63,13 +63,17 @@ void Host::handle(Event& event) {
     return;
   }
   ReplyTo reply = event.take_reply();  // answered from now on through the router
-  // Log lines written while it runs (the runtime's and the actor's) name its request.
-  LogContext about;
+  // The request it descends from: Context::trace(), carried on by its calls and alarms, and
+  // on the log lines written while it runs (the runtime's and the actor's).
+  trace_ = {};
   if (const auto* fetch = std::get_if<FetchEvent>(&event.body)) {
-    about = {fetch->request.request_id, std::string(trace_id_of(fetch->request.traceparent))};
+    trace_ = {fetch->request.request_id, fetch->request.traceparent};
+  } else if (const auto* call = std::get_if<CallEvent>(&event.body)) {
+    trace_ = call->trace;
   }
-  ScopedLogContext log_context(std::move(about));
+  ScopedLogContext log_context({trace_.request_id, std::string(trace_id_of(trace_.traceparent)), nullptr});
   run_event([&] { dispatch(event, reply); }, reply);
+  trace_ = {};
 }
 
 bool Host::ensure_batch(ReplyTo reply) {
@@ -500,7 +504,7 @@ void Host::make_call(ActorCall call) {
   // The answer comes back as an event of this actor (whichever instance is live then); the
   // runtime may be gone by then, hence the weak pointer.
   std::weak_ptr<detail::RuntimeCore> weak = core_->weak_from_this();
-  auto reply = [weak, caller = id_, reply_method = std::move(call.reply_method),
+  auto reply = [weak, caller = id_, reply_method = std::move(call.reply_method), trace = call.trace,
                 context = std::move(call.context)](Result<nlohmann::json> result) mutable {
     auto core = weak.lock();
     if (!core) return;
@@ -512,9 +516,10 @@ void Host::make_call(ActorCall call) {
                           {"message", result.error().message},
                           {"status", http_status(result.error().code)}};
     }
-    core->tell_actor(caller, std::move(reply_method), std::move(payload));
+    core->tell_actor(caller, std::move(reply_method), std::move(payload), std::move(trace));
   };
-  core_->call_actor(call.target, std::move(call.method), std::move(call.args), std::move(reply));
+  core_->call_actor(call.target, std::move(call.method), std::move(call.args), std::move(reply),
+                    std::move(call.trace));
 }
 
 void Host::abort_batch(const Error& error, bool durability_lost) {

@@ -41,6 +41,7 @@ class HostContext final : public Context {
   const ActorId& id() const override;
   Sql& sql() override;
   Clock::time_point now() const override;
+  TraceContext trace() const override;
   Result<Response> accept_websocket(const Request& request, std::vector<std::string> tags) override;
   std::vector<WebSocket> websockets(const std::string& tag) override;
   Result<void> set_websocket_auto_response(std::optional<AutoResponse> rule) override;
@@ -101,6 +102,7 @@ class Host final : public caf::event_based_actor {
     std::string name;
     std::int64_t due;
     int retries;
+    TraceContext trace;  // of the event that set it
   };
 
   void handle(Event& event);
@@ -120,6 +122,9 @@ class Host final : public caf::event_based_actor {
   void run_due_alarms();
   void schedule_retry(const DueAlarm& alarm);
   bool alarm_table_exists();
+  // Gives an alarm table made before alarms carried their trace (cairn 0.x) the columns for
+  // it. Throws what SQLite throws.
+  void ensure_alarm_trace_columns();
   // The actor's own name in its database (_cairn_actor: binding, name, created_ms), written
   // with the first batch of an opening that writes while it is missing or another's (an
   // imported copy): a shard's files then say whose they are, so a follower that takes the
@@ -164,6 +169,7 @@ class Host final : public caf::event_based_actor {
   std::int64_t batch_epoch_ = 0;
   std::uint64_t generation_;  // this host's term in the directory
   HostContext context_;
+  TraceContext trace_;  // the running event's (Context::trace())
   std::optional<Database> db_;
   std::unique_ptr<Actor> instance_;
   Methods methods_;

@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "cairn/limits.hpp"
+#include "cairn/log_context.hpp"
 #include "host_support.hpp"
 #include "runtime_core.hpp"
 
@@ -22,13 +23,19 @@ void Host::run_due_alarms() {
   std::vector<DueAlarm> due;
   try {
     if (!alarm_table_exists()) return;
+    ensure_alarm_trace_columns();
     auto rows = db_->internal(
-        "SELECT name, due, retries FROM _cairn_alarms WHERE due <= ? ORDER BY due LIMIT ?",
+        "SELECT name, due, retries, request_id, traceparent FROM _cairn_alarms WHERE due <= ? ORDER BY due LIMIT ?",
         std::vector<SqlValue>{to_ticks(core_->options.clock->now()),
                               static_cast<std::int64_t>(limits::max_alarms_per_wake)});
+    auto text = [](const SqlValue& value) {
+      const auto* s = std::get_if<std::string>(&value);
+      return s != nullptr ? *s : std::string();
+    };
     for (const auto& row : rows) {
       due.push_back({std::get<std::string>(row["name"]), std::get<std::int64_t>(row["due"]),
-                     static_cast<int>(std::get<std::int64_t>(row["retries"]))});
+                     static_cast<int>(std::get<std::int64_t>(row["retries"])),
+                     TraceContext{text(row["request_id"]), text(row["traceparent"])}});
     }
   } catch (const std::exception& e) {
     spdlog::error("actor {} {}: cannot read its alarms: {}", id_.binding(), id_.hex(), e.what());
@@ -49,6 +56,9 @@ void Host::run_due_alarms() {
       return;
     }
     core_->alarm_late(core_->options.clock->now() - from_ticks(alarm.due));
+    // The event that set it is what this one descends from (Context::trace(), the log lines).
+    trace_ = alarm.trace;
+    ScopedLogContext log_context({trace_.request_id, std::string(trace_id_of(trace_.traceparent)), nullptr});
     auto outcome = run_event(
         [&] {
           // Consumed before the handler runs: if it sets the alarm again, that one stays.
@@ -57,6 +67,7 @@ void Host::run_due_alarms() {
           instance_->on_alarm(AlarmInfo{alarm.name, alarm.retries, alarm.retries > 0});
         },
         ReplyTo{});
+    trace_ = {};
     if (outcome == Outcome::failed) return;
     core_->alarm_ran();
     if (outcome == Outcome::threw) schedule_retry(alarm);
@@ -92,6 +103,14 @@ void Host::schedule_retry(const DueAlarm& alarm) {
     spdlog::error("actor {} {}: cannot reschedule alarm '{}': {}", id_.binding(), id_.hex(),
                   alarm.name, e.what());
     abort_batch(storage_error(e, "the actor's alarms could not be rescheduled"));
+  }
+}
+
+void Host::ensure_alarm_trace_columns() {
+  // Asked every time, not remembered: an event rolled back undoes its ALTER TABLE too.
+  if (db_->internal("SELECT 1 FROM pragma_table_info('_cairn_alarms') WHERE name = 'traceparent'").size() == 0) {
+    db_->internal("ALTER TABLE _cairn_alarms ADD COLUMN request_id TEXT");
+    db_->internal("ALTER TABLE _cairn_alarms ADD COLUMN traceparent TEXT");
   }
 }
 

@@ -65,6 +65,8 @@ std::optional<Clock::time_point> HostContext::auto_response_timestamp(const WebS
   return from_ticks(ticks);
 }
 
+TraceContext HostContext::trace() const { return host_.trace_; }
+
 std::vector<Alarm> HostContext::alarms() {
   std::vector<Alarm> out;
   if (!host_.alarm_table_exists()) return out;
@@ -82,7 +84,8 @@ Result<void> HostContext::put_alarm(std::string_view name, Clock::time_point whe
   auto& db = *host_.db_;
   db.internal(
       "CREATE TABLE IF NOT EXISTS _cairn_alarms (name TEXT PRIMARY KEY, due INTEGER NOT NULL, "
-      "retries INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID");
+      "retries INTEGER NOT NULL DEFAULT 0, request_id TEXT, traceparent TEXT) WITHOUT ROWID");
+  host_.ensure_alarm_trace_columns();
   std::string key(name);
   if (db.internal("SELECT 1 FROM _cairn_alarms WHERE name = ?", {key}).size() == 0) {
     auto count = std::get<std::int64_t>(db.internal("SELECT count(*) AS n FROM _cairn_alarms").one()["n"]);
@@ -94,8 +97,12 @@ Result<void> HostContext::put_alarm(std::string_view name, Clock::time_point whe
   }
   // A time before the clock's epoch (time_point::min(), say) is in the past: it fires at once,
   // and stored as the epoch no lateness computed from it can overflow.
-  db.internal("INSERT OR REPLACE INTO _cairn_alarms (name, due, retries) VALUES (?, ?, 0)",
-              std::vector<SqlValue>{key, std::max<std::int64_t>(0, to_ticks(when))});
+  // With the request this event descends from: the alarm's event carries it on.
+  auto trace_value = [](const std::string& text) { return text.empty() ? SqlValue{} : SqlValue{text}; };
+  db.internal(
+      "INSERT OR REPLACE INTO _cairn_alarms (name, due, retries, request_id, traceparent) VALUES (?, ?, 0, ?, ?)",
+      std::vector<SqlValue>{key, std::max<std::int64_t>(0, to_ticks(when)), trace_value(host_.trace_.request_id),
+                            trace_value(host_.trace_.traceparent)});
   host_.alarms_dirty_ = true;
   return {};
 }
@@ -128,7 +135,7 @@ Result<void> HostContext::call(std::string_view binding, std::string_view name, 
                                             reply_method + "' to receive the reply");
   }
   host_.outbox_.call(ActorCall{std::move(*target), std::move(method), std::move(args),
-                               std::move(reply_method), std::move(context)});
+                               std::move(reply_method), std::move(context), host_.trace_});
   return {};
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cairn/actor_id.hpp"
+#include "cairn/log_context.hpp"
 #include "cairn/websocket.hpp"
 #include "envelope.hpp"
 #include "socket_table.hpp"
@@ -36,6 +37,7 @@ struct ActorCall {
   nlohmann::json args;
   std::string reply_method;
   nlohmann::json context;
+  TraceContext trace;  // the calling event's, for the callee and the answer
 };
 using SocketOutput = std::variant<SocketSend, SocketClose, ActorCall>;
 

@@ -76,8 +76,8 @@ void Stub::call(std::string method, nlohmann::json args, CallCallback done) cons
   core_->call_actor(id_, std::move(method), std::move(args), std::move(done));
 }
 
-void Stub::call_here(std::string method, nlohmann::json args, CallCallback done) const {
-  core_->call_here(id_, std::move(method), std::move(args), std::move(done));
+void Stub::call_here(std::string method, nlohmann::json args, CallCallback done, TraceContext trace) const {
+  core_->call_here(id_, std::move(method), std::move(args), std::move(done), std::move(trace));
 }
 
 }  // namespace cairn

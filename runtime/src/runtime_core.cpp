@@ -579,36 +579,40 @@ std::size_t RuntimeCore::evict_idle() {
 }
 
 void RuntimeCore::call_actor(const ActorId& target, std::string method, nlohmann::json args,
-                             Stub::CallCallback done) {
+                             Stub::CallCallback done, TraceContext trace) {
   if (options.remote_calls && (!owned_epoch(target.shard()) || !admits(target.shard()))) {
     std::weak_ptr<RuntimeCore> weak = weak_from_this();
-    options.remote_calls->call(target, std::move(method), std::move(args), std::move(done),
-                               [weak, target](std::string m, nlohmann::json a, Stub::CallCallback d) {
-                                 auto core = weak.lock();
-                                 if (!core) return d(Error{Code::unavailable, "the runtime stopped"});
-                                 core->call_here(target, std::move(m), std::move(a), std::move(d));
-                               });
+    auto here = [weak, target, trace](std::string m, nlohmann::json a, Stub::CallCallback d) {
+      auto core = weak.lock();
+      if (!core) return d(Error{Code::unavailable, "the runtime stopped"});
+      core->call_here(target, std::move(m), std::move(a), std::move(d), trace);
+    };
+    options.remote_calls->call(target, std::move(method), std::move(args), std::move(done), std::move(here),
+                               std::move(trace));
     return;
   }
-  call_here(target, std::move(method), std::move(args), std::move(done));
+  call_here(target, std::move(method), std::move(args), std::move(done), std::move(trace));
 }
 
 void RuntimeCore::call_here(const ActorId& target, std::string method, nlohmann::json args,
-                            Stub::CallCallback done) {
+                            Stub::CallCallback done, TraceContext trace) {
   auto reply = replies_.add(std::make_shared<PendingReply>(std::move(done)));
-  deliver(target, Event{CallEvent{std::move(method), std::move(args)}, reply});
+  deliver(target, Event{CallEvent{std::move(method), std::move(args), std::move(trace)}, reply});
 }
 
-void RuntimeCore::tell_actor(const ActorId& target, std::string method, nlohmann::json args) {
+void RuntimeCore::tell_actor(const ActorId& target, std::string method, nlohmann::json args, TraceContext trace) {
   if (options.remote_calls && (!owned_epoch(target.shard()) || !admits(target.shard()))) {
     // The caller moved (or this node was fenced) while its call was out: the answer follows it.
     std::string what = target.binding() + " " + method;
-    call_actor(target, std::move(method), std::move(args), [what = std::move(what)](Result<nlohmann::json> result) {
-      if (!result) spdlog::warn("the answer to a call of {} was lost: {}", what, result.error().message);
-    });
+    call_actor(
+        target, std::move(method), std::move(args),
+        [what = std::move(what)](Result<nlohmann::json> result) {
+          if (!result) spdlog::warn("the answer to a call of {} was lost: {}", what, result.error().message);
+        },
+        std::move(trace));
     return;
   }
-  deliver(target, Event{CallEvent{std::move(method), std::move(args)}});
+  deliver(target, Event{CallEvent{std::move(method), std::move(args), std::move(trace)}});
 }
 
 std::size_t RuntimeCore::evict_shard(unsigned shard) {

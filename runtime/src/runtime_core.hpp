@@ -140,11 +140,14 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   bool admits(unsigned shard) const { return !options.ownership || options.ownership->admits(shard); }
   // An RPC call of `target`: delivered here if this node serves its shard, else handed to
   // RuntimeOptions::remote_calls (cluster mode). `done` runs once, on any thread.
-  void call_actor(const ActorId& target, std::string method, nlohmann::json args, Stub::CallCallback done);
+  // `trace`: the request the call descends from (the callee's Context::trace()).
+  void call_actor(const ActorId& target, std::string method, nlohmann::json args, Stub::CallCallback done,
+                  TraceContext trace = {});
   // The same, delivered on this node only (refused if it does not serve the shard).
-  void call_here(const ActorId& target, std::string method, nlohmann::json args, Stub::CallCallback done);
+  void call_here(const ActorId& target, std::string method, nlohmann::json args, Stub::CallCallback done,
+                 TraceContext trace = {});
   // The same as call_actor without an answer (the reply a call brings back to its caller).
-  void tell_actor(const ActorId& target, std::string method, nlohmann::json args);
+  void tell_actor(const ActorId& target, std::string method, nlohmann::json args, TraceContext trace = {});
   RuntimeStats stats() const;
   void write_metrics(metrics::TextWriter& out) const;
 

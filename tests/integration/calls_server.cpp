@@ -6,6 +6,7 @@
 // Its own flags (a string with choices, a free string, a boolean, a whole number) are what
 // GET /objects/TALLY/<name>/flags answers: run_app's application flags of every kind.
 #include <cairn/gateway/app.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -85,11 +86,49 @@ class Tally final : public cairn::Actor {
 // WHOAMI answers what the gateway told it of the request: GET /objects/WHOAMI/<name>/ gives
 // the client's address, request id, traceparent, verified claims and the headers the hook
 // set; /throw throws an exception whose text must reach no client; an upgrade is accepted.
+// POST .../relay?to=<other> calls WHOAMI <other>'s "note" (which sets an alarm), and GET
+// .../traces lists the trace each of those events saw (Context::trace()): a request followed
+// through a call, its answer and an alarm. Each of them logs a warning line.
 class Whoami final : public cairn::Actor {
  public:
-  explicit Whoami(cairn::Context& ctx) : ctx_(ctx) {}
+  explicit Whoami(cairn::Context& ctx) : ctx_(ctx) {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS traces (kind TEXT, request_id TEXT, traceparent TEXT)");
+  }
+  cairn::Methods methods() override {
+    return {{"note", [this](const cairn::json&) -> cairn::Result<cairn::json> {
+               spdlog::warn("whoami: note received");
+               record("note");
+               auto set = ctx_.set_alarm(ctx_.now() + std::chrono::milliseconds(50));
+               if (!set) return set.error();
+               return cairn::json(true);
+             }},
+            {"noted", [this](const cairn::json&) -> cairn::Result<cairn::json> {
+               record("noted");
+               return cairn::json(true);
+             }}};
+  }
+  void on_alarm(const cairn::AlarmInfo&) override {
+    spdlog::warn("whoami: alarm fired");
+    record("alarm");
+  }
   cairn::Response fetch(const cairn::Request& request) override {
     if (request.path() == "/throw") throw std::runtime_error("secret: the database password is hunter2");
+    if (request.path() == "/relay") {
+      auto to = request.query_param("to");
+      if (!to || !*to) return cairn::Response::error(cairn::Code::invalid_argument, "?to=NAME");
+      auto called = ctx_.call("WHOAMI", **to, "note", {}, "noted");
+      if (!called) return cairn::Response::error(called.error());
+      return cairn::Response::json(202, {{"relayed", **to}});
+    }
+    if (request.path() == "/traces") {
+      auto out = cairn::json::array();
+      for (const auto& row : ctx_.sql().exec("SELECT kind, request_id, traceparent FROM traces ORDER BY rowid")) {
+        out.push_back({{"kind", std::get<std::string>(row["kind"])},
+                       {"request_id", std::get<std::string>(row["request_id"])},
+                       {"traceparent", std::get<std::string>(row["traceparent"])}});
+      }
+      return cairn::Response::json(200, out);
+    }
     if (request.is_websocket_upgrade()) {
       auto accepted = ctx_.accept_websocket(request);
       return accepted ? std::move(*accepted) : cairn::Response::error(accepted.error());
@@ -108,6 +147,10 @@ class Whoami final : public cairn::Actor {
   }
 
  private:
+  void record(const char* kind) {
+    auto trace = ctx_.trace();
+    ctx_.sql().exec("INSERT INTO traces VALUES (?, ?, ?)", std::string(kind), trace.request_id, trace.traceparent);
+  }
   cairn::Context& ctx_;
 };
 

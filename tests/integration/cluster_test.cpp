@@ -1296,19 +1296,21 @@ struct TallyPair {
     return client;
   }
   // A TALLY actor whose database is on b, called once through a ("" if none within 32 s).
-  std::string name_on_b(const std::string& prefix) {
+  // (Another binding's, or node a's with `node` "a"; `probe` is the path asked.)
+  std::string name_on_b(const std::string& prefix, const std::string& binding = "TALLY",
+                        const std::string& node = "b", const std::string& probe = "/answers") {
     auto on_b = [&](const std::string& name) {
-      auto actor = cairn::ActorId::make("TALLY", name).value();
+      auto actor = cairn::ActorId::make(binding, name).value();
       char shard[16];
       std::snprintf(shard, sizeof shard, "%04u", actor.shard());
-      return std::filesystem::exists(dir.path() / "b" / "_shards" / shard / "TALLY" / (actor.hex() + ".sqlite"));
+      return std::filesystem::exists(dir.path() / node / "_shards" / shard / binding / (actor.hex() + ".sqlite"));
     };
     std::string name;
     (void)eventually(
         [&] {
           for (int i = 0; i < 40 && name.empty(); ++i) {
             std::string candidate = prefix + std::to_string(i);
-            if (http_get(nodes[0]->port(), "/objects/TALLY/" + candidate + "/answers").status == 200 &&
+            if (http_get(nodes[0]->port(), "/objects/" + binding + "/" + candidate + probe).status == 200 &&
                 on_b(candidate)) {
               name = candidate;
             }
@@ -1321,6 +1323,50 @@ struct TallyPair {
 };
 
 }  // namespace
+
+TEST_CASE("cluster: a forwarded request keeps its client and request id and trace and a call across nodes carries them") {
+  TallyPair pair({"--trusted-proxy", "127.0.0.1"});
+  auto& nodes = pair.nodes;
+  std::string callee = pair.name_on_b("callee-", "WHOAMI", "b", "/traces");
+  std::string caller = pair.name_on_b("caller-", "WHOAMI", "a", "/traces");
+  REQUIRE(!callee.empty());
+  REQUIRE(!caller.empty());
+  const std::string incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  HttpClient client(nodes[0]->port());
+  client.header("X-Forwarded-For", "203.0.113.5");
+  client.header("traceparent", incoming);
+  client.header("X-Cairn-Client", "192.0.2.66");  // a client's attempt to pose as a node
+  client.header("X-Cairn-Claims", "{\"sub\":\"root\"}");
+  // Through a to b: what b's actor sees is what a's gateway made of the request.
+  auto reply = client.request(http::verb::get, "/objects/WHOAMI/" + callee + "/");
+  REQUIRE(reply.status == 200);
+  auto seen = json::parse(reply.body);
+  CHECK(seen["client_address"] == "203.0.113.5");
+  CHECK(seen["request_id"] == reply.header("X-Request-Id"));
+  CHECK(seen["traceparent"].get<std::string>().substr(3, 32) == incoming.substr(3, 32));
+  CHECK(seen["claims"].is_null());
+  CHECK(seen["x_cairn_client"].is_null());
+  // A call from a's actor to b's: the callee, its alarm and the answer carry the request on.
+  auto relayed = client.request(http::verb::post, "/objects/WHOAMI/" + caller + "/relay?to=" + callee, "{}");
+  REQUIRE(relayed.status == 202);
+  std::string id = relayed.header("X-Request-Id");
+  json traces;
+  CHECK(eventually(
+      [&] {
+        traces = json::parse(http_get(nodes[0]->port(), "/objects/WHOAMI/" + callee + "/traces").body);
+        auto answered = json::parse(http_get(nodes[1]->port(), "/objects/WHOAMI/" + caller + "/traces").body);
+        std::size_t found = 0;
+        for (const auto& list : {traces, answered}) {
+          for (const auto& trace : list) {
+            if (trace["request_id"] == id && trace["traceparent"].get<std::string>().substr(3, 32) == incoming.substr(3, 32)) {
+              ++found;
+            }
+          }
+        }
+        return found == 3;  // note and alarm on b, noted on a
+      },
+      10000ms));
+}
 
 TEST_CASE("cluster: a node stopped (SIGSTOP) for twice its lease TTL acknowledges nothing it had under way when it resumes") {
   TallyPair pair;

@@ -332,3 +332,53 @@ TEST_CASE("a throwing actor's 500 tells the client nothing but the request id wh
   CHECK(access_logged);
   CHECK(text.find("password=hunter2") == std::string::npos);
 }
+
+TEST_CASE("a request's id and trace followed from the access log through Context::call to the callee's log line and its alarm") {
+  TempDir dir;
+  auto log = dir.path() / "server.log";
+  const std::string incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  std::string id;
+  json traces;
+  {
+    auto server = edge_server(dir, {"--log-level", "info"}, log.string());
+    HttpClient client(server.port());
+    client.header("traceparent", incoming);
+    auto relayed = client.request(http::verb::post, "/objects/WHOAMI/caller/relay?to=callee", "{}");
+    REQUIRE(relayed.status == 202);
+    id = relayed.header("X-Request-Id");
+    REQUIRE(id.size() == 16);
+    // The callee's note, its alarm 50 ms later, and the caller's answer: each an event.
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    HttpClient reader(server.port());
+    while (std::chrono::steady_clock::now() < deadline) {
+      traces = json::parse(reader.request(http::verb::get, "/objects/WHOAMI/callee/traces").body);
+      auto answered = json::parse(reader.request(http::verb::get, "/objects/WHOAMI/caller/traces").body);
+      if (traces.size() >= 2 && answered.size() >= 1) {
+        traces.insert(traces.end(), answered.begin(), answered.end());
+        break;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  REQUIRE(traces.size() == 3);
+  std::vector<std::string> kinds;
+  for (const auto& trace : traces) {
+    kinds.push_back(trace["kind"]);
+    CHECK(trace["request_id"] == id);
+    CHECK(trace["traceparent"].get<std::string>().substr(3, 32) == incoming.substr(3, 32));
+  }
+  CHECK(kinds == std::vector<std::string>{"note", "alarm", "noted"});
+  // The log: the access line, the callee's own line and its alarm's, all under the request.
+  auto text = read_text(log);
+  auto tagged = " request_id=" + id + " trace_id=" + incoming.substr(3, 32);
+  auto line_with = [&](const std::string& what) {
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(what) != std::string::npos && line.find(tagged) != std::string::npos) return true;
+    }
+    return false;
+  };
+  CHECK(line_with("access 127.0.0.1 \"POST /objects/WHOAMI/caller/relay\" 202"));
+  CHECK(line_with("whoami: note received"));
+  CHECK(line_with("whoami: alarm fired"));
+}

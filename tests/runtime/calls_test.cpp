@@ -165,7 +165,7 @@ class ToOther final : public RemoteCalls {
     wake_.notify_all();
     thread_.join();
   }
-  void call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here) override {
+  void call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here, TraceContext) override {
     ++calls;
     post([this, target, method = std::move(method), args = std::move(args), done = std::move(done)]() mutable {
       auto stub = other.load()->get(target.binding(), target.name());

@@ -10,6 +10,7 @@
 #include "cairn/actor_id.hpp"
 #include "cairn/clock.hpp"
 #include "cairn/http.hpp"
+#include "cairn/log_context.hpp"
 #include "cairn/result.hpp"
 #include "cairn/sql.hpp"
 #include "cairn/websocket.hpp"
@@ -31,6 +32,11 @@ class Context {
   virtual const ActorId& id() const = 0;
   virtual Sql& sql() = 0;
   virtual Clock::time_point now() const = 0;
+  // The request this event descends from (README "Securing the public listener"): for a
+  // fetch its Request's id and traceparent; for a call, an alarm or a call's answer those of
+  // the event that made the call or set the alarm. Empty when none (a socket message, a call
+  // from outside any request). Context::call and alarms carry it on by themselves.
+  virtual TraceContext trace() const { return {}; }
 
   // Accepts the upgrade `request` as a WebSocket of this actor with `tags` (at most
   // limits::max_websocket_tags of limits::max_websocket_tag_bytes each). Return the result

@@ -20,6 +20,14 @@ struct LogContext {
   bool empty() const noexcept { return request_id.empty() && trace_id.empty() && fields == nullptr; }
 };
 
+// The request an event descends from: the HTTP request that started it, or the event whose
+// Context::call or alarm led to it. Carried with calls (across nodes too) and alarms.
+struct TraceContext {
+  std::string request_id;
+  std::string traceparent;  // W3C "00-<trace id>-<span id>-<flags>", or empty
+  bool empty() const noexcept { return request_id.empty() && traceparent.empty(); }
+};
+
 // The context of what this thread does now, or nullptr.
 const LogContext* current_log_context() noexcept;
 

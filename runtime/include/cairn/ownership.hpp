@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/actor_id.hpp"
+#include "cairn/log_context.hpp"
 #include "cairn/result.hpp"
 
 namespace cairn {
@@ -45,7 +46,9 @@ class RemoteCalls {
   // Calls RPC method `method` of actor `target` on the node that owns it, or through `here`
   // if that is this node by then; `done` runs once, on any thread, with the answer or the
   // error (Code::timeout: the outcome is unknown). Must not block.
-  virtual void call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here here) = 0;
+  // `trace` goes with the call (the callee's Context::trace()).
+  virtual void call(const ActorId& target, std::string method, nlohmann::json args, Done done, Here here,
+                    TraceContext trace) = 0;
 };
 
 }  // namespace cairn

@@ -10,6 +10,7 @@
 
 #include "cairn/actor_id.hpp"
 #include "cairn/http.hpp"
+#include "cairn/log_context.hpp"
 #include "cairn/result.hpp"
 
 namespace cairn {
@@ -30,7 +31,8 @@ class Stub {
   void call(std::string method, nlohmann::json args, CallCallback done) const;
   // The same, on this node only: Code::unavailable if it does not serve the actor's shard
   // now (cluster mode; the internal listener answers other nodes' calls with it).
-  void call_here(std::string method, nlohmann::json args, CallCallback done) const;
+  // `trace`: the request the call descends from (the callee's Context::trace()).
+  void call_here(std::string method, nlohmann::json args, CallCallback done, TraceContext trace = {}) const;
 
   const ActorId& id() const noexcept { return id_; }
 
