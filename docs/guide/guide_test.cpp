@@ -75,3 +75,19 @@ TEST_CASE("the guide's tally calls the counter and gets the answer as an event")
   }
   CHECK(answered);
 }
+
+TEST_CASE("the guide's profile reads the claims and address the gateway hands it") {
+  cairn::testing::TestRuntime t([] {
+    cairn::Registry classes;
+    classes.add<guide::Profile>("PROFILE");
+    return classes;
+  });
+  CHECK(t.fetch("PROFILE", "p", "GET", "/").status == 401);
+  cairn::Request request{"GET", "/", {}, {}, 0};
+  request.claims = {{"sub", "alice"}};
+  request.client_address = "203.0.113.9";
+  request.request_id = "r-1";
+  auto answer = cairn::testing::fetch(t.runtime().get("PROFILE", "p").value(), request);
+  CHECK(answer.status == 200);
+  CHECK(answer.body == R"({"user":"alice"})");
+}

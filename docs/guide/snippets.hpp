@@ -106,4 +106,23 @@ class Tally final : public cairn::Actor {
   cairn::Context& ctx_;
 };
 
+// --- Who is calling ---
+class Profile final : public cairn::Actor {
+ public:
+  explicit Profile(cairn::Context& ctx) : ctx_(ctx) {}
+  cairn::Response fetch(const cairn::Request& request) override {
+    // The gateway verified the bearer token (--auth-required covers this route): its claims.
+    if (!request.claims.is_object()) {
+      return cairn::Response::error(cairn::Code::unauthenticated, "sign in first");
+    }
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS visits (user TEXT, address TEXT, request TEXT)");
+    ctx_.sql().exec("INSERT INTO visits VALUES (?, ?, ?)", request.claims.value("sub", ""),
+                    request.client_address, request.request_id);
+    return cairn::Response::json(200, {{"user", request.claims.value("sub", "")}});
+  }
+
+ private:
+  cairn::Context& ctx_;
+};
+
 }  // namespace guide

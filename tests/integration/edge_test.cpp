@@ -382,3 +382,48 @@ TEST_CASE("a request's id and trace followed from the access log through Context
   CHECK(line_with("whoami: note received"));
   CHECK(line_with("whoami: alarm fired"));
 }
+
+TEST_CASE("the README's configuration for the demo: booking needs a token and holds are rate limited and one origin may call") {
+  TempDir dir;
+  // The README's own block, with the secret where this test keeps it.
+  std::string readme = read_text(std::filesystem::path(CAIRN_EXAMPLES_DIR) / ".." / "README.md");
+  auto section = readme.find("## Securing the public listener");
+  REQUIRE(section != std::string::npos);
+  auto start = readme.find("```toml\n", section);
+  REQUIRE(start != std::string::npos);
+  start += 8;
+  std::string config = readme.substr(start, readme.find("```", start) - start);
+  const std::string secret = "the-demo's-jwt-secret-of-32-bytes-or-more";
+  auto secret_file = dir.path() / "jwt-secret";
+  { std::ofstream(secret_file) << secret; }
+  auto at = config.find("/etc/cairn/jwt-secret");
+  REQUIRE(at != std::string::npos);
+  config.replace(at, std::string("/etc/cairn/jwt-secret").size(), secret_file.string());
+  auto config_file = dir.path() / "cairn.toml";
+  { std::ofstream(config_file) << config; }
+  ServerProcess server(dir.path() / "data", {"--config", config_file.string()});
+  HttpClient page(server.port());
+  page.header("Origin", "https://seats.example.com");
+  auto seats = page.request(http::verb::get, "/seats?flightId=SEC-1");
+  CHECK(seats.status == 200);
+  CHECK(seats.header("Access-Control-Allow-Origin") == "https://seats.example.com");
+  auto booking = R"({"seatNumber":"1A","name":"Ann"})";
+  auto anonymous = page.request(http::verb::post, "/book-seat?flightId=SEC-1", booking);
+  CHECK(anonymous.status == 401);
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  json claims{{"sub", "ann"}, {"iss", "https://login.example.com/"}, {"aud", "seat-booking"}, {"exp", now + 60}};
+  HttpClient signed_in(server.port());
+  signed_in.header("Authorization", "Bearer " + hs256_token(claims, secret));
+  CHECK(signed_in.request(http::verb::post, "/book-seat?flightId=SEC-1", booking).status == 200);
+  // Holds: a burst of 5, then 429 (2 a second after that).
+  int held = 0;
+  int limited = 0;
+  for (const char* seat : {"2A", "2B", "2C", "2D", "2E", "2F", "3A", "3B", "3C", "3D"}) {
+    auto hold = page.request(http::verb::post, "/hold-seat?flightId=SEC-1", json{{"seatNumber", seat}}.dump());
+    if (hold.status == 200) ++held;
+    if (hold.status == 429) ++limited;
+  }
+  CHECK(held >= 5);
+  CHECK(limited >= 1);
+  CHECK(held + limited == 10);
+}

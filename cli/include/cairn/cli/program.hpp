@@ -138,6 +138,12 @@ inline std::string print_config(const CLI::App& app) {
       out += "# " + name + " = " + (fallback.empty() ? std::string() : toml_value(fallback)) + "\n";
       continue;
     }
+    if (option->get_multi_option_policy() == CLI::MultiOptionPolicy::TakeAll) {  // a list: every value
+      std::string list;
+      for (const auto& value : option->results()) list += (list.empty() ? "" : ", ") + toml_value(value);
+      out += name + " = [" + list + "]\n";
+      continue;
+    }
     auto value = option->get_type_size() == 0 ? std::string(option->as<bool>() ? "true" : "false")
                                               : option->results().back();
     out += name + " = " + toml_value(value) + "\n";
