@@ -44,7 +44,7 @@ Target parse_url(const std::string& list, const std::string& cacert) {
   beast::error_code ec;
   auto results = resolver.resolve(host, port, ec);
   if (ec || results.empty()) throw std::invalid_argument("cannot resolve " + host + ":" + port + ": " + ec.message());
-  Target out{host + ":" + port, results.begin()->endpoint(), {}, {}, {}};
+  Target out{host + ":" + port, results.begin()->endpoint(), {}, {}, {}, {}};
   if (tls) {
     out.tls = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
     out.tls->set_verify_mode(net::ssl::verify_peer);
@@ -114,6 +114,7 @@ net::awaitable<HttpResult> HttpConnection::attempt(http::verb method, const std:
   }
   http::request<http::string_body> req{method, target, 11};
   req.set(http::field::host, target_.host);
+  for (const auto& [name, value] : target_.headers) req.set(name, value);
   if (method != http::verb::get) {
     req.set(http::field::content_type, "application/json");
     req.body() = body;

@@ -33,6 +33,8 @@ struct Target {
   std::shared_ptr<net::ssl::context> tls = {};
   std::string tls_name = {};
   std::vector<Target> others;  // more servers (the nodes of a cluster): connections take turns
+  // Sent with every HTTP request (--header "Authorization: Bearer ...").
+  std::vector<std::pair<std::string, std::string>> headers = {};
   // The server of connection `j`.
   const Target& pick(unsigned j) const {
     auto k = j % (others.size() + 1);

@@ -96,6 +96,8 @@ int main(int argc, char** argv) {
   cairn::cli::add_duration(app, "--idle-wait", o.idle_wait, "hibernate: most seconds to wait for the server to evict the flights")
       ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
   app.add_option("--path", o.path, "get: the path to GET")->capture_default_str();
+  app.add_option("--header", o.headers, "\"Name: value\" sent with every HTTP request (repeat for more), e.g. a bearer token")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--dir", o.dir, "disk: the directory to append in; newfiles: to create files in (they are left there)")->capture_default_str();
   app.add_flag("--expect-overload", o.expect_overload, "503 answers are expected (overload tests), not errors");
   app.add_option("--server-pid", o.server_pid, "the server's pid: print its CPU use beside the harness's");

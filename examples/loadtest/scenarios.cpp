@@ -1164,6 +1164,16 @@ RunResult run(const Options& o) {
     result = run_newfiles(o, std::move(result));
   } else {
     auto target = parse_url(o.url, o.cacert);
+    for (const auto& header : o.headers) {
+      auto colon = header.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        throw std::invalid_argument("--header '" + header + "' is not \"Name: value\"");
+      }
+      auto value = header.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      target.headers.emplace_back(header.substr(0, colon), value);
+      for (auto& other : target.others) other.headers = target.headers;
+    }
     if (o.scenario == "get") result = run_get(o, target, std::move(result));
     else if (o.scenario == "seats") result = run_seats(o, target, std::move(result));
     else if (o.scenario == "book") result = run_book(o, target, std::move(result));

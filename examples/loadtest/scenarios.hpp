@@ -29,6 +29,7 @@ struct Options {
   double timeout = 10;         // seconds a request may take before it counts as "timeout"
   double idle_wait = 12;       // hibernate: seconds to wait for the server to evict (at most)
   std::string path = "/healthz";  // get: the path to GET
+  std::vector<std::string> headers;  // "Name: value", sent with every HTTP request
   std::string dir = ".";       // disk: where to append
   bool expect_overload = false;   // 503 is an expected answer, not an error
   int server_pid = 0;          // report this process's CPU beside the harness's

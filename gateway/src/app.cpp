@@ -309,6 +309,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
       ->capture_default_str();
   // The public edge (README "Securing the public listener").
   std::vector<std::string> trusted_proxies;
+  std::string forwarded_header = "X-Forwarded-For";
   std::vector<std::string> cors_origins;
   bool cors_credentials = false;
   bool access_log = true;
@@ -325,6 +326,10 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                                  "a proxy's address or network (CIDR; repeat the flag for more): its Forwarded or "
                                  "X-Forwarded-For names the client, its X-Request-Id is kept; from others they are "
                                  "ignored"));
+  app.add_option("--forwarded-header", forwarded_header,
+                 "the header the trusted proxies write the client into (only it is read)")
+      ->check(CLI::IsMember({"X-Forwarded-For", "Forwarded"}))
+      ->capture_default_str();
   lists.push_back(app.add_option("--cors-origin", cors_origins,
                                  "an origin (https://app.example.com; repeat for more) whose pages may call this "
                                  "server from a browser, or * for any; set, WebSocket upgrades from other origins "
@@ -501,6 +506,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     };
     std::string problem;
     edge.trusted_proxies = trusted_proxies;
+    edge.forwarded_header = forwarded_header;
     edge.cors_origins = cors_origins;
     edge.cors_credentials = cors_credentials;
     edge.access_log = access_log;

@@ -67,11 +67,13 @@ std::optional<boost::asio::ip::address> forwarded_node(std::string_view node) {
   return parse_address(node);
 }
 
-// The addresses a header names, nearest proxy's last; nullopt if the header is malformed.
-std::optional<std::vector<boost::asio::ip::address>> forwarded_chain(const boost::beast::http::fields& headers) {
-  std::vector<boost::asio::ip::address> chain;
-  auto forwarded = headers.equal_range("Forwarded");
-  if (forwarded.first != forwarded.second) {
+// The nodes header `name` lists, nearest proxy's last (nullopt for one that is not an
+// address: "unknown", an obfuscated name, garbage).
+std::vector<std::optional<boost::asio::ip::address>> forwarded_chain(const boost::beast::http::fields& headers,
+                                                                     std::string_view name) {
+  std::vector<std::optional<boost::asio::ip::address>> chain;
+  if (boost::beast::iequals(name, "Forwarded")) {
+    auto forwarded = headers.equal_range("Forwarded");
     for (auto it = forwarded.first; it != forwarded.second; ++it) {
       std::string_view value = it->value();
       std::size_t start = 0;
@@ -93,23 +95,20 @@ std::optional<std::vector<boost::asio::ip::address>> forwarded_chain(const boost
           }
           pair_start = pair_end + 1;
         }
-        if (!has_for || !node) return std::nullopt;
-        chain.push_back(*node);
+        chain.push_back(has_for ? node : std::nullopt);
         start = end + 1;
       }
     }
     return chain;
   }
-  auto xff = headers.equal_range("X-Forwarded-For");
+  auto xff = headers.equal_range(boost::beast::string_view(name.data(), name.size()));
   for (auto it = xff.first; it != xff.second; ++it) {
     std::string_view value = it->value();
     std::size_t start = 0;
     while (start <= value.size()) {
       auto end = value.find(',', start);
       if (end == std::string_view::npos) end = value.size();
-      auto node = forwarded_node(value.substr(start, end - start));
-      if (!node) return std::nullopt;
-      chain.push_back(*node);
+      chain.push_back(forwarded_node(value.substr(start, end - start)));
       start = end + 1;
     }
   }
@@ -129,7 +128,11 @@ Result<double> parse_number(std::string_view text, const char* what) {
 
 bool RequestRule::matches(std::string_view method, std::string_view request_path,
                           std::string_view request_binding) const {
-  if (!methods.empty() && std::find(methods.begin(), methods.end(), method) == methods.end()) return false;
+  // GET covers HEAD: a HEAD is answered as the GET would be, without the body.
+  if (!methods.empty() && std::find(methods.begin(), methods.end(), method) == methods.end() &&
+      !(method == "HEAD" && std::find(methods.begin(), methods.end(), "GET") != methods.end())) {
+    return false;
+  }
   if (everything) return true;
   if (!binding.empty()) return binding == request_binding;
   return prefix ? request_path.starts_with(path) : request_path == path;
@@ -220,6 +223,10 @@ Result<RateLimit> parse_rate_limit(std::string_view text) {
 
 std::string check_edge_options(const EdgeOptions& options) {
   if (auto networks = Networks::parse(options.trusted_proxies); !networks) return networks.error().message;
+  if (!boost::beast::iequals(options.forwarded_header, "X-Forwarded-For") &&
+      !boost::beast::iequals(options.forwarded_header, "Forwarded")) {
+    return "the forwarded header is X-Forwarded-For or Forwarded, not '" + options.forwarded_header + "'";
+  }
   for (const auto& origin : options.cors_origins) {
     if (origin == "*") {
       if (options.cors_credentials) {
@@ -293,16 +300,19 @@ std::string address_text(const boost::asio::ip::address& address) {
 }
 
 std::string client_address(const boost::asio::ip::address& peer, const boost::beast::http::fields& headers,
-                           const Networks& trusted) {
+                           const Networks& trusted, std::string_view header) {
   if (trusted.empty() || !trusted.contains(peer)) return address_text(peer);
-  auto chain = forwarded_chain(headers);
-  if (!chain) return address_text(peer);
   // From the nearest proxy outwards: the first address that is not a trusted proxy is the
-  // client (anything further out the client could have written itself).
-  for (auto it = chain->rbegin(); it != chain->rend(); ++it) {
-    if (!trusted.contains(*it)) return address_text(*it);
+  // client; what lies further out the client could have written itself, and is not read. A
+  // node that is no address before that point: the last proxy known is the client we know.
+  auto chain = forwarded_chain(headers, header);
+  auto known = peer;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    if (!*it) return address_text(known);
+    if (!trusted.contains(**it)) return address_text(**it);
+    known = **it;
   }
-  return chain->empty() ? address_text(peer) : address_text(chain->front());
+  return address_text(known);
 }
 
 std::string new_request_id() { return random_hex(16); }

@@ -40,11 +40,12 @@ class Networks {
 // IPv6) in dotted form, IPv6 in its short form.
 std::string address_text(const boost::asio::ip::address& address);
 
-// The client's address: `peer`, or, when `peer` is in `trusted`, the nearest address the
-// proxies name (the Forwarded header's for=, else X-Forwarded-For's) that is not itself a
-// trusted proxy. A malformed header is ignored (the peer it is).
+// The client's address: `peer`, or, when `peer` is in `trusted`, the nearest address that
+// the proxies name in `header` (X-Forwarded-For, or Forwarded's for=) and that is not itself a
+// trusted proxy. Only that one header is read: a proxy that appends to one passes a client's
+// other one through untouched.
 std::string client_address(const boost::asio::ip::address& peer, const boost::beast::http::fields& headers,
-                           const Networks& trusted);
+                           const Networks& trusted, std::string_view header = "X-Forwarded-For");
 
 // A new request id: 16 hex digits, random.
 std::string new_request_id();

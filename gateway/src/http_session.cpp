@@ -37,6 +37,27 @@ bool same_secret(std::string_view presented, std::string_view expected) {
   return diff == 0;
 }
 
+// What only a node of the cluster may say of a request (any spelling).
+bool is_node_header(std::string_view name) {
+  return beast::iequals(name, "X-Cairn-Client") || beast::iequals(name, "X-Cairn-Claims") ||
+         beast::iequals(name, "X-Cairn-Internal-Error");
+}
+
+// A log line's view of text a client or an actor wrote: no line breaks, no quotes to forge
+// the access log's fields with.
+std::string loggable(std::string_view text, std::size_t max = 4096) {
+  std::string out;
+  out.reserve(std::min(text.size(), max));
+  for (char c : text.substr(0, max)) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '"') out += "%22";
+    else out += c;
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 Request to_request(const http::request<http::string_body>& in) {
   Request out;
   out.method = std::string(in.method_string());
@@ -138,6 +159,9 @@ void HttpSession::do_read() {
                                                     : limits::max_http_body_bytes);
   stats_slot_ = SharedState::other;
   edge_done_ = false;
+  edge_checked_ = false;
+  client_address_.clear();
+  claims_ = nullptr;
   request_id_.clear();
   traceparent_.clear();
   cors_origin_.clear();
@@ -259,7 +283,9 @@ void HttpSession::begin_request(http::request<http::string_body>& request) {
     }
   } else {
     bool trusted = shared_->edge && !shared_->edge->trusted().empty() && shared_->edge->trusted().contains(peer_);
-    client_address_ = shared_->edge ? client_address(peer_, request, shared_->edge->trusted()) : address_text(peer_);
+    client_address_ = shared_->edge ? client_address(peer_, request, shared_->edge->trusted(),
+                                                     shared_->edge->options().forwarded_header)
+                                    : address_text(peer_);
     std::optional<std::string> given;
     if (trusted) given = usable_request_id(header("X-Request-Id"));
     request_id_ = given ? std::move(*given) : new_request_id();
@@ -277,14 +303,19 @@ void HttpSession::begin_request(http::request<http::string_body>& request) {
   }
   // The path only: a query or a body may carry what must not reach a log.
   std::string_view target = request.target();
-  log_method_ = std::string(request.method_string());
-  log_path_ = std::string(target.substr(0, target.find('?')));
+  log_method_ = loggable(request.method_string(), 32);
+  log_path_ = loggable(target.substr(0, target.find('?')), 1024);
 }
 
-std::optional<Response> HttpSession::edge_checks(http::request<http::string_body>& request, std::string_view path,
+std::optional<Response> HttpSession::edge_checks(http::request<http::string_body>& request, std::string_view raw_path,
                                                  const std::string& binding) {
+  if (edge_checked_) return std::nullopt;  // a forward that came back here: checked once
   auto& edge = *shared_->edge;
   std::string_view method = request.method_string();
+  // Rules name paths as the actor sees them: percent-decoded (so "/objects/DOC/%61lice/"
+  // cannot slip past a rule for "/objects/DOC/alice/*").
+  auto decoded = url_decode(raw_path, false);
+  std::string_view path = decoded ? std::string_view(*decoded) : raw_path;
   if (edge.cors() && beast::websocket::is_upgrade(request)) {
     // Browsers send the page's Origin with every upgrade and enforce no CORS on WebSockets:
     // the gateway does. Same-origin pages (this listener's own) are always allowed.
@@ -349,10 +380,11 @@ std::optional<Response> HttpSession::edge_checks(http::request<http::string_body
     // The headers it set (or took away) go on with the request; what no client may set stays out.
     request.clear();
     for (const auto& [name, value] : seen.headers) {
-      if (name == "X-Cairn-Client" || name == "X-Cairn-Claims" || name == "X-Cairn-Internal-Error") continue;
+      if (is_node_header(name)) continue;
       request.insert(beast::string_view(name.data(), name.size()), beast::string_view(value.data(), value.size()));
     }
   }
+  edge_checked_ = true;
   return std::nullopt;
 }
 
@@ -558,9 +590,7 @@ void HttpSession::to_actor(http::request<http::string_body> request, const std::
   actor_request.request_id = request_id_;
   actor_request.traceparent = traceparent_;
   actor_request.claims = claims_;
-  std::erase_if(actor_request.headers, [](const auto& field) {
-    return field.first == "X-Cairn-Client" || field.first == "X-Cairn-Claims";
-  });
+  std::erase_if(actor_request.headers, [](const auto& field) { return is_node_header(field.first); });
   std::shared_ptr<SessionSink> sink;
   bool upgrade = beast::websocket::is_upgrade(request);
   if (upgrade) {
@@ -965,7 +995,7 @@ void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
       // What an actor threw is for the operators (the log, GET /admin/errors), not the client.
       ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_)), nullptr});
       spdlog::error("request {} {} {} answered {}: {}", request_id_, log_method_.empty() ? "-" : log_method_,
-                    log_path_.empty() ? "-" : log_path_, response.status, response.body);
+                    log_path_.empty() ? "-" : log_path_, response.status, loggable(response.body));
       auto error = Error{Code::internal, "internal error; the server's log tells what happened, under request id " +
                                              request_id_}
                        .to_json();
@@ -982,7 +1012,8 @@ void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
     if (!rewritten.empty()) body = &rewritten;
     if (response.status >= 500 && shared_->options.errors) {
       shared_->options.errors->add({std::chrono::system_clock::now(), request_id_, std::string(trace_id_of(traceparent_)),
-                                    log_method_, log_path_, response.status, response.body});
+                                    log_method_, log_path_, response.status,
+                                    response.body.substr(0, 4096)});
     }
   }
   log_access(response.status, head ? 0 : body->size(), elapsed);
@@ -1008,7 +1039,15 @@ void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
   if (!cors_origin_.empty()) {
     Headers cors;
     shared_->edge->add_cors_headers(cors, cors_origin_);
-    for (const auto& [name, value] : cors) res.set(name, value);
+    for (const auto& [name, value] : cors) {
+      if (name == "Vary" && res.find(http::field::vary) != res.end()) {
+        // The actor's own Vary (Authorization, Cookie) must stay for caches: Origin is added.
+        std::string vary(res[http::field::vary]);
+        if (vary.find("Origin") == std::string::npos) res.set(http::field::vary, vary + ", Origin");
+        continue;
+      }
+      res.set(name, value);
+    }
   }
   res.keep_alive(keep_alive);
   res.body() = *body;

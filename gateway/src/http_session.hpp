@@ -122,7 +122,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::string log_path_;
   // The connection's peer, and the request being answered as the edge saw it.
   boost::asio::ip::address peer_;
-  bool edge_done_ = false;  // begin_request ran for it (a forward that came back here)
+  bool edge_done_ = false;     // begin_request ran for it (a forward that came back here)
+  bool edge_checked_ = false;  // and edge_checks let it through (never run twice: tokens, hooks)
   std::string client_address_;
   std::string request_id_;
   std::string traceparent_;

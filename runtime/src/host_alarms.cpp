@@ -108,10 +108,18 @@ void Host::schedule_retry(const DueAlarm& alarm) {
 
 void Host::ensure_alarm_trace_columns() {
   // Asked every time, not remembered: an event rolled back undoes its ALTER TABLE too.
-  if (db_->internal("SELECT 1 FROM pragma_table_info('_cairn_alarms') WHERE name = 'traceparent'").size() == 0) {
-    db_->internal("ALTER TABLE _cairn_alarms ADD COLUMN request_id TEXT");
-    db_->internal("ALTER TABLE _cairn_alarms ADD COLUMN traceparent TEXT");
+  auto columns = db_->internal("SELECT name FROM pragma_table_info('_cairn_alarms') "
+                               "WHERE name IN ('request_id', 'traceparent')");
+  if (columns.size() == 2) return;
+  bool has_request_id = false;
+  bool has_traceparent = false;
+  for (const auto& row : columns) {
+    const auto& name = std::get<std::string>(row["name"]);
+    has_request_id = has_request_id || name == "request_id";
+    has_traceparent = has_traceparent || name == "traceparent";
   }
+  if (!has_request_id) db_->internal("ALTER TABLE _cairn_alarms ADD COLUMN request_id TEXT");
+  if (!has_traceparent) db_->internal("ALTER TABLE _cairn_alarms ADD COLUMN traceparent TEXT");
 }
 
 bool Host::alarm_table_exists() {

@@ -46,6 +46,8 @@ TEST_CASE("request rules match by method and path and prefix and binding: bad on
   CHECK(binding->matches("GET", "/seats", "FLIGHT"));
   CHECK_FALSE(binding->matches("GET", "/seats", "COUNTER"));
   CHECK_FALSE(binding->matches("GET", "/index.html", ""));
+  CHECK(parse_request_rule("GET /seats")->matches("HEAD", "/seats", "FLIGHT"));  // GET covers HEAD
+  CHECK_FALSE(parse_request_rule("POST /seats")->matches("HEAD", "/seats", "FLIGHT"));
   auto prefix = parse_request_rule("GET,HEAD /objects/COUNTER/*");
   REQUIRE(prefix.ok());
   CHECK(prefix->matches("HEAD", "/objects/COUNTER/a/", "COUNTER"));
@@ -91,14 +93,26 @@ TEST_CASE("the client's address: a spoofed X-Forwarded-For is ignored unless the
   // The nearest untrusted address: what the client wrote itself further out is not believed.
   auto chain = headers({{"X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.1.2.3"}});
   CHECK(client_address(peer, chain, networks({"127.0.0.1", "10.0.0.0/8"})) == "203.0.113.9");
-  // Forwarded (RFC 7239) comes first, with ports and IPv6 in brackets.
+  // Only the header the proxies write is read: a client's own Forwarded passes an
+  // X-Forwarded-For proxy untouched, and must not name the client.
+  auto both = headers({{"Forwarded", "for=192.0.2.99"}, {"X-Forwarded-For", "203.0.113.9"}});
+  CHECK(client_address(peer, both, networks({"127.0.0.1"})) == "203.0.113.9");
+  CHECK(client_address(peer, both, networks({"127.0.0.1"}), "Forwarded") == "192.0.2.99");
+  // Forwarded (RFC 7239), when chosen: ports, IPv6 in brackets.
   auto forwarded = headers({{"Forwarded", "for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.2"},
                             {"X-Forwarded-For", "192.0.2.1"}});
-  CHECK(client_address(peer, forwarded, networks({"127.0.0.1/32", "10.0.0.0/8"})) == "2001:db8::7");
-  CHECK(client_address(peer, headers({{"Forwarded", "for=192.0.2.60:80"}}), networks({"127.0.0.1"})) == "192.0.2.60");
-  // Malformed: the peer it is.
+  CHECK(client_address(peer, forwarded, networks({"127.0.0.1/32", "10.0.0.0/8"}), "Forwarded") == "2001:db8::7");
+  CHECK(client_address(peer, headers({{"Forwarded", "for=192.0.2.60:80"}}), networks({"127.0.0.1"}), "Forwarded") ==
+        "192.0.2.60");
+  // What the client wrote further out, even garbage, does not hide it.
+  CHECK(client_address(peer, headers({{"X-Forwarded-For", "unknown, 203.0.113.9"}}), networks({"127.0.0.1"})) ==
+        "203.0.113.9");
+  // No address where the nearest proxy should have written one: the proxy is all we know.
   CHECK(client_address(peer, headers({{"X-Forwarded-For", "not an address"}}), networks({"127.0.0.1"})) == "127.0.0.1");
-  CHECK(client_address(peer, headers({{"Forwarded", "by=10.0.0.1"}}), networks({"127.0.0.1"})) == "127.0.0.1");
+  CHECK(client_address(peer, headers({{"X-Forwarded-For", "203.0.113.9, unknown, 10.0.0.3"}}),
+                       networks({"127.0.0.1", "10.0.0.0/8"})) == "10.0.0.3");
+  CHECK(client_address(peer, headers({{"Forwarded", "by=10.0.0.1"}}), networks({"127.0.0.1"}), "Forwarded") ==
+        "127.0.0.1");
   // An IPv4 peer on an IPv6 socket is shown, and matched, as IPv4.
   auto mapped = ip::make_address("::ffff:127.0.0.1");
   CHECK(address_text(mapped) == "127.0.0.1");

@@ -70,6 +70,10 @@ struct EdgeOptions {
   // proxies: their Forwarded / X-Forwarded-For headers name the client, their X-Request-Id is
   // kept. From anyone else those headers are ignored.
   std::vector<std::string> trusted_proxies = {};
+  // The header those proxies write: "X-Forwarded-For" (nginx, HAProxy, cloud load balancers)
+  // or "Forwarded" (RFC 7239). Only that one is read: a proxy passes the other through as the
+  // client wrote it.
+  std::string forwarded_header = "X-Forwarded-For";
   // Origins (scheme://host[:port]) whose pages may call this listener from a browser, or "*"
   // for any (not with credentials). Empty: no CORS headers, and WebSocket upgrades from any
   // origin. Set: preflights answered here, the CORS headers on actual responses, and a
@@ -92,7 +96,7 @@ struct EdgeOptions {
   std::function<std::optional<Response>(Request& request, std::string_view binding)> on_request = {};
 };
 
-// "" if these options could serve, else what is wrong (a bad CIDR, a bad origin, "*" with
+// "" if these options could serve, else what is wrong (a bad CIDR, another forwarded header, a bad origin, "*" with
 // credentials, a JWT key that does not load, a secret shorter than 32 bytes).
 std::string check_edge_options(const EdgeOptions& options);
 
