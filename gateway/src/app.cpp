@@ -72,9 +72,7 @@ class JsonFormatter final : public spdlog::formatter {
     if (const auto* about = current_log_context()) {
       if (!about->request_id.empty()) line["request_id"] = about->request_id;
       if (!about->trace_id.empty()) line["trace_id"] = about->trace_id;
-      if (about->fields != nullptr && about->fields->is_object()) {
-        for (const auto& [key, value] : about->fields->items()) line[key] = value;
-      }
+      if (about->add_fields != nullptr) about->add_fields(about->fields_of, line);
     }
     auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     dest.append(text.data(), text.data() + text.size());

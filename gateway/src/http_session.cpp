@@ -390,7 +390,7 @@ std::optional<Response> HttpSession::edge_checks(http::request<http::string_body
 
 void HttpSession::handle(http::request<http::string_body> request) {
   if (!edge_done_) begin_request(request);
-  ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_)), nullptr});
+  ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_))});
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
   if (shared_->edge && shared_->edge->cors() && request.method() == http::verb::options &&
@@ -969,13 +969,28 @@ void HttpSession::log_access(int status, std::size_t bytes, double elapsed) {
   if (!access && !spdlog::should_log(spdlog::level::debug)) return;
   if (log_method_.empty()) log_method_ = "-";  // refused before its request line was read
   if (log_path_.empty()) log_path_ = "-";
-  ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_)), nullptr});
+  ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_))});
   if (access) {
     // Common Log Format's facts (the time is the line's own), in one line; JSON logs get them
-    // as fields too.
-    nlohmann::json fields{{"client", client_address_}, {"method", log_method_}, {"path", log_path_},
-                          {"status", status},          {"bytes", bytes},        {"ms", elapsed * 1000}};
-    ScopedLogContext with_fields({request_id_, std::string(trace_id_of(traceparent_)), &fields});
+    // as fields too (made only for a JSON line).
+    struct Fields {
+      const HttpSession* self;
+      int status;
+      std::size_t bytes;
+      double ms;
+    } fields{this, status, bytes, elapsed * 1000};
+    LogContext with_fields{request_id_, std::string(trace_id_of(traceparent_))};
+    with_fields.add_fields = [](const void* of, nlohmann::json& line) {
+      const auto& f = *static_cast<const Fields*>(of);
+      line["client"] = f.self->client_address_;
+      line["method"] = f.self->log_method_;
+      line["path"] = f.self->log_path_;
+      line["status"] = f.status;
+      line["bytes"] = f.bytes;
+      line["ms"] = f.ms;
+    };
+    with_fields.fields_of = &fields;
+    ScopedLogContext scoped(std::move(with_fields));
     spdlog::info("access {} \"{} {}\" {} {} {:.2f}ms", client_address_, log_method_, log_path_, status, bytes,
                  elapsed * 1000);
   } else {
@@ -993,7 +1008,7 @@ void HttpSession::reply(const Response& response, bool keep_alive, bool head) {
   if (public_listener && response.status >= 400 && !request_id_.empty()) {
     if (find_header(response.headers, detail::internal_error_header)) {
       // What an actor threw is for the operators (the log, GET /admin/errors), not the client.
-      ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_)), nullptr});
+      ScopedLogContext about({request_id_, std::string(trace_id_of(traceparent_))});
       spdlog::error("request {} {} {} answered {}: {}", request_id_, log_method_.empty() ? "-" : log_method_,
                     log_path_.empty() ? "-" : log_path_, response.status, loggable(response.body));
       auto error = Error{Code::internal, "internal error; the server's log tells what happened, under request id " +

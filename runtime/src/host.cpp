@@ -71,7 +71,7 @@ void Host::handle(Event& event) {
   } else if (const auto* call = std::get_if<CallEvent>(&event.body)) {
     trace_ = call->trace;
   }
-  ScopedLogContext log_context({trace_.request_id, std::string(trace_id_of(trace_.traceparent)), nullptr});
+  ScopedLogContext log_context({trace_.request_id, std::string(trace_id_of(trace_.traceparent))});
   run_event([&] { dispatch(event, reply); }, reply);
   trace_ = {};
 }

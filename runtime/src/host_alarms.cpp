@@ -58,7 +58,7 @@ void Host::run_due_alarms() {
     core_->alarm_late(core_->options.clock->now() - from_ticks(alarm.due));
     // The event that set it is what this one descends from (Context::trace(), the log lines).
     trace_ = alarm.trace;
-    ScopedLogContext log_context({trace_.request_id, std::string(trace_id_of(trace_.traceparent)), nullptr});
+    ScopedLogContext log_context({trace_.request_id, std::string(trace_id_of(trace_.traceparent))});
     auto outcome = run_event(
         [&] {
           // Consumed before the handler runs: if it sets the alarm again, that one stays.

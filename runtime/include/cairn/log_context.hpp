@@ -14,10 +14,12 @@ namespace cairn {
 struct LogContext {
   std::string request_id;
   std::string trace_id;  // 32 hex digits, or empty
-  // More fields of the line being written (an object), or nullptr: --log-format json writes
-  // them as fields; a text line carries them in its message already (the access log).
-  const nlohmann::json* fields = nullptr;
-  bool empty() const noexcept { return request_id.empty() && trace_id.empty() && fields == nullptr; }
+  // More fields of the line being written: --log-format json calls add_fields(fields_of,
+  // line) to add them to its object; a text line carries them in its message already (the
+  // access log). Made only when a JSON line is written.
+  void (*add_fields)(const void* fields_of, nlohmann::json& line) = nullptr;
+  const void* fields_of = nullptr;
+  bool empty() const noexcept { return request_id.empty() && trace_id.empty() && add_fields == nullptr; }
 };
 
 // The request an event descends from: the HTTP request that started it, or the event whose
