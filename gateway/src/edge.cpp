@@ -315,6 +315,14 @@ std::string client_address(const boost::asio::ip::address& peer, const boost::be
   return address_text(known);
 }
 
+std::string rate_limit_key(const std::string& address) {
+  auto parsed = parse_address(address);
+  if (!parsed || parsed->is_v4()) return address;
+  auto bytes = parsed->to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return boost::asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
 std::string new_request_id() { return random_hex(16); }
 
 std::optional<std::string> usable_request_id(std::string_view value) {

@@ -47,6 +47,10 @@ std::string address_text(const boost::asio::ip::address& address);
 std::string client_address(const boost::asio::ip::address& peer, const boost::beast::http::fields& headers,
                            const Networks& trusted, std::string_view header = "X-Forwarded-For");
 
+// Who a rate limit counts an address as: an IPv4 address itself; an IPv6 address by its /64
+// (one host gets a whole /64 and could take a fresh address per request).
+std::string rate_limit_key(const std::string& address);
+
 // A new request id: 16 hex digits, random.
 std::string new_request_id();
 // A request id a trusted proxy sent, if it is 1 to 128 of [A-Za-z0-9._:-] (nothing that

@@ -149,7 +149,10 @@ void HttpSession::on_handshake(beast::error_code ec) {
 
 void HttpSession::do_read() {
   parser_.emplace();
-  parser_->header_limit(static_cast<std::uint32_t>(limits::max_http_header_bytes));
+  // A forwarded request carries, besides the client's headers (held to the limit by the node
+  // that took it), what that node adds: the claims of its token, the client, id and trace.
+  parser_->header_limit(static_cast<std::uint32_t>(shared_->internal ? 3 * limits::max_http_header_bytes
+                                                                     : limits::max_http_header_bytes));
   // Beast checks a Content-Length against the limit as the header completes, before on_header
   // could raise it: the internal listener starts at the largest body it takes from another
   // node (a hand-off's file) and on_header holds every other request to the usual limit.
@@ -344,7 +347,7 @@ std::optional<Response> HttpSession::edge_checks(http::request<http::string_body
     // A verified identity is the client; else its address.
     std::string client = claims_.is_object() && claims_.contains("sub") && claims_["sub"].is_string()
                              ? "sub:" + claims_["sub"].get<std::string>()
-                             : client_address_;
+                             : rate_limit_key(client_address_);
     if (auto wait = edge.over_limit(method, path, binding, client)) {
       shared_->rate_limited.fetch_add(1, std::memory_order_relaxed);
       auto refused = Response::error(Code::resource_exhausted, "too many requests from this client: try again in " +

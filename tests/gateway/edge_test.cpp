@@ -187,6 +187,13 @@ TEST_CASE("CORS: listed origins and '*' without credentials and and same-origin 
   CHECK_FALSE(check_edge_options(bad_origin).empty());
 }
 
+TEST_CASE("rate limits count an IPv6 client by its /64 and an IPv4 one by its address") {
+  CHECK(rate_limit_key("203.0.113.9") == "203.0.113.9");
+  CHECK(rate_limit_key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64");
+  CHECK(rate_limit_key("2001:db8:1:2:bbbb::7") == rate_limit_key("2001:db8:1:2:aaaa::1"));
+  CHECK(rate_limit_key("2001:db8:1:3::1") != rate_limit_key("2001:db8:1:2::1"));
+}
+
 TEST_CASE("a token bucket: the burst at once and then the rate and per client") {
   RateLimiter limiter(2, 3, 100);  // 2/s, burst 3
   auto t0 = RateLimiter::Clock::now();

@@ -23,6 +23,7 @@
 #include "cairn/limits.hpp"
 #include "cairn/replication.hpp"
 #include "clients.hpp"
+#include "jwt_sign.hpp"
 #include "etcd_process.hpp"
 #include "haproxy_process.hpp"
 #include "tcp_proxy.hpp"
@@ -1325,7 +1326,11 @@ struct TallyPair {
 }  // namespace
 
 TEST_CASE("cluster: a forwarded request keeps its client and request id and trace and a call across nodes carries them") {
-  TallyPair pair({"--trusted-proxy", "127.0.0.1"});
+  TempDir secrets;
+  const std::string secret = "a-jwt-secret-of-the-cluster-test-0123456789";
+  { std::ofstream(secrets.path() / "jwt") << secret; }
+  TallyPair pair({"--trusted-proxy", "127.0.0.1", "--auth-hs256-secret-file", (secrets.path() / "jwt").string(),
+                  "--auth-required", "POST /objects/WHOAMI/*"});
   auto& nodes = pair.nodes;
   std::string callee = pair.name_on_b("callee-", "WHOAMI", "b", "/traces");
   std::string caller = pair.name_on_b("caller-", "WHOAMI", "a", "/traces");
@@ -1346,6 +1351,16 @@ TEST_CASE("cluster: a forwarded request keeps its client and request id and trac
   CHECK(seen["traceparent"].get<std::string>().substr(3, 32) == incoming.substr(3, 32));
   CHECK(seen["claims"].is_null());
   CHECK(seen["x_cairn_client"].is_null());
+  // A verified token's claims go with the request to b; a big token (10 KB of claims) too,
+  // although they and the token together are more than a client may send in its headers.
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  json claims{{"sub", "ann"}, {"exp", now + 300}, {"groups", std::string(10'000, 'g')}};
+  client.header("Authorization", "Bearer " + hs256_token(claims, secret));
+  auto authorized = client.request(http::verb::post, "/objects/WHOAMI/" + callee + "/me", "{}");
+  REQUIRE(authorized.status == 200);
+  auto with_claims = json::parse(authorized.body);
+  CHECK(with_claims["claims"]["sub"] == "ann");
+  CHECK(with_claims["claims"]["groups"].get<std::string>().size() == 10'000);
   // A call from a's actor to b's: the callee, its alarm and the answer carry the request on.
   auto relayed = client.request(http::verb::post, "/objects/WHOAMI/" + caller + "/relay?to=" + callee, "{}");
   REQUIRE(relayed.status == 202);

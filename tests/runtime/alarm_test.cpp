@@ -378,6 +378,38 @@ TEST_CASE("the actor's database is the truth when the index disagrees") {
   CHECK(attempts.count() == 0);
 }
 
+TEST_CASE("an alarm table from before alarms carried their trace fires and takes new alarms") {
+  Fixture f;
+  auto due = f.now_ms() + 5'000;
+  f.call("set", {{"name", "old"}, {"at", due}});
+  f.runtime.reset();
+  // The table as cairn made it before: no request_id, no traceparent.
+  sqlite3* db = nullptr;
+  std::filesystem::path file;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(f.dir.path() / "_shards")) {
+    if (entry.path().extension() == ".sqlite" && entry.path().parent_path().filename() == "TIMER") file = entry.path();
+  }
+  REQUIRE(!file.empty());
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db,
+                       "CREATE TABLE old_alarms (name TEXT PRIMARY KEY, due INTEGER NOT NULL, "
+                       "retries INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+                       "INSERT INTO old_alarms SELECT name, due, retries FROM _cairn_alarms;"
+                       "DROP TABLE _cairn_alarms; ALTER TABLE old_alarms RENAME TO _cairn_alarms;",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  f.clock->advance(60s);
+  f.start();
+  REQUIRE(f.attempted(1));
+  CHECK(attempts.at(0)["name"] == "old");
+  // Setting one on the old table works too (the columns are added), and it fires.
+  f.call("set", {{"name", "new"}, {"at", f.now_ms() + 1'000}});
+  CHECK(f.call("alarms").size() == 1);
+  f.advance_to(f.now_ms() + 2'000);
+  REQUIRE(f.attempted(2));
+  CHECK(attempts.at(1)["name"] == "new");
+}
+
 TEST_CASE("delete_all removes the data, the alarms and the sockets, in the event's transaction") {
   Fixture f;
   auto sink = std::make_shared<testing::RecordingSink>();
