@@ -380,11 +380,25 @@ std::optional<Response> HttpSession::edge_checks(http::request<http::string_body
       shared_->hook_answered.fetch_add(1, std::memory_order_relaxed);
       return answer;
     }
-    // The headers it set (or took away) go on with the request; what no client may set stays out.
-    request.clear();
-    for (const auto& [name, value] : seen.headers) {
-      if (is_node_header(name)) continue;
-      request.insert(beast::string_view(name.data(), name.size()), beast::string_view(value.data(), value.size()));
+    // The headers it set (or took away) go on with the request; what no client may set stays
+    // out. Most hooks change nothing: the request is then left as it is.
+    auto unchanged = [&] {
+      std::size_t i = 0;
+      for (const auto& field : request) {
+        if (i == seen.headers.size() || seen.headers[i].first != field.name_string() ||
+            seen.headers[i].second != field.value()) {
+          return false;
+        }
+        ++i;
+      }
+      return i == seen.headers.size();
+    };
+    if (!unchanged()) {
+      request.clear();
+      for (const auto& [name, value] : seen.headers) {
+        if (is_node_header(name)) continue;
+        request.insert(beast::string_view(name.data(), name.size()), beast::string_view(value.data(), value.size()));
+      }
     }
   }
   edge_checked_ = true;
