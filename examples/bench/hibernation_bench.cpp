@@ -31,6 +31,7 @@
 
 #include "cairn/runtime.hpp"
 #include "clients.hpp"
+#include "process_facts.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
 
@@ -50,15 +51,6 @@ double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
   return v[std::min(i, v.size() - 1)];
-}
-
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
 }
 
 // What the client side knows of the current measurement; guarded by `mutex`.
@@ -332,7 +324,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "the flights did not hibernate\n");
     return 1;
   }
-  long rss_before = rss_kib(process.pid());
+  long rss_before = cairn::testing::rss_kib(process.pid());
 
   net::io_context ioc;
   auto work = net::make_work_guard(ioc);
@@ -350,7 +342,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "the flights did not hibernate with their sockets open\n");
     status = 1;
   }
-  long rss_after = rss_kib(process.pid());
+  long rss_after = cairn::testing::rss_kib(process.pid());
   double per_socket = static_cast<double>(rss_after - rss_before) * 1024.0 / static_cast<double>(sockets);
   std::printf("server RSS: %.1f MiB before, %.1f MiB with %zu hibernated sockets -> %.0f bytes (%.2f KiB) per socket\n",
               static_cast<double>(rss_before) / 1024, static_cast<double>(rss_after) / 1024, sockets, per_socket,

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "clients.hpp"
+#include "process_facts.hpp"
 #include "run_program.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
@@ -59,10 +60,7 @@ struct AdminServer {
   }
   // The value of one sample of /metrics (0 if absent).
   double metric(const std::string& sample) const {
-    auto text = admin(http::verb::get, "/metrics").body;
-    auto at = text.find("\n" + sample + " ");
-    if (at == std::string::npos) return 0;
-    return std::stod(text.substr(at + sample.size() + 2));
+    return metric_sample(admin(http::verb::get, "/metrics").body, sample);
   }
 };
 

@@ -23,6 +23,7 @@
 #include "cairn/limits.hpp"
 #include "cairn/replication.hpp"
 #include "clients.hpp"
+#include "process_facts.hpp"
 #include "jwt_sign.hpp"
 #include "etcd_process.hpp"
 #include "haproxy_process.hpp"
@@ -48,9 +49,7 @@ std::string admin_get(const ServerProcess& node, const std::string& target) {
 
 // One sample of a node's /metrics (`absent` if it has none).
 double metric_of(const ServerProcess& node, const std::string& sample, double absent = 0) {
-  auto text = admin_get(node, "/metrics");
-  auto at = text.find("\n" + sample + " ");
-  return at == std::string::npos ? absent : std::stod(text.substr(at + sample.size() + 2));
+  return metric_sample(admin_get(node, "/metrics"), sample, absent);
 }
 
 // Whether the node whose data directory is `data_dir` holds flight `name`'s database.

@@ -16,6 +16,7 @@
 
 #include "clients.hpp"
 #include "jwt_sign.hpp"
+#include "process_facts.hpp"
 #include "raw_socket.hpp"
 #include "server_process.hpp"
 #include "temp_dir.hpp"
@@ -40,23 +41,6 @@ std::string read_text(const std::filesystem::path& file) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// The server's resident memory in KiB (/proc/PID/status VmRSS).
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
-// The value of metric sample `name{labels}` in the Prometheus text, or -1.
-double metric(const std::string& text, const std::string& sample) {
-  auto at = text.find("\n" + sample + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + sample.size() + 2));
 }
 
 json whoami(HttpClient& client, const std::string& name = "a") {
@@ -225,7 +209,7 @@ TEST_CASE("rate limits: 429 with Retry-After past the burst and back after the w
   for (auto& sender : senders) sender.join();
   long after = rss_kib(server.pid());
   auto metrics = admin.request(http::verb::get, "/metrics").body;
-  double remembered = metric(metrics, "cairn_http_rate_limited_clients");
+  double remembered = metric_sample(metrics, "cairn_http_rate_limited_clients", -1);
   std::printf("rate limiter flood: %d requests from %d addresses answered; RSS %ld KiB before, %ld KiB after; "
               "%.0f clients remembered (at most 2,000 per limit)\n",
               answered.load(), total, before, after, remembered);
@@ -239,7 +223,7 @@ TEST_CASE("rate limits: 429 with Retry-After past the burst and back after the w
 #if !defined(__SANITIZE_ADDRESS__)
   CHECK(after - before < 32 * 1024);
 #endif
-  CHECK(metric(metrics, "cairn_http_edge_refusals_total{reason=\"rate_limited\"}") >= 1);
+  CHECK(metric_sample(metrics, "cairn_http_edge_refusals_total{reason=\"rate_limited\"}", -1) >= 1);
 }
 
 TEST_CASE("CORS: preflights answered and headers for allowed origins only and WebSocket upgrades from other origins refused") {

@@ -177,6 +177,13 @@ struct Fixture {
     runtime->fire_due_alarms();
   }
   bool attempted(std::size_t n) { return testing::eventually([&] { return attempts.count() >= n; }); }
+  // The TIMER actor's database file (the runtime stopped), or "" if there is none.
+  std::filesystem::path timer_database() const {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.path() / "_shards")) {
+      if (entry.path().extension() == ".sqlite" && entry.path().parent_path().filename() == "TIMER") return entry.path();
+    }
+    return {};
+  }
 };
 
 }  // namespace
@@ -361,10 +368,7 @@ TEST_CASE("the actor's database is the truth when the index disagrees") {
   f.runtime.reset();
   // Remove the alarm behind the index's back: the index still says it is due.
   sqlite3* db = nullptr;
-  std::filesystem::path file;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(f.dir.path() / "_shards")) {
-    if (entry.path().extension() == ".sqlite" && entry.path().parent_path().filename() == "TIMER") file = entry.path();
-  }
+  auto file = f.timer_database();
   REQUIRE(!file.empty());
   REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db, "DELETE FROM _cairn_alarms", nullptr, nullptr, nullptr) == SQLITE_OK);
@@ -385,10 +389,7 @@ TEST_CASE("an alarm table from before alarms carried their trace fires and takes
   f.runtime.reset();
   // The table as cairn made it before: no request_id, no traceparent.
   sqlite3* db = nullptr;
-  std::filesystem::path file;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(f.dir.path() / "_shards")) {
-    if (entry.path().extension() == ".sqlite" && entry.path().parent_path().filename() == "TIMER") file = entry.path();
-  }
+  auto file = f.timer_database();
   REQUIRE(!file.empty());
   REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db,
