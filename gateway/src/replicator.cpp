@@ -60,6 +60,13 @@ std::chrono::milliseconds HttpReplicator::backoff(Queue& q) const {
   return wait;
 }
 
+void HttpReplicator::follow_locked(Queue& q, const std::string& node) {
+  if (q.failures_of == node) return;
+  q.failures_of = node;
+  q.failures = 0;
+  q.retry_at = {};
+}
+
 std::string HttpReplicator::too_few(unsigned shard) const {
   return "shard " + std::to_string(shard) +
          " has fewer than 2 replicas in sync (--min-replicas 2) while its follower is seeded: retry";
@@ -83,6 +90,7 @@ std::uint64_t HttpReplicator::flush(unsigned shard, const std::string& path) {
       q->results[ticket] = "this node does not own shard " + std::to_string(shard) + " now";
       return ticket;
     }
+    if (follower) follow_locked(*q, follower->node);
     if (!counted_locked(*q, follower, epoch) && !q->hold) {
       // The record counts no follower: this sync is the owner's alone (or, with
       // --min-replicas 2, refused). What was queued goes (the follower gets a seed first),
@@ -119,6 +127,7 @@ void HttpReplicator::catch_up(unsigned shard) {
   if (!epoch || !follower || follower->in_sync || follower->address.empty()) return;
   std::lock_guard lock(mutex_);
   auto& q = queue(shard);
+  follow_locked(q, follower->node);
   if (q.catching || counted_locked(q, follower, epoch) || std::chrono::steady_clock::now() < q.retry_at) return;
   q.catching = true;
   boost::asio::post(catchers_, [this, shard, qp = &q] { run_catch_up(shard, *qp); });

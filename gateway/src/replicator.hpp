@@ -127,6 +127,7 @@ class HttpReplicator final : public Replicator {
     bool catching = false, hold = false;
     std::chrono::steady_clock::time_point retry_at{};  // mutex_
     unsigned failures = 0;                             // in a row (mutex_)
+    std::string failures_of;  // the follower they were against (mutex_): a new one starts afresh
     // Changes dropped by a sync acknowledged alone (mutex_): the next batch is a seed.
     bool dropped = false;
     // The follower etcd may count in sync as far as this replicator knows (mutex_): set before
@@ -166,6 +167,9 @@ class HttpReplicator final : public Replicator {
   std::unique_ptr<Peer> take_peer(const std::string& address, bool& reused);
   void give_peer(const std::string& address, std::unique_ptr<Peer> peer);
   std::string too_few(unsigned shard) const;
+  // The backoff is the follower's: a shard given a new one (its last one died) tries it at
+  // once, not after the waits the dead one earned. mutex_ held.
+  static void follow_locked(Queue& q, const std::string& node);
   static std::vector<ReplicaOp> take_locked(Queue& q);  // the queued changes (mutex_ held)
   std::chrono::milliseconds backoff(Queue& q) const;  // mutex_ held
   using Answer = boost::beast::http::response<boost::beast::http::string_body>;

@@ -736,7 +736,10 @@ TEST_CASE("cluster: with --replicate, kill -9 of a follower under booking load s
   for (auto i : survivors) dropped += sample(i, "cairn_replication_followers_total{event=\"dropped\"}");
   CHECK(dropped > 0);
   // The coordinator gives the shards a new follower, which is seeded and counted in sync.
+  auto stopped_at = std::chrono::steady_clock::now();
+  auto since_stop = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count(); };
   CHECK(eventually([&] { return not_replicated(survivors[0]) == 0; }, 30000ms));
+  MESSAGE("every shard replicated again " << since_stop() << " s after the load stopped");
   // Nothing written is left unsent once the load is over. (A catch-up that failed under the
   // load leaves what it kept queued until its retry, which backs off up to 32 s.)
   // (Only bytes: a truncation or removal SQLite makes after its last sync, when it closes a
@@ -744,6 +747,7 @@ TEST_CASE("cluster: with --replicate, kill -9 of a follower under booking load s
   for (auto i : survivors) {
     CHECK(eventually([&] { return sample(i, "cairn_replication_lag_bytes") == 0; }, 40000ms));
   }
+  MESSAGE("nothing left unsent " << since_stop() << " s after the load stopped");
   status = json::parse(admin(survivors[0], "/admin/cluster?shards=1"));
   for (const auto& f : flights) {
     const auto& row = status["shards"][cairn::ActorId::make("FLIGHT", f).value().shard()];
