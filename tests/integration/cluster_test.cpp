@@ -1581,9 +1581,18 @@ TEST_CASE("cluster: SIGTERM hands a node's shards to the others under booking lo
   listener.join();
   CHECK(heard_close == 1012);
   c.nodes[0].reset();
-  double owned = 0;
-  for (std::size_t i : {1, 2}) owned += c.metric(i, "cairn_cluster_shards_owned");
-  CHECK(owned == 1024);
+  // Every shard has an owner once the two have seen the records of the hand-off (their etcd
+  // watches; well before node 0's lease would lapse, 5 s, and leave its shards to takeovers).
+  auto left_at = std::chrono::steady_clock::now();
+  auto owned = [&] {
+    double sum = 0;
+    for (std::size_t i : {1, 2}) sum += c.metric(i, "cairn_cluster_shards_owned");
+    return sum;
+  };
+  CHECK(eventually([&] { return owned() == 1024; }, 3000ms));
+  MESSAGE("every shard owned " << std::chrono::duration<double>(std::chrono::steady_clock::now() - left_at).count()
+                               << " s after the leave");
+  CHECK(c.metric(1, "cairn_cluster_takeovers_total") + c.metric(2, "cairn_cluster_takeovers_total") == 0);
   CHECK(json::parse(http_get(c.port(2), "/seats?flightId=" + moving_flight).body) == before);
   CHECK(c.holders(moving_flight).size() == 1);
   CHECK(c.holders(moving_flight) != std::vector<std::size_t>{0});
@@ -1637,9 +1646,18 @@ TEST_CASE("cluster: with --replicate, SIGTERM hands a node's shards to their fol
   CHECK(copied_bytes < 4 * 1024 * 1024);
   // The socket's flight: told to reconnect, served by its follower with what it had.
   CHECK(heard_close == 1012);
-  double owned = 0;
-  for (std::size_t i : {1, 2}) owned += c.metric(i, "cairn_cluster_shards_owned");
-  CHECK(owned == 1024);
+  // Every shard has an owner once the two have seen the records of the hand-off (their etcd
+  // watches; well before node 0's lease would lapse, 5 s, and leave its shards to takeovers).
+  auto left_at = std::chrono::steady_clock::now();
+  auto owned = [&] {
+    double sum = 0;
+    for (std::size_t i : {1, 2}) sum += c.metric(i, "cairn_cluster_shards_owned");
+    return sum;
+  };
+  CHECK(eventually([&] { return owned() == 1024; }, 3000ms));
+  MESSAGE("every shard owned " << std::chrono::duration<double>(std::chrono::steady_clock::now() - left_at).count()
+                               << " s after the leave");
+  CHECK(c.metric(1, "cairn_cluster_takeovers_total") + c.metric(2, "cairn_cluster_takeovers_total") == 0);
   CHECK(json::parse(http_get(c.port(2), "/seats?flightId=" + moving_flight).body) == before);
   CHECK(c.holders(moving_flight).size() == 1);
   // The two left follow each other's shards, in sync again.
