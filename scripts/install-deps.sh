@@ -8,6 +8,7 @@ packages=(
   ccache  # scripts/test.sh and fuzz.sh compile through it: a rerun recompiles only what changed
   libcaf-dev libsqlite3-dev libboost-dev nlohmann-json3-dev doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev
+  libtomlplusplus-dev  # the config file's [bindings.NAME] tables (tables CLI11 cannot read)
   libsystemd-dev  # socket activation, sd_notify, the watchdog
   help2man lintian dpkg-dev curl  # the Debian packages: manual pages, their check, shlibdeps; test-deb.sh
   systemd  # systemd-socket-activate and systemd-analyze (their tests)

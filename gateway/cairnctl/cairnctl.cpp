@@ -340,6 +340,8 @@ int main(int argc, char** argv) {
   auto* evicting = app.add_subcommand("evict", "evict one actor from memory now");
   evicting->add_option("binding", binding)->required();
   evicting->add_option("name", name)->required();
+  auto* reloading = app.add_subcommand(
+      "reload", "load new versions of the server's plugin libraries: their live actors wake on the new code");
   auto* backup = app.add_subcommand("backup", "copy every database into DIR (on the server's machine) while serving");
   backup->add_option("dir", dir, "an absent or empty directory")->required();
   auto* restore = app.add_subcommand("restore", "make an empty data directory from a backup (local; no server)");
@@ -458,6 +460,15 @@ int main(int argc, char** argv) {
       auto answer = client.call_json(http::verb::post, actor_path(binding, name) + "/evict");
       if (as_json) return print(answer), 0;
       std::cout << (answer["evicted"] ? "evicted " : "not live: ") << binding << " '" << name << "'\n";
+    } else if (reloading->parsed()) {
+      auto answer = client.call_json(http::verb::post, "/admin/reload");
+      if (as_json) return print(answer), 0;
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& l : answer["libraries"]) {
+        rows.push_back({cell(l["library"]), cell(l["outcome"]), l.contains("bindings") ? cell(l["bindings"]) : "",
+                        l.contains("evicted") ? cell(l["evicted"]) : ""});
+      }
+      print_table({"LIBRARY", "OUTCOME", "BINDINGS", "EVICTED"}, rows);
     } else if (backup->parsed()) {
       auto absolute = std::filesystem::absolute(dir).lexically_normal().string();
       auto answer = client.call_json(http::verb::post, "/admin/backup", json{{"dir", absolute}}.dump());

@@ -43,8 +43,10 @@
 #include "cairn/runtime.hpp"
 #include "cairn/log_context.hpp"
 #include "cluster_admin.hpp"
+#include "config_tables.hpp"
 #include "error_log.hpp"
 #include "handoff.hpp"
+#include "plugins.hpp"
 #include "remote_calls.hpp"
 #include "promotion.hpp"
 #include "replicator.hpp"
@@ -357,6 +359,10 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   lists.push_back(app.add_option("--rate-limit", rate_limits,
                                  "a rate limit per client, \"[METHODS] TARGET RATE/UNIT [BURST]\": \"POST /book 5/s 10\" "
                                  "(429 with Retry-After past it); repeat for more"));
+  std::vector<std::string> plugin_libraries;
+  lists.push_back(app.add_option("--plugin", plugin_libraries,
+                                 "a shared library of actor classes to load (cairn/plugin.hpp; README \"Deploying a "
+                                 "class without building a server\"); repeat for more"));
   app.add_option("--rate-limit-clients", rate_limit_clients,
                  "clients each rate limit remembers at most (the least recently seen are forgotten)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
@@ -478,10 +484,17 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   for (auto* option : lists) option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "cairn-server";
   cli::add_version(app, program);
-  auto configured = cli::configure(app);
+  // The config file's [bindings.NAME] tables (routes, options) are not flags: taken out of it
+  // before CLI11 reads the rest (config_tables.hpp).
+  auto tables = std::make_shared<SplitToml>();
+  auto configured = cli::configure(app, [tables](const std::string& text) {
+    *tables = split_toml(text, {"bindings"});
+    return tables->rest;
+  });
   if (int status = cli::parse(app, argc, argv, program); status >= 0) return status;
   if (configured.print_config->count() > 0) {
     std::fputs(cli::print_config(app).c_str(), stdout);
+    if (!tables->tables_toml.empty()) std::fputs(("\n" + tables->tables_toml + "\n").c_str(), stdout);
     return 0;
   }
   // Logs go to stderr; stdout carries only the line with the address.
@@ -493,6 +506,26 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     auto text = std::make_unique<spdlog::pattern_formatter>();
     text->add_flag<LogContextFlag>('*').set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [%^%l%$] %v%*");
     spdlog::set_formatter(std::move(text));
+  }
+  // The program's own classes, then the plugins' (whose problems end the program here, before
+  // anything is opened or served).
+  Registry classes;
+  try {
+    classes = make_classes();
+  } catch (const std::exception& e) {
+    spdlog::error("the program's classes: {}", e.what());
+    return 1;
+  }
+  std::shared_ptr<PluginSet> plugins;
+  std::map<std::string, BindingRouting> configured_routes;
+  try {
+    auto bindings = tables->tables_json.empty() ? nlohmann::json::object()
+                                                : nlohmann::json::parse(tables->tables_json).value("bindings", nlohmann::json());
+    plugins = std::make_shared<PluginSet>(plugin_libraries, bindings, classes);
+    configured_routes = configured_routing(bindings, classes);
+  } catch (const PluginError& e) {
+    std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
+    return 2;
   }
   EdgeOptions edge;
   {
@@ -682,7 +715,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     // only after it: a runtime thread that read the link before it was detached may still
     // ask the membership for an epoch while the runtime stops.
     std::unique_ptr<cluster::Membership> membership;
-    Runtime runtime(make_classes(), options);
+    Runtime runtime(std::move(classes), options);
     // Stopped before the runtime goes (ClusterCalls::stop).
     struct StopCalls {
       std::shared_ptr<ClusterCalls>& calls;
@@ -709,9 +742,19 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     web.edge = edge;
     web.errors = std::make_shared<ErrorLog>();
     routes(web);
+    try {
+      apply_routing(web, plugins->loaded(), configured_routes);
+    } catch (const PluginError& e) {
+      std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
+      return 2;
+    }
     std::string banner = "(data in " + data_dir + ", durability " + durability + ")";
     ServeExtras extras;
     extras.drain_period = to_ms(drain_period_s);
+    if (!plugin_libraries.empty()) {
+      // SIGHUP and POST /admin/reload (cairnctl reload): new versions of the libraries.
+      extras.reload = [plugins, &runtime] { (void)plugins->reload(runtime); };
+    }
     // Left after every gateway thread has stopped (serve() returns only then) and before the
     // runtime is destroyed: nothing can reach the Membership after it is stopped, nor its
     // watch reach the runtime.
@@ -1010,6 +1053,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     admin.header_timeout = web.header_timeout;
     admin.keep_alive_timeout = web.keep_alive_timeout;
     admin.errors = web.errors;
+    if (!plugin_libraries.empty()) admin.reload = [plugins, &runtime] { return plugins->reload(runtime); };
     if (!etcd.empty()) {
       admin.not_ready = [link] { return link->not_ready(); };
       admin.cluster_status = [&membership](bool with_shards) {

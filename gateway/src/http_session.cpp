@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket.hpp>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <spdlog/spdlog.h>
@@ -540,6 +541,23 @@ void HttpSession::handle_admin(http::request<http::string_body> request) {
         } else {
           response = Response::json(200, status(shards->has_value() && **shards != "0"));
         }
+      }
+    } else if (actor_request.path() == "/admin/reload") {
+      // New versions of the plugins' libraries (cairn/plugin.hpp; `cairnctl reload`).
+      const auto& reload = self->shared_->options.reload;
+      if (actor_request.method != "POST") {
+        response = Response::method_not_allowed("POST", "use POST /admin/reload");
+      } else if (!reload) {
+        response = Response::error(Code::not_found, "this server loads no plugin (--plugin)");
+      } else {
+        auto libraries = reload();
+        std::string refused;
+        for (const auto& row : libraries) {
+          if (row.value("outcome", "") == "refused") refused += (refused.empty() ? "" : "; ") + row.value("reason", "");
+        }
+        // 422: a library's new version was refused (its row says why); its old version runs on.
+        response = refused.empty() ? Response::json(200, {{"libraries", libraries}})
+                                   : Response::json(422, {{"error", refused}, {"status", 422}, {"libraries", libraries}});
       }
     } else if (actor_request.path() == "/admin/errors") {
       // The public listener's last 5xx answers, with what their clients were not told.

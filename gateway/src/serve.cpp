@@ -95,6 +95,13 @@ int serve_all(Runtime& runtime, GatewayOptions options, ServeExtras extras, cons
           else spdlog::error("SIGHUP: {}; {} keeps its certificate", problem, where(*g));
         }
         if (!any) spdlog::info("SIGHUP: no TLS listener, nothing to read again");
+        if (extras.reload) {
+          try {
+            extras.reload();
+          } catch (const std::exception& e) {
+            spdlog::error("SIGHUP: {}", e.what());
+          }
+        }
       }
     }
     systemd::notify("STOPPING=1\nSTATUS=stopping (signal " + std::to_string(signal_number) + ")");

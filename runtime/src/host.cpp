@@ -24,8 +24,8 @@ using synced_atom = caf::atom_constant<caf::atom("synced")>;
 }  // namespace
 
 Host::Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
-           const ActorFactory* factory, std::uint64_t generation)
-    : caf::event_based_actor(config), core_(core), id_(std::move(id)), factory_(factory),
+           std::shared_ptr<const ActorFactory> factory, std::uint64_t generation)
+    : caf::event_based_actor(config), core_(core), id_(std::move(id)), factory_(std::move(factory)),
       generation_(generation), context_(*this), outbox_(core->node()) {}
 
 caf::behavior Host::make_behavior() {

@@ -64,7 +64,7 @@ class HostContext final : public Context {
 class Host final : public caf::event_based_actor {
  public:
   Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
-       const ActorFactory* factory, std::uint64_t generation);
+       std::shared_ptr<const ActorFactory> factory, std::uint64_t generation);
   caf::behavior make_behavior() override;
   const char* name() const override { return "cairn-host"; }
   // However the host ends (evicted, shut down, or ended by CAF), its database is closed
@@ -161,7 +161,7 @@ class Host final : public caf::event_based_actor {
 
   detail::RuntimeCore* core_;
   ActorId id_;
-  const ActorFactory* factory_;
+  std::shared_ptr<const ActorFactory> factory_;  // the class as it was when this host started
   // Cluster mode (0 on a single node): the epoch of the shard's ownership the instance
   // started under (another one drops it), and the one the open batch began under (its
   // outputs leave only if that is still the current one).

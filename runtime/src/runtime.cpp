@@ -47,6 +47,9 @@ Result<bool> Runtime::evict(std::string_view binding, std::string_view name) {
 }
 
 std::size_t Runtime::evict_shard(unsigned shard) { return core_->evict_shard(shard); }
+Result<std::size_t> Runtime::replace_class(const std::string& binding, ActorFactory factory) {
+  return core_->replace_class(binding, std::move(factory));
+}
 std::size_t Runtime::shard_instances(unsigned shard) const { return core_->shard_instances(shard); }
 std::filesystem::path Runtime::shard_dir(unsigned shard) const {
   return detail::shard_dir(core_->options.data_dir, shard);

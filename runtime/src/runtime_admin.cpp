@@ -27,8 +27,7 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
       return fail(Code::unavailable, "actor " + id.binding() + "'s shard " + std::to_string(id.shard()) +
                                          " is moving to another node; ask again shortly");
     }
-    const ActorFactory* factory = registry.find(id.binding());
-    if (factory == nullptr) return fail(Code::not_found, "no actor class is bound to '" + id.binding() + "'");
+    if (registry.find(id.binding()) == nullptr) return fail(Code::not_found, "no actor class is bound to '" + id.binding() + "'");
     Entry* entry = find_locked(id.hex());
     // A deleted actor may still have a host that is leaving: the files decide.
     if (!named) {
@@ -48,7 +47,7 @@ Result<nlohmann::json> RuntimeCore::admin(const ActorId& id, AdminEvent::Op op, 
       // Spawned for the operator only: it leaves memory right after.
       entry = &emplace_locked(id);
       entry->waiting.push_back(std::move(event));
-      start_locked(*entry, *factory, /*for_admin=*/true);
+      start_locked(*entry, /*for_admin=*/true);
       evict_locked(*entry, Why::admin);
     } else if (entry->stopping) {
       entry->waiting.push_back(std::move(event));  // for its next host, as any event

@@ -55,6 +55,9 @@ std::map<std::string, std::uint64_t> bytes_by_directory(const std::filesystem::p
 
 RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
     : registry(std::move(registry_in)), options(std::move(options_in)) {
+  for (const auto& binding : registry.bindings()) {
+    factories_.emplace(binding, std::make_shared<const ActorFactory>(*registry.find(binding)));
+  }
   if (options.max_live_instances == 0) {
     throw std::invalid_argument("max_live_instances must be at least 1");
   }
@@ -173,7 +176,7 @@ void RuntimeCore::send_locked(Entry& entry, Event event, bool then_evict) {
   evict_locked(entry, Why::admin);  // the books (its eviction order is already sent)
 }
 
-void RuntimeCore::start_locked(Entry& entry, const ActorFactory& factory, bool for_admin) {
+void RuntimeCore::start_locked(Entry& entry, bool for_admin) {
   // A host started only for an operator is not a live instance: it does not count against
   // max_live_instances and pushes no live one out (it leaves right after its operation; at
   // most one per admin worker is open at a time). Callers of a live start made room first.
@@ -183,7 +186,9 @@ void RuntimeCore::start_locked(Entry& entry, const ActorFactory& factory, bool f
     // Lazily started: it runs nothing before its first message (the waiting events, sent
     // below: keep them after the functor), so it cannot have ended before the functor is
     // attached (CAF would run it at once, here, under these locks).
-    entry.host = system_->spawn<Host, caf::lazy_init>(this, entry.id, &factory, entry.generation);
+    // The class as it is now (replace_class may give a binding a new one for later hosts).
+    auto factory = factories_.find(entry.id.binding());
+    entry.host = system_->spawn<Host, caf::lazy_init>(this, entry.id, factory->second, entry.generation);
     // A host that ends without evicting itself (CAF ended it: an exception that escaped
     // every catch, an exit message) must not leave its entry pointing at a dead mailbox.
     // Runs on the host's thread as it ends, never under these locks.
@@ -298,8 +303,7 @@ RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
   }
   Entry* entry = find_locked(hex);
   if (entry == nullptr) {
-    const ActorFactory* factory = registry.find(id.binding());
-    if (factory == nullptr) {
+    if (registry.find(id.binding()) == nullptr) {
       lock.unlock();
       return refuse(Error{Code::not_found, "no actor class is bound to " + id.binding()});
     }
@@ -313,7 +317,7 @@ RuntimeCore::Delivery RuntimeCore::deliver(const ActorId& id, Event event) {
       defer_locked(*entry);
       return Delivery::sent;
     }
-    start_locked(*entry, *factory);
+    start_locked(*entry);
     return Delivery::sent;
   }
   if (full(*entry)) {
@@ -470,7 +474,7 @@ void RuntimeCore::start_deferred_locked() {
     deferred_.pop_front();
     if (entry == nullptr || !entry->deferred) continue;
     entry->deferred = false;
-    start_locked(*entry, *registry.find(entry->id.binding()));
+    start_locked(*entry);
   }
   make_victims_locked();
 }
@@ -532,7 +536,6 @@ void RuntimeCore::retire_locked(Entry& entry, std::vector<Event>& dropped) {
     return;
   }
   // Events came while it stopped: a new instance takes them, in the order they came.
-  const ActorFactory* factory = registry.find(id.binding());
   entry.admin_only = std::all_of(entry.waiting.begin(), entry.waiting.end(), [](const Event& event) {
     return std::holds_alternative<AdminEvent>(event.body);
   });
@@ -541,7 +544,7 @@ void RuntimeCore::retire_locked(Entry& entry, std::vector<Event>& dropped) {
     start_deferred_locked();
     return;
   }
-  start_locked(entry, *factory, entry.admin_only);
+  start_locked(entry, entry.admin_only);
   if (entry.admin_only) evict_locked(entry, Why::admin);
   start_deferred_locked();
 }
@@ -613,6 +616,24 @@ void RuntimeCore::tell_actor(const ActorId& target, std::string method, nlohmann
     return;
   }
   deliver(target, Event{CallEvent{std::move(method), std::move(args), std::move(trace)}});
+}
+
+Result<std::size_t> RuntimeCore::replace_class(const std::string& binding, ActorFactory factory) {
+  if (!factory) return fail(Code::invalid_argument, "binding " + binding + ": an empty factory");
+  auto replacement = std::make_shared<const ActorFactory>(std::move(factory));
+  std::lock_guard lock(mutex_);
+  if (stopping_) return fail(Code::unavailable, "the runtime is shutting down");
+  auto it = factories_.find(binding);
+  if (it == factories_.end()) return fail(Code::not_found, "no actor class is bound to " + binding);
+  it->second = std::move(replacement);  // every host started from here on
+  std::vector<Entry*> victims;
+  for (Entry* entry : lru_) {
+    if (entry->id.binding() == binding) victims.push_back(entry);
+  }
+  // Each finishes the event it runs (the eviction is its next message), commits, and leaves;
+  // its sockets stay open, and its next event starts a host of the new class.
+  for (Entry* entry : victims) evict_locked(*entry, Why::forced);
+  return victims.size();
 }
 
 std::size_t RuntimeCore::evict_shard(unsigned shard) {

@@ -124,6 +124,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::size_t evict_idle();
   bool evict(const ActorId& id);
   std::size_t evict_shard(unsigned shard);
+  Result<std::size_t> replace_class(const std::string& binding, ActorFactory factory);
   // Hand-off (Runtime's, runtime_handoff.cpp).
   std::size_t shard_instances(unsigned shard) const;
   nlohmann::json shard_indexes(unsigned shard) const;
@@ -167,6 +168,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
 
   void shutdown();
 
+  // Which bindings there are (fixed for the runtime's life); their factories as the runtime
+  // started. New hosts take a binding's class from factories_.
   const Registry registry;
   const RuntimeOptions options;
   SocketTable sockets;
@@ -220,9 +223,11 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
 
   // Spawns the entry's next host and hands it the events that waited. One `for_admin` (an
   // operator's operation only) is kept out of the LRU list and the live cap.
-  void start_locked(Entry& entry, const ActorFactory& factory, bool for_admin = false);
+  void start_locked(Entry& entry, bool for_admin = false);
   // The entry becomes a live instance (most recently used).
   void enter_lru_locked(Entry& entry);
+  // Each binding's class as new hosts get it (replace_class). mutex_.
+  std::map<std::string, std::shared_ptr<const ActorFactory>, std::less<>> factories_;
   enum class Why { idle, lru, forced, admin };
   void evict_locked(Entry& entry, Why why);
   // The least recently used live instance (approximately), or null if none is live.

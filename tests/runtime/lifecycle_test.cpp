@@ -434,3 +434,60 @@ TEST_CASE("the descriptor limit is raised to the hard limit") {
   CHECK(after.rlim_cur >= before.rlim_cur);
   if (before.rlim_max != RLIM_INFINITY) CHECK(after.rlim_cur == before.rlim_max);
 }
+
+namespace {
+
+// Says which version of its code runs (replace_class).
+class Versioned final : public Actor {
+ public:
+  Versioned(Context& ctx, int version) : ctx_(ctx), version_(version) {}
+  Methods methods() override {
+    return {{"version", [this](const json&) -> Result<json> { return json(version_); }}};
+  }
+  Response fetch(const Request& request) override {
+    auto accepted = ctx_.accept_websocket(request, {});
+    return accepted ? *accepted : Response::error(accepted.error());
+  }
+  void on_message(WebSocket& socket, std::string_view message, bool) override {
+    socket.send("v" + std::to_string(version_) + " " + std::string(message));
+  }
+
+ private:
+  Context& ctx_;
+  int version_;
+};
+
+}  // namespace
+
+TEST_CASE("replace_class: live instances are evicted and wake on the new class with their sockets still open") {
+  TempDir dir;
+  Registry registry;
+  registry.add("VER", [](Context& ctx) { return std::make_unique<Versioned>(ctx, 1); });
+  RuntimeOptions options;
+  options.data_dir = dir.path();
+  options.threads = 2;
+  Runtime runtime(std::move(registry), options);
+  auto sink = std::make_shared<testing::RecordingSink>();
+  Request upgrade = testing::get("/ws");
+  upgrade.headers = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}};
+  upgrade.websocket = runtime.reserve_socket(sink);
+  REQUIRE(testing::fetch(*runtime.get("VER", "a"), upgrade).status == 101);
+  runtime.socket_message(upgrade.websocket, "before", false);
+  REQUIRE(received(sink, 1));
+  CHECK(sink->messages()[0] == "v1 before");
+  CHECK(testing::call(*runtime.get("VER", "b"), "version").value() == 1);
+
+  auto replaced = runtime.replace_class("VER", [](Context& ctx) { return std::make_unique<Versioned>(ctx, 2); });
+  REQUIRE(replaced.ok());
+  CHECK(replaced.value() == 2);  // both live instances
+  REQUIRE(testing::eventually([&] { return runtime.stats().live_instances == 0; }));
+  CHECK(runtime.stats().websockets == 1);  // hibernated, not closed
+  runtime.socket_message(upgrade.websocket, "after", false);
+  REQUIRE(received(sink, 2));
+  CHECK(sink->messages()[1] == "v2 after");
+  CHECK(testing::call(*runtime.get("VER", "b"), "version").value() == 2);
+  CHECK(testing::call(*runtime.get("VER", "never-before"), "version").value() == 2);
+  CHECK(runtime.replace_class("NOPE", [](Context& ctx) { return std::make_unique<Versioned>(ctx, 3); }).error().code ==
+        Code::not_found);
+  CHECK(runtime.replace_class("VER", nullptr).error().code == Code::invalid_argument);
+}

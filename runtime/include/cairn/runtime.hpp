@@ -121,6 +121,12 @@ class Runtime {
   // Evicts every live instance of `shard` (cluster mode: its owner or epoch changed); returns
   // how many.
   std::size_t evict_shard(unsigned shard);
+  // New code for a class (a plugin's new version: cairn/plugin.hpp): instances of `binding`
+  // started from now on run `factory`. Every live one finishes the events already sent to it
+  // and is evicted (its WebSockets stay open, hibernated; its alarms stay set), so each wakes
+  // on the new code at its next event: Durable Objects' "code was updated" reset. Returns
+  // how many were evicted; not_found for a binding not registered (bindings are fixed).
+  Result<std::size_t> replace_class(const std::string& binding, ActorFactory factory);
   RuntimeStats stats() const;
 
   // --- Handing a shard to another node (cluster mode). Any thread. ---

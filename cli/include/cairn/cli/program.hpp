@@ -14,6 +14,9 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <iterator>
+#include <sstream>
 #include <iostream>
 #include <istream>
 #include <memory>
@@ -46,12 +49,24 @@ inline std::string environment_name(const std::string& flag) {
 // TOML whose sections name flag prefixes (see the top of this file). A key whose flag is
 // set in the environment is left out: the environment comes before the file (CLI11 would
 // read the file first and then skip the variable).
+// `filter`, when set, gets the file's text first and returns what CLI11 reads (run_app takes
+// the [bindings.NAME] tables out: cairn/gateway/app.hpp); what it throws is a config error.
 class SectionedToml : public CLI::ConfigTOML {
  public:
-  explicit SectionedToml(const CLI::App* app) : app_(app) {}
+  using Filter = std::function<std::string(const std::string& text)>;
+  explicit SectionedToml(const CLI::App* app, Filter filter = {}) : app_(app), filter_(std::move(filter)) {}
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
     std::vector<CLI::ConfigItem> out;
-    for (auto& item : CLI::ConfigTOML::from_config(input)) {
+    std::istringstream filtered;
+    if (filter_) {
+      std::string text{std::istreambuf_iterator<char>(input), std::istreambuf_iterator<char>()};
+      try {
+        filtered.str(filter_(text));
+      } catch (const std::exception& e) {
+        throw CLI::ConfigError(e.what(), CLI::ExitCodes::ConfigError);
+      }
+    }
+    for (auto& item : CLI::ConfigTOML::from_config(filter_ ? filtered : input)) {
       if (item.name == "++" || item.name == "--") continue;  // CLI11's section marks
       if (!item.parents.empty()) {
         std::string section = CLI::detail::join(item.parents, "-");
@@ -74,6 +89,7 @@ class SectionedToml : public CLI::ConfigTOML {
 
  private:
   const CLI::App* app_;
+  Filter filter_;
 };
 
 struct Configured {
@@ -82,7 +98,7 @@ struct Configured {
 };
 
 // Call after every flag is added. `program` names the program in messages.
-inline Configured configure(CLI::App& app) {
+inline Configured configure(CLI::App& app, SectionedToml::Filter filter = {}) {
   for (auto* option : app.get_options()) {
     auto name = option->get_single_name();
     if (name.empty() || name == "help" || name == "version") continue;
@@ -102,7 +118,7 @@ inline Configured configure(CLI::App& app) {
       "--config", default_file,
       "read flags from this TOML file (keys: flag names; see README); also $CAIRN_CONFIG",
       !default_file.empty());
-  app.config_formatter(std::make_shared<SectionedToml>(&app));
+  app.config_formatter(std::make_shared<SectionedToml>(&app, std::move(filter)));
   app.allow_config_extras(CLI::config_extras_mode::error);
   return out;
 }

@@ -124,6 +124,9 @@ struct GatewayOptions {
   // The admin listener, cluster mode: GET /admin/cluster answers what this returns (the
   // cluster as this node sees it; `with_shards`: every shard's owner and epoch too).
   std::function<nlohmann::json(bool with_shards)> cluster_status = {};
+  // The admin listener: POST /admin/reload answers {"libraries": what this returns}
+  // (PluginSet::reload: new versions of the plugins' libraries); unset: 404.
+  std::function<nlohmann::json()> reload = {};
   // Why this node should get no traffic now ("" if it should), for GET /readyz (cluster
   // mode: fenced, or no shard owned). Any I/O thread; must not block.
   std::function<std::string()> not_ready = {};

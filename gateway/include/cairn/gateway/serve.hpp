@@ -44,6 +44,9 @@ struct ServeExtras {
   // Called when a stop signal came, before anything stops: the listeners still serve
   // (cluster mode hands the node's shards to others here).
   std::function<void()> leaving;
+  // Called on SIGHUP after the TLS certificates are read again (cairn-server: new versions of
+  // the plugins' libraries).
+  std::function<void()> reload;
   // Called after runtime.shutdown().
   std::function<void()> stopped;
   // What the admin listener's /metrics writes after the gateways' metrics (cluster mode: the
