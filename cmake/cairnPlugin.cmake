@@ -19,4 +19,7 @@ function(cairn_add_actor_library name)
     VISIBILITY_INLINES_HIDDEN ON
     CXX_EXTENSIONS OFF
     PREFIX "lib")
+  # Its own definitions bind to themselves: nothing in the server (which exports everything),
+  # nor an older version of the same library loaded beside it, can take their place.
+  target_link_options(${name} PRIVATE "LINKER:-Bsymbolic")
 endfunction()

@@ -494,7 +494,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   if (int status = cli::parse(app, argc, argv, program); status >= 0) return status;
   if (configured.print_config->count() > 0) {
     std::fputs(cli::print_config(app).c_str(), stdout);
-    if (!tables->tables_toml.empty()) std::fputs(("\n" + tables->tables_toml + "\n").c_str(), stdout);
+    if (!tables->tables_toml.empty()) std::fputs(("\n" + tables->tables_toml).c_str(), stdout);
     return 0;
   }
   // Logs go to stderr; stdout carries only the line with the address.
@@ -518,11 +518,17 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   }
   std::shared_ptr<PluginSet> plugins;
   std::map<std::string, BindingRouting> configured_routes;
+  std::map<std::string, std::chrono::milliseconds, std::less<>> idle_timeouts;
   try {
     auto bindings = tables->tables_json.empty() ? nlohmann::json::object()
                                                 : nlohmann::json::parse(tables->tables_json).value("bindings", nlohmann::json());
     plugins = std::make_shared<PluginSet>(plugin_libraries, bindings, classes);
-    configured_routes = configured_routing(bindings, classes);
+    configured_routes = configured_routing(bindings, classes, plugins->loaded());
+    idle_timeouts = configured_idle_timeouts(bindings);
+    // The routes as they will be, checked now (a path routed twice), before anything starts.
+    GatewayOptions routing;
+    routes(routing);
+    apply_routing(routing, plugins->loaded(), configured_routes);
   } catch (const PluginError& e) {
     std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
     return 2;
@@ -674,6 +680,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.threads = threads;
     options.storage_threads = storage_threads;
     options.idle_timeout = to_ms(idle_timeout_s);
+    options.idle_timeout_by_binding = idle_timeouts;
     options.max_live_instances = max_live;
     options.max_queued_events = max_queued;
     options.event_budget = to_ms(event_budget_s);

@@ -1,6 +1,8 @@
 // split_toml (config_tables.hpp).
 #include "config_tables.hpp"
 
+#include <algorithm>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -10,70 +12,109 @@ namespace cairn::gateway {
 
 namespace {
 
-constexpr auto plain = toml::format_flags::quote_dates_and_times | toml::format_flags::quote_infinities_and_nans;
+// A table header line, "[a.b]" or "[[a.b]]" with an optional comment: its dotted name.
+// (Only a name of bare or quoted keys counts, so an array's element on a line of its own,
+// "[1, 2]", is not taken for one.)
+const std::regex header(R"re(^\s*\[\[?\s*((?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*'))*)\s*\]\]?\s*(?:#.*)?$)re");
+// A line that begins like a header.
+const std::regex opening(R"re(^\s*\[\[?\s*["']?([A-Za-z0-9_-]+))re");
+// A key-value line whose key starts with a table's name ("bindings.X.y = ...", "bindings = {").
+const std::regex dotted(R"re(^\s*("?)([A-Za-z0-9_-]+)\1\s*[.=])re");
 
-// One value on one line: CLI11's reader takes no array over several lines (toml++ wraps long
-// ones) and no literal or multi-line string.
-std::string one_line(const toml::node& value) {
-  if (const auto* array = value.as_array()) {
-    std::string out = "[";
-    for (const auto& element : *array) out += (out.size() > 1 ? ", " : "") + one_line(element);
-    return out + "]";
+// How many brackets and braces `line` leaves open (strings and comments skipped): a line that
+// starts inside an open array or inline table is a value's continuation, never a header.
+int opened_by(const std::string& line) {
+  int depth = 0;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (c == '#') break;
+    if (c == '"' || c == '\'') {
+      // (A multi-line string's lines are rare in a config; they are taken as they come.)
+      for (++i; i < line.size() && line[i] != c; ++i) {
+        if (c == '"' && line[i] == '\\') ++i;
+      }
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
   }
-  std::ostringstream out;
-  out << toml::toml_formatter(value, plain);
-  return out.str();
+  return depth;
 }
 
-// `table` as [section] headers (dotted for nested ones) and key = value lines.
-void write_flat(std::ostream& out, const toml::table& table, const std::string& name) {
-  for (const auto& [key, value] : table) {
-    if (!value.is_table()) out << key.str() << " = " << one_line(value) << "\n";
+// The first key of a dotted name, unquoted.
+std::string first_key(const std::string& name) {
+  std::string key;
+  if (!name.empty() && (name[0] == '"' || name[0] == '\'')) {
+    auto end = name.find(name[0], 1);
+    return name.substr(1, end == std::string::npos ? std::string::npos : end - 1);
   }
-  for (const auto& [key, value] : table) {
-    if (!value.is_table()) continue;
-    std::string section = name.empty() ? std::string(key.str()) : name + "." + std::string(key.str());
-    out << "[" << section << "]\n";
-    write_flat(out, *value.as_table(), section);
+  for (char c : name) {
+    if (c == '.' || c == ' ' || c == '\t') break;
+    key += c;
   }
+  return key;
 }
 
 }  // namespace
 
 SplitToml split_toml(const std::string& text, const std::vector<std::string>& tables) {
-  SplitToml out{text, "{}", ""};
-  bool mentioned = false;
-  for (const auto& name : tables) mentioned = mentioned || text.find(name) != std::string::npos;
-  if (!mentioned) return out;  // CLI11 reads the file as it always did
-  toml::table whole;
+  // The file is cut, not rewritten: what CLI11 reads is the file's own lines (every value as
+  // the user wrote it), less the tables' sections, which toml++ reads.
+  SplitToml out{"", "{}", ""};
+  auto is_table = [&](const std::string& key) {
+    for (const auto& name : tables) {
+      if (key == name) return true;
+    }
+    return false;
+  };
+  std::string rest, taken;
+  std::vector<std::size_t> taken_lines;  // the file's line number of each line of `taken`
+  bool inside = false;
+  int depth = 0;  // brackets left open by the lines before
+  std::istringstream lines(text);
+  std::string line;
+  std::smatch match;
+  for (std::size_t number = 1; std::getline(lines, line); ++number) {
+    bool continued = depth > 0;
+    depth = std::max(0, depth + opened_by(line));
+    if (continued) {
+      // part of the value before
+    } else if (std::regex_search(line, match, header)) {
+      inside = is_table(first_key(match[1].str()));
+      depth = 0;
+    } else if (std::regex_search(line, match, opening) && is_table(match[1].str()) &&
+               line.find('=') == std::string::npos) {
+      throw std::runtime_error("line " + std::to_string(number) + ": a malformed table header: " + line);
+    } else if (!inside && std::regex_search(line, match, dotted) && is_table(match[2].str())) {
+      throw std::runtime_error("line " + std::to_string(number) + ": write " + match[2].str() + " as [" +
+                               match[2].str() + ".NAME] tables, not as a key");
+    }
+    if (inside) {
+      taken += line + "\n";
+      taken_lines.push_back(number);
+    } else {
+      rest += line + "\n";
+    }
+  }
+  if (taken.empty()) {
+    out.rest = text;  // CLI11 reads the file as it always did
+    return out;
+  }
+  toml::table parsed;
   try {
-    whole = toml::parse(text);
+    parsed = toml::parse(taken);
   } catch (const toml::parse_error& e) {
-    std::ostringstream message;
-    message << "line " << e.source().begin.line << ", column " << e.source().begin.column << ": " << e.description();
-    throw std::runtime_error(message.str());
+    auto at = e.source().begin.line;
+    auto number = at >= 1 && at <= taken_lines.size() ? taken_lines[at - 1] : 0;
+    throw std::runtime_error("line " + std::to_string(number) + ": " + std::string(e.description()));
   }
-  toml::table taken;
-  bool any = false;
-  for (const auto& name : tables) {
-    auto* node = whole.get(name);
-    if (node == nullptr) continue;
-    auto* table = node->as_table();
-    if (table == nullptr) throw std::runtime_error("'" + name + "' must be a table ([" + name + ".NAME])");
-    taken.insert_or_assign(name, *table);
-    whole.erase(name);
-    any = true;
-  }
-  if (!any) return out;
-  std::ostringstream rest;
-  write_flat(rest, whole, "");
-  std::ostringstream toml_text;
-  toml_text << toml::toml_formatter(taken, plain);
-  out.tables_toml = toml_text.str();
   std::ostringstream json;
-  json << toml::json_formatter(taken, plain);
-  out.rest = rest.str();
+  json << toml::json_formatter(parsed, toml::format_flags::quote_dates_and_times |
+                                           toml::format_flags::quote_infinities_and_nans);
+  out.rest = rest;
   out.tables_json = json.str();
+  out.tables_toml = taken;
   return out;
 }
 

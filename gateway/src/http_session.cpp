@@ -550,7 +550,12 @@ void HttpSession::handle_admin(http::request<http::string_body> request) {
       } else if (!reload) {
         response = Response::error(Code::not_found, "this server loads no plugin (--plugin)");
       } else {
-        auto libraries = reload();
+        nlohmann::json libraries;
+        try {
+          libraries = reload();
+        } catch (const std::exception& e) {
+          libraries = nlohmann::json::array({{{"outcome", "refused"}, {"reason", std::string("the reload failed: ") + e.what()}}});
+        }
         std::string refused;
         for (const auto& row : libraries) {
           if (row.value("outcome", "") == "refused") refused += (refused.empty() ? "" : "; ") + row.value("reason", "");

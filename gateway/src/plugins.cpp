@@ -24,6 +24,35 @@ namespace cairn::gateway {
 
 namespace {
 
+// A duration as the flags take one: seconds as a number, or a string with a unit ("500ms",
+// "30s", "5m", "1h"; a bare number is seconds). From 0 (never) to a day.
+std::chrono::milliseconds duration_of(const nlohmann::json& value, const std::string& where) {
+  double seconds = -1;
+  if (value.is_number()) {
+    seconds = value.get<double>();
+  } else if (value.is_string()) {
+    auto text = value.get<std::string>();
+    std::size_t used = 0;
+    double number = -1;
+    try {
+      number = std::stod(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    auto unit = text.substr(used);
+    if (used > 0) {
+      if (unit.empty() || unit == "s") seconds = number;
+      else if (unit == "ms") seconds = number / 1000;
+      else if (unit == "m") seconds = number * 60;
+      else if (unit == "h") seconds = number * 3600;
+    }
+  }
+  if (!(seconds >= 0 && seconds <= 86400)) {
+    throw PluginError(where + ": must be a duration from 0 to 24h (\"30s\", \"500ms\", \"5m\", or seconds)");
+  }
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
@@ -34,8 +63,15 @@ Route checked_route(const PluginRoute& given, const std::string& what) {
   if (given.path.empty() || given.path.front() != '/') {
     throw PluginError(what + ": a route's path starts with '/', not '" + given.path + "'");
   }
-  if (given.path.starts_with(objects_prefix) || given.path == "/healthz" || given.path == "/readyz") {
+  if (given.path.find_first_of("?# \t\r\n") != std::string::npos) {
+    throw PluginError(what + ": a route's path is a path alone (no query, fragment or space), not '" + given.path + "'");
+  }
+  if (given.path.starts_with(objects_prefix) || given.path == "/healthz" || given.path == "/readyz" ||
+      given.path == "/livez") {
     throw PluginError(what + ": " + given.path + " is the server's own");
+  }
+  if (!given.fixed_name.empty() && !given.default_name.empty()) {
+    throw PluginError(what + ": route " + given.path + " has a fixed name: a default name would never be used");
   }
   if (given.fixed_name.empty() == given.name_param.empty()) {
     throw PluginError(what + ": route " + given.path + " needs either a name parameter or a fixed name");
@@ -117,7 +153,10 @@ struct Opened {
 // The file's identity (device, inode, size, modification time): what a deploy changes.
 std::string identity_of(const struct stat& st) {
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+         // The change time too: no writer can set it back (rsync -t, reproducible builds'
+         // fixed modification times).
+         std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
 }
 
 std::string path_of(const std::string& given) {
@@ -190,9 +229,8 @@ Opened open_library(const std::string& given) {
   }
   out.version = out.info->cairn_version != nullptr ? out.info->cairn_version : "?";
   if (std::strcmp(out.info->fingerprint, CAIRN_PLUGIN_FINGERPRINT) != 0) {
-    throw PluginError(what + ": built for cairn " + out.version + " (" + out.info->fingerprint +
-                      "), but this server is cairn " + CAIRN_RUNTIME_VERSION + " (" + CAIRN_PLUGIN_FINGERPRINT +
-                      "): rebuild it against this cairn");
+    throw PluginError(what + ": built for " + out.info->fingerprint + ", but this server is " +
+                      CAIRN_PLUGIN_FINGERPRINT + ": rebuild it against this cairn");
   }
   return out;
 }
@@ -223,6 +261,12 @@ std::vector<std::string> register_library(const Opened& opened, const std::strin
 
 PluginSet::PluginSet(const std::vector<std::string>& libraries, nlohmann::json bindings, Registry& classes)
     : bindings_(bindings.is_object() ? std::move(bindings) : nlohmann::json::object()) {
+  // What the libraries will be handed, checked before any of them runs.
+  for (const auto& [binding, table] : bindings_.items()) {
+    if (table.is_object() && table.contains("options") && !table["options"].is_object()) {
+      throw PluginError("bindings." + binding + ".options: must be a table");
+    }
+  }
   std::set<std::string> seen;
   for (const auto& given : libraries) {
     std::error_code ec;
@@ -231,7 +275,7 @@ PluginSet::PluginSet(const std::vector<std::string>& libraries, nlohmann::json b
     auto opened = open_library(given);
     auto mine = register_library(opened, given, classes, loaded_, bindings_);
     spdlog::info("plugin {} (cairn {}): {}", given, opened.version, joined(mine));
-    libraries_.push_back(Library{given, opened.identity, mine, 1});
+    libraries_.push_back(Library{given, opened.identity, mine, 1, {}, {}});
   }
 }
 
@@ -240,8 +284,16 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
   auto report = nlohmann::json::array();
   for (auto& library : libraries_) {
     nlohmann::json row{{"library", library.path}};
-    if (identity_now(library.path) == library.identity) {
+    auto now = identity_now(library.path);
+    if (now == library.identity) {
       row["outcome"] = "unchanged";
+      report.push_back(row);
+      continue;
+    }
+    if (!now.empty() && now == library.refused_identity) {
+      // Not loaded again: each load of a library stays in memory (it is never unloaded).
+      row["outcome"] = "refused";
+      row["reason"] = library.refused_reason + " (the file has not changed since)";
       report.push_back(row);
       continue;
     }
@@ -262,6 +314,7 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
         evicted += replaced.value();
       }
       library.identity = opened.identity;
+      library.refused_identity.clear();
       ++library.version;
       spdlog::info("plugin {} reloaded (its load number {}, cairn {}): {}; {} live instances evicted to wake on it",
                    library.path, library.version, opened.version, joined(mine), evicted);
@@ -270,6 +323,8 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
       row["evicted"] = evicted;
     } catch (const PluginError& e) {
       spdlog::error("reload: {}; the running version stays", e.what());
+      library.refused_identity = now;
+      library.refused_reason = e.what();
       row["outcome"] = "refused";
       row["reason"] = e.what();
     }
@@ -278,7 +333,8 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
   return report;
 }
 
-std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& bindings, const Registry& classes) {
+std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& bindings, const Registry& classes,
+                                                        const LoadedPlugins& plugins) {
   std::map<std::string, BindingRouting> out;
   if (bindings.is_null()) return out;
   if (!bindings.is_object()) throw PluginError("bindings: must be a table of [bindings.NAME] tables");
@@ -294,6 +350,12 @@ std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& b
     for (const auto& [key, value] : table.items()) {
       if (key == "options") {
         if (!value.is_object()) throw PluginError(where + ".options: must be a table");
+        if (plugins.library_of.count(binding) == 0) {
+          throw PluginError(where + ".options: " + binding +
+                            " is compiled into this program, whose flags configure it (options go to a plugin's classes)");
+        }
+      } else if (key == "idle-timeout") {
+        (void)duration_of(value, where + ".idle-timeout");
       } else if (key == "objects") {
         if (!value.is_boolean()) throw PluginError(where + ".objects: must be true or false");
         routing.objects = value.get<bool>();
@@ -319,10 +381,21 @@ std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& b
         }
         routed = true;
       } else {
-        throw PluginError(where + ": unknown key '" + key + "' (routes, objects, options)");
+        throw PluginError(where + ": unknown key '" + key + "' (routes, objects, idle-timeout, options)");
       }
     }
     if (routed) out[binding] = std::move(routing);
+  }
+  return out;
+}
+
+std::map<std::string, std::chrono::milliseconds, std::less<>> configured_idle_timeouts(const nlohmann::json& bindings) {
+  std::map<std::string, std::chrono::milliseconds, std::less<>> out;
+  if (!bindings.is_object()) return out;
+  for (const auto& [binding, table] : bindings.items()) {
+    if (table.is_object() && table.contains("idle-timeout")) {
+      out[binding] = duration_of(table["idle-timeout"], "bindings." + binding + ".idle-timeout");
+    }
   }
   return out;
 }

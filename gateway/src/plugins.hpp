@@ -4,6 +4,7 @@
 // operator (the program then exits 2).
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -57,6 +58,8 @@ class PluginSet {
     std::string identity;               // of the file when it was loaded
     std::vector<std::string> bindings;  // what it registered
     int version = 1;                    // loads of it so far
+    // The file a reload last refused, and why: not loaded again until it changes.
+    std::string refused_identity, refused_reason;
   };
   std::vector<Library> libraries_;
   nlohmann::json bindings_ = nlohmann::json::object();
@@ -65,10 +68,15 @@ class PluginSet {
 };
 
 // The config file's [bindings.NAME] tables, checked: each names a registered binding and
-// has only `routes` (an array of {path, name-param | name, default-name}), `objects` (bool)
-// and `options` (a table). Returns the bindings whose routing the file sets. Throws
+// has only `routes` (an array of {path, name-param | name, default-name}), `objects` (bool),
+// `idle-timeout` (a duration) and `options` (a table). Returns the bindings whose routing the file sets. Throws
 // PluginError naming the key.
-std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& bindings, const Registry& classes);
+std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& bindings, const Registry& classes,
+                                                        const LoadedPlugins& plugins);
+
+// Each binding's own idle timeout ([bindings.NAME] idle-timeout; checked by
+// configured_routing first).
+std::map<std::string, std::chrono::milliseconds, std::less<>> configured_idle_timeouts(const nlohmann::json& bindings);
 
 // Routes `web` as the program set it up, then each library's defaults, then the config
 // file: a binding the file routes loses every other route (and the generic one unless the

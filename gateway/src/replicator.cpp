@@ -52,7 +52,10 @@ void HttpReplicator::remove(unsigned shard, const std::string& path) {
   push(shard, {ReplicaOp::Kind::remove, path, 0, {}});
 }
 
-std::chrono::milliseconds HttpReplicator::backoff(Queue& q) const {
+std::chrono::milliseconds HttpReplicator::backoff(Queue& q, const std::string& node) const {
+  // A failure against a follower the shard no longer has (a batch to the dead one that ended
+  // after the new one was given) is not the new one's: it is tried at once.
+  if (node != q.failures_of) return std::chrono::milliseconds(0);
   // Doubled after each failure in a row, up to 32 times retry_after: a follower that stays
   // down, or a shard too large to seed, is not read whole every second.
   auto wait = options_.retry_after * (std::int64_t{1} << std::min<unsigned>(q.failures, 5));
@@ -268,7 +271,7 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
         {
           std::lock_guard lock(mutex_);
           q.hold = false;
-          q.retry_at = std::chrono::steady_clock::now() + backoff(q);
+          q.retry_at = std::chrono::steady_clock::now() + backoff(q, follower->node);
         }
         if (counted) {
           // Counted in sync, and it may now miss this batch: it is dropped from the record
@@ -309,13 +312,14 @@ void HttpReplicator::send(unsigned shard, Queue& q, std::uint64_t ticket, std::s
 
 void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
   std::lock_guard in_order(q.send);
+  std::string node;  // the follower it is for
   auto finish = [&](const std::optional<std::string>& error) {
     if (error) q.broken = *error;  // q.send held
     std::lock_guard lock(mutex_);
     q.catching = false;
     q.hold = false;
     if (error) {
-      q.retry_at = std::chrono::steady_clock::now() + backoff(q);
+      q.retry_at = std::chrono::steady_clock::now() + backoff(q, node);
     } else {
       q.failures = 0;
     }
@@ -324,6 +328,7 @@ void HttpReplicator::run_catch_up(unsigned shard, Queue& q) {
     auto epoch = options_.epoch(shard);
     auto follower = options_.follower(shard);
     if (!epoch || !follower || follower->address.empty()) return finish(std::nullopt);
+    node = follower->node;
     {
       std::lock_guard lock(mutex_);
       if (counted_locked(q, follower, epoch)) {

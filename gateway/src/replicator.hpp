@@ -171,7 +171,8 @@ class HttpReplicator final : public Replicator {
   // once, not after the waits the dead one earned. mutex_ held.
   static void follow_locked(Queue& q, const std::string& node);
   static std::vector<ReplicaOp> take_locked(Queue& q);  // the queued changes (mutex_ held)
-  std::chrono::milliseconds backoff(Queue& q) const;  // mutex_ held
+  // The wait before the next catch-up after a failure against `node` (mutex_ held).
+  std::chrono::milliseconds backoff(Queue& q, const std::string& node) const;
   using Answer = boost::beast::http::response<boost::beast::http::string_body>;
   // POSTs one encoded batch to the follower's /_cairn/replicate over a kept-alive connection.
   Result<Answer> post(const std::string& address, std::string body, std::chrono::steady_clock::time_point deadline);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <caf/all.hpp>
 #include <stdexcept>
 
@@ -101,7 +102,7 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
   if (options.replicator) route_replication(options.data_dir, options.replicator);
   storage_ = std::make_unique<StoragePool>(options.storage_threads);
   system_ = std::make_unique<caf::actor_system>(config_);
-  if (options.idle_timeout.count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
+  if (shortest_idle_timeout().count() > 0) sweeper_ = std::thread([this] { sweep_loop(); });
   alarm_thread_ = std::thread([this] { alarm_loop(); });
 }
 
@@ -557,23 +558,42 @@ bool RuntimeCore::kill_host(const ActorId& id) {
   return true;
 }
 
+std::chrono::milliseconds RuntimeCore::shortest_idle_timeout() const {
+  auto shortest = options.idle_timeout;
+  for (const auto& [binding, timeout] : options.idle_timeout_by_binding) {
+    if (timeout.count() > 0 && (shortest.count() <= 0 || timeout < shortest)) shortest = timeout;
+  }
+  return shortest;
+}
+
 std::size_t RuntimeCore::evict_idle() {
-  if (options.idle_timeout.count() <= 0) return 0;
+  if (shortest_idle_timeout().count() <= 0) return 0;
   std::lock_guard lock(mutex_);
   if (stopping_) return 0;
   // Every live instance is looked at (the list is only roughly in order of use): a pointer
   // and an atomic load each, under the structure lock, which the hot path does not take.
-  auto oldest_allowed = (options.clock->now() - options.idle_timeout).time_since_epoch().count();
-  std::vector<Entry*> idle;
+  auto now = options.clock->now();
+  auto oldest_allowed = [&](const Entry& entry) -> std::optional<std::int64_t> {
+    auto timeout = options.idle_timeout;
+    if (!options.idle_timeout_by_binding.empty()) {
+      if (auto it = options.idle_timeout_by_binding.find(entry.id.binding()); it != options.idle_timeout_by_binding.end()) {
+        timeout = it->second;
+      }
+    }
+    if (timeout.count() <= 0) return std::nullopt;  // never by time
+    return (now - timeout).time_since_epoch().count();
+  };
+  std::vector<std::pair<Entry*, std::int64_t>> idle;
   for (Entry* entry : lru_) {
-    if (entry->last_used.load(std::memory_order_relaxed) <= oldest_allowed) idle.push_back(entry);
+    auto limit = oldest_allowed(*entry);
+    if (limit && entry->last_used.load(std::memory_order_relaxed) <= *limit) idle.emplace_back(entry, *limit);
   }
   std::size_t evicted = 0;
-  for (Entry* entry : idle) {
+  for (auto [entry, limit] : idle) {
     {
       // Looked at again under its stripe lock: an event may have come since the scan.
       std::lock_guard stripe_lock(stripe_of(entry->id.hex()).mutex);
-      if (entry->last_used.load(std::memory_order_relaxed) > oldest_allowed) continue;
+      if (entry->last_used.load(std::memory_order_relaxed) > limit) continue;
     }
     evict_locked(*entry, Why::idle);
     ++evicted;
@@ -657,7 +677,7 @@ bool RuntimeCore::evict(const ActorId& id) {
 }
 
 void RuntimeCore::sweep_loop() {
-  auto period = std::clamp<std::chrono::milliseconds>(options.idle_timeout / 4,
+  auto period = std::clamp<std::chrono::milliseconds>(shortest_idle_timeout() / 4,
                                                       std::chrono::milliseconds(10),
                                                       std::chrono::milliseconds(1000));
   std::unique_lock lock(sweep_mutex_);

@@ -124,6 +124,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::size_t evict_idle();
   bool evict(const ActorId& id);
   std::size_t evict_shard(unsigned shard);
+  // The shortest idle timeout of any binding (0: none evicts by time).
+  std::chrono::milliseconds shortest_idle_timeout() const;
   Result<std::size_t> replace_class(const std::string& binding, ActorFactory factory);
   // Hand-off (Runtime's, runtime_handoff.cpp).
   std::size_t shard_instances(unsigned shard) const;

@@ -19,43 +19,53 @@ TEST_CASE("config tables: a file without them is left as it is") {
   CHECK(split.tables_toml.empty());
 }
 
-TEST_CASE("config tables: the tables come out as JSON and the rest stays flags on one line each") {
-  std::string text =
-      "plugin = [\"/a/very/long/path/to/the/first/library/libone.so\", \"/a/very/long/path/to/the/second/library/libtwo.so\",\n"
-      "          \"/and/a/third/one/libthree.so\"]\n"
+TEST_CASE("config tables: the tables come out as JSON and the rest is the file's own lines") {
+  std::string flags =
+      "plugin = [\"/a/very/long/path/to/the/first/library/libone.so\",\n"
+      "          \"/and/a/second/one/libtwo.so\"]\n"
       "port = 8787\n"
-      "[bindings.COUNTER]\n"
-      "objects = true\n"
-      "routes = [{ path = \"/value\", name-param = \"name\" }]\n"
-      "[bindings.COUNTER.options]\n"
-      "start = 10\n"
-      "[admin]\n"
-      "port = 9000\n"
-      "[limits.deep]\n"
-      "x = \"y\"\n";
+      "tls-cert = 'C:\\x\\caf\xc3\xa9.pem'   # kept as written: CLI11 reads it as before\n"
+      "durability = normal\n";
+  std::string admin = "[admin]\nport = 9000\n";
+  std::string text = flags +
+                     "[bindings.COUNTER]   # the counter\n"
+                     "objects = true\n"
+                     "routes = [\n"
+                     "  { path = \"/value\", name-param = \"name\" },\n"
+                     "]\n"
+                     "[bindings.COUNTER.options]\n"
+                     "start = 10\n"
+                     "grid = [\n"
+                     "  [1, 2],\n"
+                     "  [3]\n"
+                     "]\n" +
+                     admin + "[[bindings.LIST]]\n";
   auto split = split_toml(text, {"bindings"});
   auto tables = nlohmann::json::parse(split.tables_json);
   CHECK(tables["bindings"]["COUNTER"]["objects"] == true);
   CHECK(tables["bindings"]["COUNTER"]["routes"][0]["name-param"] == "name");
   CHECK(tables["bindings"]["COUNTER"]["options"]["start"] == 10);
-  CHECK(split.rest.find("bindings") == std::string::npos);
-  CHECK(split.rest.find(
-            "plugin = [\"/a/very/long/path/to/the/first/library/libone.so\", "
-            "\"/a/very/long/path/to/the/second/library/libtwo.so\", \"/and/a/third/one/libthree.so\"]\n") !=
-        std::string::npos);
-  CHECK(split.rest.find("port = 8787\n") < split.rest.find("[admin]"));  // top-level keys before any section
-  CHECK(split.rest.find("[admin]\nport = 9000\n") != std::string::npos);
-  CHECK(split.rest.find("[limits.deep]\nx = \"y\"\n") != std::string::npos);
-  CHECK(split.tables_toml.find("[bindings.COUNTER.options]") != std::string::npos);
+  CHECK(tables["bindings"]["COUNTER"]["options"]["grid"] == nlohmann::json{{1, 2}, {3}});
+  CHECK(tables["bindings"]["LIST"].is_array());
+  CHECK(split.rest == flags + admin);
+  CHECK(split.tables_toml.find("[bindings.COUNTER.options]\nstart = 10\n") != std::string::npos);
+  // A comment that names the table is no table.
+  auto commented = split_toml("# see [bindings.X] in the guide\nport = 1\n", {"bindings"});
+  CHECK(commented.rest == "# see [bindings.X] in the guide\nport = 1\n");
+  CHECK(commented.tables_json == "{}");
 }
 
-TEST_CASE("config tables: a syntax error names its line and a bindings key that is no table is refused") {
+TEST_CASE("config tables: a syntax error names its line in the file and a key or a broken header is refused") {
   try {
-    (void)split_toml("port = 1\n[bindings.X\n", {"bindings"});
+    (void)split_toml("port = 1\n[bindings.X]\nroutes = [\n", {"bindings"});
     FAIL("no error");
   } catch (const std::runtime_error& e) {
-    CHECK(std::string(e.what()).find("line 2") != std::string::npos);
+    CHECK(std::string(e.what()).find("line 3") != std::string::npos);
   }
-  CHECK_THROWS_WITH_AS((void)split_toml("bindings = 3\n", {"bindings"}), "'bindings' must be a table ([bindings.NAME])",
-                       std::runtime_error);
+  CHECK_THROWS_WITH_AS((void)split_toml("bindings = 3\n", {"bindings"}),
+                       "line 1: write bindings as [bindings.NAME] tables, not as a key", std::runtime_error);
+  CHECK_THROWS_WITH_AS((void)split_toml("port = 1\nbindings.X.objects = true\n", {"bindings"}),
+                       "line 2: write bindings as [bindings.NAME] tables, not as a key", std::runtime_error);
+  CHECK_THROWS_WITH_AS((void)split_toml("port = 1\n[bindings.X\n", {"bindings"}),
+                       "line 2: a malformed table header: [bindings.X", std::runtime_error);
 }

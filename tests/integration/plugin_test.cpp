@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -149,7 +151,7 @@ TEST_CASE("plugins: a library the server cannot trust and a config that names wh
   };
   std::vector<Case> cases{
       {"another ABI", plugins({CAIRN_OTHER_ABI_PLUGIN}),
-       {CAIRN_OTHER_ABI_PLUGIN, "built for cairn 0.0.1 (cairn-abi 0, gcc 4", "but this server is cairn", "rebuild it"}},
+       {CAIRN_OTHER_ABI_PLUGIN, "built for cairn 0.0.1, cairn-abi 0, gcc 4", "but this server is cairn 0.1.0, cairn-abi 1", "rebuild it"}},
       {"no entry point", plugins({CAIRN_NO_ENTRY_PLUGIN}), {CAIRN_NO_ENTRY_PLUGIN, "no entry point cairn_plugin_v1"}},
       {"a missing symbol", plugins({CAIRN_UNRESOLVED_PLUGIN}),
        {CAIRN_UNRESOLVED_PLUGIN, "cannot load it", "undefined symbol", "cairn_test_no_such_function"}},
@@ -174,6 +176,18 @@ TEST_CASE("plugins: a library the server cannot trust and a config that names wh
       {"a path routed twice", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER]\nroutes = [{ path = \"/seats\", name-param = \"id\" }]\n",
        {"/seats is routed to FLIGHT already"}},
       {"not TOML", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER\n", {"cairn.toml", "line 2"}},
+      {"a route to the server's own path", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER]\nroutes = [{ path = \"/livez\", name-param = \"id\" }]\n",
+       {"/livez is the server's own"}},
+      {"a route with a query", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER]\nroutes = [{ path = \"/c?x=1\", name-param = \"id\" }]\n",
+       {"a route's path is a path alone"}},
+      {"a fixed name with a default", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER]\nroutes = [{ path = \"/c\", name = \"a\", default-name = \"b\" }]\n",
+       {"a default name would never be used"}},
+      {"options that are no table", plugins({CAIRN_PROBE_PLUGIN}) + "[bindings.PROBE]\noptions = 3\n", {"bindings.PROBE.options: must be a table"}},
+      {"options for a compiled-in class", "[bindings.FLIGHT.options]\nhold-seconds = 5\n", {"FLIGHT is compiled into this program"}},
+      {"a bad idle timeout", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER]\nidle-timeout = \"soon\"\n",
+       {"bindings.COUNTER.idle-timeout: must be a duration"}},
+      {"bindings as a key", plugins({CAIRN_COUNTER_PLUGIN}) + "bindings.COUNTER.objects = true\n",
+       {"write bindings as [bindings.NAME] tables"}},
   };
   for (const auto& c : cases) {
     INFO(c.what);
@@ -230,6 +244,11 @@ TEST_CASE("plugins: a reload loads a library's new version: a socket opened befo
   auto row = json::parse(adding.body)["libraries"][0];
   CHECK(row["outcome"] == "refused");
   CHECK(row["reason"].get<std::string>().find("a reload cannot add or remove classes") != std::string::npos);
+  // Asked again, the same file is not loaded again (every load stays in memory): the same answer.
+  auto again = admin.request(http::verb::post, "/admin/reload");
+  CHECK(again.status == 422);
+  CHECK(json::parse(again.body)["libraries"][0]["reason"].get<std::string>().find("has not changed since") !=
+        std::string::npos);
   deploy(CAIRN_OTHER_ABI_PLUGIN);
   auto cli = run_program({CAIRNCTL_PATH, "--url", "http://127.0.0.1:" + std::to_string(server.admin_port()),
                           "--token-file", (dir.path() / "token").string(), "reload"},
@@ -249,4 +268,91 @@ TEST_CASE("plugins: a reload loads a library's new version: a socket opened befo
   CHECK(back.exit_status == 0);
   CHECK(back.output.find("reloaded") != std::string::npos);
   CHECK(version_of("room") == 1);
+}
+
+namespace {
+
+// An answer with what differs from run to run (tokens, times, request ids) blanked.
+json normalized(const HttpReply& reply) {
+  auto body = json::parse(reply.body, nullptr, false);
+  std::function<void(json&)> blank = [&](json& value) {
+    if (value.is_object()) {
+      for (auto& [key, inner] : value.items()) {
+        if (key == "holdToken" || key == "bookingToken" || key == "expiresAt" || key == "heldUntil" ||
+            key == "request_id") {
+          inner = "*";
+        } else {
+          blank(inner);
+        }
+      }
+    } else if (value.is_array()) {
+      for (auto& inner : value) blank(inner);
+    }
+  };
+  if (!body.is_discarded()) blank(body);
+  return json{{"status", reply.status}, {"body", body.is_discarded() ? json(reply.body) : body}};
+}
+
+}  // namespace
+
+TEST_CASE("plugins: with demo = false and Flight loaded as a plugin the server answers the demo's requests as the compiled-in demo does") {
+  TempDir dir;
+  auto config = config_file(dir, "demo = false\nplugin = [" + toml_string(CAIRN_FLIGHT_PLUGIN) +
+                                     "]\n[bindings.FLIGHT.options]\nhold-seconds = 1\n");
+  ServerProcess compiled(dir.path() / "compiled", {"--hold-seconds", "1"});
+  ServerProcess plugged(dir.path() / "plugged", {"--config", config});
+  auto script = [](std::uint16_t port) {
+    std::vector<json> out;
+    const std::string f = "?flightId=LX-7";
+    out.push_back(normalized(http_get(port, "/seats" + f)));
+    out.push_back(normalized(http_get(port, "/seats")));  // no flightId: 400
+    out.push_back(normalized(http_post(port, "/hold-seat" + f, R"({"seatNumber":"3C"})")));
+    out.push_back(normalized(http_post(port, "/hold-seat" + f, R"({"seatNumber":"3C"})")));  // 409
+    out.push_back(normalized(http_post(port, "/release-seat" + f, R"({"seatNumber":"3C","holdToken":"00"})")));
+    out.push_back(normalized(http_post(port, "/book-seat" + f, R"({"seatNumber":"1A","name":"Ann"})")));
+    out.push_back(normalized(http_post(port, "/book-seat" + f, R"({"seatNumber":"1A","name":"Bob"})")));
+    out.push_back(normalized(http_post(port, "/book-seat" + f, R"({"seatNumber":"99Z","name":"Cy"})")));
+    out.push_back(normalized(http_post(port, "/cancel-booking" + f, R"({"seatNumber":"1A"})")));
+    out.push_back(normalized(http_get(port, "/objects/FLIGHT/LX-7/seats")));
+    out.push_back(normalized(http_get(port, "/ws" + f)));  // no upgrade: 426
+    {
+      WsClient socket(port, "/ws" + f);
+      REQUIRE(socket.send(R"({"type":"getSeats"})"));
+      auto seats = socket.read();
+      REQUIRE(seats.has_value());
+      out.push_back(normalized(HttpReply{200, *seats, "application/json"}));
+      REQUIRE(http_post(port, "/book-seat" + f, R"({"seatNumber":"2B","name":"Dee"})").status == 200);
+      auto told = socket.read();
+      REQUIRE(told.has_value());
+      out.push_back(normalized(HttpReply{200, *told, "application/json"}));
+    }
+    // The hold of 3C lapses after hold-seconds (1 s) and its alarm frees it.
+    auto freed = eventually([&] { return http_get(port, "/seats" + f).body.find(R"("seatNumber":"3C","occupant":null,"state":"available")") != std::string::npos; }, 10000ms);
+    out.push_back(json(freed));
+    auto page = http_get(port, "/");
+    out.push_back(json{{"status", page.status}, {"bytes", page.body.size()}});
+    return out;
+  };
+  auto expected = script(compiled.port());
+  auto got = script(plugged.port());
+  REQUIRE(got.size() == expected.size());
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK_MESSAGE(got[i] == expected[i], "step " << i << ": " << got[i].dump());
+  CHECK(expected[0]["status"] == 200);
+  CHECK(expected[2]["status"] == 200);
+  CHECK(expected[3]["status"] == 409);
+  CHECK(expected.back()["status"] == 200);
+}
+
+TEST_CASE("plugins: a binding's own idle timeout evicts its instances while the others keep the server's") {
+  TempDir dir;
+  auto config = config_file(dir, "plugin = [" + toml_string(CAIRN_COUNTER_PLUGIN) +
+                                     "]\nidle-timeout = \"1h\"\n[bindings.COUNTER]\nidle-timeout = \"300ms\"\n");
+  ServerProcess server(dir.path() / "data", {"--config", config});
+  auto live = [&] { return json::parse(http_get(server.port(), "/healthz").body)["live_instances"].get<int>(); };
+  REQUIRE(http_get(server.port(), "/seats?flightId=IDLE-1").status == 200);
+  REQUIRE(http_post(server.port(), "/objects/COUNTER/idle/increment", "{}").status == 200);
+  CHECK(live() == 2);
+  CHECK(eventually([&] { return live() == 1; }, 10000ms));  // the counter left, the flight stays
+  std::this_thread::sleep_for(500ms);
+  CHECK(live() == 1);
 }

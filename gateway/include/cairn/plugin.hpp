@@ -10,8 +10,8 @@
 //   }
 //   CAIRN_PLUGIN(register_classes)
 //
-// The server first compares the library's build fingerprint (CAIRN_PLUGIN_FINGERPRINT: cairn's
-// plugin ABI, the compiler, the C++ standard library and its ABI, the C++ standard, the
+// The server first compares the library's build fingerprint (CAIRN_PLUGIN_FINGERPRINT: the
+// cairn release and plugin ABI, the compiler, the C++ standard library and its ABI, the C++ standard, the
 // nlohmann_json release) with its own, and refuses a library built for another one; only
 // then does it call register_classes. The library's code runs inside the server: it links
 // against the server's own cairn (the server exports it), never a copy of its own. A library
@@ -50,9 +50,10 @@
 #else
 #define CAIRN_PLUGIN_STDLIB "another standard library"
 #endif
-// What a library was built for, compared with the server's as a whole.
+// What a library was built for, compared with the server's as a whole: the cairn release
+// too, so that a change a CAIRN_PLUGIN_ABI bump forgot still needs a rebuild.
 #define CAIRN_PLUGIN_FINGERPRINT                                                                  \
-  "cairn-abi " CAIRN_PLUGIN_STRINGIFY(CAIRN_PLUGIN_ABI) ", " CAIRN_PLUGIN_COMPILER ", " CAIRN_PLUGIN_STDLIB \
+  "cairn " CAIRN_RUNTIME_VERSION ", cairn-abi " CAIRN_PLUGIN_STRINGIFY(CAIRN_PLUGIN_ABI) ", " CAIRN_PLUGIN_COMPILER ", " CAIRN_PLUGIN_STDLIB \
                                                        ", C++ " CAIRN_PLUGIN_STRINGIFY(__cplusplus)          \
                                                        ", nlohmann_json " CAIRN_PLUGIN_STRINGIFY(           \
                                                            NLOHMANN_JSON_VERSION_MAJOR) "." CAIRN_PLUGIN_STRINGIFY(NLOHMANN_JSON_VERSION_MINOR)

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,6 +48,9 @@ struct RuntimeOptions {
   // An instance with no event for this long (by `clock`) is evicted: object destroyed,
   // database closed, sockets kept open. Zero: only the cap below evicts.
   std::chrono::milliseconds idle_timeout = limits::default_idle_timeout;
+  // The same for the bindings named here (the config file's [bindings.NAME] idle-timeout);
+  // zero: never by time.
+  std::map<std::string, std::chrono::milliseconds, std::less<>> idle_timeout_by_binding = {};
   // At most this many instances in memory (each holds 2 descriptors for its database); the
   // least recently used one is evicted to make room. At least 1.
   std::size_t max_live_instances = limits::default_max_live_instances;
