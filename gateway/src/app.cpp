@@ -228,6 +228,14 @@ class ClusterLink final : public Ownership {
 int run_app(int argc, char** argv, const AppDefaults& defaults,
             const std::function<Registry()>& make_classes,
             const std::function<void(GatewayOptions&)>& routes) {
+  if (argc == 4 && std::strcmp(argv[1], probe_argument) == 0) {
+    // A child of this program checking a plugin before the program loads it (plugins.hpp).
+    // Leaves without exit handlers: the library's own static destructors, and the sanitizers'
+    // leak check of a process that only loaded one library, are not the probe's business.
+    int status = probe_plugin(argv[2], argv[3]);
+    std::fflush(stderr);
+    std::_Exit(status);
+  }
   CLI::App app{defaults.description};
   std::string host = "127.0.0.1";
   std::uint16_t port = defaults.port;

@@ -2,6 +2,11 @@
 #include "plugins.hpp"
 
 #include <dlfcn.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <csignal>
+#include <cstdio>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -10,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -19,6 +25,8 @@
 
 #include "cairn/plugin.hpp"
 #include "routes.hpp"
+
+extern char** environ;
 
 namespace cairn::gateway {
 
@@ -257,7 +265,89 @@ std::vector<std::string> register_library(const Opened& opened, const std::strin
   return mine;
 }
 
+// Runs `library` in a probe child (probe_plugin, the same program: /proc/self/exe) and
+// throws PluginError with what went wrong there.
+void probe_in_child(const std::string& given, const nlohmann::json& bindings) {
+  std::string what = "plugin " + given;
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) throw PluginError(what + ": cannot start its probe: " + std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int signal_number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) sigaddset(&defaults, signal_number);
+  posix_spawnattr_setsigmask(&attributes, &none);  // the server blocks its stop signals
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::string program = "/proc/self/exe", json = bindings.dump();
+  std::vector<char*> argv{program.data(), const_cast<char*>(probe_argument), const_cast<char*>(given.c_str()),
+                          json.data(), nullptr};
+  pid_t child = -1;
+  int spawned = ::posix_spawn(&child, program.c_str(), &actions, &attributes, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  ::close(out[1]);
+  if (spawned != 0) {
+    ::close(out[0]);
+    throw PluginError(what + ": cannot start its probe: " + std::strerror(spawned));
+  }
+  // What it says (one line; at most 64 KiB kept), until it exits or the deadline.
+  std::string said;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool timed_out = false;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd wait{out[0], POLLIN, 0};
+    int ready = ::poll(&wait, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;
+    char buffer[4096];
+    auto n = ::read(out[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // it closed its end: it is ending
+    if (said.size() < 65536) said.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(out[0]);
+  if (timed_out) ::kill(child, SIGKILL);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
+  if (auto last = said.rfind('\n'); last != std::string::npos) said = said.substr(last + 1);
+  if (timed_out) throw PluginError(what + ": it did not finish loading within 30 s (in a probe process)");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && !said.empty()) throw PluginError(said);
+  std::string how = WIFSIGNALED(status) ? "crashed (signal " + std::to_string(WTERMSIG(status)) + ", " +
+                                              strsignal(WTERMSIG(status)) + ")"
+                                        : "ended with status " + std::to_string(WEXITSTATUS(status));
+  throw PluginError(what + ": loading it or its registration " + how + " in a probe process" +
+                    (said.empty() ? std::string() : ": " + said));
+}
+
 }  // namespace
+
+int probe_plugin(const std::string& library, const std::string& bindings_json) {
+  try {
+    auto bindings = nlohmann::json::parse(bindings_json, nullptr, false);
+    auto opened = open_library(library);
+    Registry classes;
+    LoadedPlugins scratch;
+    (void)register_library(opened, library, classes, scratch, bindings.is_object() ? bindings : nlohmann::json::object());
+    return 0;
+  } catch (const PluginError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
+}
 
 PluginSet::PluginSet(const std::vector<std::string>& libraries, nlohmann::json bindings, Registry& classes)
     : bindings_(bindings.is_object() ? std::move(bindings) : nlohmann::json::object()) {
@@ -272,6 +362,7 @@ PluginSet::PluginSet(const std::vector<std::string>& libraries, nlohmann::json b
     std::error_code ec;
     auto canonical = std::filesystem::weakly_canonical(path_of(given), ec);
     if (!seen.insert(ec ? path_of(given) : canonical.string()).second) throw PluginError("plugin " + given + ": named twice");
+    probe_in_child(given, bindings_);
     auto opened = open_library(given);
     auto mine = register_library(opened, given, classes, loaded_, bindings_);
     spdlog::info("plugin {} (cairn {}): {}", given, opened.version, joined(mine));
@@ -298,6 +389,7 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
       continue;
     }
     try {
+      probe_in_child(library.path, bindings_);
       auto opened = open_library(library.path);
       Registry classes;
       LoadedPlugins scratch;

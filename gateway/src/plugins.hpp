@@ -67,6 +67,15 @@ class PluginSet {
   std::mutex reloading_;
 };
 
+// The hidden first argument that makes a run_app() program a probe: `program --probe-plugin
+// LIBRARY BINDINGS_JSON` loads LIBRARY and runs its registration into a scratch registry,
+// then exits 0, or 2 after one line on stderr. PluginSet runs every library in such a child
+// before it loads it into the server, so that a library that crashes or hangs while it
+// loads or registers (its static initializers run inside dlopen) cannot take the server
+// with it, on a reload least of all.
+inline constexpr const char* probe_argument = "--probe-plugin";
+int probe_plugin(const std::string& library, const std::string& bindings_json);
+
 // The config file's [bindings.NAME] tables, checked: each names a registered binding and
 // has only `routes` (an array of {path, name-param | name, default-name}), `objects` (bool),
 // `idle-timeout` (a duration) and `options` (a table). Returns the bindings whose routing the file sets. Throws

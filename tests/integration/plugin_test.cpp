@@ -158,6 +158,8 @@ TEST_CASE("plugins: a library the server cannot trust and a config that names wh
       {"no such file", plugins({"/nonexistent/libnothing.so"}), {"/nonexistent/libnothing.so: no such file"}},
       {"registration throws", plugins({CAIRN_PROBE_PLUGIN}) + "[bindings.PROBE.options]\nthrow = \"std\"\n",
        {CAIRN_PROBE_PLUGIN, "its registration failed: the probe was told to refuse"}},
+      {"registration crashes", plugins({CAIRN_PROBE_PLUGIN}) + "[bindings.PROBE.options]\nthrow = \"abort\"\n",
+       {CAIRN_PROBE_PLUGIN, "loading it or its registration crashed (signal 6", "in a probe process"}},
       {"registration throws an int", plugins({CAIRN_PROBE_PLUGIN}) + "[bindings.PROBE.options]\nthrow = \"int\"\n",
        {"its registration failed", "not a std::exception"}},
       {"a binding two libraries claim", plugins({CAIRN_COUNTER_PLUGIN, CAIRN_PROBE_PLUGIN}) + "[bindings.PROBE.options]\nalso = \"COUNTER\"\n",
@@ -248,6 +250,12 @@ TEST_CASE("plugins: a reload loads a library's new version: a socket opened befo
   auto again = admin.request(http::verb::post, "/admin/reload");
   CHECK(again.status == 422);
   CHECK(json::parse(again.body)["libraries"][0]["reason"].get<std::string>().find("has not changed since") !=
+        std::string::npos);
+  // One that crashes while it registers: in the probe process, not in the server.
+  deploy(CAIRN_VERSIONED_4_PLUGIN);
+  auto crashing = admin.request(http::verb::post, "/admin/reload");
+  CHECK(crashing.status == 422);
+  CHECK(json::parse(crashing.body)["libraries"][0]["reason"].get<std::string>().find("crashed (signal 6") !=
         std::string::npos);
   deploy(CAIRN_OTHER_ABI_PLUGIN);
   auto cli = run_program({CAIRNCTL_PATH, "--url", "http://127.0.0.1:" + std::to_string(server.admin_port()),

@@ -2,10 +2,12 @@
 // VERSIONED, at /objects/VERSIONED/<name>/: a WebSocket at /ws (each message is answered to
 // every socket as "v<version> <message>"), GET /version, and GET /arm?ms=N (an alarm that
 // says "alarm v<version>" to every socket when it fires). CAIRN_TEST_EXTRA_BINDING: the
-// version also registers VERSIONED_EXTRA (a reload must refuse it).
+// version also registers VERSIONED_EXTRA (a reload must refuse it); CAIRN_TEST_CRASH: it
+// aborts while registering.
 #include <cairn/plugin.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 
 #ifndef CAIRN_TEST_VERSION
@@ -42,6 +44,9 @@ class Versioned final : public cairn::Actor {
 };
 
 void register_classes(cairn::PluginRegistrar& classes) {
+#ifdef CAIRN_TEST_CRASH
+  std::abort();  // a version that crashes while it registers: the server must survive its reload
+#endif
   classes.add<Versioned>("VERSIONED");
   classes.objects("VERSIONED");
 #ifdef CAIRN_TEST_EXTRA_BINDING
