@@ -51,7 +51,8 @@ done
 [[ "$(dpkg-deb -f "$server_deb" Package)" == cairn ]] || fail "package name"
 dpkg-deb --ctrl-tarfile "$server_deb" | tar -xO ./conffiles | grep -qx /etc/cairn/cairn.toml || fail "conffiles"
 dev_contents=$(dpkg-deb -c "$dev_deb")
-for path in ./usr/include/cairn/gateway/app.hpp ./usr/lib/cmake/cairn/cairnConfig.cmake ./usr/lib/libcairn_runtime.a; do
+for path in ./usr/include/cairn/gateway/app.hpp ./usr/include/cairn/plugin.hpp ./usr/include/cairn/runtime_version.hpp \
+  ./usr/lib/cmake/cairn/cairnConfig.cmake ./usr/lib/cmake/cairn/cairnPlugin.cmake ./usr/lib/libcairn_runtime.a; do
   grep -q " $path\$" <<<"$dev_contents" || fail "$dev_deb lacks $path"
 done
 # lintian: no error or warning beyond what packaging/lintian-left lists (with why).
@@ -115,6 +116,30 @@ if [[ -x "$build/tests/counter_tests" ]]; then
   CAIRN_COUNTER="$work/counter/cairn-counter" "$build/tests/counter_tests" >/dev/null ||
     fail "the counter built against the package fails its tests"
 fi
+
+# The installed server with no compiled-in class: the package's Flight plugin and the counter
+# plugin just built against libcairn-dev.
+flight_plugin=$(dpkg -L cairn | grep '/cairn/plugins/libcairn-flight\.so$' || true)
+[[ -n "$flight_plugin" ]] || fail "the package has no libcairn-flight.so"
+[[ -f "$work/counter/libcairn-counter.so" ]] || fail "the counter plugin was not built against the package"
+/usr/bin/cairn-server --demo=false --plugin "$flight_plugin" --plugin "$work/counter/libcairn-counter.so" \
+  --data-dir "$work/plugged" --port 0 --log-level warn >"$work/plugged.out" 2>"$work/plugged.err" &
+server_pid=$!
+for _ in $(seq 100); do
+  grep -q 'listening on' "$work/plugged.out" 2>/dev/null && break
+  sleep 0.1
+done
+port=$(sed -n 's|^cairn listening on http://127.0.0.1:\([0-9]*\) .*|\1|p' "$work/plugged.out")
+[[ -n "$port" ]] || fail "the server with plugins did not start: $(cat "$work/plugged.out" "$work/plugged.err")"
+curl -fsS -X POST "http://127.0.0.1:$port/book-seat?flightId=DEB2" -H 'Content-Type: application/json' \
+  -d '{"seatNumber":"4D","name":"Plugged"}' >/dev/null || fail "booking through the Flight plugin"
+curl -fsS "http://127.0.0.1:$port/seats?flightId=DEB2" | grep -q '"occupant":"Plugged"' || fail "the plugin's booking is not there"
+curl -fsS -X POST "http://127.0.0.1:$port/objects/COUNTER/deb/increment" | grep -qx '{"value":1}' || fail "the counter plugin"
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
+server_pid=""
+[[ $status -eq 0 ]] || fail "the server with plugins exited $status: $(cat "$work/plugged.err")"
 
 "${sudo_cmd[@]}" dpkg --purge cairn libcairn-dev
 [[ ! -e /usr/bin/cairn-server && ! -e /etc/cairn/cairn.toml && ! -e /var/lib/cairn ]] || fail "purge left files"
