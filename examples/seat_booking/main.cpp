@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   cairn::gateway::AppDefaults app{"cairn seat-booking server", 8787, "data", default_public_dir(),
                                   {{"--hold-seconds", "how long a seat hold lasts before it expires",
                                     &hold_seconds, 0.1, 86400.0},
-                                   {"--demo", "serve the compiled-in seat-booking demo (FLIGHT and its routes)", &demo}}};
+                                   {"--demo", "serve the compiled-in seat-booking demo (FLIGHT and its routes; false: no compiled-in class, and --hold-seconds is unused: the Flight plugin takes hold-seconds in [bindings.FLIGHT.options])", &demo}}};
   return cairn::gateway::run_app(
       argc, argv, app,
       [&] {

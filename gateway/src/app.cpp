@@ -228,11 +228,13 @@ class ClusterLink final : public Ownership {
 int run_app(int argc, char** argv, const AppDefaults& defaults,
             const std::function<Registry()>& make_classes,
             const std::function<void(GatewayOptions&)>& routes) {
-  if (argc == 4 && std::strcmp(argv[1], probe_argument) == 0) {
+  if (argc == 3 && std::strcmp(argv[1], probe_argument) == 0) {
     // A child of this program checking a plugin before the program loads it (plugins.hpp).
-    // Leaves without exit handlers: the library's own static destructors, and the sanitizers'
-    // leak check of a process that only loaded one library, are not the probe's business.
-    int status = probe_plugin(argv[2], argv[3]);
+    // None of the parent's sockets stay open in it (Asio's are not close-on-exec). It leaves
+    // without exit handlers: the library's own static destructors, and the sanitizers' leak
+    // check of a process that only loaded one library, are not the probe's business.
+    ::close_range(5, ~0U, 0);
+    int status = probe_plugin(argv[2]);
     std::fflush(stderr);
     std::_Exit(status);
   }

@@ -988,7 +988,13 @@ void HttpSession::answer_actor(std::uint64_t request_id, Response response, bool
 }
 
 void HttpSession::serve_static(const http::request<http::string_body>& request) {
-  auto file = resolve_static(shared_->options.public_dir, request.target().substr(0, request.target().find('?')));
+  auto url_path = request.target().substr(0, request.target().find('?'));
+  const StaticMount* mount = nullptr;
+  for (const auto& m : shared_->options.static_mounts) {
+    if (url_path.starts_with(m.prefix) && (mount == nullptr || m.prefix.size() > mount->prefix.size())) mount = &m;
+  }
+  auto file = mount != nullptr ? resolve_static(mount->dir, url_path.substr(mount->prefix.size() - 1))
+                               : resolve_static(shared_->options.public_dir, url_path);
   if (!file) return reply(Response::error(file.error()), request.keep_alive());
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     auto refused = Response::error(Code::method_not_allowed, "static files answer GET and HEAD only");

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <thread>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -55,6 +56,7 @@ std::chrono::milliseconds duration_of(const nlohmann::json& value, const std::st
       else if (unit == "h") seconds = number * 3600;
     }
   }
+  if (seconds > 0 && seconds < 0.001) seconds = 0.001;  // not 0, which means never
   if (!(seconds >= 0 && seconds <= 86400)) {
     throw PluginError(where + ": must be a duration from 0 to 24h (\"30s\", \"500ms\", \"5m\", or seconds)");
   }
@@ -180,7 +182,14 @@ std::string identity_now(const std::string& given) {
   return identity_of(st);
 }
 
-Opened open_library(const std::string& given) {
+// The library's bytes in a private copy (a memfd: see Opened): the descriptor and the file's
+// identity when it was read.
+struct Copy {
+  int fd = -1;
+  std::string identity;
+};
+
+Copy copy_library(const std::string& given) {
   std::string what = "plugin " + given;
   std::string path = path_of(given);
   int file = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -190,14 +199,14 @@ Opened open_library(const std::string& given) {
     if (file >= 0) ::close(file);
     throw PluginError(what + ": " + (file < 0 && error == ENOENT ? "no such file" : "cannot read it: " + std::string(std::strerror(error))));
   }
-  Opened out;
+  Copy out;
   out.identity = identity_of(st);
   auto name = std::filesystem::path(path).filename().string();
   int copy = ::memfd_create(name.c_str(), MFD_CLOEXEC);
   if (copy < 0) {
     int error = errno;
     ::close(file);
-    throw PluginError(what + ": cannot copy it into memory: " + std::strerror(error));
+    throw PluginUnavailable(what + ": cannot copy it into memory: " + std::strerror(error));
   }
   off_t copied = 0;
   while (copied < st.st_size) {
@@ -206,11 +215,22 @@ Opened open_library(const std::string& given) {
       int error = n < 0 ? errno : EIO;
       ::close(file);
       ::close(copy);
-      throw PluginError(what + ": cannot copy it into memory: " + std::strerror(error));
+      throw PluginUnavailable(what + ": cannot copy it into memory: " + std::strerror(error));
     }
     copied += n;
   }
   ::close(file);
+  out.fd = copy;
+  return out;
+}
+
+// Loads the copy at descriptor `copy` (closed if it fails to load; kept open for the
+// process's life if it loads) and checks its description.
+Opened open_library(const std::string& given, int copy, std::string identity) {
+  std::string what = "plugin " + given;
+  std::string path = path_of(given);
+  Opened out;
+  out.identity = std::move(identity);
   std::string copy_path = "/proc/self/fd/" + std::to_string(copy);
   // RTLD_NOW: a symbol the library needs and the server lacks is an error here, not a crash
   // later. RTLD_LOCAL: libraries do not see each other's symbols. Never dlclose()d: its code
@@ -265,67 +285,126 @@ std::vector<std::string> register_library(const Opened& opened, const std::strin
   return mine;
 }
 
-// Runs `library` in a probe child (probe_plugin, the same program: /proc/self/exe) and
-// throws PluginError with what went wrong there.
-void probe_in_child(const std::string& given, const nlohmann::json& bindings) {
+// Runs the library copied at `copy` in a probe child (probe_plugin, the same program:
+// /proc/self/exe, given the copy as descriptor 3 and the [bindings] table as descriptor 4, so
+// that it probes exactly the bytes the server then loads) and throws PluginError with what
+// went wrong there (PluginUnavailable when the probe itself could not run).
+void probe_in_child(const std::string& given, int copy, const nlohmann::json& bindings) {
   std::string what = "plugin " + given;
+  auto unavailable = [&](const std::string& why, int error) {
+    return PluginUnavailable(what + ": cannot run its probe: " + why + ": " + std::strerror(error));
+  };
+  int table = ::memfd_create("bindings.json", MFD_CLOEXEC);
+  if (table < 0) throw unavailable("memfd_create", errno);
+  auto json = bindings.dump();
+  if (::write(table, json.data(), json.size()) != static_cast<ssize_t>(json.size())) {
+    int error = errno;
+    ::close(table);
+    throw unavailable("write", error);
+  }
+  ::lseek(table, 0, SEEK_SET);
   int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) throw PluginError(what + ": cannot start its probe: " + std::strerror(errno));
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    int error = errno;
+    ::close(table);
+    throw unavailable("pipe", error);
+  }
+  // Out of the way first (above 100), so that no dup2 below overwrites another's source, and
+  // each lands on a descriptor of its own (a dup2 onto itself would keep close-on-exec).
+  int high_copy = ::fcntl(copy, F_DUPFD_CLOEXEC, 100);
+  int high_table = ::fcntl(table, F_DUPFD_CLOEXEC, 100);
+  int high_out = ::fcntl(out[1], F_DUPFD_CLOEXEC, 100);
+  if (high_copy < 0 || high_table < 0 || high_out < 0) {
+    int error = errno;
+    for (int fd : {high_copy, high_table, high_out, table, out[0], out[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+    throw unavailable("fcntl", error);
+  }
+  ::close(out[1]);
+  out[1] = high_out;
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, high_copy, 3);
+  posix_spawn_file_actions_adddup2(&actions, high_table, 4);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   sigset_t none, defaults;
   sigemptyset(&none);
   sigemptyset(&defaults);
-  for (int signal_number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) sigaddset(&defaults, signal_number);
+  for (int signal_number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&defaults, signal_number);
   posix_spawnattr_setsigmask(&attributes, &none);  // the server blocks its stop signals
   posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::string program = "/proc/self/exe", json = bindings.dump();
-  std::vector<char*> argv{program.data(), const_cast<char*>(probe_argument), const_cast<char*>(given.c_str()),
-                          json.data(), nullptr};
+  posix_spawnattr_setpgroup(&attributes, 0);  // a group of its own: whatever it starts dies with it
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  std::string program = "/proc/self/exe";
+  std::vector<char*> argv{program.data(), const_cast<char*>(probe_argument), const_cast<char*>(given.c_str()), nullptr};
   pid_t child = -1;
   int spawned = ::posix_spawn(&child, program.c_str(), &actions, &attributes, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   ::close(out[1]);
+  ::close(table);
+  ::close(high_copy);
+  ::close(high_table);
   if (spawned != 0) {
     ::close(out[0]);
-    throw PluginError(what + ": cannot start its probe: " + std::strerror(spawned));
+    throw unavailable("posix_spawn", spawned);
   }
-  // What it says (one line; at most 64 KiB kept), until it exits or the deadline.
+  // What it says (its last 64 KiB), until it has exited or the deadline: a library may close
+  // its output and hang, or leave a process of its own holding the pipe.
   std::string said;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  bool timed_out = false;
+  bool open = true, reaped = false, timed_out = false;
+  int status = -1;
+  auto drain = [&](int wait_ms) {
+    pollfd wait{out[0], POLLIN, 0};
+    int ready = ::poll(&wait, 1, wait_ms);
+    if (ready <= 0) return;
+    char buffer[4096];
+    auto n = ::read(out[0], buffer, sizeof buffer);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+      open = false;
+    } else if (n > 0) {
+      said.append(buffer, static_cast<std::size_t>(n));
+      if (said.size() > 65536) said.erase(0, said.size() - 65536);
+    }
+  };
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
+    auto got = ::waitpid(child, &status, WNOHANG);
+    if (got == child) {
+      reaped = true;
+      break;
+    }
+    if (got < 0 && errno != EINTR) break;  // cannot learn how it ended (SIGCHLD ignored?)
+    if (std::chrono::steady_clock::now() >= deadline) {
       timed_out = true;
       break;
     }
-    pollfd wait{out[0], POLLIN, 0};
-    int ready = ::poll(&wait, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) continue;
-    char buffer[4096];
-    auto n = ::read(out[0], buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // it closed its end: it is ending
-    if (said.size() < 65536) said.append(buffer, static_cast<std::size_t>(n));
+    if (open) {
+      drain(20);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
+  // The probe, if it is still there, and whatever it started that still holds its output. (A
+  // group with a member left cannot have its id reused; an empty one is left alone.)
+  if (!reaped || open) ::kill(-child, SIGKILL);
+  if (!reaped && !timed_out) status = -1;
+  if (timed_out) {
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  for (int i = 0; open && i < 64; ++i) drain(0);  // what it wrote before it ended
   ::close(out[0]);
-  if (timed_out) ::kill(child, SIGKILL);
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
   while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
   if (auto last = said.rfind('\n'); last != std::string::npos) said = said.substr(last + 1);
   if (timed_out) throw PluginError(what + ": it did not finish loading within 30 s (in a probe process)");
+  if (!reaped) throw PluginUnavailable(what + ": cannot learn how its probe ended: " + std::strerror(errno));
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && !said.empty()) throw PluginError(said);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && said.rfind("plugin ", 0) == 0) throw PluginError(said);
   std::string how = WIFSIGNALED(status) ? "crashed (signal " + std::to_string(WTERMSIG(status)) + ", " +
                                               strsignal(WTERMSIG(status)) + ")"
                                         : "ended with status " + std::to_string(WEXITSTATUS(status));
@@ -335,10 +414,14 @@ void probe_in_child(const std::string& given, const nlohmann::json& bindings) {
 
 }  // namespace
 
-int probe_plugin(const std::string& library, const std::string& bindings_json) {
+int probe_plugin(const std::string& library) {
   try {
-    auto bindings = nlohmann::json::parse(bindings_json, nullptr, false);
-    auto opened = open_library(library);
+    std::string json;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(4, buffer, sizeof buffer)) > 0;) json.append(buffer, static_cast<std::size_t>(n));
+    ::close(4);
+    auto bindings = nlohmann::json::parse(json, nullptr, false);
+    auto opened = open_library(library, 3, "");
     Registry classes;
     LoadedPlugins scratch;
     (void)register_library(opened, library, classes, scratch, bindings.is_object() ? bindings : nlohmann::json::object());
@@ -362,8 +445,14 @@ PluginSet::PluginSet(const std::vector<std::string>& libraries, nlohmann::json b
     std::error_code ec;
     auto canonical = std::filesystem::weakly_canonical(path_of(given), ec);
     if (!seen.insert(ec ? path_of(given) : canonical.string()).second) throw PluginError("plugin " + given + ": named twice");
-    probe_in_child(given, bindings_);
-    auto opened = open_library(given);
+    auto copy = copy_library(given);
+    try {
+      probe_in_child(given, copy.fd, bindings_);
+    } catch (...) {
+      ::close(copy.fd);
+      throw;
+    }
+    auto opened = open_library(given, copy.fd, copy.identity);
     auto mine = register_library(opened, given, classes, loaded_, bindings_);
     spdlog::info("plugin {} (cairn {}): {}", given, opened.version, joined(mine));
     libraries_.push_back(Library{given, opened.identity, mine, 1, {}, {}});
@@ -389,8 +478,14 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
       continue;
     }
     try {
-      probe_in_child(library.path, bindings_);
-      auto opened = open_library(library.path);
+      auto copy = copy_library(library.path);
+      try {
+        probe_in_child(library.path, copy.fd, bindings_);
+      } catch (...) {
+        ::close(copy.fd);
+        throw;
+      }
+      auto opened = open_library(library.path, copy.fd, copy.identity);
       Registry classes;
       LoadedPlugins scratch;
       auto mine = register_library(opened, library.path, classes, scratch, bindings_);
@@ -413,6 +508,11 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
       row["outcome"] = "reloaded";
       row["bindings"] = mine;
       row["evicted"] = evicted;
+    } catch (const PluginUnavailable& e) {
+      // The probe could not run (no descriptors, no processes): tried again at the next reload.
+      spdlog::error("reload: {}; the running version stays", e.what());
+      row["outcome"] = "refused";
+      row["reason"] = e.what();
     } catch (const PluginError& e) {
       spdlog::error("reload: {}; the running version stays", e.what());
       library.refused_identity = now;
@@ -439,6 +539,7 @@ std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& b
     if (!table.is_object()) throw PluginError(where + ": must be a table");
     bool routed = false;
     BindingRouting routing;
+    routing.routes_given = table.contains("routes") || table.contains("objects");
     for (const auto& [key, value] : table.items()) {
       if (key == "options") {
         if (!value.is_object()) throw PluginError(where + ".options: must be a table");
@@ -446,6 +547,25 @@ std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& b
           throw PluginError(where + ".options: " + binding +
                             " is compiled into this program, whose flags configure it (options go to a plugin's classes)");
         }
+      } else if (key == "static") {
+        auto rows = value.is_array() ? value : nlohmann::json::array({value});
+        for (const auto& row : rows) {
+          std::string at = where + ".static";
+          if (!row.is_object() || !row.contains("prefix") || !row.contains("dir") || row.size() != 2 ||
+              !row["prefix"].is_string() || !row["dir"].is_string()) {
+            throw PluginError(at + ": must be { prefix = \"/NAME/\", dir = \"/path/to/files\" } (or an array of them)");
+          }
+          auto prefix = row["prefix"].get<std::string>();
+          std::filesystem::path dir = row["dir"].get<std::string>();
+          if (prefix.size() < 3 || prefix.front() != '/' || prefix.back() != '/' ||
+              prefix.find_first_of("?# \t\r\n") != std::string::npos || prefix.starts_with(objects_prefix)) {
+            throw PluginError(at + ": the prefix is a path that starts and ends with '/' (\"/chat/\"), not '" + prefix + "'");
+          }
+          std::error_code ec;
+          if (!std::filesystem::is_directory(dir, ec)) throw PluginError(at + ": " + dir.string() + " is not a directory");
+          routing.statics.push_back({prefix, std::filesystem::canonical(dir, ec)});
+        }
+        routed = true;
       } else if (key == "idle-timeout") {
         (void)duration_of(value, where + ".idle-timeout");
       } else if (key == "objects") {
@@ -473,7 +593,7 @@ std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& b
         }
         routed = true;
       } else {
-        throw PluginError(where + ": unknown key '" + key + "' (routes, objects, idle-timeout, options)");
+        throw PluginError(where + ": unknown key '" + key + "' (routes, objects, static, idle-timeout, options)");
       }
     }
     if (routed) out[binding] = std::move(routing);
@@ -495,8 +615,10 @@ std::map<std::string, std::chrono::milliseconds, std::less<>> configured_idle_ti
 void apply_routing(GatewayOptions& web, const LoadedPlugins& plugins,
                    const std::map<std::string, BindingRouting>& configured) {
   auto set = [&](const std::string& binding, const BindingRouting& routing) {
-    std::erase_if(web.routes, [&](const Route& r) { return r.binding == binding; });
-    std::erase(web.object_bindings, binding);
+    if (routing.routes_given) {
+      std::erase_if(web.routes, [&](const Route& r) { return r.binding == binding; });
+      std::erase(web.object_bindings, binding);
+    }
     for (const auto& route : routing.routes) {
       auto taken = std::find_if(web.routes.begin(), web.routes.end(), [&](const Route& r) { return r.path == route.path; });
       if (taken != web.routes.end()) {
@@ -505,9 +627,19 @@ void apply_routing(GatewayOptions& web, const LoadedPlugins& plugins,
       web.routes.push_back(route);
     }
     if (routing.objects) web.object_bindings.push_back(binding);
+    for (const auto& mount : routing.statics) {
+      for (const auto& other : web.static_mounts) {
+        if (other.prefix == mount.prefix) {
+          throw PluginError("binding " + binding + ": static files at " + mount.prefix + " are served from " +
+                            other.dir.string() + " already");
+        }
+      }
+      web.static_mounts.push_back(mount);
+    }
   };
   for (const auto& [binding, routing] : plugins.defaults) {
-    if (configured.count(binding) == 0) set(binding, routing);
+    auto mine = configured.find(binding);
+    if (mine == configured.end() || !mine->second.routes_given) set(binding, routing);
   }
   for (const auto& [binding, routing] : configured) set(binding, routing);
 }

@@ -22,11 +22,18 @@ namespace cairn::gateway {
 struct PluginError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// The check could not be made (the machine is out of descriptors or processes): not the
+// library's fault, so a reload tries it again.
+struct PluginUnavailable : PluginError {
+  using PluginError::PluginError;
+};
 
 // How requests reach one binding: what its library proposed, or its [bindings.NAME] table.
 struct BindingRouting {
   std::vector<Route> routes;
   bool objects = false;
+  std::vector<StaticMount> statics = {};  // the binding's own static files ([bindings.NAME] static)
+  bool routes_given = true;  // false: a [bindings.NAME] table that sets no routes (its statics only)
 };
 
 struct LoadedPlugins {
@@ -68,16 +75,18 @@ class PluginSet {
 };
 
 // The hidden first argument that makes a run_app() program a probe: `program --probe-plugin
-// LIBRARY BINDINGS_JSON` loads LIBRARY and runs its registration into a scratch registry,
-// then exits 0, or 2 after one line on stderr. PluginSet runs every library in such a child
+// LIBRARY`, with the library's bytes at descriptor 3 and the config's [bindings] table (JSON)
+// at descriptor 4, loads it and runs its registration into a scratch registry, then exits 0,
+// or 2 after one line on stderr. PluginSet runs every library in such a child
 // before it loads it into the server, so that a library that crashes or hangs while it
 // loads or registers (its static initializers run inside dlopen) cannot take the server
 // with it, on a reload least of all.
 inline constexpr const char* probe_argument = "--probe-plugin";
-int probe_plugin(const std::string& library, const std::string& bindings_json);
+int probe_plugin(const std::string& library);
 
 // The config file's [bindings.NAME] tables, checked: each names a registered binding and
 // has only `routes` (an array of {path, name-param | name, default-name}), `objects` (bool),
+// `static` ({prefix, dir}, or an array of them),
 // `idle-timeout` (a duration) and `options` (a table). Returns the bindings whose routing the file sets. Throws
 // PluginError naming the key.
 std::map<std::string, BindingRouting> configured_routing(const nlohmann::json& bindings, const Registry& classes,

@@ -69,3 +69,27 @@ TEST_CASE("config tables: a syntax error names its line in the file and a key or
   CHECK_THROWS_WITH_AS((void)split_toml("port = 1\n[bindings.X\n", {"bindings"}),
                        "line 2: a malformed table header: [bindings.X", std::runtime_error);
 }
+
+TEST_CASE("config tables: CRLF line ends, a BOM and multi-line strings do not move a section's end") {
+  std::string text =
+      "\xEF\xBB\xBF[bindings.X]   # a BOM before it\r\n"
+      "objects = true\r\n"
+      "[bindings.X.options]\r\n"
+      "pattern = '''\r\n"
+      "^[a-z\r\n"
+      "[tls]\r\n"
+      "'''\r\n"
+      "note = \"\"\"a \"b [c\"\"\"\r\n"
+      "[tls]   # a comment after it\r\n"
+      "cert = \"c.pem\"\r\n";
+  auto split = split_toml(text, {"bindings"});
+  auto tables = nlohmann::json::parse(split.tables_json);
+  CHECK(tables["bindings"]["X"]["objects"] == true);
+  CHECK(tables["bindings"]["X"]["options"]["pattern"] == "^[a-z\n[tls]\n");  // (TOML's newlines)
+  CHECK(tables["bindings"]["X"]["options"]["note"] == "a \"b [c");
+  CHECK(split.rest == "[tls]   # a comment after it\r\ncert = \"c.pem\"\r\n");
+  // A section the scan took along (a header with an escaped quote it does not read) is
+  // refused, not dropped.
+  CHECK_THROWS_WITH_AS((void)split_toml("[bindings.X]\nobjects = true\n[tls.\"b\\\"c\"]\ncert = 1\n", {"bindings"}),
+                       doctest::Contains("line 3: 'tls' is read as part of a [bindings...] section"), std::runtime_error);
+}

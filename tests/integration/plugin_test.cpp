@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <thread>
 #include <string>
 #include <vector>
@@ -73,7 +74,9 @@ TEST_CASE("plugins: the stock cairn-server serves the counter and chat examples 
                                      "routes = [\n"
                                      "  { path = \"/value\", name-param = \"name\", default-name = \"main\" },\n"
                                      "  { path = \"/increment\", name-param = \"name\", default-name = \"main\" },\n"
-                                     "]\n");
+                                     "]\n"
+                                     "[bindings.CHAT_ROOM]   # its page, beside the demo's; its routes stay the library's\n"
+                                     "static = { prefix = \"/chat/\", dir = " + toml_string(CAIRN_CHAT_PUBLIC_DIR) + " }\n");
   auto start = [&] { return std::make_unique<ServerProcess>(dir.path() / "data", std::vector<std::string>{"--config", config}); };
   auto server = start();
   // The counter: by the config's routes and by the generic one (the library's default, kept).
@@ -97,6 +100,17 @@ TEST_CASE("plugins: the stock cairn-server serves the counter and chat examples 
     REQUIRE(!heard.is_null());
     CHECK(heard["user"] == "ann");
     CHECK(heard["text"] == "from a plugin");
+    // Its page at /chat/, the demo's at /.
+    auto read_file = [](const std::string& path) {
+      std::ifstream in(path, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    };
+    auto page = http_get(server->port(), "/chat/");
+    CHECK(page.status == 200);
+    CHECK(page.body == read_file(std::string(CAIRN_CHAT_PUBLIC_DIR) + "/index.html"));
+    CHECK(http_get(server->port(), "/chat/app.js").body == read_file(std::string(CAIRN_CHAT_PUBLIC_DIR) + "/app.js"));
+    CHECK(http_get(server->port(), "/chat/../index.html").status == 404);
+    CHECK(http_get(server->port(), "/").body == read_file(std::string(CAIRN_PUBLIC_DIR) + "/index.html"));
     auto history = http_get(server->port(), "/api/chat/history?room=plugins");
     REQUIRE(history.status == 200);
     CHECK(history.body.find("from a plugin") != std::string::npos);
@@ -186,6 +200,10 @@ TEST_CASE("plugins: a library the server cannot trust and a config that names wh
        {"a default name would never be used"}},
       {"options that are no table", plugins({CAIRN_PROBE_PLUGIN}) + "[bindings.PROBE]\noptions = 3\n", {"bindings.PROBE.options: must be a table"}},
       {"options for a compiled-in class", "[bindings.FLIGHT.options]\nhold-seconds = 5\n", {"FLIGHT is compiled into this program"}},
+      {"a static prefix that is no directory path", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER]\nstatic = { prefix = \"/c\", dir = \"/tmp\" }\n",
+       {"bindings.COUNTER.static: the prefix is a path that starts and ends with '/'"}},
+      {"a static directory that is not there", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER]\nstatic = { prefix = \"/c/\", dir = \"/nonexistent/dir\" }\n",
+       {"/nonexistent/dir is not a directory"}},
       {"a bad idle timeout", plugins({CAIRN_COUNTER_PLUGIN}) + "[bindings.COUNTER]\nidle-timeout = \"soon\"\n",
        {"bindings.COUNTER.idle-timeout: must be a duration"}},
       {"bindings as a key", plugins({CAIRN_COUNTER_PLUGIN}) + "bindings.COUNTER.objects = true\n",

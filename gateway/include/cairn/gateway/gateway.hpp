@@ -78,6 +78,14 @@ struct ClusterRouting {
   std::function<Response(const Request&)> replicate;
 };
 
+// Static files of one part of the site: URL paths under `prefix` (which starts and ends with
+// '/', e.g. "/chat/") are files under `dir` ("/chat/" is dir/index.html), instead of
+// public_dir's. The config file's [bindings.NAME] static = {prefix, dir}.
+struct StaticMount {
+  std::string prefix;
+  std::filesystem::path dir;
+};
+
 struct GatewayOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8787;  // 0 picks a free port; port() tells which
@@ -91,6 +99,7 @@ struct GatewayOptions {
   std::string tls_cert_file = {};
   std::string tls_key_file = {};
   std::filesystem::path public_dir;  // empty: no static files
+  std::vector<StaticMount> static_mounts = {};  // the longest matching prefix serves
   // Sent on every response of the public listener; empty: none. The admin listener always
   // sends strict_content_security_policy.
   std::string content_security_policy = default_content_security_policy;
