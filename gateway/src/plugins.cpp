@@ -24,6 +24,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cairn/cli/duration.hpp"
 #include "cairn/plugin.hpp"
 #include "routes.hpp"
 
@@ -40,21 +41,7 @@ std::chrono::milliseconds duration_of(const nlohmann::json& value, const std::st
   if (value.is_number()) {
     seconds = value.get<double>();
   } else if (value.is_string()) {
-    auto text = value.get<std::string>();
-    std::size_t used = 0;
-    double number = -1;
-    try {
-      number = std::stod(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    auto unit = text.substr(used);
-    if (used > 0) {
-      if (unit.empty() || unit == "s") seconds = number;
-      else if (unit == "ms") seconds = number / 1000;
-      else if (unit == "m") seconds = number * 60;
-      else if (unit == "h") seconds = number * 3600;
-    }
+    seconds = cli::parse_duration(value.get<std::string>()).value_or(-1);
   }
   if (seconds > 0 && seconds < 0.001) seconds = 0.001;  // not 0, which means never
   if (!(seconds >= 0 && seconds <= 86400)) {
@@ -156,11 +143,10 @@ namespace {
 // reused by the next copy, or dlopen() would take it for the one already loaded.
 struct Opened {
   const cairn_plugin_v1_info* info = nullptr;
-  std::string identity;  // of the file that was copied
   std::string version;   // the cairn release it was built with
 };
 
-// The file's identity (device, inode, size, modification time): what a deploy changes.
+// The file's identity (device, inode, size, modification and change times): what a deploy changes.
 std::string identity_of(const struct stat& st) {
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
@@ -226,11 +212,10 @@ Copy copy_library(const std::string& given) {
 
 // Loads the copy at descriptor `copy` (closed if it fails to load; kept open for the
 // process's life if it loads) and checks its description.
-Opened open_library(const std::string& given, int copy, std::string identity) {
+Opened open_library(const std::string& given, int copy) {
   std::string what = "plugin " + given;
   std::string path = path_of(given);
   Opened out;
-  out.identity = std::move(identity);
   std::string copy_path = "/proc/self/fd/" + std::to_string(copy);
   // RTLD_NOW: a symbol the library needs and the server lacks is an error here, not a crash
   // later. RTLD_LOCAL: libraries do not see each other's symbols. Never dlclose()d: its code
@@ -421,7 +406,7 @@ int probe_plugin(const std::string& library) {
     for (ssize_t n; (n = ::read(4, buffer, sizeof buffer)) > 0;) json.append(buffer, static_cast<std::size_t>(n));
     ::close(4);
     auto bindings = nlohmann::json::parse(json, nullptr, false);
-    auto opened = open_library(library, 3, "");
+    auto opened = open_library(library, 3);
     Registry classes;
     LoadedPlugins scratch;
     (void)register_library(opened, library, classes, scratch, bindings.is_object() ? bindings : nlohmann::json::object());
@@ -452,10 +437,10 @@ PluginSet::PluginSet(const std::vector<std::string>& libraries, nlohmann::json b
       ::close(copy.fd);
       throw;
     }
-    auto opened = open_library(given, copy.fd, copy.identity);
+    auto opened = open_library(given, copy.fd);
     auto mine = register_library(opened, given, classes, loaded_, bindings_);
     spdlog::info("plugin {} (cairn {}): {}", given, opened.version, joined(mine));
-    libraries_.push_back(Library{given, opened.identity, mine, 1, {}, {}});
+    libraries_.push_back(Library{given, copy.identity, mine, 1, {}, {}});
   }
 }
 
@@ -485,7 +470,7 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
         ::close(copy.fd);
         throw;
       }
-      auto opened = open_library(library.path, copy.fd, copy.identity);
+      auto opened = open_library(library.path, copy.fd);
       Registry classes;
       LoadedPlugins scratch;
       auto mine = register_library(opened, library.path, classes, scratch, bindings_);
@@ -500,7 +485,7 @@ nlohmann::json PluginSet::reload(Runtime& runtime) {
         if (!replaced) throw PluginError("plugin " + library.path + ": " + replaced.error().message);
         evicted += replaced.value();
       }
-      library.identity = opened.identity;
+      library.identity = copy.identity;
       library.refused_identity.clear();
       ++library.version;
       spdlog::info("plugin {} reloaded (its load number {}, cairn {}): {}; {} live instances evicted to wake on it",

@@ -125,6 +125,23 @@ struct Cluster {
         },
         limit);
   }
+  // After a node left gracefully (and was reset): every shard has an owner once the others have
+  // seen the records of the hand-off (their etcd watches; well before the leaver's lease would
+  // lapse, 5 s, and leave its shards to takeovers), and none was taken over.
+  void check_left_cleanly() const {
+    auto left_at = std::chrono::steady_clock::now();
+    auto sum = [&](const std::string& sample) {
+      double total = 0;
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (nodes[i]) total += metric(i, sample);
+      }
+      return total;
+    };
+    CHECK(eventually([&] { return sum("cairn_cluster_shards_owned") == 1024; }, 3000ms));
+    MESSAGE("every shard owned " << std::chrono::duration<double>(std::chrono::steady_clock::now() - left_at).count()
+                                 << " s after the leave");
+    CHECK(sum("cairn_cluster_takeovers_total") == 0);
+  }
   // A flight (named `prefix`N) whose database only node `node` holds, made through node 1.
   std::string flight_on(std::size_t node, const std::string& prefix) const {
     for (int i = 0;; ++i) {
@@ -1581,18 +1598,7 @@ TEST_CASE("cluster: SIGTERM hands a node's shards to the others under booking lo
   listener.join();
   CHECK(heard_close == 1012);
   c.nodes[0].reset();
-  // Every shard has an owner once the two have seen the records of the hand-off (their etcd
-  // watches; well before node 0's lease would lapse, 5 s, and leave its shards to takeovers).
-  auto left_at = std::chrono::steady_clock::now();
-  auto owned = [&] {
-    double sum = 0;
-    for (std::size_t i : {1, 2}) sum += c.metric(i, "cairn_cluster_shards_owned");
-    return sum;
-  };
-  CHECK(eventually([&] { return owned() == 1024; }, 3000ms));
-  MESSAGE("every shard owned " << std::chrono::duration<double>(std::chrono::steady_clock::now() - left_at).count()
-                               << " s after the leave");
-  CHECK(c.metric(1, "cairn_cluster_takeovers_total") + c.metric(2, "cairn_cluster_takeovers_total") == 0);
+  c.check_left_cleanly();
   CHECK(json::parse(http_get(c.port(2), "/seats?flightId=" + moving_flight).body) == before);
   CHECK(c.holders(moving_flight).size() == 1);
   CHECK(c.holders(moving_flight) != std::vector<std::size_t>{0});
@@ -1646,18 +1652,7 @@ TEST_CASE("cluster: with --replicate, SIGTERM hands a node's shards to their fol
   CHECK(copied_bytes < 4 * 1024 * 1024);
   // The socket's flight: told to reconnect, served by its follower with what it had.
   CHECK(heard_close == 1012);
-  // Every shard has an owner once the two have seen the records of the hand-off (their etcd
-  // watches; well before node 0's lease would lapse, 5 s, and leave its shards to takeovers).
-  auto left_at = std::chrono::steady_clock::now();
-  auto owned = [&] {
-    double sum = 0;
-    for (std::size_t i : {1, 2}) sum += c.metric(i, "cairn_cluster_shards_owned");
-    return sum;
-  };
-  CHECK(eventually([&] { return owned() == 1024; }, 3000ms));
-  MESSAGE("every shard owned " << std::chrono::duration<double>(std::chrono::steady_clock::now() - left_at).count()
-                               << " s after the leave");
-  CHECK(c.metric(1, "cairn_cluster_takeovers_total") + c.metric(2, "cairn_cluster_takeovers_total") == 0);
+  c.check_left_cleanly();
   CHECK(json::parse(http_get(c.port(2), "/seats?flightId=" + moving_flight).body) == before);
   CHECK(c.holders(moving_flight).size() == 1);
   // The two left follow each other's shards, in sync again.

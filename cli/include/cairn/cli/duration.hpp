@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -16,16 +17,30 @@ enum class Unit { seconds, milliseconds };
 // s, m, h). `value` must be arithmetic; an integer one takes whole numbers of its unit. A
 // value with another unit, or none that parses, is refused by CLI11 with the flag's name.
 // Further checks (a range, in `unit`) may be added to the returned option.
+// The units a duration may be typed in, each as a number of `unit`s.
+inline std::map<std::string, double> duration_units(Unit unit) {
+  const double per_second = unit == Unit::seconds ? 1.0 : 1000.0;
+  return {{"ms", per_second / 1000.0}, {"s", per_second}, {"m", 60.0 * per_second}, {"h", 3600.0 * per_second}};
+}
+
+// `text` as a number of `unit`s, read as the duration flags read it ("5s", "500ms"; a bare
+// number is in `unit`), or nullopt (for a duration in a config table that is not a flag).
+inline std::optional<double> parse_duration(std::string text, Unit unit = Unit::seconds) {
+  CLI::AsNumberWithUnit convert(duration_units(unit), CLI::AsNumberWithUnit::CASE_SENSITIVE);
+  double value = 0;
+  try {
+    if (!convert(text).empty() || !CLI::detail::lexical_cast(text, value)) return std::nullopt;
+  } catch (const CLI::Error&) {  // the converter throws for an unknown unit
+    return std::nullopt;
+  }
+  return value;
+}
+
 template <class T>
 CLI::Option* add_duration(CLI::App& app, const std::string& name, T& value, const std::string& help,
                           Unit unit = Unit::seconds) {
-  const double per_second = unit == Unit::seconds ? 1.0 : 1000.0;
-  std::map<std::string, double> units{{"ms", per_second / 1000.0},
-                                      {"s", per_second},
-                                      {"m", 60.0 * per_second},
-                                      {"h", 3600.0 * per_second}};
   return app.add_option(name, value, help)
-      ->transform(CLI::AsNumberWithUnit(units, CLI::AsNumberWithUnit::CASE_SENSITIVE,
+      ->transform(CLI::AsNumberWithUnit(duration_units(unit), CLI::AsNumberWithUnit::CASE_SENSITIVE,
                                         unit == Unit::seconds ? "SECONDS" : "MILLISECONDS"));
 }
 
