@@ -1,7 +1,9 @@
 // AdminApi: routes, arguments, answers.
 #include "admin_api.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <vector>
 
 #include "cairn/limits.hpp"
@@ -91,6 +93,16 @@ std::optional<Response> AdminApi::handle(const Request& request) const {
     std::filesystem::path dir = (*body)["dir"].get<std::string>();
     if (!dir.is_absolute()) return Response::error(Code::invalid_argument, "\"dir\" must be an absolute path");
     return answer(admin_.backup(dir));
+  }
+  if (parts.size() == 1 && parts[0] == "top") {
+    if (method != "GET") return not_allowed("GET", "/admin/top");
+    auto window = number_param(request, "seconds", 60);
+    if (!window) return Response::error(window.error());
+    auto limit = number_param(request, "limit", limits::admin_default_top);
+    if (!limit) return Response::error(limit.error());
+    // Clamped before the conversion: a huge number must not wrap into the valid range.
+    auto seconds = std::chrono::seconds(static_cast<std::int64_t>(std::min<std::size_t>(*window, 1'000'000)));
+    return answer(admin_.top(seconds, *limit));
   }
   if (parts.empty() || parts[0] != "bindings") {
     return Response::error(Code::not_found, "no admin route " + std::string(path));

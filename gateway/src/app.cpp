@@ -262,6 +262,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   double header_timeout_s = seconds(limits::default_header_timeout);
   double keep_alive_s = seconds(limits::default_keep_alive_timeout);
   double event_budget_s = seconds(limits::default_event_budget);
+  std::size_t recent_events = limits::default_recent_events;
   std::string csp = "default";
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "port to listen on (0 picks a free one)")->capture_default_str();
@@ -316,6 +317,11 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                     "longest one actor event may run its SQL before it is interrupted and fails "
                     "with 500 (0: no budget)")
       ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  app.add_option("--recent-events", recent_events,
+                 "events each actor keeps for the admin API and the inspector (its recent events, "
+                 "and the counts behind the busiest, slowest and failing actors; 0: none)")
+      ->check(CLI::Range(std::size_t{0}, limits::max_recent_events))
       ->capture_default_str();
   // The public edge (README "Securing the public listener").
   std::vector<std::string> trusted_proxies;
@@ -694,6 +700,7 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.max_live_instances = max_live;
     options.max_queued_events = max_queued;
     options.event_budget = to_ms(event_budget_s);
+    options.recent_events = recent_events;
     auto link = std::make_shared<ClusterLink>();
     std::shared_ptr<ClusterCalls> calls;
     std::shared_ptr<HttpReplicator> replicator;

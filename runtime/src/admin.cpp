@@ -133,6 +133,19 @@ Result<nlohmann::json> Admin::inspect(std::string_view binding, std::string_view
   return result;
 }
 
+Result<nlohmann::json> Admin::top(std::chrono::seconds seconds, std::size_t limit) const {
+  auto longest = std::chrono::duration_cast<std::chrono::seconds>(limits::activity_slot) *
+                 static_cast<std::int64_t>(limits::activity_slots);
+  if (seconds < limits::activity_slot || seconds > longest) {
+    return fail(Code::invalid_argument, "seconds must be " + std::to_string(limits::activity_slot.count()) + " to " +
+                                            std::to_string(longest.count()));
+  }
+  if (limit < 1 || limit > limits::admin_max_top) {
+    return fail(Code::invalid_argument, "limit must be 1 to " + std::to_string(limits::admin_max_top));
+  }
+  return runtime_.core_->activity().top(seconds, limit);
+}
+
 Result<nlohmann::json> Admin::query(std::string_view binding, std::string_view name,
                                     std::string_view sql, std::size_t max_rows) const {
   auto id = id_of(runtime_, binding, name);

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include <caf/all.hpp>
 
@@ -23,6 +24,39 @@ using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using synced_atom = caf::atom_constant<caf::atom("synced")>;
 }  // namespace
 
+namespace {
+
+// What an event is, as the actor's recent events show it.
+detail::EventRecord describe(const Event& event) {
+  detail::EventRecord record;
+  using Kind = detail::EventRecord::Kind;
+  if (const auto* fetch = std::get_if<FetchEvent>(&event.body)) {
+    record.kind = Kind::fetch;
+    record.what = fetch->request.method + " " + std::string(fetch->request.path());
+  } else if (const auto* call = std::get_if<CallEvent>(&event.body)) {
+    record.kind = Kind::call;
+    record.what = call->method;
+  } else if (const auto* socket = std::get_if<SocketEvent>(&event.body)) {
+    switch (socket->kind) {
+      case SocketEvent::Kind::message:
+        record.kind = Kind::message;
+        record.what = std::to_string(socket->data.size()) + (socket->binary ? " bytes, binary" : " bytes, text");
+        break;
+      case SocketEvent::Kind::close:
+        record.kind = Kind::close;
+        record.what = "code " + std::to_string(socket->code);
+        break;
+      case SocketEvent::Kind::error:
+        record.kind = Kind::error;
+        record.what = socket->data;
+        break;
+    }
+  }
+  return record;
+}
+
+}  // namespace
+
 Host::Host(caf::actor_config& config, detail::RuntimeCore* core, ActorId id,
            std::shared_ptr<const ActorFactory> factory, std::uint64_t generation)
     : caf::event_based_actor(config), core_(core), id_(std::move(id)), factory_(std::move(factory)),
@@ -32,6 +66,7 @@ caf::behavior Host::make_behavior() {
   // What the metrics' totals hold for this actor already (counted at start, or reported at
   // close by its previous host). Here, on the host's thread, not in the spawning one.
   reported_bytes_ = files_bytes();
+  recent_ = core_->activity().unpark(id_);
   set_exit_handler([this](caf::exit_msg& msg) {
     finish();
     quit(msg.reason);
@@ -47,6 +82,7 @@ caf::behavior Host::make_behavior() {
       [this](evict_atom, std::uint64_t generation) {
         if (generation != generation_) return;
         finish();
+        park_events();  // before the next host can start
         core_->host_stopped(id_, generation_);
         quit();
       },
@@ -72,7 +108,7 @@ void Host::handle(Event& event) {
     trace_ = call->trace;
   }
   ScopedLogContext log_context({trace_.request_id, std::string(trace_id_of(trace_.traceparent))});
-  run_event([&] { dispatch(event, reply); }, reply);
+  run_event([&] { dispatch(event, reply); }, reply, describe(event));
   trace_ = {};
 }
 
@@ -93,6 +129,7 @@ bool Host::ensure_batch(ReplyTo reply) {
       db_->begin();
       in_batch_ = true;
       batch_events_ = 0;
+      batch_first_event_ = recent_.total();
       ++batch_;
       // Queued behind every event already in the mailbox: they all join this batch.
       send(this, commit_atom::value, batch_);
@@ -158,18 +195,22 @@ void Host::open_database() {
   identity_known_ = identity_recorded();
 }
 
-Host::Outcome Host::run_event(const std::function<void()>& body,
-                              ReplyTo reply) {
+Host::Outcome Host::run_event(const std::function<void()>& body, ReplyTo reply, detail::EventRecord record) {
+  auto arrived = std::chrono::steady_clock::now();
   // Every event runs only where its shard is owned now, and one batch under one epoch.
   auto epoch = core_->owned_epoch(id_.shard());
   if (!epoch || (in_batch_ && *epoch != batch_epoch_)) {
     if (reply) core_->fail_reply(reply, not_owner_error());
+    remember(std::move(record), arrived, http_status(not_owner_error().code));
     return Outcome::failed;  // the open batch, if any, is dropped at its commit
   }
   if (instance_ && *epoch != instance_epoch_) reset_instance();  // its memory may be stale
   if (!instance_) instance_epoch_ = *epoch;
   if (!in_batch_) batch_epoch_ = *epoch;
-  if (!ensure_batch(reply)) return Outcome::failed;
+  if (!ensure_batch(reply)) {
+    remember(std::move(record), arrived, 503);
+    return Outcome::failed;
+  }
   outbox_.begin_event();
   std::size_t answers_before = answers_.size();
   db_->savepoint();  // deferred to the event's first statement: cannot fail here
@@ -216,6 +257,7 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
   if (broken) {
     spdlog::error("actor {} {}: event ended its batch's transaction: {}", id_.binding(), id_.hex(),
                   thrown.value_or("SQLite rolled the transaction back"));
+    remember(std::move(record), started, storage_failed ? http_status(broken->code) : 500);
     for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
     if (reply) {
@@ -231,6 +273,7 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
   }
   if (thrown) {
     spdlog::error("actor {} {}: event failed, rolled back: {}", id_.binding(), id_.hex(), *thrown);
+    remember(std::move(record), started, 500);
     for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
     try {
@@ -250,6 +293,17 @@ Host::Outcome Host::run_event(const std::function<void()>& body,
     }
     // Members may be half-updated: the next event gets a fresh object (the data is intact).
     reset_instance();
+  } else {
+    int status = 200;
+    if (answers_.size() > answers_before) {
+      const auto& answer = answers_.back().answer;
+      if (const auto* response = std::get_if<Response>(&answer)) {
+        status = response->status;
+      } else if (const auto& result = std::get<Result<nlohmann::json>>(answer); !result) {
+        status = http_status(result.error().code);
+      }
+    }
+    remember(std::move(record), started, status);
   }
   if (++batch_events_ >= limits::max_events_per_commit && !commit_batch()) return Outcome::failed;
   return thrown ? Outcome::threw : Outcome::ok;
@@ -343,6 +397,7 @@ bool Host::commit_batch() {
   WaitingBatch batch{written_through_, {}, outbox_.accepted(), std::exchange(answers_, {}),
                      report, soonest, batch_epoch_, batch_events_, commit_start};
   batch.outputs = outbox_.take();
+  batch_ended(batch_events_, std::nullopt);
   batch_events_ = 0;
   if (core_->options.durability == Durability::normal) durable_through_ = written_through_;
   if (batch.needs <= durable_through_ && waiting_.empty()) {
@@ -535,6 +590,7 @@ void Host::abort_batch(const Error& error, bool durability_lost) {
   for (auto& pending : std::exchange(answers_, {})) {
     if (pending.reply) core_->fail_reply(pending.reply, error);
   }
+  if (in_batch_) batch_ended(0, http_status(error.code));
   in_batch_ = false;
   batch_events_ = 0;
   // The batches committed before it are not the open batch's to fail: made durable now, they
@@ -587,6 +643,43 @@ void Host::on_exit() {
   reset_instance();
   db_.reset();
   report_bytes();
+  park_events();
+}
+
+void Host::remember(detail::EventRecord record, std::chrono::steady_clock::time_point started, int status) {
+  if (!core_->activity().enabled()) return;
+  auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  record.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     core_->options.clock->now().time_since_epoch() - std::chrono::duration_cast<Clock::duration>(took))
+                     .count();
+  record.duration_us = static_cast<std::uint32_t>(std::min<std::int64_t>(took.count(), std::numeric_limits<std::uint32_t>::max()));
+  record.status = static_cast<std::uint16_t>(status);
+  recent_.push(std::move(record));
+  ++batch_activity_.events;
+  if (status >= 500) ++batch_activity_.errors;
+  batch_activity_.latency.add(static_cast<std::uint64_t>(took.count()));
+  if (!in_batch_) batch_ended(0, std::nullopt);  // it joined no batch: counted now
+}
+
+void Host::batch_ended(std::size_t events, std::optional<int> failed) {
+  if (!core_->activity().enabled()) return;
+  recent_.each_since(batch_first_event_, [&](detail::EventRecord& r) {
+    if (r.batch != 0) return;  // an earlier batch's
+    if (failed) {
+      r.status = static_cast<std::uint16_t>(std::max<int>(r.status, *failed));
+    } else {
+      r.batch = static_cast<std::uint16_t>(events);
+    }
+  });
+  batch_first_event_ = recent_.total();
+  if (failed) batch_activity_.errors = batch_activity_.events;
+  core_->activity().add(id_, batch_activity_);
+  batch_activity_ = {};
+}
+
+void Host::park_events() {
+  if (recent_.total() == 0) return;
+  core_->activity().park(id_, std::exchange(recent_, detail::EventRing(0)));
 }
 
 void Host::reset_instance() {

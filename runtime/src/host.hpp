@@ -23,6 +23,7 @@
 #include "cairn/actor.hpp"
 #include "cairn/context.hpp"
 #include "cairn/registry.hpp"
+#include "activity.hpp"
 #include "database.hpp"
 #include "events.hpp"
 #include "outbox.hpp"
@@ -116,8 +117,17 @@ class Host final : public caf::event_based_actor {
   // Opens the database and starts a batch if needed; false (caller told) if it cannot.
   bool ensure_batch(ReplyTo reply);
   // Runs `body` as one event: its own savepoint, the instance created first if needed,
-  // rolled back (and the instance reset) if it throws.
-  Outcome run_event(const std::function<void()>& body, ReplyTo reply);
+  // rolled back (and the instance reset) if it throws. `record` (its kind and what) is
+  // completed and kept in the actor's recent events.
+  Outcome run_event(const std::function<void()>& body, ReplyTo reply, detail::EventRecord record);
+  // Keeps a finished event in the recent events and the open batch's activity (added to the
+  // runtime's table now if no batch is open).
+  void remember(detail::EventRecord record, std::chrono::steady_clock::time_point started, int status);
+  // The open batch ended: its events learn the commit's size (committed) or the status their
+  // callers got (`failed`), and its activity goes to the runtime's table.
+  void batch_ended(std::size_t events, std::optional<int> failed);
+  // Hands the recent events to the runtime, for the actor's next host.
+  void park_events();
   void dispatch(Event& event, ReplyTo reply);
   void run_due_alarms();
   void schedule_retry(const DueAlarm& alarm);
@@ -221,6 +231,11 @@ class Host final : public caf::event_based_actor {
   // Retires the current gate (waiting for a sync under way through it) and returns what it saw
   // fail, if anything; a new one serves the syncs from now on if the database stays open.
   std::string retire_gate(bool database_stays_open);
+  // For operators (activity.hpp): the actor's last events (parked in the runtime between
+  // hosts), the number of the open batch's first one, and what the open batch did.
+  detail::EventRing recent_;
+  std::uint64_t batch_first_event_ = 0;
+  detail::BatchActivity batch_activity_;
   std::int64_t reported_bytes_ = 0;  // this database's bytes as the metrics' total has them
   std::chrono::steady_clock::time_point bytes_reported_at_{};
 };

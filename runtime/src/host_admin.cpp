@@ -168,7 +168,11 @@ nlohmann::json Host::inspect() {
           {"sockets", std::move(sockets)},
           {"alarms", std::move(alarms)},
           {"tables", std::move(tables)},
-          {"database_bytes", db_->bytes_on_disk()}};
+          {"database_bytes", db_->bytes_on_disk()},
+          // Newest first; kept across evictions (activity.hpp). Null if turned off.
+          {"recent_events", core_->activity().enabled() ? recent_.json() : nlohmann::json()},
+          {"now_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                         core_->options.clock->now().time_since_epoch()).count()}};
 }
 
 nlohmann::json Host::remove_everything() {

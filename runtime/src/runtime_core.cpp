@@ -67,6 +67,9 @@ RuntimeCore::RuntimeCore(Registry registry_in, RuntimeOptions options_in)
     throw std::invalid_argument("max_queued_events must be at least 1");
   }
   if (!options.clock) throw std::invalid_argument("RuntimeOptions::clock must not be null");
+  if (options.recent_events > limits::max_recent_events) {
+    throw std::invalid_argument("recent_events must be at most " + std::to_string(limits::max_recent_events));
+  }
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec || !std::filesystem::is_directory(options.data_dir)) {

@@ -27,6 +27,7 @@
 
 #include "cairn/runtime.hpp"
 #include "cairn/metrics.hpp"
+#include "activity.hpp"
 #include "alarm_index.hpp"
 #include "data_layout.hpp"
 #include "events.hpp"
@@ -96,6 +97,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
 
   // Alarms. The index of every actor's soonest alarm (hosts write it at commit).
   AlarmIndex& alarm_index() { return *alarms_; }
+  // The actors' recent events and per-actor counts, for operators (activity.hpp).
+  ActivityTable& activity() { return activity_; }
   // After a host's commit: `soonest` is its soonest alarm now (or none).
   void alarms_committed(const ActorId& id, std::optional<std::int64_t> soonest);
   void alarm_ran() { alarms_run_.fetch_add(1, std::memory_order_relaxed); }
@@ -301,6 +304,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::map<std::string, std::atomic<std::int64_t>> database_bytes_;
 
   std::unique_ptr<AlarmIndex> alarms_;
+  ActivityTable activity_{options.recent_events};
   std::unique_ptr<NamesIndex> names_;
   std::mutex alarm_mutex_;
   std::condition_variable alarm_cv_;

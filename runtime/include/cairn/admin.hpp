@@ -9,6 +9,7 @@
 // cairn"); results are the JSON bodies it answers with.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -33,7 +34,9 @@ class Admin {
                               std::string_view after, std::size_t limit) const;
   // {"binding", "name", "id", "live", "instance", "last_event_ms", "database_bytes",
   //  "tables": [{"name", "type", "rows"}], "alarms": [{"name", "due_ms", "retries"}],
-  //  "sockets": [{"id", "tags", "attachment"}]}. not_found if it has no database.
+  //  "sockets": [{"id", "tags", "attachment"}], "recent_events": [{"at_ms", "kind", "what",
+  //  "status", "duration_ms", "batch"}] newest first (null if RuntimeOptions::recent_events
+  //  is 0), "now_ms": the runtime's clock}. not_found if it has no database.
   Result<nlohmann::json> inspect(std::string_view binding, std::string_view name) const;
   // {"columns", "rows", "truncated"}: one statement that only reads (anything else is
   // invalid_argument and changes nothing), at most `max_rows` rows (<= admin_max_rows).
@@ -50,6 +53,12 @@ class Admin {
   // Deletes the actor: its sockets closed (limits::deleted_close_code), its database files
   // and alarms gone, its name forgotten. {"deleted": had a database, "sockets_closed": n}.
   Result<nlohmann::json> remove(std::string_view binding, std::string_view name) const;
+  // The actors with the most events, the slowest p99 and the most errors (status >= 500) in
+  // the last `seconds` (10-300, rounded up to limits::activity_slot): {"seconds", "busiest",
+  // "slowest", "failing"}, each at most `limit` (1-admin_max_top) of {"binding", "name",
+  // "events", "errors", "p50_ms", "p99_ms"} (latencies on the actor's thread, within a factor
+  // of 1.42 above). Empty lists if RuntimeOptions::recent_events is 0. Never blocks on actors.
+  Result<nlohmann::json> top(std::chrono::seconds seconds, std::size_t limit) const;
   // Evicts the instance now (after the events sent before). False if it was not live.
   Result<bool> evict(std::string_view binding, std::string_view name) const;
   // Copies every actor's database (online backup, one actor at a time per worker) and the

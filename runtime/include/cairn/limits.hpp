@@ -105,4 +105,20 @@ inline constexpr int deleted_close_code = 4004;
 // How long an admin operation waits for the actor's thread before it answers 504.
 inline constexpr std::chrono::seconds admin_operation_timeout{60};
 
+// What the runtime remembers of its actors' events for operators (the admin API's
+// "recent_events" and /admin/top, the inspector, cairnctl top). Each live actor keeps its
+// last default_recent_events events (RuntimeOptions::recent_events; about 80 bytes each,
+// taken on its first event); the rings of the last parked_event_rings actors to be evicted
+// are kept until they wake. The top lists count events in slots of activity_slot, the last
+// activity_slots of them (5 minutes), at most activity_actors_per_slot actors a slot.
+inline constexpr std::size_t default_recent_events = 32;
+inline constexpr std::size_t max_recent_events = 1000;
+inline constexpr std::size_t event_record_what_bytes = 64;
+inline constexpr std::size_t parked_event_rings = 1024;
+inline constexpr std::chrono::seconds activity_slot{10};
+inline constexpr std::size_t activity_slots = 30;
+inline constexpr std::size_t activity_actors_per_slot = 1024;
+inline constexpr std::size_t admin_default_top = 10;
+inline constexpr std::size_t admin_max_top = 100;
+
 }  // namespace cairn::limits

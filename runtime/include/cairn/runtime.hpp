@@ -63,6 +63,9 @@ struct RuntimeOptions {
   // instance is reset. A runaway query cannot pin an actor thread. Code that loops without
   // running SQL is not stopped (C++ cannot be pre-empted safely). Zero: no budget.
   std::chrono::milliseconds event_budget = limits::default_event_budget;
+  // Each actor's last events kept for operators (the admin API's "recent_events"; at most
+  // limits::max_recent_events), and the per-actor counts behind /admin/top. Zero: neither.
+  std::size_t recent_events = limits::default_recent_events;
   // Cluster mode: the shards this node owns (cairn/ownership.hpp). Null: all of them.
   std::shared_ptr<const Ownership> ownership;
   // Cluster mode: how calls reach actors of shards this node does not own. Null: they fail.
