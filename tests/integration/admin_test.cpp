@@ -185,6 +185,46 @@ TEST_CASE("metrics move with known traffic: a booking, a hibernation") {
   CHECK(text.body.find("# TYPE cairn_alarm_lateness_seconds histogram") != std::string::npos);
 }
 
+TEST_CASE("an actor's recent events and the busiest and failing actors through the admin listener") {
+  AdminServer s;
+  REQUIRE(http_get(s.port(), "/seats?flightId=r1").status == 200);
+  REQUIRE(book(s.port(), "r1", "1A", "Al"));
+  REQUIRE(!book(s.port(), "r1", "1A", "Bea"));  // taken: 409
+  REQUIRE(http_get(s.port(), "/seats?flightId=r2").status == 200);
+  auto actor = s.admin_json(http::verb::get, "/admin/bindings/FLIGHT/actors/r1");
+  auto events = actor["recent_events"];
+  REQUIRE(events.size() == 3);
+  CHECK(events[0]["kind"] == "fetch");
+  CHECK(events[0]["what"] == "POST /book-seat");
+  CHECK(events[0]["status"] == 409);
+  CHECK(events[1]["status"] == 200);
+  CHECK(events[2]["what"] == "GET /seats");
+  CHECK(events[2]["batch"].get<int>() >= 1);
+  CHECK(actor["now_ms"].get<std::int64_t>() >= events[0]["at_ms"].get<std::int64_t>());
+
+  auto top = s.admin_json(http::verb::get, "/admin/top?seconds=60&limit=5");
+  CHECK(top["seconds"] == 60);
+  REQUIRE(top["busiest"].size() == 2);
+  CHECK(top["busiest"][0]["name"] == "r1");
+  CHECK(top["busiest"][0]["binding"] == "FLIGHT");
+  CHECK(top["busiest"][0]["events"] == 3);
+  CHECK(top["busiest"][1]["name"] == "r2");
+  CHECK(top["failing"].empty());  // a 409 is the caller's mistake, not the actor's failure
+  CHECK(top["slowest"][0]["p99_ms"].get<double>() > 0);
+  CHECK(s.admin_json(http::verb::get, "/admin/top")["seconds"] == 60);
+
+  for (const char* bad : {"/admin/top?seconds=5", "/admin/top?seconds=301", "/admin/top?seconds=99999999999999999999",
+                          "/admin/top?limit=0", "/admin/top?limit=101", "/admin/top?limit=ten"}) {
+    auto reply = s.admin(http::verb::get, bad);
+    INFO(bad << " -> " << reply.body);
+    CHECK(reply.status == 400);
+    CHECK(json::parse(reply.body)["error"].is_string());
+  }
+  auto wrong = s.admin(http::verb::post, "/admin/top");
+  CHECK(wrong.status == 405);
+  CHECK(wrong.body.find("GET /admin/top") != std::string::npos);
+}
+
 TEST_CASE("a read-only query reads rows, and one that tries to write fails and changes nothing") {
   AdminServer s;
   REQUIRE(book(s.port(), "q1", "3C", "Di"));
