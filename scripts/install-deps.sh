@@ -15,6 +15,7 @@ packages=(
   chromium  # browser tests (tests/browser)
   etcd-server etcd-client  # cluster mode's coordination (and its tests)
   haproxy  # the example edge in front of a cluster (and its test)
+  tmux  # cairnctl top's test drives it in a terminal
 )
 # Node.js and npm run the browser tests; the machine image brings its own, else Debian's.
 command -v node >/dev/null || packages+=(nodejs)

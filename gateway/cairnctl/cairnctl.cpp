@@ -30,6 +30,7 @@
 #include "cairn/cli/duration.hpp"
 #include "cairn/cli/program.hpp"
 #include "cairn/admin.hpp"
+#include "top.hpp"
 
 namespace {
 
@@ -348,6 +349,18 @@ int main(int argc, char** argv) {
   restore->add_option("dir", dir, "the backup")->required()->check(CLI::ExistingDirectory);
   restore->add_option("--data-dir", data_dir, "the data directory to fill (absent or empty)")->required();
   auto* metrics = app.add_subcommand("metrics", "print the server's metrics (Prometheus text)");
+  cairn::ctl::TopOptions top_options;
+  double top_interval_s = 2;
+  auto* top = app.add_subcommand("top", "rates, latencies and the busiest, slowest and failing actors, refreshed "
+                                        "(q quits; without a terminal, --iterations frames)");
+  cairn::cli::add_duration(*top, "--interval", top_interval_s, "time between readings")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  top->add_option("--window", top_options.window_seconds, "seconds the actor lists cover (10-300)")
+      ->check(CLI::Range(10, 300))
+      ->capture_default_str();
+  top->add_option("--iterations", top_options.iterations, "frames to draw, then exit (0: until q or Ctrl-C)")
+      ->capture_default_str();
   auto* cluster = app.add_subcommand("cluster", "cluster mode: the nodes and their shards");
   cluster->require_subcommand(1);
   bool with_shards = false;
@@ -535,6 +548,12 @@ int main(int argc, char** argv) {
       else std::cerr << entries.size() << " shards mapped\n";
     } else if (metrics->parsed()) {
       std::cout << client.call(http::verb::get, "/metrics").body();
+    } else if (top->parsed()) {
+      top_options.url = url;
+      top_options.interval = std::chrono::milliseconds(static_cast<long long>(top_interval_s * 1000));
+      return cairn::ctl::run_top(top_options, [&](const std::string& target) {
+        return client.call(http::verb::get, target).body();
+      });
     }
     return 0;
   } catch (const Failure& e) {

@@ -6,12 +6,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "clients.hpp"
@@ -440,6 +442,98 @@ TEST_CASE("cairnctl end to end against a real server") {
   CHECK(down.exit_status == 1);
   CHECK(down.output.find("cannot connect") != std::string::npos);
   CHECK(ctl({"actors", "inspect", "FLIGHT", "nobody"}).output.find("404") != std::string::npos);
+}
+
+namespace {
+
+// Reads on one flight and bookings on another until stopped: traffic for cairnctl top.
+struct Traffic {
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  explicit Traffic(std::uint16_t port) {
+    thread = std::thread([this, port] {
+      for (int i = 0; !stop && i < 100'000; ++i) {
+        http_get(port, "/seats?flightId=top-1");
+        if (i < 60) book(port, "top-2", std::to_string(i / 6 + 1) + "ABCDEF"[i % 6], "p" + std::to_string(i));
+        std::this_thread::sleep_for(5ms);
+      }
+    });
+  }
+  ~Traffic() {
+    stop = true;
+    thread.join();
+  }
+};
+
+// The rate cairnctl top shows on the line of route `route` (-1 if absent).
+double route_rate(const std::string& screen, const std::string& route) {
+  std::istringstream lines(screen);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(route + " ", 0) == 0) return std::stod(line.substr(route.size()));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("cairnctl top without a terminal prints frames of rates and the busiest actors") {
+  AdminServer s;
+  Traffic traffic(s.port());
+  std::string url = "http://127.0.0.1:" + std::to_string(s.admin_port());
+  auto top = run_program({CAIRNCTL_PATH, "--url", url, "--token-file", s.token_file.string(), "top", "--interval",
+                          "0.4", "--iterations", "4"},
+                         60s);
+  INFO(top.output);
+  CHECK(top.exit_status == 0);
+  auto last = top.output.substr(top.output.rfind("cairn top "));
+  CHECK(route_rate(last, "/seats") > 0);
+  CHECK(last.find("REQUESTS/s") != std::string::npos);
+  CHECK(last.find("FLIGHT/top-1") != std::string::npos);
+  CHECK(last.find("\x1b[") == std::string::npos);  // no terminal: no escape sequences
+  auto bad_token = s.dir.path() / "bad";
+  std::ofstream(bad_token) << "not-the-token-at-all\n";
+  auto refused = run_program({CAIRNCTL_PATH, "--url", url, "--token-file", bad_token.string(), "top"}, 30s);
+  CHECK(refused.exit_status == 1);
+  CHECK(refused.output.rfind("cairnctl: 401: ", 0) == 0);  // before any frame
+}
+
+TEST_CASE("cairnctl top in a terminal under tmux shows the rates and quits on q") {
+  AdminServer s;
+  Traffic traffic(s.port());
+  std::string url = "http://127.0.0.1:" + std::to_string(s.admin_port());
+  std::string socket = "cairn-top-test-" + std::to_string(::getpid());
+  auto tmux = [&](std::vector<std::string> args) {
+    std::vector<std::string> all{CAIRN_TMUX_PATH, "-L", socket, "-f", "/dev/null"};
+    all.insert(all.end(), args.begin(), args.end());
+    return run_program(all, 20s);
+  };
+  std::string command = std::string("'") + CAIRNCTL_PATH + "' --url " + url + " --token-file '" +
+                        s.token_file.string() + "' top --interval 0.5; echo \"cairnctl exited $?\"; sleep 60";
+  REQUIRE(tmux({"new-session", "-d", "-x", "150", "-y", "60", "sh", "-c", command}).exit_status == 0);
+  auto server_pid = tmux({"display-message", "-p", "#{pid}"});
+  REQUIRE(server_pid.exit_status == 0);
+  pid_t tmux_pid = std::stoi(server_pid.output);
+  std::string screen;
+  bool shown = false;
+  for (int i = 0; i < 100 && !shown; ++i) {
+    std::this_thread::sleep_for(150ms);
+    screen = tmux({"capture-pane", "-p"}).output;
+    shown = route_rate(screen, "/seats") > 0 && screen.find("FLIGHT/top-1") != std::string::npos;
+  }
+  INFO(screen);
+  CHECK(shown);
+  CHECK(screen.find("(q quits)") != std::string::npos);
+  CHECK(tmux({"send-keys", "q"}).exit_status == 0);
+  bool exited = false;
+  for (int i = 0; i < 100 && !exited; ++i) {
+    std::this_thread::sleep_for(100ms);
+    screen = tmux({"capture-pane", "-p"}).output;
+    exited = screen.find("cairnctl exited 0") != std::string::npos;
+  }
+  INFO(screen);
+  CHECK(exited);
+  CHECK(screen.find("REQUESTS/s") == std::string::npos);  // the alternate screen is gone
+  ::kill(tmux_pid, SIGTERM);
 }
 
 TEST_CASE("the server refuses an admin port without a usable token file") {
