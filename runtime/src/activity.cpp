@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <stdexcept>
 
 #include "cairn/limits.hpp"
 
@@ -61,9 +62,19 @@ std::string_view kind_name(EventRecord::Kind kind) noexcept {
   return "unknown";
 }
 
+std::string cut_utf8(std::string_view text, std::size_t bytes) {
+  if (text.size() <= bytes) return std::string(text);
+  std::size_t end = bytes;
+  // Back to the first byte of the character the cut would split (continuation bytes are
+  // 10xxxxxx).
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return std::string(text.substr(0, end));
+}
+
 EventRecord& EventRing::push(EventRecord record) {
-  if (record.what.size() > limits::event_record_what_bytes) {
-    record.what.resize(limits::event_record_what_bytes);
+  if (capacity_ == 0) throw std::logic_error("EventRing::push on a ring of capacity 0");
+  if (record.what.size() > limits::event_record_what_bytes || record.what.capacity() > 2 * limits::event_record_what_bytes) {
+    record.what = cut_utf8(record.what, limits::event_record_what_bytes);
   }
   std::uint64_t n = total_++;
   if (records_.size() < capacity_) {
@@ -85,7 +96,7 @@ nlohmann::json EventRing::json() const {
                    {"what", r.what},
                    {"status", r.status},
                    {"duration_ms", static_cast<double>(r.duration_us) / 1000.0},
-                   {"batch", r.batch == 0 ? nlohmann::json() : nlohmann::json(r.batch)}});
+                   {"batch", r.open ? nlohmann::json() : nlohmann::json(r.batch)}});
   }
   return out;
 }
@@ -130,7 +141,8 @@ void ActivityTable::prune(Slot& slot) {
 
 nlohmann::json ActivityTable::top(std::chrono::seconds window, std::size_t limit, clock::time_point now) const {
   struct Row {
-    const Stats* first = nullptr;
+    std::string binding;
+    std::string name;
     std::uint64_t events = 0;
     std::uint64_t errors = 0;
     LatencyHistogram latency;
@@ -141,16 +153,23 @@ nlohmann::json ActivityTable::top(std::chrono::seconds window, std::size_t limit
   auto slots = std::clamp<std::int64_t>((window_ms + slot_ms - 1) / slot_ms, 1,
                                         static_cast<std::int64_t>(limits::activity_slots));
   auto newest = slot_index(now);
-  std::unordered_map<std::string_view, Row> merged;
-  std::lock_guard lock(mutex_);
-  for (const auto& slot : slots_) {
-    if (slot.index < 0 || slot.index > newest || slot.index <= newest - slots) continue;
-    for (const auto& [hex, stats] : slot.actors) {
-      auto& row = merged[hex];
-      if (!row.first) row.first = &stats;
-      row.events += stats.events;
-      row.errors += stats.errors;
-      row.latency.merge(stats.latency);
+  // Only the merge holds the lock (every host's batch end waits on it); ranking is outside.
+  std::unordered_map<std::string, Row> merged;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& slot : slots_) {
+      if (slot.index < 0 || slot.index > newest || slot.index <= newest - slots) continue;
+      for (const auto& [hex, stats] : slot.actors) {
+        auto [it, inserted] = merged.try_emplace(hex);
+        auto& row = it->second;
+        if (inserted) {
+          row.binding = stats.binding;
+          row.name = stats.name;
+        }
+        row.events += stats.events;
+        row.errors += stats.errors;
+        row.latency.merge(stats.latency);
+      }
     }
   }
   std::vector<Row*> rows;
@@ -169,8 +188,8 @@ nlohmann::json ActivityTable::top(std::chrono::seconds window, std::size_t limit
     auto out = nlohmann::json::array();
     for (std::size_t i = 0; i < n; ++i) {
       const auto* row = chosen[i];
-      out.push_back({{"binding", row->first->binding},
-                     {"name", row->first->name},
+      out.push_back({{"binding", row->binding},
+                     {"name", row->name},
                      {"events", row->events},
                      {"errors", row->errors},
                      {"p50_ms", row->latency.quantile_ms(0.5)},
@@ -179,9 +198,7 @@ nlohmann::json ActivityTable::top(std::chrono::seconds window, std::size_t limit
     return out;
   };
   // Ties by name, so the lists are stable from one refresh to the next.
-  auto by_name = [](const Row* a, const Row* b) {
-    return std::tie(a->first->binding, a->first->name) < std::tie(b->first->binding, b->first->name);
-  };
+  auto by_name = [](const Row* a, const Row* b) { return std::tie(a->binding, a->name) < std::tie(b->binding, b->name); };
   return {{"seconds", slots * slot_ms / 1000},
           {"busiest", list([&](const Row* a, const Row* b) {
              return a->events != b->events ? a->events > b->events : by_name(a, b);
@@ -192,6 +209,14 @@ nlohmann::json ActivityTable::top(std::chrono::seconds window, std::size_t limit
           {"failing", list([&](const Row* a, const Row* b) {
              return a->errors != b->errors ? a->errors > b->errors : by_name(a, b);
            }, true)}};
+}
+
+void ActivityTable::forget(const ActorId& id) {
+  std::lock_guard lock(mutex_);
+  if (auto it = parked_by_id_.find(id.hex()); it != parked_by_id_.end()) {
+    parked_.erase(it->second);
+    parked_by_id_.erase(it);
+  }
 }
 
 void ActivityTable::park(const ActorId& id, EventRing ring) {

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -53,10 +54,15 @@ struct EventRecord {
   std::uint32_t duration_us = 0;   // on the actor's thread (its commit's fsync not included)
   std::uint16_t status = 200;      // a fetch's status; a call's (200 or its error's); else 200 or 500 if it threw;
                                    // 503 if it never ran or its batch was rolled back
-  std::uint16_t batch = 0;         // events in the commit it joined; 0 while that is open
+  std::uint16_t batch = 0;         // events in the commit it joined; 0: none (yet)
   Kind kind = Kind::fetch;
   std::string what;                // "GET /seats", the method, the alarm's name (at most 64 bytes)
+  bool open = false;               // its batch has not ended: its answer waits for the commit
 };
+
+// `text` cut to at most `bytes` bytes, not inside a UTF-8 character, in a string of its own
+// size (the rest of a long path is not kept in its capacity).
+std::string cut_utf8(std::string_view text, std::size_t bytes);
 
 std::string_view kind_name(EventRecord::Kind kind) noexcept;
 
@@ -67,13 +73,19 @@ class EventRing {
   // Events recorded over the ring's life; the next one gets this number.
   std::uint64_t total() const noexcept { return total_; }
   EventRecord& push(EventRecord record);
-  // The events numbered `from` and later that the ring still holds, oldest first.
+  // The events numbered `from` and later (up to `to`, excluded) that the ring still holds,
+  // oldest first.
+  template <class F>
+  void each_between(std::uint64_t from, std::uint64_t to, F&& f) {
+    std::uint64_t first = total_ > records_.size() ? total_ - records_.size() : 0;
+    for (std::uint64_t n = std::max(from, first); n < std::min(to, total_); ++n) f(records_[n % capacity_]);
+  }
   template <class F>
   void each_since(std::uint64_t from, F&& f) {
-    std::uint64_t first = total_ > records_.size() ? total_ - records_.size() : 0;
-    for (std::uint64_t n = std::max(from, first); n < total_; ++n) f(records_[n % capacity_]);
+    each_between(from, total_, std::forward<F>(f));
   }
-  // Newest first: [{"at_ms", "kind", "what", "status", "duration_ms", "batch" (null: open)}].
+  // Newest first: [{"at_ms", "kind", "what", "status", "duration_ms", "batch"}]; batch is
+  // null while the event's batch is open, 0 if it committed in none (refused, or failed).
   nlohmann::json json() const;
 
  private:
@@ -87,7 +99,7 @@ struct BatchActivity {
   std::uint32_t events = 0;
   std::uint32_t errors = 0;  // status >= 500
   LatencyHistogram latency;
-  bool empty() const noexcept { return events == 0; }
+  bool empty() const noexcept { return events == 0 && errors == 0; }
 };
 
 class ActivityTable {
@@ -98,6 +110,8 @@ class ActivityTable {
   std::size_t ring_capacity() const noexcept { return ring_capacity_; }
 
   void add(const ActorId& id, const BatchActivity& batch, clock::time_point now = clock::now());
+  // Forgets a deleted actor's parked ring (its counts age out with their slots).
+  void forget(const ActorId& id);
   // {"seconds", "busiest", "slowest", "failing"}: each at most `limit` actors
   // {"binding", "name", "events", "errors", "p50_ms", "p99_ms"} of the last `window`
   // (rounded up to whole slots), by events, by p99, by errors (only those with errors).

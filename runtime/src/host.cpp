@@ -30,12 +30,15 @@ namespace {
 detail::EventRecord describe(const Event& event) {
   detail::EventRecord record;
   using Kind = detail::EventRecord::Kind;
+  constexpr auto most = limits::event_record_what_bytes;
   if (const auto* fetch = std::get_if<FetchEvent>(&event.body)) {
     record.kind = Kind::fetch;
-    record.what = fetch->request.method + " " + std::string(fetch->request.path());
+    // The path without its query, which may carry secrets; cut before it is copied whole.
+    record.what = detail::cut_utf8(fetch->request.method, most / 2) + " ";
+    record.what += detail::cut_utf8(fetch->request.path(), most - record.what.size());
   } else if (const auto* call = std::get_if<CallEvent>(&event.body)) {
     record.kind = Kind::call;
-    record.what = call->method;
+    record.what = detail::cut_utf8(call->method, most);
   } else if (const auto* socket = std::get_if<SocketEvent>(&event.body)) {
     switch (socket->kind) {
       case SocketEvent::Kind::message:
@@ -48,7 +51,7 @@ detail::EventRecord describe(const Event& event) {
         break;
       case SocketEvent::Kind::error:
         record.kind = Kind::error;
-        record.what = socket->data;
+        record.what = detail::cut_utf8(socket->data, most);
         break;
     }
   }
@@ -108,7 +111,8 @@ void Host::handle(Event& event) {
     trace_ = call->trace;
   }
   ScopedLogContext log_context({trace_.request_id, std::string(trace_id_of(trace_.traceparent))});
-  run_event([&] { dispatch(event, reply); }, reply, describe(event));
+  run_event([&] { dispatch(event, reply); }, reply,
+            core_->activity().enabled() ? describe(event) : detail::EventRecord{});
   trace_ = {};
 }
 
@@ -123,6 +127,7 @@ bool Host::ensure_batch(ReplyTo reply) {
       auto epoch = core_->owned_epoch(id_.shard());
       if (!epoch) {
         if (reply) core_->fail_reply(reply, not_owner_error());
+        refused_status_ = http_status(not_owner_error().code);
         return false;
       }
       batch_epoch_ = *epoch;
@@ -139,6 +144,7 @@ bool Host::ensure_batch(ReplyTo reply) {
     spdlog::error("actor {} {}: cannot start an event: {}", id_.binding(), id_.hex(), e.what());
     auto error = storage_error(e, "the actor's storage is unavailable");
     if (reply) core_->fail_reply(reply, error);
+    refused_status_ = http_status(error.code);
     abort_batch(error);
     return false;
   }
@@ -201,14 +207,14 @@ Host::Outcome Host::run_event(const std::function<void()>& body, ReplyTo reply, 
   auto epoch = core_->owned_epoch(id_.shard());
   if (!epoch || (in_batch_ && *epoch != batch_epoch_)) {
     if (reply) core_->fail_reply(reply, not_owner_error());
-    remember(std::move(record), arrived, http_status(not_owner_error().code));
+    remember(std::move(record), arrived, http_status(not_owner_error().code), true);
     return Outcome::failed;  // the open batch, if any, is dropped at its commit
   }
   if (instance_ && *epoch != instance_epoch_) reset_instance();  // its memory may be stale
   if (!instance_) instance_epoch_ = *epoch;
   if (!in_batch_) batch_epoch_ = *epoch;
   if (!ensure_batch(reply)) {
-    remember(std::move(record), arrived, 503);
+    remember(std::move(record), arrived, refused_status_, true);
     return Outcome::failed;
   }
   outbox_.begin_event();
@@ -257,7 +263,7 @@ Host::Outcome Host::run_event(const std::function<void()>& body, ReplyTo reply, 
   if (broken) {
     spdlog::error("actor {} {}: event ended its batch's transaction: {}", id_.binding(), id_.hex(),
                   thrown.value_or("SQLite rolled the transaction back"));
-    remember(std::move(record), started, storage_failed ? http_status(broken->code) : 500);
+    remember(std::move(record), started, storage_failed ? http_status(broken->code) : 500, true);
     for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
     if (reply) {
@@ -273,7 +279,6 @@ Host::Outcome Host::run_event(const std::function<void()>& body, ReplyTo reply, 
   }
   if (thrown) {
     spdlog::error("actor {} {}: event failed, rolled back: {}", id_.binding(), id_.hex(), *thrown);
-    remember(std::move(record), started, 500);
     for (SocketId socket : outbox_.discard_event()) core_->sockets.unaccept(socket);
     answers_.resize(answers_before);
     try {
@@ -283,9 +288,11 @@ Host::Outcome Host::run_event(const std::function<void()>& body, ReplyTo reply, 
                     rollback_error.what());
       auto error = storage_error(rollback_error, "the event could not be rolled back");
       if (reply) core_->fail_reply(reply, error);
+      remember(std::move(record), started, http_status(error.code), true);
       abort_batch(error);
       return Outcome::failed;
     }
+    remember(std::move(record), started, 500);
     if (reply) {
       answers_.push_back({reply, Result<nlohmann::json>(Error{
                                      Code::internal,
@@ -395,7 +402,7 @@ bool Host::commit_batch() {
   ++committed_;
   if (wrote) written_through_ = committed_;
   WaitingBatch batch{written_through_, {}, outbox_.accepted(), std::exchange(answers_, {}),
-                     report, soonest, batch_epoch_, batch_events_, commit_start};
+                     report, soonest, batch_epoch_, batch_events_, commit_start, batch_first_event_, recent_.total()};
   batch.outputs = outbox_.take();
   batch_ended(batch_events_, std::nullopt);
   batch_events_ = 0;
@@ -510,6 +517,7 @@ void Host::release(WaitingBatch& batch) {
       if (pending.reply) core_->fail_reply(pending.reply, error);
     }
     batch.answers.clear();
+    batch_failed_late(batch, http_status(error.code));
     reset_instance();
     return;
   }
@@ -608,6 +616,7 @@ void Host::abort_batch(const Error& error, bool durability_lost) {
     for (auto& pending : batch.answers) {
       if (pending.reply) core_->fail_reply(pending.reply, error);
     }
+    batch_failed_late(batch, http_status(error.code));
   }
   durable_through_ = written_through_ = committed_;
   syncing_ = false;
@@ -646,14 +655,17 @@ void Host::on_exit() {
   park_events();
 }
 
-void Host::remember(detail::EventRecord record, std::chrono::steady_clock::time_point started, int status) {
+void Host::remember(detail::EventRecord record, std::chrono::steady_clock::time_point started, int status,
+                    bool told) {
   if (!core_->activity().enabled()) return;
   auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
   record.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                      core_->options.clock->now().time_since_epoch() - std::chrono::duration_cast<Clock::duration>(took))
                      .count();
   record.duration_us = static_cast<std::uint32_t>(std::min<std::int64_t>(took.count(), std::numeric_limits<std::uint32_t>::max()));
-  record.status = static_cast<std::uint16_t>(status);
+  record.status = static_cast<std::uint16_t>(std::clamp(status, 0, 999));
+  // Its answer waits for the batch to end (and may change then), unless its caller was told.
+  record.open = in_batch_ && !told;
   recent_.push(std::move(record));
   ++batch_activity_.events;
   if (status >= 500) ++batch_activity_.errors;
@@ -664,17 +676,31 @@ void Host::remember(detail::EventRecord record, std::chrono::steady_clock::time_
 void Host::batch_ended(std::size_t events, std::optional<int> failed) {
   if (!core_->activity().enabled()) return;
   recent_.each_since(batch_first_event_, [&](detail::EventRecord& r) {
-    if (r.batch != 0) return;  // an earlier batch's
-    if (failed) {
-      r.status = static_cast<std::uint16_t>(std::max<int>(r.status, *failed));
-    } else {
-      r.batch = static_cast<std::uint16_t>(events);
+    if (!r.open) return;  // answered at once, or an earlier batch's
+    r.open = false;
+    if (!failed) {
+      r.batch = static_cast<std::uint16_t>(std::min<std::size_t>(events, std::numeric_limits<std::uint16_t>::max()));
+      return;
     }
+    // Its caller was told the batch's failure, whatever the event answered.
+    if (r.status < 500) ++batch_activity_.errors;
+    r.status = static_cast<std::uint16_t>(std::clamp(*failed, 0, 999));
   });
   batch_first_event_ = recent_.total();
-  if (failed) batch_activity_.errors = batch_activity_.events;
   core_->activity().add(id_, batch_activity_);
   batch_activity_ = {};
+}
+
+void Host::batch_failed_late(const WaitingBatch& batch, int status) {
+  if (!core_->activity().enabled()) return;
+  detail::BatchActivity failed;
+  recent_.each_between(batch.first_event, batch.end_event, [&](detail::EventRecord& r) {
+    if (r.batch == 0) return;  // answered at once: it did not wait for this batch
+    if (r.status < 500) ++failed.errors;
+    r.status = static_cast<std::uint16_t>(std::clamp(status, 0, 999));
+  });
+  // Its events were counted when it committed; only the errors are new.
+  core_->activity().add(id_, failed);
 }
 
 void Host::park_events() {

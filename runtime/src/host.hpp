@@ -94,6 +94,8 @@ class Host final : public caf::event_based_actor {
     std::int64_t epoch = 0;
     std::size_t events = 0;
     std::chrono::steady_clock::time_point started;
+    std::uint64_t first_event = 0;  // its events' numbers in recent_: [first_event, end_event)
+    std::uint64_t end_event = 0;
   };
 
   enum class Outcome { ok, threw, failed };
@@ -122,10 +124,15 @@ class Host final : public caf::event_based_actor {
   Outcome run_event(const std::function<void()>& body, ReplyTo reply, detail::EventRecord record);
   // Keeps a finished event in the recent events and the open batch's activity (added to the
   // runtime's table now if no batch is open).
-  void remember(detail::EventRecord record, std::chrono::steady_clock::time_point started, int status);
+  // `told`: its caller was answered already (the event was refused, or broke its batch).
+  void remember(detail::EventRecord record, std::chrono::steady_clock::time_point started, int status,
+                bool told = false);
   // The open batch ended: its events learn the commit's size (committed) or the status their
   // callers got (`failed`), and its activity goes to the runtime's table.
   void batch_ended(std::size_t events, std::optional<int> failed);
+  // A committed batch's callers were told `status` after all (its sync failed, or the shard
+  // moved): its recent events say so, and its errors are counted.
+  void batch_failed_late(const WaitingBatch& batch, int status);
   // Hands the recent events to the runtime, for the actor's next host.
   void park_events();
   void dispatch(Event& event, ReplyTo reply);
@@ -236,6 +243,7 @@ class Host final : public caf::event_based_actor {
   detail::EventRing recent_;
   std::uint64_t batch_first_event_ = 0;
   detail::BatchActivity batch_activity_;
+  int refused_status_ = 503;  // what ensure_batch's last refusal told the caller
   std::int64_t reported_bytes_ = 0;  // this database's bytes as the metrics' total has them
   std::chrono::steady_clock::time_point bytes_reported_at_{};
 };

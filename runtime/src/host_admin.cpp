@@ -176,6 +176,11 @@ nlohmann::json Host::inspect() {
 }
 
 nlohmann::json Host::remove_everything() {
+  // A deleted actor's history goes with it: a new one of the same name starts with none.
+  recent_ = detail::EventRing(core_->activity().ring_capacity());
+  batch_first_event_ = 0;
+  batch_activity_ = {};
+  core_->activity().forget(id_);
   std::size_t closed = 0;
   for (const auto& entry : core_->sockets.list(id_.hex(), {})) {
     entry->sink->close(limits::deleted_close_code, "the actor was deleted");

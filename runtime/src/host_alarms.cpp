@@ -66,7 +66,9 @@ void Host::run_due_alarms() {
           db_->internal("DELETE FROM _cairn_alarms WHERE name = ?", {alarm.name});
           instance_->on_alarm(AlarmInfo{alarm.name, alarm.retries, alarm.retries > 0});
         },
-        ReplyTo{}, detail::EventRecord{0, 0, 200, 0, detail::EventRecord::Kind::alarm, alarm.name.empty() ? "(unnamed)" : alarm.name});
+        ReplyTo{},
+        detail::EventRecord{0, 0, 200, 0, detail::EventRecord::Kind::alarm,
+                            alarm.name.empty() ? "(unnamed)" : detail::cut_utf8(alarm.name, limits::event_record_what_bytes), false});
     trace_ = {};
     if (outcome == Outcome::failed) return;
     core_->alarm_ran();

@@ -57,18 +57,39 @@ TEST_CASE("latency buckets are half a power of two wide and quantiles are their 
 
 TEST_CASE("the event ring keeps the newest events and numbers them") {
   EventRing ring(3);
-  for (int i = 0; i < 5; ++i) ring.push(EventRecord{i, 0, 200, 0, EventRecord::Kind::call, "m" + std::to_string(i)});
+  for (int i = 0; i < 5; ++i) ring.push(EventRecord{i, 0, 200, 0, EventRecord::Kind::call, "m" + std::to_string(i), false});
   CHECK(ring.total() == 5);
   auto shown = ring.json();
   REQUIRE(shown.size() == 3);
   CHECK(shown[0]["what"] == "m4");
   CHECK(shown[2]["what"] == "m2");
-  CHECK(shown[0]["batch"].is_null());
+  CHECK(shown[0]["batch"] == 0);  // committed in none
+  EventRing open(1);
+  open.push(EventRecord{0, 0, 200, 0, EventRecord::Kind::call, "m", true});
+  CHECK(open.json()[0]["batch"].is_null());  // its batch has not ended
   std::vector<std::string> since;
   ring.each_since(1, [&](EventRecord& r) { since.push_back(r.what); });  // 1 is gone
   CHECK(since == std::vector<std::string>{"m2", "m3", "m4"});
-  ring.push(EventRecord{9, 0, 200, 0, EventRecord::Kind::fetch, std::string(500, 'x')});
+  ring.push(EventRecord{9, 0, 200, 0, EventRecord::Kind::fetch, std::string(500, 'x'), false});
   CHECK(ring.json()[0]["what"].get<std::string>().size() == limits::event_record_what_bytes);
+  CHECK(ring.json()[0]["batch"] == 0);  // not open: committed in none
+}
+
+TEST_CASE("a long text is cut to its own small string and never inside a UTF-8 character") {
+  using cairn::detail::cut_utf8;
+  CHECK(cut_utf8("short", 64) == "short");
+  std::string accents;
+  for (int i = 0; i < 40; ++i) accents += "\xc3\xa9";  // é, 2 bytes each
+  auto cut = cut_utf8(accents, 63);
+  CHECK(cut.size() == 62);
+  CHECK(cut.capacity() < 128);
+  CHECK(cut_utf8("\xe2\x82\xac\xe2\x82\xac", 4) == "\xe2\x82\xac");  // not half a euro sign
+  EventRing ring(2);
+  std::string huge(16 * 1024, 'p');
+  ring.push(EventRecord{0, 0, 200, 0, EventRecord::Kind::fetch, huge, false});
+  std::size_t capacity = 0;
+  ring.each_since(0, [&](EventRecord& r) { capacity = r.what.capacity(); });
+  CHECK(capacity < 256);
 }
 
 namespace {
@@ -142,14 +163,14 @@ TEST_CASE("parked rings come back to the actor's next host and are bounded") {
   ActivityTable table(4);
   auto a = ActorId::make("B", "a").value();
   EventRing ring(4);
-  ring.push(EventRecord{1, 0, 200, 1, EventRecord::Kind::call, "x"});
+  ring.push(EventRecord{1, 0, 200, 1, EventRecord::Kind::call, "x", false});
   table.park(a, std::move(ring));
   auto back = table.unpark(a);
   CHECK(back.total() == 1);
   CHECK(table.unpark(a).total() == 0);  // taken
   for (std::size_t i = 0; i <= limits::parked_event_rings; ++i) {
     EventRing r(4);
-    r.push(EventRecord{1, 0, 200, 1, EventRecord::Kind::call, "x"});
+    r.push(EventRecord{1, 0, 200, 1, EventRecord::Kind::call, "x", false});
     table.park(ActorId::make("B", "n" + std::to_string(i)).value(), std::move(r));
   }
   CHECK(table.unpark(ActorId::make("B", "n0").value()).total() == 0);  // the oldest went
@@ -273,11 +294,17 @@ TEST_CASE("an actor's recent events say what ran, how it ended and the commit it
   auto top = admin.top(60s, 10);
   REQUIRE(top.ok());
   CHECK((*top)["busiest"][0]["name"] == "t1");
-  CHECK((*top)["busiest"][0]["events"] == 7);
+  CHECK((*top)["busiest"][0]["events"] == 7);  // taken before the deletion below
   CHECK((*top)["busiest"][1]["name"] == "t2");
   REQUIRE((*top)["failing"].size() == 1);
   CHECK((*top)["failing"][0]["name"] == "t1");
   CHECK((*top)["failing"][0]["errors"] == 1);
+  // Deleted: a new actor of the same name starts with no history.
+  REQUIRE(admin.remove("TELLER", "t1").ok());
+  REQUIRE(f.call("t1", "write").ok());
+  auto fresh = (*admin.inspect("TELLER", "t1"))["recent_events"];
+  REQUIRE(fresh.size() == 1);
+  CHECK(fresh[0]["what"] == "write");
   CHECK(admin.top(5s, 10).error().code == Code::invalid_argument);
   CHECK(admin.top(301s, 10).error().code == Code::invalid_argument);
   CHECK(admin.top(60s, 0).error().code == Code::invalid_argument);

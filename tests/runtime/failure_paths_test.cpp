@@ -253,6 +253,16 @@ TEST_CASE("a statement that makes SQLite roll back the batch fails every event o
     REQUIRE(!culprit.ok());
     CHECK(culprit.error().code == Code::internal);
     CHECK(culprit.error().message.find("rolled back") != std::string::npos);
+    // The recent events say what each caller got: 503 for the insert, 500 for the culprit, and
+    // neither committed.
+    auto events = (*Admin(runtime).inspect("FRAGILE", "or-rollback"))["recent_events"];
+    REQUIRE(events.size() >= 3);
+    CHECK(events[0]["what"] == "or_rollback_caught");
+    CHECK(events[0]["status"] == 500);
+    CHECK(events[0]["batch"] == 0);
+    CHECK(events[1]["what"] == "insert");
+    CHECK(events[1]["status"] == 503);
+    CHECK(events[1]["batch"] == 0);
     // The actor goes on, with what was acknowledged before.
     CHECK(cairn::testing::call(stub, "count").value() == 1);
     CHECK(cairn::testing::call(stub, "insert", {{"n", 2}}).ok());
@@ -303,6 +313,34 @@ TEST_CASE("a sync that fails on the storage pool while the actor is evicted fail
   CHECK(answer.error().code == Code::unavailable);
   // The actor goes on: the next write is made durable and acknowledged.
   CHECK(cairn::testing::call(stub, "insert", {{"n", 3}}).ok());
+}
+
+TEST_CASE("an event whose commit then fails to sync shows the 503 its caller got in the recent events") {
+  cairn::testing::FaultVfs::install();
+  TempDir dir;
+  Runtime runtime(fragile_registry(), options_for(dir));
+  auto stub = *runtime.get("FRAGILE", "sync-fails-later");
+  REQUIRE(cairn::testing::call(stub, "insert", {{"n", 1}}).ok());
+  // The next commit succeeds; the sync it waits for, on the storage pool, fails.
+  cairn::testing::FaultVfs::arm(cairn::testing::Fault::fsync, stub.id().hex() + ".sqlite-wal");
+  auto answer = cairn::testing::call(stub, "insert", {{"n", 2}});
+  cairn::testing::FaultVfs::clear();
+  REQUIRE_FALSE(answer.ok());
+  CHECK(answer.error().code == Code::unavailable);
+  Admin admin(runtime);
+  auto seen = admin.inspect("FRAGILE", "sync-fails-later");
+  REQUIRE(seen.ok());
+  auto events = (*seen)["recent_events"];
+  REQUIRE(events.size() == 2);
+  CHECK(events[0]["what"] == "insert");
+  CHECK(events[0]["status"] == 503);  // committed, then not made durable
+  CHECK(events[0]["batch"] == 1);
+  CHECK(events[1]["status"] == 200);
+  auto top = admin.top(std::chrono::seconds(60), 10);
+  REQUIRE(top.ok());
+  REQUIRE((*top)["failing"].size() == 1);
+  CHECK((*top)["failing"][0]["errors"] == 1);
+  CHECK((*top)["failing"][0]["events"] == 2);
 }
 
 TEST_CASE("a trigger's RAISE(ROLLBACK) caught by the actor fails the whole batch") {
