@@ -551,8 +551,13 @@ int main(int argc, char** argv) {
     } else if (top->parsed()) {
       top_options.url = url;
       top_options.interval = std::chrono::milliseconds(static_cast<long long>(top_interval_s * 1000));
+      // A reading may take a few intervals, not --timeout's 10 minutes: a hung server shows as
+      // a failed reading, and Ctrl-C is not kept waiting.
+      auto reading_timeout = std::min(std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000)),
+                                      std::max(std::chrono::milliseconds(5000), 3 * top_options.interval));
+      AdminClient reader(url, token_from(token_file), cacert, reading_timeout);
       return cairn::ctl::run_top(top_options, [&](const std::string& target) {
-        return client.call(http::verb::get, target).body();
+        return reader.call(http::verb::get, target).body();
       });
     }
     return 0;

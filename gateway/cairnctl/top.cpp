@@ -29,8 +29,30 @@ namespace m = cairn::cli::metrics;
 using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
-volatile std::sig_atomic_t interrupted = 0;
-extern "C" void on_interrupt(int) { interrupted = 1; }
+volatile std::sig_atomic_t interrupted = 0;  // the signal that asks it to end
+volatile std::sig_atomic_t suspend = 0;      // Ctrl-Z: give the terminal back, then stop
+extern "C" void on_interrupt(int signal) { interrupted = signal; }
+extern "C" void on_suspend(int) { suspend = 1; }
+
+// Text from the server as the terminal should show it: control characters (C0, DEL, and C1
+// in UTF-8) escaped, so an actor's name cannot move the cursor or talk to the terminal.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    bool c1 = c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+              static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (c < 0x20 || c == 0x7F || c1) {
+      unsigned code = c1 ? static_cast<unsigned char>(text[++i]) : c;
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\x%02x", code);
+      out += buffer;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
 
 // What a frame needs from one reading of /metrics.
 struct Reading {
@@ -147,7 +169,7 @@ std::string frame(const TopOptions& options, const std::deque<Reading>& readings
   out << "cairn top  " << options.url << "  " << clock << "  every "
       << number(std::chrono::duration<double>(options.interval).count(), 1) << " s"
       << (isatty(STDIN_FILENO) ? "  (q quits)" : "") << "\n";
-  if (!problem.empty()) out << "last reading failed (retrying): " << problem << "\n";
+  if (!problem.empty()) out << "last reading failed (retrying): " << printable(problem) << "\n";
   out << "\n";
 
   auto status_rate = [&](auto accept) {
@@ -197,7 +219,9 @@ std::string frame(const TopOptions& options, const std::deque<Reading>& readings
   }
   std::sort(routes.begin(), routes.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::vector<std::string>> route_rows;
-  for (std::size_t i = 0; i < routes.size() && i < 8; ++i) route_rows.push_back({routes[i].second, number(routes[i].first)});
+  for (std::size_t i = 0; i < routes.size() && i < 8; ++i) {
+    route_rows.push_back({printable(routes[i].second), number(routes[i].first)});
+  }
   if (route_rows.empty()) route_rows.push_back({"(none)", "-"});
   table(out, {"ROUTE", "req/s"}, route_rows);
   out << '\n';
@@ -205,7 +229,7 @@ std::string frame(const TopOptions& options, const std::deque<Reading>& readings
   auto actors = [&](const char* title, const char* key) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& a : top.value(key, json::array())) {
-      rows.push_back({a["binding"].get<std::string>() + "/" + a["name"].get<std::string>(),
+      rows.push_back({printable(a["binding"].get<std::string>() + "/" + a["name"].get<std::string>()),
                       std::to_string(a["events"].get<std::uint64_t>()), std::to_string(a["errors"].get<std::uint64_t>()),
                       ms_text(a["p50_ms"].get<double>()), ms_text(a["p99_ms"].get<double>())});
     }
@@ -225,18 +249,15 @@ std::string frame(const TopOptions& options, const std::deque<Reading>& readings
 class Terminal {
  public:
   Terminal() : input_(isatty(STDIN_FILENO) != 0), output_(isatty(STDOUT_FILENO) != 0) {
-    if (input_ && tcgetattr(STDIN_FILENO, &saved_) == 0) {
-      termios raw = saved_;
-      raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
-      raw.c_cc[VMIN] = 0;
-      raw.c_cc[VTIME] = 0;
-      restore_ = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
-    }
-    if (output_) std::cout << "\x1b[?1049h\x1b[?25l" << std::flush;
+    if (input_) input_ = tcgetattr(STDIN_FILENO, &saved_) == 0;
+    enter();
   }
-  ~Terminal() {
-    if (output_) std::cout << "\x1b[?25h\x1b[?1049l" << std::flush;
-    if (restore_) tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  ~Terminal() { leave(); }
+  // Ctrl-Z: the terminal as it was, the process stopped; when it continues, taken again.
+  void suspend_now() {
+    leave();
+    ::raise(SIGSTOP);
+    enter();
   }
   Terminal(const Terminal&) = delete;
   Terminal& operator=(const Terminal&) = delete;
@@ -244,10 +265,15 @@ class Terminal {
   bool screen() const { return output_; }
 
   // Waits up to `timeout` for a key; true if it was q (or Ctrl-C came).
-  bool quit_within(std::chrono::milliseconds timeout) const {
+  bool quit_within(std::chrono::milliseconds timeout) {
     auto until = steady::now() + timeout;
     for (;;) {
       if (interrupted) return true;
+      if (suspend) {
+        suspend = 0;
+        suspend_now();
+        return false;  // redraw at once
+      }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
       if (left.count() <= 0) return false;
       if (!input_) {
@@ -258,28 +284,53 @@ class Terminal {
       int ready = ::poll(&fd, 1, static_cast<int>(std::min<long long>(left.count(), 100)));
       if (ready > 0) {
         char c = 0;
-        auto n = ::read(STDIN_FILENO, &c, 1);
+        auto n = (fd.revents & POLLIN) != 0 ? ::read(STDIN_FILENO, &c, 1) : 0;
         if (n == 1 && (c == 'q' || c == 'Q')) return true;
-        if (n == 0) return false;  // end of input: keep running until the count or a signal
+        // The terminal hung up or failed (EOF, EIO): no more keys; signals still end it.
+        if (n <= 0 && !(n < 0 && errno == EINTR)) input_ = false;
       }
     }
   }
 
  private:
+  void enter() {
+    if (input_) {
+      termios raw = saved_;
+      raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
+      raw.c_cc[VMIN] = 0;
+      raw.c_cc[VTIME] = 0;
+      raw_ = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+    }
+    if (output_) std::cout << "\x1b[?1049h\x1b[?25l" << std::flush;
+  }
+  void leave() {
+    if (output_) std::cout << "\x1b[?25h\x1b[?1049l" << std::flush;
+    if (raw_) tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+    raw_ = false;
+  }
+
   bool input_;
   bool output_;
-  bool restore_ = false;
+  bool raw_ = false;
   termios saved_{};
 };
 
 }  // namespace
 
 int run_top(const TopOptions& options, const std::function<std::string(const std::string&)>& get) {
+  // Every way a user ends it restores the terminal: the signals below end the loop (the
+  // Terminal's destructor runs), and a closed pipe (`| head`) fails the write instead of
+  // killing the process in raw mode.
   struct sigaction action {};
   action.sa_handler = on_interrupt;
   sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(signal, &action, nullptr);
+  struct sigaction stop {};
+  stop.sa_handler = on_suspend;
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGTSTP, &stop, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  auto ended = [] { return interrupted == SIGINT ? 130 : 128 + static_cast<int>(interrupted); };
   std::deque<Reading> readings;
   auto keep = std::max<steady::duration>(std::chrono::seconds(12), 3 * options.interval);
   std::string top_target = "/admin/top?seconds=" + std::to_string(options.window_seconds) + "&limit=5";
@@ -287,6 +338,7 @@ int run_top(const TopOptions& options, const std::function<std::string(const std
   // prints on the normal screen.
   readings.push_back(extract(get("/metrics")));
   json top = json::parse(get(top_target));
+  if (interrupted) return ended();
   Terminal terminal;
   std::string problem;
   for (std::size_t drawn = 0;;) {
@@ -296,8 +348,9 @@ int run_top(const TopOptions& options, const std::function<std::string(const std
     } else {
       std::cout << text << "----\n" << std::flush;
     }
+    if (!std::cout) return 1;  // the output is gone (a closed pipe)
     if (options.iterations > 0 && ++drawn >= options.iterations) return 0;
-    if (terminal.quit_within(options.interval)) return 0;
+    if (terminal.quit_within(options.interval)) return interrupted ? ended() : 0;
     // A server restarting or briefly unreachable: say so and keep the last figures.
     try {
       auto reading = extract(get("/metrics"));
