@@ -10,6 +10,7 @@ import { lineChart, timeline, formatValue, relative } from "/charts.js";
 const state = { token: sessionStorage.getItem("cairn-admin-token") || "", view: "overview", binding: null, after: null,
                 actor: null, table: null, offset: 0, busy: false };
 const pageSize = 50;
+const maxAlarmsDrawn = 12;
 const readEveryMs = 2000;
 const keepMs = 15 * 60 * 1000;
 const rateWindowMs = 6000;
@@ -17,9 +18,13 @@ const latencyWindowMs = 10000;
 const history = new History(keepMs);
 const $ = (id) => document.getElementById(id);
 
-function showError(message) {
+// The alert line. An error from the background readings is cleared by the next good one; one
+// from something the operator did stays until the next thing they do.
+let errorFromReading = false;
+function showError(message, fromReading = false) {
   $("error").textContent = message;
   $("error").hidden = !message;
+  errorFromReading = fromReading && !!message;
 }
 
 async function api(path, options = {}) {
@@ -238,15 +243,17 @@ async function openActor(binding, name) {
   fill("events", events.length > 0 || a.recent_events === null
     ? events.map((e) => ({ className: e.status >= 500 ? "failed" : "",
                            cells: [clock(e.at_ms), e.kind, e.what, e.status, e.duration_ms.toFixed(3),
-                                   e.batch === null ? "open" : `${e.batch}`] }))
+                                   e.batch === null ? "open" : e.batch === 0 ? "none" : `${e.batch}`] }))
     : [{ cells: ["none yet", "", "", "", "", ""] }]);
   if (a.recent_events === null) fill("events", [{ cells: ["kept by no actor: the server runs with --recent-events=0", "", "", "", "", ""] }]);
+  // The timeline shows the soonest alarms (the server lists them by due time); the table all.
   const now = a.now_ms;
-  const last = Math.max(now + 60_000, ...a.alarms.map((al) => al.due_ms));
-  const first = Math.min(now - 5_000, ...a.alarms.map((al) => al.due_ms));
+  const drawn = a.alarms.slice(0, maxAlarmsDrawn);
+  const last = Math.max(now + 60_000, ...drawn.map((al) => al.due_ms));
+  const first = Math.min(now - 5_000, ...drawn.map((al) => al.due_ms));
   $("alarm-timeline").replaceChildren(timeline({
     id: "alarm-svg", now, start: first, end: last + (last - first) * 0.05,
-    items: a.alarms.map((al) => ({ t: al.due_ms, label: al.name || "(unnamed)", late: al.due_ms < now })),
+    items: drawn.map((al) => ({ t: al.due_ms, label: al.name || "(unnamed)", late: al.due_ms < now })),
   }));
   fill("alarms", a.alarms.map((al) => ({ cells: [al.name || "(unnamed)", `${new Date(al.due_ms).toISOString()} (${relative(al.due_ms - now)})`, al.retries] })));
   fill("sockets", a.sockets.map((s) => ({ cells: [s.id, s.tags.join(", "), s.attachment] })));
@@ -277,6 +284,7 @@ async function browse(table, offset) {
 }
 
 async function actorAction(kind) {
+  showError("");
   const { binding, name } = state.actor;
   const path = actorPath(binding, name);
   const status = $("actor-status");
@@ -328,7 +336,7 @@ async function refresh() {
   try {
     await readMetrics();
     if (state.view === "overview") await loadTop();
-    showError("");
+    if (errorFromReading) showError("");
   } finally {
     state.busy = false;
   }
@@ -367,7 +375,7 @@ for (const kind of ["evict", "export", "delete"]) {
   $(`actor-${kind}`).addEventListener("click", () => actorAction(kind).catch((e) => showError(e.message)));
 }
 setInterval(() => {
-  if (!$("app").hidden) refresh().catch((e) => showError(`${e.message} (still trying every ${readEveryMs / 1000} s)`));
+  if (!$("app").hidden) refresh().catch((e) => showError(`${e.message} (still trying every ${readEveryMs / 1000} s)`, true));
 }, readEveryMs);
 if (state.token) {
   $("token").value = state.token;

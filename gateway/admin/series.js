@@ -102,7 +102,7 @@ export function increase(values) {
 export function buckets(samples, name, match = {}) {
   const byLe = sumBy(samples, `${name}_bucket`, match, "le");
   return [...byLe.entries()]
-    .map(([le, count]) => [le === "+Inf" ? Infinity : Number(le), count])
+    .map(([le, count]) => [le === "+Inf" || le === "Inf" ? Infinity : le === "" ? NaN : Number(le), count])
     .filter(([le]) => !Number.isNaN(le))
     .sort((a, b) => a[0] - b[0]);
 }

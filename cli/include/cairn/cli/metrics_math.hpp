@@ -37,6 +37,8 @@ inline std::optional<double> parse_value(std::string_view text) {
   if (text == "-Inf") return -std::numeric_limits<double>::infinity();
   if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
   if (text.empty()) return std::nullopt;
+  // What the format writes for a number, and nothing else from_chars takes ("inf", "nan").
+  if (text.find_first_not_of("+-0123456789.eE") != std::string_view::npos) return std::nullopt;
   if (text.front() == '+') text.remove_prefix(1);
   double value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
