@@ -92,33 +92,36 @@ std::string hold_alarm(const std::string& seat) { return "hold:" + seat; }
 Flight::Flight(Context& ctx, FlightOptions options) : ctx_(ctx), options_(options) {
   // The heartbeat never wakes an evicted flight (the rule is valid by construction).
   (void)ctx_.set_websocket_auto_response(AutoResponse::heartbeat());
-  auto& sql = ctx_.sql();
-  bool exists = false;
-  for (const auto& table : sql.exec("PRAGMA table_list")) {
-    exists = exists || std::get<std::string>(table["name"]) == "seats";
-  }
-  if (!exists) {
-    sql.exec(
-        "CREATE TABLE seats (seatId TEXT PRIMARY KEY, occupant TEXT, holdToken TEXT, "
-        "heldUntil INTEGER, bookingToken TEXT)");
-    for (int row = 1; row <= rows; ++row) {
-      for (int col = 0; col < seats_per_row; ++col) {
-        sql.exec("INSERT INTO seats (seatId) VALUES (?)",
-                 std::to_string(row) + static_cast<char>('A' + col));
-      }
-    }
-    return;
-  }
-  // A flight created before holds existed: add their columns (its bookings have no token).
-  bool has_holds = false;
-  for (const auto& column : sql.exec("PRAGMA table_info(seats)")) {
-    has_holds = has_holds || std::get<std::string>(column["name"]) == "holdToken";
-  }
-  if (!has_holds) {
-    sql.exec("ALTER TABLE seats ADD COLUMN holdToken TEXT");
-    sql.exec("ALTER TABLE seats ADD COLUMN heldUntil INTEGER");
-    sql.exec("ALTER TABLE seats ADD COLUMN bookingToken TEXT");
-  }
+  ctx_.sql().migrate(schema());
+}
+
+const std::vector<Migration>& Flight::schema() {
+  // Steps are only ever appended. The first two look before they change anything: flights made
+  // before the schema had versions hold the seats table, with or without the holds' columns.
+  static const std::vector<Migration> steps{
+      {"seats: 60 of them, 1A to 10F",
+       [](Sql& sql) {
+         for (const auto& table : sql.exec("PRAGMA table_list")) {
+           if (std::get<std::string>(table["name"]) == "seats") return;
+         }
+         sql.exec("CREATE TABLE seats (seatId TEXT PRIMARY KEY, occupant TEXT)");
+         for (int row = 1; row <= rows; ++row) {
+           for (int col = 0; col < seats_per_row; ++col) {
+             sql.exec("INSERT INTO seats (seatId) VALUES (?)", std::to_string(row) + static_cast<char>('A' + col));
+           }
+         }
+       }},
+      {"holds: a hold's token and expiry, and the booking's token",
+       [](Sql& sql) {
+         for (const auto& column : sql.exec("PRAGMA table_info(seats)")) {
+           if (std::get<std::string>(column["name"]) == "holdToken") return;
+         }
+         sql.exec("ALTER TABLE seats ADD COLUMN holdToken TEXT");
+         sql.exec("ALTER TABLE seats ADD COLUMN heldUntil INTEGER");
+         sql.exec("ALTER TABLE seats ADD COLUMN bookingToken TEXT");
+       }},
+  };
+  return steps;
 }
 
 Methods Flight::methods() {

@@ -17,9 +17,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cairn/actor.hpp"
 #include "cairn/context.hpp"
+#include "cairn/sql.hpp"
 
 namespace cairn::actors {
 
@@ -34,6 +36,8 @@ class Flight final : public Actor {
   static constexpr int seats_per_row = 6;
   static constexpr std::size_t max_name_bytes = 64;
   static constexpr std::size_t max_token_bytes = 64;
+  // The seats table's history, for Sql::migrate: the schema's version is its length.
+  static const std::vector<Migration>& schema();
 
   // Creates the seats table with 60 available seats if it does not exist, and adds the hold
   // and token columns to a table made by an older version (idempotent).

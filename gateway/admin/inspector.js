@@ -231,7 +231,10 @@ async function openActor(binding, name) {
   $("actor-name").textContent = `${a.binding} / ${a.name}`;
   const facts = [["state", a.live ? "live" : (a.sockets.length > 0 ? "hibernated" : "evicted")],
                  ["id", a.id], ["database", `${a.database_bytes} bytes`],
-                 ["last event", a.last_event_ms ? new Date(a.last_event_ms).toISOString() : "none since start"]];
+                 ["last event", a.last_event_ms ? new Date(a.last_event_ms).toISOString() : "none since start"],
+                 ["schema", a.schema_version > 0
+                   ? `version ${a.schema_version}: ${a.migrations.map((m) => `${m.version} ${m.name}`).join(", ")}`
+                   : "no migrations"]];
   $("actor-facts").replaceChildren(...facts.flatMap(([k, v]) => {
     const dt = document.createElement("dt");
     dt.textContent = k;

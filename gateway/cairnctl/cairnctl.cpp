@@ -427,6 +427,11 @@ int main(int argc, char** argv) {
       std::cout << a["binding"].get<std::string>() << " '" << a["name"].get<std::string>() << "' (" << a["id"].get<std::string>()
                 << ")\n  state: " << state << "\n  database: " << a["database_bytes"] << " bytes\n  last event: "
                 << (a["last_event_ms"].is_number() ? a["last_event_ms"].dump() + " ms since the epoch" : "none since start")
+                << "\n  schema: "
+                << (a.value("schema_version", 0) == 0
+                        ? std::string("no migrations")
+                        : "version " + std::to_string(a["schema_version"].get<std::int64_t>()) + " (" +
+                              cell(a["migrations"].back()["name"]) + ")")
                 << "\n\n";
       std::vector<std::vector<std::string>> tables;
       for (const auto& t : a["tables"]) tables.push_back({cell(t["name"]), cell(t["type"]), t.contains("rows") ? cell(t["rows"]) : ""});

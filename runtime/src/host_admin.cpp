@@ -145,6 +145,17 @@ nlohmann::json Host::inspect() {
                         {"retries", std::get<std::int64_t>(row["retries"])}});
     }
   }
+  // The schema's history as Sql::migrate recorded it (none if the class does not use it).
+  nlohmann::json migrations = nlohmann::json::array();
+  std::int64_t schema_version = 0;
+  if (db_->internal("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_cairn_migrations'").size() > 0) {
+    for (const auto& row : db_->internal("SELECT version, name, applied_ms FROM _cairn_migrations ORDER BY version")) {
+      schema_version = std::get<std::int64_t>(row["version"]);
+      migrations.push_back({{"version", schema_version},
+                            {"name", std::get<std::string>(row["name"])},
+                            {"applied_ms", std::get<std::int64_t>(row["applied_ms"])}});
+    }
+  }
   nlohmann::json tables = nlohmann::json::array();
   auto schema = db_->internal(
       "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE "
@@ -168,6 +179,8 @@ nlohmann::json Host::inspect() {
           {"sockets", std::move(sockets)},
           {"alarms", std::move(alarms)},
           {"tables", std::move(tables)},
+          {"schema_version", schema_version},
+          {"migrations", std::move(migrations)},
           {"database_bytes", db_->bytes_on_disk()},
           // Newest first; kept across evictions (activity.hpp). Null if turned off.
           {"recent_events", core_->activity().enabled() ? recent_.json() : nlohmann::json()},

@@ -471,6 +471,51 @@ void Sql::transaction_sync(const std::function<void()>& fn) {
   run_internal(("RELEASE " + name).c_str());
 }
 
+void Migration::run_statements(Sql& db, const std::string& sql) { db.exec(sql); }
+
+SchemaTooNew::SchemaTooNew(std::int64_t database, std::int64_t code)
+    : std::runtime_error("the database's schema is at version " + std::to_string(database) +
+                         ", newer than the " + std::to_string(code) +
+                         " migration steps this code knows: it was written by a newer version of the class; "
+                         "deploy that version (or a later one) again, or restore the data from before it"),
+      database_(database),
+      code_(code) {}
+
+std::int64_t Sql::schema_version() {
+  auto table = exec_internal("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_cairn_migrations'", {});
+  if (table.size() == 0) return 0;
+  auto version = exec_internal("SELECT coalesce(max(version), 0) AS v FROM _cairn_migrations", {}).one()["v"];
+  return std::get<std::int64_t>(version);
+}
+
+std::int64_t Sql::migrate(const std::vector<Migration>& steps) {
+  auto known = static_cast<std::int64_t>(steps.size());
+  auto at = schema_version();
+  if (at > known) throw SchemaTooNew(at, known);
+  if (at == known) return at;
+  // All the missing steps or none: a failing step leaves the database at the version it had.
+  transaction_sync([&] {
+    exec_internal(
+        "CREATE TABLE IF NOT EXISTS _cairn_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_ms INTEGER NOT NULL)",
+        {});
+    for (auto version = at + 1; version <= known; ++version) {
+      const auto& step = steps[static_cast<std::size_t>(version - 1)];
+      try {
+        step.apply(*this);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("migration step " + std::to_string(version) + " ('" + step.name +
+                                 "') failed: " + e.what());
+      }
+      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch()).count();
+      exec_internal("INSERT INTO _cairn_migrations (version, name, applied_ms) VALUES (?, ?, ?)",
+                    {version, step.name, std::int64_t{now}});
+    }
+  });
+  return at;
+}
+
 std::int64_t Sql::database_size() {
   auto pages = exec("PRAGMA page_count").one()[0];
   auto size = exec("PRAGMA page_size").one()[0];

@@ -8,6 +8,7 @@
 
 #include <cctype>
 
+#include "cairn/admin.hpp"
 #include "cairn/runtime.hpp"
 #include "recording_sink.hpp"
 #include "temp_dir.hpp"
@@ -353,6 +354,16 @@ TEST_CASE("a flight made before holds existed gets their columns and keeps its b
   auto seats = testing::call(f.flight("old"), "getSeats").value();
   CHECK(seat(seats, "1A") == json{{"seatNumber", "1A"}, {"occupant", "Old"}, {"state", "booked"}});
   CHECK(hold(f.flight("old"), "1B").ok());
+  // It is now at the schema's version, as a new flight is.
+  REQUIRE(testing::call(f.flight("new"), "getSeats").ok());
+  for (const char* name : {"old", "new"}) {
+    auto facts = Admin(*f.runtime).inspect("FLIGHT", name);
+    REQUIRE(facts.ok());
+    CHECK((*facts)["schema_version"] == actors::Flight::schema().size());
+    CHECK((*facts)["migrations"][1]["name"] == actors::Flight::schema()[1].name);
+  }
+  CHECK(seat(testing::call(f.flight("new"), "getSeats").value(), "10F") ==
+        json{{"seatNumber", "10F"}, {"occupant", nullptr}, {"state", "available"}});
 }
 
 TEST_CASE("GET /seats follows every change and shows a hold as free once it expires, before its alarm runs") {

@@ -123,6 +123,35 @@ inline SqlValue to_sql_value(SqlValue v) { return v; }
 
 // The actor's database handle. Not thread-safe: used on the actor's thread only.
 class Database;
+class Sql;
+
+// One step of a schema's history (Sql::migrate): a name for people, and what it does, as
+// SQL statements or as code (which may look before it changes anything).
+struct Migration {
+  Migration(std::string name_in, std::string sql)
+      : name(std::move(name_in)), apply([sql = std::move(sql)](Sql& db) { run_statements(db, sql); }) {}
+  Migration(std::string name_in, std::function<void(Sql&)> fn) : name(std::move(name_in)), apply(std::move(fn)) {}
+  Migration(const char* name_in, const char* sql) : Migration(std::string(name_in), std::string(sql)) {}
+  std::string name;
+  std::function<void(Sql&)> apply;
+
+ private:
+  static void run_statements(Sql& db, const std::string& sql);
+};
+
+// Thrown by Sql::migrate when the database's schema is newer than the steps the code knows
+// (the data was written by a newer version of the class): nothing is changed, and the
+// instance must not run on it.
+class SchemaTooNew : public std::runtime_error {
+ public:
+  SchemaTooNew(std::int64_t database, std::int64_t code);
+  std::int64_t database_version() const noexcept { return database_; }
+  std::int64_t code_version() const noexcept { return code_; }
+
+ private:
+  std::int64_t database_;
+  std::int64_t code_;
+};
 
 class Sql {
  public:
@@ -143,6 +172,18 @@ class Sql {
   // Runs fn as a nested atomic unit (a savepoint): all of it or, if it throws, none of it;
   // the exception propagates.
   void transaction_sync(const std::function<void()>& fn);
+
+  // Brings the database's schema to version steps.size(): runs the steps it has not had, in
+  // order (step i makes version i + 1), in the current event's transaction, and records each
+  // in the runtime's table _cairn_migrations (the admin API shows it). Call it first thing in
+  // the constructor: a step that throws undoes what the steps did and propagates (the
+  // instance does not start; each event fails until the code or the data is fixed). A
+  // database whose version is above steps.size() is refused with SchemaTooNew before anything
+  // runs. Returns the version the database was at. Steps, once released, are appended to,
+  // never edited: a database is at version N because it ran exactly the first N.
+  std::int64_t migrate(const std::vector<Migration>& steps);
+  // The schema version migrate() recorded (0 if it never ran on this database).
+  std::int64_t schema_version();
 
   // Bytes the database uses (page_count * page_size).
   std::int64_t database_size();
