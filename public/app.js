@@ -1,3 +1,8 @@
+// The seat-booking page. Requests and the live socket go through cairn's browser client
+// (/cairn-client.js, served by cairn-server): errors carry cairn's status, retryable ones are
+// retried, and the socket reconnects and re-syncs by itself.
+import { request, CairnError, CairnSocket } from "/cairn-client.js";
+
 const seatGrid = document.getElementById("seatGrid");
 const title = document.getElementById("title");
 const statusLine = document.getElementById("status");
@@ -34,14 +39,15 @@ function handleBooking() {
   const bookingKey = `cairn-booking-${flightId}`;
   let myBooking = JSON.parse(localStorage.getItem(bookingKey) || "null");
 
+  // {ok, status, result}: the answer, or cairn's error body (retryable ones retried first).
   async function post(path, body) {
-    const response = await fetch(`${path}?${query}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const result = await response.json().catch(() => ({}));
-    return { ok: response.ok, status: response.status, result };
+    try {
+      const result = await request(`${path}?${query}`, { method: "POST", body });
+      return { ok: true, status: 200, result };
+    } catch (error) {
+      if (error instanceof CairnError) return { ok: false, status: error.status, result: error.body ?? {} };
+      throw error;
+    }
   }
 
   function showBooking() {
@@ -101,15 +107,10 @@ function handleBooking() {
 
   async function fetchSeats() {
     try {
-      const response = await fetch(`/seats?${query}`);
-      const body = await response.json();
-      if (!response.ok) {
-        showStatus(body.error || `Loading seats failed (${response.status})`, true);
-        return;
-      }
-      createSeatGrid(body);
+      createSeatGrid(await request(`/seats?${query}`));
     } catch (error) {
-      showStatus(`Loading seats failed: ${error.message}`, true);
+      showStatus(error instanceof CairnError ? error.message || `Loading seats failed (${error.status})`
+                                            : `Loading seats failed: ${error.message}`, true);
     }
   }
 
@@ -187,41 +188,21 @@ function handleBooking() {
 
   showBooking();
 
-  let retryDelay = 500;
   function connect() {
-    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${window.location.host}/ws?${query}`);
-    let heartbeat = null;
-    ws.onopen = () => {
-      retryDelay = 500;
-      connection.textContent = "Live updates on";
-      fetchSeats(); // catch up on anything missed while disconnected
-      // The server answers pings itself, without waking the flight (hibernation).
-      heartbeat = setInterval(() => {
-        if (ws.readyState === WebSocket.OPEN) {
-          ws.send(JSON.stringify({ type: "ping", id: String(Date.now()), clientTime: Date.now() }));
-        }
-      }, 30000);
-    };
-    ws.onmessage = (event) => {
-      try {
-        const data = JSON.parse(event.data);
+    new CairnSocket(`/ws?${query}`, {
+      // On every open: catch up on anything missed while disconnected.
+      onopen: () => {
+        connection.textContent = "Live updates on";
+        fetchSeats();
+      },
+      onmessage: (data) => {
         if (Array.isArray(data)) createSeatGrid(data);
         else if (data && data.error) console.error("Server:", data.error);
-        // {"type":"pong"} needs nothing
-      } catch (error) {
-        console.error("Error parsing WebSocket message:", error);
-      }
-    };
-    ws.onerror = (error) => {
-      console.error("WebSocket error:", error);
-    };
-    ws.onclose = () => {
-      clearInterval(heartbeat);
-      connection.textContent = "Live updates lost; reconnecting...";
-      setTimeout(connect, retryDelay);
-      retryDelay = Math.min(retryDelay * 2, 10000);
-    };
+      },
+      onstate: (state) => {
+        if (state === "reconnecting") connection.textContent = "Live updates lost; reconnecting...";
+      },
+    });
   }
 
   fetchSeats();

@@ -995,6 +995,16 @@ void HttpSession::serve_static(const http::request<http::string_body>& request) 
   }
   auto file = mount != nullptr ? resolve_static(mount->dir, url_path.substr(mount->prefix.size() - 1))
                                : resolve_static(shared_->options.public_dir, url_path);
+  // The browser client module (gateway/client/) for every page, unless the site has its own.
+  if (!file && url_path == "/cairn-client.js" && file.error().code == Code::not_found) {
+    if (request.method() != http::verb::get && request.method() != http::verb::head) {
+      return reply(Response::method_not_allowed("GET, HEAD", "static files answer GET and HEAD only"), request.keep_alive());
+    }
+    const auto* asset = find_admin_asset(url_path);
+    return reply(Response{200, {{"Content-Type", std::string(asset->content_type)}, {"Cache-Control", "no-cache"}},
+                          std::string(asset->body)},
+                 request.keep_alive(), request.method() == http::verb::head);
+  }
   if (!file) return reply(Response::error(file.error()), request.keep_alive());
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     auto refused = Response::error(Code::method_not_allowed, "static files answer GET and HEAD only");

@@ -1,7 +1,10 @@
+// The chat page, on cairn's browser client (/cairn-client.js): the socket reconnects by itself
+// and the room sends its history on every join.
+import { CairnSocket } from "/cairn-client.js";
+
 const log = document.getElementById("log");
 const statusLine = document.getElementById("status");
 let socket = null;
-let retryDelay = 500;
 let joined = null;
 
 function line(text, cls) {
@@ -18,26 +21,22 @@ function show(message) {
 }
 function connect() {
   const { room, user } = joined;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/api/chat?room=${encodeURIComponent(room)}&user=${encodeURIComponent(user)}`);
-  socket.onopen = () => { retryDelay = 500; statusLine.textContent = `Joined as ${user}`; statusLine.className = ""; };
-  socket.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    if (message.type === "history") { log.replaceChildren(); message.messages.forEach((m) => show({ ...m, type: "message" })); }
-    else if (message.type === "presence") document.getElementById("users").textContent = `Here: ${message.users.join(", ")}`;
-    else if (message.type === "error") line(message.error, "error");
-    else show(message);
-  };
-  socket.onclose = () => {
-    statusLine.textContent = "Connection lost; reconnecting...";
-    statusLine.className = "error";
-    setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 10000);
-  };
+  socket = new CairnSocket(`/api/chat?room=${encodeURIComponent(room)}&user=${encodeURIComponent(user)}`, {
+    onopen: () => { statusLine.textContent = `Joined as ${user}`; statusLine.className = ""; },
+    onmessage: (message) => {
+      if (message.type === "history") { log.replaceChildren(); message.messages.forEach((m) => show({ ...m, type: "message" })); }
+      else if (message.type === "presence") document.getElementById("users").textContent = `Here: ${message.users.join(", ")}`;
+      else if (message.type === "error") line(message.error, "error");
+      else show(message);
+    },
+    onstate: (state) => {
+      if (state === "reconnecting") { statusLine.textContent = "Connection lost; reconnecting..."; statusLine.className = "error"; }
+    },
+  });
 }
 document.getElementById("join").onsubmit = (event) => {
   event.preventDefault();
-  if (socket) { socket.onclose = null; socket.close(); }
+  if (socket) socket.close();
   joined = { room: document.getElementById("room").value.trim(), user: document.getElementById("user").value.trim() };
   document.getElementById("roomName").textContent = joined.room;
   connect();
@@ -46,8 +45,8 @@ document.getElementById("say").onsubmit = (event) => {
   event.preventDefault();
   const input = document.getElementById("text");
   const text = input.value.trim();
-  if (!text || !socket || socket.readyState !== WebSocket.OPEN) return;
+  if (!text || !socket) return;
   const whisper = /^@(\S+)\s+(.+)$/.exec(text);
-  socket.send(JSON.stringify(whisper ? { to: whisper[1], text: whisper[2] } : { text }));
+  if (!socket.send(whisper ? { to: whisper[1], text: whisper[2] } : { text })) return;
   input.value = "";
 };

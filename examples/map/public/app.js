@@ -1,3 +1,7 @@
+// The realtime map's page, on cairn's browser client (/cairn-client.js): the socket reconnects
+// by itself and keeps the heartbeat the runtime answers without waking the map.
+import { CairnSocket } from "/cairn-client.js";
+
 const mapId = new URLSearchParams(location.search).get("id") || "default-map";
 document.getElementById("mapName").textContent = `(${mapId})`;
 const svg = document.getElementById("map");
@@ -24,35 +28,19 @@ function showPin(loc) {
   where.textContent = `Pin at ${loc.lat.toFixed(3)}, ${loc.lng.toFixed(3)}`;
 }
 
-let socket = null;
-let retryDelay = 500;
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/api/map?id=${encodeURIComponent(mapId)}`);
-  socket.onopen = () => { retryDelay = 500; showStatus("Connected", false); };
-  socket.onmessage = (event) => {
-    let message;
-    try { message = JSON.parse(event.data); } catch { return showStatus("The server sent something unreadable", true); }
+const socket = new CairnSocket(`/api/map?id=${encodeURIComponent(mapId)}`, {
+  onopen: () => showStatus("Connected", false),
+  onmessage: (message) => {
+    if (typeof message !== "object" || message === null) return showStatus("The server sent something unreadable", true);
     if (message.type === "pinUpdate" && message.location) showPin(message.location);
     else if (message.type === "error") showStatus(`Server: ${message.error}`, true);
-    // {"type":"pong"} needs nothing: the runtime answered it without waking the map.
-  };
-  socket.onclose = () => {
-    showStatus("Connection lost; reconnecting...", true);
-    setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 10000);
-  };
-}
+  },
+  onstate: (state) => { if (state === "reconnecting") showStatus("Connection lost; reconnecting...", true); },
+});
 svg.addEventListener("click", (event) => {
-  if (!socket || socket.readyState !== WebSocket.OPEN) return showStatus("Not connected yet", true);
   const point = new DOMPoint(event.clientX, event.clientY).matrixTransform(svg.getScreenCTM().inverse());
   const lat = Math.max(-90, Math.min(90, -point.y));
   const lng = Math.max(-180, Math.min(180, point.x));
-  socket.send(JSON.stringify({ type: "setPin", location: { lat, lng } }));
+  if (!socket.send({ type: "setPin", location: { lat, lng } })) showStatus("Not connected yet", true);
 });
-setInterval(() => {
-  if (socket && socket.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: "ping", id: String(Date.now()), clientTime: Date.now() }));
-  }
-}, 30000);
-connect();
+
