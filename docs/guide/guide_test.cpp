@@ -60,6 +60,18 @@ TEST_CASE("the guide's lobby and reminder behave as the guide says") {
   CHECK(got == std::vector<std::string>{"Bob: hi", "pong"});
 }
 
+TEST_CASE("the guide's journal migrates its schema once and writes entries") {
+  cairn::testing::TestRuntime t([] {
+    cairn::Registry classes;
+    classes.add<guide::Journal>("JOURNAL");
+    return classes;
+  });
+  CHECK(t.call("JOURNAL", "mine", "write", {{"text", "first"}}).value() == cairn::json{{"entries", 1}});
+  t.restart();  // the steps do not run again
+  CHECK(t.call("JOURNAL", "mine", "write", {{"text", "second"}}).value() == cairn::json{{"entries", 2}});
+  CHECK_FALSE(t.call("JOURNAL", "mine", "write", cairn::json::object()).ok());
+}
+
 TEST_CASE("the guide's tally calls the counter and gets the answer as an event") {
   cairn::testing::TestRuntime t([] {
     cairn::Registry classes;
@@ -74,6 +86,31 @@ TEST_CASE("the guide's tally calls the counter and gets the answer as an event")
     if (!answered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   CHECK(answered);
+}
+
+TEST_CASE("the guide's scoreboard takes typed goals and refuses a bad one naming the field") {
+  cairn::testing::TestRuntime t([] {
+    cairn::Registry classes;
+    classes.add<guide::Scoreboard>("SCOREBOARD");
+    classes.add<guide::Commentator>("COMMENTATOR");
+    return classes;
+  });
+  auto standing = t.call<&guide::Scoreboard::score>("SCOREBOARD", "final", guide::Goal{"blue", 2});
+  REQUIRE(standing.ok());
+  CHECK(standing->leader == "blue");
+  CHECK(standing->points == 2);
+  auto bad = t.call("SCOREBOARD", "final", "score", {{"team", "red"}, {"points", "two"}});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == cairn::Code::invalid_argument);
+  CHECK(bad.error().message == "score's argument: field 'points' must be an integer, not a string");
+  REQUIRE(t.call<&guide::Commentator::report>("COMMENTATOR", "c", guide::Goal{"red", 3}).ok());
+  std::vector<std::string> leaders;
+  for (int i = 0; i < 2000 && leaders.empty(); ++i) {
+    leaders = t.call<&guide::Commentator::leaders>("COMMENTATOR", "c").value();
+    if (leaders.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(leaders == std::vector<std::string>{"red"});
+  CHECK(t.call<&guide::Scoreboard::standing>("SCOREBOARD", "final")->points == 3);
 }
 
 TEST_CASE("the guide's profile reads the claims and address the gateway hands it") {

@@ -5,9 +5,11 @@
 
 #include <cairn/actor.hpp>
 #include <cairn/context.hpp>
+#include <cairn/typed.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace guide {
 
@@ -21,6 +23,33 @@ inline cairn::Result<json> add_note(cairn::Context& ctx, const std::string& text
   auto count = ctx.sql().exec("SELECT count(*) AS n FROM notes").one();
   return json{{"notes", std::get<std::int64_t>(count["n"])}};
 }
+
+// --- Schema migrations ---
+class Journal final : public cairn::Actor {
+ public:
+  explicit Journal(cairn::Context& ctx) : ctx_(ctx) {
+    // Appended to, never edited: a database is at version N because it ran the first N.
+    static const std::vector<cairn::Migration> schema{
+        {"entries", "CREATE TABLE entries (id INTEGER PRIMARY KEY, text TEXT NOT NULL)"},
+        {"entry time", "ALTER TABLE entries ADD COLUMN at_ms INTEGER NOT NULL DEFAULT 0"},
+        {"tags", [](cairn::Sql& sql) {
+           sql.exec("CREATE TABLE tags (entry INTEGER NOT NULL REFERENCES entries(id), tag TEXT NOT NULL)");
+           sql.exec("CREATE INDEX tags_by_tag ON tags (tag)");
+         }},
+    };
+    ctx_.sql().migrate(schema);
+  }
+  cairn::Methods methods() override {
+    return {{"write", [this](const json& args) -> cairn::Result<json> {
+      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.now().time_since_epoch()).count();
+      ctx_.sql().exec("INSERT INTO entries (text, at_ms) VALUES (?, ?)", args.at("text").get<std::string>(), now);
+      return json{{"entries", std::get<std::int64_t>(ctx_.sql().exec("SELECT count(*) AS n FROM entries").one()["n"])}};
+    }}};
+  }
+
+ private:
+  cairn::Context& ctx_;
+};
 
 // --- WebSockets ---
 class Lobby final : public cairn::Actor {
@@ -100,6 +129,70 @@ class Tally final : public cairn::Actor {
             {"last", [this](const json&) -> cairn::Result<json> {
                return ctx_.sql().exec("SELECT value FROM last").to_array();
              }}};
+  }
+
+ private:
+  cairn::Context& ctx_;
+};
+
+// --- Typed methods ---
+struct Goal {
+  std::string team;
+  int points = 1;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Goal, team, points)
+struct Standing {
+  std::string leader;
+  std::int64_t points = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Standing, leader, points)
+
+class Scoreboard final : public cairn::Actor {
+ public:
+  explicit Scoreboard(cairn::Context& ctx) : ctx_(ctx) {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS score (team TEXT PRIMARY KEY, points INTEGER NOT NULL)");
+  }
+  cairn::Result<Standing> score(const Goal& goal) {
+    if (goal.points < 1 || goal.points > 3) return cairn::fail(cairn::Code::invalid_argument, "points: 1 to 3");
+    ctx_.sql().exec("INSERT INTO score VALUES (?, ?) ON CONFLICT (team) DO UPDATE SET points = points + ?",
+                    goal.team, goal.points, goal.points);
+    return standing();
+  }
+  Standing standing() const {
+    auto rows = ctx_.sql().exec("SELECT team, points FROM score ORDER BY points DESC, team LIMIT 1");
+    if (rows.size() == 0) return {};
+    auto top = rows.one();
+    return {std::get<std::string>(top["team"]), std::get<std::int64_t>(top["points"])};
+  }
+  cairn::Methods methods() override {
+    return cairn::typed_methods<&Scoreboard::score, &Scoreboard::standing>(*this);
+  }
+
+ private:
+  cairn::Context& ctx_;
+};
+
+// Calls a Scoreboard and keeps the leader it was told of, typed on both ends.
+class Commentator final : public cairn::Actor {
+ public:
+  explicit Commentator(cairn::Context& ctx) : ctx_(ctx) {
+    ctx_.sql().exec("CREATE TABLE IF NOT EXISTS heard (leader TEXT)");
+  }
+  cairn::Result<void> report(const Goal& goal) {
+    return ctx_.call<&Scoreboard::score, &Commentator::heard>("SCOREBOARD", "final", goal);
+  }
+  cairn::Result<void> heard(const cairn::CallReply<Standing>& reply) {
+    if (!reply.answer) return reply.answer.error();
+    ctx_.sql().exec("INSERT INTO heard VALUES (?)", reply.answer->leader);
+    return {};
+  }
+  std::vector<std::string> leaders() {
+    std::vector<std::string> out;
+    for (const auto& row : ctx_.sql().exec("SELECT leader FROM heard")) out.push_back(std::get<std::string>(row["leader"]));
+    return out;
+  }
+  cairn::Methods methods() override {
+    return cairn::typed_methods<&Commentator::report, &Commentator::heard, &Commentator::leaders>(*this);
   }
 
  private:

@@ -13,6 +13,7 @@
 #include "cairn/log_context.hpp"
 #include "cairn/result.hpp"
 #include "cairn/sql.hpp"
+#include "cairn/typed.hpp"
 #include "cairn/websocket.hpp"
 
 #include <nlohmann/json.hpp>
@@ -90,6 +91,29 @@ class Context {
   virtual Result<void> call(std::string_view binding, std::string_view name, std::string method,
                             nlohmann::json args, std::string reply_method,
                             nlohmann::json context = {}) = 0;
+  // Typed (cairn/typed.hpp): calls member function F of `binding`'s class with `args` as F's
+  // argument; the answer comes to this actor's typed method Reply, which must take a
+  // CallReply<F's result type> (both checked when compiled). For example
+  //   ctx.call<&Counter::increment, &Caller::counted>("COUNTER", "a", Add{2});
+  //   Result<void> Caller::counted(const cairn::CallReply<Count>& reply);
+  template <auto F, auto Reply, class A>
+    requires(!std::is_void_v<method_arg_t<F>>)
+  Result<void> call(std::string_view binding, std::string_view name, A&& args, nlohmann::json context = {}) {
+    using Arg = method_arg_t<F>;
+    static_assert(std::is_constructible_v<Arg, A&&>, "the argument is not of the method's argument type");
+    static_assert(std::is_same_v<method_arg_t<Reply>, CallReply<method_result_t<F>>>,
+                  "the reply method must take a CallReply of the called method's result type");
+    return call(binding, name, std::string(method_name<F>), nlohmann::json(Arg(std::forward<A>(args))),
+                std::string(method_name<Reply>), std::move(context));
+  }
+  template <auto F, auto Reply>
+    requires std::is_void_v<method_arg_t<F>>
+  Result<void> call(std::string_view binding, std::string_view name, nlohmann::json context = {}) {
+    static_assert(std::is_same_v<method_arg_t<Reply>, CallReply<method_result_t<F>>>,
+                  "the reply method must take a CallReply of the called method's result type");
+    return call(binding, name, std::string(method_name<F>), nlohmann::json(), std::string(method_name<Reply>),
+                std::move(context));
+  }
 
   // Durable Objects' deleteAll: drops every table (the actor's data), deletes every alarm and
   // closes every socket (1000, "deleted") when the event commits; the next event gets a

@@ -27,6 +27,15 @@ inline constexpr std::chrono::seconds reply_deadline{20};
 // durable. Throw std::runtime_error after reply_deadline.
 Response fetch(const Stub& stub, Request request);
 Result<nlohmann::json> call(const Stub& stub, std::string method, nlohmann::json args = {});
+// Typed (cairn/typed.hpp): member function F with `args` (none for a method without one).
+template <auto F, class... A>
+Result<method_result_t<F>> call(const Stub& stub, A&&... args) {
+  static_assert(sizeof...(A) == (std::is_void_v<method_arg_t<F>> ? 0 : 1), "F's argument, or none");
+  nlohmann::json encoded;
+  if constexpr (sizeof...(A) == 1) encoded = nlohmann::json(method_arg_t<F>(std::forward<A>(args)...));
+  return detail::decode_answer<method_result_t<F>>(call(stub, std::string(method_name<F>), std::move(encoded)),
+                                                   method_name<F>);
+}
 
 // A client's end of a WebSocket: what the actor sent it, and a way to talk back.
 class TestSocket final : public SocketSink {
@@ -64,6 +73,15 @@ class TestRuntime {
   // Every call below throws std::invalid_argument for an unregistered binding or a bad name
   // (a bug in the test), and std::runtime_error if the actor does not answer within 20 s.
   // The RPC method `method` of instance (binding, name), answered.
+  // Typed (cairn/typed.hpp): member function F of the instance, with `args` (or none).
+  template <auto F, class... A>
+  Result<method_result_t<F>> call(std::string_view binding, std::string_view name, A&&... args) {
+    static_assert(sizeof...(A) == (std::is_void_v<method_arg_t<F>> ? 0 : 1), "F's argument, or none");
+    nlohmann::json encoded;
+    if constexpr (sizeof...(A) == 1) encoded = nlohmann::json(method_arg_t<F>(std::forward<A>(args)...));
+    return detail::decode_answer<method_result_t<F>>(call(binding, name, std::string(method_name<F>), std::move(encoded)),
+                                                     method_name<F>);
+  }
   Result<nlohmann::json> call(std::string_view binding, std::string_view name, std::string method,
                               nlohmann::json args = {});
   // An HTTP request to instance (binding, name): "GET /seats", "POST /book-seat" with `body`.
