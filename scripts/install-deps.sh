@@ -16,6 +16,7 @@ packages=(
   etcd-server etcd-client  # cluster mode's coordination (and its tests)
   haproxy  # the example edge in front of a cluster (and its test)
   tmux  # cairnctl top's test drives it in a terminal
+  entr  # scripts/dev.sh rebuilds and restarts on change
 )
 # Node.js and npm run the browser tests; the machine image brings its own, else Debian's.
 command -v node >/dev/null || packages+=(nodejs)
