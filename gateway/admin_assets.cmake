@@ -8,10 +8,11 @@ foreach(pair IN ITEMS "index.html|/|text/html; charset=utf-8"
                       "charts.js|/charts.js|text/javascript; charset=utf-8"
                       "inspector.css|/inspector.css|text/css; charset=utf-8"
                       "../client/cairn-client.js|/cairn-client.js|text/javascript; charset=utf-8")
-  string(REPLACE "|" ";" parts "${pair}")
-  list(GET parts 0 file)
-  list(GET parts 1 url)
-  list(GET parts 2 type)
+  # Not split as a CMake list: the content types hold ';' ("text/html; charset=utf-8").
+  string(REGEX MATCH "^([^|]*)\\|([^|]*)\\|(.*)$" matched "${pair}")
+  set(file "${CMAKE_MATCH_1}")
+  set(url "${CMAKE_MATCH_2}")
+  set(type "${CMAKE_MATCH_3}")
   file(READ "${ASSET_DIR}/${file}" content)
   string(FIND "${content}" ")cairn_asset\"" clash)
   if(NOT clash EQUAL -1)

@@ -134,6 +134,16 @@ TEST_CASE("the admin listener is its own port and every admin route needs the to
   // Nothing the refused requests asked for happened.
   CHECK(occupant(s.port(), "t1", "1A") == "Ann");
   CHECK(http_get(s.admin_port(), "/healthz").status == 200);
+  // The inspector's own files need no token, and say what they are (with their charset).
+  for (auto [file, type] : std::vector<std::pair<std::string, std::string>>{
+           {"/", "text/html; charset=utf-8"},
+           {"/inspector.js", "text/javascript; charset=utf-8"},
+           {"/inspector.css", "text/css; charset=utf-8"}}) {
+    CAPTURE(file);
+    auto page = http_get(s.admin_port(), file);
+    CHECK(page.status == 200);
+    CHECK(page.header("Content-Type") == type);
+  }
   // The public listener serves none of it.
   CHECK(http_get(s.port(), "/metrics").status == 404);
   CHECK(http_get(s.port(), "/admin/bindings").status == 404);

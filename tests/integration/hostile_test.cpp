@@ -320,7 +320,12 @@ TEST_CASE("every response carries nosniff and a Content-Security-Policy the page
   }
   // The page has no inline script or style for the policy to block.
   auto page = client.request(http::verb::get, "/").body;
-  CHECK(page.find("<script src=\"app.js\"></script>") != std::string::npos);
+  CHECK(page.find("<script type=\"module\" src=\"app.js\"></script>") != std::string::npos);
+  // The module it imports (the gateway's own /cairn-client.js) is a script of 'self' too.
+  auto module = client.request(http::verb::get, "/cairn-client.js");
+  CHECK(module.status == 200);
+  CHECK(module.header("Content-Type") == "text/javascript; charset=utf-8");
+  CHECK(module.header("X-Content-Type-Options") == "nosniff");
   CHECK(page.find("<script>") == std::string::npos);
   CHECK(page.find("<style>") == std::string::npos);
   CHECK(page.find("style=\"") == std::string::npos);
