@@ -20,6 +20,8 @@ class ChatRoom final : public cairn::Actor {
   static constexpr std::size_t max_user_bytes = 32;
 
   explicit ChatRoom(cairn::Context& ctx) : ctx_(ctx) {
+    // The page's heartbeat (/cairn-client.js) is answered without waking an evicted room.
+    (void)ctx_.set_websocket_auto_response(cairn::AutoResponse::heartbeat());
     ctx_.sql().exec(
         "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, "
         "text TEXT NOT NULL, at INTEGER NOT NULL)");

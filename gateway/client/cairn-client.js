@@ -4,12 +4,12 @@
 // - request(): JSON over fetch. cairn's error bodies ({"error", "status", "code",
 //   "retryable"}) become a CairnError carrying status, code and retryable. Retryable answers
 //   are retried, waiting as Retry-After says (else a backoff with jitter). A request that may
-//   have run (a 504, a lost connection) is retried only if it is idempotent (GET, HEAD, or
-//   `idempotent: true`).
-// - CairnSocket: a WebSocket that reconnects with backoff and jitter. It keeps the runtime's
-//   JSON heartbeat going ({"type":"ping"}, answered by the runtime without waking a
-//   hibernated actor; the pongs are not passed on), and calls onopen on every (re)open, where
-//   a page re-syncs what it may have missed.
+//   have run (a 504, a 503 other than "overloaded", a lost connection) is retried only if it
+//   is idempotent (GET, HEAD, or `idempotent: true`).
+// - CairnSocket: a WebSocket that reconnects with backoff and jitter. It keeps a JSON
+//   heartbeat going ({"type":"ping"}; an actor that sets AutoResponse::heartbeat() has the
+//   runtime answer it without waking; the pongs are not passed on; heartbeatMs: 0 for none),
+//   and calls onopen on every (re)open, where a page re-syncs what it may have missed.
 
 export class CairnError extends Error {
   constructor(status, body, retryAfterMs = null) {
@@ -72,9 +72,11 @@ export async function request(url, { method = "GET", body, headers = {}, retries
     if (response.ok) return parsed;
     const error = new CairnError(response.status, parsed && typeof parsed === "object" ? parsed : null,
                                  retryAfterMs(response.headers.get("Retry-After")));
-    // 504: the actor may have done it. 503/429 with cairn's body: it did not run.
-    const mayHaveRun = response.status === 504 || response.status === 502;
-    if (!error.retryable || attempt > retries || (mayHaveRun && !safe)) throw error;
+    // Only a refusal before the actor ran is sure not to have happened: 429 and cairn's
+    // "overloaded" (its queue was full). A 504, a 502, or another 503 ("unavailable": a failed
+    // sync, no owner yet) may have run, so it is sent again only if it is idempotent.
+    const didNotRun = response.status === 429 || error.code === "overloaded";
+    if (!error.retryable || attempt > retries || (!safe && !didNotRun)) throw error;
     await sleep(Math.min(maxWaitMs, error.retryAfterMs ?? backoff(attempt)), signal);
   }
 }
@@ -124,8 +126,10 @@ export class CairnSocket {
       clearInterval(this.heartbeat);
       if (this.closed) return this.setState("closed");
       this.setState("reconnecting");
+      if (this.closed) return;  // close() called from onstate
       this.attempt += 1;
-      this.timer = setTimeout(() => this.open(), backoff(this.attempt, this.minDelayMs, this.maxDelayMs));
+      this.timer = setTimeout(() => { if (!this.closed) this.open(); },
+                              backoff(this.attempt, this.minDelayMs, this.maxDelayMs));
     };
     ws.onerror = () => { /* onclose follows and reconnects */ };
   }

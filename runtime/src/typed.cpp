@@ -88,7 +88,9 @@ std::optional<std::string> lossy_number(const nlohmann::json& given, const nlohm
     }
     return std::nullopt;
   }
-  if (given.is_number() && read.is_number() && given != read) {
+  // Only a number read as an integer can have lost something a caller would not expect: a
+  // decimal read into a float comes back as its nearest float (0.1 as 0.10000000149...).
+  if (given.is_number() && read.is_number_integer() && given != read) {
     return where(path) + " cannot be " + given.dump() + " (it would read as " + read.dump() + ")";
   }
   return std::nullopt;

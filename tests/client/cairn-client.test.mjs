@@ -71,6 +71,14 @@ test("what may have run (a 504, a lost connection) is retried only when idempote
   const lost = fakeFetch([new TypeError("Failed to fetch"), answer(200, [])]);
   await assert.rejects(request("/hold-seat", { method: "POST", body: {}, fetchImpl: lost.fetchImpl }), TypeError);
   assert.equal(lost.calls.length, 1);
+  // A 503 that is not "overloaded" (a failed sync, no owner yet) may have run too.
+  const unavailable = { error: "the write could not be made durable", status: 503, code: "unavailable", retryable: true };
+  const posted = fakeFetch([answer(503, unavailable, { "Retry-After": "0" }), answer(200, {})]);
+  await assert.rejects(request("/book-seat", { method: "POST", body: {}, fetchImpl: posted.fetchImpl }),
+                       (e) => e.status === 503 && e.code === "unavailable");
+  assert.equal(posted.calls.length, 1);
+  const read = fakeFetch([answer(503, unavailable, { "Retry-After": "0" }), answer(200, [2])]);
+  assert.deepEqual(await request("/seats", { fetchImpl: read.fetchImpl }), [2]);
   const lostPut = fakeFetch([new TypeError("Failed to fetch"), answer(200, "ok")]);
   assert.equal(await request("/x", { method: "PUT", idempotent: true, fetchImpl: lostPut.fetchImpl, retries: 1 }), "ok");
 });

@@ -37,6 +37,20 @@ struct Count {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Count, value, last_note)
 
+// A type whose own from_json refuses with an exception of its own, and one with a float.
+struct Code3 {
+  std::string code;
+};
+inline void from_json(const json& j, Code3& c) {
+  c.code = j.get<std::string>();
+  if (c.code.size() != 3) throw std::invalid_argument("a code has 3 letters");
+}
+inline void to_json(json& j, const Code3& c) { j = c.code; }
+struct Ratio {
+  float x = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Ratio, x)
+
 class Counter final : public Actor {
  public:
   explicit Counter(Context& ctx) : ctx_(ctx) {
@@ -57,10 +71,12 @@ class Counter final : public Actor {
   void reset() { ctx_.sql().exec("UPDATE c SET value = 0"); }
   Result<void> refuse(const json&) { return fail(Code::forbidden, "never"); }
   std::int64_t double_it(std::int64_t x) noexcept { return 2 * x; }
+  std::string airport(const Code3& c) { return c.code; }
+  double ratio(const Ratio& r) { return r.x; }
 
   Methods methods() override {
     auto table = typed_methods<&Counter::increment, &Counter::get, &Counter::reset, &Counter::refuse,
-                               &Counter::double_it>(*this);
+                               &Counter::double_it, &Counter::airport, &Counter::ratio>(*this);
     table.insert({"untyped", [](const json& args) -> Result<json> { return json{{"echo", args}}; }});
     return table;
   }
@@ -205,6 +221,14 @@ TEST_CASE("a bad argument is invalid_argument naming the field and the method do
   CHECK(plain.error().message == "double_it's argument: the argument must be an integer, not a string");
   CHECK(rt.call("COUNTER", "a", "double_it", 2.5).error().message ==
         "double_it's argument: the argument cannot be 2.5 (it would read as 2)");
+  // A from_json of the type's own that throws is a 400 with its message; a decimal read into
+  // a float is what it reads as, not a loss.
+  auto code = rt.call("COUNTER", "a", "airport", "ZRHX");
+  REQUIRE_FALSE(code.ok());
+  CHECK(code.error().code == Code::invalid_argument);
+  CHECK(code.error().message == "airport's argument: a code has 3 letters");
+  CHECK(rt.call("COUNTER", "a", "airport", "ZRH").value() == "ZRH");
+  CHECK(rt.call("COUNTER", "a", "ratio", json{{"x", 0.1}}).value().get<double>() == doctest::Approx(0.1));
   // Nothing ran: the count is where it started.
   CHECK(rt.call<&app::Counter::get>("COUNTER", "a")->value == 0);
 }
@@ -225,6 +249,28 @@ TEST_CASE("a typed stub calls asynchronously with the method's types") {
   CHECK(reset.get_future().get().ok());
   CHECK(testing::call<&app::Counter::get>(*stub)->value == 0);
   CHECK(testing::call<&app::Counter::double_it>(*stub, std::int64_t{4}).value() == 8);
+}
+
+TEST_CASE("two typed methods of one name are refused when the table is made") {
+  struct Twice {
+    int f(int x) { return x; }
+    int g(int x) { return x; }
+  };
+  Twice twice;
+  auto distinct = [&] { return typed_methods<&Twice::f, &Twice::g>(twice).size(); };
+  auto same = [&] { return typed_methods<&Twice::f, &Twice::f>(twice).size(); };
+  CHECK(distinct() == 2);
+  CHECK_THROWS_AS(same(), std::logic_error);
+}
+
+TEST_CASE("a reply whose answer does not read as the declared type still reaches the reply method as an error") {
+  auto reply = json{{"result", {{"value", "not a number"}, {"last_note", ""}}}, {"context", 7}}.get<CallReply<app::Count>>();
+  REQUIRE_FALSE(reply.answer.ok());
+  CHECK(reply.answer.error().code == Code::internal);
+  CHECK(reply.context == 7);
+  auto failed = json{{"error", {{"code", "conflict"}, {"message", "taken"}, {"status", 409}}}}.get<CallReply<app::Count>>();
+  CHECK(failed.answer.error().code == Code::conflict);
+  CHECK(failed.answer.error().message == "taken");
 }
 
 TEST_CASE("an answer that does not read back as the declared type is an internal error") {

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -145,6 +146,9 @@ Result<T> decode_as(const nlohmann::json& args, std::string_view what) {
       }
     }
     return fail(Code::invalid_argument, std::string(what) + ": " + (why ? *why : std::string(e.what())));
+  } catch (const std::exception& e) {
+    // A from_json of the class's own that refuses with an exception of its own.
+    return fail(Code::invalid_argument, std::string(what) + ": " + e.what());
   }
 }
 
@@ -193,7 +197,12 @@ Methods::value_type method(C& self) {
 template <auto... Fs, class C>
 Methods typed_methods(C& self) {
   Methods table;
-  (table.insert(method<Fs>(self)), ...);
+  auto add = [&table](Methods::value_type entry) {
+    // Two member functions of one name (overloads, cast apart) would be one RPC method.
+    std::string name = entry.first;
+    if (!table.insert(std::move(entry)).second) throw std::logic_error("cairn::typed_methods: two methods named " + name);
+  };
+  (add(method<Fs>(self)), ...);
   return table;
 }
 
@@ -245,7 +254,10 @@ void from_json(const nlohmann::json& j, CallReply<R>& reply) {
   if constexpr (std::is_void_v<R>) {
     reply.answer = Result<R>();
   } else {
-    reply.answer = j.at("result").get<R>();
+    // An answer this side cannot read (the two classes' versions differ) is the reply's
+    // error, not a refusal of the reply event: the reply method still runs and learns of it.
+    auto decoded = detail::decode_answer<R>(j.contains("result") ? j.at("result") : nlohmann::json(), "the call");
+    reply.answer = std::move(decoded);
   }
 }
 
