@@ -1,4 +1,5 @@
 // Runs the guide's code with the public test harness, as the guide's last section shows.
+#include <cairn/admin.hpp>
 #include <cairn/testing.hpp>
 #include <doctest/doctest.h>
 
@@ -70,6 +71,25 @@ TEST_CASE("the guide's journal migrates its schema once and writes entries") {
   t.restart();  // the steps do not run again
   CHECK(t.call("JOURNAL", "mine", "write", {{"text", "second"}}).value() == cairn::json{{"entries", 2}});
   CHECK_FALSE(t.call("JOURNAL", "mine", "write", cairn::json::object()).ok());
+}
+
+TEST_CASE("the guide's journal goes back to a moment from its history") {
+  cairn::RuntimeOptions options;
+  options.history_retention = 24h;  // --history-retention 24h
+  cairn::testing::TestRuntime t([] {
+    cairn::Registry classes;
+    classes.add<guide::Journal>("JOURNAL");
+    return classes;
+  }, options);
+  REQUIRE(t.call("JOURNAL", "mine", "write", {{"text", "kept"}}).ok());
+  t.advance(1min);
+  auto before = std::chrono::duration_cast<std::chrono::milliseconds>(t.clock().now().time_since_epoch()).count();
+  t.advance(1min);
+  REQUIRE(t.call("JOURNAL", "mine", "write", {{"text", "a mistake"}}).ok());
+  auto restored = cairn::Admin(t.runtime()).restore("JOURNAL", "mine", before);
+  REQUIRE(restored.ok());
+  CHECK(restored->at("changes_undone") == 1);
+  CHECK(t.call("JOURNAL", "mine", "write", {{"text", "after"}}).value() == cairn::json{{"entries", 2}});
 }
 
 TEST_CASE("the guide's tally calls the counter and gets the answer as an event") {

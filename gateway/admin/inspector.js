@@ -234,7 +234,12 @@ async function openActor(binding, name) {
                  ["last event", a.last_event_ms ? new Date(a.last_event_ms).toISOString() : "none since start"],
                  ["schema", a.schema_version > 0
                    ? `version ${a.schema_version}: ${a.migrations.map((m) => `${m.version} ${m.name}`).join(", ")}`
-                   : "no migrations"]];
+                   : "no migrations"],
+                 ["history", !a.history ? "none"
+                   : `${a.history.on ? "kept" : "off"}; ${a.history.changes} changes, ${a.history.bytes} bytes` +
+                     (a.history.restorable_from_ms != null
+                       ? `; restorable from ${new Date(a.history.restorable_from_ms).toISOString()} (${a.history.cut_because} then)`
+                       : "")]];
   $("actor-facts").replaceChildren(...facts.flatMap(([k, v]) => {
     const dt = document.createElement("dt");
     dt.textContent = k;

@@ -345,9 +345,16 @@ int main(int argc, char** argv) {
       "reload", "load new versions of the server's plugin libraries: their live actors wake on the new code");
   auto* backup = app.add_subcommand("backup", "copy every database into DIR (on the server's machine) while serving");
   backup->add_option("dir", dir, "an absent or empty directory")->required();
-  auto* restore = app.add_subcommand("restore", "make an empty data directory from a backup (local; no server)");
-  restore->add_option("dir", dir, "the backup")->required()->check(CLI::ExistingDirectory);
-  restore->add_option("--data-dir", data_dir, "the data directory to fill (absent or empty)")->required();
+  std::vector<std::string> restore_args;
+  std::string restore_at;
+  auto* restore = app.add_subcommand(
+      "restore",
+      "BINDING NAME --at TIME: bring one actor back to a moment from its history (through the server); "
+      "DIR --data-dir D [--at TIME]: make an empty data directory from a backup (local; no server), "
+      "every actor brought back to TIME if given");
+  restore->add_option("args", restore_args, "BINDING NAME, or the backup's DIR")->required()->expected(1, 2);
+  restore->add_option("--data-dir", data_dir, "with a backup: the data directory to fill (absent or empty)");
+  restore->add_option("--at", restore_at, "RFC 3339 (2026-12-02T10:15:00Z) or Unix milliseconds");
   auto* metrics = app.add_subcommand("metrics", "print the server's metrics (Prometheus text)");
   cairn::ctl::TopOptions top_options;
   double top_interval_s = 2;
@@ -380,16 +387,30 @@ int main(int argc, char** argv) {
   if (int status = cairn::cli::parse(app, argc, argv, "cairnctl"); status >= 0) return status;
 
   try {
-    if (restore->parsed()) {
-      auto restored = cairn::restore_backup(dir, data_dir);
+    std::optional<std::int64_t> moment;
+    if (restore->parsed() && !restore_at.empty()) {
+      auto parsed = cairn::parse_moment(restore_at);
+      if (!parsed) throw Failure(parsed.error().message);
+      moment = *parsed;
+    }
+    if (restore->parsed() && restore_args.size() == 1) {
+      if (data_dir.empty()) throw Failure("restore DIR needs --data-dir: the data directory to fill");
+      if (!std::filesystem::is_directory(restore_args[0])) throw Failure(restore_args[0] + " is not a directory");
+      auto restored = cairn::restore_backup(restore_args[0], data_dir, moment);
       if (!restored) throw Failure(restored.error().message);
       if (as_json) {
         std::cout << restored->dump(2) << '\n';
       } else {
-        std::cout << "restored " << (*restored)["actors"] << " actors (" << (*restored)["bytes"]
-                  << " bytes) into " << data_dir << '\n';
+        std::cout << "restored " << (*restored)["actors"] << " actors (" << (*restored)["bytes"] << " bytes) into "
+                  << data_dir << (moment ? " as they were at " + cairn::format_moment(*moment) : std::string()) << '\n';
       }
       return 0;
+    }
+    if (restore->parsed()) {
+      if (!moment) throw Failure("restore BINDING NAME needs --at: the moment to bring the actor back to");
+      if (!data_dir.empty()) throw Failure("--data-dir is for restoring a backup (restore DIR --data-dir D)");
+      binding = restore_args[0];
+      name = restore_args[1];
     }
     AdminClient client(url, token_from(token_file), cacert,
                        std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000)));
@@ -432,6 +453,15 @@ int main(int argc, char** argv) {
                         ? std::string("no migrations")
                         : "version " + std::to_string(a["schema_version"].get<std::int64_t>()) + " (" +
                               cell(a["migrations"].back()["name"]) + ")")
+                << "\n  history: "
+                << (!a.contains("history") || !a["history"].is_object()
+                        ? std::string("none")
+                        : std::string(a["history"].value("on", false) ? "kept" : "off") + ", " +
+                              cell(a["history"]["changes"]) + " changes, " + cell(a["history"]["bytes"]) + " bytes" +
+                              (a["history"]["restorable_from_ms"].is_number()
+                                   ? ", restorable from " +
+                                         cairn::format_moment(a["history"]["restorable_from_ms"].get<std::int64_t>())
+                                   : std::string()))
                 << "\n\n";
       std::vector<std::vector<std::string>> tables;
       for (const auto& t : a["tables"]) tables.push_back({cell(t["name"]), cell(t["type"]), t.contains("rows") ? cell(t["rows"]) : ""});
@@ -474,6 +504,12 @@ int main(int argc, char** argv) {
       auto answer = client.call_json(http::verb::delete_, actor_path(binding, name));
       if (as_json) return print(answer), 0;
       std::cout << "deleted " << binding << " '" << name << "' (" << answer["sockets_closed"] << " sockets closed)\n";
+    } else if (restore->parsed()) {
+      auto answer = client.call_json(http::verb::post, actor_path(binding, name) + "/restore",
+                                     json{{"at", *moment}}.dump());
+      if (as_json) return print(answer), 0;
+      std::cout << "restored " << binding << " '" << name << "' to " << answer["restored_to"].get<std::string>() << " ("
+                << answer["changes_undone"] << " changes undone)\n";
     } else if (evicting->parsed()) {
       auto answer = client.call_json(http::verb::post, actor_path(binding, name) + "/evict");
       if (as_json) return print(answer), 0;

@@ -166,6 +166,20 @@ std::optional<Response> AdminApi::handle(const Request& request) const {
     if (method != "PUT") return not_allowed("PUT", "/admin/bindings/<binding>/actors/<name>/import");
     return answer(admin_.import_database(*binding, *name, request.body), 201);
   }
+  if (action == "restore") {
+    if (method != "POST") return not_allowed("POST", "/admin/bindings/<binding>/actors/<name>/restore");
+    auto body = json_body(request);
+    if (!body) return Response::error(body.error());
+    const auto* at = body->is_object() && body->contains("at") ? &(*body)["at"] : nullptr;
+    if (at == nullptr || !(at->is_string() || at->is_number_unsigned())) {
+      return Response::error(Code::invalid_argument,
+                             "the body needs \"at\": the moment to go back to, as RFC 3339 "
+                             "(\"2026-12-02T10:15:00Z\") or Unix milliseconds");
+    }
+    auto moment = at->is_string() ? parse_moment(at->get<std::string>()) : Result<std::int64_t>(at->get<std::int64_t>());
+    if (!moment) return Response::error(moment.error());
+    return answer(admin_.restore(*binding, *name, *moment));
+  }
   if (action == "evict") {
     if (method != "POST") return not_allowed("POST", "/admin/bindings/<binding>/actors/<name>/evict");
     auto evicted = admin_.evict(*binding, *name);

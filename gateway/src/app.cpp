@@ -263,6 +263,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
   double keep_alive_s = seconds(limits::default_keep_alive_timeout);
   double event_budget_s = seconds(limits::default_event_budget);
   std::size_t recent_events = limits::default_recent_events;
+  double history_retention_s = 0;
+  std::int64_t history_max_bytes = limits::default_history_max_bytes;
   std::string csp = "default";
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "port to listen on (0 picks a free one)")->capture_default_str();
@@ -322,6 +324,15 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
                  "events each actor keeps for the admin API and the inspector (its recent events, "
                  "and the counts behind the busiest, slowest and failing actors; 0: none)")
       ->check(CLI::Range(std::size_t{0}, limits::max_recent_events))
+      ->capture_default_str();
+  cli::add_duration(app, "--history-retention", history_retention_s,
+                    "how long each actor's committed changes are kept, so that it can be restored to any "
+                    "moment within it (cairnctl restore BINDING NAME --at TIME; 0: no history)")
+      ->check(CLI::Range(0.0, 10.0 * 365 * 86400))
+      ->capture_default_str();
+  app.add_option("--history-max-bytes", history_max_bytes,
+                 "the most bytes of changes kept per actor (the oldest go first)")
+      ->check(CLI::Range(std::int64_t{4096}, limits::max_history_max_bytes))
       ->capture_default_str();
   // The public edge (README "Securing the public listener").
   std::vector<std::string> trusted_proxies;
@@ -701,6 +712,8 @@ int run_app(int argc, char** argv, const AppDefaults& defaults,
     options.max_queued_events = max_queued;
     options.event_budget = to_ms(event_budget_s);
     options.recent_events = recent_events;
+    options.history_retention = std::chrono::seconds(static_cast<std::int64_t>(history_retention_s));
+    options.history_max_bytes = history_max_bytes;
     auto link = std::make_shared<ClusterLink>();
     std::shared_ptr<ClusterCalls> calls;
     std::shared_ptr<HttpReplicator> replicator;

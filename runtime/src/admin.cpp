@@ -3,7 +3,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -206,6 +210,13 @@ Result<nlohmann::json> Admin::remove(std::string_view binding, std::string_view 
   return result;
 }
 
+Result<nlohmann::json> Admin::restore(std::string_view binding, std::string_view name, std::int64_t at_ms) const {
+  auto id = id_of(runtime_, binding, name);
+  if (!id) return id.error();
+  if (at_ms < 0) return fail(Code::invalid_argument, "the time must be after 1970");
+  return runtime_.core_->admin(*id, AdminEvent::Op::restore, std::to_string(at_ms), 0, false);
+}
+
 Result<bool> Admin::evict(std::string_view binding, std::string_view name) const {
   return runtime_.evict(binding, name);
 }
@@ -316,8 +327,64 @@ Result<nlohmann::json> Admin::backup(const std::filesystem::path& dir) const {
   return nlohmann::json{{"dir", dir.string()}, {"actors", actors}, {"bytes", bytes}, {"seconds", seconds}};
 }
 
+Result<std::int64_t> parse_moment(std::string_view text) {
+  auto refuse = [&] {
+    return fail(Code::invalid_argument, "the time '" + std::string(text.substr(0, 64)) +
+                                            "' is neither RFC 3339 (2026-12-02T10:15:00Z, or with an offset "
+                                            "such as +01:00) nor Unix milliseconds");
+  };
+  if (text.empty() || text.size() > 40) return refuse();
+  if (std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    std::int64_t ms = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), ms);
+    if (error != std::errc() || end != text.data() + text.size()) return refuse();
+    return ms;
+  }
+  // No library in Debian's set parses RFC 3339 for C++20's libstdc++ (std::chrono::parse is
+  // not there yet): the fixed layout is read by hand and timegm() does the calendar.
+  std::string s(text);
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, used = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &used) != 6 ||
+      used != 19) {
+    return refuse();
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return refuse();
+  std::size_t at = 19;
+  std::int64_t ms = 0;
+  if (at < s.size() && s[at] == '.') {
+    std::size_t digits = 0;
+    for (++at; at < s.size() && s[at] >= '0' && s[at] <= '9'; ++at, ++digits) {
+      if (digits < 3) ms = ms * 10 + (s[at] - '0');
+    }
+    if (digits == 0) return refuse();
+    for (; digits < 3; ++digits) ms *= 10;
+  }
+  std::int64_t offset_s = 0;
+  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z')) {
+    ++at;
+  } else if (at + 6 == s.size() && (s[at] == '+' || s[at] == '-') && s[at + 3] == ':') {
+    int oh = 0, om = 0;
+    if (std::sscanf(s.c_str() + at + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59) return refuse();
+    offset_s = (s[at] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    at += 6;
+  } else {
+    return refuse();
+  }
+  if (at != s.size()) return refuse();
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  std::time_t seconds = ::timegm(&tm);
+  if (tm.tm_mday != day) return refuse();  // 2026-02-30 rolled over into March
+  return (static_cast<std::int64_t>(seconds) - offset_s) * 1000 + ms;
+}
+
 Result<nlohmann::json> restore_backup(const std::filesystem::path& backup,
-                                      const std::filesystem::path& data_dir) {
+                                      const std::filesystem::path& data_dir, std::optional<std::int64_t> at_ms) {
   std::error_code ec;
   auto manifest_path = backup / "manifest.json";
   std::ifstream in(manifest_path);
@@ -361,8 +428,44 @@ Result<nlohmann::json> restore_backup(const std::filesystem::path& backup,
     sync_path(target);
     dirs.insert(target.parent_path());
   }
+  if (at_ms) {
+    // Each actor back to the moment, or none: a data directory half at one time and half at
+    // another is worse than no answer.
+    std::string refused;
+    for (const auto& relative : files) {
+      if (relative.begin()->string() == "_cairn") continue;
+      auto target = data_dir / relative;
+      try {
+        Database db(target);
+        // The restore is recorded like one made by a server, and nothing is pruned here.
+        db.enable_history(HistoryOptions{std::chrono::milliseconds::max(), limits::max_history_max_bytes, nullptr});
+        db.begin();
+        auto restored = db.restore_to(*at_ms);
+        if (!restored) {
+          db.rollback();
+          refused += "\n  " + relative.string() + ": " + restored.error().message;
+          continue;
+        }
+        db.commit();
+        db.absorb_wal();
+      } catch (const std::exception& e) {
+        refused += "\n  " + relative.string() + ": " + e.what();
+      }
+    }
+    if (!refused.empty()) {
+      for (const auto& relative : files) remove_database_files(data_dir / relative, ec);
+      for (auto dir = dirs.rbegin(); dir != dirs.rend(); ++dir) {
+        if (*dir != data_dir) std::filesystem::remove(*dir, ec);
+      }
+      return fail(Code::conflict, "not every actor could be brought back to " + format_moment(*at_ms) +
+                                      ", so nothing was restored:" + refused);
+    }
+    for (const auto& relative : files) sync_path(data_dir / relative);
+  }
   for (const auto& dir : dirs) sync_path(dir);
-  return nlohmann::json{{"actors", actors}, {"bytes", bytes}, {"files", files.size()}};
+  nlohmann::json answer{{"actors", actors}, {"bytes", bytes}, {"files", files.size()}};
+  if (at_ms) answer["restored_to_ms"] = *at_ms;
+  return answer;
 }
 
 }  // namespace cairn

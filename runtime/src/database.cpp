@@ -268,6 +268,7 @@ Database::Database(const std::filesystem::path& path)
 }
 
 Database::~Database() {
+  delete_session();  // before the connection it records closes
   sql_.clear_cache();  // cached statements would keep the connection (and its file) open
   sqlite3_close(db_);
 }
@@ -300,6 +301,8 @@ bool Database::commit() {
   // A transaction SQLite ended by itself must fail the batch, never "commit" nothing.
   if (sql_.check_transaction()) sql_.throw_lost("COMMIT");
   assert(!sqlite3_get_autocommit(db_));
+  // The batch's changes join the history in its own transaction (a failure fails the batch).
+  history_before_commit();
   sql_.in_transaction_ = false;
   wrote_ = false;
   try {
@@ -310,6 +313,7 @@ bool Database::commit() {
     sql_.in_transaction_ = !sqlite3_get_autocommit(db_);
     throw;
   }
+  history_after_commit();
   if (int rc = std::exchange(checkpoint_failed_, 0); rc != 0) {
     durability_lost_ = true;
     throw SqlError(rc, std::string("the checkpoint after the commit failed: ") + sqlite3_errstr(rc), "COMMIT");
@@ -320,14 +324,17 @@ bool Database::transaction_lost() noexcept { return sql_.check_transaction(); }
 void Database::rollback() noexcept {
   sql_.begin_pending_ = sql_.savepoint_pending_ = sql_.savepoint_open_ = false;
   sql_.in_transaction_ = sql_.transaction_lost_ = false;
-  if (sqlite3_get_autocommit(db_)) return;
-  try {
-    sql_.run_internal("ROLLBACK");
-  } catch (const SqlError&) {
-    // SQLite rolls back by itself when ROLLBACK fails; nothing else to undo.
+  if (!sqlite3_get_autocommit(db_)) {
+    try {
+      sql_.run_internal("ROLLBACK");
+    } catch (const SqlError&) {
+      // SQLite rolls back by itself when ROLLBACK fails; nothing else to undo.
+    }
   }
+  history_after_rollback();
 }
 void Database::drop_everything() {
+  forget_history_facts();  // dropped with the rest: its history goes with the data
   sql_.run_internal("PRAGMA defer_foreign_keys=ON");
   auto quote = [](const std::string& name) {
     std::string out = "\"";
@@ -496,6 +503,7 @@ void Database::import_from(const std::filesystem::path& file) {
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> guard(in, sqlite3_close);
   if (rc != SQLITE_OK) throw SqlError(rc, "cannot open " + file.string(), "");
   sql_.clear_cache();
+  forget_history_facts();  // the copy brings its own history, or none
   sqlite3_backup* backup = sqlite3_backup_init(db_, "main", in, "main");
   if (backup == nullptr) throw SqlError(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_), "");
   rc = sqlite3_backup_step(backup, -1);

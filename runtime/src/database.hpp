@@ -12,11 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cairn/clock.hpp"
+#include "cairn/result.hpp"
 #include "cairn/runtime.hpp"
 #include "cairn/sql.hpp"
 
 struct sqlite3;
 struct sqlite3_vfs;
+struct sqlite3_session;
 
 namespace cairn {
 
@@ -48,6 +51,13 @@ std::uint64_t database_bytes(const std::filesystem::path& file);
 bool remove_database_files(const std::filesystem::path& file, std::error_code& ec, std::string* failed = nullptr);
 // Unix milliseconds by the system clock (the indexes' and backups' time stamps).
 std::int64_t unix_ms();
+
+// How an actor's history of changes is kept (RuntimeOptions::history_retention).
+struct HistoryOptions {
+  std::chrono::milliseconds retention{0};  // zero: none is kept
+  std::int64_t max_bytes = 0;              // the changes kept per actor, at most
+  std::shared_ptr<Clock> clock;            // the commits' time stamps (the system clock if null)
+};
 
 class Database {
  public:
@@ -116,12 +126,46 @@ class Database {
   bool is_empty();
   // Bytes on disk: the database file and its WAL.
   std::uint64_t bytes_on_disk() const;
+  // --- The history of changes, for restores to a point in time (database_history.cpp).
+  // Each commit that changed rows of the actor's tables (those with a PRIMARY KEY; not the
+  // runtime's _cairn_ tables) keeps its changes, stamped with the clock's time, in
+  // _cairn_history, in the same transaction; older than the retention, or beyond max_bytes,
+  // they are pruned. What cannot be undone cuts the history: a schema change (DDL is not
+  // recorded), an import, a transaction larger than half the budget, a time with history
+  // off, and pruning itself; a restore never goes back past a cut. Call once, after opening.
+  void enable_history(HistoryOptions options);
+  // A cut at now (an import replaced the data outside the history).
+  void history_cut(std::string_view why);
+  // {"on","retention_seconds","max_bytes","changes","bytes","restorable_from_ms","cut_because",
+  //  "newest_ms"}.
+  nlohmann::json history_facts();
+  // In the open transaction (begin() first): undoes every change committed after `at_ms`,
+  // newest first, so the actor's tables are as they were at that moment. conflict if the
+  // history does not reach back that far or a change does not undo (then roll back);
+  // invalid_argument for a time in the future. The undo is itself a change: recorded, it can
+  // be undone in turn. Throws SqlError for I/O.
+  Result<nlohmann::json> restore_to(std::int64_t at_ms);
+
   // The WAL's name as SQLite's VFS knows it, and that VFS (for sync_wal()).
   const std::string& wal_file() const noexcept { return wal_file_; }
   sqlite3_vfs* vfs() const noexcept { return vfs_; }
 
  private:
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
+  void new_session();
+  void delete_session() noexcept;
+  std::int64_t schema_cookie();
+  std::string user_schema();
+  bool history_table_exists();
+  std::int64_t history_now();
+  void history_record_cut(std::int64_t at_ms, std::string_view why);
+  void history_before_commit();
+  void history_after_commit() noexcept;
+  void history_after_rollback() noexcept;
+  void prune_history(std::int64_t now);
+  // What is cached of _cairn_history is read again (its transaction rolled back, or the
+  // tables were dropped or replaced).
+  void forget_history_facts() noexcept;
 
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
@@ -131,6 +175,16 @@ class Database {
   bool wrote_ = false;           // the WAL hook ran since the last commit began
   int checkpoint_failed_ = 0;    // the SQLite code of a checkpoint that failed, 0 if none
   bool durability_lost_ = false;
+  HistoryOptions history_;
+  sqlite3_session* session_ = nullptr;
+  std::int64_t schema_cookie_ = -1;     // PRAGMA schema_version when user_schema_ was read
+  std::string user_schema_;             // the actor's tables' definitions then
+  std::int64_t history_bytes_ = -1;     // the changes kept (-1: not read yet)
+  std::int64_t history_oldest_ms_ = 0;  // the oldest entry's time (0: none)
+  std::int64_t history_last_ms_ = -1;   // the newest entry's time (-1: not read yet)
+  bool history_gap_marked_ = false;
+  bool history_lost_ = false;           // a session could not be made: changes went unrecorded
+  int history_table_ = -1;              // _cairn_history exists: 1, does not: 0, not known: -1
 };
 
 }  // namespace cairn

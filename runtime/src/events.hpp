@@ -123,6 +123,7 @@ struct AdminEvent {
     copy_to,    // a consistent copy of the database at path `text` (export, backup)
     import,     // the empty database becomes a copy of the SQLite file at path `text`
     remove,     // sockets closed, database files deleted, alarms and name forgotten
+    restore,    // the tables as they were at `text` (Unix ms), from the history (Database::restore_to)
   };
   Op op = Op::inspect;
   std::string text;

@@ -181,6 +181,8 @@ void Host::open_database() {
       throw;
     }
   }
+  db_->enable_history(HistoryOptions{std::chrono::duration_cast<std::chrono::milliseconds>(core_->options.history_retention),
+                                     core_->options.history_max_bytes, core_->options.clock});
   ++db_term_;
   gate_ = std::make_shared<SyncGate>();
   if (core_->options.durability == Durability::full) {

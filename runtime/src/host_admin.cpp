@@ -72,6 +72,15 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
   open_database();
   // What a previous process left unsynced is synced before the operator sees or copies it.
   if (!flush_durable()) return fail(Code::unavailable, "the actor's storage failed: its data could not be made durable");
+  // An operator's write (import, restore) is synced before the answer says it happened.
+  auto make_durable = [this](const char* what) -> Result<void> {
+    if (std::string error; !sync_wal(db_->vfs(), db_->wal_file(), error)) {
+      spdlog::error("actor {} {}: the {} could not be made durable: {}", id_.binding(), id_.hex(), what, error);
+      abort_batch(Error{Code::unavailable, std::string("the ") + what + " could not be made durable"}, true);
+      return fail(Code::unavailable, std::string("the ") + what + " could not be made durable: the actor's storage failed");
+    }
+    return {};
+  };
   switch (event.op) {
     case AdminEvent::Op::inspect:
       return inspect();
@@ -99,6 +108,7 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
       db_->begin();
       try {
         record_identity();
+        db_->history_cut("imported");
         db_->commit();
         identity_known_ = true;
       } catch (...) {
@@ -107,11 +117,7 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
       }
       // The backup's commit does not wait for the disk (nor pass the WAL hook): synced here,
       // before the answer says it happened.
-      if (std::string error; !sync_wal(db_->vfs(), db_->wal_file(), error)) {
-        spdlog::error("actor {} {}: the import could not be made durable: {}", id_.binding(), id_.hex(), error);
-        abort_batch(Error{Code::unavailable, "the import could not be made durable"}, true);
-        return fail(Code::unavailable, "the import could not be made durable: the actor's storage failed");
-      }
+      if (auto failed = make_durable("import"); !failed) return failed.error();
       auto soonest = soonest_alarm();
       core_->alarms_committed(id_, soonest);
       alarms_dirty_ = false;
@@ -119,6 +125,26 @@ Result<nlohmann::json> Host::admin_operation(AdminEvent& event) {
       return nlohmann::json{{"imported", true},
                             {"bytes", db_->bytes_on_disk()},
                             {"tables", std::get<std::int64_t>(tables)}};
+    }
+    case AdminEvent::Op::restore: {
+      // The instance is made again on the next event: what it holds in memory came from the
+      // data being replaced.
+      reset_instance();
+      db_->begin();
+      Result<nlohmann::json> restored = fail(Code::internal, "no restore ran");
+      try {
+        restored = db_->restore_to(std::stoll(event.text));
+        if (!restored) {
+          db_->rollback();
+          return restored;
+        }
+        db_->commit();
+      } catch (...) {
+        db_->rollback();
+        throw;
+      }
+      if (auto failed = make_durable("restore"); !failed) return failed.error();
+      return restored;
     }
     case AdminEvent::Op::remove:
       break;
@@ -180,6 +206,7 @@ nlohmann::json Host::inspect() {
           {"alarms", std::move(alarms)},
           {"tables", std::move(tables)},
           {"schema_version", schema_version},
+          {"history", db_->history_facts()},
           {"migrations", std::move(migrations)},
           {"database_bytes", db_->bytes_on_disk()},
           // Newest first; kept across evictions (activity.hpp). Null if turned off.

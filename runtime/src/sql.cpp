@@ -501,11 +501,16 @@ std::int64_t Sql::migrate(const std::vector<Migration>& steps) {
         {});
     for (auto version = at + 1; version <= known; ++version) {
       const auto& step = steps[static_cast<std::size_t>(version - 1)];
+      auto failed = [&](const char* what) {
+        return "migration step " + std::to_string(version) + " ('" + step.name + "') failed: " + what;
+      };
       try {
         step.apply(*this);
+      } catch (const SqlError& e) {
+        // Still an SqlError: a full disk or an I/O error is answered as one (507, 503).
+        throw SqlError(e.code(), failed(e.what()), e.sql());
       } catch (const std::exception& e) {
-        throw std::runtime_error("migration step " + std::to_string(version) + " ('" + step.name +
-                                 "') failed: " + e.what());
+        throw std::runtime_error(failed(e.what()));
       }
       auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::system_clock::now().time_since_epoch()).count();
@@ -513,6 +518,9 @@ std::int64_t Sql::migrate(const std::vector<Migration>& steps) {
                     {version, step.name, std::int64_t{now}});
     }
   });
+  // A step that only changed rows is no DDL, yet a restore must not undo it behind the
+  // version's back: the history is cut at this commit as for a schema change.
+  migrated_ = true;
   return at;
 }
 

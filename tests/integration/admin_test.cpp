@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cairn/admin.hpp"
 #include "clients.hpp"
 #include "process_facts.hpp"
 #include "run_program.hpp"
@@ -390,6 +391,67 @@ TEST_CASE("a backup taken under booking load restores every booking acknowledged
   CHECK(before_backup > 0);
   CHECK(acked.size() > before_backup);  // the load went on while the backup ran
   MESSAGE("bookings acknowledged before the backup: " << before_backup << " of " << acked.size());
+}
+
+TEST_CASE("an actor brought back to a moment over HTTP and with cairnctl, and the refusals") {
+  AdminServer s({"--history-retention", "1h"});
+  auto unix_now = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  auto pause = [] { std::this_thread::sleep_for(20ms); };
+  REQUIRE(http_get(s.port(), "/seats?flightId=pitr").status == 200);  // the flight is made
+  pause();
+  auto empty_at = unix_now();
+  pause();
+  REQUIRE(book(s.port(), "pitr", "1A", "Ann"));
+  pause();
+  auto booked_at = unix_now();
+  pause();
+  REQUIRE(book(s.port(), "pitr", "2B", "Bob"));
+  const std::string route = "/admin/bindings/FLIGHT/actors/pitr/restore";
+  auto restored = s.admin_json(http::verb::post, route, json{{"at", cairn::format_moment(booked_at)}}.dump());
+  CHECK(restored["restored_to_ms"] == booked_at);
+  CHECK(restored["changes_undone"] == 1);
+  CHECK(occupant(s.port(), "pitr", "1A") == "Ann");
+  CHECK(occupant(s.port(), "pitr", "2B") == "");
+  // Bookings go on after it, and the history shows in the inspection.
+  REQUIRE(book(s.port(), "pitr", "3C", "Cy"));
+  auto facts = s.admin_json(http::verb::get, "/admin/bindings/FLIGHT/actors/pitr")["history"];
+  CHECK(facts["on"] == true);
+  CHECK(facts["changes"].get<int>() >= 3);
+  // Refusals: a clear 4xx, and nothing changed.
+  for (auto [body, status] : std::vector<std::pair<std::string, int>>{
+           {R"({"at": "yesterday"})", 400},
+           {R"({})", 400},
+           {R"({"at": -5})", 400},
+           {"not json", 400},
+           {json{{"at", unix_now() + 3'600'000}}.dump(), 400},
+           {json{{"at", empty_at - 3'600'000}}.dump(), 409}}) {
+    CAPTURE(body);
+    auto reply = s.admin(http::verb::post, route, body);
+    CHECK(reply.status == status);
+    CHECK(json::parse(reply.body)["status"] == status);
+  }
+  CHECK(s.admin(http::verb::get, route).status == 405);
+  CHECK(s.admin(http::verb::post, "/admin/bindings/FLIGHT/actors/nobody/restore", R"({"at": 1})").status == 404);
+  CHECK(occupant(s.port(), "pitr", "3C") == "Cy");
+  // cairnctl: back to before any booking, by RFC 3339 time.
+  std::string url = "http://127.0.0.1:" + std::to_string(s.admin_port());
+  auto ctl = run_program({CAIRNCTL_PATH, "--url", url, "--token-file", s.token_file.string(), "restore", "FLIGHT",
+                          "pitr", "--at", cairn::format_moment(empty_at)},
+                         60s);
+  CHECK(ctl.exit_status == 0);
+  CHECK(ctl.output.find("restored FLIGHT 'pitr' to " + cairn::format_moment(empty_at)) != std::string::npos);
+  for (const char* seat : {"1A", "2B", "3C"}) CHECK(occupant(s.port(), "pitr", seat) == "");
+  auto no_time = run_program({CAIRNCTL_PATH, "--url", url, "--token-file", s.token_file.string(), "restore", "FLIGHT", "pitr"}, 30s);
+  CHECK(no_time.exit_status == 1);
+  CHECK(no_time.output.find("needs --at") != std::string::npos);
+  // A server without history says how to get one.
+  AdminServer plain;
+  REQUIRE(book(plain.port(), "nohist", "1A", "Ann"));
+  auto none = plain.admin(http::verb::post, "/admin/bindings/FLIGHT/actors/nohist/restore", json{{"at", unix_now()}}.dump());
+  CHECK(none.status == 409);
+  CHECK(none.body.find("--history-retention") != std::string::npos);
 }
 
 TEST_CASE("cairnctl end to end against a real server") {

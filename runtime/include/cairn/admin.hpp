@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -59,6 +60,15 @@ class Admin {
   // "events", "errors", "p50_ms", "p99_ms"} (latencies on the actor's thread, within a factor
   // of 1.42 above). Empty lists if RuntimeOptions::recent_events is 0. Never blocks on actors.
   Result<nlohmann::json> top(std::chrono::seconds seconds, std::size_t limit) const;
+  // Brings the actor's tables back to what they were at `at_ms` (Unix milliseconds) from its
+  // history of changes (RuntimeOptions::history_retention), in one transaction, made durable
+  // before the answer; the instance is made again on its next event. Alarms and sockets are
+  // not part of it. The restore is itself recorded: it can be undone by restoring to a moment
+  // before it. {"restored_to_ms", "restored_to", "changes_undone"}; conflict if the history
+  // does not reach back that far (a schema change, an import, pruning or a time with history
+  // off cut it) or a change does not undo; invalid_argument for a time in the future;
+  // not_found if the actor has no database.
+  Result<nlohmann::json> restore(std::string_view binding, std::string_view name, std::int64_t at_ms) const;
   // Evicts the instance now (after the events sent before). False if it was not live.
   Result<bool> evict(std::string_view binding, std::string_view name) const;
   // Copies every actor's database (online backup, one actor at a time per worker) and the
@@ -71,10 +81,21 @@ class Admin {
   Runtime& runtime_;
 };
 
+// A moment as Unix milliseconds, from RFC 3339 ("2026-12-02T10:15:00Z", with optional
+// fractional seconds and a Z or +hh:mm offset) or a plain number of milliseconds.
+// invalid_argument saying what was expected otherwise.
+Result<std::int64_t> parse_moment(std::string_view text);
+// `ms` (Unix milliseconds) as RFC 3339 in UTC: 2026-12-02T10:15:00.000Z.
+std::string format_moment(std::int64_t ms);
+
 // Makes `data_dir` (absent or empty) a copy of backup `backup`, checking the manifest and
 // every database (PRAGMA integrity_check) first; nothing is written if a check fails. A
 // runtime started on `data_dir` then serves every actor as it was. {"actors", "bytes", "files"}.
+// With `at_ms`, every actor is then brought back to that moment from its history (as
+// Admin::restore), and the answer adds "restored_to_ms"; if one cannot be (its history does
+// not reach back that far), nothing is left in `data_dir` and the error names each such actor.
 Result<nlohmann::json> restore_backup(const std::filesystem::path& backup,
-                                      const std::filesystem::path& data_dir);
+                                      const std::filesystem::path& data_dir,
+                                      std::optional<std::int64_t> at_ms = std::nullopt);
 
 }  // namespace cairn

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 
 namespace cairn::limits {
 
@@ -120,5 +121,11 @@ inline constexpr std::size_t activity_slots = 30;
 inline constexpr std::size_t activity_actors_per_slot = 1024;
 inline constexpr std::size_t admin_default_top = 10;
 inline constexpr std::size_t admin_max_top = 100;
+
+// Each actor's history of changes, for restores to a point in time (README "Restoring an
+// actor to a moment"): kept for RuntimeOptions::history_retention (off unless set), at most
+// history_max_bytes of changes per actor (the oldest pruned first).
+inline constexpr std::int64_t default_history_max_bytes = 64LL << 20;
+inline constexpr std::int64_t max_history_max_bytes = 1LL << 40;
 
 }  // namespace cairn::limits

@@ -66,6 +66,11 @@ struct RuntimeOptions {
   // Each actor's last events kept for operators (the admin API's "recent_events"; at most
   // limits::max_recent_events), and the per-actor counts behind /admin/top. Zero: neither.
   std::size_t recent_events = limits::default_recent_events;
+  // Each actor's committed changes are kept this long, so that it can be restored to any
+  // moment within it (Admin::restore, cairnctl restore --at). Zero: no history is kept.
+  std::chrono::seconds history_retention{0};
+  // The most bytes of changes kept per actor; the oldest go first beyond it.
+  std::int64_t history_max_bytes = limits::default_history_max_bytes;
   // Cluster mode: the shards this node owns (cairn/ownership.hpp). Null: all of them.
   std::shared_ptr<const Ownership> ownership;
   // Cluster mode: how calls reach actors of shards this node does not own. Null: they fail.

@@ -240,6 +240,7 @@ class Sql {
   bool transaction_lost_ = false;
   int savepoint_depth_ = 0;
   bool internal_ = false;   // true while the runtime's own statement is prepared
+  bool migrated_ = false;   // migrate() ran steps in the open transaction (history: a cut)
   bool altering_ = false;   // the authorizer saw ALTER TABLE in the statement being prepared
   std::string denial_;      // why the authorizer refused the last statement
   std::chrono::steady_clock::time_point deadline_{};  // see set_deadline
