@@ -6,23 +6,29 @@
 # alternated ROUNDS times (default 3) on the same Release build, so both see the same machine.
 # Prints each run, the ratio of the medians, and the history's size after a run.
 # Usage: scripts/bench-history.sh [ROUNDS] [SECONDS]
+# CAIRN_BENCH_BUILD=build/dev: measure an existing build's binaries instead (no Release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 seconds="${2:-5}"
 
-./scripts/install-deps.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCAIRN_BUILD_TESTS=OFF >/dev/null
-cmake --build build/release -j "${CAIRN_JOBS:-2}" --target cairn-server cairn-load >/dev/null
+build="${CAIRN_BENCH_BUILD:-}"
+if [[ -z "$build" ]]; then
+  build=build/release
+  ./scripts/install-deps.sh
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCAIRN_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$build" -j "${CAIRN_JOBS:-2}" --target cairn-server cairn-load >/dev/null
+fi
 
 source scripts/bench-lib.sh
 work="$bench_work"
-server=build/release/examples/cairn-server
+server="$build/examples/cairn-server"
 
 run() {  # $1: the --history-retention value; $2: scenario; $3: flights; prints requests per second
   start_server "$server" --history-retention "$1" --access-log=false
-  local load=(build/release/examples/cairn-load "$2" -c 16 --flights "$3" --prefix "h$3-" --no-progress
+  local load=("$build/examples/cairn-load" "$2" -c 16 --flights "$3" --prefix "h$3-" --no-progress
               --url "http://127.0.0.1:$port")
+  rm -f "$work/run.json"
   "${load[@]}" -d 1 > /dev/null  # warm up: every flight created
   "${load[@]}" -d "$seconds" --json "$work/run.json" > /dev/null
   stop_server
@@ -39,7 +45,7 @@ for case in "hot 1" "book 1000"; do
   read -r scenario flights <<< "$case"
   off=(); on=()
   for i in $(seq "$rounds"); do
-    f="$(run 0 "$scenario" "$flights")"; n="$(run 1d "$scenario" "$flights")"
+    f="$(run 0 "$scenario" "$flights")"; n="$(run 24h "$scenario" "$flights")"
     off+=("$f"); on+=("$n")
     echo "round $i, $scenario on $flights flight(s): ${f} durable writes/s with history off, ${n}/s with it kept"
   done
