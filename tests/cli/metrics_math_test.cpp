@@ -34,7 +34,8 @@ Buckets pairs(const json& list) {
 }  // namespace
 
 TEST_CASE("the text format is parsed as the shared cases say") {
-  for (const auto& c : cases()["parse"]) {
+  const json all = cases();  // kept alive: a range-for over a temporary's member dangles
+  for (const auto& c : all["parse"]) {
     std::vector<Sample> expected;
     for (const auto& s : c["samples"]) {
       Sample sample{s["name"], s["labels"].get<std::map<std::string, std::string>>(), number(s["value"])};
@@ -46,7 +47,8 @@ TEST_CASE("the text format is parsed as the shared cases say") {
 }
 
 TEST_CASE("counter increases count a reset as the value since") {
-  for (const auto& c : cases()["increase"]) {
+  const json all = cases();  // kept alive: a range-for over a temporary's member dangles
+  for (const auto& c : all["increase"]) {
     std::vector<std::optional<double>> values;
     for (const auto& v : c["values"]) values.push_back(v.is_null() ? std::nullopt : std::optional<double>(v.get<double>()));
     INFO(c["values"].dump());
@@ -55,7 +57,8 @@ TEST_CASE("counter increases count a reset as the value since") {
 }
 
 TEST_CASE("bucket increases stay cumulative across a reset") {
-  for (const auto& c : cases()["bucket_increase"]) {
+  const json all = cases();  // kept alive: a range-for over a temporary's member dangles
+  for (const auto& c : all["bucket_increase"]) {
     std::vector<Buckets> readings;
     for (const auto& r : c["readings"]) readings.push_back(pairs(r));
     INFO(c["readings"].dump());
@@ -64,7 +67,8 @@ TEST_CASE("bucket increases stay cumulative across a reset") {
 }
 
 TEST_CASE("quantiles interpolate within their bucket") {
-  for (const auto& c : cases()["quantile"]) {
+  const json all = cases();  // kept alive: a range-for over a temporary's member dangles
+  for (const auto& c : all["quantile"]) {
     auto got = quantile(c["q"].get<double>(), pairs(c["buckets"]));
     INFO(c.dump());
     if (c["value"].is_null()) {

@@ -574,7 +574,14 @@ TEST_CASE("cluster: with --replicate, kill -9 of an owner under booking load and
   MESSAGE("the victim's " << owned[victim].size() << " flights were served again at most " << slowest
                           << " s after its kill -9 (lease 5 s); " << acked.size() << " bookings acknowledged, "
                           << refused_names.size() << " refused");
-  CHECK(slowest < 10.0);
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer every request is several times slower, and the sweep that finds the
+  // flights served again (about 90 reads in a row, under booking load) adds seconds of its own.
+  constexpr double within_seconds = 20.0;
+#else
+  constexpr double within_seconds = 10.0;
+#endif
+  CHECK(slowest < within_seconds);
   CHECK(acked.size() > acked_at_kill + 100);  // the bookings went on writing
   CHECK(doubles.load() == 0);  // no seat answered 200 to two bookers
   double takeovers = 0;
