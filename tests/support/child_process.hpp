@@ -36,7 +36,15 @@ inline int bind_loopback(std::uint16_t& port) {
 
 // Stops child `pid`: SIGTERM, then SIGKILL after `grace`. Its exit status, or nullopt if it
 // had to be killed or did not exit normally.
-inline std::optional<int> stop_child(pid_t pid, std::chrono::seconds grace = std::chrono::seconds(10)) {
+// How long a child stopped with SIGTERM may take to exit cleanly before it is killed. Under
+// AddressSanitizer (the Sanitize build) every process is several times slower.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr std::chrono::seconds stop_grace{30};
+#else
+inline constexpr std::chrono::seconds stop_grace{10};
+#endif
+
+inline std::optional<int> stop_child(pid_t pid, std::chrono::seconds grace = stop_grace) {
   ::kill(pid, SIGTERM);
   auto deadline = std::chrono::steady_clock::now() + grace;
   int status = 0;
